@@ -1,0 +1,78 @@
+# The two commands: `make run` (whole pipeline on embedded defaults) and `make test`.
+# Both create .venv, install the pinned dependencies and fetch the jars on first use;
+# later runs reuse them (set-up is skipped unless constraints.txt, setup.cfg or the pom change).
+
+PYTHON    ?= python3.11
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMPS    := .stamps
+RISKCTL   := $(BIN)/riskctl
+CUSTOMERS ?= 20000
+SEED      ?= 42
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup venv jars run test test-fast lint format bench mlflow-ui airflow-standalone \
+        tables clean clean-data constraints
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-20s %s\n", $$1, $$2}'
+
+$(STAMPS)/venv: constraints.txt setup.cfg pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(STAMPS)/jars: infra/maven/pom.xml
+	@mkdir -p $(STAMPS)
+	rm -rf jars
+	mvn --batch-mode --quiet -f infra/maven/pom.xml dependency:copy-dependencies
+	@touch $@
+
+venv: $(STAMPS)/venv ## create .venv and install pinned dependencies
+jars: $(STAMPS)/jars ## fetch Delta and JDBC jars from Maven Central into ./jars
+setup: venv jars ## everything run and test need
+
+run: setup ## run the whole pipeline on embedded defaults (CUSTOMERS=20000 SEED=42)
+	$(RISKCTL) run --customers $(CUSTOMERS) --seed $(SEED)
+
+test: setup ## run every test (pytest)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## the tests without the slow end-to-end ones
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: venv ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## ruff format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup ## benchmark generation and the pipeline; prints figures
+	$(BIN)/python infra/benchmark.py
+
+tables: venv ## list every table with row count and Delta version
+	$(RISKCTL) tables
+
+mlflow-ui: venv ## MLflow UI on http://127.0.0.1:5000 over the local tracking store
+	$(RISKCTL) mlflow-ui
+
+airflow-standalone: venv ## Airflow (api-server, scheduler, dag-processor) with this project's DAGs
+	$(RISKCTL) airflow standalone
+
+constraints: ## re-resolve pinned versions from setup.cfg into constraints.txt
+	rm -rf /tmp/riskcontrol-resolve && $(PYTHON) -m venv /tmp/riskcontrol-resolve
+	/tmp/riskcontrol-resolve/bin/pip install --quiet '.[dev]'
+	{ echo "# Pinned versions of every Python package, resolved together on Python 3.11."; \
+	  echo "# Regenerate after changing requirements in setup.cfg: make constraints"; \
+	  /tmp/riskcontrol-resolve/bin/pip freeze --exclude-editable | grep -v '^riskcontrol'; } > constraints.txt
+
+clean-data: ## delete generated data, the lakehouse, MLflow and Airflow state
+	rm -rf lakehouse data mlflow.db mlartifacts .airflow reports spark-warehouse .derby
+
+clean: clean-data ## also delete .venv and jars
+	rm -rf $(VENV) jars $(STAMPS)

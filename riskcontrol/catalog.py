@@ -1,0 +1,466 @@
+"""The one place that knows every table: name, layer, path, schema, keys.
+
+Bronze holds data as received plus provenance; silver is typed, deduplicated and
+pseudonymized; gold holds features and scores; ``ops`` holds the run manifest and the
+quarantine. Schemas are constants, validated where data crosses a boundary
+(``validate``), so a wrong column fails loudly at the step that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from riskcontrol.config import Settings
+
+_TYPES: dict[str, T.DataType] = {
+    "string": T.StringType(),
+    "int": T.IntegerType(),
+    "long": T.LongType(),
+    "double": T.DoubleType(),
+    "boolean": T.BooleanType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+}
+
+
+def schema(*columns: str) -> T.StructType:
+    """Build a StructType from ``"name type"`` strings (types: see ``_TYPES``)."""
+    fields = []
+    for spec in columns:
+        name, type_name = spec.split()
+        fields.append(T.StructField(name, _TYPES[type_name], True))
+    return T.StructType(fields)
+
+
+PROVENANCE = schema(
+    "_ingest_id string",
+    "_source string",
+    "_source_uri string",
+    "_ingested_at timestamp",
+    "_content_hash string",
+)
+PROVENANCE_COLUMNS = tuple(PROVENANCE.fieldNames())
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table of the lakehouse."""
+
+    layer: str
+    name: str
+    schema: T.StructType
+    keys: tuple[str, ...] = ()
+    description: str = ""
+    strict: bool = True  # strict: exact columns and types; else: declared columns present
+    partition_by: tuple[str, ...] = field(default=())
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    def path(self, settings: Settings) -> str:
+        return f"{str(settings.lakehouse_root).rstrip('/')}/{self.layer}/{self.name}"
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.fieldNames()
+
+
+class SchemaError(ValueError):
+    """A DataFrame does not match the contract of the table it is written to."""
+
+
+def validate(df: DataFrame, table: Table) -> DataFrame:
+    """Check ``df`` against ``table``'s contract and return it ordered as declared."""
+    actual = {f.name: f.dataType for f in df.schema.fields}
+    missing = [c for c in table.columns if c not in actual]
+    problems = []
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if table.strict:
+        extra = [c for c in actual if c not in table.columns]
+        if extra:
+            problems.append(f"unexpected columns {extra}")
+        wrong = [
+            f"{f.name}: {actual[f.name].simpleString()} (want {f.dataType.simpleString()})"
+            for f in table.schema.fields
+            if f.name in actual and actual[f.name] != f.dataType
+        ]
+        if wrong:
+            problems.append("wrong types " + ", ".join(wrong))
+    if problems:
+        raise SchemaError(f"{table.full_name}: " + "; ".join(problems))
+    if table.strict:
+        return df.select(*table.columns)
+    return df
+
+
+def _bronze(name: str, *columns: str, keys: tuple[str, ...], description: str) -> Table:
+    cols = schema(*columns)
+    return Table(
+        "bronze",
+        name,
+        T.StructType(cols.fields + PROVENANCE.fields),
+        keys=keys,
+        description=description,
+        strict=False,  # as received: a source may add columns, they are kept
+    )
+
+
+# --- bronze: as received, with provenance -----------------------------------------
+BRONZE_CUSTOMERS = _bronze(
+    "customers",
+    "customer_id string",
+    "national_id string",
+    "name string",
+    "mobile string",
+    "updated_at string",
+    keys=("customer_id",),
+    description="lending-system customers (JDBC), sensitive fields as received",
+)
+BRONZE_APPLICATIONS = _bronze(
+    "applications",
+    "application_id string",
+    "customer_id string",
+    "updated_at string",
+    keys=("application_id",),
+    description="loan applications (JDBC)",
+)
+BRONZE_LOANS = _bronze(
+    "loans",
+    "loan_id string",
+    "application_id string",
+    "updated_at string",
+    keys=("loan_id",),
+    description="disbursed loans (JDBC)",
+)
+BRONZE_REPAYMENTS = _bronze(
+    "repayments",
+    "repayment_id string",
+    "loan_id string",
+    "updated_at string",
+    keys=("repayment_id",),
+    description="repayment schedule lines with days past due (JDBC)",
+)
+RAW_LINE = ("payload string",)
+BRONZE_BUREAU = _bronze(
+    "bureau_reports",
+    *RAW_LINE,
+    keys=("_content_hash",),
+    description="credit bureau reports, one raw JSON document per row (file drop)",
+)
+BRONZE_EVENTS = _bronze(
+    "app_events",
+    *RAW_LINE,
+    keys=("_content_hash",),
+    description="app/device events, one raw JSON line per row (file drop)",
+)
+BRONZE_NOTES = _bronze(
+    "service_notes",
+    *RAW_LINE,
+    keys=("_content_hash",),
+    description="customer-service notes, one raw text record per row (file drop)",
+)
+
+# --- silver: typed, deduplicated, pseudonymized -------------------------------------
+SILVER_CUSTOMERS = Table(
+    "silver",
+    "customers",
+    schema(
+        "customer_id string",
+        "customer_key string",
+        "national_id_masked string",
+        "phone_key string",
+        "phone_masked string",
+        "name_masked string",
+        "gender string",
+        "birth_date date",
+        "region_code string",
+        "province string",
+        "city string",
+        "education string",
+        "employment_type string",
+        "employer_name string",
+        "monthly_income double",
+        "registered_at timestamp",
+        "updated_at timestamp",
+    ),
+    keys=("customer_id",),
+    description="customers; national ID and phone as HMAC pseudonyms and masked values",
+)
+SILVER_APPLICATIONS = Table(
+    "silver",
+    "applications",
+    schema(
+        "application_id string",
+        "customer_id string",
+        "applied_at timestamp",
+        "application_date date",
+        "requested_amount double",
+        "term_months int",
+        "purpose string",
+        "channel string",
+        "province string",
+        "status string",
+        "decided_at timestamp",
+        "updated_at timestamp",
+    ),
+    keys=("application_id",),
+    description="loan applications, typed, latest version per application",
+)
+SILVER_LOANS = Table(
+    "silver",
+    "loans",
+    schema(
+        "loan_id string",
+        "application_id string",
+        "customer_id string",
+        "disbursed_date date",
+        "principal double",
+        "term_months int",
+        "annual_rate double",
+        "status string",
+        "updated_at timestamp",
+    ),
+    keys=("loan_id",),
+    description="disbursed loans",
+)
+SILVER_REPAYMENTS = Table(
+    "silver",
+    "repayments",
+    schema(
+        "repayment_id string",
+        "loan_id string",
+        "installment_no int",
+        "due_date date",
+        "amount_due double",
+        "paid_date date",
+        "amount_paid double",
+        "dpd int",
+        "updated_at timestamp",
+    ),
+    keys=("repayment_id",),
+    description="repayment schedule lines",
+)
+SILVER_BUREAU = Table(
+    "silver",
+    "bureau_reports",
+    schema(
+        "report_id string",
+        "application_id string",
+        "customer_key string",
+        "report_time timestamp",
+        "schema_version int",
+        "bureau_score int",
+        "inquiries_6m int",
+        "open_loans int",
+        "total_credit_limit double",
+        "total_balance double",
+        "overdue_accounts int",
+        "max_dpd_24m int",
+        "credit_history_months int",
+        "consumer_finance_loans int",
+        "n_accounts int",
+        "n_alerts int",
+    ),
+    keys=("report_id",),
+    description="bureau reports flattened to typed columns",
+)
+SILVER_EVENTS = Table(
+    "silver",
+    "app_events",
+    schema(
+        "event_id string",
+        "customer_id string",
+        "device_id string",
+        "event_type string",
+        "event_ts timestamp",
+        "event_date date",
+        "os string",
+        "app_version string",
+        "duration_s int",
+        "is_night boolean",
+    ),
+    keys=("event_id",),
+    description="app/device events, typed",
+)
+SILVER_NOTES = Table(
+    "silver",
+    "service_notes",
+    schema(
+        "note_id string",
+        "customer_id string",
+        "noted_at timestamp",
+        "agent string",
+        "channel string",
+        "text string",
+        "negative_hits int",
+    ),
+    keys=("note_id",),
+    description="customer-service notes with a count of negative-lexicon hits",
+)
+
+# --- gold: features and scores ------------------------------------------------------
+NUMERIC_FEATURES = (
+    "requested_amount",
+    "term_months",
+    "age",
+    "monthly_income",
+    "amount_to_income",
+    "bureau_score",
+    "inquiries_6m",
+    "open_loans",
+    "utilization",
+    "overdue_accounts",
+    "max_dpd_24m",
+    "credit_history_months",
+    "ev_count_30d",
+    "ev_night_share_30d",
+    "ev_loan_calc_30d",
+    "ev_apply_click_30d",
+    "notes_count_90d",
+    "notes_negative_90d",
+    "prior_loans",
+    "prior_max_dpd",
+    "prior_late_installments",
+)
+CATEGORICAL_FEATURES = ("channel", "purpose", "province", "employment_type", "education")
+
+GOLD_APPLICATION_FEATURES = Table(
+    "gold",
+    "application_features",
+    schema(
+        "application_id string",
+        "customer_id string",
+        "customer_key string",
+        "application_date date",
+        "application_month string",
+        "status string",
+        "requested_amount double",
+        "term_months double",
+        "age double",
+        "monthly_income double",
+        "amount_to_income double",
+        "bureau_score double",
+        "inquiries_6m double",
+        "open_loans double",
+        "utilization double",
+        "overdue_accounts double",
+        "max_dpd_24m double",
+        "credit_history_months double",
+        "ev_count_30d double",
+        "ev_night_share_30d double",
+        "ev_loan_calc_30d double",
+        "ev_apply_click_30d double",
+        "notes_count_90d double",
+        "notes_negative_90d double",
+        "prior_loans double",
+        "prior_max_dpd double",
+        "prior_late_installments double",
+        "channel string",
+        "purpose string",
+        "province string",
+        "employment_type string",
+        "education string",
+        "label int",
+        "label_matured boolean",
+        "feature_time timestamp",
+    ),
+    keys=("application_id",),
+    description="one row per application: point-in-time features and the matured label",
+)
+GOLD_SCORED_APPLICATIONS = Table(
+    "gold",
+    "scored_applications",
+    schema(
+        "application_id string",
+        "customer_key string",
+        "application_date date",
+        "requested_amount double",
+        "pd double",
+        "score int",
+        "risk_band string",
+        "impact double",
+        "quadrant string",
+        "strategy string",
+        "decision string",
+        "model_name string",
+        "model_version string",
+        "feature_time timestamp",
+        "scored_at timestamp",
+    ),
+    keys=("application_id",),
+    description="new applications scored by the champion model",
+)
+
+# --- ops: manifest and quarantine ---------------------------------------------------
+OPS_MANIFEST = Table(
+    "ops",
+    "manifest",
+    schema(
+        "run_id string",
+        "stage string",
+        "source string",
+        "target string",
+        "window_start string",
+        "window_end string",
+        "rows_in long",
+        "rows_out long",
+        "rows_unchanged long",
+        "rows_quarantined long",
+        "started_at timestamp",
+        "finished_at timestamp",
+    ),
+    keys=("run_id", "stage", "source", "target"),
+    description="one row per step and run: rows_in = rows_out + rows_unchanged + rows_quarantined",
+)
+OPS_QUARANTINE = Table(
+    "ops",
+    "quarantine",
+    schema(
+        "run_id string",
+        "stage string",
+        "target string",
+        "rule string",
+        "reason string",
+        "record string",
+        "record_hash string",
+        "source_uri string",
+        "quarantined_at timestamp",
+    ),
+    keys=("target", "rule", "record_hash"),
+    description="every rejected row, with the rule it broke and why",
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    BRONZE_CUSTOMERS,
+    BRONZE_APPLICATIONS,
+    BRONZE_LOANS,
+    BRONZE_REPAYMENTS,
+    BRONZE_BUREAU,
+    BRONZE_EVENTS,
+    BRONZE_NOTES,
+    SILVER_CUSTOMERS,
+    SILVER_APPLICATIONS,
+    SILVER_LOANS,
+    SILVER_REPAYMENTS,
+    SILVER_BUREAU,
+    SILVER_EVENTS,
+    SILVER_NOTES,
+    GOLD_APPLICATION_FEATURES,
+    GOLD_SCORED_APPLICATIONS,
+    OPS_MANIFEST,
+    OPS_QUARANTINE,
+)
+TABLES = {t.full_name: t for t in ALL_TABLES}
+
+
+def table(full_name: str) -> Table:
+    """Look a table up by ``layer.name``; the error lists the known ones."""
+    try:
+        return TABLES[full_name]
+    except KeyError:
+        raise KeyError(f"unknown table {full_name!r}; known: {', '.join(TABLES)}") from None

@@ -1,0 +1,169 @@
+"""One settings object for the whole pipeline.
+
+Every value comes from an environment variable with the ``RISK_`` prefix (or a
+git-ignored ``.env`` file in the project folder), with embedded defaults that keep
+everything inside the project folder: Spark in local mode, Delta tables under
+``./lakehouse``, MLflow and Airflow on SQLite.
+
+``RISK_ENV`` picks the environment (``local``, ``test``, ``cluster``); it only changes
+defaults that differ between environments, never code paths.
+
+Secrets (the pseudonymization key, database passwords) are only read from the
+environment or ``.env``; in the ``local`` and ``test`` environments a random key is
+generated into ``.env`` on first use so that ``make run`` works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "RISK_"
+
+
+class Settings(BaseSettings):
+    """Pipeline configuration; see README "Configuration" for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=str(PROJECT_ROOT / ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: str = Field("local", description="local | test | cluster")
+    home: Path = Field(PROJECT_ROOT, description="folder every default path lives under")
+
+    # --- storage -----------------------------------------------------------------
+    lakehouse_root: str | None = Field(
+        None, description="Delta lakehouse root (path or URI, e.g. s3a://bucket/lake)"
+    )
+    data_dir: Path | None = Field(None, description="generated data and file drops")
+
+    # --- Spark -------------------------------------------------------------------
+    spark_master: str = "local[*]"
+    spark_app_name: str = "riskcontrol"
+    spark_shuffle_partitions: int = 4
+    spark_driver_memory: str = "4g"
+    jars_dir: Path | None = Field(None, description="Delta and JDBC jars fetched by Maven")
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description='extra Spark conf as JSON, e.g. {"spark.x": "y"}'
+    )
+
+    # --- lending system database (read over JDBC) ----------------------------------
+    lending_jdbc_url: str | None = Field(None, description="jdbc:sqlite:... or jdbc:postgresql:...")
+    lending_jdbc_user: str | None = None
+    lending_jdbc_password: SecretStr | None = None
+    lending_jdbc_fetchsize: int = 10_000
+
+    # --- MLflow ------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str | None = None
+    mlflow_experiment: str = "credit-risk"
+    registered_model: str = "application_pd"
+
+    # --- Airflow -----------------------------------------------------------------
+    airflow_home: Path | None = None
+
+    # --- personal-information protection ----------------------------------------
+    pii_key: SecretStr | None = Field(None, description="HMAC key for pseudonyms (secret)")
+
+    # --- risk policy -------------------------------------------------------------
+    performance_months: int = Field(6, description="months on book before a label matures")
+    bad_dpd: int = Field(60, description="DPD that makes a loan 'bad' within the window")
+    oot_months: int = Field(3, description="matured months held out as the out-of-time test")
+    lgd: float = Field(0.45, description="loss given default for impact = EAD x LGD")
+    quadrant_pd_threshold: float = Field(0.10, description="PD at or above = high probability")
+    quadrant_impact_threshold: float = Field(
+        9_000.0, description="EAD x LGD at or above = high impact (currency units)"
+    )
+    approve_below_pd: float = Field(0.08, description="PD below this: approve")
+    reject_from_pd: float = Field(0.20, description="PD at or above this: reject; between: review")
+    score_base: int = Field(600, description="score at base odds")
+    score_base_odds: float = Field(19.0, description="good:bad odds that score_base stands for")
+    score_pdo: float = Field(50.0, description="points to double the odds")
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        home = Path(self.home).resolve()
+        self.home = home
+        if self.lakehouse_root is None:
+            self.lakehouse_root = str(home / "lakehouse")
+        if self.data_dir is None:
+            self.data_dir = home / "data"
+        if self.jars_dir is None:  # the install's jars, not the data's
+            self.jars_dir = PROJECT_ROOT / "jars"
+        if self.lending_jdbc_url is None:
+            self.lending_jdbc_url = f"jdbc:sqlite:{self.data_dir / 'lending.db'}"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+        if self.mlflow_artifact_root is None:
+            self.mlflow_artifact_root = (home / "mlartifacts").as_uri()
+        if self.airflow_home is None:
+            self.airflow_home = home / ".airflow"
+        if not 0 < self.approve_below_pd <= self.reject_from_pd < 1:
+            raise ValueError(
+                "need 0 < RISK_APPROVE_BELOW_PD <= RISK_REJECT_FROM_PD < 1, got "
+                f"{self.approve_below_pd} and {self.reject_from_pd}"
+            )
+        return self
+
+    # --- derived locations -------------------------------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        """Where file drops (bureau JSON, events, notes) arrive."""
+        return Path(self.data_dir) / "landing"
+
+    @property
+    def lending_db_path(self) -> Path | None:
+        """The SQLite file behind the default JDBC URL, if that is what is configured."""
+        url = self.lending_jdbc_url or ""
+        return Path(url.removeprefix("jdbc:sqlite:")) if url.startswith("jdbc:sqlite:") else None
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def pii_secret(self) -> bytes:
+        """The HMAC key; fails with instructions when it is missing."""
+        if self.pii_key is None or not self.pii_key.get_secret_value():
+            raise RuntimeError(
+                "RISK_PII_KEY is not set. Export it (any long random string, e.g. "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`) or put it in "
+                f"{PROJECT_ROOT / '.env'}. Run `riskctl init` to create a local one."
+            )
+        return self.pii_key.get_secret_value().encode("utf-8")
+
+
+def ensure_local_secrets(env_file: Path = PROJECT_ROOT / ".env") -> bool:
+    """Create a git-ignored ``.env`` with a random pseudonymization key, for local use.
+
+    Only when no key is configured and the environment is not ``cluster``: production
+    keys come from the deployment's secret store, never from here. Returns True when
+    a key was written.
+    """
+    if os.environ.get(f"{ENV_PREFIX}PII_KEY") or os.environ.get(f"{ENV_PREFIX}ENV") == "cluster":
+        return False
+    existing = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
+    if f"{ENV_PREFIX}PII_KEY=" in existing:
+        return False
+    with env_file.open("a", encoding="utf-8") as fh:
+        if existing and not existing.endswith("\n"):
+            fh.write("\n")
+        fh.write("# generated by riskctl for local use; never commit this file\n")
+        fh.write(f"{ENV_PREFIX}PII_KEY={secrets.token_hex(32)}\n")
+    env_file.chmod(0o600)
+    get_settings.cache_clear()
+    return True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()
