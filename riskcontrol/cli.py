@@ -1,0 +1,284 @@
+"""`riskctl`: every stage of the pipeline as one command line.
+
+Run `riskctl --help` for the commands and `riskctl COMMAND --help` for each one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from riskcontrol.config import PROJECT_ROOT, Settings, ensure_local_secrets, get_settings
+
+EPILOG = """\
+typical use:
+  riskctl run                      generate a book and run collect -> analyze -> apply
+  riskctl tables                   what a run produced: every table, rows, Delta version
+  riskctl mlflow-ui                browse the models at http://127.0.0.1:5000
+  riskctl airflow standalone       Airflow with the collect/analyze/apply DAGs
+
+configuration: environment variables RISK_* or a .env file (see README "Configuration")
+"""
+
+
+def _say(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def _settings() -> Settings:
+    ensure_local_secrets()
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _spark(settings: Settings):
+    from riskcontrol.spark import get_spark
+
+    _say(f"starting Spark ({settings.spark_master})")
+    return get_spark(settings)
+
+
+def _new_run(settings: Settings):
+    from riskcontrol.ops import Run
+
+    return Run(_spark(settings), settings)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    written = ensure_local_secrets()
+    s = get_settings()
+    print(f"project:     {PROJECT_ROOT}")
+    print(f"lakehouse:   {s.lakehouse_root}")
+    print(f"data:        {s.data_dir}")
+    print(f"mlflow:      {s.mlflow_tracking_uri}")
+    print(f"airflow:     {s.airflow_home}")
+    print(f".env:        {'created with a new RISK_PII_KEY' if written else 'key already configured'}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from riskcontrol.generate import generate
+
+    settings = _settings()
+    start = dt.date.fromisoformat(args.start)
+    _say(f"generating {args.customers:,} customers (seed {args.seed}) into {settings.data_dir}")
+    summary = generate(
+        settings.data_dir, customers=args.customers, seed=args.seed, start=start, months=args.months,
+        progress=_say,
+    )
+    _say(f"generated: {summary}")
+    return 0
+
+
+def _print_steps(steps) -> None:
+    print(f"  {'stage':8} {'source':24} {'target':30} {'in':>9} {'out':>9} {'unchanged':>9} {'quarant.':>8}")
+    for s in steps:
+        print(
+            f"  {s.stage:8} {s.source:24} {s.target:30} {s.rows_in:>9,} {s.rows_out:>9,} "
+            f"{s.rows_unchanged:>9,} {s.rows_quarantined:>8,}"
+        )
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from riskcontrol.pipeline import run_collect
+
+    run = _new_run(_settings())
+    _print_steps(run_collect(run, _say))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from riskcontrol.pipeline import run_analyze
+
+    run = _new_run(_settings())
+    _print_steps(run_analyze(run, _say))
+    return 0
+
+
+def _print_models(trained) -> None:
+    for tm in trained:
+        m = tm.metrics
+        print(
+            f"  {tm.kind:15} v{tm.version}  out-of-time AUC {m['oot_auc']:.4f}  KS {m['oot_ks']:.4f}"
+            f"  (train AUC {m['train_auc']:.4f}, {tm.train_seconds:.1f}s)"
+        )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from riskcontrol.pipeline import run_train
+
+    run = _new_run(_settings())
+    _print_models(run_train(run, _say, seed=args.seed))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from riskcontrol.pipeline import run_score
+
+    run = _new_run(_settings())
+    _print_steps([run_score(run, _say)])
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from riskcontrol import pipeline
+
+    settings = _settings()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if not args.skip_generate:
+        cmd_generate(args)
+        timings["generate"] = time.perf_counter() - t0
+    run = _new_run(settings)
+    steps = []
+    for name, fn in (
+        ("collect", pipeline.run_collect),
+        ("analyze", pipeline.run_analyze),
+    ):
+        t = time.perf_counter()
+        steps += fn(run, _say)
+        timings[name] = time.perf_counter() - t
+    t = time.perf_counter()
+    trained = pipeline.run_train(run, _say, seed=args.seed)
+    timings["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    steps.append(pipeline.run_score(run, _say))
+    timings["apply"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    print(f"\nrun {run.run_id}: every step reconciles (in = out + unchanged + quarantined)")
+    _print_steps(steps)
+    print("\nmodels (registered as " f"{settings.registered_model!r}):")
+    _print_models(trained)
+    _print_scored(run)
+    print("\ntimings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+    print(
+        f"\nwhere to look:\n  tables      riskctl tables   (Delta under {settings.lakehouse_root})\n"
+        f"  models      riskctl mlflow-ui   (store {settings.mlflow_tracking_uri})\n"
+        "  scores      gold.scored_applications; rejects in ops.quarantine; counts in ops.manifest"
+    )
+    return 0
+
+
+def _print_scored(run) -> None:
+    from pyspark.sql import functions as F
+
+    from riskcontrol import lakehouse
+    from riskcontrol.catalog import GOLD_SCORED_APPLICATIONS
+
+    scored = lakehouse.read(run.spark, GOLD_SCORED_APPLICATIONS, run.settings)
+    rows = scored.groupBy("quadrant", "decision").agg(F.count("*").alias("n")).orderBy(
+        "quadrant", "decision"
+    ).collect()
+    print("\ngold.scored_applications by quadrant and decision:")
+    for r in rows:
+        print(f"  {r['quadrant']}  {r['decision']:8} {r['n']:>8,}")
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from riskcontrol import lakehouse
+
+    settings = _settings()
+    spark = _spark(settings)
+    print(f"{'table':28} {'rows':>12} {'version':>8}  description")
+    for st in lakehouse.status(spark, settings):
+        rows = f"{st.rows:,}" if st.rows is not None else "-"
+        ver = str(st.version) if st.version is not None else "-"
+        print(f"{st.full_name:28} {rows:>12} {ver:>8}  {st.description}")
+    print(f"\nlakehouse: {settings.lakehouse_root}  ('-': not created yet; run `riskctl run`)")
+    return 0
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    settings = _settings()
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+        "--default-artifact-root",
+        settings.mlflow_artifact_root,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    os.execv(argv[0], argv)
+    return 0
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment that points Airflow at this project's DAGs and SQLite home."""
+    home = settings.airflow_home
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **airflow_env(settings)}
+    argv = [os.path.join(os.path.dirname(sys.executable), "airflow"), *args.airflow_args]
+    os.execve(argv[0], argv, env)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskctl",
+        description="Big-data risk control pipeline: collect -> analyze -> apply.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("init", cmd_init, "create a local .env with a pseudonymization key; show where things go")
+
+    def gen_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--customers", type=int, default=20_000, help="customers to generate (20000)")
+        p.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data (42)")
+        p.add_argument("--start", default="2024-01-01", help="first application month (2024-01-01)")
+        p.add_argument("--months", type=int, default=27, help="months of applications (27)")
+
+    gen_args(add("generate", cmd_generate, "generate a synthetic lending book into RISK_DATA_DIR"))
+    add("collect", cmd_collect, "collect tier: lending DB (JDBC) and file drops -> bronze")
+    add("analyze", cmd_analyze, "analyze tier: bronze -> silver -> gold features")
+    p = add("train", cmd_train, "train the decision tree and neural network; log to MLflow")
+    p.add_argument("--seed", type=int, default=42)
+    add("score", cmd_score, "apply tier: score pending applications with the champion model")
+    p = add("run", cmd_run, "the whole pipeline: generate, collect, analyze, train, score")
+    gen_args(p)
+    p.add_argument("--skip-generate", action="store_true", help="use the data already generated")
+    add("tables", cmd_tables, "list every table with its row count and Delta version")
+    p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI over the project's tracking store")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p = add("airflow", cmd_airflow, "run the airflow CLI with this project's home and DAGs")
+    p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"riskctl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

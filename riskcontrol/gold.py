@@ -1,0 +1,215 @@
+"""Analyze tier, silver -> gold: point-in-time application features and matured labels.
+
+Every feature of an application is computed from what was known before the
+application was made (events and notes before ``applied_at``, repayments due before the
+application date, the bureau report pulled for that application), so a model trained on
+history sees what a live decision would have seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from riskcontrol.catalog import GOLD_APPLICATION_FEATURES, NUMERIC_FEATURES
+
+
+def pit_dpd(due_date: Column, paid_date: Column, as_of: Column) -> Column:
+    """Days past due of an installment as seen on ``as_of`` (0 if not yet due or on time)."""
+    settled = F.least(F.coalesce(paid_date, as_of), as_of)
+    return F.when(due_date >= as_of, 0).otherwise(F.greatest(F.datediff(settled, due_date), F.lit(0)))
+
+
+def loan_labels(
+    loans: DataFrame, repayments: DataFrame, as_of: dt.date, performance_months: int, bad_dpd: int
+) -> DataFrame:
+    """Per loan: ``label`` 1 if it reached ``bad_dpd`` within the performance window.
+
+    The window ends ``performance_months`` after disbursement; a loan whose window has
+    not ended by ``as_of`` is not matured and gets a null label.
+    """
+    window_end = F.add_months("disbursed_date", performance_months)
+    lw = loans.select("loan_id", "application_id", window_end.alias("window_end"))
+    worst = (
+        lw.join(repayments.select("loan_id", "due_date", "paid_date"), "loan_id", "left")
+        .where(F.col("due_date").isNull() | (F.col("due_date") <= F.col("window_end")))
+        .groupBy("loan_id", "application_id", "window_end")
+        .agg(
+            F.max(pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("window_end"))).alias(
+                "worst_dpd"
+            )
+        )
+    )
+    matured = F.col("window_end") <= F.lit(as_of)
+    return worst.select(
+        "application_id",
+        F.when(matured, (F.coalesce(F.col("worst_dpd"), F.lit(0)) >= bad_dpd).cast("int")).alias(
+            "label"
+        ),
+        matured.alias("label_matured"),
+    )
+
+
+def event_features(apps: DataFrame, events: DataFrame, days: int = 30) -> DataFrame:
+    """App-event aggregates in the ``days`` before each application."""
+    joined = apps.select("application_id", "customer_id", "applied_at").join(
+        events.select("customer_id", "event_ts", "event_type", "is_night"), "customer_id"
+    )
+    in_window = (F.col("event_ts") < F.col("applied_at")) & (
+        F.col("event_ts") >= F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
+    )
+    return (
+        joined.where(in_window)
+        .groupBy("application_id")
+        .agg(
+            F.count("*").cast("double").alias("ev_count_30d"),
+            F.avg(F.col("is_night").cast("double")).alias("ev_night_share_30d"),
+            F.sum((F.col("event_type") == "loan_calc").cast("double")).alias("ev_loan_calc_30d"),
+            F.sum((F.col("event_type") == "apply_click").cast("double")).alias(
+                "ev_apply_click_30d"
+            ),
+        )
+    )
+
+
+def note_features(apps: DataFrame, notes: DataFrame, days: int = 90) -> DataFrame:
+    """Service-note counts (all, and with negative-lexicon hits) before each application."""
+    joined = apps.select("application_id", "customer_id", "applied_at").join(
+        notes.select("customer_id", "noted_at", "negative_hits"), "customer_id"
+    )
+    in_window = (F.col("noted_at") < F.col("applied_at")) & (
+        F.col("noted_at") >= F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
+    )
+    return (
+        joined.where(in_window)
+        .groupBy("application_id")
+        .agg(
+            F.count("*").cast("double").alias("notes_count_90d"),
+            F.sum((F.col("negative_hits") > 0).cast("double")).alias("notes_negative_90d"),
+        )
+    )
+
+
+def prior_loan_features(apps: DataFrame, loans: DataFrame, repayments: DataFrame) -> DataFrame:
+    """The customer's own repayment record with this lender before the application date."""
+    prior = apps.select("application_id", "customer_id", "application_date").join(
+        loans.select("loan_id", "customer_id", "disbursed_date"), "customer_id"
+    ).where(F.col("disbursed_date") < F.col("application_date"))
+    lines = prior.join(repayments.select("loan_id", "due_date", "paid_date"), "loan_id", "left")
+    lines = lines.where(F.col("due_date").isNull() | (F.col("due_date") < F.col("application_date")))
+    dpd = pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("application_date"))
+    return lines.groupBy("application_id").agg(
+        F.countDistinct("loan_id").cast("double").alias("prior_loans"),
+        F.coalesce(F.max(dpd), F.lit(0)).cast("double").alias("prior_max_dpd"),
+        F.sum(F.when(F.col("due_date").isNotNull() & (dpd > 0), 1).otherwise(0))
+        .cast("double")
+        .alias("prior_late_installments"),
+    )
+
+
+def application_features(
+    applications: DataFrame,
+    customers: DataFrame,
+    bureau: DataFrame,
+    events: DataFrame,
+    notes: DataFrame,
+    loans: DataFrame,
+    repayments: DataFrame,
+    as_of: dt.date,
+    performance_months: int,
+    bad_dpd: int,
+) -> DataFrame:
+    """One gold row per application: features known at application time and the label."""
+    apps = applications
+    cust = customers.select(
+        "customer_id",
+        "customer_key",
+        "birth_date",
+        "monthly_income",
+        "employment_type",
+        "education",
+    )
+    # The report pulled for this application, never one pulled after it was made.
+    bur = (
+        apps.select("application_id", "applied_at")
+        .join(bureau, "application_id")
+        .where(F.to_date("report_time") <= F.to_date("applied_at"))
+        .drop("applied_at", "customer_key")
+        .dropDuplicates(["application_id"])
+    )
+    df = (
+        apps.join(cust, "customer_id", "left")
+        .join(bur, "application_id", "left")
+        .join(event_features(apps, events), "application_id", "left")
+        .join(note_features(apps, notes), "application_id", "left")
+        .join(prior_loan_features(apps, loans, repayments), "application_id", "left")
+        .join(
+            loan_labels(loans, repayments, as_of, performance_months, bad_dpd),
+            "application_id",
+            "left",
+        )
+    )
+    zero_if_missing = [
+        "ev_count_30d",
+        "ev_loan_calc_30d",
+        "ev_apply_click_30d",
+        "notes_count_90d",
+        "notes_negative_90d",
+        "prior_loans",
+        "prior_max_dpd",
+        "prior_late_installments",
+    ]
+    out = df.select(
+        "application_id",
+        "customer_id",
+        "customer_key",
+        "application_date",
+        F.date_format("application_date", "yyyy-MM").alias("application_month"),
+        "status",
+        F.col("requested_amount").cast("double").alias("requested_amount"),
+        F.col("term_months").cast("double").alias("term_months"),
+        F.floor(F.months_between("application_date", "birth_date") / 12)
+        .cast("double")
+        .alias("age"),
+        F.col("monthly_income").cast("double").alias("monthly_income"),
+        F.try_divide("requested_amount", "monthly_income").alias("amount_to_income"),
+        F.col("bureau_score").cast("double").alias("bureau_score"),
+        *[
+            F.col(c).cast("double").alias(c)
+            for c in (
+                "inquiries_6m",
+                "open_loans",
+            )
+        ],
+        F.try_divide("total_balance", "total_credit_limit").alias("utilization"),
+        *[
+            F.col(c).cast("double").alias(c)
+            for c in ("overdue_accounts", "max_dpd_24m", "credit_history_months")
+        ],
+        *[
+            F.coalesce(F.col(c), F.lit(0.0)).alias(c) if c in zero_if_missing else F.col(c)
+            for c in (
+                "ev_count_30d",
+                "ev_night_share_30d",
+                "ev_loan_calc_30d",
+                "ev_apply_click_30d",
+                "notes_count_90d",
+                "notes_negative_90d",
+                "prior_loans",
+                "prior_max_dpd",
+                "prior_late_installments",
+            )
+        ],
+        "channel",
+        "purpose",
+        "province",
+        "employment_type",
+        "education",
+        "label",
+        F.coalesce("label_matured", F.lit(False)).alias("label_matured"),
+        F.current_timestamp().alias("feature_time"),
+    )
+    assert tuple(c for c in out.columns if c in NUMERIC_FEATURES) == NUMERIC_FEATURES
+    return out.select(*GOLD_APPLICATION_FEATURES.columns)

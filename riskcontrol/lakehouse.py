@@ -1,0 +1,133 @@
+"""Delta IO for the catalog's tables: read, MERGE (never blind INSERT), versions.
+
+Every write goes through ``merge`` or ``overwrite`` here, so idempotency and schema
+validation live in one place: re-running a step with the same input changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from riskcontrol.catalog import ALL_TABLES, Table, validate
+from riskcontrol.config import Settings
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    inserted: int
+    updated: int
+
+
+def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
+    return DeltaTable.isDeltaTable(spark, table.path(settings))
+
+
+def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
+    """The table as a DataFrame; a clear error names the step that creates it."""
+    if not exists(spark, table, settings):
+        raise FileNotFoundError(
+            f"{table.full_name} does not exist at {table.path(settings)}: run the step that "
+            "writes it first (`riskctl run`, or the tier before this one)."
+        )
+    return spark.read.format("delta").load(table.path(settings))
+
+
+def read_or_empty(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
+    if exists(spark, table, settings):
+        return read(spark, table, settings)
+    return spark.createDataFrame([], table.schema)
+
+
+def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
+    writer = df.write.format("delta").mode("errorifexists")
+    if table.partition_by:
+        writer = writer.partitionBy(*table.partition_by)
+    writer.save(table.path(settings))
+
+
+def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
+    """Replace the table's content (used for derived tables rebuilt from their inputs)."""
+    df = validate(df, table)
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if table.partition_by:
+        writer = writer.partitionBy(*table.partition_by)
+    writer.save(table.path(settings))
+
+
+def merge(
+    df: DataFrame,
+    table: Table,
+    settings: Settings,
+    keys: tuple[str, ...] | None = None,
+    update_when: str | None = None,
+    insert_only: bool = False,
+) -> MergeResult:
+    """Upsert ``df`` into ``table`` on ``keys`` (default: the table's keys).
+
+    ``insert_only`` lands rows whose key is new and leaves existing ones untouched
+    (append-only logs such as bronze and the quarantine). ``update_when`` is a SQL
+    condition on aliases ``t`` (target) and ``s`` (source) that must hold for a matched
+    row to be updated, e.g. ``"s.updated_at > t.updated_at"``.
+    """
+    df = validate(df, table)
+    keys = keys or table.keys
+    if not keys:
+        raise ValueError(f"{table.full_name} has no keys to merge on")
+    spark = df.sparkSession
+    if not exists(spark, table, settings):
+        # First write: still de-duplicate on the keys so the result equals a merge.
+        first = df.dropDuplicates(list(keys))
+        _write_new(first, table, settings)
+        return MergeResult(inserted=read(spark, table, settings).count(), updated=0)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    builder = (
+        DeltaTable.forPath(spark, table.path(settings))
+        .alias("t")
+        .merge(df.dropDuplicates(list(keys)).alias("s"), condition)
+    )
+    if not insert_only:
+        builder = builder.whenMatchedUpdateAll(condition=update_when)
+    metrics = builder.whenNotMatchedInsertAll().execute().first()
+    return MergeResult(
+        inserted=int(metrics["num_inserted_rows"]), updated=int(metrics["num_updated_rows"])
+    )
+
+
+def version(spark: SparkSession, table: Table, settings: Settings) -> int | None:
+    if not exists(spark, table, settings):
+        return None
+    return DeltaTable.forPath(spark, table.path(settings)).history(1).first()["version"]
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    full_name: str
+    rows: int | None
+    version: int | None
+    path: str
+    description: str
+
+
+def status(spark: SparkSession, settings: Settings) -> list[TableStatus]:
+    """Every catalog table with its row count and Delta version (None: not created yet)."""
+    out = []
+    for t in ALL_TABLES:
+        present = exists(spark, t, settings)
+        out.append(
+            TableStatus(
+                t.full_name,
+                read(spark, t, settings).count() if present else None,
+                version(spark, t, settings) if present else None,
+                t.path(settings),
+                t.description,
+            )
+        )
+    return out
+
+
+def table_versions(spark: SparkSession, tables: list[Table], settings: Settings) -> dict[str, int]:
+    """Delta versions of ``tables`` (lineage for a model run)."""
+    return {t.full_name: version(spark, t, settings) for t in tables}

@@ -1,0 +1,251 @@
+"""Credit default models in Spark MLlib, tracked and registered in MLflow.
+
+A decision tree and a neural network (multilayer perceptron) are trained on matured,
+approved applications before the out-of-time window and evaluated on it. The
+preprocessing (imputation, one-hot encoding, scaling for the network) is part of the
+logged pipeline, so the registered model scores raw gold feature rows. The better model
+on the out-of-time window becomes the ``champion`` alias when it beats the current
+champion; scoring always loads ``champion``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import DecisionTreeClassifier, MultilayerPerceptronClassifier
+from pyspark.ml.feature import Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from riskcontrol import metrics
+from riskcontrol.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from riskcontrol.config import Settings
+
+MODEL_KINDS = ("decision_tree", "neural_network")
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class TrainedModel:
+    kind: str
+    model: PipelineModel
+    params: dict
+    metrics: dict[str, float]
+    train_seconds: float
+    run_id: str | None = None
+    version: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def time_split(features: DataFrame, oot_months: int) -> tuple[DataFrame, DataFrame, list[str]]:
+    """Matured, approved applications: (train, out-of-time test, the test months).
+
+    The out-of-time window is the last ``oot_months`` application months that have
+    matured labels; training uses only the months before it.
+    """
+    labelled = features.where("label_matured AND label IS NOT NULL AND status = 'approved'")
+    months = sorted(r[0] for r in labelled.select("application_month").distinct().collect())
+    if len(months) <= oot_months:
+        raise ValueError(
+            f"only {len(months)} months with matured labels; need more than RISK_OOT_MONTHS="
+            f"{oot_months}. Generate a longer history (riskctl generate --months) or lower it."
+        )
+    test_months = months[-oot_months:]
+    train = labelled.where(~F.col("application_month").isin(test_months))
+    test = labelled.where(F.col("application_month").isin(test_months))
+    return train, test, test_months
+
+
+def preprocessing(scale: bool) -> list:
+    """Impute numerics (median), one-hot categoricals (unseen levels kept), assemble."""
+    imputed = [f"{c}__imp" for c in NUMERIC_FEATURES]
+    indexed = [f"{c}__idx" for c in CATEGORICAL_FEATURES]
+    onehot = [f"{c}__ohe" for c in CATEGORICAL_FEATURES]
+    stages = [
+        Imputer(strategy="median", inputCols=list(NUMERIC_FEATURES), outputCols=imputed),
+        StringIndexer(inputCols=list(CATEGORICAL_FEATURES), outputCols=indexed, handleInvalid="keep"),
+        OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
+        VectorAssembler(
+            inputCols=imputed + onehot,
+            outputCol="features_raw" if scale else "features",
+            handleInvalid="keep",
+        ),
+    ]
+    if scale:
+        stages.append(StandardScaler(inputCol="features_raw", outputCol="features", withMean=True))
+    return stages
+
+
+def fit_decision_tree(train: DataFrame, seed: int) -> tuple[PipelineModel, dict]:
+    params = {"maxDepth": 6, "minInstancesPerNode": 50, "minInfoGain": 0.0, "maxBins": 32}
+    tree = DecisionTreeClassifier(labelCol="label", featuresCol="features", seed=seed, **params)
+    return Pipeline(stages=[*preprocessing(scale=False), tree]).fit(train), params
+
+
+def fit_neural_network(train: DataFrame, seed: int) -> tuple[PipelineModel, dict]:
+    prep = Pipeline(stages=preprocessing(scale=True)).fit(train)
+    prepared = prep.transform(train).select("features", "label").cache()
+    width = len(prepared.first()["features"])
+    params = {"layers": [width, 16, 8, 2], "maxIter": 200, "blockSize": 128, "stepSize": 0.03}
+    mlp = MultilayerPerceptronClassifier(
+        labelCol="label", featuresCol="features", seed=seed, solver="l-bfgs", **params
+    ).fit(prepared)
+    prepared.unpersist()
+    return PipelineModel(stages=[*prep.stages, mlp]), params
+
+
+FITTERS = {"decision_tree": fit_decision_tree, "neural_network": fit_neural_network}
+
+
+def positive_probability(predictions: DataFrame) -> DataFrame:
+    """Add ``pd``: the probability of class 1 from the ``probability`` vector."""
+    return predictions.withColumn("pd", vector_to_array("probability")[1])
+
+
+def evaluate(model: PipelineModel, df: DataFrame) -> dict[str, float]:
+    """AUC, KS and Gini of ``model`` on ``df`` (from probabilities), with counts."""
+    rows = positive_probability(model.transform(df)).select("pd", "label").toPandas()
+    scores, labels = rows["pd"].to_numpy(), rows["label"].to_numpy().astype(int)
+    return {
+        "auc": metrics.auc(scores, labels),
+        "ks": metrics.ks(scores, labels),
+        "gini": metrics.gini(scores, labels),
+        "rows": float(len(labels)),
+        "bad_rate": float(np.mean(labels)),
+    }
+
+
+def train(
+    features: DataFrame, settings: Settings, seed: int = 42, kinds: tuple[str, ...] = MODEL_KINDS
+) -> tuple[list[TrainedModel], list[str]]:
+    """Fit each model kind on the training window and evaluate it out of time."""
+    train_df, test_df, test_months = time_split(features, settings.oot_months)
+    train_df = train_df.cache()
+    test_df = test_df.cache()
+    trained = []
+    for kind in kinds:
+        started = time.perf_counter()
+        model, params = FITTERS[kind](train_df, seed)
+        seconds = time.perf_counter() - started
+        result = {f"train_{k}": v for k, v in evaluate(model, train_df).items()}
+        result.update({f"oot_{k}": v for k, v in evaluate(model, test_df).items()})
+        trained.append(TrainedModel(kind, model, params, result, seconds))
+    train_df.unpersist()
+    test_df.unpersist()
+    return trained, test_months
+
+
+def log_and_register(
+    trained: list[TrainedModel],
+    settings: Settings,
+    sample: DataFrame,
+    lineage: dict[str, int | None],
+    test_months: list[str],
+    pipeline_run_id: str,
+) -> TrainedModel | None:
+    """Log each model to MLflow, register it, and move the aliases.
+
+    The best model of this run by out-of-time AUC becomes ``champion`` if there is no
+    champion yet or it beats the current one's out-of-time AUC; otherwise it is
+    ``challenger``. Returns the model that holds ``champion`` after this call, if it is
+    one of ``trained``.
+    """
+    import mlflow
+    import mlflow.spark
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    import pyspark
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(
+            settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_root
+        )
+    )
+    example = sample.select(*NUMERIC_FEATURES, *CATEGORICAL_FEATURES).limit(5).toPandas()
+    for tm in trained:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{tm.kind}-{pipeline_run_id}"
+        ) as active:
+            mlflow.log_params({k: str(v) for k, v in tm.params.items()})
+            mlflow.log_params(
+                {"model_kind": tm.kind, "oot_months": ",".join(test_months),
+                 "performance_months": settings.performance_months, "bad_dpd": settings.bad_dpd}
+            )
+            mlflow.log_metrics({**tm.metrics, "train_seconds": tm.train_seconds})
+            mlflow.log_dict(
+                {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+                "features.json",
+            )
+            mlflow.set_tags(
+                {"pipeline_run_id": pipeline_run_id, **{f"lineage.{k}": str(v) for k, v in lineage.items()}}
+            )
+            signature = infer_signature(example, np.zeros(len(example)))
+            info = mlflow.spark.log_model(
+                tm.model,
+                name="model",
+                registered_model_name=settings.registered_model,
+                signature=signature,
+                pip_requirements=[f"pyspark=={pyspark.__version__}"],
+            )
+            tm.run_id = active.info.run_id
+            tm.version = str(info.registered_model_version)
+            client.set_model_version_tag(
+                settings.registered_model, tm.version, "model_kind", tm.kind
+            )
+            client.set_model_version_tag(
+                settings.registered_model, tm.version, "oot_auc", f"{tm.metrics['oot_auc']:.6f}"
+            )
+    best = max(trained, key=lambda t: t.metrics["oot_auc"])
+    current = champion_auc(client, settings.registered_model)
+    winner = best if current is None or best.metrics["oot_auc"] > current else None
+    for tm in trained:
+        if tm is winner:
+            client.set_registered_model_alias(settings.registered_model, CHAMPION, tm.version)
+    if best is not winner:
+        client.set_registered_model_alias(settings.registered_model, CHALLENGER, best.version)
+    return winner
+
+
+def champion_auc(client, name: str) -> float | None:
+    """The out-of-time AUC recorded on the current champion version, if any."""
+    try:
+        mv = client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
+        return None
+    value = mv.tags.get("oot_auc")
+    return float(value) if value is not None else None
+
+
+def load_champion(settings: Settings) -> tuple[PipelineModel, str, str]:
+    """The champion model, its registered name and version."""
+    import mlflow
+    import mlflow.spark
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(settings.registered_model, CHAMPION)
+    except Exception as exc:  # noqa: BLE001
+        raise RuntimeError(
+            f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
+            f"{settings.mlflow_tracking_uri}: run `riskctl train` first"
+        ) from exc
+    model = mlflow.spark.load_model(f"models:/{settings.registered_model}@{CHAMPION}")
+    return model, settings.registered_model, str(mv.version)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -1,0 +1,204 @@
+"""The three tiers as functions: collect -> analyze -> apply (with training in analyze).
+
+The CLI (`riskctl run`), the spark-submit jobs in ``jobs/`` and the Airflow DAGs in
+``dags/`` all call these, so every way of running the pipeline runs the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from riskcontrol import collect, gold, lakehouse, models, scoring, silver
+from riskcontrol.catalog import (
+    BRONZE_APPLICATIONS,
+    BRONZE_BUREAU,
+    BRONZE_CUSTOMERS,
+    BRONZE_EVENTS,
+    BRONZE_LOANS,
+    BRONZE_NOTES,
+    BRONZE_REPAYMENTS,
+    GOLD_APPLICATION_FEATURES,
+    GOLD_SCORED_APPLICATIONS,
+    SILVER_APPLICATIONS,
+    SILVER_BUREAU,
+    SILVER_CUSTOMERS,
+    SILVER_EVENTS,
+    SILVER_LOANS,
+    SILVER_NOTES,
+    SILVER_REPAYMENTS,
+    Table,
+)
+from riskcontrol.config import Settings
+from riskcontrol.ops import Run, StepCounts
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class SilverStep:
+    """How one bronze table becomes one silver table."""
+
+    bronze: Table
+    silver: Table
+    clean: Callable[[DataFrame, bytes], tuple[DataFrame, DataFrame]]
+    key: Column  # the business key, read from the bronze row independently of ``clean``
+
+
+def _json_key(field: str) -> Column:
+    return F.get_json_object("payload", f"$.{field}")
+
+
+SILVER_STEPS = (
+    SilverStep(BRONZE_CUSTOMERS, SILVER_CUSTOMERS, silver.clean_customers, F.col("customer_id")),
+    SilverStep(
+        BRONZE_APPLICATIONS,
+        SILVER_APPLICATIONS,
+        lambda df, _key: silver.clean_applications(df),
+        F.col("application_id"),
+    ),
+    SilverStep(BRONZE_LOANS, SILVER_LOANS, lambda df, _k: silver.clean_loans(df), F.col("loan_id")),
+    SilverStep(
+        BRONZE_REPAYMENTS,
+        SILVER_REPAYMENTS,
+        lambda df, _k: silver.clean_repayments(df),
+        F.col("repayment_id"),
+    ),
+    SilverStep(BRONZE_BUREAU, SILVER_BUREAU, silver.clean_bureau, _json_key("report_id")),
+    SilverStep(
+        BRONZE_EVENTS, SILVER_EVENTS, lambda df, _k: silver.clean_events(df), _json_key("event_id")
+    ),
+    SilverStep(
+        BRONZE_NOTES,
+        SILVER_NOTES,
+        lambda df, _k: silver.clean_notes(df),
+        F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
+    ),
+)
+
+
+def _changed(table: Table) -> str:
+    """MERGE condition: update a matched row only when a data column differs."""
+    return " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in table.columns)
+
+
+def build_silver(run: Run, step: SilverStep) -> StepCounts:
+    """Clean one bronze table into silver; superseded versions count as unchanged."""
+    settings = run.settings
+    counts = StepCounts("analyze", step.bronze.full_name, step.silver.full_name, 0, 0)
+    bronze = lakehouse.read(run.spark, step.bronze, settings).cache()
+    counts.rows_in = bronze.count()
+    latest_versions = bronze.select(step.key).distinct().count()
+    valid, rejected = step.clean(bronze, settings.pii_secret())
+    valid = valid.cache()
+    n_valid = valid.count()
+    counts.rows_quarantined = run.quarantine(rejected, "analyze", step.silver.full_name)
+    result = lakehouse.merge(valid, step.silver, settings, update_when=_changed(step.silver))
+    counts.rows_out = result.inserted + result.updated
+    superseded = counts.rows_in - latest_versions
+    counts.rows_unchanged = superseded + (n_valid - counts.rows_out)
+    valid.unpersist()
+    bronze.unpersist()
+    return run.record(counts)
+
+
+def as_of_date(spark: SparkSession, settings: Settings) -> dt.date:
+    """The observation date: the day after the latest application in silver."""
+    latest = lakehouse.read(spark, SILVER_APPLICATIONS, settings).agg(F.max("application_date")).first()[0]
+    if latest is None:
+        raise RuntimeError("silver.applications is empty: nothing to build features from")
+    return latest + dt.timedelta(days=1)
+
+
+def build_gold(run: Run) -> StepCounts:
+    spark, settings = run.spark, run.settings
+
+    def read(t: Table) -> DataFrame:
+        return lakehouse.read(spark, t, settings)
+
+    apps = read(SILVER_APPLICATIONS)
+    counts = StepCounts("analyze", SILVER_APPLICATIONS.full_name, GOLD_APPLICATION_FEATURES.full_name, 0, 0)
+    counts.rows_in = apps.count()
+    as_of = as_of_date(spark, settings)
+    features = gold.application_features(
+        apps,
+        read(SILVER_CUSTOMERS),
+        read(SILVER_BUREAU),
+        read(SILVER_EVENTS),
+        read(SILVER_NOTES),
+        read(SILVER_LOANS),
+        read(SILVER_REPAYMENTS),
+        as_of=as_of,
+        performance_months=settings.performance_months,
+        bad_dpd=settings.bad_dpd,
+    )
+    lakehouse.overwrite(features, GOLD_APPLICATION_FEATURES, settings)
+    counts.rows_out = read(GOLD_APPLICATION_FEATURES).count()
+    counts.window_end = as_of.isoformat()
+    return run.record(counts)
+
+
+def run_collect(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    steps = []
+    for name in collect.JDBC_SOURCES:
+        progress(f"collect: lending_db.{name} -> bronze")
+        steps.append(collect.collect_jdbc(run, name))
+    for name in collect.FILE_SOURCES:
+        progress(f"collect: files/{name} -> bronze")
+        steps.append(collect.collect_files(run, name))
+    return steps
+
+
+def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    steps = []
+    for step in SILVER_STEPS:
+        progress(f"analyze: {step.bronze.full_name} -> {step.silver.full_name}")
+        steps.append(build_silver(run, step))
+    progress("analyze: silver -> gold.application_features")
+    steps.append(build_gold(run))
+    return steps
+
+
+LINEAGE_TABLES = (
+    GOLD_APPLICATION_FEATURES,
+    SILVER_APPLICATIONS,
+    SILVER_CUSTOMERS,
+    SILVER_BUREAU,
+    SILVER_LOANS,
+    SILVER_REPAYMENTS,
+)
+
+
+def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> list[models.TrainedModel]:
+    spark, settings = run.spark, run.settings
+    features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
+    progress("train: decision tree and neural network on the training window")
+    trained, test_months = models.train(features, settings, seed=seed)
+    lineage = lakehouse.table_versions(spark, list(LINEAGE_TABLES), settings)
+    progress(f"train: logging to MLflow ({settings.mlflow_tracking_uri}), out-of-time {test_months}")
+    models.log_and_register(trained, settings, features, lineage, test_months, run.run_id)
+    return trained
+
+
+def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
+    spark, settings = run.spark, run.settings
+    features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
+    model, name, version = models.load_champion(settings)
+    progress(f"apply: scoring pending applications with {name} v{version} (champion)")
+    counts = StepCounts("apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0)
+    counts.rows_in = features.where(F.col("status") == "pending").count()
+    scored = scoring.score_applications(features, model, name, version, settings).cache()
+    n_scored = scored.count()
+    result = lakehouse.merge(scored, GOLD_SCORED_APPLICATIONS, settings)
+    counts.rows_out = result.inserted + result.updated
+    counts.rows_unchanged = n_scored - counts.rows_out
+    scored.unpersist()
+    return run.record(counts)

@@ -1,0 +1,107 @@
+"""Apply tier: probability of default -> score, band, severity quadrant, decision.
+
+The quadrant follows the design's severity matrix, by probability of default and by
+impact (exposure at default x loss given default):
+
+* A: low impact, low probability -> periodic review
+* B: high impact, low probability -> emergency plans, loss-reduction measures
+* C: low impact, high probability -> measures that cut frequency
+* D: high impact, high probability -> resolve step by step, remove or transfer the risk
+"""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from riskcontrol.catalog import GOLD_SCORED_APPLICATIONS
+from riskcontrol.config import Settings
+
+SCORE_MIN, SCORE_MAX = 300, 900
+PD_EPSILON = 1e-6
+
+QUADRANT_STRATEGY = {
+    "A": "periodic review",
+    "B": "emergency plan and loss-reduction measures (collateral, guarantee, lower limit)",
+    "C": "measures that cut frequency (verification, shorter term, monitoring)",
+    "D": "highest priority: resolve step by step, remove or transfer the risk",
+}
+# Upper PD bound (exclusive) of each band; the last band takes the rest.
+RISK_BANDS = (("very_low", 0.02), ("low", 0.05), ("medium", 0.10), ("high", 0.20))
+LAST_BAND = "very_high"
+
+
+def score_from_pd(pd_col: Column, base: int, base_odds: float, pdo: float) -> Column:
+    """300-900 score: ``base`` points at ``base_odds`` good:bad, +``pdo`` per doubling."""
+    p = F.least(F.greatest(pd_col, F.lit(PD_EPSILON)), F.lit(1 - PD_EPSILON))
+    factor = pdo / math.log(2)
+    raw = F.lit(base) + F.lit(factor) * (F.log((1 - p) / p) - F.lit(math.log(base_odds)))
+    return F.least(F.greatest(F.round(raw), F.lit(SCORE_MIN)), F.lit(SCORE_MAX)).cast("int")
+
+
+def risk_band(pd_col: Column) -> Column:
+    expr = None
+    for name, upper in RISK_BANDS:
+        expr = (F.when(pd_col < upper, name) if expr is None else expr.when(pd_col < upper, name))
+    return expr.otherwise(LAST_BAND)
+
+
+def quadrant(pd_col: Column, impact: Column, pd_threshold: float, impact_threshold: float) -> Column:
+    """A/B/C/D by probability (>= threshold is high) and impact (>= threshold is high)."""
+    high_p = pd_col >= pd_threshold
+    high_i = impact >= impact_threshold
+    return (
+        F.when(high_p & high_i, "D")
+        .when(high_p, "C")
+        .when(high_i, "B")
+        .otherwise("A")
+    )
+
+
+def strategy(quadrant_col: Column) -> Column:
+    mapping = F.create_map(*[x for k, v in QUADRANT_STRATEGY.items() for x in (F.lit(k), F.lit(v))])
+    return mapping[quadrant_col]
+
+
+def decision(pd_col: Column, approve_below: float, reject_from: float) -> Column:
+    return (
+        F.when(pd_col < approve_below, "approve")
+        .when(pd_col >= reject_from, "reject")
+        .otherwise("review")
+    )
+
+
+def classify(scored: DataFrame, settings: Settings, exposure_col: str = "requested_amount") -> DataFrame:
+    """Add score, band, impact, quadrant, strategy and decision to rows carrying ``pd``."""
+    impact = F.col(exposure_col) * F.lit(settings.lgd)
+    q = quadrant(F.col("pd"), impact, settings.quadrant_pd_threshold, settings.quadrant_impact_threshold)
+    return scored.select(
+        "*",
+        score_from_pd(F.col("pd"), settings.score_base, settings.score_base_odds, settings.score_pdo).alias(
+            "score"
+        ),
+        risk_band(F.col("pd")).alias("risk_band"),
+        impact.alias("impact"),
+        q.alias("quadrant"),
+        strategy(q).alias("strategy"),
+        decision(F.col("pd"), settings.approve_below_pd, settings.reject_from_pd).alias("decision"),
+    )
+
+
+def score_applications(
+    features: DataFrame, model, model_name: str, model_version: str, settings: Settings
+) -> DataFrame:
+    """Score pending applications with ``model`` into the scored_applications contract."""
+    from riskcontrol.models import positive_probability
+
+    pending = features.where(F.col("status") == "pending")
+    predicted = positive_probability(model.transform(pending))
+    out = classify(predicted, settings).select(
+        *[c for c in GOLD_SCORED_APPLICATIONS.columns if c not in ("model_name", "model_version", "scored_at")],
+        F.lit(model_name).alias("model_name"),
+        F.lit(model_version).alias("model_version"),
+        F.current_timestamp().alias("scored_at"),
+    )
+    return out.select(*GOLD_SCORED_APPLICATIONS.columns)

@@ -1,0 +1,330 @@
+"""Analyze tier, bronze -> silver: typed, deduplicated, validated, pseudonymized.
+
+Each ``clean_*`` function is pure: it takes the bronze DataFrame (and the HMAC key
+where identifiers are involved) and returns ``(silver_rows, rejected_rows)``; the
+rejected rows carry the rule they broke and go to ``ops.quarantine``.
+Spark 4 runs with ANSI SQL on, so parsing uses ``try_*`` functions: a bad value
+becomes null and is caught by a rule instead of failing the whole job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from riskcontrol import pii
+from riskcontrol.catalog import (
+    SILVER_APPLICATIONS,
+    SILVER_BUREAU,
+    SILVER_CUSTOMERS,
+    SILVER_EVENTS,
+    SILVER_LOANS,
+    SILVER_NOTES,
+    SILVER_REPAYMENTS,
+    Table,
+)
+from riskcontrol.ops import Rule, split_by_rules
+
+Transform = Callable[[DataFrame], DataFrame]
+
+VALID_TERMS = (3, 6, 9, 12, 18, 24, 36)
+NEGATIVE_LEXICON = (
+    "逾期",
+    "overdue",
+    "催收",
+    "collection",
+    "投诉",
+    "complaint",
+    "失业",
+    "unemployed",
+    "起诉",
+    "lawsuit",
+    "破产",
+    "bankrupt",
+    "欺诈",
+    "fraud",
+    "延期",
+    "extend",
+    "困难",
+    "hardship",
+)
+
+
+def latest_by_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
+    """Keep one row per key: the one greatest in ``order_by`` (latest version wins)."""
+
+    def _apply(df: DataFrame) -> DataFrame:
+        window = Window.partitionBy(*keys).orderBy(*[F.col(c).desc_nulls_last() for c in order_by])
+        return df.withColumn("__rn", F.row_number().over(window)).where("__rn = 1").drop("__rn")
+
+    return _apply
+
+
+def parse_ts(col: str | Column) -> Column:
+    """A timestamp from 'yyyy-MM-dd HH:mm:ss', ISO 8601 with offset, or a bare date."""
+    c = F.col(col) if isinstance(col, str) else col
+    c = c.cast("string")
+    return F.coalesce(
+        F.try_to_timestamp(c, F.lit("yyyy-MM-dd HH:mm:ss")),
+        F.try_to_timestamp(c, F.lit("yyyy-MM-dd'T'HH:mm:ssXXX")),
+        F.try_to_timestamp(c, F.lit("yyyy-MM-dd")),
+    )
+
+
+def parse_date(col: str | Column) -> Column:
+    return F.to_date(parse_ts(col))
+
+
+def num(col: str, type_name: str = "double") -> Column:
+    return F.col(col).cast("string").try_cast(type_name)
+
+
+def _finish(df: DataFrame, rules: list[Rule], table: Table) -> tuple[DataFrame, DataFrame]:
+    valid, rejected = split_by_rules(df, rules)
+    return valid.select(*table.columns), rejected
+
+
+def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+    latest = bronze.transform(latest_by_key(["customer_id"], ["updated_at", "_ingested_at"]))
+    typed = latest.select(
+        "*",
+        pii.hmac_sha256("national_id", key).alias("customer_key"),
+        pii.mask_national_id("national_id").alias("national_id_masked"),
+        pii.hmac_sha256("mobile", key).alias("phone_key"),
+        pii.mask_phone("mobile").alias("phone_masked"),
+        pii.mask_name("name").alias("name_masked"),
+        F.substring("national_id", 1, 6).alias("region_code"),
+        parse_date("birth_date").alias("__birth_date"),
+        num("monthly_income").alias("__income"),
+        parse_ts("registered_at").alias("__registered_at"),
+        parse_ts("updated_at").alias("__updated_at"),
+        pii.valid_national_id("national_id").alias("__id_ok"),
+        pii.valid_mobile("mobile").alias("__mobile_ok"),
+    )
+    rules = [
+        Rule("invalid_national_id", F.col("__id_ok"), "national ID fails its check digit"),
+        Rule("invalid_mobile", F.col("__mobile_ok"), "mobile is not 1[3-9] + 9 digits"),
+        Rule("invalid_income", F.col("__income") >= 0, "monthly_income missing or negative"),
+        Rule("invalid_birth_date", F.col("__birth_date").isNotNull(), "birth_date unparseable"),
+    ]
+    # Clear-text identifiers are dropped before anything (even a quarantine row) is written.
+    typed = (
+        typed.drop("national_id", "mobile", "name")
+        .drop("birth_date", "monthly_income", "registered_at", "updated_at")
+        .withColumnRenamed("__birth_date", "birth_date")
+        .withColumnRenamed("__income", "monthly_income")
+        .withColumnRenamed("__registered_at", "registered_at")
+        .withColumnRenamed("__updated_at", "updated_at")
+    )
+    return _finish(typed, rules, SILVER_CUSTOMERS)
+
+
+def _typed_applications(bronze: DataFrame) -> DataFrame:
+    latest = bronze.transform(latest_by_key(["application_id"], ["updated_at", "_ingested_at"]))
+    return latest.select(
+        "application_id",
+        "customer_id",
+        parse_ts("applied_at").alias("applied_at"),
+        parse_date("applied_at").alias("application_date"),
+        num("requested_amount").alias("requested_amount"),
+        num("term_months", "int").alias("term_months"),
+        "purpose",
+        "channel",
+        "province",
+        F.lower(F.trim("status")).alias("status"),
+        parse_ts("decided_at").alias("decided_at"),
+        parse_ts("updated_at").alias("updated_at"),
+        "_source_uri",
+    )
+
+
+def clean_applications(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    typed = _typed_applications(bronze)
+    rules = [
+        Rule("invalid_applied_at", F.col("applied_at").isNotNull(), "applied_at unparseable"),
+        Rule("non_positive_amount", F.col("requested_amount") > 0, "requested_amount <= 0"),
+        Rule("invalid_term", F.col("term_months").isin(*VALID_TERMS), "term not in product list"),
+        Rule(
+            "invalid_status",
+            F.col("status").isin("approved", "rejected", "pending"),
+            "status not approved/rejected/pending",
+        ),
+    ]
+    return _finish(typed, rules, SILVER_APPLICATIONS)
+
+
+def clean_loans(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    latest = bronze.transform(latest_by_key(["loan_id"], ["updated_at", "_ingested_at"]))
+    typed = latest.select(
+        "loan_id",
+        "application_id",
+        "customer_id",
+        parse_date("disbursed_at").alias("disbursed_date"),
+        num("principal").alias("principal"),
+        num("term_months", "int").alias("term_months"),
+        num("annual_rate").alias("annual_rate"),
+        F.lower(F.trim("status")).alias("status"),
+        parse_ts("updated_at").alias("updated_at"),
+        "_source_uri",
+    )
+    rules = [
+        Rule("invalid_disbursed_at", F.col("disbursed_date").isNotNull(), "disbursed_at bad"),
+        Rule("non_positive_principal", F.col("principal") > 0, "principal <= 0"),
+    ]
+    return _finish(typed, rules, SILVER_LOANS)
+
+
+def clean_repayments(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    latest = bronze.transform(latest_by_key(["repayment_id"], ["updated_at", "_ingested_at"]))
+    typed = latest.select(
+        "repayment_id",
+        "loan_id",
+        num("installment_no", "int").alias("installment_no"),
+        parse_date("due_date").alias("due_date"),
+        num("amount_due").alias("amount_due"),
+        parse_date("paid_date").alias("paid_date"),
+        F.coalesce(num("amount_paid"), F.lit(0.0)).alias("amount_paid"),
+        num("dpd", "int").alias("dpd"),
+        parse_ts("updated_at").alias("updated_at"),
+        "_source_uri",
+    )
+    rules = [
+        Rule("invalid_due_date", F.col("due_date").isNotNull(), "due_date unparseable"),
+        Rule("invalid_installment", F.col("installment_no") >= 1, "installment_no < 1"),
+        Rule("negative_dpd", F.coalesce(F.col("dpd"), F.lit(0)) >= 0, "dpd < 0"),
+    ]
+    return _finish(typed, rules, SILVER_REPAYMENTS)
+
+
+BUREAU_JSON_SCHEMA = (
+    "report_id string, query_ref string, id_number string, report_time string, "
+    "score struct<value:int, model:string>, "
+    "summary struct<inquiries_6m:int, open_loans:int, total_credit_limit:double, "
+    "total_balance:double, overdue_accounts:int, max_dpd_24m:int, credit_history_months:int, "
+    "consumer_finance_loans:int>, "
+    "accounts array<struct<type:string, limit:double, balance:double, status:string, "
+    "opened:string>>, alerts array<struct<code:string, date:string>>, schema_version int, "
+    "_corrupt string"
+)
+_PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
+
+
+def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
+    """Parse raw JSON lines with an explicit schema; a type conflict sets ``j._corrupt``."""
+    return bronze.select("payload", "_source_uri", "_ingested_at", F.from_json(
+        "payload", json_schema, _PERMISSIVE
+    ).alias("j"))
+
+
+def clean_bureau(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+    parsed = parse_json(bronze, BUREAU_JSON_SCHEMA)
+    typed = parsed.select(
+        F.col("j.report_id").alias("report_id"),
+        F.col("j.query_ref").alias("application_id"),
+        pii.hmac_sha256(F.col("j.id_number"), key).alias("customer_key"),
+        parse_ts(F.col("j.report_time")).alias("report_time"),
+        F.coalesce(F.col("j.schema_version"), F.lit(1)).alias("schema_version"),
+        F.col("j.score.value").alias("bureau_score"),
+        *[
+            F.col(f"j.summary.{c}").alias(c)
+            for c in (
+                "inquiries_6m",
+                "open_loans",
+                "total_credit_limit",
+                "total_balance",
+                "overdue_accounts",
+                "max_dpd_24m",
+                "credit_history_months",
+                "consumer_finance_loans",
+            )
+        ],
+        F.coalesce(F.size("j.accounts"), F.lit(0)).alias("n_accounts"),
+        F.greatest(F.coalesce(F.size("j.alerts"), F.lit(0)), F.lit(0)).alias("n_alerts"),
+        F.col("j._corrupt").alias("__corrupt"),
+        F.col("_ingested_at"),
+        F.col("_source_uri"),
+        # The raw payload holds the ID number in clear text: quarantine a hash of it only.
+        F.sha2("payload", 256).alias("payload_sha256"),
+    ).transform(latest_by_key(["report_id"], ["_ingested_at"]))
+    rules = [
+        Rule("type_conflict", F.col("__corrupt").isNull(), "a field has the wrong JSON type"),
+        Rule("invalid_report_time", F.col("report_time").isNotNull(), "report_time bad"),
+        Rule("missing_application", F.col("application_id").isNotNull(), "no query_ref"),
+    ]
+    return _finish(typed.drop("_ingested_at"), rules, SILVER_BUREAU)
+
+
+EVENT_JSON_SCHEMA = (
+    "event_id string, customer_id string, device_id string, event_type string, ts string, "
+    "os string, app_version string, props struct<duration_s:int, night:boolean>, "
+    "geo struct<province:string, city:string>, _corrupt string"
+)
+
+
+def clean_events(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    parsed = parse_json(bronze, EVENT_JSON_SCHEMA)
+    ts = parse_ts(F.col("j.ts"))
+    typed = parsed.select(
+        F.col("j.event_id").alias("event_id"),
+        F.col("j.customer_id").alias("customer_id"),
+        F.col("j.device_id").alias("device_id"),
+        F.col("j.event_type").alias("event_type"),
+        ts.alias("event_ts"),
+        F.to_date(ts).alias("event_date"),
+        F.col("j.os").alias("os"),
+        F.col("j.app_version").alias("app_version"),
+        F.col("j.props.duration_s").alias("duration_s"),
+        F.coalesce(F.col("j.props.night"), (F.hour(ts) < 6) | (F.hour(ts) >= 23)).alias(
+            "is_night"
+        ),
+        F.col("j._corrupt").alias("__corrupt"),
+        "payload",
+        "_ingested_at",
+        "_source_uri",
+    ).transform(latest_by_key(["event_id"], ["_ingested_at"]))
+    rules = [
+        Rule("type_conflict", F.col("__corrupt").isNull(), "a field has the wrong JSON type"),
+        Rule("invalid_ts", F.col("event_ts").isNotNull(), "ts unparseable"),
+        Rule("missing_customer", F.col("customer_id").isNotNull(), "no customer_id"),
+    ]
+    return _finish(typed, rules, SILVER_EVENTS)
+
+
+NOTE_PATTERN = (
+    r"^#NOTE id=(\S+) customer=(\S+) time=(\S+ \S+) agent=(\S+) channel=(\S+)\s*\n?([\s\S]*)$"
+)
+
+
+def negative_hits(text: Column) -> Column:
+    """How many distinct terms of the negative lexicon the text contains."""
+    lowered = F.lower(text)
+    return sum(
+        (F.when(F.instr(lowered, term) > 0, 1).otherwise(0) for term in NEGATIVE_LEXICON),
+        F.lit(0),
+    ).cast("int")
+
+
+def clean_notes(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def part(i: int) -> Column:
+        return F.regexp_extract("payload", NOTE_PATTERN, i)
+
+    text = F.trim(F.regexp_replace(part(6), r"\s+", " "))
+    typed = bronze.select(
+        part(1).alias("note_id"),
+        part(2).alias("customer_id"),
+        parse_ts(part(3)).alias("noted_at"),
+        part(4).alias("agent"),
+        part(5).alias("channel"),
+        text.alias("text"),
+        negative_hits(text).alias("negative_hits"),
+        "payload",
+        "_ingested_at",
+        "_source_uri",
+    ).transform(latest_by_key(["note_id"], ["_ingested_at"]))
+    rules = [
+        Rule("invalid_note_header", F.col("note_id") != "", "header line not parseable"),
+        Rule("invalid_note_time", F.col("noted_at").isNotNull(), "time unparseable"),
+    ]
+    return _finish(typed, rules, SILVER_NOTES)
