@@ -106,8 +106,8 @@ def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame
     rules = [
         Rule("invalid_national_id", F.col("__id_ok"), "national ID fails its check digit"),
         Rule("invalid_mobile", F.col("__mobile_ok"), "mobile is not 1[3-9] + 9 digits"),
-        Rule("invalid_income", F.col("__income") >= 0, "monthly_income missing or negative"),
-        Rule("invalid_birth_date", F.col("__birth_date").isNotNull(), "birth_date unparseable"),
+        Rule("invalid_income", F.col("monthly_income") >= 0, "monthly_income missing or negative"),
+        Rule("invalid_birth_date", F.col("birth_date").isNotNull(), "birth_date unparseable"),
     ]
     # Clear-text identifiers are dropped before anything (even a quarantine row) is written.
     typed = (

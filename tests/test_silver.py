@@ -1,0 +1,190 @@
+"""Bronze -> silver transforms on small inline rows, with exact expected output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+
+from chispa import assert_df_equality
+
+from riskcontrol import silver
+from riskcontrol.ops import Rule, split_by_rules
+
+KEY = b"unit-test-key"
+
+
+def _hmac(v: str) -> str:
+    return hmac.new(KEY, v.encode(), hashlib.sha256).hexdigest()
+
+
+def test_latest_by_key_keeps_the_newest_version(spark):
+    df = spark.createDataFrame(
+        [("a", "2024-01-01", 1), ("a", "2024-02-01", 2), ("b", "2024-01-05", 3)],
+        "k string, updated_at string, v int",
+    )
+    got = df.transform(silver.latest_by_key(["k"], ["updated_at"]))
+    want = spark.createDataFrame(
+        [("a", "2024-02-01", 2), ("b", "2024-01-05", 3)], "k string, updated_at string, v int"
+    )
+    assert_df_equality(got, want, ignore_row_order=True)
+
+
+def test_split_by_rules_quarantines_once_under_the_first_broken_rule(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([(1, 5), (-1, 5), (-2, -5), (3, None)], "a int, b int")
+    valid, rejected = split_by_rules(
+        df,
+        [Rule("a_positive", F.col("a") > 0, "a <= 0"), Rule("b_positive", F.col("b") > 0, "b bad")],
+    )
+    assert [tuple(r) for r in valid.collect()] == [(1, 5)]
+    got = sorted((r.rule, r.reason, r.record) for r in rejected.collect())
+    assert got == [
+        ("a_positive", "a <= 0", '{"a":-1,"b":5}'),
+        ("a_positive", "a <= 0", '{"a":-2,"b":-5}'),
+        ("b_positive", "b bad", '{"a":3}'),
+    ]
+
+
+def _bronze_apps(spark, rows):
+    cols = (
+        "application_id string, customer_id string, applied_at string, requested_amount string, "
+        "term_months string, purpose string, channel string, province string, status string, "
+        "decided_at string, updated_at string, _ingested_at timestamp, _source_uri string"
+    )
+    return spark.createDataFrame(rows, cols)
+
+
+def test_clean_applications_types_dedupes_and_quarantines(spark):
+    t = dt.datetime(2024, 5, 1)
+    rows = [
+        ("A1", "C1", "2024-03-05 10:00:00", "5000", "6", "travel", "app", "p", "pending", None,
+         "2024-03-05 10:00:00", t, "db"),
+        ("A1", "C1", "2024-03-05 10:00:00", "5000", "6", "travel", "app", "p", "Approved",
+         "2024-03-06 09:00:00", "2024-03-06 09:00:00", t, "db"),
+        ("A2", "C2", "2024-03-07T08:00:00+08:00", "-1", "6", "x", "web", "p", "rejected", None,
+         "2024-03-07 00:00:00", t, "db"),
+        ("A3", "C3", "not a date", "100", "6", "x", "web", "p", "pending", None,
+         "2024-03-07 00:00:00", t, "db"),
+        ("A4", "C4", "2024-03-08", "100", "7", "x", "web", "p", "pending", None,
+         "2024-03-08 00:00:00", t, "db"),
+    ]
+    valid, rejected = silver.clean_applications(_bronze_apps(spark, rows))
+    got = [r.asDict() for r in valid.collect()]
+    assert got == [
+        {
+            "application_id": "A1",
+            "customer_id": "C1",
+            "applied_at": dt.datetime(2024, 3, 5, 10, 0),
+            "application_date": dt.date(2024, 3, 5),
+            "requested_amount": 5000.0,
+            "term_months": 6,
+            "purpose": "travel",
+            "channel": "app",
+            "province": "p",
+            "status": "approved",
+            "decided_at": dt.datetime(2024, 3, 6, 9, 0),
+            "updated_at": dt.datetime(2024, 3, 6, 9, 0),
+        }
+    ]
+    assert sorted((r.rule, json.loads(r.record)["application_id"]) for r in rejected.collect()) == [
+        ("invalid_applied_at", "A3"),
+        ("invalid_term", "A4"),
+        ("non_positive_amount", "A2"),
+    ]
+
+
+def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
+    t = dt.datetime(2024, 5, 1)
+    cols = (
+        "customer_id string, national_id string, name string, mobile string, gender string, "
+        "birth_date string, province string, city string, education string, "
+        "employment_type string, employer_name string, monthly_income string, "
+        "registered_at string, updated_at string, _ingested_at timestamp, _source_uri string"
+    )
+    rows = [
+        ("C1", "11010519491231002X", "张三", "13812345678", "F", "1949-12-31", "北京市", "北京市",
+         "bachelor", "salaried", "华信科技有限公司", "8000.5", "2023-01-01 00:00:00",
+         "2023-01-01 00:00:00", t, "db"),
+        ("C2", "110105194912310021", "李四", "13812345679", "M", "1949-12-31", "北京市", "北京市",
+         "college", "salaried", "", "5000", "2023-01-01 00:00:00", "2023-01-01 00:00:00", t, "db"),
+    ]
+    valid, rejected = silver.clean_customers(spark.createDataFrame(rows, cols), KEY)
+    (row,) = valid.collect()
+    assert row.customer_key == _hmac("11010519491231002X")
+    assert row.phone_key == _hmac("13812345678")
+    assert (row.national_id_masked, row.phone_masked, row.name_masked) == (
+        "110***********002X",
+        "138****5678",
+        "张*",
+    )
+    assert (row.region_code, row.birth_date, row.monthly_income) == (
+        "110105",
+        dt.date(1949, 12, 31),
+        8000.5,
+    )
+    (bad,) = rejected.collect()
+    assert bad.rule == "invalid_national_id"
+    for text in ("110105194912310021", "李四", "13812345679"):
+        assert text not in bad.record
+    assert "national_id" not in valid.columns and "mobile" not in valid.columns
+
+
+def _raw(spark, payloads):
+    t = dt.datetime(2024, 5, 1)
+    return spark.createDataFrame(
+        [(p, t, f"file{i}") for i, p in enumerate(payloads)],
+        "payload string, _ingested_at timestamp, _source_uri string",
+    )
+
+
+def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflicts(spark):
+    v1 = {
+        "report_id": "R1", "query_ref": "A1", "id_number": "11010519491231002X", "name": "张三",
+        "report_time": "2024-03-05T10:22:01+08:00", "score": {"value": 712, "model": "BCS3"},
+        "summary": {"inquiries_6m": 3, "open_loans": 2, "total_credit_limit": 52000.0,
+                    "total_balance": 21000.0, "overdue_accounts": 0, "max_dpd_24m": 0,
+                    "credit_history_months": 48},
+        "accounts": [{"type": "credit_card", "limit": 2.0, "balance": 1.0, "status": "normal",
+                      "opened": "2019-05"}],
+        "schema_version": 1,
+    }
+    v2 = dict(v1, report_id="R2", query_ref="A2", schema_version=2, score={"value": 600},
+              summary=dict(v1["summary"], consumer_finance_loans=4),
+              alerts=[{"code": "X", "date": "2025-01-01"}], extra_new_field="kept in bronze")
+    conflict = dict(v1, report_id="R3", summary=dict(v1["summary"], inquiries_6m="three"))
+    payloads = [json.dumps(v1, ensure_ascii=False), json.dumps(v2, ensure_ascii=False),
+                json.dumps(conflict, ensure_ascii=False)]
+    valid, rejected = silver.clean_bureau(_raw(spark, payloads), KEY)
+    got = {r.report_id: r.asDict() for r in valid.collect()}
+    assert set(got) == {"R1", "R2"}
+    assert got["R1"]["report_time"] == dt.datetime(2024, 3, 5, 2, 22, 1)  # UTC
+    assert (got["R1"]["bureau_score"], got["R1"]["consumer_finance_loans"]) == (712, None)
+    assert (got["R2"]["bureau_score"], got["R2"]["consumer_finance_loans"]) == (600, 4)
+    assert (got["R1"]["n_accounts"], got["R1"]["n_alerts"], got["R2"]["n_alerts"]) == (1, 0, 1)
+    assert got["R1"]["customer_key"] == _hmac("11010519491231002X")
+    (bad,) = rejected.collect()
+    assert bad.rule == "type_conflict"
+    assert "11010519491231002X" not in bad.record
+
+
+def test_clean_notes_parses_header_and_counts_negative_terms(spark):
+    payloads = [
+        "#NOTE id=N1 customer=C1 time=2024-03-05 10:22:31 agent=A017 channel=phone\n"
+        "客户表示工资延迟，申请延期还款。\nCustomer mentions a LAWSUIT and overdue bills.",
+        "#NOTE id=N2 customer=C2 time=yesterday noon agent=A1 channel=chat\nhello",
+    ]
+    valid, rejected = silver.clean_notes(_raw(spark, payloads))
+    (row,) = valid.collect()
+    assert (row.note_id, row.customer_id, row.noted_at, row.agent, row.channel) == (
+        "N1",
+        "C1",
+        dt.datetime(2024, 3, 5, 10, 22, 31),
+        "A017",
+        "phone",
+    )
+    assert row.text == "客户表示工资延迟，申请延期还款。 Customer mentions a LAWSUIT and overdue bills."
+    assert row.negative_hits == 3  # 延期, lawsuit, overdue
+    assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]
