@@ -56,7 +56,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"data:        {s.data_dir}")
     print(f"mlflow:      {s.mlflow_tracking_uri}")
     print(f"airflow:     {s.airflow_home}")
-    print(f".env:        {'created with a new RISK_PII_KEY' if written else 'key already configured'}")
+    print(
+        f".env:        {'created with a new RISK_PII_KEY' if written else 'key already configured'}"
+    )
     return 0
 
 
@@ -67,7 +69,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     start = dt.date.fromisoformat(args.start)
     _say(f"generating {args.customers:,} customers (seed {args.seed}) into {settings.data_dir}")
     summary = generate(
-        settings.data_dir, customers=args.customers, seed=args.seed, start=start, months=args.months,
+        settings.data_dir,
+        customers=args.customers,
+        seed=args.seed,
+        start=start,
+        months=args.months,
         progress=_say,
     )
     _say(f"generated: {summary}")
@@ -75,7 +81,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _print_steps(steps) -> None:
-    print(f"  {'stage':8} {'source':24} {'target':30} {'in':>9} {'out':>9} {'unchanged':>9} {'quarant.':>8}")
+    print(
+        f"  {'stage':8} {'source':24} {'target':30} {'in':>9} {'out':>9} "
+        f"{'unchanged':>9} {'quarant.':>8}"
+    )
     for s in steps:
         print(
             f"  {s.stage:8} {s.source:24} {s.target:30} {s.rows_in:>9,} {s.rows_out:>9,} "
@@ -103,7 +112,8 @@ def _print_models(trained) -> None:
     for tm in trained:
         m = tm.metrics
         print(
-            f"  {tm.kind:15} v{tm.version}  out-of-time AUC {m['oot_auc']:.4f}  KS {m['oot_ks']:.4f}"
+            f"  {tm.kind:15} v{tm.version}  out-of-time AUC {m['oot_auc']:.4f}"
+            f"  KS {m['oot_ks']:.4f}"
             f"  (train AUC {m['train_auc']:.4f}, {tm.train_seconds:.1f}s)"
         )
 
@@ -152,12 +162,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(f"\nrun {run.run_id}: every step reconciles (in = out + unchanged + quarantined)")
     _print_steps(steps)
-    print("\nmodels (registered as " f"{settings.registered_model!r}):")
+    print(f"\nmodels (registered as {settings.registered_model!r}):")
     _print_models(trained)
     _print_scored(run)
     print("\ntimings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     print(
-        f"\nwhere to look:\n  tables      riskctl tables   (Delta under {settings.lakehouse_root})\n"
+        "\nwhere to look:\n"
+        f"  tables      riskctl tables   (Delta under {settings.lakehouse_root})\n"
         f"  models      riskctl mlflow-ui   (store {settings.mlflow_tracking_uri})\n"
         "  scores      gold.scored_applications; rejects in ops.quarantine; counts in ops.manifest"
     )
@@ -171,9 +182,12 @@ def _print_scored(run) -> None:
     from riskcontrol.catalog import GOLD_SCORED_APPLICATIONS
 
     scored = lakehouse.read(run.spark, GOLD_SCORED_APPLICATIONS, run.settings)
-    rows = scored.groupBy("quadrant", "decision").agg(F.count("*").alias("n")).orderBy(
-        "quadrant", "decision"
-    ).collect()
+    rows = (
+        scored.groupBy("quadrant", "decision")
+        .agg(F.count("*").alias("n"))
+        .orderBy("quadrant", "decision")
+        .collect()
+    )
     print("\ngold.scored_applications by quadrant and decision:")
     for r in rows:
         print(f"  {r['quadrant']}  {r['decision']:8} {r['n']:>8,}")
@@ -248,8 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("init", cmd_init, "create a local .env with a pseudonymization key; show where things go")
 
     def gen_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--customers", type=int, default=20_000, help="customers to generate (20000)")
-        p.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data (42)")
+        p.add_argument(
+            "--customers", type=int, default=20_000, help="customers to generate (20000)"
+        )
+        p.add_argument(
+            "--seed", type=int, default=42, help="random seed; same seed, same data (42)"
+        )
         p.add_argument("--start", default="2024-01-01", help="first application month (2024-01-01)")
         p.add_argument("--months", type=int, default=27, help="months of applications (27)")
 

@@ -54,7 +54,8 @@ def jdbc_driver(url: str) -> str:
     match = re.match(r"jdbc:(\w+):", url)
     if not match or match.group(1) not in _DRIVERS:
         raise ValueError(
-            f"unsupported JDBC URL {redact(url)!r}: use jdbc:sqlite:, jdbc:postgresql: or jdbc:mysql:"
+            f"unsupported JDBC URL {redact(url)!r}: "
+            "use jdbc:sqlite:, jdbc:postgresql: or jdbc:mysql:"
         )
     return _DRIVERS[match.group(1)]
 
@@ -79,7 +80,10 @@ def read_jdbc(spark: SparkSession, settings: Settings, table_name: str) -> DataF
         reader = reader.option("user", settings.lending_jdbc_user)
     if settings.lending_jdbc_password:
         reader = reader.option("password", settings.lending_jdbc_password.get_secret_value())
-    return reader.load()
+    df = reader.load()
+    # Drivers report TEXT as VARCHAR(n) (SQLite says n=0); bronze keeps values as received,
+    # not the source's length limits, so char/varchar become plain strings.
+    return df.select(*[F.col(f"`{c}`").alias(c, metadata={}) for c in df.columns])
 
 
 def content_hash(columns: list[str]) -> Column:
@@ -100,9 +104,7 @@ def with_provenance(df: DataFrame, run_id: str, source: str, source_uri: Column)
     )
 
 
-def read_lines(
-    spark: SparkSession, path: str, line_sep: str | None = None
-) -> DataFrame:
+def read_lines(spark: SparkSession, path: str, line_sep: str | None = None) -> DataFrame:
     """Text records of every file under ``path`` as (payload, _source_uri)."""
     reader = spark.read.option("recursiveFileLookup", "true")
     if line_sep:
@@ -138,7 +140,9 @@ def collect_jdbc(run: Run, name: str) -> StepCounts:
     table = JDBC_SOURCES[name]
     key = table.keys[0]
     raw = read_jdbc(run.spark, run.settings, name)
-    df = with_provenance(raw, run.run_id, f"lending_db.{name}", F.lit(redact(run.settings.lending_jdbc_url)))
+    df = with_provenance(
+        raw, run.run_id, f"lending_db.{name}", F.lit(redact(run.settings.lending_jdbc_url))
+    )
     rules = [Rule("missing_key", F.col(key).isNotNull(), f"{key} is null")]
     return land(run, df, table, f"jdbc:{name}", rules, merge_keys=(key, "_content_hash"))
 
@@ -167,9 +171,7 @@ def _json_rules(key: str) -> list[Rule]:
 
 
 FILE_SOURCES: dict[str, FileSource] = {
-    "bureau": FileSource(
-        "bureau", "bureau", BRONZE_BUREAU, lambda: _json_rules("report_id")
-    ),
+    "bureau": FileSource("bureau", "bureau", BRONZE_BUREAU, lambda: _json_rules("report_id")),
     "events": FileSource("events", "events", BRONZE_EVENTS, lambda: _json_rules("event_id")),
     "notes": FileSource(
         "notes",

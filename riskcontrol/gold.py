@@ -19,7 +19,9 @@ from riskcontrol.catalog import GOLD_APPLICATION_FEATURES, NUMERIC_FEATURES
 def pit_dpd(due_date: Column, paid_date: Column, as_of: Column) -> Column:
     """Days past due of an installment as seen on ``as_of`` (0 if not yet due or on time)."""
     settled = F.least(F.coalesce(paid_date, as_of), as_of)
-    return F.when(due_date >= as_of, 0).otherwise(F.greatest(F.datediff(settled, due_date), F.lit(0)))
+    return F.when(due_date >= as_of, 0).otherwise(
+        F.greatest(F.datediff(settled, due_date), F.lit(0))
+    )
 
 
 def loan_labels(
@@ -94,11 +96,15 @@ def note_features(apps: DataFrame, notes: DataFrame, days: int = 90) -> DataFram
 
 def prior_loan_features(apps: DataFrame, loans: DataFrame, repayments: DataFrame) -> DataFrame:
     """The customer's own repayment record with this lender before the application date."""
-    prior = apps.select("application_id", "customer_id", "application_date").join(
-        loans.select("loan_id", "customer_id", "disbursed_date"), "customer_id"
-    ).where(F.col("disbursed_date") < F.col("application_date"))
+    prior = (
+        apps.select("application_id", "customer_id", "application_date")
+        .join(loans.select("loan_id", "customer_id", "disbursed_date"), "customer_id")
+        .where(F.col("disbursed_date") < F.col("application_date"))
+    )
     lines = prior.join(repayments.select("loan_id", "due_date", "paid_date"), "loan_id", "left")
-    lines = lines.where(F.col("due_date").isNull() | (F.col("due_date") < F.col("application_date")))
+    lines = lines.where(
+        F.col("due_date").isNull() | (F.col("due_date") < F.col("application_date"))
+    )
     dpd = pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("application_date"))
     return lines.groupBy("application_id").agg(
         F.countDistinct("loan_id").cast("double").alias("prior_loans"),

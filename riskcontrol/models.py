@@ -10,15 +10,21 @@ champion; scoring always loads ``champion``.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import DecisionTreeClassifier, MultilayerPerceptronClassifier
-from pyspark.ml.feature import Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.classification import MultilayerPerceptronClassifier
+from pyspark.ml.feature import (
+    Imputer,
+    OneHotEncoder,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+)
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.regression import DecisionTreeRegressor
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -69,7 +75,9 @@ def preprocessing(scale: bool) -> list:
     onehot = [f"{c}__ohe" for c in CATEGORICAL_FEATURES]
     stages = [
         Imputer(strategy="median", inputCols=list(NUMERIC_FEATURES), outputCols=imputed),
-        StringIndexer(inputCols=list(CATEGORICAL_FEATURES), outputCols=indexed, handleInvalid="keep"),
+        StringIndexer(
+            inputCols=list(CATEGORICAL_FEATURES), outputCols=indexed, handleInvalid="keep"
+        ),
         OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
         VectorAssembler(
             inputCols=imputed + onehot,
@@ -83,8 +91,17 @@ def preprocessing(scale: bool) -> list:
 
 
 def fit_decision_tree(train: DataFrame, seed: int) -> tuple[PipelineModel, dict]:
+    """A probability tree: variance impurity on the 0/1 default flag.
+
+    For a 0/1 target the variance p(1-p) is half the Gini impurity, so the splits are a
+    classification tree's, and each leaf predicts its bad rate: a calibrated PD. Spark's
+    DecisionTreeClassifier prunes sibling leaves that predict the same class, which on a
+    5-10% bad rate collapses the tree to its root (every leaf predicts "good").
+    """
     params = {"maxDepth": 6, "minInstancesPerNode": 50, "minInfoGain": 0.0, "maxBins": 32}
-    tree = DecisionTreeClassifier(labelCol="label", featuresCol="features", seed=seed, **params)
+    tree = DecisionTreeRegressor(
+        labelCol="label", featuresCol="features", seed=seed, predictionCol="pd", **params
+    )
     return Pipeline(stages=[*preprocessing(scale=False), tree]).fit(train), params
 
 
@@ -92,7 +109,7 @@ def fit_neural_network(train: DataFrame, seed: int) -> tuple[PipelineModel, dict
     prep = Pipeline(stages=preprocessing(scale=True)).fit(train)
     prepared = prep.transform(train).select("features", "label").cache()
     width = len(prepared.first()["features"])
-    params = {"layers": [width, 16, 8, 2], "maxIter": 200, "blockSize": 128, "stepSize": 0.03}
+    params = {"layers": [width, 8, 2], "maxIter": 100, "blockSize": 128}
     mlp = MultilayerPerceptronClassifier(
         labelCol="label", featuresCol="features", seed=seed, solver="l-bfgs", **params
     ).fit(prepared)
@@ -104,8 +121,11 @@ FITTERS = {"decision_tree": fit_decision_tree, "neural_network": fit_neural_netw
 
 
 def positive_probability(predictions: DataFrame) -> DataFrame:
-    """Add ``pd``: the probability of class 1 from the ``probability`` vector."""
-    return predictions.withColumn("pd", vector_to_array("probability")[1])
+    """Ensure ``pd``: a classifier's class-1 ``probability`` (never ``rawPrediction``), or
+    the probability tree's own ``pd`` prediction, clipped to [0, 1]."""
+    if "probability" in predictions.columns:
+        return predictions.withColumn("pd", vector_to_array("probability")[1])
+    return predictions.withColumn("pd", F.least(F.greatest(F.col("pd"), F.lit(0.0)), F.lit(1.0)))
 
 
 def evaluate(model: PipelineModel, df: DataFrame) -> dict[str, float]:
@@ -131,7 +151,9 @@ def train(
     trained = []
     for kind in kinds:
         started = time.perf_counter()
-        model, params = FITTERS[kind](train_df, seed)
+        model, params = FITTERS[kind](
+            train_df.withColumn("label", F.col("label").cast("double")), seed
+        )
         seconds = time.perf_counter() - started
         result = {f"train_{k}": v for k, v in evaluate(model, train_df).items()}
         result.update({f"oot_{k}": v for k, v in evaluate(model, test_df).items()})
@@ -158,10 +180,9 @@ def log_and_register(
     """
     import mlflow
     import mlflow.spark
+    import pyspark
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
-
-    import pyspark
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
@@ -180,8 +201,12 @@ def log_and_register(
         ) as active:
             mlflow.log_params({k: str(v) for k, v in tm.params.items()})
             mlflow.log_params(
-                {"model_kind": tm.kind, "oot_months": ",".join(test_months),
-                 "performance_months": settings.performance_months, "bad_dpd": settings.bad_dpd}
+                {
+                    "model_kind": tm.kind,
+                    "oot_months": ",".join(test_months),
+                    "performance_months": settings.performance_months,
+                    "bad_dpd": settings.bad_dpd,
+                }
             )
             mlflow.log_metrics({**tm.metrics, "train_seconds": tm.train_seconds})
             mlflow.log_dict(
@@ -189,12 +214,15 @@ def log_and_register(
                 "features.json",
             )
             mlflow.set_tags(
-                {"pipeline_run_id": pipeline_run_id, **{f"lineage.{k}": str(v) for k, v in lineage.items()}}
+                {
+                    "pipeline_run_id": pipeline_run_id,
+                    **{f"lineage.{k}": str(v) for k, v in lineage.items()},
+                }
             )
             signature = infer_signature(example, np.zeros(len(example)))
             info = mlflow.spark.log_model(
                 tm.model,
-                name="model",
+                artifact_path="model",
                 registered_model_name=settings.registered_model,
                 signature=signature,
                 pip_requirements=[f"pyspark=={pyspark.__version__}"],
@@ -245,7 +273,3 @@ def load_champion(settings: Settings) -> tuple[PipelineModel, str, str]:
         ) from exc
     model = mlflow.spark.load_model(f"models:/{settings.registered_model}@{CHAMPION}")
     return model, settings.registered_model, str(mv.version)
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -50,27 +50,33 @@ class SilverStep:
     bronze: Table
     silver: Table
     clean: Callable[[DataFrame, bytes], tuple[DataFrame, DataFrame]]
-    key: Column  # the business key, read from the bronze row independently of ``clean``
+    key: Callable[[], Column]  # the business key, read from bronze independently of ``clean``
 
 
-def _json_key(field: str) -> Column:
-    return F.get_json_object("payload", f"$.{field}")
+def _json_key(field: str) -> Callable[[], Column]:
+    return lambda: F.get_json_object("payload", f"$.{field}")
+
+
+def _column(name: str) -> Callable[[], Column]:
+    return lambda: F.col(name)
 
 
 SILVER_STEPS = (
-    SilverStep(BRONZE_CUSTOMERS, SILVER_CUSTOMERS, silver.clean_customers, F.col("customer_id")),
+    SilverStep(BRONZE_CUSTOMERS, SILVER_CUSTOMERS, silver.clean_customers, _column("customer_id")),
     SilverStep(
         BRONZE_APPLICATIONS,
         SILVER_APPLICATIONS,
         lambda df, _key: silver.clean_applications(df),
-        F.col("application_id"),
+        _column("application_id"),
     ),
-    SilverStep(BRONZE_LOANS, SILVER_LOANS, lambda df, _k: silver.clean_loans(df), F.col("loan_id")),
+    SilverStep(
+        BRONZE_LOANS, SILVER_LOANS, lambda df, _k: silver.clean_loans(df), _column("loan_id")
+    ),
     SilverStep(
         BRONZE_REPAYMENTS,
         SILVER_REPAYMENTS,
         lambda df, _k: silver.clean_repayments(df),
-        F.col("repayment_id"),
+        _column("repayment_id"),
     ),
     SilverStep(BRONZE_BUREAU, SILVER_BUREAU, silver.clean_bureau, _json_key("report_id")),
     SilverStep(
@@ -80,7 +86,7 @@ SILVER_STEPS = (
         BRONZE_NOTES,
         SILVER_NOTES,
         lambda df, _k: silver.clean_notes(df),
-        F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
+        lambda: F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
     ),
 )
 
@@ -96,7 +102,7 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     counts = StepCounts("analyze", step.bronze.full_name, step.silver.full_name, 0, 0)
     bronze = lakehouse.read(run.spark, step.bronze, settings).cache()
     counts.rows_in = bronze.count()
-    latest_versions = bronze.select(step.key).distinct().count()
+    latest_versions = bronze.select(step.key()).distinct().count()
     valid, rejected = step.clean(bronze, settings.pii_secret())
     valid = valid.cache()
     n_valid = valid.count()
@@ -112,7 +118,11 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
 
 def as_of_date(spark: SparkSession, settings: Settings) -> dt.date:
     """The observation date: the day after the latest application in silver."""
-    latest = lakehouse.read(spark, SILVER_APPLICATIONS, settings).agg(F.max("application_date")).first()[0]
+    latest = (
+        lakehouse.read(spark, SILVER_APPLICATIONS, settings)
+        .agg(F.max("application_date"))
+        .first()[0]
+    )
     if latest is None:
         raise RuntimeError("silver.applications is empty: nothing to build features from")
     return latest + dt.timedelta(days=1)
@@ -125,7 +135,9 @@ def build_gold(run: Run) -> StepCounts:
         return lakehouse.read(spark, t, settings)
 
     apps = read(SILVER_APPLICATIONS)
-    counts = StepCounts("analyze", SILVER_APPLICATIONS.full_name, GOLD_APPLICATION_FEATURES.full_name, 0, 0)
+    counts = StepCounts(
+        "analyze", SILVER_APPLICATIONS.full_name, GOLD_APPLICATION_FEATURES.full_name, 0, 0
+    )
     counts.rows_in = apps.count()
     as_of = as_of_date(spark, settings)
     features = gold.application_features(
@@ -183,7 +195,9 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> list[mod
     progress("train: decision tree and neural network on the training window")
     trained, test_months = models.train(features, settings, seed=seed)
     lineage = lakehouse.table_versions(spark, list(LINEAGE_TABLES), settings)
-    progress(f"train: logging to MLflow ({settings.mlflow_tracking_uri}), out-of-time {test_months}")
+    progress(
+        f"train: logging to MLflow ({settings.mlflow_tracking_uri}), out-of-time {test_months}"
+    )
     models.log_and_register(trained, settings, features, lineage, test_months, run.run_id)
     return trained
 
@@ -193,7 +207,9 @@ def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
     features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
     model, name, version = models.load_champion(settings)
     progress(f"apply: scoring pending applications with {name} v{version} (champion)")
-    counts = StepCounts("apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0)
+    counts = StepCounts(
+        "apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0
+    )
     counts.rows_in = features.where(F.col("status") == "pending").count()
     scored = scoring.score_applications(features, model, name, version, settings).cache()
     n_scored = scored.count()

@@ -44,20 +44,17 @@ def score_from_pd(pd_col: Column, base: int, base_odds: float, pdo: float) -> Co
 def risk_band(pd_col: Column) -> Column:
     expr = None
     for name, upper in RISK_BANDS:
-        expr = (F.when(pd_col < upper, name) if expr is None else expr.when(pd_col < upper, name))
+        expr = F.when(pd_col < upper, name) if expr is None else expr.when(pd_col < upper, name)
     return expr.otherwise(LAST_BAND)
 
 
-def quadrant(pd_col: Column, impact: Column, pd_threshold: float, impact_threshold: float) -> Column:
+def quadrant(
+    pd_col: Column, impact: Column, pd_threshold: float, impact_threshold: float
+) -> Column:
     """A/B/C/D by probability (>= threshold is high) and impact (>= threshold is high)."""
     high_p = pd_col >= pd_threshold
     high_i = impact >= impact_threshold
-    return (
-        F.when(high_p & high_i, "D")
-        .when(high_p, "C")
-        .when(high_i, "B")
-        .otherwise("A")
-    )
+    return F.when(high_p & high_i, "D").when(high_p, "C").when(high_i, "B").otherwise("A")
 
 
 def strategy(quadrant_col: Column) -> Column:
@@ -73,15 +70,19 @@ def decision(pd_col: Column, approve_below: float, reject_from: float) -> Column
     )
 
 
-def classify(scored: DataFrame, settings: Settings, exposure_col: str = "requested_amount") -> DataFrame:
+def classify(
+    scored: DataFrame, settings: Settings, exposure_col: str = "requested_amount"
+) -> DataFrame:
     """Add score, band, impact, quadrant, strategy and decision to rows carrying ``pd``."""
     impact = F.col(exposure_col) * F.lit(settings.lgd)
-    q = quadrant(F.col("pd"), impact, settings.quadrant_pd_threshold, settings.quadrant_impact_threshold)
+    q = quadrant(
+        F.col("pd"), impact, settings.quadrant_pd_threshold, settings.quadrant_impact_threshold
+    )
     return scored.select(
         "*",
-        score_from_pd(F.col("pd"), settings.score_base, settings.score_base_odds, settings.score_pdo).alias(
-            "score"
-        ),
+        score_from_pd(
+            F.col("pd"), settings.score_base, settings.score_base_odds, settings.score_pdo
+        ).alias("score"),
         risk_band(F.col("pd")).alias("risk_band"),
         impact.alias("impact"),
         q.alias("quadrant"),
@@ -99,7 +100,11 @@ def score_applications(
     pending = features.where(F.col("status") == "pending")
     predicted = positive_probability(model.transform(pending))
     out = classify(predicted, settings).select(
-        *[c for c in GOLD_SCORED_APPLICATIONS.columns if c not in ("model_name", "model_version", "scored_at")],
+        *[
+            c
+            for c in GOLD_SCORED_APPLICATIONS.columns
+            if c not in ("model_name", "model_version", "scored_at")
+        ],
         F.lit(model_name).alias("model_name"),
         F.lit(model_version).alias("model_version"),
         F.current_timestamp().alias("scored_at"),

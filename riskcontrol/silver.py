@@ -213,9 +213,12 @@ _PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
 
 def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
     """Parse raw JSON lines with an explicit schema; a type conflict sets ``j._corrupt``."""
-    return bronze.select("payload", "_source_uri", "_ingested_at", F.from_json(
-        "payload", json_schema, _PERMISSIVE
-    ).alias("j"))
+    return bronze.select(
+        "payload",
+        "_source_uri",
+        "_ingested_at",
+        F.from_json("payload", json_schema, _PERMISSIVE).alias("j"),
+    )
 
 
 def clean_bureau(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
@@ -276,9 +279,7 @@ def clean_events(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         F.col("j.os").alias("os"),
         F.col("j.app_version").alias("app_version"),
         F.col("j.props.duration_s").alias("duration_s"),
-        F.coalesce(F.col("j.props.night"), (F.hour(ts) < 6) | (F.hour(ts) >= 23)).alias(
-            "is_night"
-        ),
+        F.coalesce(F.col("j.props.night"), (F.hour(ts) < 6) | (F.hour(ts) >= 23)).alias("is_night"),
         F.col("j._corrupt").alias("__corrupt"),
         "payload",
         "_ingested_at",

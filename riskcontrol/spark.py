@@ -44,6 +44,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.adaptive.enabled": "true",
+        # JDBC sources report TEXT as VARCHAR(n); treat char/varchar as string everywhere.
+        "spark.sql.legacy.charVarcharAsString": "true",
         # Delta housekeeping that is wasteful on small local tables.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.stalenessLimit": "0",

@@ -21,7 +21,9 @@ def test_pit_dpd(spark):
         (D(2024, 1, 10), D(2024, 1, 1), D(2024, 3, 1)),  # paid early
     ]
     df = spark.createDataFrame(rows, "due date, paid date, asof date")
-    got = [r[0] for r in df.select(gold.pit_dpd(F.col("due"), F.col("paid"), F.col("asof"))).collect()]
+    got = [
+        r[0] for r in df.select(gold.pit_dpd(F.col("due"), F.col("paid"), F.col("asof"))).collect()
+    ]
     assert got == [51, 5, 51, 0, 0]
 
 

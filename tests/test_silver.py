@@ -60,16 +60,81 @@ def _bronze_apps(spark, rows):
 def test_clean_applications_types_dedupes_and_quarantines(spark):
     t = dt.datetime(2024, 5, 1)
     rows = [
-        ("A1", "C1", "2024-03-05 10:00:00", "5000", "6", "travel", "app", "p", "pending", None,
-         "2024-03-05 10:00:00", t, "db"),
-        ("A1", "C1", "2024-03-05 10:00:00", "5000", "6", "travel", "app", "p", "Approved",
-         "2024-03-06 09:00:00", "2024-03-06 09:00:00", t, "db"),
-        ("A2", "C2", "2024-03-07T08:00:00+08:00", "-1", "6", "x", "web", "p", "rejected", None,
-         "2024-03-07 00:00:00", t, "db"),
-        ("A3", "C3", "not a date", "100", "6", "x", "web", "p", "pending", None,
-         "2024-03-07 00:00:00", t, "db"),
-        ("A4", "C4", "2024-03-08", "100", "7", "x", "web", "p", "pending", None,
-         "2024-03-08 00:00:00", t, "db"),
+        (
+            "A1",
+            "C1",
+            "2024-03-05 10:00:00",
+            "5000",
+            "6",
+            "travel",
+            "app",
+            "p",
+            "pending",
+            None,
+            "2024-03-05 10:00:00",
+            t,
+            "db",
+        ),
+        (
+            "A1",
+            "C1",
+            "2024-03-05 10:00:00",
+            "5000",
+            "6",
+            "travel",
+            "app",
+            "p",
+            "Approved",
+            "2024-03-06 09:00:00",
+            "2024-03-06 09:00:00",
+            t,
+            "db",
+        ),
+        (
+            "A2",
+            "C2",
+            "2024-03-07T08:00:00+08:00",
+            "-1",
+            "6",
+            "x",
+            "web",
+            "p",
+            "rejected",
+            None,
+            "2024-03-07 00:00:00",
+            t,
+            "db",
+        ),
+        (
+            "A3",
+            "C3",
+            "not a date",
+            "100",
+            "6",
+            "x",
+            "web",
+            "p",
+            "pending",
+            None,
+            "2024-03-07 00:00:00",
+            t,
+            "db",
+        ),
+        (
+            "A4",
+            "C4",
+            "2024-03-08",
+            "100",
+            "7",
+            "x",
+            "web",
+            "p",
+            "pending",
+            None,
+            "2024-03-08 00:00:00",
+            t,
+            "db",
+        ),
     ]
     valid, rejected = silver.clean_applications(_bronze_apps(spark, rows))
     got = [r.asDict() for r in valid.collect()]
@@ -105,11 +170,42 @@ def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
         "registered_at string, updated_at string, _ingested_at timestamp, _source_uri string"
     )
     rows = [
-        ("C1", "11010519491231002X", "张三", "13812345678", "F", "1949-12-31", "北京市", "北京市",
-         "bachelor", "salaried", "华信科技有限公司", "8000.5", "2023-01-01 00:00:00",
-         "2023-01-01 00:00:00", t, "db"),
-        ("C2", "110105194912310021", "李四", "13812345679", "M", "1949-12-31", "北京市", "北京市",
-         "college", "salaried", "", "5000", "2023-01-01 00:00:00", "2023-01-01 00:00:00", t, "db"),
+        (
+            "C1",
+            "11010519491231002X",
+            "张三",
+            "13812345678",
+            "F",
+            "1949-12-31",
+            "北京市",
+            "北京市",
+            "bachelor",
+            "salaried",
+            "华信科技有限公司",
+            "8000.5",
+            "2023-01-01 00:00:00",
+            "2023-01-01 00:00:00",
+            t,
+            "db",
+        ),
+        (
+            "C2",
+            "110105194912310021",
+            "李四",
+            "13812345679",
+            "M",
+            "1949-12-31",
+            "北京市",
+            "北京市",
+            "college",
+            "salaried",
+            "",
+            "5000",
+            "2023-01-01 00:00:00",
+            "2023-01-01 00:00:00",
+            t,
+            "db",
+        ),
     ]
     valid, rejected = silver.clean_customers(spark.createDataFrame(rows, cols), KEY)
     (row,) = valid.collect()
@@ -142,21 +238,48 @@ def _raw(spark, payloads):
 
 def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflicts(spark):
     v1 = {
-        "report_id": "R1", "query_ref": "A1", "id_number": "11010519491231002X", "name": "张三",
-        "report_time": "2024-03-05T10:22:01+08:00", "score": {"value": 712, "model": "BCS3"},
-        "summary": {"inquiries_6m": 3, "open_loans": 2, "total_credit_limit": 52000.0,
-                    "total_balance": 21000.0, "overdue_accounts": 0, "max_dpd_24m": 0,
-                    "credit_history_months": 48},
-        "accounts": [{"type": "credit_card", "limit": 2.0, "balance": 1.0, "status": "normal",
-                      "opened": "2019-05"}],
+        "report_id": "R1",
+        "query_ref": "A1",
+        "id_number": "11010519491231002X",
+        "name": "张三",
+        "report_time": "2024-03-05T10:22:01+08:00",
+        "score": {"value": 712, "model": "BCS3"},
+        "summary": {
+            "inquiries_6m": 3,
+            "open_loans": 2,
+            "total_credit_limit": 52000.0,
+            "total_balance": 21000.0,
+            "overdue_accounts": 0,
+            "max_dpd_24m": 0,
+            "credit_history_months": 48,
+        },
+        "accounts": [
+            {
+                "type": "credit_card",
+                "limit": 2.0,
+                "balance": 1.0,
+                "status": "normal",
+                "opened": "2019-05",
+            }
+        ],
         "schema_version": 1,
     }
-    v2 = dict(v1, report_id="R2", query_ref="A2", schema_version=2, score={"value": 600},
-              summary=dict(v1["summary"], consumer_finance_loans=4),
-              alerts=[{"code": "X", "date": "2025-01-01"}], extra_new_field="kept in bronze")
+    v2 = dict(
+        v1,
+        report_id="R2",
+        query_ref="A2",
+        schema_version=2,
+        score={"value": 600},
+        summary=dict(v1["summary"], consumer_finance_loans=4),
+        alerts=[{"code": "X", "date": "2025-01-01"}],
+        extra_new_field="kept in bronze",
+    )
     conflict = dict(v1, report_id="R3", summary=dict(v1["summary"], inquiries_6m="three"))
-    payloads = [json.dumps(v1, ensure_ascii=False), json.dumps(v2, ensure_ascii=False),
-                json.dumps(conflict, ensure_ascii=False)]
+    payloads = [
+        json.dumps(v1, ensure_ascii=False),
+        json.dumps(v2, ensure_ascii=False),
+        json.dumps(conflict, ensure_ascii=False),
+    ]
     valid, rejected = silver.clean_bureau(_raw(spark, payloads), KEY)
     got = {r.report_id: r.asDict() for r in valid.collect()}
     assert set(got) == {"R1", "R2"}
@@ -185,6 +308,9 @@ def test_clean_notes_parses_header_and_counts_negative_terms(spark):
         "A017",
         "phone",
     )
-    assert row.text == "客户表示工资延迟，申请延期还款。 Customer mentions a LAWSUIT and overdue bills."
+    assert (
+        row.text
+        == "客户表示工资延迟，申请延期还款。 Customer mentions a LAWSUIT and overdue bills."
+    )
     assert row.negative_hits == 3  # 延期, lawsuit, overdue
     assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]

@@ -9,12 +9,13 @@ the check-digit helpers live here and are reused by the pipeline's validation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from riskcontrol.generate import reference as ref
-from riskcontrol.generate.dates import DAY
+from riskcontrol.generate.dates import DAY, format_dates, format_timestamps
 from riskcontrol.generate.rng import KeyedRandom, sigmoid
 
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
@@ -80,7 +81,6 @@ class Population:
     national_id: list[str]  # always valid; faults are applied when rows are written
     mobile: list[str]
     employer_name: list[str]
-    district: list[str]
 
 
 def _growth_fraction(u: np.ndarray, growth: float) -> np.ndarray:
@@ -112,9 +112,8 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
     edited = rng.bernoulli(index, 0.3, "edited")
     updated_ts = np.where(
         edited,
-        registered_ts + (rng.uniform(index, "edit_at") * (as_of_ts - 1 - registered_ts)).astype(
-            np.int64
-        ),
+        registered_ts
+        + (rng.uniform(index, "edit_at") * (as_of_ts - 1 - registered_ts)).astype(np.int64),
         registered_ts,
     )
 
@@ -125,7 +124,9 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
     city = rng.choice(index, ref.CITY_WEIGHTS, "city")
     n_codes = np.array([len(c) for c in ref.CITY_CODES])[city]
     code_pick = rng.integers(index, 0, n_codes, "district")
-    district = [ref.CITY_CODES[c][k] for c, k in zip(city.tolist(), code_pick.tolist(), strict=True)]
+    district = [
+        ref.CITY_CODES[c][k] for c, k in zip(city.tolist(), code_pick.tolist(), strict=True)
+    ]
 
     edu_score = -0.45 * z + 0.015 * (age - 30) + rng.normal(index, "education")
     education = np.searchsorted(np.array([-0.65, 0.3, 1.4]), edu_score)
@@ -146,7 +147,7 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
 
     edu_eff = np.array([-0.25, 0.0, 0.2, 0.45])[education]
     emp_eff = np.array([0.0, 0.15, -0.15, -1.5, -1.3])[employment]
-    tier1 = np.isin(city, [0, 1, 2, 3])
+    tier1 = np.isin(city, ref.TIER1_CITIES)
     log_income = (
         np.log(6500) + edu_eff + emp_eff + 0.2 * tier1 - 0.2 * z + 0.4 * rng.normal(index, "income")
     )
@@ -179,7 +180,11 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
     shop = rng.integers(index, 0, len(ref.SHOP_TYPES), "shop")
     employer_name = []
     for e, c, ct, s, sh in zip(
-        employment.tolist(), company.tolist(), city.tolist(), surname.tolist(), shop.tolist(),
+        employment.tolist(),
+        company.tolist(),
+        city.tolist(),
+        surname.tolist(),
+        shop.tolist(),
         strict=True,
     ):
         if e == 0:
@@ -202,7 +207,8 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
     prefix = rng.integers(index, 0, len(ref.MOBILE_PREFIXES), "mobile_prefix")
     body = rng.integers(index, 0, 100_000_000, "mobile_body")
     mobile = [
-        f"{ref.MOBILE_PREFIXES[p]}{b:08d}" for p, b in zip(prefix.tolist(), body.tolist(), strict=True)
+        f"{ref.MOBILE_PREFIXES[p]}{b:08d}"
+        for p, b in zip(prefix.tolist(), body.tolist(), strict=True)
     ]
 
     return Population(
@@ -223,33 +229,22 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
         national_id=national_id,
         mobile=mobile,
         employer_name=employer_name,
-        district=district,
     )
 
 
-def customer_faults(
+def customer_rows(
     seed: int, pop: Population, protected: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which customers get a wrong ID check digit and which a 10-digit mobile.
+) -> tuple[Iterator[tuple], int, int]:
+    """Rows of the ``customers`` table with faults injected, and the two fault counts.
 
-    ``protected`` customers (those with an application still to be scored) are exempt,
-    so every pending application belongs to a customer with clean identity fields.
+    About 0.2% get a wrong ID check digit and 0.1% a 10-digit mobile. ``protected``
+    customers (those with an application still to be scored) are exempt, so every
+    pending application belongs to a customer with clean identity fields.
     """
     rng = KeyedRandom(seed, "customer_fault")
     bad_id = rng.bernoulli(pop.index, INVALID_ID_RATE, "bad_id") & ~protected
     bad_mobile = rng.bernoulli(pop.index, MALFORMED_MOBILE_RATE, "bad_mobile") & ~protected
-    return bad_id, bad_mobile
-
-
-def customer_rows(
-    seed: int, pop: Population, protected: np.ndarray, stamp: tuple[list[str], list[str]]
-) -> tuple[list[tuple], int, int]:
-    """Rows of the ``customers`` table with faults applied, and the two fault counts.
-
-    ``stamp`` holds the formatted (registered_at, updated_at) strings.
-    """
-    bad_id, bad_mobile = customer_faults(seed, pop, protected)
-    shift = KeyedRandom(seed, "customer_fault").integers(pop.index, 1, 11, "bad_id_shift")
+    shift = rng.integers(pop.index, 1, 11, "bad_id_shift")
     national_id = list(pop.national_id)
     for i in np.flatnonzero(bad_id).tolist():
         right = _ID_CHECK.index(national_id[i][17])
@@ -257,25 +252,21 @@ def customer_rows(
     mobile = list(pop.mobile)
     for i in np.flatnonzero(bad_mobile).tolist():
         mobile[i] = mobile[i][:10]
-    births = np.datetime_as_string(pop.birth_day.astype("datetime64[D]")).tolist()
-    registered, updated = stamp
-    rows = list(
-        zip(
-            pop.customer_id,
-            national_id,
-            pop.name,
-            mobile,
-            np.where(pop.male, "M", "F").tolist(),
-            births,
-            [ref.CITY_PROVINCE[c] for c in pop.city.tolist()],
-            [ref.CITY_NAME[c] for c in pop.city.tolist()],
-            [ref.EDUCATION[e] for e in pop.education.tolist()],
-            [ref.EMPLOYMENT[e] for e in pop.employment.tolist()],
-            pop.employer_name,
-            pop.income.tolist(),
-            registered,
-            updated,
-            strict=True,
-        )
+    rows = zip(
+        pop.customer_id,
+        national_id,
+        pop.name,
+        mobile,
+        np.where(pop.male, "M", "F").tolist(),
+        format_dates(pop.birth_day),
+        [ref.CITY_PROVINCE[c] for c in pop.city.tolist()],
+        [ref.CITY_NAME[c] for c in pop.city.tolist()],
+        [ref.EDUCATION[e] for e in pop.education.tolist()],
+        [ref.EMPLOYMENT[e] for e in pop.employment.tolist()],
+        pop.employer_name,
+        pop.income.tolist(),
+        format_timestamps(pop.registered_ts),
+        format_timestamps(pop.updated_ts),
+        strict=True,
     )
     return rows, int(bad_id.sum()), int(bad_mobile.sum())

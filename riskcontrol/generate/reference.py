@@ -42,6 +42,7 @@ CITY_WEIGHTS = np.array([c[2] for c in CITIES]) / sum(c[2] for c in CITIES)
 CITY_PROVINCE = [c[0] for c in CITIES]
 CITY_NAME = [c[1] for c in CITIES]
 CITY_CODES = [c[3] for c in CITIES]
+TIER1_CITIES = [CITY_NAME.index(c) for c in ("北京市", "上海市", "广州市", "深圳市")]
 
 # Surnames roughly in order of frequency, with weights falling off along the list.
 SURNAMES = list(
@@ -80,13 +81,65 @@ ACCOUNT_TYPES = ("credit_card", "consumer_loan", "mortgage", "auto_loan")
 ALERT_CODES = ("MULTI_LENDER", "ADDRESS_CHANGE", "COURT_RECORD", "ID_THEFT_WATCH", "PHONE_CHANGE")
 
 _COMPANY_BRANDS = (
-    "华信 中科 鼎盛 恒通 金石 天宇 新锐 博源 华晨 瑞达 安泰 宏图 远航 星辰 云帆 盛世 东方 聚力 卓越 合众"
-    " 腾跃 嘉禾 锦程 鸿运 海川 明德 华腾 众诚 德润 汇通 九州 长青 奥凯 振华 启明 联创 信达 康宁 伟业 丰源"
-).split()
+    "华信",
+    "中科",
+    "鼎盛",
+    "恒通",
+    "金石",
+    "天宇",
+    "新锐",
+    "博源",
+    "华晨",
+    "瑞达",
+    "安泰",
+    "宏图",
+    "远航",
+    "星辰",
+    "云帆",
+    "盛世",
+    "东方",
+    "聚力",
+    "卓越",
+    "合众",
+    "腾跃",
+    "嘉禾",
+    "锦程",
+    "鸿运",
+    "海川",
+    "明德",
+    "华腾",
+    "众诚",
+    "德润",
+    "汇通",
+    "九州",
+    "长青",
+    "奥凯",
+    "振华",
+    "启明",
+    "联创",
+    "信达",
+    "康宁",
+    "伟业",
+    "丰源",
+)
 _COMPANY_INDUSTRIES = (
-    "科技 贸易 物流 电子 建设工程 餐饮管理 信息技术 教育咨询 医药 机械制造 服装 房地产经纪 人力资源"
-    " 文化传媒 食品 汽车销售"
-).split()
+    "科技",
+    "贸易",
+    "物流",
+    "电子",
+    "建设工程",
+    "餐饮管理",
+    "信息技术",
+    "教育咨询",
+    "医药",
+    "机械制造",
+    "服装",
+    "房地产经纪",
+    "人力资源",
+    "文化传媒",
+    "食品",
+    "汽车销售",
+)
 COMPANIES_PER_CITY = 8
 # Employer names: COMPANIES_PER_CITY per city, index = city * COMPANIES_PER_CITY + j.
 COMPANIES = [
@@ -97,7 +150,16 @@ COMPANIES = [
     for c in range(len(CITIES))
     for i in range(c * COMPANIES_PER_CITY, (c + 1) * COMPANIES_PER_CITY)
 ]
-SHOP_TYPES = ("餐饮店", "便利店", "服装店", "五金商行", "建材经营部", "汽修厂", "水果店", "美容工作室")
+SHOP_TYPES = (
+    "餐饮店",
+    "便利店",
+    "服装店",
+    "五金商行",
+    "建材经营部",
+    "汽修厂",
+    "水果店",
+    "美容工作室",
+)
 
 # Customer-service note phrases: (Chinese, English) pairs joined with a space.
 NOTE_NEUTRAL = (
@@ -122,7 +184,7 @@ NOTE_RISKY = (
     "客户表示在多个平台有借款，资金周转困难。 Borrowing on several platforms, cash-flow problems.",
 )
 NOTE_ARREARS = (
-    "客户逾期未还，已电话催收，承诺下周还款。 Overdue; collection call made, promised to pay next week.",
+    "客户逾期未还，已电话催收，承诺下周还款。 Overdue; collection call made, will pay next week.",
     "催收外呼无人接听，已发送短信提醒。 Collection call unanswered, SMS reminder sent.",
     "客户表示无力还款，考虑申请破产。 Customer unable to pay, considering bankruptcy.",
     "疑似欺诈，紧急联系人均称不认识借款人。 Possible fraud: contacts do not know the borrower.",

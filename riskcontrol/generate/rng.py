@@ -72,7 +72,9 @@ class KeyedRandom:
         u2 = self.uniform(keys, label + "#t")
         return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
-    def integers(self, keys: np.ndarray, low: int, high: np.ndarray | int, label: str) -> np.ndarray:
+    def integers(
+        self, keys: np.ndarray, low: int, high: np.ndarray | int, label: str
+    ) -> np.ndarray:
         """Integers uniform in [low, high) (``high`` may vary per key)."""
         span = np.asarray(high, dtype=np.int64) - low
         return low + np.minimum((self.uniform(keys, label) * span).astype(np.int64), span - 1)

@@ -1,0 +1,69 @@
+"""What the Airflow DAGs and the spark-submit jobs call: one function per task.
+
+This module imports only the standard library at the top, so DAG files can import it
+cheaply while the scheduler parses them; Spark and the pipeline load inside the task.
+Each task returns plain dicts (JSON-serializable for XCom).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+# Assets link the three DAGs: collect produces bronze, analyze consumes it and
+# produces gold features and a model, apply consumes those.
+ASSET_URIS = {
+    "bronze": "riskcontrol://lakehouse/bronze",
+    "silver": "riskcontrol://lakehouse/silver",
+    "gold_features": "riskcontrol://lakehouse/gold/application_features",
+    "champion_model": "riskcontrol://mlflow/application_pd/champion",
+    "scored_applications": "riskcontrol://lakehouse/gold/scored_applications",
+}
+
+TASKS = (
+    "collect_lending_db",
+    "collect_file_drops",
+    "build_silver",
+    "build_gold",
+    "train_models",
+    "score_applications",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _counts(steps) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in dataclasses.asdict(s).items()} for s in steps]
+
+
+def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Run one named task of the pipeline in this process; returns its step counts."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    from riskcontrol import collect, pipeline
+    from riskcontrol.config import ensure_local_secrets, get_settings
+    from riskcontrol.ops import Run
+    from riskcontrol.spark import get_spark
+
+    ensure_local_secrets()
+    settings = get_settings()
+    run = Run(get_spark(settings), settings, run_id=run_id)
+    if task == "collect_lending_db":
+        return _counts(collect.collect_jdbc(run, name) for name in collect.JDBC_SOURCES)
+    if task == "collect_file_drops":
+        return _counts(collect.collect_files(run, name) for name in collect.FILE_SOURCES)
+    if task == "build_silver":
+        return _counts(pipeline.build_silver(run, step) for step in pipeline.SILVER_STEPS)
+    if task == "build_gold":
+        return _counts([pipeline.build_gold(run)])
+    if task == "train_models":
+        trained = pipeline.run_train(run)
+        return [
+            {"kind": t.kind, "version": t.version, "run_id": t.run_id, **t.metrics} for t in trained
+        ]
+    return _counts([pipeline.run_score(run)])
