@@ -13,7 +13,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from riskcontrol.catalog import GOLD_APPLICATION_FEATURES, NUMERIC_FEATURES
+from riskcontrol.catalog import CATEGORICAL_FEATURES, GOLD_APPLICATION_FEATURES, NUMERIC_FEATURES
 
 
 def pit_dpd(due_date: Column, paid_date: Column, as_of: Column) -> Column:
@@ -54,16 +54,18 @@ def loan_labels(
     )
 
 
+def _before_application(apps: DataFrame, facts: DataFrame, ts_col: str, days: int) -> DataFrame:
+    """A customer's ``facts`` in the ``days`` before each application (never after)."""
+    joined = apps.select("application_id", "customer_id", "applied_at").join(facts, "customer_id")
+    since = F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
+    return joined.where((F.col(ts_col) < F.col("applied_at")) & (F.col(ts_col) >= since))
+
+
 def event_features(apps: DataFrame, events: DataFrame, days: int = 30) -> DataFrame:
     """App-event aggregates in the ``days`` before each application."""
-    joined = apps.select("application_id", "customer_id", "applied_at").join(
-        events.select("customer_id", "event_ts", "event_type", "is_night"), "customer_id"
-    )
-    in_window = (F.col("event_ts") < F.col("applied_at")) & (
-        F.col("event_ts") >= F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
-    )
+    facts = events.select("customer_id", "event_ts", "event_type", "is_night")
     return (
-        joined.where(in_window)
+        _before_application(apps, facts, "event_ts", days)
         .groupBy("application_id")
         .agg(
             F.count("*").cast("double").alias("ev_count_30d"),
@@ -78,14 +80,9 @@ def event_features(apps: DataFrame, events: DataFrame, days: int = 30) -> DataFr
 
 def note_features(apps: DataFrame, notes: DataFrame, days: int = 90) -> DataFrame:
     """Service-note counts (all, and with negative-lexicon hits) before each application."""
-    joined = apps.select("application_id", "customer_id", "applied_at").join(
-        notes.select("customer_id", "noted_at", "negative_hits"), "customer_id"
-    )
-    in_window = (F.col("noted_at") < F.col("applied_at")) & (
-        F.col("noted_at") >= F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
-    )
+    facts = notes.select("customer_id", "noted_at", "negative_hits")
     return (
-        joined.where(in_window)
+        _before_application(apps, facts, "noted_at", days)
         .groupBy("application_id")
         .agg(
             F.count("*").cast("double").alias("notes_count_90d"),
@@ -157,7 +154,13 @@ def application_features(
             "left",
         )
     )
-    zero_if_missing = [
+    derived = {
+        "age": F.floor(F.months_between("application_date", "birth_date") / 12),
+        "amount_to_income": F.try_divide("requested_amount", "monthly_income"),
+        "utilization": F.try_divide("total_balance", "total_credit_limit"),
+    }
+    # Counts over an empty window are 0, not unknown; a missing bureau field stays null.
+    zero_if_missing = {
         "ev_count_30d",
         "ev_loan_calc_30d",
         "ev_apply_click_30d",
@@ -166,7 +169,12 @@ def application_features(
         "prior_loans",
         "prior_max_dpd",
         "prior_late_installments",
-    ]
+    }
+
+    def numeric(c: str) -> Column:
+        value = derived.get(c, F.col(c)).cast("double")
+        return (F.coalesce(value, F.lit(0.0)) if c in zero_if_missing else value).alias(c)
+
     out = df.select(
         "application_id",
         "customer_id",
@@ -174,48 +182,10 @@ def application_features(
         "application_date",
         F.date_format("application_date", "yyyy-MM").alias("application_month"),
         "status",
-        F.col("requested_amount").cast("double").alias("requested_amount"),
-        F.col("term_months").cast("double").alias("term_months"),
-        F.floor(F.months_between("application_date", "birth_date") / 12)
-        .cast("double")
-        .alias("age"),
-        F.col("monthly_income").cast("double").alias("monthly_income"),
-        F.try_divide("requested_amount", "monthly_income").alias("amount_to_income"),
-        F.col("bureau_score").cast("double").alias("bureau_score"),
-        *[
-            F.col(c).cast("double").alias(c)
-            for c in (
-                "inquiries_6m",
-                "open_loans",
-            )
-        ],
-        F.try_divide("total_balance", "total_credit_limit").alias("utilization"),
-        *[
-            F.col(c).cast("double").alias(c)
-            for c in ("overdue_accounts", "max_dpd_24m", "credit_history_months")
-        ],
-        *[
-            F.coalesce(F.col(c), F.lit(0.0)).alias(c) if c in zero_if_missing else F.col(c)
-            for c in (
-                "ev_count_30d",
-                "ev_night_share_30d",
-                "ev_loan_calc_30d",
-                "ev_apply_click_30d",
-                "notes_count_90d",
-                "notes_negative_90d",
-                "prior_loans",
-                "prior_max_dpd",
-                "prior_late_installments",
-            )
-        ],
-        "channel",
-        "purpose",
-        "province",
-        "employment_type",
-        "education",
+        *[numeric(c) for c in NUMERIC_FEATURES],
+        *CATEGORICAL_FEATURES,
         "label",
         F.coalesce("label_matured", F.lit(False)).alias("label_matured"),
         F.current_timestamp().alias("feature_time"),
     )
-    assert tuple(c for c in out.columns if c in NUMERIC_FEATURES) == NUMERIC_FEATURES
     return out.select(*GOLD_APPLICATION_FEATURES.columns)

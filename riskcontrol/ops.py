@@ -30,11 +30,14 @@ class Rule:
 
 
 REJECT_COLUMNS = ("rule", "reason", "record", "source_uri")
+# Provenance that differs between runs of the same input: left out of the quarantined
+# record so that a re-run quarantines the same row under the same hash, not twice.
+VOLATILE_COLUMNS = ("_ingest_id", "_ingested_at")
 
 
 def rejected_rows(df: DataFrame, rule: Column | str, reason: Column | str) -> DataFrame:
     """Turn rows of ``df`` into quarantine rows: the whole row kept as JSON."""
-    data_cols = [c for c in df.columns if not c.startswith("__")]
+    data_cols = [c for c in df.columns if not c.startswith("__") and c not in VOLATILE_COLUMNS]
     source_uri = F.col("_source_uri") if "_source_uri" in df.columns else F.lit(None)
     return df.select(
         (F.lit(rule) if isinstance(rule, str) else rule).alias("rule"),

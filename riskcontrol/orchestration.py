@@ -67,3 +67,16 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             {"kind": t.kind, "version": t.version, "run_id": t.run_id, **t.metrics} for t in trained
         ]
     return _counts([pipeline.run_score(run)])
+
+
+def job_main(tasks: tuple[str, ...], argv: list[str]) -> int:
+    """Entry point of a spark-submit job (``jobs/*.py``): run ``tasks``, print their counts.
+
+    ``argv[1]``, if given, is the run id recorded in ``ops.manifest``.
+    """
+    import json
+
+    run_id = argv[1] if len(argv) > 1 else None
+    for task in tasks:
+        print(json.dumps({"task": task, "steps": run_task(task, run_id=run_id)}, default=str))
+    return 0

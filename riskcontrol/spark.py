@@ -50,6 +50,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.stalenessLimit": "0",
     }
+    if settings.spark_master.startswith("local"):
+        # Local mode talks to itself only: bind to loopback, never to a public interface.
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
     conf.update(settings.spark_conf)
     return conf
 
@@ -61,6 +65,8 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
         return active
     settings = settings or get_settings()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(settings.spark_master).appName(settings.spark_app_name)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

@@ -1,0 +1,106 @@
+"""Benchmark: generation and each pipeline tier on a generated book; prints figures.
+
+    python infra/benchmark.py --customers 20000 [--home /tmp/riskbench] [--skip-pipeline]
+
+Figures: wall time, rows per second and peak memory (the Python process's peak RSS,
+and the Spark JVM's RSS after the run) for generation, collect, analyze, train and apply. It
+writes into its own home (default: a temp folder), never into the project's lakehouse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this Python process (the generator runs here)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def jvm_rss_mb() -> float:
+    """Current RSS of the Spark JVM started by this process (0 if none)."""
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    return sum(int(x) for x in out.split()) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--home", default=None, help="working folder (default: a temp folder)")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only time generation")
+    args = parser.parse_args()
+
+    home = Path(args.home or tempfile.mkdtemp(prefix="riskbench-"))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["RISK_HOME"] = str(home)
+    os.environ.setdefault("RISK_PII_KEY", "benchmark-only-key")
+
+    from riskcontrol.config import get_settings
+    from riskcontrol.generate import generate
+
+    settings = get_settings()
+    rows: list[tuple[str, float, int, str]] = []
+
+    t = time.perf_counter()
+    summary = generate(settings.data_dir, customers=args.customers, seed=args.seed)
+    gen_s = time.perf_counter() - t
+    d = summary.to_dict()
+    gen_rows = sum(d["row_counts"].values()) + sum(f["total"] for f in d["files"].values())
+    rows.append(("generate", gen_s, gen_rows, "rows+lines written"))
+    print(
+        f"generate: {args.customers:,} customers, {gen_rows:,} rows in {gen_s:.1f}s "
+        f"({gen_rows / gen_s:,.0f} rows/s), peak RSS {peak_rss_mb():.0f} MB",
+        flush=True,
+    )
+
+    if not args.skip_pipeline:
+        from riskcontrol import pipeline
+        from riskcontrol.ops import Run
+        from riskcontrol.spark import get_spark
+
+        t = time.perf_counter()
+        run = Run(get_spark(settings), settings)
+        rows.append(("spark start", time.perf_counter() - t, 0, ""))
+        for name, fn in (
+            ("collect", pipeline.run_collect),
+            ("analyze", pipeline.run_analyze),
+        ):
+            t = time.perf_counter()
+            steps = fn(run, print)
+            secs = time.perf_counter() - t
+            n = sum(s.rows_in for s in steps)
+            rows.append((name, secs, n, "rows in (all steps)"))
+        t = time.perf_counter()
+        trained = pipeline.run_train(run, print)
+        rows.append(("train", time.perf_counter() - t, 0, ""))
+        t = time.perf_counter()
+        step = pipeline.run_score(run, print)
+        rows.append(("apply", time.perf_counter() - t, step.rows_in, "applications scored"))
+        for tm in trained:
+            print(
+                f"model {tm.kind}: out-of-time AUC {tm.metrics['oot_auc']:.4f} "
+                f"KS {tm.metrics['oot_ks']:.4f}, train {tm.train_seconds:.1f}s"
+            )
+        print(f"Spark JVM RSS now: {jvm_rss_mb():.0f} MB")
+
+    print(f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10}  unit")
+    for name, secs, n, unit in rows:
+        rate = f"{n / secs:,.0f}" if n else "-"
+        print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10}  {unit}")
+    print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
+    print(f"home: {home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""spark-submit entry point for the collect tier: `spark-submit jobs/collect.py [RUN_ID]`.
+
+Thin on purpose: the work is in the library, the same code the CLI and the DAGs run.
+"""
+
+import sys
+
+from riskcontrol.orchestration import job_main
+
+if __name__ == "__main__":
+    sys.exit(
+        job_main(
+            (
+                "collect_lending_db",
+                "collect_file_drops",
+            ),
+            sys.argv,
+        )
+    )

@@ -1,0 +1,114 @@
+"""Collect tier over a real SQLite database through Spark JDBC, and file drops."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from riskcontrol import collect, lakehouse
+from riskcontrol.catalog import BRONZE_APPLICATIONS, BRONZE_NOTES, OPS_MANIFEST, OPS_QUARANTINE
+from riskcontrol.ops import ReconciliationError, Run, StepCounts
+
+
+def _lending_db(path, rows):
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS applications (application_id TEXT PRIMARY KEY, "
+        "customer_id TEXT, requested_amount REAL, updated_at TEXT)"
+    )
+    con.execute("DELETE FROM applications")
+    con.executemany("INSERT INTO applications VALUES (?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+
+
+def test_jdbc_driver_and_redaction():
+    assert collect.jdbc_driver("jdbc:postgresql://h/db") == "org.postgresql.Driver"
+    assert collect.jdbc_driver("jdbc:sqlite:/x.db") == "org.sqlite.JDBC"
+    with pytest.raises(ValueError, match="unsupported JDBC URL"):
+        collect.jdbc_driver("jdbc:oracle:thin:@h")
+    assert (
+        collect.redact("jdbc:postgresql://h/db?user=bob&password=s3cret")
+        == "jdbc:postgresql://h/db?user=***&password=***"
+    )
+
+
+def test_jdbc_extract_is_idempotent_and_lands_changed_rows_as_new_versions(spark, settings):
+    settings.data_dir.mkdir(parents=True)
+    db = settings.lending_db_path
+    rows = [
+        ("A1", "C1", 1000.0, "2024-01-01"),
+        ("A2", "C2", 2000.0, "2024-01-02"),
+        (None, "C3", 5.0, "2024-01-03"),
+    ]
+    _lending_db(db, rows)
+    run = Run(spark, settings, run_id="r1")
+    first = collect.collect_jdbc(run, "applications")
+    assert (first.rows_in, first.rows_out, first.rows_unchanged, first.rows_quarantined) == (
+        3,
+        2,
+        0,
+        1,
+    )
+    again = collect.collect_jdbc(Run(spark, settings, run_id="r2"), "applications")
+    assert (again.rows_in, again.rows_out, again.rows_unchanged, again.rows_quarantined) == (
+        3,
+        0,
+        2,
+        1,
+    )
+    _lending_db(db, [("A1", "C1", 1500.0, "2024-02-01"), *rows[1:]])
+    changed = collect.collect_jdbc(Run(spark, settings, run_id="r3"), "applications")
+    assert (changed.rows_out, changed.rows_unchanged) == (1, 1)
+
+    bronze = lakehouse.read(spark, BRONZE_APPLICATIONS, settings)
+    got = sorted(
+        (r.application_id, r.requested_amount, r._ingest_id, r._source) for r in bronze.collect()
+    )
+    assert got == [
+        ("A1", 1000.0, "r1", "lending_db.applications"),
+        ("A1", 1500.0, "r3", "lending_db.applications"),
+        ("A2", 2000.0, "r1", "lending_db.applications"),
+    ]
+    # The row without a key was quarantined once, not once per run.
+    (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    assert (q.target, q.rule, q.stage) == ("bronze.applications", "missing_key", "collect")
+    manifest = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("run_id").collect()
+    assert [(m.run_id, m.rows_in, m.rows_out, m.rows_unchanged) for m in manifest] == [
+        ("r1", 3, 2, 0),
+        ("r2", 3, 0, 2),
+        ("r3", 3, 1, 1),
+    ]
+
+
+def test_notes_drop_splits_records_on_blank_lines_and_quarantines_headless_text(spark, settings):
+    folder = settings.landing_dir / "notes"
+    folder.mkdir(parents=True)
+    (folder / "notes_202401.txt").write_text(
+        "#NOTE id=N1 customer=C1 time=2024-01-05 10:00:00 agent=A1 channel=phone\n"
+        "客户咨询额度。\n"
+        "\n"
+        "text that lost its header\n"
+        "\n"
+        "#NOTE id=N2 customer=C2 time=2024-01-06 11:00:00 agent=A2 channel=chat\n"
+        "Customer says they are unemployed.\n",
+        encoding="utf-8",
+    )
+    step = collect.collect_files(Run(spark, settings, run_id="n1"), "notes")
+    assert (step.rows_in, step.rows_out, step.rows_quarantined) == (3, 2, 1)
+    payloads = sorted(r.payload for r in lakehouse.read(spark, BRONZE_NOTES, settings).collect())
+    assert payloads[0].startswith("#NOTE id=N1") and payloads[0].endswith("客户咨询额度。")
+    (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    assert q.rule == "missing_note_header" and "text that lost its header" in q.record
+
+
+def test_a_step_that_loses_rows_fails_loudly(spark, settings):
+    run = Run(spark, settings, run_id="bad")
+    with pytest.raises(ReconciliationError, match="rows in 10 != out 7"):
+        run.record(
+            StepCounts("collect", "src", "bronze.x", rows_in=10, rows_out=7, rows_unchanged=2)
+        )
+    # The failing step's numbers are still on record for whoever investigates.
+    (m,) = lakehouse.read(spark, OPS_MANIFEST, settings).collect()
+    assert (m.run_id, m.rows_in, m.rows_out) == ("bad", 10, 7)

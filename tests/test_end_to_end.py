@@ -1,0 +1,237 @@
+"""The whole pipeline on a small generated book: `riskctl run`, then the three Airflow
+DAGs with `dag.test()` over the same lakehouse (which also proves a re-run is idempotent).
+
+These are the slowest tests (marked ``slow``); ``make test`` runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from riskcontrol import cli, lakehouse
+from riskcontrol.catalog import (
+    BRONZE_BUREAU,
+    BRONZE_CUSTOMERS,
+    GOLD_APPLICATION_FEATURES,
+    GOLD_SCORED_APPLICATIONS,
+    OPS_MANIFEST,
+    OPS_QUARANTINE,
+    SILVER_CUSTOMERS,
+)
+from riskcontrol.config import PROJECT_ROOT, get_settings
+
+from .conftest import TEST_PII_KEY
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = 1500
+SEED = 3
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, spark):
+    """A generated book run through `riskctl run` in-process (the session's Spark)."""
+    home = tmp_path_factory.mktemp("book")
+    env = {
+        "RISK_HOME": str(home),
+        "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        assert cli.main(["run", "--customers", str(CUSTOMERS), "--seed", str(SEED)]) == 0
+        settings = get_settings()
+        generation = json.loads((settings.data_dir / "generation.json").read_text())
+        yield settings, generation
+    get_settings.cache_clear()
+
+
+def _read(spark, table, settings):
+    return lakehouse.read(spark, table, settings)
+
+
+def test_every_pending_application_is_scored_once_and_consistently(spark, book):
+    settings, generation = book
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings).cache()
+    pending = generation["applications_by_status"]["pending"]
+    assert scored.count() == pending
+    assert scored.select("application_id").distinct().count() == pending
+    con = sqlite3.connect(settings.lending_db_path)
+    want_ids = {
+        r[0] for r in con.execute("SELECT application_id FROM applications WHERE status='pending'")
+    }
+    assert {r[0] for r in scored.select("application_id").collect()} == want_ids
+    bad = scored.where(
+        (F.col("pd") < 0)
+        | (F.col("pd") > 1)
+        | (F.col("score") < 300)
+        | (F.col("score") > 900)
+        | (F.col("impact") != F.col("requested_amount") * settings.lgd)
+    )
+    assert bad.count() == 0
+    high_p = F.col("pd") >= settings.quadrant_pd_threshold
+    high_i = F.col("impact") >= settings.quadrant_impact_threshold
+    expected = F.when(high_p & high_i, "D").when(high_p, "C").when(high_i, "B").otherwise("A")
+    assert scored.where(F.col("quadrant") != expected).count() == 0
+    assert {r[0] for r in scored.select("model_name").distinct().collect()} == {"application_pd"}
+    assert scored.where(F.col("model_version").isNull()).count() == 0
+
+
+def test_quarantine_holds_exactly_the_injected_faults(spark, book):
+    settings, generation = book
+    faults = generation["faults"]
+    got = {
+        (r.target, r.rule): r.n
+        for r in _read(spark, OPS_QUARANTINE, settings)
+        .groupBy("target", "rule")
+        .agg(F.count("*").alias("n"))
+        .collect()
+    }
+    want = {
+        ("silver.customers", "invalid_national_id"): faults["customers_invalid_national_id"],
+        ("silver.customers", "invalid_mobile"): faults["customers_malformed_mobile"],
+        ("silver.applications", "non_positive_amount"): faults["applications_nonpositive_amount"],
+        ("bronze.bureau_reports", "malformed_json"): faults["bureau_malformed_lines"],
+        ("bronze.app_events", "malformed_json"): faults["events_malformed_lines"],
+        ("bronze.service_notes", "missing_note_header"): faults["notes_missing_header"],
+    }
+    assert got == {k: v for k, v in want.items() if v}
+    # A re-sent bureau report lands once: bronze = lines - malformed - duplicates.
+    bureau_lines = generation["files"]["bureau"]["total"]
+    assert _read(spark, BRONZE_BUREAU, settings).count() == (
+        bureau_lines - faults["bureau_malformed_lines"] - faults["bureau_duplicate_lines"]
+    )
+
+
+def test_manifest_reconciles_every_step(spark, book):
+    settings, _ = book
+    rows = _read(spark, OPS_MANIFEST, settings).collect()
+    assert len(rows) == 16  # 7 collect + 7 silver + gold + apply
+    for r in rows:
+        assert r.rows_in == r.rows_out + r.rows_unchanged + r.rows_quarantined, r
+
+
+def test_labels_match_the_generators_ground_truth(spark, book):
+    settings, generation = book
+    feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
+    matured = feats.where("label_matured")
+    assert matured.count() == generation["label"]["matured_loans"]
+    assert matured.where("label = 1").count() == generation["label"]["bad_loans"]
+
+
+def test_silver_holds_pseudonyms_not_identifiers(spark, book):
+    settings, _ = book
+    bronze = _read(spark, BRONZE_CUSTOMERS, settings).select("customer_id", "national_id")
+    silver = _read(spark, SILVER_CUSTOMERS, settings)
+    assert not {"national_id", "mobile", "name"} & set(silver.columns)
+    row = silver.join(bronze, "customer_id").orderBy("customer_id").first()
+    assert (
+        row.customer_key
+        == hmac.new(TEST_PII_KEY.encode(), row.national_id.encode(), hashlib.sha256).hexdigest()
+    )
+    assert row.national_id_masked == row.national_id[:3] + "*" * 11 + row.national_id[-4:]
+
+
+def test_models_are_registered_with_a_champion(book):
+    settings, _ = book
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    versions = client.search_model_versions(f"name='{settings.registered_model}'")
+    assert sorted(v.tags["model_kind"] for v in versions) == ["decision_tree", "neural_network"]
+    champion = client.get_model_version_by_alias(settings.registered_model, "champion")
+    run = client.get_run(champion.run_id)
+    assert 0.5 < run.data.metrics["oot_auc"] <= 1.0
+    assert 0.0 < run.data.metrics["oot_ks"] <= 1.0
+    assert run.data.tags["lineage.gold.application_features"] == "0"
+
+
+def test_tables_command_lists_every_table(book, capsys):
+    assert cli.main(["tables"]) == 0
+    out = capsys.readouterr().out
+    assert "gold.scored_applications" in out and "ops.quarantine" in out
+    assert " - " not in out.split("lakehouse:")[0]  # every table exists after a run
+
+
+# --- Airflow -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    """An Airflow home with a migrated SQLite metadata DB (env set before airflow loads)."""
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    if "airflow" in sys.modules:
+        pytest.fail("airflow was imported before its test environment was set")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **env},
+        )
+        yield home
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(PROJECT_ROOT / "dags"))
+
+
+def test_dagbag_imports_three_linked_dags(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == {"risk_collect", "risk_analyze", "risk_apply"}
+    for dag in dagbag.dags.values():
+        assert "riskcontrol" in dag.tags
+        assert all(t.retries >= 1 for t in dag.tasks), dag.dag_id
+    produced = {o.uri for t in dagbag.dags["risk_collect"].tasks for o in t.outlets}
+    assert produced == {"riskcontrol://lakehouse/bronze"}
+    analyze_outlets = {o.uri for t in dagbag.dags["risk_analyze"].tasks for o in t.outlets}
+    assert "riskcontrol://lakehouse/gold/application_features" in analyze_outlets
+
+
+def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monkeypatch):
+    from airflow.utils.state import DagRunState
+
+    settings, generation = book
+    monkeypatch.setenv("RISK_HOME", str(settings.home))
+    monkeypatch.setenv("RISK_PII_KEY", TEST_PII_KEY)
+    get_settings.cache_clear()
+    bronze_before = _read(spark, BRONZE_CUSTOMERS, settings).count()
+    quarantined_before = _read(spark, OPS_QUARANTINE, settings).count()
+    for dag_id in ("risk_collect", "risk_analyze", "risk_apply"):
+        dag_run = dagbag.dags[dag_id].test()
+        assert dag_run.state == DagRunState.SUCCESS, dag_id
+    # Collect again over unchanged sources: nothing new lands; scoring replaces, never adds.
+    collect_rows = (
+        _read(spark, OPS_MANIFEST, settings)
+        .where(F.col("run_id").startswith("airflow-collect-") & (F.col("stage") == "collect"))
+        .collect()
+    )
+    assert len(collect_rows) == 7
+    assert all(r.rows_out == 0 for r in collect_rows)
+    assert _read(spark, BRONZE_CUSTOMERS, settings).count() == bronze_before
+    assert _read(spark, OPS_QUARANTINE, settings).count() == quarantined_before
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+    assert scored.count() == generation["applications_by_status"]["pending"]
