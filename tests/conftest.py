@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from riskcontrol.config import Settings
 
 TEST_PII_KEY = "test-only-pii-key-0123456789abcdef"
+# py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def make_settings(home, **overrides) -> Settings:
@@ -16,6 +20,8 @@ def make_settings(home, **overrides) -> Settings:
         "pii_key": TEST_PII_KEY,
         "spark_shuffle_partitions": 2,
         "spark_driver_memory": "3g",
+        # Tests run many small, different queries: the C1 JIT alone compiles them sooner.
+        "spark_conf": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"},
     }
     values.update(overrides)
     return Settings(**values)

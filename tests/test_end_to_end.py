@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TEST_PII_KEY
 from pyspark.sql import functions as F
 
 from riskcontrol import cli, lakehouse
@@ -29,8 +30,6 @@ from riskcontrol.catalog import (
     SILVER_CUSTOMERS,
 )
 from riskcontrol.config import PROJECT_ROOT, get_settings
-
-from .conftest import TEST_PII_KEY
 
 pytestmark = pytest.mark.slow
 
