@@ -1,0 +1,66 @@
+"""Settings defaults and validation, local secrets, and table contracts."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskcontrol.catalog import SILVER_LOANS, TABLES, SchemaError, table, validate
+from riskcontrol.config import Settings, ensure_local_secrets
+
+
+def test_defaults_keep_everything_under_home(tmp_path):
+    s = Settings(home=tmp_path, pii_key="k")
+    assert s.lakehouse_root == str(tmp_path / "lakehouse")
+    assert s.lending_jdbc_url == f"jdbc:sqlite:{tmp_path / 'data' / 'lending.db'}"
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert s.airflow_home == tmp_path / ".airflow"
+    assert SILVER_LOANS.path(s) == f"{tmp_path}/lakehouse/silver/loans"
+
+
+def test_environment_variables_override_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_LAKEHOUSE_ROOT", "s3a://bucket/lake")
+    monkeypatch.setenv("RISK_SPARK_CONF", '{"spark.executor.memory": "8g"}')
+    s = Settings(home=tmp_path)
+    assert SILVER_LOANS.path(s) == "s3a://bucket/lake/silver/loans"
+    assert s.spark_conf == {"spark.executor.memory": "8g"}
+
+
+def test_inconsistent_cutoffs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="RISK_APPROVE_BELOW_PD"):
+        Settings(home=tmp_path, approve_below_pd=0.3, reject_from_pd=0.2)
+
+
+def test_missing_key_error_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("RISK_PII_KEY", raising=False)
+    s = Settings(home=tmp_path, _env_file=None)
+    with pytest.raises(RuntimeError, match="riskctl init"):
+        s.pii_secret()
+
+
+def test_local_secret_is_written_once_and_never_in_cluster_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("RISK_PII_KEY", raising=False)
+    monkeypatch.delenv("RISK_ENV", raising=False)
+    env_file = tmp_path / ".env"
+    assert ensure_local_secrets(env_file) is True
+    first = env_file.read_text()
+    assert ensure_local_secrets(env_file) is False
+    assert env_file.read_text() == first
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("RISK_ENV", "cluster")
+    assert ensure_local_secrets(tmp_path / "other.env") is False
+    assert not (tmp_path / "other.env").exists()
+
+
+def test_validate_names_every_contract_breach(spark):
+    df = spark.createDataFrame([("L1", "x")], "loan_id string, principal string")
+    with pytest.raises(SchemaError) as err:
+        validate(df, SILVER_LOANS)
+    msg = str(err.value)
+    assert msg.startswith("silver.loans: missing columns ['application_id'")
+    assert "principal: string (want double)" in msg
+
+
+def test_table_lookup_lists_known_names():
+    assert table("gold.scored_applications") is TABLES["gold.scored_applications"]
+    with pytest.raises(KeyError, match="known: bronze.customers"):
+        table("gold.nope")
