@@ -225,6 +225,39 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def submit_command(settings: Settings, tier: str, run_id: str | None) -> tuple[list[str], dict]:
+    """The spark-submit command line and environment that run ``jobs/<tier>.py``."""
+    import pyspark
+
+    from riskcontrol.spark import local_jars
+
+    spark_home = os.path.dirname(pyspark.__file__)
+    argv = [
+        os.path.join(spark_home, "bin", "spark-submit"),
+        "--master",
+        settings.spark_master,
+        "--name",
+        f"riskcontrol-{tier}",
+        "--jars",
+        ",".join(str(j) for j in local_jars(settings.jars_dir)),
+        "--driver-memory",
+        settings.spark_driver_memory,
+        str(PROJECT_ROOT / "jobs" / f"{tier}.py"),
+    ]
+    if run_id:
+        argv.append(run_id)
+    env = {**os.environ, "SPARK_HOME": spark_home, "PYSPARK_PYTHON": sys.executable}
+    return argv, env
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    settings = _settings()
+    argv, env = submit_command(settings, args.tier, args.run_id)
+    print(" ".join(argv), flush=True)
+    os.execve(argv[0], argv, env)
+    return 0
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment that points Airflow at this project's DAGs and SQLite home."""
     home = settings.airflow_home
@@ -280,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "the whole pipeline: generate, collect, analyze, train, score")
     gen_args(p)
     p.add_argument("--skip-generate", action="store_true", help="use the data already generated")
+    p = add(
+        "submit",
+        cmd_submit,
+        "spark-submit one tier's job (jobs/TIER.py) to RISK_SPARK_MASTER with the local jars",
+    )
+    p.add_argument("tier", choices=["collect", "analyze", "apply"])
+    p.add_argument("--run-id", default=None, help="run id recorded in ops.manifest")
     add("tables", cmd_tables, "list every table with its row count and Delta version")
     p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI over the project's tracking store")
     p.add_argument("--host", default="127.0.0.1")

@@ -64,6 +64,14 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     if active is not None:
         return active
     settings = settings or get_settings()
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: its --master, --jars and --conf already configure the
+        # session; only the pipeline's SQL settings are added, the master is left alone.
+        builder = SparkSession.builder.appName(settings.spark_app_name)
+        for key, value in spark_conf(settings).items():
+            if not key.startswith(("spark.driver.", "spark.jars")):
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -164,6 +164,26 @@ def test_tables_command_lists_every_table(book, capsys):
     assert " - " not in out.split("lakehouse:")[0]  # every table exists after a run
 
 
+def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
+    """`riskctl submit apply` runs jobs/apply.py through spark-submit: a separate driver."""
+    settings, generation = book
+    env = {**os.environ, "RISK_HOME": str(settings.home), "RISK_PII_KEY": TEST_PII_KEY}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "riskctl"), "submit", "apply", "--run-id", "submit-1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith('{"task"')]
+    (step,) = json.loads(line)["steps"]
+    pending = generation["applications_by_status"]["pending"]
+    assert (step["rows_in"], step["rows_out"]) == (pending, pending)
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+    assert scored.count() == pending  # replaced, not appended
+
+
 # --- Airflow -------------------------------------------------------------------------
 
 
