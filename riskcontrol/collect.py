@@ -204,10 +204,3 @@ def collect_files(run: Run, name: str) -> StepCounts:
     # the same report sent twice lands once.
     df = df.withColumn("_content_hash", F.sha2("payload", 256))
     return land(run, df, src.table, f"files:{name}", src.rules(), merge_keys=("_content_hash",))
-
-
-def collect_all(run: Run) -> list[StepCounts]:
-    """Every internal source into bronze (the collect tier's extracts)."""
-    steps = [collect_jdbc(run, name) for name in JDBC_SOURCES]
-    steps += [collect_files(run, name) for name in FILE_SOURCES]
-    return steps

@@ -35,12 +35,6 @@ def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
     return spark.read.format("delta").load(table.path(settings))
 
 
-def read_or_empty(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
-    if exists(spark, table, settings):
-        return read(spark, table, settings)
-    return spark.createDataFrame([], table.schema)
-
-
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
     writer = df.write.format("delta").mode("errorifexists")
     if table.partition_by:

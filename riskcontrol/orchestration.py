@@ -45,7 +45,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     """Run one named task of the pipeline in this process; returns its step counts."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    from riskcontrol import collect, pipeline
+    from riskcontrol import pipeline
     from riskcontrol.config import ensure_local_secrets, get_settings
     from riskcontrol.ops import Run
     from riskcontrol.spark import get_spark
@@ -53,20 +53,19 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     ensure_local_secrets()
     settings = get_settings()
     run = Run(get_spark(settings), settings, run_id=run_id)
-    if task == "collect_lending_db":
-        return _counts(collect.collect_jdbc(run, name) for name in collect.JDBC_SOURCES)
-    if task == "collect_file_drops":
-        return _counts(collect.collect_files(run, name) for name in collect.FILE_SOURCES)
-    if task == "build_silver":
-        return _counts(pipeline.build_silver(run, step) for step in pipeline.SILVER_STEPS)
-    if task == "build_gold":
-        return _counts([pipeline.build_gold(run)])
     if task == "train_models":
         trained = pipeline.run_train(run)
         return [
             {"kind": t.kind, "version": t.version, "run_id": t.run_id, **t.metrics} for t in trained
         ]
-    return _counts([pipeline.run_score(run)])
+    stages = {
+        "collect_lending_db": pipeline.run_collect_lending_db,
+        "collect_file_drops": pipeline.run_collect_file_drops,
+        "build_silver": pipeline.run_silver,
+        "build_gold": pipeline.run_gold,
+        "score_applications": lambda r: [pipeline.run_score(r)],
+    }
+    return _counts(stages[task](run))
 
 
 def job_main(tasks: tuple[str, ...], argv: list[str]) -> int:

@@ -158,25 +158,41 @@ def build_gold(run: Run) -> StepCounts:
     return run.record(counts)
 
 
-def run_collect(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+def run_collect_lending_db(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     steps = []
     for name in collect.JDBC_SOURCES:
         progress(f"collect: lending_db.{name} -> bronze")
         steps.append(collect.collect_jdbc(run, name))
+    return steps
+
+
+def run_collect_file_drops(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    steps = []
     for name in collect.FILE_SOURCES:
         progress(f"collect: files/{name} -> bronze")
         steps.append(collect.collect_files(run, name))
     return steps
 
 
-def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+def run_collect(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    return run_collect_lending_db(run, progress) + run_collect_file_drops(run, progress)
+
+
+def run_silver(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     steps = []
     for step in SILVER_STEPS:
         progress(f"analyze: {step.bronze.full_name} -> {step.silver.full_name}")
         steps.append(build_silver(run, step))
-    progress("analyze: silver -> gold.application_features")
-    steps.append(build_gold(run))
     return steps
+
+
+def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    progress("analyze: silver -> gold.application_features")
+    return [build_gold(run)]
+
+
+def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    return run_silver(run, progress) + run_gold(run, progress)
 
 
 LINEAGE_TABLES = (
