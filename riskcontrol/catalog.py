@@ -164,6 +164,21 @@ BRONZE_NOTES = _bronze(
     keys=("_content_hash",),
     description="customer-service notes, one raw text record per row (file drop)",
 )
+BRONZE_SETTLEMENTS = _bronze(
+    "settlements",
+    "settlement_id string",
+    "loan_id string",
+    "paid_at timestamp",
+    "amount double",
+    "currency string",
+    "channel string",
+    "payer_account string",
+    "memo string",
+    "paid_at_raw string",
+    "amount_raw string",
+    keys=("settlement_id",),
+    description="payment-processor settlement rows (CSV file drop), amount and time parsed",
+)
 
 # --- silver: typed, deduplicated, pseudonymized -------------------------------------
 SILVER_CUSTOMERS = Table(
@@ -435,6 +450,20 @@ OPS_QUARANTINE = Table(
     description="every rejected row, with the rule it broke and why",
 )
 
+OPS_WATERMARKS = Table(
+    "ops",
+    "watermarks",
+    schema(
+        "source string",
+        "column string",
+        "high_water string",
+        "run_id string",
+        "updated_at timestamp",
+    ),
+    keys=("source",),
+    description="per incremental source, the highest watermark value extracted so far",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BRONZE_CUSTOMERS,
     BRONZE_APPLICATIONS,
@@ -443,6 +472,7 @@ ALL_TABLES: tuple[Table, ...] = (
     BRONZE_BUREAU,
     BRONZE_EVENTS,
     BRONZE_NOTES,
+    BRONZE_SETTLEMENTS,
     SILVER_CUSTOMERS,
     SILVER_APPLICATIONS,
     SILVER_LOANS,
@@ -454,6 +484,7 @@ ALL_TABLES: tuple[Table, ...] = (
     GOLD_SCORED_APPLICATIONS,
     OPS_MANIFEST,
     OPS_QUARANTINE,
+    OPS_WATERMARKS,
 )
 TABLES = {t.full_name: t for t in ALL_TABLES}
 

@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     lending_jdbc_user: str | None = None
     lending_jdbc_password: SecretStr | None = None
     lending_jdbc_fetchsize: int = 10_000
+    lending_watermark_lookback_minutes: int = Field(
+        0,
+        description="re-read this many minutes before the last watermark (late commits); "
+        "rows already landed are recognised by their content hash",
+    )
+
+    # --- public web (crawlers) ---------------------------------------------------------
+    site_host: str = Field("127.0.0.1", description="host the generated public-web site binds to")
+    site_port: int = Field(8765, description="port of the generated public-web site")
+    crawl_sources: Path | None = Field(
+        None, description="YAML of crawl sources (start URLs, allowed domains, rate limits)"
+    )
+    crawl_state_dir: Path | None = Field(
+        None, description="HTTP cache and seen-page hashes kept between crawls"
+    )
 
     # --- MLflow ------------------------------------------------------------------
     mlflow_tracking_uri: str | None = None
@@ -101,6 +116,10 @@ class Settings(BaseSettings):
             self.jars_dir = PROJECT_ROOT / "jars"
         if self.lending_jdbc_url is None:
             self.lending_jdbc_url = f"jdbc:sqlite:{self.data_dir / 'lending.db'}"
+        if self.crawl_sources is None:
+            self.crawl_sources = PROJECT_ROOT / "crawlers" / "sources.yaml"
+        if self.crawl_state_dir is None:
+            self.crawl_state_dir = Path(self.data_dir) / "crawl_state"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
         if self.mlflow_artifact_root is None:
@@ -119,6 +138,21 @@ class Settings(BaseSettings):
     def landing_dir(self) -> Path:
         """Where file drops (bureau JSON, events, notes) arrive."""
         return Path(self.data_dir) / "landing"
+
+    @property
+    def site_url(self) -> str:
+        """Base URL of the generated public-web site on loopback."""
+        return f"http://{self.site_host}:{self.site_port}"
+
+    @property
+    def site_dir(self) -> Path:
+        """Where the generated site's content and ground truth are written."""
+        return Path(self.data_dir) / "site"
+
+    @property
+    def crawl_landing_dir(self) -> Path:
+        """Where crawls write pages, records and rejects as JSON lines."""
+        return self.landing_dir / "crawl"
 
     @property
     def lending_db_path(self) -> Path | None:

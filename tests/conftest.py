@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +46,70 @@ def spark(tmp_path_factory):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)
+
+
+def _postgres_bin(tool: str) -> str:
+    """A PostgreSQL server program: on PATH, or where Debian's packages put it."""
+    found = shutil.which(tool) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)), None
+    )
+    if not found:
+        pytest.fail(
+            f"PostgreSQL's {tool} is not installed: run `bash infra/ci/setup-system.sh` "
+            "(apt-get install postgresql) — the JDBC extract tests need a real server"
+        )
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server on loopback, started for this test session.
+
+    Yields its JDBC URL (database ``lending``, superuser ``postgres``, trust auth on
+    127.0.0.1 only). PostgreSQL refuses to run as root, so as root it runs as the
+    ``postgres`` user the Debian package creates.
+    """
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="riskcontrol-pg-"))
+    if as_user:
+        shutil.chown(data, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(
+        [*as_user, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    pg_ctl = [*as_user, _postgres_bin("pg_ctl"), "-D", str(data)]
+    subprocess.run(
+        [*pg_ctl, "-l", str(data / "server.log"), "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        psql(port, "postgres", "CREATE DATABASE lending")
+        yield {"port": port, "url": f"jdbc:postgresql://127.0.0.1:{port}/lending"}
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def psql(port: int, database: str, sql: str) -> str:
+    """Run SQL on the test server with psql; returns its unaligned, tuples-only output."""
+    done = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database]
+        + ["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()

@@ -7,7 +7,13 @@ import sqlite3
 import pytest
 
 from riskcontrol import collect, lakehouse
-from riskcontrol.catalog import BRONZE_APPLICATIONS, BRONZE_NOTES, OPS_MANIFEST, OPS_QUARANTINE
+from riskcontrol.catalog import (
+    BRONZE_APPLICATIONS,
+    BRONZE_NOTES,
+    OPS_MANIFEST,
+    OPS_QUARANTINE,
+    OPS_WATERMARKS,
+)
 from riskcontrol.ops import ReconciliationError, Run, StepCounts
 
 
@@ -34,7 +40,28 @@ def test_jdbc_driver_and_redaction():
     )
 
 
-def test_jdbc_extract_is_idempotent_and_lands_changed_rows_as_new_versions(spark, settings):
+def test_window_query_and_look_back():
+    src = collect.JDBC_SOURCES["loans"]
+    assert collect.window_query(src, None, "2024-02-01 00:00:00") == (
+        "(SELECT * FROM loans WHERE (updated_at <= '2024-02-01 00:00:00') "
+        "OR updated_at IS NULL) extract_window"
+    )
+    by_id = collect.JdbcSource("loans", src.table, watermark="id")
+    assert collect.window_query(by_id, "10", "25") == (
+        "(SELECT * FROM loans WHERE (id > 10 AND id <= 25) OR id IS NULL) extract_window"
+    )
+    assert collect.sql_literal("O'Brien") == "'O''Brien'"
+    assert collect._looked_back("2024-02-01 00:30:00", 60) == "2024-01-31 23:30:00"
+    assert collect._looked_back("1234", 60) == "1234"
+    assert collect._after("10", "9") and collect._after("2024-02-01", "2024-01-31")
+
+
+def _extract(spark, settings, run_id, **window):
+    step = collect.collect_jdbc(Run(spark, settings, run_id=run_id), "applications", **window)
+    return (step.rows_in, step.rows_out, step.rows_unchanged, step.rows_quarantined)
+
+
+def test_jdbc_extract_is_incremental_by_watermark_and_idempotent(spark, settings):
     settings.data_dir.mkdir(parents=True)
     db = settings.lending_db_path
     rows = [
@@ -43,24 +70,23 @@ def test_jdbc_extract_is_idempotent_and_lands_changed_rows_as_new_versions(spark
         (None, "C3", 5.0, "2024-01-03"),
     ]
     _lending_db(db, rows)
-    run = Run(spark, settings, run_id="r1")
-    first = collect.collect_jdbc(run, "applications")
-    assert (first.rows_in, first.rows_out, first.rows_unchanged, first.rows_quarantined) == (
-        3,
-        2,
-        0,
-        1,
+    assert _extract(spark, settings, "r1") == (3, 2, 0, 1)
+    # Nothing changed at the source: the window is empty.
+    assert _extract(spark, settings, "r2") == (0, 0, 0, 0)
+    # A1 changes, A3 is new, A4 has no watermark at all (read on every run, never lost).
+    _lending_db(
+        db,
+        [
+            ("A1", "C1", 1500.0, "2024-02-01"),
+            *rows[1:],
+            ("A3", "C3", 3000.0, "2024-02-02"),
+            ("A4", "C4", 4000.0, None),
+        ],
     )
-    again = collect.collect_jdbc(Run(spark, settings, run_id="r2"), "applications")
-    assert (again.rows_in, again.rows_out, again.rows_unchanged, again.rows_quarantined) == (
-        3,
-        0,
-        2,
-        1,
-    )
-    _lending_db(db, [("A1", "C1", 1500.0, "2024-02-01"), *rows[1:]])
-    changed = collect.collect_jdbc(Run(spark, settings, run_id="r3"), "applications")
-    assert (changed.rows_out, changed.rows_unchanged) == (1, 1)
+    assert _extract(spark, settings, "r3") == (3, 3, 0, 0)
+    # The same window again changes nothing; so does a full re-read.
+    assert _extract(spark, settings, "r4", since="2024-01-03", until="2024-02-02") == (3, 0, 3, 0)
+    assert _extract(spark, settings, "r5", full=True) == (5, 0, 4, 1)
 
     bronze = lakehouse.read(spark, BRONZE_APPLICATIONS, settings)
     got = sorted(
@@ -70,16 +96,27 @@ def test_jdbc_extract_is_idempotent_and_lands_changed_rows_as_new_versions(spark
         ("A1", 1000.0, "r1", "lending_db.applications"),
         ("A1", 1500.0, "r3", "lending_db.applications"),
         ("A2", 2000.0, "r1", "lending_db.applications"),
+        ("A3", 3000.0, "r3", "lending_db.applications"),
+        ("A4", 4000.0, "r3", "lending_db.applications"),
     ]
     # The row without a key was quarantined once, not once per run.
     (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
     assert (q.target, q.rule, q.stage) == ("bronze.applications", "missing_key", "collect")
     manifest = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("run_id").collect()
-    assert [(m.run_id, m.rows_in, m.rows_out, m.rows_unchanged) for m in manifest] == [
-        ("r1", 3, 2, 0),
-        ("r2", 3, 0, 2),
-        ("r3", 3, 1, 1),
+    assert [(m.run_id, m.window_start, m.window_end, m.rows_in) for m in manifest] == [
+        ("r1", None, "2024-01-03", 3),
+        ("r2", "2024-01-03", "2024-01-03", 0),
+        ("r3", "2024-01-03", "2024-02-02", 3),
+        ("r4", "2024-01-03", "2024-02-02", 3),
+        ("r5", None, "2024-02-02", 5),
     ]
+    (wm,) = lakehouse.read(spark, OPS_WATERMARKS, settings).collect()
+    assert (wm.source, wm.column, wm.high_water, wm.run_id) == (
+        "jdbc:applications",
+        "updated_at",
+        "2024-02-02",
+        "r3",
+    )
 
 
 def test_notes_drop_splits_records_on_blank_lines_and_quarantines_headless_text(spark, settings):
