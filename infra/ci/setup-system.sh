@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # OS packages the tests need beyond Python, Java and Maven. Idempotent; skipped where present.
+#   maven       fetches Delta's and the JDBC drivers' jars (make jars)
+#   postgresql  the JDBC extract tests start their own server from its initdb/pg_ctl
 set -euo pipefail
 need=()
 command -v mvn >/dev/null || need+=(maven)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  need+=(postgresql)
+fi
+command -v psql >/dev/null || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; else
-    echo "missing OS packages: ${need[*]} (install them with apt-get)" >&2; exit 1; fi
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    echo "missing OS packages: ${need[*]} (install them with apt-get)" >&2; exit 1
+  fi
 fi
