@@ -13,6 +13,7 @@ if __name__ == "__main__":
             (
                 "collect_lending_db",
                 "collect_file_drops",
+                "collect_public_web",
             ),
             sys.argv,
         )

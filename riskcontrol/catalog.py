@@ -23,6 +23,7 @@ _TYPES: dict[str, T.DataType] = {
     "boolean": T.BooleanType(),
     "date": T.DateType(),
     "timestamp": T.TimestampType(),
+    "array<string>": T.ArrayType(T.StringType()),
 }
 
 
@@ -178,6 +179,72 @@ BRONZE_SETTLEMENTS = _bronze(
     "amount_raw string",
     keys=("settlement_id",),
     description="payment-processor settlement rows (CSV file drop), amount and time parsed",
+)
+
+# Public web: what the crawlers fetched (pages) and parsed (records), as received.
+_CRAWLED = ("url string", "fetched_at string", "content_hash string", "crawl_id string")
+BRONZE_CRAWL_PAGES = _bronze(
+    "crawl_pages",
+    "crawl_id string",
+    "spider string",
+    "source string",
+    "url string",
+    "status int",
+    "fetched_at string",
+    "content_type string",
+    "encoding string",
+    "content_hash string",
+    "etag string",
+    "last_modified string",
+    "page_kind string",
+    "body string",
+    keys=("url", "content_hash"),
+    description="raw public-web pages, new or changed ones per crawl (Scrapy)",
+)
+BRONZE_COURT_RECORDS = _bronze(
+    "court_records",
+    "record_id string",
+    "subject_name string",
+    "subject_type string",
+    "id_number string",
+    "id_masked boolean",
+    "court string",
+    "case_no string",
+    "amount double",
+    "filing_date string",
+    "status string",
+    "list_type string",
+    *_CRAWLED,
+    keys=("record_id",),
+    description="court enforcement and dishonest-debtor list entries (crawled)",
+)
+BRONZE_PENALTIES = _bronze(
+    "penalties",
+    "record_id string",
+    "institution string",
+    "penalty_types array<string>",
+    "amount double",
+    "reason string",
+    "decision_date string",
+    "authority string",
+    "decision_no string",
+    "form string",
+    *_CRAWLED,
+    keys=("record_id",),
+    description="regulator penalty announcements (crawled; table, free text or attachment)",
+)
+BRONZE_NEWS = _bronze(
+    "news_articles",
+    "record_id string",
+    "title string",
+    "published_at string",
+    "news_source string",
+    "body string",
+    "language string",
+    "feed string",
+    *_CRAWLED,
+    keys=("record_id",),
+    description="news about lenders, borrowers and their companies (crawled from RSS/Atom)",
 )
 
 # --- silver: typed, deduplicated, pseudonymized -------------------------------------
@@ -473,6 +540,10 @@ ALL_TABLES: tuple[Table, ...] = (
     BRONZE_EVENTS,
     BRONZE_NOTES,
     BRONZE_SETTLEMENTS,
+    BRONZE_CRAWL_PAGES,
+    BRONZE_COURT_RECORDS,
+    BRONZE_PENALTIES,
+    BRONZE_NEWS,
     SILVER_CUSTOMERS,
     SILVER_APPLICATIONS,
     SILVER_LOANS,

@@ -93,10 +93,55 @@ def _print_steps(steps) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from riskcontrol.pipeline import run_collect
+    from riskcontrol import pipeline
 
+    sources = tuple(args.source.split(",")) if args.source else tuple(pipeline.COLLECT_SOURCES)
+    unknown = [s for s in sources if s not in pipeline.COLLECT_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source {unknown}; known: {', '.join(pipeline.COLLECT_SOURCES)}")
     run = _new_run(_settings())
-    _print_steps(run_collect(run, _say))
+    steps = []
+    for name in sources:
+        if name == "lending_db":
+            steps += pipeline.run_collect_lending_db(
+                run, _say, since=args.since, until=args.until, full=args.full
+            )
+        elif name == "web":
+            steps += pipeline.run_collect_public_web(run, _say, epoch=args.site_epoch)
+        else:
+            steps += pipeline.COLLECT_SOURCES[name](run, _say)
+    _print_steps(steps)
+    return 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from riskcontrol import crawl
+
+    settings = _settings()
+    crawl_id = args.crawl_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-crawl"
+    spiders = tuple(args.spiders.split(","))
+    _say(f"crawling {', '.join(spiders)} -> {settings.crawl_landing_dir / crawl_id}")
+    stats = crawl.run_crawl(settings, crawl_id, spiders, epoch=args.site_epoch)
+    _say(f"crawl {crawl_id}: {crawl.describe_stats(stats)}")
+    if args.land:
+        from riskcontrol.ops import Run
+
+        run = Run(_spark(settings), settings, run_id=crawl_id)
+        _print_steps(crawl.land_crawl(run, settings.crawl_landing_dir / crawl_id))
+    return 0
+
+
+def cmd_load_db(args: argparse.Namespace) -> int:
+    from riskcontrol.lendingdb import copy_lending_db
+
+    settings = _settings()
+    password = os.environ.get(args.password_env) if args.password_env else None
+    copied = copy_lending_db(
+        _spark(settings), settings, args.jdbc_url, args.user, password, progress=_say
+    )
+    _say(
+        f"copied {sum(copied.values()):,} rows; extract with RISK_LENDING_JDBC_URL={args.jdbc_url}"
+    )
     return 0
 
 
@@ -305,7 +350,59 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--months", type=int, default=27, help="months of applications (27)")
 
     gen_args(add("generate", cmd_generate, "generate a synthetic lending book into RISK_DATA_DIR"))
-    add("collect", cmd_collect, "collect tier: lending DB (JDBC) and file drops -> bronze")
+    p = add(
+        "collect",
+        cmd_collect,
+        "collect tier: lending DB (JDBC, incremental), file drops and the public web -> bronze",
+    )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="comma-separated subset of lending_db,files,web (default: all)",
+    )
+    p.add_argument(
+        "--since",
+        default=None,
+        help="lending_db: extract rows with watermark > SINCE (default: the last run's)",
+    )
+    p.add_argument(
+        "--until", default=None, help="lending_db: ... and <= UNTIL (default: the source's max)"
+    )
+    p.add_argument(
+        "--full", action="store_true", help="lending_db: ignore watermarks, re-read everything"
+    )
+    p.add_argument(
+        "--site-epoch",
+        type=int,
+        default=1,
+        help="web: which update of the generated loopback site to serve (1)",
+    )
+    p = add(
+        "crawl",
+        cmd_crawl,
+        "crawl the public sources (crawlers/sources.yaml) and land the crawl in bronze",
+    )
+    p.add_argument("--spiders", default="court,penalties,news", help="court,penalties,news")
+    p.add_argument("--crawl-id", default=None, help="folder name under data/landing/crawl")
+    p.add_argument("--site-epoch", type=int, default=1, help="update of the loopback site (1)")
+    p.add_argument(
+        "--no-land", dest="land", action="store_false", help="only crawl; leave the files"
+    )
+    p = add(
+        "load-db",
+        cmd_load_db,
+        "copy the generated lending book into another database (e.g. PostgreSQL) over JDBC",
+    )
+    p.add_argument("--jdbc-url", required=True, help="jdbc:postgresql://host:5432/lending")
+    p.add_argument("--user", default=None, help="database user")
+    p.add_argument(
+        "--password-env",
+        default="RISK_LOAD_DB_PASSWORD",
+        help="environment variable holding the password (RISK_LOAD_DB_PASSWORD)",
+    )
+    from riskcontrol.site import add_site_parser
+
+    add_site_parser(sub)
     add("analyze", cmd_analyze, "analyze tier: bronze -> silver -> gold features")
     p = add("train", cmd_train, "train the decision tree and neural network; log to MLflow")
     p.add_argument("--seed", type=int, default=42)

@@ -223,8 +223,15 @@ def land(
     rules: list[Rule],
     merge_keys: tuple[str, ...],
     window: tuple[str | None, str | None] = (None, None),
+    rejects: DataFrame | None = None,
+    drop: tuple[str, ...] = (),
 ) -> StepCounts:
-    """Quarantine rows breaking ``rules``, MERGE the rest into ``table``, reconcile."""
+    """Quarantine rows breaking ``rules``, MERGE the rest into ``table``, reconcile.
+
+    ``rejects`` are rows the source itself already refused (in ``REJECT_COLUMNS`` form,
+    e.g. pages a crawler could not parse): they count as read and go to quarantine.
+    ``drop`` names helper columns the rules needed that must not land.
+    """
     counts = StepCounts(
         STAGE,
         source,
@@ -237,10 +244,18 @@ def land(
     df = df.cache()
     counts.rows_in = df.count()
     valid, rejected = split_by_rules(df, rules)
+    if rejects is not None:
+        counts.rows_in += rejects.count()
+        rejected = rejected.unionByName(rejects)
     counts.rows_quarantined = run.quarantine(rejected, STAGE, table.full_name)
-    result = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
-    counts.rows_out = result.inserted
-    counts.rows_unchanged = counts.rows_in - counts.rows_quarantined - counts.rows_out
+    to_land = counts.rows_in - counts.rows_quarantined
+    # An empty MERGE still costs a Delta commit: skip it once the table exists.
+    if to_land or not lakehouse.exists(run.spark, table, run.settings):
+        result = lakehouse.merge(
+            valid.drop(*drop), table, run.settings, keys=merge_keys, insert_only=True
+        )
+        counts.rows_out = result.inserted
+    counts.rows_unchanged = to_land - counts.rows_out
     df.unpersist()
     return run.record(counts)
 

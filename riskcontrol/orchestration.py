@@ -24,6 +24,7 @@ ASSET_URIS = {
 TASKS = (
     "collect_lending_db",
     "collect_file_drops",
+    "collect_public_web",
     "build_silver",
     "build_gold",
     "train_models",
@@ -61,6 +62,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     stages = {
         "collect_lending_db": pipeline.run_collect_lending_db,
         "collect_file_drops": pipeline.run_collect_file_drops,
+        "collect_public_web": pipeline.run_collect_public_web,
         "build_silver": pipeline.run_silver,
         "build_gold": pipeline.run_gold,
         "score_applications": lambda r: [pipeline.run_score(r)],

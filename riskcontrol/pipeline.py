@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol import collect, gold, lakehouse, models, scoring, silver
+from riskcontrol import collect, crawl, gold, lakehouse, models, scoring, silver
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
@@ -158,11 +158,18 @@ def build_gold(run: Run) -> StepCounts:
     return run.record(counts)
 
 
-def run_collect_lending_db(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+def run_collect_lending_db(
+    run: Run,
+    progress: Progress = _quiet,
+    since: str | None = None,
+    until: str | None = None,
+    full: bool = False,
+) -> list[StepCounts]:
+    """Every lending-system table, incrementally by watermark (see ``collect.collect_jdbc``)."""
     steps = []
     for name in collect.JDBC_SOURCES:
         progress(f"collect: lending_db.{name} -> bronze")
-        steps.append(collect.collect_jdbc(run, name))
+        steps.append(collect.collect_jdbc(run, name, since=since, until=until, full=full))
     return steps
 
 
@@ -174,8 +181,32 @@ def run_collect_file_drops(run: Run, progress: Progress = _quiet) -> list[StepCo
     return steps
 
 
-def run_collect(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    return run_collect_lending_db(run, progress) + run_collect_file_drops(run, progress)
+def run_collect_public_web(
+    run: Run, progress: Progress = _quiet, epoch: int = 1
+) -> list[StepCounts]:
+    """Crawl the public sources (the loopback site by default) and land the crawl."""
+    stats, steps = crawl.collect_public_web(run, progress, epoch=epoch)
+    progress(f"collect: crawl {run.run_id}: {crawl.describe_stats(stats)}")
+    return steps
+
+
+COLLECT_SOURCES: dict[str, Callable[[Run, Progress], list[StepCounts]]] = {
+    "lending_db": run_collect_lending_db,
+    "files": run_collect_file_drops,
+    "web": run_collect_public_web,
+}
+
+
+def run_collect(
+    run: Run, progress: Progress = _quiet, sources: tuple[str, ...] | None = None
+) -> list[StepCounts]:
+    """The collect tier: the named sources (default: all of ``COLLECT_SOURCES``)."""
+    steps = []
+    for name in sources or tuple(COLLECT_SOURCES):
+        if name not in COLLECT_SOURCES:
+            raise ValueError(f"unknown source {name!r}; known: {', '.join(COLLECT_SOURCES)}")
+        steps += COLLECT_SOURCES[name](run, progress)
+    return steps
 
 
 def run_silver(run: Run, progress: Progress = _quiet) -> list[StepCounts]:

@@ -1,0 +1,1 @@
+"""The spiders: ``court``, ``penalties`` and ``news`` (see each module)."""
