@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,10 @@ from pyspark.sql import functions as F
 from riskcontrol import cli, lakehouse
 from riskcontrol.catalog import (
     BRONZE_BUREAU,
+    BRONZE_COURT_RECORDS,
     BRONZE_CUSTOMERS,
+    BRONZE_NEWS,
+    BRONZE_PENALTIES,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
     OPS_MANIFEST,
@@ -43,6 +47,7 @@ def book(tmp_path_factory, spark):
     home = tmp_path_factory.mktemp("book")
     env = {
         "RISK_HOME": str(home),
+        "RISK_SITE_PORT": str(_free_port()),
         "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
     }
@@ -55,6 +60,18 @@ def book(tmp_path_factory, spark):
         generation = json.loads((settings.data_dir / "generation.json").read_text())
         yield settings, generation
     get_settings.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _site_truth(settings) -> list[dict]:
+    """The generated site's records of epoch 1 (the one `riskctl run` crawls)."""
+    lines = (settings.site_dir / "ground_truth.jsonl").read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["epoch_added"] == 1]
 
 
 def _read(spark, table, settings):
@@ -105,6 +122,12 @@ def test_quarantine_holds_exactly_the_injected_faults(spark, book):
         ("bronze.bureau_reports", "malformed_json"): faults["bureau_malformed_lines"],
         ("bronze.app_events", "malformed_json"): faults["events_malformed_lines"],
         ("bronze.service_notes", "missing_note_header"): faults["notes_missing_header"],
+        ("bronze.court_records", "missing_case_no"): sum(
+            "missing_case_no" in r["faults"] for r in _site_truth(settings)
+        ),
+        ("bronze.penalties", "missing_penalty_decision"): sum(
+            "no_decision_text" in r["faults"] for r in _site_truth(settings)
+        ),
     }
     assert got == {k: v for k, v in want.items() if v}
     # A re-sent bureau report lands once: bronze = lines - malformed - duplicates.
@@ -114,10 +137,23 @@ def test_quarantine_holds_exactly_the_injected_faults(spark, book):
     )
 
 
+def test_the_crawl_landed_every_parseable_public_record_once(spark, book):
+    settings, _ = book
+    truth = _site_truth(settings)
+    for kind, table in (
+        ("court", BRONZE_COURT_RECORDS),
+        ("penalty", BRONZE_PENALTIES),
+        ("news", BRONZE_NEWS),
+    ):
+        want = sorted(r["record_id"] for r in truth if r["kind"] == kind and r["expect_record"])
+        got = sorted(r.record_id for r in _read(spark, table, settings).collect())
+        assert got == want, kind
+
+
 def test_manifest_reconciles_every_step(spark, book):
     settings, _ = book
     rows = _read(spark, OPS_MANIFEST, settings).collect()
-    assert len(rows) == 16  # 7 collect + 7 silver + gold + apply
+    assert len(rows) == 20  # 7 collect + 4 crawl + 7 silver + gold + apply
     for r in rows:
         assert r.rows_in == r.rows_out + r.rows_unchanged + r.rows_quarantined, r
 
@@ -248,7 +284,7 @@ def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monk
         .where(F.col("run_id").startswith("airflow-collect-") & (F.col("stage") == "collect"))
         .collect()
     )
-    assert len(collect_rows) == 7
+    assert len(collect_rows) == 11
     assert all(r.rows_out == 0 for r in collect_rows)
     assert _read(spark, BRONZE_CUSTOMERS, settings).count() == bronze_before
     assert _read(spark, OPS_QUARANTINE, settings).count() == quarantined_before

@@ -61,6 +61,16 @@ def conditional(page: Page, request_headers) -> Page:
     return Page(304, keep, b"")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up mid-response (a crawler refusing an oversized page) is normal."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SiteServer:
     """The generated site served from a background thread (``port=0``: any free port)."""
 
@@ -85,7 +95,7 @@ class SiteServer:
         self._seen: set[str] = set()
         self._counts: Counter[tuple[str, int]] = Counter()
         self._thread: threading.Thread | None = None
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd = _QuietServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
 
     # --- public API ------------------------------------------------------------------------
