@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from riskcontrol import crawl, lakehouse
 from riskcontrol.catalog import BRONZE_COURT_RECORDS, BRONZE_PENALTIES, OPS_QUARANTINE
@@ -166,3 +168,13 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
         for r in lakehouse.read(spark, BRONZE_COURT_RECORDS, settings).collect()
     )
     assert versions == [("已结案", "c2"), ("执行中", "c1")]
+
+
+def test_launching_a_crawl_keeps_scrapy_out_of_the_spark_driver():
+    """Scrapy runs in a child process; importing it here (zope.interface) breaks Spark ML."""
+    code = (
+        "import sys; from riskcontrol import crawl; crawl.riskcrawl(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scrapy', 'twisted', 'zope'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

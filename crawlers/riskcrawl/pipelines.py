@@ -27,9 +27,8 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.http import TextResponse
 
 from riskcrawl.items import PROVENANCE, PageItem, RecordItem, RejectItem
+from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE
 from riskcrawl.parsers import PENALTY_TYPES
-
-PAGES_FILE, RECORDS_FILE, REJECTS_FILE = "pages.jsonl", "records.jsonl", "rejects.jsonl"
 
 
 class InvalidItem(DropItem):

@@ -31,12 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from riskcrawl.pipelines import PAGES_FILE, RECORDS_FILE, REJECTS_FILE
+from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE, STATS_FILE
 from riskcrawl.sources import DEFAULT_SITE_URL, DEFAULT_SOURCES, load_sources
 
 CRAWLERS_DIR = Path(__file__).resolve().parents[1]
 SPIDERS = ("court", "penalties", "news")
-STATS_FILE = "stats.json"
 
 
 class CrawlError(RuntimeError):

@@ -1,0 +1,9 @@
+"""Names of the files a crawl writes into ``<out>/<crawl-id>/``.
+
+Kept free of Scrapy imports: the pipeline's driver process imports ``riskcrawl.run`` to
+launch crawls, and importing Scrapy (Twisted, zope.interface) there breaks PySpark ML's
+parameter introspection in the same interpreter.
+"""
+
+PAGES_FILE, RECORDS_FILE, REJECTS_FILE = "pages.jsonl", "records.jsonl", "rejects.jsonl"
+STATS_FILE = "stats.json"
