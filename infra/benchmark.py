@@ -64,22 +64,46 @@ def main() -> int:
     )
 
     if not args.skip_pipeline:
-        from riskcontrol import pipeline
+        from riskcontrol import crawl, pipeline
         from riskcontrol.ops import Run
         from riskcontrol.spark import get_spark
 
         t = time.perf_counter()
         run = Run(get_spark(settings), settings)
         rows.append(("spark start", time.perf_counter() - t, 0, ""))
-        for name, fn in (
-            ("collect", pipeline.run_collect),
-            ("analyze", pipeline.run_analyze),
-        ):
+        collect_steps = []
+        for name, source_fn in pipeline.COLLECT_SOURCES.items():
             t = time.perf_counter()
-            steps = fn(run, print)
-            secs = time.perf_counter() - t
-            n = sum(s.rows_in for s in steps)
-            rows.append((name, secs, n, "rows in (all steps)"))
+            if name == "web":
+                stats, steps = crawl.collect_public_web(run, print)
+                secs = time.perf_counter() - t
+                total = stats["totals"]
+                crawl_s = max(s["elapsed_seconds"] for s in stats["spiders"].values())
+                responses = total["responses"]
+                rows.append(("crawl", crawl_s, responses, "pages fetched (loopback site)"))
+                rows.append(
+                    ("land crawl", secs - crawl_s, sum(s.rows_in for s in steps), "lines landed")
+                )
+            else:
+                steps = source_fn(run, print)
+                secs = time.perf_counter() - t
+                rows.append((f"collect {name}", secs, sum(s.rows_in for s in steps), "rows read"))
+            collect_steps += steps
+        t = time.perf_counter()
+        again = pipeline.run_collect_lending_db(run, print)
+        rows.append(
+            ("re-extract", time.perf_counter() - t, sum(s.rows_in for s in again), "rows read")
+        )
+        print("\nreconciliation of the collect run (in = out + unchanged + quarantined):")
+        print(f"  {'source':22} {'target':24} {'in':>9} {'out':>9} {'unchanged':>9} {'quar.':>6}")
+        for s in collect_steps + again:
+            print(
+                f"  {s.source:22} {s.target:24} {s.rows_in:>9,} {s.rows_out:>9,} "
+                f"{s.rows_unchanged:>9,} {s.rows_quarantined:>6,}"
+            )
+        t = time.perf_counter()
+        steps = pipeline.run_analyze(run, print)
+        rows.append(("analyze", time.perf_counter() - t, sum(s.rows_in for s in steps), "rows in"))
         t = time.perf_counter()
         trained = pipeline.run_train(run, print)
         rows.append(("train", time.perf_counter() - t, 0, ""))

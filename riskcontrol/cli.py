@@ -400,9 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="RISK_LOAD_DB_PASSWORD",
         help="environment variable holding the password (RISK_LOAD_DB_PASSWORD)",
     )
+    from riskcontrol.ingest import add_ingest_parser
     from riskcontrol.site import add_site_parser
 
     add_site_parser(sub)
+    add_ingest_parser(sub)
     add("analyze", cmd_analyze, "analyze tier: bronze -> silver -> gold features")
     p = add("train", cmd_train, "train the decision tree and neural network; log to MLflow")
     p.add_argument("--seed", type=int, default=42)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol import collect, crawl, gold, lakehouse, models, scoring, silver
+from riskcontrol import collect, crawl, extract_files, gold, lakehouse, models, scoring, silver
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
@@ -174,7 +174,9 @@ def run_collect_lending_db(
 
 
 def run_collect_file_drops(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    steps = []
+    """Settlement CSVs, bureau JSON, app events and service notes from ``landing/``."""
+    progress("collect: files/settlements (CSV) -> bronze")
+    steps = [extract_files.collect_settlements(run)]
     for name in collect.FILE_SOURCES:
         progress(f"collect: files/{name} -> bronze")
         steps.append(collect.collect_files(run, name))

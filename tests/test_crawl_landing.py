@@ -88,9 +88,7 @@ def _write(folder, name, rows):
 
 
 def _counts(steps):
-    return {
-        s.target: (s.rows_in, s.rows_out, s.rows_unchanged, s.rows_quarantined) for s in steps
-    }
+    return {s.target: (s.rows_in, s.rows_out, s.rows_unchanged, s.rows_quarantined) for s in steps}
 
 
 def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings):

@@ -122,6 +122,10 @@ def test_quarantine_holds_exactly_the_injected_faults(spark, book):
         ("bronze.bureau_reports", "malformed_json"): faults["bureau_malformed_lines"],
         ("bronze.app_events", "malformed_json"): faults["events_malformed_lines"],
         ("bronze.service_notes", "missing_note_header"): faults["notes_missing_header"],
+        ("bronze.settlements", "malformed_row"): faults["settlements_short_rows"],
+        ("bronze.settlements", "unparseable_amount"): faults["settlements_unparseable_amount"],
+        ("bronze.settlements", "unparseable_date"): faults["settlements_unparseable_date"],
+        ("bronze.settlements", "missing_loan_id"): faults["settlements_missing_loan_id"],
         ("bronze.court_records", "missing_case_no"): sum(
             "missing_case_no" in r["faults"] for r in _site_truth(settings)
         ),
@@ -153,7 +157,7 @@ def test_the_crawl_landed_every_parseable_public_record_once(spark, book):
 def test_manifest_reconciles_every_step(spark, book):
     settings, _ = book
     rows = _read(spark, OPS_MANIFEST, settings).collect()
-    assert len(rows) == 20  # 7 collect + 4 crawl + 7 silver + gold + apply
+    assert len(rows) == 21  # 8 collect + 4 crawl + 7 silver + gold + apply
     for r in rows:
         assert r.rows_in == r.rows_out + r.rows_unchanged + r.rows_quarantined, r
 
@@ -284,7 +288,7 @@ def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monk
         .where(F.col("run_id").startswith("airflow-collect-") & (F.col("stage") == "collect"))
         .collect()
     )
-    assert len(collect_rows) == 11
+    assert len(collect_rows) == 12
     assert all(r.rows_out == 0 for r in collect_rows)
     assert _read(spark, BRONZE_CUSTOMERS, settings).count() == bronze_before
     assert _read(spark, OPS_QUARANTINE, settings).count() == quarantined_before

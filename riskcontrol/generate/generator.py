@@ -19,6 +19,7 @@ import numpy as np
 
 from riskcontrol.generate import bureau as bureau_mod
 from riskcontrol.generate import reference as ref
+from riskcontrol.generate import settlements as settlements_mod
 from riskcontrol.generate.activity import Lines, event_lines, note_records, truncate
 from riskcontrol.generate.dates import Calendar, format_dates, format_timestamps, yyyymm
 from riskcontrol.generate.lending import (
@@ -44,6 +45,7 @@ FAULT_KINDS = (
     "bureau_duplicate_lines",
     "events_malformed_lines",
     "notes_missing_header",
+    *settlements_mod.FAULT_KINDS,
 )
 
 
@@ -120,8 +122,16 @@ class _Run:
             "bureau": MonthlyFiles(landing / "bureau", "bureau", "jsonl"),
             "events": MonthlyFiles(landing / "events", "events", "jsonl"),
             "notes": MonthlyFiles(landing / "notes", "notes", "txt", separator="\n"),
+            "settlements": MonthlyFiles(
+                landing / "settlements",
+                "settlement",
+                "csv",
+                encoding=lambda m: settlements_mod.encoding(seed, m),
+                header=lambda m: settlements_mod.header_line(seed, m),
+            ),
         }
         self.next_app = self.next_loan = self.next_event = self.next_note = 0
+        self.next_settlement = 0
         self.rows: Counter[str] = Counter()
         self.app_status: Counter[str] = Counter()
         self.loan_status: Counter[str] = Counter()
@@ -165,6 +175,12 @@ class _Run:
         self._write("events", events, "events_malformed_lines")
         notes = note_records(seed, pop, apps, loans, cal, self.next_note)
         self._write("notes", notes, "notes_missing_header")
+        paid, paid_faults = settlements_mod.settlement_lines(
+            seed, pop, apps, loans, loan_ids, self.next_settlement
+        )
+        self.files["settlements"].write(paid.month, paid.text)
+        self.faults.update(paid_faults)
+        self.next_settlement += len(paid.text)
         self.next_app += len(app_ids)
         self.next_loan += len(loan_ids)
         self.next_event += len(events.text)

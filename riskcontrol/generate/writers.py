@@ -8,7 +8,7 @@ scratch on every run, durability buys nothing) and takes each chunk in one trans
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -68,14 +68,24 @@ class MonthlyFiles:
     """``<folder>/<prefix>_YYYYMM.<ext>`` files, opened on first use and kept open.
 
     ``separator`` is written between two records of the same file (a blank line for the
-    notes), never before the first or after the last.
+    notes), never before the first or after the last. ``encoding`` and ``header`` (a
+    first line, not counted as a record) may vary by month index.
     """
 
-    def __init__(self, folder: Path, prefix: str, ext: str, separator: str = "") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        ext: str,
+        separator: str = "",
+        encoding: Callable[[int], str] | None = None,
+        header: Callable[[int], str] | None = None,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob(f"{prefix}_*.{ext}"):
             old.unlink()
         self._folder, self._prefix, self._ext, self._sep = folder, prefix, ext, separator
+        self._encoding, self._header = encoding, header
         self._files: dict[int, IO[str]] = {}
         self.records: dict[str, int] = {}
 
@@ -95,7 +105,10 @@ class MonthlyFiles:
             name = self.name(m)
             fh = self._files.get(m)
             if fh is None:
-                fh = open(self._folder / name, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+                enc = self._encoding(m) if self._encoding else "utf-8"
+                fh = open(self._folder / name, "w", encoding=enc, newline="\n")  # noqa: SIM115
+                if self._header:
+                    fh.write(self._header(m))
                 self._files[m] = fh
                 self.records[name] = 0
             elif self._sep:
