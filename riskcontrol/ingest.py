@@ -1048,11 +1048,27 @@ def land_checked(
         )
         counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
     valid = checked.where(F.col("__rule").isNull()).drop("__rule", "__reason", "__record")
-    if by_rule.get(None, 0) or not lakehouse.exists(run.spark, table, run.settings):
-        result = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
-        counts.rows_out = result.inserted
+    if lakehouse.exists(run.spark, table, run.settings):
+        valid = _not_landed(valid, lakehouse.read(run.spark, table, run.settings), merge_keys)
+        if by_rule.get(None, 0):
+            merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
+            counts.rows_out = merged.inserted
+    else:
+        merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
+        counts.rows_out = merged.inserted
     counts.rows_unchanged = counts.rows_in - counts.rows_quarantined - counts.rows_out
     return run.record(counts), failed
+
+
+def _not_landed(df: DataFrame, target: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """Rows of ``df`` whose keys are not in ``target`` yet (null-safe, like the MERGE).
+
+    The MERGE would find the same rows; joining on the key columns alone first keeps a
+    re-run of a large file cheap (Delta materializes a MERGE's whole source).
+    """
+    existing = target.select(*[F.col(f"`{k}`").alias(f"__t{i}") for i, k in enumerate(keys)])
+    on = [df[f"`{k}`"].eqNullSafe(existing[f"__t{i}"]) for i, k in enumerate(keys)]
+    return df.join(existing, on=on, how="left_anti")
 
 
 def rows_by_rule(tagged: DataFrame) -> dict[str | None, int]:

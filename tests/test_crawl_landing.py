@@ -145,22 +145,25 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
         "web.regulator_penalties",
     )
 
-    # Landing the same crawl again adds nothing.
-    again = _counts(crawl.land_crawl(Run(spark, settings, run_id="r2"), c1))
-    assert again["bronze.court_records"] == (4, 0, 1, 3)
-    assert again["bronze.crawl_pages"] == (3, 0, 2, 1)
-
-    # A later crawl: the case was closed (a new version), the news re-emitted unchanged.
+    # A later crawl: the case was closed (a new version); the news and the penalty were
+    # re-emitted unchanged: nothing new lands. A broken line in this crawl's file is its
+    # own occurrence, quarantined with that file as its source.
     c2 = settings.crawl_landing_dir / "c2"
     later = {"fetched_at": "2026-11-22T09:00:00Z", "crawl_id": "c2"}
-    _write(c2, "records.jsonl", [{**COURT, **later, "status": "已结案"}, {**NEWS, **later}])
-    second = _counts(crawl.land_crawl(Run(spark, settings, run_id="r3"), c2))
+    _write(
+        c2,
+        "records.jsonl",
+        [{**COURT, **later, "status": "已结案"}, {**NEWS, **later}, {**PENALTY, **later}],
+    )
+    _write(c2, "pages.jsonl", [_page(COURT["url"], "a", crawl_id="c2"), "{not json"])
+    second = _counts(crawl.land_crawl(Run(spark, settings, run_id="r2"), c2))
     assert second == {
-        "bronze.crawl_pages": (0, 0, 0, 0),
+        "bronze.crawl_pages": (2, 0, 1, 1),
         "bronze.court_records": (1, 1, 0, 0),
-        "bronze.penalties": (0, 0, 0, 0),
+        "bronze.penalties": (1, 0, 1, 0),
         "bronze.news_articles": (1, 0, 1, 0),
     }
+    assert lakehouse.read(spark, OPS_QUARANTINE, settings).count() == 5
     versions = sorted(
         (r.status, r.crawl_id)
         for r in lakehouse.read(spark, BRONZE_COURT_RECORDS, settings).collect()
