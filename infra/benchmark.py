@@ -1,9 +1,12 @@
 """Benchmark: generation and each pipeline tier on a generated book; prints figures.
 
     python infra/benchmark.py --customers 20000 [--home /tmp/riskbench] [--skip-pipeline]
+                              [--collect-only]
 
 Figures: wall time, rows per second and peak memory (the Python process's peak RSS,
-and the Spark JVM's RSS after the run) for generation, collect, analyze, train and apply. It
+and the Spark JVM's RSS after the run) for generation, each collect source (JDBC rows/s,
+file drops, the crawl's pages/s on the loopback site and its landing), an incremental
+re-extract, analyze, train and apply; and the collect run's reconciliation table. It
 writes into its own home (default: a temp folder), never into the project's lakehouse.
 """
 
@@ -38,6 +41,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--home", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--skip-pipeline", action="store_true", help="only time generation")
+    parser.add_argument(
+        "--collect-only", action="store_true", help="stop after the collect tier (and re-extract)"
+    )
     args = parser.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="riskbench-"))
@@ -101,6 +107,7 @@ def main() -> int:
                 f"  {s.source:22} {s.target:24} {s.rows_in:>9,} {s.rows_out:>9,} "
                 f"{s.rows_unchanged:>9,} {s.rows_quarantined:>6,}"
             )
+    if not args.skip_pipeline and not args.collect_only:
         t = time.perf_counter()
         steps = pipeline.run_analyze(run, print)
         rows.append(("analyze", time.perf_counter() - t, sum(s.rows_in for s in steps), "rows in"))
@@ -115,6 +122,7 @@ def main() -> int:
                 f"model {tm.kind}: out-of-time AUC {tm.metrics['oot_auc']:.4f} "
                 f"KS {tm.metrics['oot_ks']:.4f}, train {tm.train_seconds:.1f}s"
             )
+    if not args.skip_pipeline:
         print(f"Spark JVM RSS now: {jvm_rss_mb():.0f} MB")
 
     print(f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10}  unit")
