@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import typing
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,6 @@ from riskcontrol.config import Settings
 TEST_PII_KEY = "test-only-pii-key-0123456789abcdef"
 # py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
-
-
-def pytest_collection_finish(session) -> None:
-    """Undo what importing Twisted (via the Scrapy tests) does to ``typing.Generic``.
-
-    Twisted's ``Factory(Generic[P])`` leaves a zope.interface ``__provides__`` descriptor
-    on ``typing.Generic`` that raises on subclasses, and PySpark ML copies params with
-    ``getattr(cls, name) for name in dir(cls)``: every estimator then fails with
-    ``AttributeError: __provides__``. The pipeline never imports Scrapy in the Spark
-    driver (crawls run in a child process; test_crawl_landing checks it), but pytest
-    imports both into one interpreter.
-    """
-    if "__provides__" in vars(typing.Generic):
-        del typing.Generic.__provides__
 
 
 def make_settings(home, **overrides) -> Settings:
