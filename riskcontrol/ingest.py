@@ -1014,8 +1014,13 @@ def sql_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
 
 # Typing and checking dozens of columns in one projection makes whole-stage code too big
 # for the JVM (a method over 64 KB fails to compile; over 8 KB is never JIT-compiled),
-# so the wide per-row steps run with Spark's per-expression generated code instead.
-WIDE_ROWS_CONF = {"spark.sql.codegen.wholeStage": "false"}
+# so the wide per-row steps run with Spark's per-expression generated code instead; and
+# the optimizer's constraint propagation, which grows combinatorially with such
+# projections under a join (the MERGE), is skipped.
+WIDE_ROWS_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.constraintPropagation.enabled": "false",
+}
 
 
 def land_checked(
@@ -1049,9 +1054,10 @@ def land_checked(
         counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
     valid = checked.where(F.col("__rule").isNull()).drop("__rule", "__reason", "__record")
     if lakehouse.exists(run.spark, table, run.settings):
-        valid = _not_landed(valid, lakehouse.read(run.spark, table, run.settings), merge_keys)
-        if by_rule.get(None, 0):
-            merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
+        fresh = _not_landed(valid, lakehouse.read(run.spark, table, run.settings), merge_keys)
+        # counting reads the key columns only: a re-run of a big file stops here
+        if by_rule.get(None, 0) and fresh.count():
+            merged = lakehouse.merge(fresh, table, run.settings, keys=merge_keys, insert_only=True)
             counts.rows_out = merged.inserted
     else:
         merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
@@ -1063,8 +1069,8 @@ def land_checked(
 def _not_landed(df: DataFrame, target: DataFrame, keys: Sequence[str]) -> DataFrame:
     """Rows of ``df`` whose keys are not in ``target`` yet (null-safe, like the MERGE).
 
-    The MERGE would find the same rows; joining on the key columns alone first keeps a
-    re-run of a large file cheap (Delta materializes a MERGE's whole source).
+    The MERGE would find the same rows; finding them first, on the key columns alone,
+    keeps a re-run of a large file cheap (Delta materializes a MERGE's whole source).
     """
     existing = target.select(*[F.col(f"`{k}`").alias(f"__t{i}") for i, k in enumerate(keys)])
     on = [df[f"`{k}`"].eqNullSafe(existing[f"__t{i}"]) for i, k in enumerate(keys)]
@@ -1364,7 +1370,7 @@ def ingest_file(
         )
         _check_compatible(spark, table, run, schema)
         say(f"landing in {table.full_name} ({table.path(run.settings)})")
-        with spark_progress(spark, progress):
+        with spark_progress(spark, progress), sql_conf(spark, WIDE_ROWS_CONF):
             counts, failed = land_checked(
                 run,
                 checked,

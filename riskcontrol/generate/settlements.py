@@ -173,7 +173,7 @@ def encoding(seed: int, month: int) -> str:
 
 def _quote(field: str, always: bool) -> str:
     """RFC 4180: quote a field holding a comma, quote or line break; double inner quotes."""
-    if always or any(c in field for c in ',"\r\n'):
+    if always or "," in field or '"' in field or "\n" in field or "\r" in field:
         return '"' + field.replace('"', '""') + '"'
     return field
 
@@ -216,21 +216,19 @@ def _date(iso: str, style: str) -> str:
 
 def _memo(kind: int, d: Dialect, k: int, term: int, loan_id: str, ref: int) -> str:
     """Free text as payment operators type it: commas, quotes and line breaks included."""
-    if d.chinese:
-        return (
-            f"第{k}期还款",
-            f"还款,借据{loan_id},第{k}/{term}期",
-            '客户备注:"提前还款"',
-            f"批次{ref % 1000:03d}\n流水号{ref}",
-            "",
-        )[kind]
-    return (
-        f"Installment {k} of {term}",
-        f"Repayment {loan_id}, installment {k}",
-        'Auto-debit "OK"',
-        f"Batch {ref % 1000:03d}\nRef {ref}",
-        "",
-    )[kind]
+    if kind == 0:
+        return f"第{k}期还款" if d.chinese else f"Installment {k} of {term}"
+    if kind == 1:
+        if d.chinese:
+            return f"还款,借据{loan_id},第{k}/{term}期"
+        return f"Repayment {loan_id}, installment {k}"
+    if kind == 2:
+        return '客户备注:"提前还款"' if d.chinese else 'Auto-debit "OK"'
+    if kind == 3:
+        if d.chinese:
+            return f"批次{ref % 1000:03d}\n流水号{ref}"
+        return f"Batch {ref % 1000:03d}\nRef {ref}"
+    return ""
 
 
 def settlement_lines(
