@@ -3,6 +3,8 @@
 ``generate(out_dir, ...)`` writes, deterministically for a seed:
 
 * ``lending.db``: SQLite "lending system" (customers, applications, loans, repayments);
+* ``landing/settlements/settlement_YYYYMM.csv``: payment-processor settlement files
+  (header variants, UTF-8/GBK, RFC 4180 quoting, money and date formats, faults);
 * ``landing/bureau/bureau_YYYYMM.jsonl``: one credit report per application;
 * ``landing/events/events_YYYYMM.jsonl``: app/device events before each application;
 * ``landing/notes/notes_YYYYMM.txt``: free-text customer-service notes;
