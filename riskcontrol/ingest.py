@@ -1053,28 +1053,11 @@ def land_checked(
         )
         counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
     valid = checked.where(F.col("__rule").isNull()).drop("__rule", "__reason", "__record")
-    if lakehouse.exists(run.spark, table, run.settings):
-        fresh = _not_landed(valid, lakehouse.read(run.spark, table, run.settings), merge_keys)
-        # counting reads the key columns only: a re-run of a big file stops here
-        if by_rule.get(None, 0) and fresh.count():
-            merged = lakehouse.merge(fresh, table, run.settings, keys=merge_keys, insert_only=True)
-            counts.rows_out = merged.inserted
-    else:
+    if by_rule.get(None, 0) or not lakehouse.exists(run.spark, table, run.settings):
         merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
         counts.rows_out = merged.inserted
     counts.rows_unchanged = counts.rows_in - counts.rows_quarantined - counts.rows_out
     return run.record(counts), failed
-
-
-def _not_landed(df: DataFrame, target: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """Rows of ``df`` whose keys are not in ``target`` yet (null-safe, like the MERGE).
-
-    The MERGE would find the same rows; finding them first, on the key columns alone,
-    keeps a re-run of a large file cheap (Delta materializes a MERGE's whole source).
-    """
-    existing = target.select(*[F.col(f"`{k}`").alias(f"__t{i}") for i, k in enumerate(keys)])
-    on = [df[f"`{k}`"].eqNullSafe(existing[f"__t{i}"]) for i, k in enumerate(keys)]
-    return df.join(existing, on=on, how="left_anti")
 
 
 def rows_by_rule(tagged: DataFrame) -> dict[str | None, int]:

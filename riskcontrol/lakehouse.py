@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from riskcontrol.catalog import ALL_TABLES, Table, validate
 from riskcontrol.config import Settings
@@ -76,11 +77,19 @@ def merge(
         first = df.dropDuplicates(list(keys))
         _write_new(first, table, settings)
         return MergeResult(inserted=read(spark, table, settings).count(), updated=0)
+    source = df.dropDuplicates(list(keys))
+    if insert_only:
+        # Rows whose key is already there would not be inserted: finding the new ones on
+        # the key columns first skips the commit when there are none, and keeps a re-run
+        # of a large input cheap (Delta materializes a MERGE's whole source).
+        source = _not_in(source, read(spark, table, settings), keys)
+        if source.isEmpty():
+            return MergeResult(inserted=0, updated=0)
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     builder = (
         DeltaTable.forPath(spark, table.path(settings))
         .alias("t")
-        .merge(df.dropDuplicates(list(keys)).alias("s"), condition)
+        .merge(source.alias("s"), condition)
     )
     if not insert_only:
         builder = builder.whenMatchedUpdateAll(condition=update_when)
@@ -88,6 +97,13 @@ def merge(
     return MergeResult(
         inserted=int(metrics["num_inserted_rows"]), updated=int(metrics["num_updated_rows"])
     )
+
+
+def _not_in(df: DataFrame, target: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """Rows of ``df`` whose keys are not in ``target`` (null-safe, like the MERGE)."""
+    existing = target.select(*[F.col(f"`{k}`").alias(f"__t{i}") for i, k in enumerate(keys)])
+    on = [df[f"`{k}`"].eqNullSafe(existing[f"__t{i}"]) for i, k in enumerate(keys)]
+    return df.join(existing, on=on, how="left_anti")
 
 
 def version(spark: SparkSession, table: Table, settings: Settings) -> int | None:
