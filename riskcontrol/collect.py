@@ -191,16 +191,28 @@ def content_hash(columns: list[str]) -> Column:
     return F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256)
 
 
-def with_provenance(df: DataFrame, run_id: str, source: str, source_uri: Column) -> DataFrame:
-    """Append the provenance columns every bronze row carries."""
+def with_provenance(
+    df: DataFrame,
+    run_id: str,
+    source: str | Column,
+    source_uri: Column,
+    hashed: list[str] | Column | None = None,
+) -> DataFrame:
+    """Append the provenance columns every bronze row carries.
+
+    The content hash covers ``hashed``: the names of the columns that make two rows the
+    same record (default: every data column), or an expression (e.g. a raw payload's).
+    """
     data_cols = [c for c in df.columns if c not in PROVENANCE_COLUMNS]
+    if hashed is None:
+        hashed = data_cols
     return df.select(
         *data_cols,
         F.lit(run_id).alias("_ingest_id"),
-        F.lit(source).alias("_source"),
+        (F.lit(source) if isinstance(source, str) else source).alias("_source"),
         source_uri.alias("_source_uri"),
         F.current_timestamp().alias("_ingested_at"),
-        content_hash(data_cols).alias("_content_hash"),
+        (content_hash(hashed) if isinstance(hashed, list) else hashed).alias("_content_hash"),
     )
 
 
@@ -358,10 +370,13 @@ def collect_files(run: Run, name: str) -> StepCounts:
             f"no {name} files under {folder}: run `riskctl generate` or drop files there"
         )
     lines = read_lines(run.spark, str(folder), src.line_sep)
-    df = with_provenance(
-        lines.select("payload", "_source_uri"), run.run_id, f"files.{name}", F.col("_source_uri")
-    )
     # The content hash of a raw record is that of its payload, wherever it came from:
     # the same report sent twice lands once.
-    df = df.withColumn("_content_hash", F.sha2("payload", 256))
+    df = with_provenance(
+        lines.select("payload", "_source_uri"),
+        run.run_id,
+        f"files.{name}",
+        F.col("_source_uri"),
+        hashed=F.sha2("payload", 256),
+    )
     return land(run, df, src.table, f"files:{name}", src.rules(), merge_keys=("_content_hash",))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -33,7 +33,7 @@ from riskcontrol.catalog import (
     PROVENANCE_COLUMNS,
     Table,
 )
-from riskcontrol.collect import land
+from riskcontrol.collect import land, with_provenance
 from riskcontrol.config import PROJECT_ROOT, Settings
 from riskcontrol.ops import Rule, Run, StepCounts
 
@@ -161,18 +161,6 @@ def _read_jsonl(spark: SparkSession, path: Path, schema: T.StructType) -> DataFr
     return df.withColumn("_source_uri", F.lit(path.as_uri()))
 
 
-def _with_provenance(df: DataFrame, run_id: str, source: Column, hashed: list[str]) -> DataFrame:
-    """Provenance columns; the content hash covers ``hashed`` (not the volatile fields)."""
-    return df.select(
-        *[c for c in df.columns if c != "_source_uri"],
-        F.lit(run_id).alias("_ingest_id"),
-        source.alias("_source"),
-        F.col("_source_uri"),
-        F.current_timestamp().alias("_ingested_at"),
-        F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in hashed])), 256).alias("_content_hash"),
-    )
-
-
 def _well_formed() -> Rule:
     return Rule("malformed_json", F.col("_corrupt_record").isNull(), "line is not a JSON object")
 
@@ -195,11 +183,12 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
     steps = []
     pages = _read_jsonl(spark, crawl_dir / "pages.jsonl", _data_schema(BRONZE_CRAWL_PAGES))
     page_cols = [c for c in BRONZE_CRAWL_PAGES.columns if c not in PROVENANCE_COLUMNS]
-    pages = _with_provenance(
+    pages = with_provenance(
         pages,
         run.run_id,
         F.concat(F.lit("web."), F.coalesce("source", F.lit("unknown"))),
-        [c for c in page_cols if c not in _VOLATILE],
+        F.col("_source_uri"),
+        hashed=[c for c in page_cols if c not in _VOLATILE],
     )
     steps.append(
         land(
@@ -225,11 +214,12 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
             (F.col("record_type") == kind.record_type) | (~known & first)
         )
         data_cols = [c for c in kind.table.columns if c not in PROVENANCE_COLUMNS]
-        records = _with_provenance(
+        records = with_provenance(
             records,
             run.run_id,
             F.concat(F.lit("web."), F.coalesce("source", F.lit(kind.spider))),
-            [c for c in data_cols if c not in (*_VOLATILE, "content_hash", "url")],
+            F.col("_source_uri"),
+            hashed=[c for c in data_cols if c not in (*_VOLATILE, "content_hash", "url")],
         ).drop("source")
         rules = [
             _well_formed(),

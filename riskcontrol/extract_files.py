@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from riskcontrol.catalog import BRONZE_SETTLEMENTS
-from riskcontrol.collect import content_hash, with_provenance
+from riskcontrol.collect import with_provenance
 from riskcontrol.ingest import (
     CORRUPT,
     Check,
@@ -157,9 +157,14 @@ def collect_settlements(run: Run, folder: Path | None = None) -> StepCounts:
     raw = read_csv(run.spark, sniffed, names=settlement_columns).select(
         *SETTLEMENT_COLUMNS, CORRUPT, "_source_uri"
     )
-    df = with_provenance(raw, run.run_id, "files.settlements", F.col("_source_uri"))
     # The hash of the row as received, whatever the order of the file's columns.
-    df = df.withColumn("_content_hash", content_hash(list(SETTLEMENT_COLUMNS)))
+    df = with_provenance(
+        raw,
+        run.run_id,
+        "files.settlements",
+        F.col("_source_uri"),
+        hashed=list(SETTLEMENT_COLUMNS),
+    )
     record = [c if c not in ("amount", "paid_at") else f"{c}_raw" for c in SETTLEMENT_COLUMNS]
     record += ["_source", "_source_uri", "_content_hash"]
     tagged = tag_failures(parse_settlements(df), settlement_checks())

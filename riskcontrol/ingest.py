@@ -51,7 +51,7 @@ from pyspark.sql import types as T
 
 from riskcontrol import lakehouse
 from riskcontrol.catalog import PROVENANCE, TABLES, Table
-from riskcontrol.collect import content_hash, with_provenance
+from riskcontrol.collect import with_provenance
 from riskcontrol.ops import Run, StepCounts
 
 STAGE = "ingest"
@@ -1309,8 +1309,9 @@ def ingest_file(
             for c, t in ctypes.items()
         }
     )
-    staged = with_provenance(staged, run.run_id, f"file.{table_name}", F.col("_source_uri"))
-    staged = staged.withColumn("_content_hash", content_hash(data_cols))
+    staged = with_provenance(
+        staged, run.run_id, f"file.{table_name}", F.col("_source_uri"), hashed=data_cols
+    )
     checks = [
         Check(
             "malformed_row",
