@@ -93,23 +93,18 @@ def _print_steps(steps) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from riskcontrol import pipeline
+    from riskcontrol.pipeline import run_collect
 
-    sources = tuple(args.source.split(",")) if args.source else tuple(pipeline.COLLECT_SOURCES)
-    unknown = [s for s in sources if s not in pipeline.COLLECT_SOURCES]
-    if unknown:
-        raise ValueError(f"unknown source {unknown}; known: {', '.join(pipeline.COLLECT_SOURCES)}")
     run = _new_run(_settings())
-    steps = []
-    for name in sources:
-        if name == "lending_db":
-            steps += pipeline.run_collect_lending_db(
-                run, _say, since=args.since, until=args.until, full=args.full
-            )
-        elif name == "web":
-            steps += pipeline.run_collect_public_web(run, _say, epoch=args.site_epoch)
-        else:
-            steps += pipeline.COLLECT_SOURCES[name](run, _say)
+    steps = run_collect(
+        run,
+        _say,
+        sources=tuple(args.source.split(",")) if args.source else None,
+        since=args.since,
+        until=args.until,
+        full=args.full,
+        site_epoch=args.site_epoch,
+    )
     _print_steps(steps)
     return 0
 

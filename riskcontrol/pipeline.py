@@ -192,7 +192,7 @@ def run_collect_public_web(
     return steps
 
 
-COLLECT_SOURCES: dict[str, Callable[[Run, Progress], list[StepCounts]]] = {
+COLLECT_SOURCES: dict[str, Callable[..., list[StepCounts]]] = {
     "lending_db": run_collect_lending_db,
     "files": run_collect_file_drops,
     "web": run_collect_public_web,
@@ -200,14 +200,30 @@ COLLECT_SOURCES: dict[str, Callable[[Run, Progress], list[StepCounts]]] = {
 
 
 def run_collect(
-    run: Run, progress: Progress = _quiet, sources: tuple[str, ...] | None = None
+    run: Run,
+    progress: Progress = _quiet,
+    sources: tuple[str, ...] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    full: bool = False,
+    site_epoch: int = 1,
 ) -> list[StepCounts]:
-    """The collect tier: the named sources (default: all of ``COLLECT_SOURCES``)."""
+    """The collect tier: the named sources (default: all of ``COLLECT_SOURCES``).
+
+    ``since``, ``until`` and ``full`` shape the lending-database window; ``site_epoch``
+    picks the update of the generated site the crawl sees.
+    """
+    sources = sources or tuple(COLLECT_SOURCES)
+    unknown = [name for name in sources if name not in COLLECT_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source {unknown}; known: {', '.join(COLLECT_SOURCES)}")
+    options = {
+        "lending_db": {"since": since, "until": until, "full": full},
+        "web": {"epoch": site_epoch},
+    }
     steps = []
-    for name in sources or tuple(COLLECT_SOURCES):
-        if name not in COLLECT_SOURCES:
-            raise ValueError(f"unknown source {name!r}; known: {', '.join(COLLECT_SOURCES)}")
-        steps += COLLECT_SOURCES[name](run, progress)
+    for name in sources:
+        steps += COLLECT_SOURCES[name](run, progress, **options.get(name, {}))
     return steps
 
 
