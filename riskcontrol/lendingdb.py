@@ -81,8 +81,9 @@ def copy_lending_db(
     """
     copied = {}
     for name in JDBC_SOURCES:
-        df = read_jdbc(spark, settings, name)
-        df = with_temporal_types(df, temporal_types(df))
+        # Cached: the type check, the write and the count read the source once.
+        raw = read_jdbc(spark, settings, name).cache()
+        df = with_temporal_types(raw, temporal_types(raw))
         writer = (
             df.write.format("jdbc")
             .option("url", target_url)
@@ -96,6 +97,7 @@ def copy_lending_db(
         if password:
             writer = writer.option("password", password)
         writer.save()
-        copied[name] = df.count()
+        copied[name] = raw.count()
+        raw.unpersist()
         progress(f"load-db: {name}: {copied[name]:,} rows -> {redact(target_url)}")
     return copied
