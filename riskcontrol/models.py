@@ -11,7 +11,6 @@ champion; scoring always loads ``champion``.
 from __future__ import annotations
 
 import time
-import typing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -213,24 +212,10 @@ def evaluate(model: PipelineModel, df: DataFrame) -> dict[str, float]:
     }
 
 
-def spark_ml_guard() -> None:
-    """Let Spark ML build estimators in an interpreter that also imported Twisted.
-
-    Twisted (under Scrapy) leaves a zope.interface ``__provides__`` descriptor on
-    ``typing.Generic`` that raises when read through a subclass, and PySpark ML copies
-    params with ``getattr(cls, name) for name in dir(cls)``: every estimator or loaded
-    model then fails with ``AttributeError: __provides__``. The pipeline runs crawls in a
-    child process, but a notebook or a test session may import both.
-    """
-    if "__provides__" in vars(typing.Generic):
-        del typing.Generic.__provides__
-
-
 def train(
     features: DataFrame, settings: Settings, seed: int = 42, kinds: tuple[str, ...] = MODEL_KINDS
 ) -> tuple[list[TrainedModel], list[str]]:
     """Fit each model kind on the training window and evaluate it out of time."""
-    spark_ml_guard()
     train_df, test_df, test_months = time_split(features, settings.oot_months)
     train_df = train_df.cache()
     test_df = test_df.cache()
@@ -344,7 +329,6 @@ def champion_auc(client, name: str) -> float | None:
 
 def load_champion(settings: Settings) -> tuple[PipelineModel, str, str]:
     """The champion model, its registered name and version."""
-    spark_ml_guard()
     import mlflow
     import mlflow.spark
     from mlflow.tracking import MlflowClient
