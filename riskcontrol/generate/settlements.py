@@ -51,6 +51,16 @@ CANONICAL = (
     "payer_account",
     "memo",
 )
+_TITLE_HEADER = (
+    "Settlement ID",
+    "Loan No",
+    "Paid At",
+    "Amount",
+    "Currency",
+    "Channel",
+    "Payer Account",
+    "Memo",
+)
 _CHANNELS_EN = ("alipay", "wechat_pay", "unionpay", "bank_transfer")
 _CHANNELS_ZH = ("支付宝", "微信支付", "银联代扣", "银行转账")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -90,16 +100,7 @@ DIALECTS: tuple[Dialect, ...] = (
     ),
     Dialect(
         "title_bom_crlf",
-        (
-            "Settlement ID",
-            "Loan No",
-            "Paid At",
-            "Amount",
-            "Currency",
-            "Channel",
-            "Payer Account",
-            "Memo",
-        ),
+        _TITLE_HEADER,
         _IDENTITY,
         "utf-8-sig",
         "\r\n",
@@ -123,16 +124,7 @@ DIALECTS: tuple[Dialect, ...] = (
     ),
     Dialect(
         "title_dmy",
-        (
-            "Settlement ID",
-            "Loan No",
-            "Paid At",
-            "Amount",
-            "Currency",
-            "Channel",
-            "Payer Account",
-            "Memo",
-        ),
+        _TITLE_HEADER,
         _IDENTITY,
         "utf-8",
         "\n",
