@@ -1,6 +1,6 @@
 """Items: what the spiders yield and the pipelines validate and write.
 
-Field names and order are exactly the JSON lines of CONTRACT.md ("Crawl output"): the
+Field names and order are exactly the JSON lines of crawlers/CONTRACT.md ("Crawl output"): the
 writers emit every declared field, ``null`` when a spider left it unset.
 
 * :class:`PageItem` -> ``pages.jsonl`` (one per downloaded page whose content is new or

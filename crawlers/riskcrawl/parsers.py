@@ -367,7 +367,7 @@ def _subject_type(name: str, id_number: str, pairs: dict[str, str]) -> str:
 
 
 def parse_court_detail(content: str | bytes, url: str) -> dict:
-    """A court case page -> the court_record fields (see CONTRACT.md).
+    """A court case page -> the court_record fields (see crawlers/CONTRACT.md).
 
     Raises ``ParseError("missing_case_no", ...)`` without 案号 and ``missing_<field>``
     for the other required fields."""

@@ -6,7 +6,7 @@
         --out data/landing/crawl --state-dir data/crawl_state --crawl-id 20240305T0100
 
 runs the spiders in one ``CrawlerProcess`` and writes, into ``<out>/<crawl-id>/``,
-``pages.jsonl``, ``records.jsonl``, ``rejects.jsonl`` (CONTRACT.md) and ``stats.json``
+``pages.jsonl``, ``records.jsonl``, ``rejects.jsonl`` (crawlers/CONTRACT.md) and ``stats.json``
 (per spider and in total: requests, responses by status, retries, 304s, items scraped
 and dropped, unchanged pages, off-site / robots / size-limit refusals, seconds). The
 state directory keeps the HTTP cache and the hashes of emitted pages between crawls, so

@@ -2,7 +2,7 @@
 
 Built from the lending book (``build_site``), rendered by pure functions (``render``)
 and served by ``SiteServer`` with the faults of the crawl contract
-(``/tmp/issue3/CONTRACT.md`` at the time of writing; see ``SITE_NOTES``).
+(``crawlers/CONTRACT.md``).
 """
 
 from riskcontrol.site.cli import add_site_parser, site_command
