@@ -50,6 +50,7 @@ def main() -> int:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["RISK_HOME"] = str(home)
     os.environ.setdefault("RISK_PII_KEY", "benchmark-only-key")
+    os.environ.setdefault("RISK_BRONZE_KEY", "42" * 32)
 
     from riskcontrol.config import get_settings
     from riskcontrol.generate import generate

@@ -57,6 +57,8 @@ class Table:
     description: str = ""
     strict: bool = True  # strict: exact columns and types; else: declared columns present
     partition_by: tuple[str, ...] = field(default=())
+    # Columns holding personal data: encrypted at rest in bronze (see ``pii.encrypt``).
+    sensitive: tuple[str, ...] = field(default=())
 
     @property
     def full_name(self) -> str:
@@ -99,7 +101,13 @@ def validate(df: DataFrame, table: Table) -> DataFrame:
     return df
 
 
-def _bronze(name: str, *columns: str, keys: tuple[str, ...], description: str) -> Table:
+def _bronze(
+    name: str,
+    *columns: str,
+    keys: tuple[str, ...],
+    description: str,
+    sensitive: tuple[str, ...] = (),
+) -> Table:
     cols = schema(*columns)
     return Table(
         "bronze",
@@ -108,6 +116,7 @@ def _bronze(name: str, *columns: str, keys: tuple[str, ...], description: str) -
         keys=keys,
         description=description,
         strict=False,  # as received: a source may add columns, they are kept
+        sensitive=sensitive,
     )
 
 
@@ -121,6 +130,7 @@ BRONZE_CUSTOMERS = _bronze(
     "updated_at string",
     keys=("customer_id",),
     description="lending-system customers (JDBC), sensitive fields as received",
+    sensitive=("national_id", "name", "mobile"),
 )
 BRONZE_APPLICATIONS = _bronze(
     "applications",
@@ -152,6 +162,7 @@ BRONZE_BUREAU = _bronze(
     *RAW_LINE,
     keys=("_content_hash",),
     description="credit bureau reports, one raw JSON document per row (file drop)",
+    sensitive=("payload",),
 )
 BRONZE_EVENTS = _bronze(
     "app_events",
@@ -200,6 +211,7 @@ BRONZE_CRAWL_PAGES = _bronze(
     "body string",
     keys=("url", "content_hash"),
     description="raw public-web pages, new or changed ones per crawl (Scrapy)",
+    sensitive=("body",),
 )
 BRONZE_COURT_RECORDS = _bronze(
     "court_records",
@@ -217,6 +229,7 @@ BRONZE_COURT_RECORDS = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="court enforcement and dishonest-debtor list entries (crawled)",
+    sensitive=("subject_name", "id_number"),
 )
 BRONZE_PENALTIES = _bronze(
     "penalties",
@@ -232,6 +245,7 @@ BRONZE_PENALTIES = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="regulator penalty announcements (crawled; table, free text or attachment)",
+    sensitive=("institution", "reason"),
 )
 BRONZE_NEWS = _bronze(
     "news_articles",
@@ -245,6 +259,7 @@ BRONZE_NEWS = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="news about lenders, borrowers and their companies (crawled from RSS/Atom)",
+    sensitive=("title", "body"),
 )
 
 # --- silver: typed, deduplicated, pseudonymized -------------------------------------

@@ -57,7 +57,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"mlflow:      {s.mlflow_tracking_uri}")
     print(f"airflow:     {s.airflow_home}")
     print(
-        f".env:        {'created with a new RISK_PII_KEY' if written else 'key already configured'}"
+        f".env:        {'local keys written' if written else 'keys already configured'}"
+        " (RISK_PII_KEY pseudonyms, RISK_BRONZE_KEY bronze encryption)"
     )
     return 0
 

@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import lakehouse
+from riskcontrol import lakehouse, pii
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
@@ -227,6 +227,17 @@ def read_lines(spark: SparkSession, path: str, line_sep: str | None = None) -> D
     ).where(F.trim("payload") != "")
 
 
+RAW_LINE_COLUMNS = ("_corrupt_record",)
+
+
+def protect_sensitive(table: Table, settings: Settings) -> Callable[[DataFrame], DataFrame]:
+    """Encrypt ``table``'s sensitive columns (and raw unparsed lines) of a DataFrame."""
+    if not table.sensitive:
+        return lambda df: df
+    key = settings.bronze_secret()
+    return lambda df: pii.encrypt_columns(df, (*table.sensitive, *RAW_LINE_COLUMNS), key)
+
+
 def land(
     run: Run,
     df: DataFrame,
@@ -243,6 +254,9 @@ def land(
     ``rejects`` are rows the source itself already refused (in ``REJECT_COLUMNS`` form,
     e.g. pages a crawler could not parse): they count as read and go to quarantine.
     ``drop`` names helper columns the rules needed that must not land.
+    The table's sensitive columns (and a raw line that failed to parse, which may hold
+    them) are encrypted once the rules have read them, so neither bronze nor the
+    quarantine ever stores them in clear.
     """
     counts = StepCounts(
         STAGE,
@@ -255,9 +269,14 @@ def land(
     )
     df = df.cache()
     counts.rows_in = df.count()
-    valid, rejected = split_by_rules(df, rules)
+    protect = protect_sensitive(table, run.settings)
+    valid, rejected = split_by_rules(df, rules, then=protect)
     if rejects is not None:
         counts.rows_in += rejects.count()
+        if table.sensitive:  # a refused record may hold anything the page showed
+            rejects = rejects.withColumn(
+                "record", pii.encrypt("record", run.settings.bronze_secret())
+            )
         rejected = rejected.unionByName(rejects)
     counts.rows_quarantined = run.quarantine(rejected, STAGE, table.full_name)
     to_land = counts.rows_in - counts.rows_quarantined

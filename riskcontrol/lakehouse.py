@@ -12,6 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from riskcontrol import pii
 from riskcontrol.catalog import ALL_TABLES, Table, validate
 from riskcontrol.config import Settings
 
@@ -34,6 +35,14 @@ def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
             "writes it first (`riskctl run`, or the tier before this one)."
         )
     return spark.read.format("delta").load(table.path(settings))
+
+
+def read_clear(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
+    """The table with its sensitive (encrypted) columns decrypted, in memory only."""
+    df = read(spark, table, settings)
+    if not table.sensitive:
+        return df
+    return pii.decrypt_columns(df, table.sensitive, settings.bronze_secret())
 
 
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -47,18 +47,26 @@ def rejected_rows(df: DataFrame, rule: Column | str, reason: Column | str) -> Da
     )
 
 
-def split_by_rules(df: DataFrame, rules: Sequence[Rule]) -> tuple[DataFrame, DataFrame]:
+def split_by_rules(
+    df: DataFrame,
+    rules: Sequence[Rule],
+    then: Callable[[DataFrame], DataFrame] | None = None,
+) -> tuple[DataFrame, DataFrame]:
     """Split ``df`` into rows passing every rule and quarantine rows for the rest.
 
     A row failing several rules is quarantined once, under the first rule it breaks.
+    ``then`` transforms the rows after the rules were judged and before either side is
+    built (e.g. encrypting personal data the rules had to read in clear).
     """
     if not rules:
-        return df, rejected_rows(df.limit(0), "", "")
+        rules = [Rule("", F.lit(True), "")]
     first_failed = F.coalesce(
         *[F.when(~F.coalesce(r.ok, F.lit(False)), F.lit(r.name)) for r in rules]
     )
     reasons = F.create_map(*[x for r in rules for x in (F.lit(r.name), F.lit(r.reason))])
     tagged = df.withColumn("__rule", first_failed)
+    if then is not None:
+        tagged = then(tagged)
     valid = tagged.where(F.col("__rule").isNull()).drop("__rule")
     bad = tagged.where(F.col("__rule").isNotNull())
     return valid, rejected_rows(bad, F.col("__rule"), reasons[F.col("__rule")])

@@ -83,3 +83,55 @@ def valid_mobile(col: Column | str) -> Column:
     """True for an 11-digit mainland mobile number (1[3-9]xxxxxxxxx)."""
     c = F.col(col) if isinstance(col, str) else col
     return c.rlike(r"^1[3-9]\d{9}$")
+
+
+# --- authenticated encryption of sensitive fields in bronze ------------------------------
+ENCRYPTED_PREFIX = "enc:v1:"
+
+
+def _iv_key(key: bytes) -> bytes:
+    """A key for deriving IVs, separate from the encryption key itself."""
+    return hashlib.sha256(b"riskcontrol-bronze-iv\0" + key).digest()
+
+
+def encrypt(col: Column | str, key: bytes) -> Column:
+    """AES-256-GCM ciphertext of a string column, as ``enc:v1:<base64(iv|ct|tag)>``.
+
+    GCM authenticates: a changed byte fails decryption instead of yielding other text.
+    The 96-bit IV is an HMAC of the plaintext (a synthetic IV, as in AES-SIV), so equal
+    values encrypt equally: re-landing the same row is recognised as unchanged and the
+    quarantine stays idempotent. That reveals which rows hold equal values (as any
+    joinable pseudonym does) and nothing else; an IV never repeats for two different
+    values short of a 96-bit HMAC collision. Null stays null.
+    """
+    if len(key) != 32:
+        raise ValueError("the bronze encryption key must be 32 bytes (64 hex characters)")
+    c = F.col(col) if isinstance(col, str) else col
+    c = c.cast("string")
+    iv = F.substring(F.unhex(hmac_sha256(c, _iv_key(key))), 1, 12)
+    ciphertext = F.aes_encrypt(c.cast("binary"), F.lit(key), F.lit("GCM"), F.lit("DEFAULT"), iv)
+    return F.when(c.isNotNull(), F.concat(F.lit(ENCRYPTED_PREFIX), F.base64(ciphertext)))
+
+
+def decrypt(col: Column | str, key: bytes) -> Column:
+    """The clear text of an ``encrypt``-ed column; values without the prefix pass through.
+
+    Passing through keeps tables landed before encryption readable; a value that carries
+    the prefix but fails authentication (tampered, or another key) fails the query.
+    """
+    c = F.col(col) if isinstance(col, str) else col
+    body = F.substring(c, len(ENCRYPTED_PREFIX) + 1, 1 << 30)
+    clear = F.aes_decrypt(F.unbase64(body), F.lit(key), F.lit("GCM")).cast("string")
+    return F.when(c.startswith(ENCRYPTED_PREFIX), clear).otherwise(c)
+
+
+def encrypt_columns(df, columns, key: bytes):
+    """``df`` with each of ``columns`` (those present) replaced by its ciphertext."""
+    present = [c for c in columns if c in df.columns]
+    return df.withColumns({c: encrypt(c, key) for c in present}) if present else df
+
+
+def decrypt_columns(df, columns, key: bytes):
+    """``df`` with each of ``columns`` (those present) decrypted in memory."""
+    present = [c for c in columns if c in df.columns]
+    return df.withColumns({c: decrypt(c, key) for c in present}) if present else df

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol import collect, crawl, extract_files, gold, lakehouse, models, scoring, silver
+from riskcontrol import (
+    collect,
+    crawl,
+    extract_files,
+    gold,
+    lakehouse,
+    models,
+    scoring,
+    silver,
+)
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
@@ -100,7 +109,7 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     """Clean one bronze table into silver; superseded versions count as unchanged."""
     settings = run.settings
     counts = StepCounts("analyze", step.bronze.full_name, step.silver.full_name, 0, 0)
-    bronze = lakehouse.read(run.spark, step.bronze, settings).cache()
+    bronze = lakehouse.read_clear(run.spark, step.bronze, settings).cache()
     counts.rows_in = bronze.count()
     latest_versions = bronze.select(step.key()).distinct().count()
     valid, rejected = step.clean(bronze, settings.pii_secret())

@@ -16,6 +16,7 @@ import pytest
 from riskcontrol.config import Settings
 
 TEST_PII_KEY = "test-only-pii-key-0123456789abcdef"
+TEST_BRONZE_KEY = "0123456789abcdef" * 4  # 32 bytes as hex, tests only
 # py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
@@ -25,6 +26,7 @@ def make_settings(home, **overrides) -> Settings:
         "home": home,
         "env": "test",
         "pii_key": TEST_PII_KEY,
+        "bronze_key": TEST_BRONZE_KEY,
         "spark_shuffle_partitions": 2,
         "spark_driver_memory": "3g",
         # Tests run many small, different queries: the C1 JIT alone compiles them sooner.

@@ -37,12 +37,25 @@ def test_missing_key_error_says_what_to_do(tmp_path, monkeypatch):
         s.pii_secret()
 
 
+def test_missing_or_short_bronze_key_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("RISK_BRONZE_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="64 hex characters"):
+        Settings(home=tmp_path, _env_file=None).bronze_secret()
+    with pytest.raises(RuntimeError, match="64 hex characters"):
+        Settings(home=tmp_path, _env_file=None, bronze_key="ab" * 16).bronze_secret()
+    assert Settings(home=tmp_path, bronze_key="ab" * 32).bronze_secret() == b"\xab" * 32
+
+
 def test_local_secret_is_written_once_and_never_in_cluster_env(tmp_path, monkeypatch):
     monkeypatch.delenv("RISK_PII_KEY", raising=False)
+    monkeypatch.delenv("RISK_BRONZE_KEY", raising=False)
     monkeypatch.delenv("RISK_ENV", raising=False)
     env_file = tmp_path / ".env"
     assert ensure_local_secrets(env_file) is True
     first = env_file.read_text()
+    keys = dict(line.split("=", 1) for line in first.splitlines() if "=" in line)
+    assert sorted(keys) == ["RISK_BRONZE_KEY", "RISK_PII_KEY"]
+    assert len(bytes.fromhex(keys["RISK_BRONZE_KEY"])) == 32
     assert ensure_local_secrets(env_file) is False
     assert env_file.read_text() == first
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"

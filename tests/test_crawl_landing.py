@@ -138,7 +138,7 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
         ("bronze.court_records", "unknown_record_type", "records.jsonl"),
         ("bronze.crawl_pages", "malformed_json", "pages.jsonl"),
     ]
-    (pen,) = lakehouse.read(spark, BRONZE_PENALTIES, settings).collect()
+    (pen,) = lakehouse.read_clear(spark, BRONZE_PENALTIES, settings).collect()
     assert (pen.penalty_types, pen.amount, pen._source) == (
         ["warning", "fine"],
         300000.0,
@@ -166,7 +166,7 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
     assert lakehouse.read(spark, OPS_QUARANTINE, settings).count() == 5
     versions = sorted(
         (r.status, r.crawl_id)
-        for r in lakehouse.read(spark, BRONZE_COURT_RECORDS, settings).collect()
+        for r in lakehouse.read_clear(spark, BRONZE_COURT_RECORDS, settings).collect()
     )
     assert versions == [("已结案", "c2"), ("执行中", "c1")]
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PII_KEY
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 from pyspark.sql import functions as F
 
 from riskcontrol import cli, lakehouse
@@ -49,6 +49,7 @@ def book(tmp_path_factory, spark):
         "RISK_HOME": str(home),
         "RISK_SITE_PORT": str(_free_port()),
         "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
     }
     with pytest.MonkeyPatch.context() as mp:
@@ -172,7 +173,9 @@ def test_labels_match_the_generators_ground_truth(spark, book):
 
 def test_silver_holds_pseudonyms_not_identifiers(spark, book):
     settings, _ = book
-    bronze = _read(spark, BRONZE_CUSTOMERS, settings).select("customer_id", "national_id")
+    bronze = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).select(
+        "customer_id", "national_id"
+    )
     silver = _read(spark, SILVER_CUSTOMERS, settings)
     assert not {"national_id", "mobile", "name"} & set(silver.columns)
     row = silver.join(bronze, "customer_id").orderBy("customer_id").first()
@@ -207,7 +210,9 @@ def test_tables_command_lists_every_table(book, capsys):
 def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
     """`riskctl submit apply` runs jobs/apply.py through spark-submit: a separate driver."""
     settings, generation = book
-    env = {**os.environ, "RISK_HOME": str(settings.home), "RISK_PII_KEY": TEST_PII_KEY}
+    env = {**os.environ, "RISK_HOME": str(settings.home), "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
+    }
     done = subprocess.run(
         [str(Path(sys.executable).parent / "riskctl"), "submit", "apply", "--run-id", "submit-1"],
         capture_output=True,
@@ -276,6 +281,7 @@ def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monk
     settings, generation = book
     monkeypatch.setenv("RISK_HOME", str(settings.home))
     monkeypatch.setenv("RISK_PII_KEY", TEST_PII_KEY)
+    monkeypatch.setenv("RISK_BRONZE_KEY", TEST_BRONZE_KEY)
     get_settings.cache_clear()
     bronze_before = _read(spark, BRONZE_CUSTOMERS, settings).count()
     quarantined_before = _read(spark, OPS_QUARANTINE, settings).count()
