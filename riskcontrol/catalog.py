@@ -24,6 +24,9 @@ _TYPES: dict[str, T.DataType] = {
     "date": T.DateType(),
     "timestamp": T.TimestampType(),
     "array<string>": T.ArrayType(T.StringType()),
+    "array<double>": T.ArrayType(T.DoubleType()),
+    "array<date>": T.ArrayType(T.DateType()),
+    "map<string,int>": T.MapType(T.StringType(), T.IntegerType()),
 }
 
 
@@ -400,6 +403,86 @@ SILVER_NOTES = Table(
     description="customer-service notes with a count of negative-lexicon hits",
 )
 
+_CRAWL_TRAIL = ("url string", "fetched_at timestamp", "crawl_id string")
+SILVER_COURT_RECORDS = Table(
+    "silver",
+    "court_records",
+    schema(
+        "record_id string",
+        "case_no string",
+        "subject_type string",
+        "subject_key string",
+        "subject_display string",
+        "id_key string",
+        "id_display string",
+        "id_is_masked boolean",
+        "court string",
+        "amount double",
+        "filing_date date",
+        "status string",
+        "is_active boolean",
+        "list_type string",
+        *_CRAWL_TRAIL,
+    ),
+    keys=("record_id",),
+    description="court enforcement / dishonest-debtor entries; a person's name and ID as "
+    "pseudonyms and masks",
+)
+SILVER_PENALTIES = Table(
+    "silver",
+    "penalties",
+    schema(
+        "record_id string",
+        "decision_no string",
+        "subject_type string",
+        "subject_key string",
+        "subject_display string",
+        "penalty_types array<string>",
+        "amount double",
+        "reason string",
+        "decision_date date",
+        "authority string",
+        "form string",
+        *_CRAWL_TRAIL,
+    ),
+    keys=("record_id",),
+    description="regulator penalties; penalised persons pseudonymized, names in text masked",
+)
+SILVER_NEWS = Table(
+    "silver",
+    "news_articles",
+    schema(
+        "record_id string",
+        "title string",
+        "published_at timestamp",
+        "news_source string",
+        "language string",
+        "body string",
+        "feed string",
+        *_CRAWL_TRAIL,
+    ),
+    keys=("record_id",),
+    description="news articles, normalized text with known person names masked",
+)
+SILVER_ENTITY_LINKS = Table(
+    "silver",
+    "entity_links",
+    schema(
+        "record_kind string",
+        "record_id string",
+        "entity_type string",
+        "customer_id string",
+        "company_key string",
+        "match_method string",
+        "confidence double",
+        "evidence string",
+        "record_date date",
+    ),
+    keys=("record_kind", "record_id", "entity_type", "customer_id", "company_key"),
+    description="public records linked to customers and employers, with confidence and "
+    "evidence (entity resolution)",
+)
+
 # --- gold: features and scores ------------------------------------------------------
 NUMERIC_FEATURES = (
     "requested_amount",
@@ -566,6 +649,10 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_BUREAU,
     SILVER_EVENTS,
     SILVER_NOTES,
+    SILVER_COURT_RECORDS,
+    SILVER_PENALTIES,
+    SILVER_NEWS,
+    SILVER_ENTITY_LINKS,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
     OPS_MANIFEST,

@@ -26,19 +26,25 @@ from riskcontrol import (
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
+    BRONZE_COURT_RECORDS,
     BRONZE_CUSTOMERS,
     BRONZE_EVENTS,
     BRONZE_LOANS,
+    BRONZE_NEWS,
     BRONZE_NOTES,
+    BRONZE_PENALTIES,
     BRONZE_REPAYMENTS,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
+    SILVER_COURT_RECORDS,
     SILVER_CUSTOMERS,
     SILVER_EVENTS,
     SILVER_LOANS,
+    SILVER_NEWS,
     SILVER_NOTES,
+    SILVER_PENALTIES,
     SILVER_REPAYMENTS,
     Table,
 )
@@ -236,9 +242,52 @@ def run_collect(
     return steps
 
 
+def known_person_names(spark: SparkSession, settings: Settings) -> DataFrame:
+    """Every person name the lakehouse knows (customers, court subjects), in memory only.
+
+    What silver masks in free text: names of the book's customers and of people on the
+    court lists (the namesakes among them included).
+    """
+    customers = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).select("name")
+    if not lakehouse.exists(spark, BRONZE_COURT_RECORDS, settings):
+        return customers
+    court = (
+        lakehouse.read_clear(spark, BRONZE_COURT_RECORDS, settings)
+        .where(F.col("subject_type") == "person")
+        .select(F.col("subject_name").alias("name"))
+    )
+    return customers.unionByName(court).distinct()
+
+
+def public_record_steps(spark: SparkSession, settings: Settings) -> tuple[SilverStep, ...]:
+    """Silver steps of the crawled tables present in bronze (none before a first crawl)."""
+    names = known_person_names(spark, settings).cache()
+    steps = (
+        SilverStep(
+            BRONZE_COURT_RECORDS,
+            SILVER_COURT_RECORDS,
+            silver.clean_court_records,
+            _column("record_id"),
+        ),
+        SilverStep(
+            BRONZE_PENALTIES,
+            SILVER_PENALTIES,
+            lambda df, key: silver.clean_penalties(df, key, names),
+            _column("record_id"),
+        ),
+        SilverStep(
+            BRONZE_NEWS,
+            SILVER_NEWS,
+            lambda df, _k: silver.clean_news(df, names),
+            _column("record_id"),
+        ),
+    )
+    return tuple(s for s in steps if lakehouse.exists(spark, s.bronze, settings))
+
+
 def run_silver(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     steps = []
-    for step in SILVER_STEPS:
+    for step in SILVER_STEPS + public_record_steps(run.spark, run.settings):
         progress(f"analyze: {step.bronze.full_name} -> {step.silver.full_name}")
         steps.append(build_silver(run, step))
     return steps

@@ -18,10 +18,13 @@ from riskcontrol import pii
 from riskcontrol.catalog import (
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
+    SILVER_COURT_RECORDS,
     SILVER_CUSTOMERS,
     SILVER_EVENTS,
     SILVER_LOANS,
+    SILVER_NEWS,
     SILVER_NOTES,
+    SILVER_PENALTIES,
     SILVER_REPAYMENTS,
     Table,
 )
@@ -62,14 +65,26 @@ def latest_by_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
     return _apply
 
 
+TIMESTAMP_FORMATS = (
+    "yyyy-MM-dd HH:mm:ss",
+    "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "yyyy-MM-dd'T'HH:mm:ss",
+    "yyyy-MM-dd",
+    "yyyy年M月d日",
+    "yyyy/M/d",
+    "yyyy.M.d",
+)
+
+
 def parse_ts(col: str | Column) -> Column:
-    """A timestamp from 'yyyy-MM-dd HH:mm:ss', ISO 8601 with offset, or a bare date."""
+    """A timestamp from 'yyyy-MM-dd HH:mm:ss', ISO 8601 with offset, or a bare date.
+
+    Dates also come as 2024年3月6日, 2024/3/6 or 2024.3.6 (Chinese sources).
+    """
     c = F.col(col) if isinstance(col, str) else col
-    c = c.cast("string")
+    c = F.trim(c.cast("string"))
     return F.coalesce(
-        F.try_to_timestamp(c, F.lit("yyyy-MM-dd HH:mm:ss")),
-        F.try_to_timestamp(c, F.lit("yyyy-MM-dd'T'HH:mm:ssXXX")),
-        F.try_to_timestamp(c, F.lit("yyyy-MM-dd")),
+        *[F.try_to_timestamp(c, F.lit(fmt)) for fmt in TIMESTAMP_FORMATS],
     )
 
 
@@ -329,3 +344,188 @@ def clean_notes(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         Rule("invalid_note_time", F.col("noted_at").isNotNull(), "time unparseable"),
     ]
     return _finish(typed, rules, SILVER_NOTES)
+
+
+# --- public records: court lists, regulator penalties, news -------------------------------
+ORGANISATION = (
+    r"(银行|公司|合作社|信用社|集团|支行|分行|中心|协会|Bank|Co\.|Ltd|Limited|Inc\b|Company)"
+)
+FORMER_POSITION = r"(时任|原任|former|then )"
+
+
+def normalized_name(col: Column | str) -> Column:
+    """A name as compared for pseudonyms: full-width folded, no spaces or middle dots."""
+    c = F.col(col) if isinstance(col, str) else col
+    half = F.translate(
+        c,
+        "".join(chr(0xFF01 + i) for i in range(94)) + "\u3000",
+        "".join(chr(0x21 + i) for i in range(94)) + " ",
+    )
+    return F.lower(F.regexp_replace(half, r"[\s·•・.]", ""))
+
+
+def name_key(col: Column | str, key: bytes) -> Column:
+    """HMAC pseudonym of a normalized person or company name (joinable, not readable)."""
+    return pii.hmac_sha256(normalized_name(col), key)
+
+
+def name_grams(col: Column | str, lengths: Sequence[int] = (2, 3, 4)) -> Column:
+    """Every substring of ``lengths`` characters (candidate Chinese names in a text)."""
+    c = F.coalesce(F.col(col) if isinstance(col, str) else col, F.lit(""))
+
+    def grams(n: int) -> Column:
+        # One-argument lambda: Spark passes (element, index) to a two-argument one.
+        return F.transform(
+            F.sequence(F.lit(1), F.greatest(F.length(c) - n + 1, F.lit(1))),
+            lambda i: F.substring(c, i, n),
+        )
+
+    parts = [grams(n) for n in lengths]
+    return F.array_distinct(F.flatten(F.array(*parts)))
+
+
+def redact_names(
+    df: DataFrame, id_col: str, text_cols: Sequence[str], names: DataFrame
+) -> DataFrame:
+    """Replace every known person name (``names.name``) in ``text_cols`` by its mask.
+
+    Names are found by joining the texts' 2-4 character substrings with the name list
+    (no giant regular expression, so it scales with the list), then replaced longest
+    first so 张三丰 is masked whole before 张三 could match inside it.
+    """
+    grams = df.select(
+        id_col,
+        F.explode(F.array_distinct(F.flatten(F.array(*[name_grams(c) for c in text_cols])))).alias(
+            "name"
+        ),
+    )
+    known = names.select("name").where(F.length("name").between(2, 4)).distinct()
+    found = (
+        grams.join(known, "name")
+        .groupBy(id_col)
+        .agg(F.collect_set("name").alias("__names"))
+        .select(
+            id_col,
+            F.array_sort("__names", lambda a, b: F.length(b) - F.length(a)).alias("__names"),
+        )
+    )
+    out = df.join(found, id_col, "left")
+    empty = F.array().cast("array<string>")
+    for c in text_cols:
+        out = out.withColumn(
+            c,
+            F.aggregate(
+                F.coalesce(F.col("__names"), empty),
+                F.col(c),
+                lambda acc, n: F.regexp_replace(
+                    acc, F.concat(F.lit("\\Q"), n, F.lit("\\E")), pii.mask_name(n)
+                ),
+            ),
+        )
+    return out.drop("__names")
+
+
+def _latest_record(bronze: DataFrame) -> DataFrame:
+    return bronze.transform(latest_by_key(["record_id"], ["fetched_at", "_ingested_at"]))
+
+
+def clean_court_records(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+    """Court list entries: a person's name and ID become pseudonyms and masks."""
+    person = F.col("subject_type") == "person"
+    shown = F.upper(F.trim("id_number"))
+    masked = F.coalesce(F.col("id_masked"), shown.contains("*"))
+    typed = _latest_record(bronze).select(
+        "record_id",
+        "case_no",
+        "subject_type",
+        name_key("subject_name", key).alias("subject_key"),
+        F.when(person, pii.mask_name("subject_name"))
+        .otherwise(F.col("subject_name"))
+        .alias("subject_display"),
+        F.when(~masked, pii.hmac_sha256(shown, key)).alias("id_key"),
+        F.when(person & ~masked, pii.mask_national_id(shown)).otherwise(shown).alias("id_display"),
+        masked.alias("id_is_masked"),
+        "court",
+        F.col("amount").cast("double").alias("amount"),
+        parse_date("filing_date").alias("filing_date"),
+        "status",
+        (F.col("status") != "已结案").alias("is_active"),
+        "list_type",
+        "url",
+        parse_ts("fetched_at").alias("fetched_at"),
+        "crawl_id",
+        "_source_uri",
+    )
+    rules = [
+        Rule("invalid_filing_date", F.col("filing_date").isNotNull(), "filing date unparseable"),
+        Rule("missing_subject", F.col("subject_key").isNotNull(), "entry without a subject"),
+    ]
+    return _finish(typed, rules, SILVER_COURT_RECORDS)
+
+
+def is_organisation(col: Column | str) -> Column:
+    c = F.col(col) if isinstance(col, str) else col
+    return c.rlike(ORGANISATION) & ~c.rlike(FORMER_POSITION)
+
+
+def person_part(col: Column | str) -> Column:
+    """A penalised person's name without the position shown after it (张三（时任…）)."""
+    c = F.col(col) if isinstance(col, str) else col
+    return F.trim(F.regexp_replace(c, r"\s*[（(,，].*$", ""))
+
+
+def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Penalty announcements: a penalised person is pseudonymized, texts are redacted."""
+    org = is_organisation("institution")
+    latest = _latest_record(bronze).withColumn(
+        "__subject", F.when(org, F.trim("institution")).otherwise(person_part("institution"))
+    )
+    own = latest.select(F.col("__subject").alias("name")).where(~is_organisation("name"))
+    latest = redact_names(latest, "record_id", ["reason"], names.unionByName(own))
+    typed = latest.select(
+        "record_id",
+        "decision_no",
+        F.when(org, "organisation").otherwise("person").alias("subject_type"),
+        name_key("__subject", key).alias("subject_key"),
+        F.when(org, F.col("__subject"))
+        .otherwise(pii.mask_name("__subject"))
+        .alias("subject_display"),
+        "penalty_types",
+        F.col("amount").cast("double").alias("amount"),
+        "reason",
+        parse_date("decision_date").alias("decision_date"),
+        "authority",
+        "form",
+        "url",
+        parse_ts("fetched_at").alias("fetched_at"),
+        "crawl_id",
+        "_source_uri",
+    )
+    rules = [
+        Rule("invalid_decision_date", F.col("decision_date").isNotNull(), "date unparseable"),
+        Rule("missing_subject", F.col("subject_key").isNotNull(), "no party named"),
+    ]
+    return _finish(typed, rules, SILVER_PENALTIES)
+
+
+def clean_news(bronze: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """News articles: person names known to the book are masked in title and body."""
+    latest = redact_names(_latest_record(bronze), "record_id", ["title", "body"], names)
+    typed = latest.select(
+        "record_id",
+        "title",
+        parse_ts("published_at").alias("published_at"),
+        "news_source",
+        "language",
+        "body",
+        "feed",
+        "url",
+        parse_ts("fetched_at").alias("fetched_at"),
+        "crawl_id",
+        "_source_uri",
+    )
+    rules = [
+        Rule("invalid_published_at", F.col("published_at").isNotNull(), "date unparseable"),
+        Rule("empty_body", F.length(F.trim("body")) > 0, "article without text"),
+    ]
+    return _finish(typed, rules, SILVER_NEWS)

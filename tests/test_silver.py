@@ -314,3 +314,133 @@ def test_clean_notes_parses_header_and_counts_negative_terms(spark):
     )
     assert row.negative_hits == 3  # 延期, lawsuit, overdue
     assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]
+
+
+_CRAWL = "url string, fetched_at string, crawl_id string, _source_uri string, _ingested_at string"
+
+
+def test_court_records_keep_pseudonyms_and_masks_only(spark):
+    rows = [
+        ("R1", "张三", "person", "11010519491231002X", False, "2024-03-05", "执行中"),
+        ("R2", "李四", "person", "1101**********0021", True, "2024年3月6日", "已结案"),
+        (
+            "R3",
+            "杭州腾达科技有限公司",
+            "company",
+            "91330100MA27XXXX1K",
+            False,
+            "2024-03-07",
+            "执行中",
+        ),
+        ("R4", "王五", "person", None, None, "not a date", "执行中"),
+    ]
+    bronze = spark.createDataFrame(
+        [
+            (
+                *r[:5],
+                "某法院",
+                f"(2024)案{r[0]}",
+                1000.0,
+                *r[5:],
+                "enforcement",
+                "http://x/" + r[0],
+                "2024-04-01T00:00:00+08:00",
+                "c1",
+                "f",
+                "2024-04-01",
+            )
+            for r in rows
+        ],
+        "record_id string, subject_name string, subject_type string, id_number string, "
+        "id_masked boolean, court string, case_no string, amount double, filing_date string, "
+        "status string, list_type string, " + _CRAWL,
+    )
+    valid, rejected = silver.clean_court_records(bronze, KEY)
+    got = {
+        r.record_id: (
+            r.subject_key,
+            r.subject_display,
+            r.id_key,
+            r.id_display,
+            r.id_is_masked,
+            r.filing_date,
+            r.is_active,
+        )
+        for r in valid.collect()
+    }
+    assert got == {
+        "R1": (
+            _hmac("张三"),
+            "张*",
+            _hmac("11010519491231002X"),
+            "110***********002X",
+            False,
+            dt.date(2024, 3, 5),
+            True,
+        ),
+        "R2": (_hmac("李四"), "李*", None, "1101**********0021", True, dt.date(2024, 3, 6), False),
+        "R3": (
+            _hmac("杭州腾达科技有限公司"),
+            "杭州腾达科技有限公司",
+            _hmac("91330100MA27XXXX1K"),
+            "91330100MA27XXXX1K",
+            False,
+            dt.date(2024, 3, 7),
+            True,
+        ),
+    }
+    (bad,) = rejected.collect()
+    assert bad.rule == "invalid_filing_date" and "王五" not in bad.record
+
+
+def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
+    names = spark.createDataFrame([("张三",), ("张三丰",), ("李四",)], "name string")
+    penalties = spark.createDataFrame(
+        [
+            (
+                "P1",
+                "赵六（时任某银行支行行长）",
+                "赵六对违规放贷负有直接责任，张三丰协助。",
+                "2024-01-02",
+            ),
+            ("P2", "某某农村商业银行", "贷款三查不到位。", "2024-01-03"),
+        ],
+        "record_id string, institution string, reason string, decision_date string",
+    ).selectExpr(
+        "*",
+        "'No.' || record_id AS decision_no",
+        "array('fine') AS penalty_types",
+        "10000.0 AS amount",
+        "'监管分局' AS authority",
+        "'text' AS form",
+        "'u' AS url",
+        "'2024-04-01 00:00:00' AS fetched_at",
+        "'c' AS crawl_id",
+        "'f' AS _source_uri",
+        "'2024-04-01' AS _ingested_at",
+    )
+    valid, _ = silver.clean_penalties(penalties, KEY, names)
+    got = {
+        r.record_id: (r.subject_type, r.subject_key, r.subject_display, r.reason)
+        for r in valid.collect()
+    }
+    assert got == {
+        "P1": ("person", _hmac("赵六"), "赵*", "赵*对违规放贷负有直接责任，张**协助。"),
+        "P2": ("organisation", _hmac("某某农村商业银行"), "某某农村商业银行", "贷款三查不到位。"),
+    }
+    news = spark.createDataFrame(
+        [("N1", "张三欠款被执行", "张三与李四的纠纷，张某称……", "2024-02-01T08:00:00+08:00")],
+        "record_id string, title string, body string, published_at string",
+    ).selectExpr(
+        "*",
+        "'src' AS news_source",
+        "'zh' AS language",
+        "'rss' AS feed",
+        "'u' AS url",
+        "'2024-04-01 00:00:00' AS fetched_at",
+        "'c' AS crawl_id",
+        "'f' AS _source_uri",
+        "'2024-04-01' AS _ingested_at",
+    )
+    (article,), _ = silver.clean_news(news, names)[0].collect(), None
+    assert (article.title, article.body) == ("张*欠款被执行", "张*与李*的纠纷，张某称……")
