@@ -629,6 +629,23 @@ OPS_WATERMARKS = Table(
     description="per incremental source, the highest watermark value extracted so far",
 )
 
+OPS_ERASURES = Table(
+    "ops",
+    "erasures",
+    schema(
+        "erasure_id string",
+        "subject_ref string",
+        "requested_by string",
+        "reason string",
+        "tables string",
+        "rows_deleted long",
+        "vacuumed string",
+        "erased_at timestamp",
+    ),
+    keys=("erasure_id",),
+    description="audit of data-subject erasures (subject named by a keyed pseudonym only)",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BRONZE_CUSTOMERS,
     BRONZE_APPLICATIONS,
@@ -658,6 +675,7 @@ ALL_TABLES: tuple[Table, ...] = (
     OPS_MANIFEST,
     OPS_QUARANTINE,
     OPS_WATERMARKS,
+    OPS_ERASURES,
 )
 TABLES = {t.full_name: t for t in ALL_TABLES}
 

@@ -149,6 +149,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from riskcontrol.erase import erase_customer
+
+    settings = _settings()
+    try:
+        result = erase_customer(
+            _spark(settings), settings, args.customer, args.requested_by, args.reason, _say
+        )
+    except LookupError as exc:
+        print(f"riskctl erase: error: {exc}", file=sys.stderr)
+        return 2
+    for name, n in sorted(result.rows_deleted.items()):
+        print(f"  {name:32} {n:>8} row(s) deleted, history vacuumed")
+    print(f"audit row {result.erasure_id} written to ops.erasures")
+    return 0
+
+
 def _print_models(trained) -> None:
     for tm in trained:
         m = tm.metrics
@@ -402,6 +419,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_site_parser(sub)
     add_ingest_parser(sub)
     add("analyze", cmd_analyze, "analyze tier: bronze -> silver -> gold features")
+    p = add(
+        "erase",
+        cmd_erase,
+        "erase one customer from every table, Delta history included (VACUUM), with an audit "
+        "row in ops.erasures. Earlier table versions become unreadable (time travel ends at "
+        "the erasure). Erase the customer in the source systems too.",
+    )
+    p.add_argument("--customer", required=True, help="the customer_id to erase, e.g. C00000042")
+    p.add_argument(
+        "--requested-by", default=os.environ.get("USER", "unknown"), help="who asked (audit)"
+    )
+    p.add_argument("--reason", default="data subject request", help="why (audit)")
     p = add("train", cmd_train, "train the decision tree and neural network; log to MLflow")
     p.add_argument("--seed", type=int, default=42)
     add("score", cmd_score, "apply tier: score pending applications with the champion model")

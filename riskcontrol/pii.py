@@ -29,6 +29,13 @@ def hmac_sha256(col: Column | str, key: bytes) -> Column:
     return F.sha2(F.concat(F.lit(opad), inner), 256)
 
 
+def hmac_hex(message: bytes, key: bytes) -> str:
+    """The same HMAC-SHA256 as ``hmac_sha256``, in Python (for single values)."""
+    import hmac
+
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def mask_middle(col: Column | str, keep_start: int, keep_end: int) -> Column:
     """Keep the first and last characters, star the rest: 110***********1234."""
     c = F.col(col) if isinstance(col, str) else col

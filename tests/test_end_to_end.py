@@ -300,3 +300,44 @@ def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monk
     assert _read(spark, OPS_QUARANTINE, settings).count() == quarantined_before
     scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
     assert scored.count() == generation["applications_by_status"]["pending"]
+
+
+def _identifiers(settings) -> set[str]:
+    """Every clear identifier of the run: customers' IDs, phones, names; court subjects'."""
+    with sqlite3.connect(settings.data_dir / "lending.db") as db:
+        rows = db.execute("SELECT national_id, mobile, name FROM customers").fetchall()
+    needles = {v for row in rows for v in row if v and len(v) >= 2}
+    for r in _site_truth(settings):
+        if r["kind"] == "court" and r["subject_type"] == "person":
+            needles |= {r["subject_name"], r["id_number"]}
+    return needles
+
+
+def test_scanner_finds_planted_identifiers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lakescan import scan
+
+    pq.write_table(pa.table({"n": ["x张三丰y"]}), tmp_path / "part-0.snappy.parquet")
+    (tmp_path / "_delta_log").mkdir()
+    stats = json.dumps({"minValues": {"id": "11010519491231002X"}})
+    (tmp_path / "_delta_log" / "0.json").write_text(
+        json.dumps({"add": {"stats": stats, "name": "\u674e\u56db"}}) + "\n"
+    )
+    found = scan(tmp_path, {"张三丰", "11010519491231002X", "李四", "王五"})
+    assert found == {
+        "张三丰": ["part-0.snappy.parquet"],
+        "11010519491231002X": ["_delta_log/0.json"],
+        "李四": ["_delta_log/0.json"],
+    }
+
+
+def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
+    from lakescan import files_scanned, scan
+
+    settings, _ = book
+    needles = _identifiers(settings)
+    assert len(needles) > 3 * CUSTOMERS  # IDs, phones and names of every customer
+    root = Path(settings.lakehouse_root)
+    assert files_scanned(root) > 500
+    assert scan(root, needles) == {}
