@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from riskcontrol import pii
+from riskcontrol import pii, text
 from riskcontrol.catalog import (
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
@@ -33,26 +33,6 @@ from riskcontrol.ops import Rule, split_by_rules
 Transform = Callable[[DataFrame], DataFrame]
 
 VALID_TERMS = (3, 6, 9, 12, 18, 24, 36)
-NEGATIVE_LEXICON = (
-    "逾期",
-    "overdue",
-    "催收",
-    "collection",
-    "投诉",
-    "complaint",
-    "失业",
-    "unemployed",
-    "起诉",
-    "lawsuit",
-    "破产",
-    "bankrupt",
-    "欺诈",
-    "fraud",
-    "延期",
-    "extend",
-    "困难",
-    "hardship",
-)
 
 
 def latest_by_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
@@ -313,32 +293,32 @@ NOTE_PATTERN = (
 )
 
 
-def negative_hits(text: Column) -> Column:
-    """How many distinct terms of the negative lexicon the text contains."""
-    lowered = F.lower(text)
-    return sum(
-        (F.when(F.instr(lowered, term) > 0, 1).otherwise(0) for term in NEGATIVE_LEXICON),
-        F.lit(0),
-    ).cast("int")
+def total_hits(hits: Column) -> Column:
+    """All risk-lexicon hits of a text (the sum over its ``lexicon_hits`` map)."""
+    return F.aggregate(F.map_values(hits), F.lit(0), lambda acc, n: acc + n).cast("int")
 
 
 def clean_notes(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
     def part(i: int) -> Column:
         return F.regexp_extract("payload", NOTE_PATTERN, i)
 
-    text = F.trim(F.regexp_replace(part(6), r"\s+", " "))
-    typed = bronze.select(
-        part(1).alias("note_id"),
-        part(2).alias("customer_id"),
-        parse_ts(part(3)).alias("noted_at"),
-        part(4).alias("agent"),
-        part(5).alias("channel"),
-        text.alias("text"),
-        negative_hits(text).alias("negative_hits"),
-        "payload",
-        "_ingested_at",
-        "_source_uri",
-    ).transform(latest_by_key(["note_id"], ["_ingested_at"]))
+    typed = (
+        bronze.select(
+            part(1).alias("note_id"),
+            part(2).alias("customer_id"),
+            parse_ts(part(3)).alias("noted_at"),
+            part(4).alias("agent"),
+            part(5).alias("channel"),
+            part(6).alias("__raw_text"),
+            "payload",
+            "_ingested_at",
+            "_source_uri",
+        )
+        .transform(latest_by_key(["note_id"], ["_ingested_at"]))
+        .transform(text.text_signals("__raw_text"))
+        .withColumnRenamed("normalized_text", "text")
+        .withColumn("negative_hits", total_hits(F.col("lexicon_hits")))
+    )
     rules = [
         Rule("invalid_note_header", F.col("note_id") != "", "header line not parseable"),
         Rule("invalid_note_time", F.col("noted_at").isNotNull(), "time unparseable"),
@@ -481,7 +461,9 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
         "__subject", F.when(org, F.trim("institution")).otherwise(person_part("institution"))
     )
     own = latest.select(F.col("__subject").alias("name")).where(~is_organisation("name"))
-    latest = redact_names(latest, "record_id", ["reason"], names.unionByName(own))
+    latest = redact_names(latest, "record_id", ["reason"], names.unionByName(own)).transform(
+        text.text_signals("reason")
+    )
     typed = latest.select(
         "record_id",
         "decision_no",
@@ -492,7 +474,9 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
         .alias("subject_display"),
         "penalty_types",
         F.col("amount").cast("double").alias("amount"),
-        "reason",
+        F.col("normalized_text").alias("reason"),
+        "risk_categories",
+        "negativity",
         parse_date("decision_date").alias("decision_date"),
         "authority",
         "form",
@@ -510,14 +494,25 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
 
 def clean_news(bronze: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFrame]:
     """News articles: person names known to the book are masked in title and body."""
-    latest = redact_names(_latest_record(bronze), "record_id", ["title", "body"], names)
+    latest = (
+        redact_names(_latest_record(bronze), "record_id", ["title", "body"], names)
+        .withColumn("title", text.normalize_text("title"))
+        .transform(text.text_signals("body"))
+    )
     typed = latest.select(
         "record_id",
         "title",
         parse_ts("published_at").alias("published_at"),
         "news_source",
         "language",
-        "body",
+        F.col("normalized_text").alias("body"),
+        "tokens",
+        "token_count",
+        "lexicon_hits",
+        "risk_categories",
+        "negativity",
+        "amounts",
+        "dates",
         "feed",
         "url",
         parse_ts("fetched_at").alias("fetched_at"),
@@ -526,6 +521,6 @@ def clean_news(bronze: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFram
     )
     rules = [
         Rule("invalid_published_at", F.col("published_at").isNotNull(), "date unparseable"),
-        Rule("empty_body", F.length(F.trim("body")) > 0, "article without text"),
+        Rule("empty_body", F.coalesce(F.col("token_count"), F.lit(0)) > 0, "no text"),
     ]
     return _finish(typed, rules, SILVER_NEWS)

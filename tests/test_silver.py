@@ -309,10 +309,12 @@ def test_clean_notes_parses_header_and_counts_negative_terms(spark):
         "phone",
     )
     assert (
-        row.text
-        == "客户表示工资延迟，申请延期还款。 Customer mentions a LAWSUIT and overdue bills."
-    )
-    assert row.negative_hits == 3  # 延期, lawsuit, overdue
+        row.text == "客户表示工资延迟,申请延期还款。 Customer mentions a LAWSUIT and overdue bills."
+    )  # full-width comma folded, line break collapsed
+    assert row.negative_hits == 3  # 延期 (hardship), lawsuit, overdue
+    assert row.risk_categories == ["hardship", "lawsuit", "overdue"]
+    assert row.negativity == 1.0
+    assert "lawsuit" in row.tokens and "延期" in row.tokens
     assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]
 
 
@@ -425,7 +427,7 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
         for r in valid.collect()
     }
     assert got == {
-        "P1": ("person", _hmac("赵六"), "赵*", "赵*对违规放贷负有直接责任，张**协助。"),
+        "P1": ("person", _hmac("赵六"), "赵*", "赵*对违规放贷负有直接责任,张**协助。"),
         "P2": ("organisation", _hmac("某某农村商业银行"), "某某农村商业银行", "贷款三查不到位。"),
     }
     news = spark.createDataFrame(
@@ -443,4 +445,4 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
         "'2024-04-01' AS _ingested_at",
     )
     (article,), _ = silver.clean_news(news, names)[0].collect(), None
-    assert (article.title, article.body) == ("张*欠款被执行", "张*与李*的纠纷，张某称……")
+    assert (article.title, article.body) == ("张*欠款被执行", "张*与李*的纠纷,张某称……")
