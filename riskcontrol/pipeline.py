@@ -64,8 +64,9 @@ class SilverStep:
 
     bronze: Table
     silver: Table
-    clean: Callable[[DataFrame, bytes], tuple[DataFrame, DataFrame]]
+    clean: Callable[..., tuple[DataFrame, DataFrame]]  # (bronze, key, *refs) -> (ok, rejected)
     key: Callable[[], Column]  # the business key, read from bronze independently of ``clean``
+    refs: tuple[Table, ...] = ()  # silver tables ``clean`` checks references against
 
 
 def _json_key(field: str) -> Callable[[], Column]:
@@ -90,8 +91,9 @@ SILVER_STEPS = (
     SilverStep(
         BRONZE_REPAYMENTS,
         SILVER_REPAYMENTS,
-        lambda df, _k: silver.clean_repayments(df),
+        lambda df, _k, loans: silver.clean_repayments(df, loans),
         _column("repayment_id"),
+        refs=(SILVER_LOANS,),
     ),
     SilverStep(BRONZE_BUREAU, SILVER_BUREAU, silver.clean_bureau, _json_key("report_id")),
     SilverStep(
@@ -118,7 +120,8 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     bronze = lakehouse.read_clear(run.spark, step.bronze, settings).cache()
     counts.rows_in = bronze.count()
     latest_versions = bronze.select(step.key()).distinct().count()
-    valid, rejected = step.clean(bronze, settings.pii_secret())
+    refs = [lakehouse.read(run.spark, t, settings) for t in step.refs]
+    valid, rejected = step.clean(bronze, settings.pii_secret(), *refs)
     valid = valid.cache()
     n_valid = valid.count()
     counts.rows_quarantined = run.quarantine(rejected, "analyze", step.silver.full_name)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from riskcontrol import pii, text
 from riskcontrol.catalog import (
@@ -33,6 +34,8 @@ from riskcontrol.ops import Rule, split_by_rules
 Transform = Callable[[DataFrame], DataFrame]
 
 VALID_TERMS = (3, 6, 9, 12, 18, 24, 36)
+MIN_AGE, MAX_AGE = 18, 100
+MAX_REQUESTED_AMOUNT = 1_000_000.0  # above: a unit error (fen for yuan) or a typo
 
 
 def latest_by_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
@@ -103,6 +106,11 @@ def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame
         Rule("invalid_mobile", F.col("__mobile_ok"), "mobile is not 1[3-9] + 9 digits"),
         Rule("invalid_income", F.col("monthly_income") >= 0, "monthly_income missing or negative"),
         Rule("invalid_birth_date", F.col("birth_date").isNotNull(), "birth_date unparseable"),
+        Rule(
+            "invalid_age",
+            F.floor(F.months_between("registered_at", "birth_date") / 12).between(MIN_AGE, MAX_AGE),
+            f"age at registration outside {MIN_AGE}..{MAX_AGE}",
+        ),
     ]
     # Clear-text identifiers are dropped before anything (even a quarantine row) is written.
     typed = (
@@ -140,6 +148,11 @@ def clean_applications(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
     rules = [
         Rule("invalid_applied_at", F.col("applied_at").isNotNull(), "applied_at unparseable"),
         Rule("non_positive_amount", F.col("requested_amount") > 0, "requested_amount <= 0"),
+        Rule(
+            "amount_out_of_range",
+            F.col("requested_amount") <= MAX_REQUESTED_AMOUNT,
+            f"requested_amount above {MAX_REQUESTED_AMOUNT:,.0f}",
+        ),
         Rule("invalid_term", F.col("term_months").isin(*VALID_TERMS), "term not in product list"),
         Rule(
             "invalid_status",
@@ -171,7 +184,10 @@ def clean_loans(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
     return _finish(typed, rules, SILVER_LOANS)
 
 
-def clean_repayments(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+def clean_repayments(
+    bronze: DataFrame, loans: DataFrame | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """Repayment lines; with ``loans`` (silver), a line of an unknown loan is quarantined."""
     latest = bronze.transform(latest_by_key(["repayment_id"], ["updated_at", "_ingested_at"]))
     typed = latest.select(
         "repayment_id",
@@ -185,7 +201,15 @@ def clean_repayments(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         parse_ts("updated_at").alias("updated_at"),
         "_source_uri",
     )
+    if loans is not None:
+        known = loans.select("loan_id", F.lit(True).alias("__loan_known")).distinct()
+        typed = typed.join(known, "loan_id", "left")
     rules = [
+        Rule(
+            "orphan_repayment",
+            F.col("__loan_known") if loans is not None else F.lit(True),
+            "loan_id not in silver.loans (repayment without a loan)",
+        ),
         Rule("invalid_due_date", F.col("due_date").isNotNull(), "due_date unparseable"),
         Rule("invalid_installment", F.col("installment_no") >= 1, "installment_no < 1"),
         Rule("negative_dpd", F.coalesce(F.col("dpd"), F.lit(0)) >= 0, "dpd < 0"),
@@ -206,6 +230,26 @@ BUREAU_JSON_SCHEMA = (
 _PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}
 
 
+def declared_fields(json_schema: str) -> tuple[str, ...]:
+    """The top-level field names of a DDL schema string."""
+    return tuple(f.name for f in T.StructType.fromDDL(json_schema).fields if f.name != "_corrupt")
+
+
+def extra_fields(payload: Column | str, known: Sequence[str]) -> Column:
+    """Schema drift: top-level fields the declared schema does not know, kept as JSON.
+
+    A source that starts sending a new field loses nothing: the field and its value
+    (nested values as JSON text) land in ``extra_fields`` until the schema declares it.
+    Fields in ``known`` (declared, or consumed and dropped such as personal data) are
+    not repeated. Null when there is nothing extra.
+    """
+    fields = F.from_json(
+        F.col(payload) if isinstance(payload, str) else payload, "map<string,string>"
+    )
+    kept = F.map_filter(fields, lambda k, _v: ~k.isin(*known))
+    return F.when(F.size(kept) > 0, F.to_json(kept))
+
+
 def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
     """Parse raw JSON lines with an explicit schema; a type conflict sets ``j._corrupt``."""
     return bronze.select(
@@ -214,6 +258,9 @@ def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
         "_ingested_at",
         F.from_json("payload", json_schema, _PERMISSIVE).alias("j"),
     )
+
+
+BUREAU_PERSONAL = ("id_number", "name")  # read for the pseudonym, never kept
 
 
 def clean_bureau(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
@@ -243,6 +290,9 @@ def clean_bureau(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
         F.col("j._corrupt").alias("__corrupt"),
         F.col("_ingested_at"),
         F.col("_source_uri"),
+        extra_fields("payload", (*declared_fields(BUREAU_JSON_SCHEMA), *BUREAU_PERSONAL)).alias(
+            "extra_fields"
+        ),
         # The raw payload holds the ID number in clear text: quarantine a hash of it only.
         F.sha2("payload", 256).alias("payload_sha256"),
     ).transform(latest_by_key(["report_id"], ["_ingested_at"]))
@@ -275,6 +325,7 @@ def clean_events(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         F.col("j.app_version").alias("app_version"),
         F.col("j.props.duration_s").alias("duration_s"),
         F.coalesce(F.col("j.props.night"), (F.hour(ts) < 6) | (F.hour(ts) >= 23)).alias("is_night"),
+        extra_fields("payload", declared_fields(EVENT_JSON_SCHEMA)).alias("extra_fields"),
         F.col("j._corrupt").alias("__corrupt"),
         "payload",
         "_ingested_at",

@@ -207,6 +207,8 @@ def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
             "db",
         ),
     ]
+    minor = ("C3", "110105201001010010", "王五", "13812345670", "M", "2010-01-01")
+    rows.append((*minor, *rows[0][6:]))
     valid, rejected = silver.clean_customers(spark.createDataFrame(rows, cols), KEY)
     (row,) = valid.collect()
     assert row.customer_key == _hmac("11010519491231002X")
@@ -221,10 +223,11 @@ def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
         dt.date(1949, 12, 31),
         8000.5,
     )
-    (bad,) = rejected.collect()
-    assert bad.rule == "invalid_national_id"
-    for text in ("110105194912310021", "李四", "13812345679"):
-        assert text not in bad.record
+    by_rule = {r.rule: r for r in rejected.collect()}
+    assert sorted(by_rule) == ["invalid_age", "invalid_national_id"]
+    assert '"customer_id":"C3"' in by_rule["invalid_age"].record
+    for text in ("110105194912310021", "李四", "13812345679", "王五", "110105201001010010"):
+        assert all(text not in r.record for r in by_rule.values())
     assert "national_id" not in valid.columns and "mobile" not in valid.columns
 
 
@@ -288,6 +291,11 @@ def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflic
     assert (got["R2"]["bureau_score"], got["R2"]["consumer_finance_loans"]) == (600, 4)
     assert (got["R1"]["n_accounts"], got["R1"]["n_alerts"], got["R2"]["n_alerts"]) == (1, 0, 1)
     assert got["R1"]["customer_key"] == _hmac("11010519491231002X")
+    # Drift: an unknown field is kept, the personal fields the pseudonym came from are not.
+    assert (got["R1"]["extra_fields"], got["R2"]["extra_fields"]) == (
+        None,
+        '{"extra_new_field":"kept in bronze"}',
+    )
     (bad,) = rejected.collect()
     assert bad.rule == "type_conflict"
     assert "11010519491231002X" not in bad.record
@@ -316,6 +324,24 @@ def test_clean_notes_parses_header_and_counts_negative_terms(spark):
     assert row.negativity == 1.0
     assert "lawsuit" in row.tokens and "延期" in row.tokens
     assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]
+
+
+def test_a_repayment_without_a_loan_is_quarantined_not_dropped(spark):
+    cols = (
+        "repayment_id string, loan_id string, installment_no string, due_date string, "
+        "amount_due string, paid_date string, amount_paid string, dpd string, "
+        "updated_at string, _ingested_at timestamp, _source_uri string"
+    )
+    t = dt.datetime(2024, 5, 1)
+    rows = [
+        ("P1", "L1", "1", "2024-02-01", "100", "2024-02-01", "100", "0", "2024-02-01", t, "db"),
+        ("P2", "L9", "1", "2024-02-01", "100", None, None, "30", "2024-03-02", t, "db"),
+    ]
+    loans = spark.createDataFrame([("L1",)], "loan_id string")
+    valid, rejected = silver.clean_repayments(spark.createDataFrame(rows, cols), loans)
+    assert [r.repayment_id for r in valid.collect()] == ["P1"]
+    (bad,) = rejected.collect()
+    assert (bad.rule, json.loads(bad.record)["repayment_id"]) == ("orphan_repayment", "P2")
 
 
 _CRAWL = "url string, fetched_at string, crawl_id string, _source_uri string, _ingested_at string"
