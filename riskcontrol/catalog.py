@@ -663,6 +663,27 @@ OPS_ERASURES = Table(
     description="audit of data-subject erasures (subject named by a keyed pseudonym only)",
 )
 
+OPS_DQ_RESULTS = Table(
+    "ops",
+    "dq_results",
+    schema(
+        "run_id string",
+        "table string",
+        "expectation string",
+        "kind string",
+        "column string",
+        "severity string",
+        "passed boolean",
+        "failing_rows long",
+        "total_rows long",
+        "observed string",
+        "threshold string",
+        "checked_at timestamp",
+    ),
+    keys=("run_id", "table", "expectation"),
+    description="one row per run, table and data-quality expectation: observed vs threshold",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BRONZE_CUSTOMERS,
     BRONZE_APPLICATIONS,
@@ -693,6 +714,7 @@ ALL_TABLES: tuple[Table, ...] = (
     OPS_QUARANTINE,
     OPS_WATERMARKS,
     OPS_ERASURES,
+    OPS_DQ_RESULTS,
 )
 TABLES = {t.full_name: t for t in ALL_TABLES}
 

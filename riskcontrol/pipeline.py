@@ -20,6 +20,7 @@ from riskcontrol import (
     gold,
     lakehouse,
     models,
+    quality,
     scoring,
     silver,
 )
@@ -48,6 +49,7 @@ from riskcontrol.catalog import (
     SILVER_REPAYMENTS,
     Table,
 )
+from riskcontrol.catalog import table
 from riskcontrol.config import Settings
 from riskcontrol.ops import Run, StepCounts
 
@@ -301,8 +303,40 @@ def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     return [build_gold(run)]
 
 
+def run_quality(run: Run, progress: Progress = _quiet) -> list[quality.DQResult]:
+    """Check every declared expectation on the silver and gold tables that exist.
+
+    Results go to ``ops.dq_results``; a breached critical expectation raises
+    ``quality.DataQualityError`` (after the results are written).
+    """
+    spark, settings = run.spark, run.settings
+    tables = {
+        name: lakehouse.read(spark, table(name), settings)
+        for name in quality.EXPECTATIONS
+        if lakehouse.exists(spark, table(name), settings)
+    }
+    progress(
+        f"analyze: data quality: {len(tables)} tables, "
+        f"{sum(len(quality.EXPECTATIONS[n]) for n in tables)} expectations"
+    )
+    as_of = as_of_date(spark, settings)
+    try:
+        results = quality.run_checks(run, tables, as_of)
+    except quality.DataQualityError as exc:
+        progress(quality.format_results(exc.results))
+        raise
+    failed = [r for r in results if not r.passed]
+    progress(
+        f"analyze: data quality: {len(results) - len(failed)} passed, "
+        f"{len(failed)} warning(s) (ops.dq_results)"
+    )
+    return results
+
+
 def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    return run_silver(run, progress) + run_gold(run, progress)
+    steps = run_silver(run, progress) + run_gold(run, progress)
+    run_quality(run, progress)
+    return steps
 
 
 LINEAGE_TABLES = (
