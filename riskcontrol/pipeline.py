@@ -48,8 +48,8 @@ from riskcontrol.catalog import (
     SILVER_PENALTIES,
     SILVER_REPAYMENTS,
     Table,
+    table,
 )
-from riskcontrol.catalog import table
 from riskcontrol.config import Settings
 from riskcontrol.ops import Run, StepCounts
 
