@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,15 +40,35 @@ def file_text(path: Path) -> str:
     return raw
 
 
+_NUMBERS = re.compile(r"(?=(\d{17}[\dXx]|1[3-9]\d{9}))")
+_NUMBER = re.compile(r"\d{17}[\dXx]|1[3-9]\d{9}")
+_HAN = re.compile(r"[\u4e00-\u9fff]{2,}")
+
+
+def _candidates(text: str) -> set[str]:
+    """Substrings that could be an ID, a mobile number or a 2-4 character Chinese name."""
+    out = set(_NUMBERS.findall(text))
+    for run in _HAN.findall(text):
+        for n in (2, 3, 4):
+            out.update(run[i : i + n] for i in range(len(run) - n + 1))
+    return out
+
+
 def scan(root: Path, needles: set[str]) -> dict[str, list[str]]:
-    """needle -> files (relative to ``root``) that contain it in clear text."""
+    """needle -> files (relative to ``root``) that contain it in clear text.
+
+    IDs, phone numbers and Chinese names are found by set lookups of candidate
+    substrings (fast for thousands of needles); any other needle by plain search.
+    """
     found: dict[str, list[str]] = {}
+    plain = {n for n in needles if not (_NUMBER.fullmatch(n) or _HAN.fullmatch(n))}
+    plain |= {n for n in needles if _HAN.fullmatch(n) and len(n) > 4}
     files = [p for p in sorted(Path(root).rglob("*")) if p.is_file()]
     for path in files:
         text = file_text(path)
-        for needle in needles:
-            if needle in text:
-                found.setdefault(needle, []).append(str(path.relative_to(root)))
+        hits = (_candidates(text) & needles) | {n for n in plain if n in text}
+        for needle in sorted(hits):
+            found.setdefault(needle, []).append(str(path.relative_to(root)))
     return found
 
 
