@@ -183,13 +183,16 @@ def erase_customer(
         if not lakehouse.exists(spark, table, settings):
             continue
         path = table.path(settings)
-        df = lakehouse.read(spark, table, settings)
-        where = condition(df.columns)
-        n = df.where(where).count()
-        if not n:
+        delta = DeltaTable.forPath(spark, path)
+        before = delta.history(1).first()["version"]
+        # No count first: a DELETE that matches nothing commits nothing, and one that
+        # does reports how many rows it removed.
+        delta.delete(condition(lakehouse.read(spark, table, settings).columns))
+        last = delta.history(1).first()
+        if last["version"] == before:
             continue
-        progress(f"erase: {name}: deleting {n} row(s)")
-        DeltaTable.forPath(spark, path).delete(where)
+        n = int(last["operationMetrics"].get("numDeletedRows", "0"))
+        progress(f"erase: {name}: {n} row(s) deleted; vacuuming its history")
         _vacuum_all_history(spark, path)
         rows_deleted[name] = n
         vacuumed.append(name)

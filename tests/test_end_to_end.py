@@ -210,7 +210,10 @@ def test_tables_command_lists_every_table(book, capsys):
 def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
     """`riskctl submit apply` runs jobs/apply.py through spark-submit: a separate driver."""
     settings, generation = book
-    env = {**os.environ, "RISK_HOME": str(settings.home), "RISK_PII_KEY": TEST_PII_KEY,
+    env = {
+        **os.environ,
+        "RISK_HOME": str(settings.home),
+        "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
     }
     done = subprocess.run(
@@ -341,3 +344,60 @@ def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
     root = Path(settings.lakehouse_root)
     assert files_scanned(root) > 500
     assert scan(root, needles) == {}
+
+
+def test_erase_removes_a_customer_everywhere_history_included(spark, book):
+    """Runs last in this module: it changes the lakehouse the other tests read."""
+    import pyarrow.parquet as pq
+
+    from riskcontrol.catalog import (
+        BRONZE_REPAYMENTS,
+        OPS_ERASURES,
+        SILVER_ENTITY_LINKS,
+        SILVER_REPAYMENTS,
+    )
+
+    settings, _ = book
+    linked = (
+        _read(spark, SILVER_ENTITY_LINKS, settings)
+        .where("entity_type = 'customer'")
+        .select("customer_id")
+        .distinct()
+        .orderBy("customer_id")
+        .first()
+    )
+    assert linked is not None, "the generated site names customers: ER must link some"
+    cid = linked.customer_id
+    with sqlite3.connect(settings.data_dir / "lending.db") as db:
+        n_apps, n_loans, n_lines = db.execute(
+            "SELECT (SELECT count(*) FROM applications WHERE customer_id = ?),"
+            " (SELECT count(*) FROM loans WHERE customer_id = ?),"
+            " (SELECT count(*) FROM repayments r JOIN loans l USING (loan_id)"
+            "  WHERE l.customer_id = ?)",
+            (cid, cid, cid),
+        ).fetchone()
+    assert cli.main(["erase", "--customer", cid, "--requested-by", "dpo", "--reason", "t"]) == 0
+    (audit,) = _read(spark, OPS_ERASURES, settings).collect()
+    deleted = json.loads(audit.tables)
+    assert deleted["bronze.customers"] == 1 and deleted["silver.customers"] == 1
+    assert deleted["bronze.applications"] == n_apps and deleted["bronze.loans"] == n_loans
+    assert deleted[BRONZE_REPAYMENTS.full_name] == n_lines
+    assert deleted[SILVER_REPAYMENTS.full_name] == n_lines
+    assert deleted["silver.entity_links"] >= 1
+    assert audit.rows_deleted == sum(deleted.values())
+    assert audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
+    assert cid not in (audit.tables + audit.reason + audit.requested_by)
+    # Nothing left in any data file of any table, old versions included (vacuumed).
+    root = Path(settings.lakehouse_root)
+    holding = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.parquet")
+        if "_delta_log" not in p.parts
+        and cid in json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=str)
+    ]
+    assert holding == []
+    with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum"):
+        spark.read.format("delta").option("versionAsOf", 0).load(
+            BRONZE_CUSTOMERS.path(settings)
+        ).count()
+    assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
