@@ -496,8 +496,8 @@ SILVER_ENTITY_LINKS = Table(
         "record_date date",
     ),
     keys=("record_kind", "record_id", "entity_type", "customer_id", "company_key"),
-    description="public records linked to customers and employers, with confidence and "
-    "evidence (entity resolution)",
+    description="public records linked to customers (entity_type customer), companies "
+    "(company) and, through the employer, its staff (employer); confidence and evidence",
 )
 
 # --- gold: features and scores ------------------------------------------------------

@@ -7,6 +7,7 @@ The CLI (`riskctl run`), the spark-submit jobs in ``jobs/`` and the Airflow DAGs
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from riskcontrol import (
     lakehouse,
     models,
     quality,
+    resolve,
     scoring,
     silver,
 )
@@ -41,6 +43,7 @@ from riskcontrol.catalog import (
     SILVER_BUREAU,
     SILVER_COURT_RECORDS,
     SILVER_CUSTOMERS,
+    SILVER_ENTITY_LINKS,
     SILVER_EVENTS,
     SILVER_LOANS,
     SILVER_NEWS,
@@ -298,6 +301,88 @@ def run_silver(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     return steps
 
 
+PUBLIC_RECORD_SOURCES = (
+    (BRONZE_COURT_RECORDS, resolve.court_records),
+    (BRONZE_PENALTIES, resolve.penalty_records),
+    (BRONZE_NEWS, resolve.news_records),
+)
+
+
+def book_customers(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The valid customers (in silver) with their clear identifiers, in memory only."""
+    latest = silver.latest_by_key(["customer_id"], ["updated_at", "_ingested_at"])
+    clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).transform(latest)
+    valid = lakehouse.read(spark, SILVER_CUSTOMERS, settings).select("customer_id")
+    return clear.join(valid, "customer_id").select(
+        "customer_id",
+        "name",
+        "national_id",
+        "province",
+        "city",
+        silver.parse_date("birth_date").alias("birth_date"),
+        "employer_name",
+    )
+
+
+def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    """Entity resolution: link crawled public records to customers and their employers.
+
+    Rebuilds ``silver.entity_links`` from the latest version of every record: customer
+    links, company links, and each company link expanded to the customers employed there
+    (``entity_type`` employer). The manifest counts records: linked (out) or not (unchanged).
+    When the generated site's ground truth is at hand, precision and recall are printed
+    and written to ``reports/entity_resolution.json``.
+    """
+    spark, settings = run.spark, run.settings
+    present = [(t, f) for t, f in PUBLIC_RECORD_SOURCES if lakehouse.exists(spark, t, settings)]
+    if not present:
+        progress("analyze: entity resolution: no crawled records yet, nothing to link")
+        return []
+    progress("analyze: entity resolution: public records -> customers and employers")
+    latest = silver.latest_by_key(["record_id"], ["fetched_at", "_ingested_at"])
+    records = None
+    for t, to_records in present:
+        part = to_records(lakehouse.read_clear(spark, t, settings).transform(latest))
+        records = part if records is None else records.unionByName(part)
+    records = records.cache()
+    customers = book_customers(spark, settings).cache()
+    key = settings.pii_secret()
+    links = resolve.link_records(records, customers, key).cache()
+    staff = resolve.employer_links(links, customers, key).select(
+        "record_kind",
+        "record_id",
+        F.lit("employer").alias("entity_type"),
+        "customer_id",
+        "company_key",
+        "match_method",
+        "confidence",
+        F.lit("employer_of=company_key").alias("evidence"),
+        "record_date",
+    )
+    lakehouse.overwrite(links.unionByName(staff), SILVER_ENTITY_LINKS, settings)
+    counts = StepCounts("analyze", "bronze.public_records", SILVER_ENTITY_LINKS.full_name, 0, 0)
+    counts.rows_in = records.select("record_kind", "record_id").distinct().count()
+    counts.rows_out = links.select("record_kind", "record_id").distinct().count()
+    counts.rows_unchanged = counts.rows_in - counts.rows_out
+    truth_path = settings.site_dir / "ground_truth.jsonl"
+    if truth_path.exists():
+        report = resolve.evaluate(links, resolve.load_ground_truth(truth_path), key)
+        settings.reports_dir.mkdir(parents=True, exist_ok=True)
+        (settings.reports_dir / "entity_resolution.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        for kind in ("court", "penalty", "news"):
+            if kind in report:
+                person = report[kind]["person"]
+                progress(
+                    f"analyze: entity resolution {kind}: person precision "
+                    f"{person['precision']}, recall {person['recall']} (vs ground truth)"
+                )
+    for df in (links, customers, records):
+        df.unpersist()
+    return [run.record(counts)]
+
+
 def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     progress("analyze: silver -> gold.application_features")
     return [build_gold(run)]
@@ -334,7 +419,7 @@ def run_quality(run: Run, progress: Progress = _quiet) -> list[quality.DQResult]
 
 
 def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    steps = run_silver(run, progress) + run_gold(run, progress)
+    steps = run_silver(run, progress) + run_resolve(run, progress) + run_gold(run, progress)
     run_quality(run, progress)
     return steps
 

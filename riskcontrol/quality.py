@@ -216,7 +216,7 @@ EXPECTATIONS: dict[str, tuple[Expectation, ...]] = bind(
         "silver.news_articles": (unique("record_id"), in_range("negativity", -1, 1)),
         "silver.entity_links": (
             in_range("confidence", 0, 1),
-            allowed_values("entity_type", ("customer", "company")),
+            allowed_values("entity_type", ("customer", "company", "employer")),
         ),
         "gold.application_features": (
             unique("application_id"),
