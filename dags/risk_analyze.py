@@ -20,7 +20,8 @@ CHAMPION = Asset(ASSET_URIS["champion_model"])
 
 @dag(
     dag_id="risk_analyze",
-    description="analyze: clean bronze into silver, build gold features, train models",
+    description="analyze: clean bronze into silver, resolve entities, build gold features and "
+    "the feature store, check data quality, train models",
     schedule=[BRONZE],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -35,11 +36,30 @@ def risk_analyze():
 
         return run_task("build_silver", run_id=f"airflow-analyze-{run_id}")
 
-    @task(outlets=[GOLD_FEATURES])
+    @task
+    def resolve_entities(run_id=None) -> list[dict]:
+        from riskcontrol.orchestration import run_task
+
+        return run_task("resolve_entities", run_id=f"airflow-analyze-{run_id}")
+
+    @task
     def build_gold(run_id=None) -> list[dict]:
         from riskcontrol.orchestration import run_task
 
         return run_task("build_gold", run_id=f"airflow-analyze-{run_id}")
+
+    @task
+    def build_feature_store(run_id=None) -> list[dict]:
+        from riskcontrol.orchestration import run_task
+
+        return run_task("build_feature_store", run_id=f"airflow-analyze-{run_id}")
+
+    @task(outlets=[GOLD_FEATURES])
+    def check_quality(run_id=None) -> list[dict]:
+        """Fails the run (and holds back training) on a breached critical expectation."""
+        from riskcontrol.orchestration import run_task
+
+        return run_task("check_quality", run_id=f"airflow-analyze-{run_id}")
 
     @task(outlets=[CHAMPION])
     def train_models(run_id=None) -> list[dict]:
@@ -47,7 +67,10 @@ def risk_analyze():
 
         return run_task("train_models", run_id=f"airflow-analyze-{run_id}")
 
-    build_silver() >> build_gold() >> train_models()
+    silver = build_silver()
+    checked = check_quality()
+    silver >> resolve_entities() >> [build_gold(), build_feature_store()] >> checked
+    checked >> train_models()
 
 
 risk_analyze()

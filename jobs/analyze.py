@@ -12,7 +12,10 @@ if __name__ == "__main__":
         job_main(
             (
                 "build_silver",
+                "resolve_entities",
                 "build_gold",
+                "build_feature_store",
+                "check_quality",
                 "train_models",
             ),
             sys.argv,

@@ -593,6 +593,145 @@ GOLD_SCORED_APPLICATIONS = Table(
     description="new applications scored by the champion model",
 )
 
+# --- gold: the feature store's tables (keyed by customer and event time) -------------
+_CREATED = "created_timestamp timestamp"
+
+FS_APPLICATION = Table(
+    "gold",
+    "fs_application",
+    schema(
+        "application_id string",
+        "customer_id string",
+        "event_timestamp timestamp",
+        "requested_amount double",
+        "term_months int",
+        "monthly_income double",
+        "age int",
+        "amount_to_income double",
+        "channel string",
+        "purpose string",
+        "province string",
+        "employment_type string",
+        "education string",
+        _CREATED,
+    ),
+    keys=("application_id",),
+    description="feature store: one row per application, as known at applied_at",
+)
+FS_REPAYMENT = Table(
+    "gold",
+    "fs_repayment",
+    schema(
+        "customer_id string",
+        "event_timestamp timestamp",
+        "prior_loans int",
+        "prior_open_loans int",
+        "prior_installments_due int",
+        "prior_late_installments int",
+        "prior_max_dpd int",
+        "prior_current_dpd int",
+        "prior_late_3m int",
+        "prior_late_6m int",
+        "prior_late_12m int",
+        "prior_open_principal double",
+        "prior_utilization double",
+        _CREATED,
+    ),
+    keys=("customer_id", "event_timestamp"),
+    description="feature store: the customer's repayment record with us, per change day",
+)
+FS_BUREAU = Table(
+    "gold",
+    "fs_bureau",
+    schema(
+        "report_id string",
+        "application_id string",
+        "customer_id string",
+        "event_timestamp timestamp",
+        "bureau_score int",
+        "inquiries_6m int",
+        "open_loans int",
+        "total_credit_limit double",
+        "total_balance double",
+        "utilization double",
+        "overdue_accounts int",
+        "max_dpd_24m int",
+        "credit_history_months int",
+        "consumer_finance_loans int",
+        "n_accounts int",
+        "n_alerts int",
+        _CREATED,
+    ),
+    keys=("report_id", "customer_id"),
+    description="feature store: bureau reports, as known at report_time",
+)
+FS_EVENTS = Table(
+    "gold",
+    "fs_events",
+    schema(
+        "customer_id string",
+        "event_timestamp timestamp",
+        "ev_count_7d int",
+        "ev_count_30d int",
+        "ev_night_share_30d double",
+        "ev_loan_calc_30d int",
+        "ev_apply_click_30d int",
+        _CREATED,
+    ),
+    keys=("customer_id", "event_timestamp"),
+    description="feature store: app-event counts over the 7 and 30 days before each day",
+)
+FS_TEXT = Table(
+    "gold",
+    "fs_text",
+    schema(
+        "customer_id string",
+        "event_timestamp timestamp",
+        "notes_count_90d int",
+        "notes_negative_90d int",
+        "notes_negativity_90d double",
+        _CREATED,
+    ),
+    keys=("customer_id", "event_timestamp"),
+    description="feature store: service-note signals over the 90 days before each day",
+)
+FS_PUBLIC_RECORDS = Table(
+    "gold",
+    "fs_public_records",
+    schema(
+        "customer_id string",
+        "event_timestamp timestamp",
+        "pr_court_hits int",
+        "pr_penalty_hits int",
+        "pr_employer_hits int",
+        "pr_news_hits int",
+        "pr_last_record_ts timestamp",
+        _CREATED,
+    ),
+    keys=("customer_id", "event_timestamp"),
+    description="feature store: court/penalty/news records linked to the customer, cumulative",
+)
+OPS_FEATURE_STATS = Table(
+    "ops",
+    "feature_stats",
+    schema(
+        "run_id string",
+        "feature_view string",
+        "feature string",
+        "rows long",
+        "nulls long",
+        "mean double",
+        "stddev double",
+        "min double",
+        "p50 double",
+        "max double",
+        "computed_at timestamp",
+    ),
+    keys=("run_id", "feature_view", "feature"),
+    description="per run and feature: rows, nulls and distribution (drift monitoring)",
+)
+
+
 # --- ops: manifest and quarantine ---------------------------------------------------
 OPS_MANIFEST = Table(
     "ops",
@@ -710,11 +849,18 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_ENTITY_LINKS,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
+    FS_APPLICATION,
+    FS_REPAYMENT,
+    FS_BUREAU,
+    FS_EVENTS,
+    FS_TEXT,
+    FS_PUBLIC_RECORDS,
     OPS_MANIFEST,
     OPS_QUARANTINE,
     OPS_WATERMARKS,
     OPS_ERASURES,
     OPS_DQ_RESULTS,
+    OPS_FEATURE_STATS,
 )
 TABLES = {t.full_name: t for t in ALL_TABLES}
 

@@ -26,7 +26,10 @@ TASKS = (
     "collect_file_drops",
     "collect_public_web",
     "build_silver",
+    "resolve_entities",
     "build_gold",
+    "build_feature_store",
+    "check_quality",
     "train_models",
     "score_applications",
 )
@@ -54,6 +57,13 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     ensure_local_secrets()
     settings = get_settings()
     run = Run(get_spark(settings), settings, run_id=run_id)
+    if task == "build_feature_store":
+        return [{"table": k, "rows": v} for k, v in pipeline.run_features(run).items()]
+    if task == "check_quality":
+        return [
+            {"table": r.table, "expectation": r.expectation, "status": r.status}
+            for r in pipeline.run_quality(run)
+        ]
     if task == "train_models":
         trained = pipeline.run_train(run)
         return [
@@ -64,6 +74,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
         "collect_file_drops": pipeline.run_collect_file_drops,
         "collect_public_web": pipeline.run_collect_public_web,
         "build_silver": pipeline.run_silver,
+        "resolve_entities": pipeline.run_resolve,
         "build_gold": pipeline.run_gold,
         "score_applications": lambda r: [pipeline.run_score(r)],
     }

@@ -418,8 +418,32 @@ def run_quality(run: Run, progress: Progress = _quiet) -> list[quality.DQResult]
     return results
 
 
+def observation_time(spark: SparkSession, settings: Settings) -> dt.datetime:
+    """The data's "now": midnight of ``as_of_date`` (the day after the last application)."""
+    return dt.datetime.combine(as_of_date(spark, settings), dt.time())
+
+
+def run_features(run: Run, progress: Progress = _quiet) -> dict[str, int]:
+    """Build the feature store's gold tables, record their statistics, materialize online.
+
+    Snapshots stop at the data's observation time (not the wall clock), and the online
+    store (SQLite by default) then holds each customer's latest values as of that time.
+    """
+    from riskcontrol import features
+
+    end = observation_time(run.spark, run.settings)
+    progress(f"analyze: feature store: gold.fs_* tables as of {end:%Y-%m-%d}")
+    rows = features.build_feature_tables(run, until=end)
+    for name, n in rows.items():
+        progress(f"  {name:28} {n:>10,} rows")
+    progress("analyze: feature store: apply definitions, materialize to the online store")
+    features.materialize(features.feature_store(run.settings), end)
+    return rows
+
+
 def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     steps = run_silver(run, progress) + run_resolve(run, progress) + run_gold(run, progress)
+    run_features(run, progress)
     run_quality(run, progress)
     return steps
 
