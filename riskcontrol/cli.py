@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -147,6 +148,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     run = _new_run(_settings())
     _print_steps(run_analyze(run, _say))
     return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from riskcontrol import features, pipeline
+
+    settings = _settings()
+    spark = _spark(settings)
+    if args.action == "build":
+        pipeline.run_features(_new_run(settings), _say)
+        return 0
+    if not args.customer:
+        print("riskctl features lookup: error: --customer is required", file=sys.stderr)
+        return 2
+    store = features.feature_store(settings)
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    if as_of is None and lakehouse_ready(spark, settings):
+        as_of = pipeline.as_of_date(spark, settings)
+    values = features.online_features(store, args.customer, as_of=as_of)
+    print(json.dumps(values, indent=2, default=str, ensure_ascii=False))
+    return 0
+
+
+def lakehouse_ready(spark, settings: Settings) -> bool:
+    from riskcontrol import lakehouse
+    from riskcontrol.catalog import SILVER_APPLICATIONS
+
+    return lakehouse.exists(spark, SILVER_APPLICATIONS, settings)
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -419,6 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_site_parser(sub)
     add_ingest_parser(sub)
     add("analyze", cmd_analyze, "analyze tier: bronze -> silver -> gold features")
+    p = add(
+        "features",
+        cmd_features,
+        "feature store: `build` rebuilds the gold fs_* tables, their statistics and the online "
+        "store; `lookup --customer ID` prints the customer's online features (what "
+        "single-application scoring reads)",
+    )
+    p.add_argument("action", choices=["build", "lookup"])
+    p.add_argument("--customer", default=None, help="customer_id for lookup")
+    p.add_argument(
+        "--as-of", default=None, help="date for days-since features (default: the data's as-of)"
+    )
     p = add(
         "erase",
         cmd_erase,

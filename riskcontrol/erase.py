@@ -169,6 +169,24 @@ def _vacuum_all_history(spark: SparkSession, path: str) -> None:
         spark.conf.set(key, before)
 
 
+def _rebuild_online_store(spark: SparkSession, settings: Settings) -> bool:
+    """Recreate the online store (outside the lakehouse) without the erased rows.
+
+    Feast has no per-entity delete; the SQLite file is dropped and materialized again
+    from the gold tables, which no longer hold the subject.
+    """
+    from riskcontrol import features, pipeline
+
+    online = features.runtime_dir(settings) / "online_store.db"
+    if not online.exists():
+        return False
+    online.unlink()
+    features.materialize(
+        features.feature_store(settings), pipeline.observation_time(spark, settings)
+    )
+    return True
+
+
 def erase_customer(
     spark: SparkSession,
     settings: Settings,
@@ -204,6 +222,9 @@ def erase_customer(
         _vacuum_all_history(spark, path)
         rows_deleted[name] = n
         vacuumed.append(name)
+    if _rebuild_online_store(spark, settings):
+        progress("erase: online feature store rebuilt from the erased gold tables")
+        vacuumed.append("feature_store.online")
     erasure_id = f"erasure-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     audit = {
         "erasure_id": erasure_id,
