@@ -158,7 +158,8 @@ def test_the_crawl_landed_every_parseable_public_record_once(spark, book):
 def test_manifest_reconciles_every_step(spark, book):
     settings, _ = book
     rows = _read(spark, OPS_MANIFEST, settings).collect()
-    assert len(rows) == 21  # 8 collect + 4 crawl + 7 silver + gold + apply
+    # 8 collect + 4 crawl + 10 silver (7 internal, 3 public records) + entity links + gold + apply
+    assert len(rows) == 25
     for r in rows:
         assert r.rows_in == r.rows_out + r.rows_unchanged + r.rows_quarantined, r
 
