@@ -65,6 +65,7 @@ from pyspark.sql import types as T
 
 from riskcontrol.catalog import SchemaError, schema
 from riskcontrol.pii import hmac_sha256
+from riskcontrol.text import fold_width
 
 RECORD_SCHEMA = schema(
     "record_kind string",  # court | penalty | news
@@ -121,8 +122,6 @@ COMPANY_MENTION_CONFIDENCE = 0.9
 MIN_COMPANY_CHARS = 4  # shorter normalized company names are not searched in texts
 MENTION_LENGTHS = (2, 3, 4)
 
-_FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
-_HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 _LATIN_SUFFIXES = (
     r"(?:[\s,.]*\b(?:co|ltd|limited|inc|corp|corporation|company|group|llc|plc)\b\.?)+[\s,.]*$"
 )
@@ -144,7 +143,7 @@ def _col(c: Column | str) -> Column:
 
 def fold(col: Column | str) -> Column:
     """Full-width ASCII and the ideographic space to half-width, then lower case."""
-    return F.lower(F.translate(_col(col), _FULL_WIDTH, _HALF_WIDTH))
+    return F.lower(fold_width(_col(col)))
 
 
 def normalize_name(col: Column | str) -> Column:

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import pii, text
+from riskcontrol import pii, resolve, text
 from riskcontrol.catalog import (
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
@@ -384,20 +384,20 @@ ORGANISATION = (
 FORMER_POSITION = r"(时任|原任|former|then )"
 
 
-def normalized_name(col: Column | str) -> Column:
-    """A name as compared for pseudonyms: full-width folded, no spaces or middle dots."""
+def name_key(col: Column | str, key: bytes, organisation: Column | None = None) -> Column:
+    """HMAC pseudonym of a normalized name, equal to entity resolution's keys.
+
+    Organisations are keyed without their legal form (``resolve.normalize_company``), so
+    a court record's company key is the ``company_key`` of its entity links.
+    """
     c = F.col(col) if isinstance(col, str) else col
-    half = F.translate(
-        c,
-        "".join(chr(0xFF01 + i) for i in range(94)) + "\u3000",
-        "".join(chr(0x21 + i) for i in range(94)) + " ",
+    person = resolve.normalize_name(c)
+    norm = (
+        person
+        if organisation is None
+        else F.when(organisation, resolve.normalize_company(c)).otherwise(person)
     )
-    return F.lower(F.regexp_replace(half, r"[\s·•・.]", ""))
-
-
-def name_key(col: Column | str, key: bytes) -> Column:
-    """HMAC pseudonym of a normalized person or company name (joinable, not readable)."""
-    return pii.hmac_sha256(normalized_name(col), key)
+    return pii.hmac_sha256(norm, key)
 
 
 def name_grams(col: Column | str, lengths: Sequence[int] = (2, 3, 4)) -> Column:
@@ -469,7 +469,7 @@ def clean_court_records(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataF
         "record_id",
         "case_no",
         "subject_type",
-        name_key("subject_name", key).alias("subject_key"),
+        name_key("subject_name", key, organisation=~person).alias("subject_key"),
         F.when(person, pii.mask_name("subject_name"))
         .otherwise(F.col("subject_name"))
         .alias("subject_display"),
@@ -519,7 +519,7 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
         "record_id",
         "decision_no",
         F.when(org, "organisation").otherwise("person").alias("subject_type"),
-        name_key("__subject", key).alias("subject_key"),
+        name_key("__subject", key, organisation=org).alias("subject_key"),
         F.when(org, F.col("__subject"))
         .otherwise(pii.mask_name("__subject"))
         .alias("subject_display"),

@@ -121,6 +121,12 @@ def _translate_args() -> tuple[str, str]:
     return "".join(mapping), "".join(mapping.values())
 
 
+def fold_width(col: str | Column) -> Column:
+    """Full-width ASCII (and the ideographic space) to half-width: ＡＢＣ１２３ -> ABC123."""
+    full = "".join(_FULL_WIDTH)
+    return F.translate(_col(col), full, "".join(_FULL_WIDTH[c] for c in full))
+
+
 def normalize_text(col: str | Column) -> Column:
     """Full width -> half width, traditional -> simplified, whitespace runs -> one space.
 

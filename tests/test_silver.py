@@ -408,7 +408,7 @@ def test_court_records_keep_pseudonyms_and_masks_only(spark):
         ),
         "R2": (_hmac("李四"), "李*", None, "1101**********0021", True, dt.date(2024, 3, 6), False),
         "R3": (
-            _hmac("杭州腾达科技有限公司"),
+            _hmac("杭州腾达科技"),  # keyed like entity resolution's company_key
             "杭州腾达科技有限公司",
             _hmac("91330100MA27XXXX1K"),
             "91330100MA27XXXX1K",
