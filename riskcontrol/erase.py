@@ -18,7 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
@@ -150,6 +152,18 @@ def predicates(subject: Subject, settings: Settings) -> dict[str, Callable[[list
     }
 
 
+@contextmanager
+def _history_vacuum_allowed(spark: SparkSession) -> Iterator[None]:
+    """Allow VACUUM below Delta's 7-day safety retention for the duration."""
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(key, "true")
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
 def _vacuum_all_history(spark: SparkSession, path: str) -> None:
     """VACUUM with zero retention: only the current version's files remain.
 
@@ -157,16 +171,10 @@ def _vacuum_all_history(spark: SparkSession, path: str) -> None:
     the table's folder (about 8x faster here); when the log no longer reaches back far
     enough for that, a full VACUUM lists and cleans everything.
     """
-    key = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(key, "true")
-    spark.conf.set(key, "false")
     try:
-        try:
-            spark.sql(f"VACUUM delta.`{path}` LITE RETAIN 0 HOURS")
-        except Exception:  # noqa: BLE001 - Delta: "log entries ... cleaned up, use FULL"
-            DeltaTable.forPath(spark, path).vacuum(0)
-    finally:
-        spark.conf.set(key, before)
+        spark.sql(f"VACUUM delta.`{path}` LITE RETAIN 0 HOURS")
+    except Exception:  # noqa: BLE001 - Delta: "log entries ... cleaned up, use FULL"
+        DeltaTable.forPath(spark, path).vacuum(0)
 
 
 def _rebuild_online_store(spark: SparkSession, settings: Settings) -> bool:
@@ -202,12 +210,11 @@ def erase_customer(
             f"no customer {customer_id!r} in the lakehouse (looked in silver.customers, "
             "bronze.applications and bronze.loans); check the id with `riskctl tables`"
         )
-    rows_deleted: dict[str, int] = {}
-    vacuumed: list[str] = []
-    for name, condition in predicates(subject, settings).items():
+
+    def erase_from(name: str, condition: Callable[[list[str]], Column]) -> int | None:
         table = next(t for t in ALL_TABLES if t.full_name == name)
         if not lakehouse.exists(spark, table, settings):
-            continue
+            return None
         path = table.path(settings)
         delta = DeltaTable.forPath(spark, path)
         before = delta.history(1).first()["version"]
@@ -216,12 +223,21 @@ def erase_customer(
         delta.delete(condition(lakehouse.read(spark, table, settings).columns))
         last = delta.history(1).first()
         if last["version"] == before:
-            continue
+            return None
         n = int(last["operationMetrics"].get("numDeletedRows", "0"))
         progress(f"erase: {name}: {n} row(s) deleted; vacuuming its history")
         _vacuum_all_history(spark, path)
-        rows_deleted[name] = n
-        vacuumed.append(name)
+        return n
+
+    # Tables are independent Delta logs: erase from several at once (Spark runs the
+    # jobs of concurrent threads side by side).
+    preds = predicates(subject, settings)
+    with _history_vacuum_allowed(spark), ThreadPoolExecutor(max_workers=4) as pool:
+        done = dict(
+            zip(preds, pool.map(lambda item: erase_from(*item), preds.items()), strict=True)
+        )
+    rows_deleted = {name: n for name, n in done.items() if n is not None}
+    vacuumed = list(rows_deleted)
     if _rebuild_online_store(spark, settings):
         progress("erase: online feature store rebuilt from the erased gold tables")
         vacuumed.append("feature_store.online")

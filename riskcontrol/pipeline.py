@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from riskcontrol import (
     collect,
@@ -114,8 +115,17 @@ SILVER_STEPS = (
 
 
 def _changed(table: Table) -> str:
-    """MERGE condition: update a matched row only when a data column differs."""
-    return " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in table.columns)
+    """MERGE condition: update a matched row only when a data column differs.
+
+    Maps have no equality in Spark SQL: they are compared as JSON.
+    """
+
+    def differs(f) -> str:
+        if isinstance(f.dataType, T.MapType):
+            return f"NOT (to_json(t.`{f.name}`) <=> to_json(s.`{f.name}`))"
+        return f"NOT (t.`{f.name}` <=> s.`{f.name}`)"
+
+    return " OR ".join(differs(f) for f in table.schema.fields)
 
 
 def build_silver(run: Run, step: SilverStep) -> StepCounts:

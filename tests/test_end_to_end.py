@@ -205,7 +205,9 @@ def test_tables_command_lists_every_table(book, capsys):
     assert cli.main(["tables"]) == 0
     out = capsys.readouterr().out
     assert "gold.scored_applications" in out and "ops.quarantine" in out
-    assert " - " not in out.split("lakehouse:")[0]  # every table exists after a run
+    # Every table exists after a run but the erasure audit (written by `riskctl erase`).
+    missing = [line.split()[0] for line in out.split("lakehouse:")[0].splitlines() if " - " in line]
+    assert missing == ["ops.erasures"]
 
 
 def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
@@ -341,7 +343,7 @@ def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
 
     settings, _ = book
     needles = _identifiers(settings)
-    assert len(needles) > 3 * CUSTOMERS  # IDs, phones and names of every customer
+    assert len(needles) > 2.5 * CUSTOMERS  # IDs, phones and names (some names are shared)
     root = Path(settings.lakehouse_root)
     assert files_scanned(root) > 500
     assert scan(root, needles) == {}
@@ -398,7 +400,8 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     ]
     assert holding == []
     with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum"):
+        # (collect, not count: Delta answers a count from the log without reading files)
         spark.read.format("delta").option("versionAsOf", 0).load(
             BRONZE_CUSTOMERS.path(settings)
-        ).count()
+        ).select("customer_id").collect()
     assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
