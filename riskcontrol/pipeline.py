@@ -376,7 +376,18 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     counts.rows_unchanged = counts.rows_in - counts.rows_out
     truth_path = settings.site_dir / "ground_truth.jsonl"
     if truth_path.exists():
-        report = resolve.evaluate(links, resolve.load_ground_truth(truth_path), key)
+        # Judge the linking of the records at hand: records of later site updates that
+        # this crawl never saw are the crawl's coverage, not misses of the resolution.
+        crawled = {
+            (r.record_kind, r.record_id)
+            for r in records.select("record_kind", "record_id").distinct().collect()
+        }
+        truth = [
+            t
+            for t in resolve.load_ground_truth(truth_path)
+            if (t["kind"], t["record_id"]) in crawled
+        ]
+        report = resolve.evaluate(links, truth, key)
         settings.reports_dir.mkdir(parents=True, exist_ok=True)
         (settings.reports_dir / "entity_resolution.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
