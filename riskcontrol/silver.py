@@ -456,6 +456,11 @@ def redact_names(
     return out.drop("__names")
 
 
+def crawl_trail() -> list[Column | str]:
+    """Where a crawled record came from: its URL, fetch time, crawl and landing file."""
+    return ["url", parse_ts("fetched_at").alias("fetched_at"), "crawl_id", "_source_uri"]
+
+
 def _latest_record(bronze: DataFrame) -> DataFrame:
     return bronze.transform(latest_by_key(["record_id"], ["fetched_at", "_ingested_at"]))
 
@@ -482,10 +487,7 @@ def clean_court_records(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataF
         "status",
         (F.col("status") != "已结案").alias("is_active"),
         "list_type",
-        "url",
-        parse_ts("fetched_at").alias("fetched_at"),
-        "crawl_id",
-        "_source_uri",
+        *crawl_trail(),
     )
     rules = [
         Rule("invalid_filing_date", F.col("filing_date").isNotNull(), "filing date unparseable"),
@@ -531,10 +533,7 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
         parse_date("decision_date").alias("decision_date"),
         "authority",
         "form",
-        "url",
-        parse_ts("fetched_at").alias("fetched_at"),
-        "crawl_id",
-        "_source_uri",
+        *crawl_trail(),
     )
     rules = [
         Rule("invalid_decision_date", F.col("decision_date").isNotNull(), "date unparseable"),
@@ -565,10 +564,7 @@ def clean_news(bronze: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFram
         "amounts",
         "dates",
         "feed",
-        "url",
-        parse_ts("fetched_at").alias("fetched_at"),
-        "crawl_id",
-        "_source_uri",
+        *crawl_trail(),
     )
     rules = [
         Rule("invalid_published_at", F.col("published_at").isNotNull(), "date unparseable"),
