@@ -8,6 +8,7 @@ import hmac
 import json
 
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from riskcontrol import silver
 from riskcontrol.ops import Rule, split_by_rules
@@ -472,3 +473,32 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
     )
     (article,), _ = silver.clean_news(news, names)[0].collect(), None
     assert (article.title, article.body) == ("张*欠款被执行", "张*与李*的纠纷,张某称……")
+
+
+def test_silver_merge_of_unchanged_rows_with_map_columns_updates_nothing(spark, settings):
+    """Maps have no SQL equality: the change condition compares them as JSON."""
+    from riskcontrol import lakehouse, pipeline
+    from riskcontrol.catalog import SILVER_NOTES
+
+    row = {
+        "note_id": "N1",
+        "customer_id": "C1",
+        "noted_at": dt.datetime(2024, 3, 5, 10, 0),
+        "agent": "A1",
+        "channel": "phone",
+        "text": "逾期",
+        "tokens": ["逾期"],
+        "lexicon_hits": {"overdue": 1, "fraud": 0},
+        "risk_categories": ["overdue"],
+        "negative_hits": 1,
+        "negativity": 1.0,
+        "amounts": [],
+    }
+    df = spark.createDataFrame([row], SILVER_NOTES.schema)
+    changed = pipeline._changed(SILVER_NOTES)
+    first = lakehouse.merge(df, SILVER_NOTES, settings, update_when=changed)
+    again = lakehouse.merge(df, SILVER_NOTES, settings, update_when=changed)
+    two = F.create_map(F.lit("overdue"), F.lit(2)).cast("map<string,int>")
+    edited = df.withColumn("lexicon_hits", two)
+    third = lakehouse.merge(edited, SILVER_NOTES, settings, update_when=changed)
+    assert [(r.inserted, r.updated) for r in (first, again, third)] == [(1, 0), (0, 0), (0, 1)]
