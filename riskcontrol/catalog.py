@@ -732,6 +732,15 @@ OPS_FEATURE_STATS = Table(
 )
 
 
+FEATURE_TABLES: tuple[Table, ...] = (
+    FS_APPLICATION,
+    FS_REPAYMENT,
+    FS_BUREAU,
+    FS_EVENTS,
+    FS_TEXT,
+    FS_PUBLIC_RECORDS,
+)
+
 # --- ops: manifest and quarantine ---------------------------------------------------
 OPS_MANIFEST = Table(
     "ops",
@@ -849,12 +858,7 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_ENTITY_LINKS,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
-    FS_APPLICATION,
-    FS_REPAYMENT,
-    FS_BUREAU,
-    FS_EVENTS,
-    FS_TEXT,
-    FS_PUBLIC_RECORDS,
+    *FEATURE_TABLES,
     OPS_MANIFEST,
     OPS_QUARANTINE,
     OPS_WATERMARKS,

@@ -76,6 +76,7 @@ from pyspark.sql import types as T
 
 from riskcontrol import lakehouse
 from riskcontrol.catalog import (
+    FEATURE_TABLES,
     FS_APPLICATION,
     FS_BUREAU,
     FS_EVENTS,
@@ -100,14 +101,6 @@ from riskcontrol.ops import Run
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
-FEATURE_TABLES: tuple[Table, ...] = (
-    FS_APPLICATION,
-    FS_REPAYMENT,
-    FS_BUREAU,
-    FS_EVENTS,
-    FS_TEXT,
-    FS_PUBLIC_RECORDS,
-)
 FEATURE_TABLES_BY_NAME = {t.name: t for t in FEATURE_TABLES}
 # Columns of the fs_* tables that identify a row rather than describe the customer.
 ID_COLUMNS = ("customer_id", "event_timestamp", "created_timestamp", "application_id", "report_id")

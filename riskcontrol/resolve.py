@@ -63,7 +63,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.catalog import SchemaError, schema
+from riskcontrol.catalog import SILVER_ENTITY_LINKS, SchemaError, schema
 from riskcontrol.pii import hmac_sha256
 from riskcontrol.text import fold_width
 
@@ -87,17 +87,7 @@ CUSTOMER_SCHEMA = schema(
     "birth_date date",
     "employer_name string",
 )
-LINK_SCHEMA = schema(
-    "record_kind string",
-    "record_id string",
-    "entity_type string",  # customer | company
-    "customer_id string",
-    "company_key string",
-    "match_method string",
-    "confidence double",
-    "evidence string",
-    "record_date date",
-)
+LINK_SCHEMA = SILVER_ENTITY_LINKS.schema  # entity_type: customer | company
 EMPLOYER_LINK_SCHEMA = schema(
     "customer_id string",
     "record_kind string",
