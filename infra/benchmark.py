@@ -162,7 +162,7 @@ def main() -> int:
                     )
     if not args.skip_pipeline and not args.collect_only and not args.analyze_only:
         t = time.perf_counter()
-        trained = pipeline.run_train(run, print)
+        trained = pipeline.run_train(run, print).trained
         rows.append(("train", time.perf_counter() - t, 0, ""))
         t = time.perf_counter()
         step = pipeline.run_score(run, print)

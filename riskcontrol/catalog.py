@@ -584,6 +584,7 @@ GOLD_SCORED_APPLICATIONS = Table(
         "quadrant string",
         "strategy string",
         "decision string",
+        "reason_codes array<string>",
         "model_name string",
         "model_version string",
         "feature_time timestamp",

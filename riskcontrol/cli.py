@@ -194,21 +194,95 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_models(trained) -> None:
-    for tm in trained:
+def _print_models(result) -> None:
+    print(
+        f"  {'kind':15} {'version':>7} {'OOT AUC':>8} {'KS':>7} {'Gini':>7} {'Brier':>7} "
+        f"{'PSI':>6} {'train AUC':>9} {'fit s':>6}"
+    )
+    for tm in result.trained:
         m = tm.metrics
         print(
-            f"  {tm.kind:15} v{tm.version}  out-of-time AUC {m['oot_auc']:.4f}"
-            f"  KS {m['oot_ks']:.4f}"
-            f"  (train AUC {m['train_auc']:.4f}, {tm.train_seconds:.1f}s)"
+            f"  {tm.kind:15} {'v' + str(tm.version):>7} {m['oot_auc']:8.4f} {m['oot_ks']:7.4f} "
+            f"{m['oot_gini']:7.4f} {m['oot_brier']:7.4f} {m['psi_train_oot']:6.3f} "
+            f"{m['train_auc']:9.4f} {tm.train_seconds:6.1f}"
         )
+    d = result.decision
+    verdict = "promoted to champion" if d.promote else "not promoted (stays challenger)"
+    print(f"  v{d.challenger_version}: {verdict}: {d.reason}")
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """Environment overrides from `riskctl train` flags (they become Settings)."""
+    env = {}
+    if getattr(args, "kinds", None):
+        env["RISK_MODEL_KINDS"] = args.kinds
+    if getattr(args, "trials", None) is not None:
+        env["RISK_TUNE_TRIALS"] = str(args.trials)
+    if getattr(args, "sampler", None):
+        env["RISK_TUNE_SAMPLER"] = args.sampler
+    return env
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from riskcontrol.pipeline import run_train
 
+    os.environ.update(_train_overrides(args))
     run = _new_run(_settings())
     _print_models(run_train(run, _say, seed=args.seed))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from riskcontrol import models, tracking
+    from riskcontrol.pipeline import training_split
+
+    if args.margin is not None:
+        os.environ["RISK_PROMOTION_MARGIN"] = str(args.margin)
+    settings = _settings()
+    split = training_split(_spark(settings), settings).cache()
+    d = tracking.promote(
+        settings,
+        split,
+        models.APPLICATION_SPEC,
+        challenger=args.version,
+        force=args.force,
+        progress=_say,
+    )
+    champion = f"v{d.champion_version} ({d.champion_auc:.4f})" if d.champion_version else "none"
+    print(f"challenger v{d.challenger_version} out-of-time AUC {d.challenger_auc:.4f}")
+    print(f"champion   {champion}")
+    print(f"decision   {'PROMOTED' if d.promote else 'NOT promoted'}: {d.reason}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from riskcontrol import tracking
+
+    settings = _settings()
+    rows = tracking.list_versions(settings)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"no versions of {settings.registered_model!r} yet: run `riskctl train`")
+        return 0
+
+    def num(v, fmt=".4f"):
+        return "-" if v is None else format(v, fmt)
+
+    print(f"registered model {settings.registered_model!r} ({settings.mlflow_tracking_uri})")
+    print(
+        f"  {'ver':>4} {'kind':15} {'aliases':20} {'OOT AUC':>8} {'KS':>7} {'Gini':>7} "
+        f"{'valid AUC':>9} {'PSI':>6} {'fit s':>6}  created"
+    )
+    for r in rows:
+        created = dt.datetime.fromtimestamp(r["created"] / 1000).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"  {r['version']:>4} {r['kind']:15} {','.join(r['aliases']) or '-':20} "
+            f"{num(r['oot_auc']):>8} {num(r['oot_ks']):>7} {num(r['oot_gini']):>7} "
+            f"{num(r['valid_auc']):>9} {num(r['psi_train_oot'], '.3f'):>6} "
+            f"{num(r['train_seconds'], '.1f'):>6}  {created}"
+        )
     return 0
 
 
@@ -471,8 +545,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--requested-by", default=os.environ.get("USER", "unknown"), help="who asked (audit)"
     )
     p.add_argument("--reason", default="data subject request", help="why (audit)")
-    p = add("train", cmd_train, "train the decision tree and neural network; log to MLflow")
+    p = add(
+        "train",
+        cmd_train,
+        "train the credit models (decision tree, gradient-boosted trees, neural network, "
+        "scorecard) on matured applications, split train / validation / out-of-time by "
+        "month; log each to MLflow, register it, and promote the best to champion if it beats "
+        "the current one by RISK_PROMOTION_MARGIN out of time",
+    )
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--kinds", default=None, help="comma-separated model kinds (default RISK_MODEL_KINDS)"
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="Optuna trials per kind, each a nested MLflow run (default RISK_TUNE_TRIALS=0)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=["tpe", "nsga2", "random"],
+        default=None,
+        help="Optuna sampler; nsga2 optimises validation AUC and the overfitting gap",
+    )
+    p = add(
+        "promote",
+        cmd_promote,
+        "apply the champion rule: score the challenger and the champion on the current "
+        "out-of-time window; move `champion` if the challenger wins by the margin; log why",
+    )
+    p.add_argument("--version", default=None, help="version to judge (default: the challenger)")
+    p.add_argument("--margin", type=float, default=None, help="AUC margin (RISK_PROMOTION_MARGIN)")
+    p.add_argument("--force", action="store_true", help="promote even if the rule says no")
+    p = add("models", cmd_models, "list registered versions, their aliases and metrics")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     add("score", cmd_score, "apply tier: score pending applications with the champion model")
     p = add("run", cmd_run, "the whole pipeline: generate, collect, analyze, train, score")
     gen_args(p)

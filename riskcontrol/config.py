@@ -27,6 +27,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "RISK_"
 
 
+MODEL_KINDS = ("decision_tree", "gbt", "neural_network", "scorecard")
+TUNE_SAMPLERS = ("tpe", "nsga2", "random")
+
+
 class Settings(BaseSettings):
     """Pipeline configuration; see README "Configuration" for every variable."""
 
@@ -83,6 +87,28 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "credit-risk"
     registered_model: str = "application_pd"
 
+    # --- models ------------------------------------------------------------------
+    model_kinds: str = Field(
+        "decision_tree,gbt,neural_network,scorecard",
+        description="model kinds `riskctl train` fits (comma-separated)",
+    )
+    valid_months: int = Field(
+        2, description="months before the out-of-time window held out for validation"
+    )
+    class_weight: str = Field(
+        "balanced",
+        description="imbalance: 'balanced' weighs bads by goods/bads (PDs prior-corrected "
+        "back to the true bad rate), 'none' fits unweighted",
+    )
+    tune_trials: int = Field(
+        0, description="Optuna trials per model kind (0: the default hyperparameters)"
+    )
+    tune_sampler: str = Field("tpe", description="Optuna sampler: tpe, nsga2 or random")
+    promotion_margin: float = Field(
+        0.005,
+        description="out-of-time AUC a challenger must beat the champion by to be promoted",
+    )
+
     # --- Airflow -----------------------------------------------------------------
     airflow_home: Path | None = None
 
@@ -134,7 +160,23 @@ class Settings(BaseSettings):
                 "need 0 < RISK_APPROVE_BELOW_PD <= RISK_REJECT_FROM_PD < 1, got "
                 f"{self.approve_below_pd} and {self.reject_from_pd}"
             )
+        unknown = set(self.kinds) - set(MODEL_KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(
+                f"RISK_MODEL_KINDS={self.model_kinds!r}: choose from {', '.join(MODEL_KINDS)}"
+            )
+        if self.class_weight not in ("balanced", "none"):
+            raise ValueError(f"RISK_CLASS_WEIGHT={self.class_weight!r}: use balanced or none")
+        if self.tune_sampler not in TUNE_SAMPLERS:
+            raise ValueError(
+                f"RISK_TUNE_SAMPLER={self.tune_sampler!r}: use one of {', '.join(TUNE_SAMPLERS)}"
+            )
         return self
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The model kinds to train, in the configured order."""
+        return tuple(k.strip() for k in self.model_kinds.split(",") if k.strip())
 
     # --- derived locations -------------------------------------------------------
     @property

@@ -1,21 +1,32 @@
-"""Credit default models in Spark MLlib, tracked and registered in MLflow.
+"""Credit default models in Spark MLlib: what they learn from, how they are fitted and judged.
 
-A decision tree and a neural network (multilayer perceptron) are trained on matured,
-approved applications before the out-of-time window and evaluated on it. The
-preprocessing (imputation, one-hot encoding, scaling for the network) is part of the
-logged pipeline, so the registered model scores raw gold feature rows. The better model
-on the out-of-time window becomes the ``champion`` alias when it beats the current
-champion; scoring always loads ``champion``.
+Four kinds, all trained where the data is:
+
+* ``decision_tree``: a probability tree (variance impurity on the 0/1 flag, leaves predict
+  their bad rate);
+* ``gbt``: gradient-boosted trees, the challenger most teams end up with;
+* ``neural_network``: a multilayer perceptron with early stopping on the validation window;
+* ``scorecard``: WOE binning plus logistic regression on a 300-900 points scale, the
+  baseline risk teams compare everything against (``riskcontrol.scorecard``).
+
+Every fitted model is one ``PipelineModel`` that scores raw feature rows: imputation,
+one-hot encoding and (for the network) log transform and scaling are stages of it, and its
+last stage writes ``pd``, the probability of default. Validation is the credit way: train,
+validation and out-of-time windows by application month (``time_split``), only matured
+labels, and class imbalance handled by weighting bads by goods/bads during fitting then
+correcting the odds back to the true bad rate (``ProbabilityOfDefault``), so PDs stay
+calibrated while the rare class still shapes the splits.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import MultilayerPerceptronClassifier
+import pandas as pd
+from pyspark.ml import Pipeline, PipelineModel, Transformer
+from pyspark.ml.classification import GBTClassifier, MultilayerPerceptronClassifier
 from pyspark.ml.feature import (
     Imputer,
     OneHotEncoder,
@@ -25,49 +36,21 @@ from pyspark.ml.feature import (
     VectorAssembler,
 )
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.regression import DecisionTreeRegressor
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from riskcontrol import metrics
 from riskcontrol.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from riskcontrol.config import Settings
+from riskcontrol.config import MODEL_KINDS
 
-MODEL_KINDS = ("decision_tree", "neural_network")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-
-
-@dataclass
-class TrainedModel:
-    kind: str
-    model: PipelineModel
-    params: dict
-    metrics: dict[str, float]
-    train_seconds: float
-    run_id: str | None = None
-    version: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def time_split(features: DataFrame, oot_months: int) -> tuple[DataFrame, DataFrame, list[str]]:
-    """Matured, approved applications: (train, out-of-time test, the test months).
-
-    The out-of-time window is the last ``oot_months`` application months that have
-    matured labels; training uses only the months before it.
-    """
-    labelled = features.where("label_matured AND label IS NOT NULL AND status = 'approved'")
-    months = sorted(r[0] for r in labelled.select("application_month").distinct().collect())
-    if len(months) <= oot_months:
-        raise ValueError(
-            f"only {len(months)} months with matured labels; need more than RISK_OOT_MONTHS="
-            f"{oot_months}. Generate a longer history (riskctl generate --months) or lower it."
-        )
-    test_months = months[-oot_months:]
-    train = labelled.where(~F.col("application_month").isin(test_months))
-    test = labelled.where(F.col("application_month").isin(test_months))
-    return train, test, test_months
-
+LABEL = "label"
+WEIGHT = "weight"
 
 # Heavy-tailed counts and amounts: log1p before scaling keeps a few large values from
 # dominating the network's inputs (trees are invariant to it and do without).
@@ -87,260 +70,526 @@ LOG_FEATURES = (
 )
 
 
-def log_transform() -> SQLTransformer:
-    """``<c>__log`` = log1p of each of ``LOG_FEATURES`` (negatives floored at 0)."""
-    cols = ", ".join(f"log1p(greatest(`{c}`, 0D)) AS `{c}__log`" for c in LOG_FEATURES)
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The raw columns a model reads, and the column naming its time window."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    log: tuple[str, ...] = ()
+    month: str = "application_month"
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+APPLICATION_SPEC = FeatureSpec(NUMERIC_FEATURES, CATEGORICAL_FEATURES, LOG_FEATURES)
+
+
+@dataclass
+class Split:
+    """Train, validation and out-of-time (or test) rows, and how they were chosen."""
+
+    train: DataFrame
+    valid: DataFrame
+    oot: DataFrame
+    method: str
+    windows: dict[str, str] = field(default_factory=dict)
+
+    def cache(self) -> Split:
+        for df in (self.train, self.valid, self.oot):
+            df.cache()
+        return self
+
+    def unpersist(self) -> None:
+        for df in (self.train, self.valid, self.oot):
+            df.unpersist()
+
+
+def matured_applications(features: DataFrame) -> DataFrame:
+    """Approved applications whose performance window has ended: the only usable labels."""
+    return features.where("label_matured AND label IS NOT NULL AND status = 'approved'")
+
+
+def time_split(
+    labelled: DataFrame, valid_months: int, oot_months: int, month_col: str = "application_month"
+) -> Split:
+    """Out-of-time split by month: the last ``oot_months`` months are the out-of-time test,
+    the ``valid_months`` before them the validation window, everything earlier training."""
+    months = sorted(r[0] for r in labelled.select(month_col).distinct().collect() if r[0])
+    if len(months) < oot_months + valid_months + 2:
+        raise ValueError(
+            f"only {len(months)} months with matured labels; need at least "
+            f"{oot_months + valid_months + 2} for {oot_months} out-of-time (RISK_OOT_MONTHS), "
+            f"{valid_months} validation (RISK_VALID_MONTHS) and 2 training months. Generate a "
+            "longer history (riskctl generate --months) or lower them."
+        )
+    oot = months[-oot_months:]
+    valid = months[-(oot_months + valid_months) : -oot_months]
+    train = months[: -(oot_months + valid_months)]
+
+    def window(ms: list[str]) -> str:
+        return f"{ms[0]}..{ms[-1]}"
+
+    return Split(
+        train=labelled.where(F.col(month_col).isin(train)),
+        valid=labelled.where(F.col(month_col).isin(valid)),
+        oot=labelled.where(F.col(month_col).isin(oot)),
+        method="time",
+        windows={"train": window(train), "valid": window(valid), "oot": window(oot)},
+    )
+
+
+def stratified_split(
+    labelled: DataFrame, seed: int, fractions: tuple[float, float] = (0.6, 0.2)
+) -> Split:
+    """Random split with the bad rate kept equal in each part (no time column to split on).
+
+    Rows are ranked within their class by a seeded hash, so the split is reproducible and
+    each class is cut at exactly the same fractions.
+    """
+    from pyspark.sql import Window
+
+    by_class = Window.partitionBy(LABEL).orderBy(F.xxhash64(F.lit(seed), *labelled.columns))
+    ranked = labelled.withColumn("_q", F.percent_rank().over(by_class))
+    train_to, valid_to = fractions[0], fractions[0] + fractions[1]
+    parts = [
+        ranked.where(cond).drop("_q")
+        for cond in (
+            F.col("_q") < train_to,
+            (F.col("_q") >= train_to) & (F.col("_q") < valid_to),
+            F.col("_q") >= valid_to,
+        )
+    ]
+    shares = f"{fractions[0]:.0%}/{fractions[1]:.0%}/{1 - valid_to:.0%}"
+    return Split(*parts, method="stratified", windows={"shares": shares})
+
+
+def balanced_weight(train: DataFrame, mode: str) -> float:
+    """goods/bads in ``train`` for ``mode='balanced'``; 1.0 for ``'none'``."""
+    if mode == "none":
+        return 1.0
+    row = train.agg(F.sum(F.col(LABEL)).alias("bads"), F.count("*").alias("n")).first()
+    bads, n = float(row["bads"] or 0), float(row["n"])
+    if bads == 0 or bads == n:
+        raise ValueError(f"training rows need both goods and bads; got {int(bads)} bads of {n:.0f}")
+    return (n - bads) / bads
+
+
+def with_weight(df: DataFrame, bad_weight: float) -> DataFrame:
+    return df.withColumn(
+        WEIGHT, F.when(F.col(LABEL) == 1, F.lit(float(bad_weight))).otherwise(F.lit(1.0))
+    )
+
+
+class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWritable):
+    """``pd`` from a classifier's ``probability`` vector (class 1) or a probability tree's
+    scalar prediction, with the odds corrected for the weight bads had during fitting.
+
+    A model fitted with bads weighted ``w`` predicts odds ``w`` times too high; dividing
+    the odds by ``w`` (``p / (p + (1 - p) w)``) restores the training bad rate (exact for
+    logistic models, a first-order correction for trees and networks).
+    """
+
+    inputCol = Param(Params._dummy(), "inputCol", "probability vector or scalar column")
+    badWeight = Param(
+        Params._dummy(), "badWeight", "weight of bads in fitting", TypeConverters.toFloat
+    )
+
+    def __init__(self, inputCol: str = "probability", badWeight: float = 1.0):
+        super().__init__()
+        self._setDefault(inputCol="probability", badWeight=1.0)
+        self._set(inputCol=inputCol, badWeight=badWeight)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        name = self.getOrDefault(self.inputCol)
+        w = self.getOrDefault(self.badWeight)
+        raw = (
+            vector_to_array(name)[1]
+            if not isinstance(dataset.schema[name].dataType, T.DoubleType)
+            else F.col(name)
+        )
+        p = F.least(F.greatest(raw, F.lit(0.0)), F.lit(1.0))
+        corrected = p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))
+        return dataset.withColumn("pd", corrected.cast("double"))
+
+
+def log_transform(spec: FeatureSpec) -> SQLTransformer:
+    """``<c>__log`` = log1p of each of ``spec.log`` (negatives floored at 0)."""
+    cols = ", ".join(f"log1p(greatest(`{c}`, 0D)) AS `{c}__log`" for c in spec.log)
     return SQLTransformer(statement=f"SELECT *, {cols} FROM __THIS__")
 
 
-def preprocessing(scale: bool) -> list:
+def preprocessing(spec: FeatureSpec, scale: bool) -> list:
     """Impute numerics (median), one-hot categoricals (unseen levels kept), assemble;
     for the network also log-transform and standardize."""
-    numeric = [f"{c}__log" if scale and c in LOG_FEATURES else c for c in NUMERIC_FEATURES]
-    imputed = [f"{c}__imp" for c in NUMERIC_FEATURES]
-    indexed = [f"{c}__idx" for c in CATEGORICAL_FEATURES]
-    onehot = [f"{c}__ohe" for c in CATEGORICAL_FEATURES]
-    stages = [
-        Imputer(strategy="median", inputCols=numeric, outputCols=imputed),
-        StringIndexer(
-            inputCols=list(CATEGORICAL_FEATURES), outputCols=indexed, handleInvalid="keep"
-        ),
-        OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
+    logged = scale and bool(spec.log)
+    numeric = [f"{c}__log" if logged and c in spec.log else c for c in spec.numeric]
+    imputed = [f"{c}__imp" for c in spec.numeric]
+    indexed = [f"{c}__idx" for c in spec.categorical]
+    onehot = [f"{c}__ohe" for c in spec.categorical]
+    stages: list = []
+    if logged:
+        stages.append(log_transform(spec))
+    if numeric:
+        stages.append(Imputer(strategy="median", inputCols=numeric, outputCols=imputed))
+    if spec.categorical:
+        stages += [
+            StringIndexer(
+                inputCols=list(spec.categorical), outputCols=indexed, handleInvalid="keep"
+            ),
+            OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
+        ]
+    stages.append(
         VectorAssembler(
             inputCols=imputed + onehot,
             outputCol="features_raw" if scale else "features",
             handleInvalid="keep",
-        ),
-    ]
+        )
+    )
     if scale:
-        stages.insert(0, log_transform())
         stages.append(StandardScaler(inputCol="features_raw", outputCol="features", withMean=True))
     return stages
 
 
-def fit_decision_tree(train: DataFrame, seed: int) -> tuple[PipelineModel, dict]:
+# --- the four model kinds ---------------------------------------------------------------
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "decision_tree": {"maxDepth": 6, "minInstancesPerNode": 150, "maxBins": 32},
+    "gbt": {
+        "maxIter": 40,
+        "maxDepth": 3,
+        "stepSize": 0.1,
+        "subsamplingRate": 0.8,
+        "minInstancesPerNode": 50,
+    },
+    "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
+    "scorecard": {"max_bins": 6, "min_iv": 0.02},
+}
+
+
+def fit_decision_tree(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
     """A probability tree: variance impurity on the 0/1 default flag.
 
     For a 0/1 target the variance p(1-p) is half the Gini impurity, so the splits are a
-    classification tree's, and each leaf predicts its bad rate: a calibrated PD. Spark's
+    classification tree's, and each leaf predicts its (weighted) bad rate. Spark's
     DecisionTreeClassifier prunes sibling leaves that predict the same class, which on a
     5-10% bad rate collapses the tree to its root (every leaf predicts "good").
     """
-    params = {"maxDepth": 7, "minInstancesPerNode": 200, "minInfoGain": 0.0, "maxBins": 32}
     tree = DecisionTreeRegressor(
-        labelCol="label", featuresCol="features", seed=seed, predictionCol="pd", **params
+        labelCol=LABEL,
+        featuresCol="features",
+        weightCol=WEIGHT,
+        predictionCol="tree_pd",
+        leafCol="leaf",
+        seed=seed,
+        **params,
     )
-    return Pipeline(stages=[*preprocessing(scale=False), tree]).fit(train), params
+    stages = [*preprocessing(spec, scale=False), tree, ProbabilityOfDefault("tree_pd", bad_weight)]
+    return Pipeline(stages=stages).fit(with_weight(split.train, bad_weight))
+
+
+def fit_gbt(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """Gradient-boosted trees (logistic loss); ``probability`` comes from the margin."""
+    gbt = GBTClassifier(
+        labelCol=LABEL,
+        featuresCol="features",
+        weightCol=WEIGHT,
+        leafCol="leaves",
+        seed=seed,
+        **params,
+    )
+    stages = [
+        *preprocessing(spec, scale=False),
+        gbt,
+        ProbabilityOfDefault("probability", bad_weight),
+    ]
+    return Pipeline(stages=stages).fit(with_weight(split.train, bad_weight))
+
+
+def oversample(df: DataFrame, copies: int) -> DataFrame:
+    """Each bad row ``copies`` times (Spark's perceptron takes no row weights)."""
+    if copies <= 1:
+        return df
+    reps = F.when(F.col(LABEL) == 1, F.lit(copies)).otherwise(F.lit(1))
+    return df.withColumn("_rep", F.explode(F.sequence(F.lit(1), reps))).drop("_rep")
 
 
 def fit_neural_network(
-    train: DataFrame,
-    seed: int,
-    validation_months: int = 2,
-    rounds: int = 12,
-    step: int = 10,
-    patience: int = 3,
-) -> tuple[PipelineModel, dict]:
-    """A small multilayer perceptron with early stopping on a validation window.
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """A small multilayer perceptron with early stopping on the validation window.
 
-    Spark's MLP has no weight penalty, so it overfits a few thousand loans within tens
-    of L-BFGS iterations. The last ``validation_months`` of the training window are held
-    out; training continues ``step`` iterations at a time from the previous weights and
-    keeps the weights with the best validation AUC, stopping after ``patience`` rounds
-    without improvement.
+    Spark's MLP has no weight penalty, so it overfits within tens of L-BFGS iterations.
+    Training continues ``step`` iterations at a time from the previous weights and keeps
+    the weights with the best validation AUC, stopping after ``patience`` rounds without
+    improvement. Bads are oversampled ``round(bad_weight)`` times.
     """
-    months = sorted(r[0] for r in train.select("application_month").distinct().collect())
-    valid_months = months[-validation_months:] if len(months) > validation_months else []
-    fit_part = train.where(~F.col("application_month").isin(valid_months))
-    valid_part = train.where(F.col("application_month").isin(valid_months))
-    prep = Pipeline(stages=preprocessing(scale=True)).fit(fit_part)
-    prepared = prep.transform(fit_part).select("features", "label").cache()
-    held_out = prep.transform(valid_part).select("features", "label").cache()
+    copies = max(1, round(bad_weight))
+    prep = Pipeline(stages=preprocessing(spec, scale=True)).fit(split.train)
+    prepared = prep.transform(oversample(split.train, copies)).select("features", LABEL).cache()
+    held_out = prep.transform(split.valid).select("features", LABEL).cache()
     width = len(prepared.first()["features"])
-    layers = [width, 8, 2]
+    layers = [width, int(params["hidden"]), 2]
+    step, patience = int(params["step"]), int(params["patience"])
     best, best_auc, best_iters, weights = None, -1.0, 0, None
-    for round_no in range(1, rounds + 1):
+    for round_no in range(1, int(params["rounds"]) + 1):
         mlp = MultilayerPerceptronClassifier(
-            labelCol="label", featuresCol="features", seed=seed, layers=layers, maxIter=step
+            labelCol=LABEL, featuresCol="features", seed=seed, layers=layers, maxIter=step
         )
         if weights is not None:
             mlp.setInitialWeights(weights)
         model = mlp.fit(prepared)
         weights = model.weights
-        if held_out.isEmpty():
+        rows = model.transform(held_out).select(vector_to_array("probability")[1].alias("p"), LABEL)
+        frame = rows.toPandas()
+        if frame.empty or frame[LABEL].nunique() < 2:
             best, best_iters = model, round_no * step
             continue
-        rows = positive_probability(model.transform(held_out)).select("pd", "label").toPandas()
-        score = metrics.auc(rows["pd"].to_numpy(), rows["label"].to_numpy().astype(int))
+        score = metrics.auc(frame["p"].to_numpy(), frame[LABEL].to_numpy().astype(int))
         if score > best_auc:
             best, best_auc, best_iters = model, score, round_no * step
         elif round_no * step - best_iters >= patience * step:
             break
     prepared.unpersist()
     held_out.unpersist()
-    params = {
-        "layers": layers,
-        "solver": "l-bfgs",
-        "iterations": best_iters,
-        "validation_months": ",".join(valid_months),
-        "validation_auc": round(best_auc, 6),
-    }
-    return PipelineModel(stages=[*prep.stages, best]), params
+    params["layers"] = layers
+    params["iterations"] = best_iters
+    return PipelineModel(stages=[*prep.stages, best, ProbabilityOfDefault("probability", copies)])
 
 
-FITTERS = {"decision_tree": fit_decision_tree, "neural_network": fit_neural_network}
+def fit_scorecard(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """WOE binning + logistic regression (``riskcontrol.scorecard``); its pipeline writes
+    ``pd``, the 300-900 ``score`` and the adverse-action ``reason_codes``."""
+    from riskcontrol import scorecard
 
-
-def positive_probability(predictions: DataFrame) -> DataFrame:
-    """Ensure ``pd``: a classifier's class-1 ``probability`` (never ``rawPrediction``), or
-    the probability tree's own ``pd`` prediction, clipped to [0, 1]."""
-    if "probability" in predictions.columns:
-        return predictions.withColumn("pd", vector_to_array("probability")[1])
-    return predictions.withColumn("pd", F.least(F.greatest(F.col("pd"), F.lit(0.0)), F.lit(1.0)))
-
-
-def evaluate(model: PipelineModel, df: DataFrame) -> dict[str, float]:
-    """AUC, KS and Gini of ``model`` on ``df`` (from probabilities), with counts."""
-    rows = positive_probability(model.transform(df)).select("pd", "label").toPandas()
-    scores, labels = rows["pd"].to_numpy(), rows["label"].to_numpy().astype(int)
-    return {
-        "auc": metrics.auc(scores, labels),
-        "ks": metrics.ks(scores, labels),
-        "gini": metrics.gini(scores, labels),
-        "rows": float(len(labels)),
-        "bad_rate": float(np.mean(labels)),
-    }
-
-
-def train(
-    features: DataFrame, settings: Settings, seed: int = 42, kinds: tuple[str, ...] = MODEL_KINDS
-) -> tuple[list[TrainedModel], list[str]]:
-    """Fit each model kind on the training window and evaluate it out of time."""
-    train_df, test_df, test_months = time_split(features, settings.oot_months)
-    train_df = train_df.cache()
-    test_df = test_df.cache()
-    trained = []
-    for kind in kinds:
-        started = time.perf_counter()
-        model, params = FITTERS[kind](
-            train_df.withColumn("label", F.col("label").cast("double")), seed
-        )
-        seconds = time.perf_counter() - started
-        result = {f"train_{k}": v for k, v in evaluate(model, train_df).items()}
-        result.update({f"oot_{k}": v for k, v in evaluate(model, test_df).items()})
-        trained.append(TrainedModel(kind, model, params, result, seconds))
-    train_df.unpersist()
-    test_df.unpersist()
-    return trained, test_months
-
-
-def log_and_register(
-    trained: list[TrainedModel],
-    settings: Settings,
-    sample: DataFrame,
-    lineage: dict[str, int | None],
-    test_months: list[str],
-    pipeline_run_id: str,
-) -> TrainedModel | None:
-    """Log each model to MLflow, register it, and move the aliases.
-
-    The best model of this run by out-of-time AUC becomes ``champion`` if there is no
-    champion yet or it beats the current one's out-of-time AUC; otherwise it is
-    ``challenger``. Returns the model that holds ``champion`` after this call, if it is
-    one of ``trained``.
-    """
-    import mlflow
-    import mlflow.spark
-    import pyspark
-    from mlflow.models import infer_signature
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment
-        else client.create_experiment(
-            settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_root
-        )
+    card = scorecard.fit_scorecard(
+        split.train,
+        list(spec.numeric),
+        list(spec.categorical),
+        label=LABEL,
+        bad_weight=bad_weight,
+        max_bins=int(params["max_bins"]),
+        min_iv=float(params["min_iv"]),
+        **SCORE_SCALE,
     )
-    example = sample.select(*NUMERIC_FEATURES, *CATEGORICAL_FEATURES).limit(5).toPandas()
-    for tm in trained:
-        with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"{tm.kind}-{pipeline_run_id}"
-        ) as active:
-            mlflow.log_params({k: str(v) for k, v in tm.params.items()})
-            mlflow.log_params(
-                {
-                    "model_kind": tm.kind,
-                    "oot_months": ",".join(test_months),
-                    "performance_months": settings.performance_months,
-                    "bad_dpd": settings.bad_dpd,
-                }
-            )
-            mlflow.log_metrics({**tm.metrics, "train_seconds": tm.train_seconds})
-            mlflow.log_dict(
-                {"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
-                "features.json",
-            )
-            mlflow.set_tags(
-                {
-                    "pipeline_run_id": pipeline_run_id,
-                    **{f"lineage.{k}": str(v) for k, v in lineage.items()},
-                }
-            )
-            signature = infer_signature(example, np.zeros(len(example)))
-            info = mlflow.spark.log_model(
-                tm.model,
-                artifact_path="model",
-                registered_model_name=settings.registered_model,
-                signature=signature,
-                pip_requirements=[f"pyspark=={pyspark.__version__}"],
-            )
-            tm.run_id = active.info.run_id
-            tm.version = str(info.registered_model_version)
-            client.set_model_version_tag(
-                settings.registered_model, tm.version, "model_kind", tm.kind
-            )
-            client.set_model_version_tag(
-                settings.registered_model, tm.version, "oot_auc", f"{tm.metrics['oot_auc']:.6f}"
-            )
-    best = max(trained, key=lambda t: t.metrics["oot_auc"])
-    current = champion_auc(client, settings.registered_model)
-    winner = best if current is None or best.metrics["oot_auc"] > current else None
-    for tm in trained:
-        if tm is winner:
-            client.set_registered_model_alias(settings.registered_model, CHAMPION, tm.version)
-    if best is not winner:
-        client.set_registered_model_alias(settings.registered_model, CHALLENGER, best.version)
-    return winner
+    card.model.scorecard = card  # the points table and SQL travel with the model
+    return card.model
 
 
-def champion_auc(client, name: str) -> float | None:
-    """The out-of-time AUC recorded on the current champion version, if any."""
-    try:
-        mv = client.get_model_version_by_alias(name, CHAMPION)
-    except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
-        return None
-    value = mv.tags.get("oot_auc")
-    return float(value) if value is not None else None
+# The scorecard's points scale; ``riskcontrol.scoring`` maps every model's PD onto it.
+SCORE_SCALE = {"base": 600, "base_odds": 19.0, "pdo": 50.0}
+
+FITTERS = {
+    "decision_tree": fit_decision_tree,
+    "gbt": fit_gbt,
+    "neural_network": fit_neural_network,
+    "scorecard": fit_scorecard,
+}
+assert set(FITTERS) == set(MODEL_KINDS)
 
 
-def load_champion(settings: Settings) -> tuple[PipelineModel, str, str]:
-    """The champion model, its registered name and version."""
-    import mlflow
-    import mlflow.spark
-    from mlflow.tracking import MlflowClient
+def fit(
+    kind: str, split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> tuple[PipelineModel, float]:
+    """Fit one model kind; returns the model and the wall time in seconds. A fitter may add
+    what it chose to ``params`` (the network its layers and iterations)."""
+    started = time.perf_counter()
+    model = FITTERS[kind](split, spec, params, seed, bad_weight)
+    return model, time.perf_counter() - started
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(settings.registered_model, CHAMPION)
-    except Exception as exc:  # noqa: BLE001
+
+# --- judging a model --------------------------------------------------------------------
+def predictions(model: PipelineModel, df: DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """``pd``, ``label`` and the month (when the data has one) of every row, in pandas."""
+    cols = [F.col("pd"), F.col(LABEL).cast("int").alias(LABEL)]
+    if spec.month in df.columns:
+        cols.append(F.col(spec.month).alias("month"))
+    return model.transform(df).select(*cols).toPandas()
+
+
+@dataclass
+class Evaluation:
+    """Everything credit teams read about a model, per window."""
+
+    metrics: dict[str, float]
+    scores: dict[str, pd.DataFrame]
+    calibration: list[dict]
+    confusion: dict[str, Any]
+    psi_table: list[dict]
+    auc_by_month: dict[str, dict]
+    cutoff: float
+
+    def tables(self) -> dict[str, Any]:
+        return {
+            "calibration_oot.json": self.calibration,
+            "confusion_oot.json": self.confusion,
+            "psi_train_oot.json": self.psi_table,
+            "auc_by_month.json": self.auc_by_month,
+        }
+
+
+def evaluate(model: PipelineModel, split: Split, spec: FeatureSpec, cutoff: float) -> Evaluation:
+    """AUC, KS, Gini, Brier per window; calibration and confusion at ``cutoff`` out of time;
+    PSI of the out-of-time scores against training; AUC by month across all windows."""
+    scores = {name: predictions(model, df, spec) for name, df in split_frames(split).items()}
+    flat: dict[str, float] = {}
+    for name, frame in scores.items():
+        summary = metrics.summary(frame["pd"].to_numpy(), frame[LABEL].to_numpy(), cutoff)
+        flat.update({f"{name}_{k}": float(v) for k, v in summary.items() if v is not None})
+    train_pd, oot = scores["train"]["pd"].to_numpy(), scores["oot"]
+    flat["psi_train_oot"] = metrics.psi(train_pd, oot["pd"].to_numpy())
+    every = pd.concat(scores.values(), ignore_index=True)
+    by_month = (
+        metrics.auc_by_group(every["pd"].to_numpy(), every[LABEL].to_numpy(), every["month"])
+        if "month" in every
+        else {}
+    )
+    return Evaluation(
+        metrics=flat,
+        scores=scores,
+        calibration=metrics.calibration_table(oot["pd"].to_numpy(), oot[LABEL].to_numpy()),
+        confusion=metrics.confusion(oot["pd"].to_numpy(), oot[LABEL].to_numpy(), cutoff),
+        psi_table=metrics.psi_table(train_pd, oot["pd"].to_numpy()),
+        auc_by_month=by_month,
+        cutoff=cutoff,
+    )
+
+
+def split_frames(split: Split) -> dict[str, DataFrame]:
+    return {"train": split.train, "valid": split.valid, "oot": split.oot}
+
+
+def tree_stage(model: PipelineModel):
+    """The fitted tree or boosted-trees stage of a pipeline, or None."""
+    for stage in model.stages:
+        if hasattr(stage, "featureImportances") and hasattr(stage, "getLeafCol"):
+            return stage
+    return None
+
+
+def importance(
+    model: PipelineModel,
+    kind: str,
+    split: Split,
+    spec: FeatureSpec,
+    seed: int,
+    sample_rows: int = 2000,
+) -> dict[str, dict[str, float]]:
+    """Global feature importance: permutation (AUC drop on a validation sample) for every
+    model, plus the trees' own split importance and the scorecard's information value."""
+    from riskcontrol import explain
+
+    sample = (
+        split.valid.select(*spec.columns, LABEL).orderBy(F.rand(seed)).limit(sample_rows).toPandas()
+    )
+    out = {"permutation": {}}
+    if sample[LABEL].nunique() == 2:
+        out["permutation"] = explain.permutation_importance(
+            model, sample, spec.columns, label=LABEL, seed=seed, spark=split.valid.sparkSession
+        )
+    stage = tree_stage(model)
+    if stage is not None:
+        transformed = model.transform(split.valid.limit(1))
+        out["native"] = explain.native_importance(stage, explain.slot_features(transformed))
+    card = getattr(model, "scorecard", None)
+    if card is not None:
+        out["information_value"] = dict(card.iv)
+    return out
+
+
+def primary_importance(imp: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The importance to show first: the trees' own, else permutation."""
+    return imp.get("native") or imp.get("permutation") or {}
+
+
+@dataclass
+class TrainedModel:
+    kind: str
+    model: PipelineModel
+    params: dict
+    train_seconds: float
+    bad_weight: float
+    evaluation: Evaluation
+    importance: dict[str, dict[str, float]]
+    run_id: str | None = None
+    version: str | None = None
+    trials: int = 0
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**self.evaluation.metrics, "train_seconds": self.train_seconds}
+
+
+def train_kind(
+    kind: str,
+    split: Split,
+    spec: FeatureSpec,
+    params: dict,
+    seed: int,
+    bad_weight: float,
+    cutoff: float,
+) -> TrainedModel:
+    """Fit, evaluate and explain one model kind on a prepared split."""
+    params = dict(params)
+    model, seconds = fit(kind, split, spec, params, seed, bad_weight)
+    evaluation = evaluate(model, split, spec, cutoff)
+    imp = importance(model, kind, split, spec, seed)
+    return TrainedModel(kind, model, params, seconds, bad_weight, evaluation, imp)
+
+
+def reference_values(df: DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    """Typical good-customer values (for the network's occlusion reason codes)."""
+    from riskcontrol import explain
+
+    return explain.reference_values(df, list(spec.numeric), list(spec.categorical), label=LABEL)
+
+
+def with_reason_codes(
+    champion, rows: DataFrame, predicted: DataFrame, id_col: str, top: int = 3
+) -> DataFrame:
+    """Add ``reason_codes``: the ``top`` features that pushed each row's risk up.
+
+    The scorecard writes its own (points furthest below each feature's best); trees use
+    path contributions (exact for the tree's prediction); the network uses occlusion
+    against a typical good customer (``champion.reference``). ``rows`` are the raw rows
+    ``predicted`` was scored from, keyed by ``id_col``.
+    """
+    from riskcontrol import explain
+
+    if "reason_codes" in predicted.columns:
+        return predicted
+    stage = tree_stage(champion.model)
+    if stage is not None:
+        trees = getattr(stage, "trees", None) or [stage]
+        weights = list(getattr(stage, "treeWeights", [1.0]))
+        return explain.tree_reason_codes(
+            predicted,
+            [explain.tree_from_spark(t) for t in trees],
+            weights,
+            explain.slot_features(predicted),
+            stage.getLeafCol(),
+            top=top,
+        )
+    if champion.reference is None:
         raise RuntimeError(
-            f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
-            f"{settings.mlflow_tracking_uri}: run `riskctl train` first"
-        ) from exc
-    model = mlflow.spark.load_model(f"models:/{settings.registered_model}@{CHAMPION}")
-    return model, settings.registered_model, str(mv.version)
+            f"model v{champion.version} ({champion.kind}) has no explain/reference.json: "
+            "retrain it with this version of riskcontrol (`riskctl train`)"
+        )
+    spec = champion.spec
+    codes = explain.occlusion_reason_codes(
+        champion.model,
+        rows.select(id_col, *spec.columns),
+        list(spec.numeric),
+        list(spec.categorical),
+        champion.reference,
+        top=top,
+        id_col=id_col,
+    )
+    return predicted.join(codes.select(id_col, "reason_codes"), id_col, "left")

@@ -65,9 +65,18 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             for r in pipeline.run_quality(run)
         ]
     if task == "train_models":
-        trained = pipeline.run_train(run)
+        result = pipeline.run_train(run)
         return [
-            {"kind": t.kind, "version": t.version, "run_id": t.run_id, **t.metrics} for t in trained
+            {
+                "kind": t.kind,
+                "version": t.version,
+                "run_id": t.run_id,
+                "oot_auc": t.metrics["oot_auc"],
+                "oot_ks": t.metrics["oot_ks"],
+                "promoted": t.version == result.decision.challenger_version
+                and result.decision.promote,
+            }
+            for t in result.trained
         ]
     stages = {
         "collect_lending_db": pipeline.run_collect_lending_db,

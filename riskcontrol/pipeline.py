@@ -26,6 +26,7 @@ from riskcontrol import (
     resolve,
     scoring,
     silver,
+    tracking,
 )
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
@@ -479,29 +480,77 @@ LINEAGE_TABLES = (
 )
 
 
-def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> list[models.TrainedModel]:
-    spark, settings = run.spark, run.settings
+@dataclass
+class TrainResult:
+    trained: list[models.TrainedModel]
+    decision: tracking.PromotionDecision
+    split: models.Split
+
+
+def training_split(spark: SparkSession, settings: Settings) -> models.Split:
+    """Matured, approved applications split into train / validation / out-of-time months."""
     features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
-    progress("train: decision tree and neural network on the training window")
-    trained, test_months = models.train(features, settings, seed=seed)
-    lineage = lakehouse.table_versions(spark, list(LINEAGE_TABLES), settings)
-    progress(
-        f"train: logging to MLflow ({settings.mlflow_tracking_uri}), out-of-time {test_months}"
+    return models.time_split(
+        models.matured_applications(features), settings.valid_months, settings.oot_months
     )
-    models.log_and_register(trained, settings, features, lineage, test_months, run.run_id)
-    return trained
+
+
+def lineage(spark: SparkSession, settings: Settings) -> list[tracking.Lineage]:
+    """The Delta version of every table a model learns from, as read now."""
+    versions = lakehouse.table_versions(spark, list(LINEAGE_TABLES), settings)
+    return [
+        tracking.Lineage(t.full_name, t.path(settings), versions[t.full_name])
+        for t in LINEAGE_TABLES
+    ]
+
+
+def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainResult:
+    """Fit every configured model kind, log and register each, and apply the champion rule
+    to the best of them (by out-of-time AUC)."""
+    spark, settings = run.spark, run.settings
+    spec = models.APPLICATION_SPEC
+    split = training_split(spark, settings).cache()
+    progress(
+        f"train: {', '.join(settings.kinds)} on {split.windows} "
+        f"(MLflow {settings.mlflow_tracking_uri})"
+    )
+    trained = tracking.train_and_log(
+        split,
+        spec,
+        settings,
+        kinds=settings.kinds,
+        seed=seed,
+        lineage=lineage(spark, settings),
+        example=split.oot.select(*spec.columns),
+        run_label=run.run_id,
+        registered_model=settings.registered_model,
+        tags={"pipeline_run_id": run.run_id},
+        progress=progress,
+    )
+    best = max(trained, key=lambda t: t.metrics["oot_auc"])
+    tracking.set_challenger(settings, best.version)
+    decision = tracking.promote(
+        settings, split, spec, challenger=best.version, challenger_model=best.model
+    )
+    verdict = "promoted to champion" if decision.promote else "stays challenger"
+    progress(f"train: {best.kind} v{best.version} {verdict}: {decision.reason}")
+    split.unpersist()
+    return TrainResult(trained, decision, split)
 
 
 def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
     spark, settings = run.spark, run.settings
     features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
-    model, name, version = models.load_champion(settings)
-    progress(f"apply: scoring pending applications with {name} v{version} (champion)")
+    champion = tracking.load_champion(settings)
+    progress(
+        f"apply: scoring pending applications with {champion.name} v{champion.version} "
+        f"({champion.kind}, champion)"
+    )
     counts = StepCounts(
         "apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0
     )
     counts.rows_in = features.where(F.col("status") == "pending").count()
-    scored = scoring.score_applications(features, model, name, version, settings).cache()
+    scored = scoring.score_applications(features, champion, settings).cache()
     n_scored = scored.count()
     result = lakehouse.merge(scored, GOLD_SCORED_APPLICATIONS, settings)
     counts.rows_out = result.inserted + result.updated

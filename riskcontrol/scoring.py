@@ -91,22 +91,23 @@ def classify(
     )
 
 
-def score_applications(
-    features: DataFrame, model, model_name: str, model_version: str, settings: Settings
-) -> DataFrame:
-    """Score pending applications with ``model`` into the scored_applications contract."""
-    from riskcontrol.models import positive_probability
+def score_applications(features: DataFrame, champion, settings: Settings) -> DataFrame:
+    """Score pending applications with the champion into the scored_applications contract,
+    with each application's top-3 reason codes (what pushed its risk up)."""
+    from riskcontrol import models
 
     pending = features.where(F.col("status") == "pending")
-    predicted = positive_probability(model.transform(pending))
+    predicted = models.with_reason_codes(
+        champion, pending, champion.model.transform(pending), id_col="application_id"
+    )
     out = classify(predicted, settings).select(
         *[
             c
             for c in GOLD_SCORED_APPLICATIONS.columns
             if c not in ("model_name", "model_version", "scored_at")
         ],
-        F.lit(model_name).alias("model_name"),
-        F.lit(model_version).alias("model_version"),
+        F.lit(champion.name).alias("model_name"),
+        F.lit(champion.version).alias("model_version"),
         F.current_timestamp().alias("scored_at"),
     )
     return out.select(*GOLD_SCORED_APPLICATIONS.columns)

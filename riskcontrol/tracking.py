@@ -1,0 +1,434 @@
+"""MLflow: every training run logged, models registered, champion/challenger aliases.
+
+One run per model kind holds: parameters, metrics per window, the Delta versions of its
+training tables (lineage, as MLflow dataset inputs and ``lineage.*`` parameters), the
+feature list, plots, evaluation tables, the model with its signature and an input
+example, and (for a search) the Optuna trials as nested runs. One registered model per
+use (``application_pd``); the best model of a training run takes the ``challenger``
+alias, and ``champion`` moves to it only when it beats the current champion on the same
+out-of-time window by the configured margin. The decision is logged either way.
+Scoring always loads ``champion``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+
+from riskcontrol import metrics, models, plots
+from riskcontrol.config import Settings
+from riskcontrol.models import CHALLENGER, CHAMPION, LABEL, FeatureSpec, Split, TrainedModel
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def client(settings: Settings):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return MlflowClient()
+
+
+def experiment_id(settings: Settings, name: str | None = None) -> str:
+    """The experiment's id, created (with the configured artifact root) on first use."""
+    c = client(settings)
+    name = name or settings.mlflow_experiment
+    found = c.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    return c.create_experiment(name, artifact_location=settings.mlflow_artifact_root)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """A training table and the Delta version that was read."""
+
+    table: str
+    path: str
+    version: int | None
+
+
+def log_lineage(lineage: list[Lineage], spark) -> None:
+    import mlflow
+    import mlflow.data
+
+    mlflow.log_params({f"lineage.{x.table}": str(x.version) for x in lineage})
+    for x in lineage:
+        if x.version is None:
+            continue
+        dataset = mlflow.data.load_delta(
+            path=x.path, version=str(x.version), name=x.table, digest=f"{x.table}@v{x.version}"
+        )
+        mlflow.log_input(dataset, context="training")
+
+
+def log_plots(tm: TrainedModel) -> None:
+    import mlflow
+
+    ev = tm.evaluation
+    curves = {
+        name: (frame["pd"].to_numpy(), frame[LABEL].to_numpy()) for name, frame in ev.scores.items()
+    }
+    oot = ev.scores["oot"]
+    figures = {
+        "roc.png": plots.roc_plot(curves),
+        "ks_oot.png": plots.ks_plot(
+            oot["pd"].to_numpy(), oot[LABEL].to_numpy(), title=f"KS, out-of-time: {tm.kind}"
+        ),
+        "calibration_oot.png": plots.calibration_plot(ev.calibration),
+        "score_distribution.png": plots.score_distribution_plot(
+            {"train": ev.scores["train"]["pd"].to_numpy(), "out-of-time": oot["pd"].to_numpy()},
+            psi=ev.metrics["psi_train_oot"],
+        ),
+        "importance.png": plots.importance_plot(
+            models.primary_importance(tm.importance), title=f"Feature importance: {tm.kind}"
+        ),
+    }
+    if ev.auc_by_month:
+        figures["auc_by_month.png"] = plots.auc_by_month_plot(ev.auc_by_month)
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}")
+        fig.clear()
+
+
+def log_model_artifacts(tm: TrainedModel, split: Split, spec: FeatureSpec) -> None:
+    """What a reader of this kind of model needs beyond the metrics."""
+    import mlflow
+
+    card = getattr(tm.model, "scorecard", None)
+    if card is not None:
+        mlflow.log_text(card.points_table().to_csv(index=False), "scorecard/points_table.csv")
+        mlflow.log_text(card.sql_expression() + "\n", "scorecard/score.sql")
+        mlflow.log_dict(card.to_dict(), "scorecard/scorecard.json")
+    stage = models.tree_stage(tm.model)
+    if stage is not None:
+        mlflow.log_text(stage.toDebugString, "explain/trees.txt")
+    if tm.kind == "neural_network":
+        mlflow.log_dict(models.reference_values(split.train, spec), "explain/reference.json")
+
+
+def log_training_run(
+    tm: TrainedModel,
+    split: Split,
+    spec: FeatureSpec,
+    example: Any,
+    registered_model: str | None,
+    extra: dict[str, Any],
+) -> None:
+    """Log one trained model into the active run (and register it if a name is given)."""
+    import mlflow
+    import mlflow.spark
+    import pyspark
+    from mlflow.models import infer_signature
+
+    mlflow.log_params({k: str(v) for k, v in tm.params.items()})
+    mlflow.log_params(
+        {
+            "model_kind": tm.kind,
+            "split_method": split.method,
+            **{f"window.{k}": v for k, v in split.windows.items()},
+            "bad_weight": round(tm.bad_weight, 6),
+            "cutoff_pd": tm.evaluation.cutoff,
+            **{k: str(v) for k, v in extra.items()},
+        }
+    )
+    mlflow.log_metrics(tm.metrics)
+    mlflow.log_dict(
+        {"numeric": list(spec.numeric), "categorical": list(spec.categorical)}, "features.json"
+    )
+    for name, table in tm.evaluation.tables().items():
+        mlflow.log_dict(table, f"evaluation/{name}")
+    mlflow.log_dict(tm.importance, "explain/importance.json")
+    log_plots(tm)
+    log_model_artifacts(tm, split, spec)
+    output = tm.model.transform(example.limit(5)).select("pd").toPandas()
+    example_pdf = example.limit(5).toPandas()
+    info = mlflow.spark.log_model(
+        tm.model,
+        artifact_path="model",
+        registered_model_name=registered_model,
+        signature=infer_signature(example_pdf, output),
+        input_example=example_pdf,
+        pip_requirements=[f"pyspark=={pyspark.__version__}", "riskcontrol"],
+    )
+    tm.run_id = mlflow.active_run().info.run_id
+    if registered_model:
+        tm.version = str(info.registered_model_version)
+
+
+def train_and_log(
+    split: Split,
+    spec: FeatureSpec,
+    settings: Settings,
+    *,
+    kinds: tuple[str, ...],
+    seed: int,
+    lineage: list[Lineage],
+    example: DataFrame,
+    run_label: str,
+    registered_model: str | None,
+    experiment: str | None = None,
+    tags: dict[str, str] | None = None,
+    progress: Progress = _quiet,
+) -> list[TrainedModel]:
+    """Search (if configured), fit, evaluate, explain and log each model kind; each kind is
+    one MLflow run with its trials nested in it. Registers versions when a name is given."""
+    import mlflow
+
+    c = client(settings)
+    exp = experiment_id(settings, experiment)
+    cutoff = settings.reject_from_pd
+    bad_weight = models.balanced_weight(split.train, settings.class_weight)
+    trained = []
+    for kind in kinds:
+        with mlflow.start_run(experiment_id=exp, run_name=f"{kind}-{run_label}"):
+            mlflow.set_tags({"model_kind": kind, **(tags or {})})
+            log_lineage(lineage, split.train.sparkSession)
+            params, trials = dict(models.DEFAULT_PARAMS[kind]), 0
+            if settings.tune_trials > 0:
+                from riskcontrol import tuning
+
+                progress(
+                    f"  {kind}: Optuna search, {settings.tune_trials} trials "
+                    f"({settings.tune_sampler})"
+                )
+                params, records = tuning.search(
+                    kind,
+                    split,
+                    spec,
+                    settings.tune_trials,
+                    settings.tune_sampler,
+                    seed,
+                    bad_weight,
+                    progress,
+                )
+                mlflow.log_dict(records, "tuning/trials.json")
+                trials = len(records)
+            progress(f"  {kind}: fitting on {split.windows}")
+            tm = models.train_kind(kind, split, spec, params, seed, bad_weight, cutoff)
+            tm.trials = trials
+            log_training_run(
+                tm,
+                split,
+                spec,
+                example,
+                registered_model,
+                {"seed": seed, "tune_trials": trials, "tune_sampler": settings.tune_sampler},
+            )
+            m = tm.metrics
+            progress(
+                f"  {kind}: out-of-time AUC {m['oot_auc']:.4f} KS {m['oot_ks']:.4f} "
+                f"Gini {m['oot_gini']:.4f} Brier {m['oot_brier']:.4f} "
+                f"({tm.train_seconds:.1f}s to fit)"
+            )
+        if registered_model:
+            for key, value in {
+                "model_kind": kind,
+                "run_label": run_label,
+                "oot_auc": f"{m['oot_auc']:.6f}",
+                "oot_ks": f"{m['oot_ks']:.6f}",
+                "oot_window": split.windows.get("oot", ""),
+            }.items():
+                c.set_model_version_tag(registered_model, tm.version, key, value)
+        trained.append(tm)
+    return trained
+
+
+# --- champion / challenger --------------------------------------------------------------
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    challenger_version: str
+    champion_version: str | None
+    challenger_auc: float
+    champion_auc: float | None
+    margin: float
+    reason: str
+    decided_at: float = 0.0
+
+
+def decide(
+    challenger_version: str,
+    challenger_auc: float,
+    champion_version: str | None,
+    champion_auc: float | None,
+    margin: float,
+) -> PromotionDecision:
+    """The champion rule: promote when there is no champion, or when the challenger's
+    out-of-time AUC beats the champion's (on the same window) by at least ``margin``."""
+    if champion_version is None or champion_auc is None:
+        promote, reason = True, "no champion yet"
+    elif champion_version == challenger_version:
+        promote, reason = False, "the challenger already is the champion"
+    else:
+        gain = round(challenger_auc - champion_auc, 10)
+        promote = gain >= margin
+        verb = "beats" if promote else "does not beat"
+        reason = (
+            f"out-of-time AUC {challenger_auc:.4f} {verb} the champion's {champion_auc:.4f} "
+            f"by the margin {margin:.4f} (difference {gain:+.4f})"
+        )
+    return PromotionDecision(
+        promote,
+        challenger_version,
+        champion_version,
+        challenger_auc,
+        champion_auc,
+        margin,
+        reason,
+        time.time(),
+    )
+
+
+def alias_version(settings: Settings, alias: str) -> str | None:
+    try:
+        return str(
+            client(settings).get_model_version_by_alias(settings.registered_model, alias).version
+        )
+    except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
+        return None
+
+
+def load_version(settings: Settings, version: str) -> PipelineModel:
+    import mlflow.spark
+
+    client(settings)
+    return mlflow.spark.load_model(f"models:/{settings.registered_model}/{version}")
+
+
+def oot_auc(model: PipelineModel, split: Split, spec: FeatureSpec) -> float:
+    frame = models.predictions(model, split.oot, spec)
+    return metrics.auc(frame["pd"].to_numpy(), frame[LABEL].to_numpy())
+
+
+def promote(
+    settings: Settings,
+    split: Split,
+    spec: FeatureSpec,
+    challenger: str | None = None,
+    challenger_model: PipelineModel | None = None,
+    force: bool = False,
+    progress: Progress = _quiet,
+) -> PromotionDecision:
+    """Apply the champion rule to ``challenger`` (default: the ``challenger`` alias),
+    re-scoring both models on the same out-of-time window, and log the decision."""
+    c = client(settings)
+    name = settings.registered_model
+    challenger = challenger or alias_version(settings, CHALLENGER)
+    if challenger is None:
+        raise RuntimeError(
+            f"registered model {name!r} has no '{CHALLENGER}' version: run `riskctl train`, "
+            "or name one with `riskctl promote --version N`"
+        )
+    model = challenger_model or load_version(settings, challenger)
+    challenger_auc = oot_auc(model, split, spec)
+    champion = alias_version(settings, CHAMPION)
+    champion_auc = None
+    if champion is not None and champion != challenger:
+        progress(f"promote: scoring champion v{champion} on the out-of-time window")
+        champion_auc = oot_auc(load_version(settings, champion), split, spec)
+    elif champion == challenger:
+        champion_auc = challenger_auc
+    decision = decide(challenger, challenger_auc, champion, champion_auc, settings.promotion_margin)
+    if force and not decision.promote:
+        decision = PromotionDecision(
+            True,
+            challenger,
+            champion,
+            challenger_auc,
+            champion_auc,
+            settings.promotion_margin,
+            f"forced by the operator ({decision.reason})",
+            decision.decided_at,
+        )
+    if decision.promote and champion != challenger:
+        c.set_registered_model_alias(name, CHAMPION, challenger)
+        c.delete_registered_model_alias(name, CHALLENGER)
+    record = {**asdict(decision), "oot_window": split.windows.get("oot")}
+    run_id = c.get_model_version(name, challenger).run_id
+    c.log_dict(run_id, record, f"promotion/decision-{int(decision.decided_at)}.json")
+    c.set_model_version_tag(name, challenger, "promotion", json.dumps(record))
+    c.set_registered_model_tag(name, "last_promotion", json.dumps(record))
+    return decision
+
+
+def set_challenger(settings: Settings, version: str) -> None:
+    client(settings).set_registered_model_alias(settings.registered_model, CHALLENGER, version)
+
+
+def list_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every registered version: kind, aliases, out-of-time metrics, fit time, run."""
+    c = client(settings)
+    name = settings.registered_model
+    try:
+        registered = c.get_registered_model(name)
+    except Exception:  # noqa: BLE001
+        return []
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (registered.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in c.search_model_versions(f"name='{name}'"):
+        run = c.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        rows.append(
+            {
+                "version": int(mv.version),
+                "kind": mv.tags.get("model_kind", "?"),
+                "aliases": sorted(aliases.get(str(mv.version), [])),
+                "oot_auc": run.get("oot_auc"),
+                "oot_ks": run.get("oot_ks"),
+                "oot_gini": run.get("oot_gini"),
+                "valid_auc": run.get("valid_auc"),
+                "psi_train_oot": run.get("psi_train_oot"),
+                "train_seconds": run.get("train_seconds"),
+                "created": mv.creation_timestamp,
+                "run_id": mv.run_id,
+            }
+        )
+    return sorted(rows, key=lambda r: r["version"])
+
+
+@dataclass
+class Champion:
+    """A registered model ready to score: what it is, and what explaining it needs."""
+
+    model: PipelineModel
+    name: str
+    version: str
+    kind: str
+    run_id: str
+    reference: dict[str, Any] | None = None
+    spec: FeatureSpec = models.APPLICATION_SPEC
+
+
+def load_champion(settings: Settings) -> Champion:
+    """The model holding the ``champion`` alias, with its kind (for reason codes)."""
+    import mlflow.spark
+
+    c = client(settings)
+    try:
+        mv = c.get_model_version_by_alias(settings.registered_model, CHAMPION)
+    except Exception as exc:  # noqa: BLE001
+        raise RuntimeError(
+            f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
+            f"{settings.mlflow_tracking_uri}: run `riskctl train` first"
+        ) from exc
+    import mlflow.artifacts
+
+    model = mlflow.spark.load_model(f"models:/{settings.registered_model}@{CHAMPION}")
+    kind = mv.tags.get("model_kind", "")
+    reference = None
+    if kind == "neural_network":
+        reference = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/explain/reference.json")
+    return Champion(model, settings.registered_model, str(mv.version), kind, mv.run_id, reference)

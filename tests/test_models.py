@@ -1,0 +1,256 @@
+"""Credit models: splits, imbalance, the four kinds, MLflow logging and the champion rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import SQLTransformer
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
+
+from riskcontrol import models, tracking
+from riskcontrol.models import FeatureSpec, Split
+
+SPEC = FeatureSpec(("x1", "x2", "x3"), ("c",), log=("x3",), month="month")
+MONTHS = [f"2023-{m:02d}" for m in range(1, 11)]
+
+
+def synthetic_book(n: int = 2400, seed: int = 5) -> pd.DataFrame:
+    """Applications over 10 months; default odds rise with x1 and level 'c', fall with x2."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    x3 = rng.lognormal(3, 1, size=n)
+    c = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    logit = -2.6 + 1.1 * x1 - 0.7 * x2 + 0.9 * (c == "c")
+    label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(float)
+    frame = pd.DataFrame(
+        {
+            "id": [f"A{i:05d}" for i in range(n)],
+            "month": [MONTHS[i % len(MONTHS)] for i in range(n)],
+            "x1": x1,
+            "x2": x2,
+            "x3": x3,
+            "c": c,
+            "label": label,
+        }
+    )
+    frame.loc[::37, "x2"] = np.nan  # missing values the pipeline must impute
+    return frame
+
+
+@pytest.fixture(scope="module")
+def book_split(spark):
+    df = spark.createDataFrame(synthetic_book())
+    split = models.time_split(df, valid_months=2, oot_months=2, month_col="month").cache()
+    yield split
+    split.unpersist()
+
+
+def test_time_split_takes_the_last_months_out_of_time(spark):
+    rows = [(f"2024-{m:02d}", float(m % 2)) for m in range(1, 9) for _ in range(2)]
+    df = spark.createDataFrame(rows, "application_month string, label double")
+    split = models.time_split(df, valid_months=2, oot_months=3)
+    assert split.windows == {
+        "train": "2024-01..2024-03",
+        "valid": "2024-04..2024-05",
+        "oot": "2024-06..2024-08",
+    }
+    assert (split.train.count(), split.valid.count(), split.oot.count()) == (6, 4, 6)
+    with pytest.raises(ValueError, match="need at least 8"):
+        models.time_split(df.where("application_month < '2024-08'"), 2, 4)
+
+
+def test_stratified_split_cuts_each_class_at_the_same_shares(spark):
+    rows = [(f"R{i:03d}", 1.0 if i < 20 else 0.0) for i in range(100)]
+    split = models.stratified_split(spark.createDataFrame(rows, "id string, label double"), seed=1)
+    counts = {
+        name: sorted(
+            (r["label"], r["n"]) for r in df.groupBy("label").agg(F.count("*").alias("n")).collect()
+        )
+        for name, df in models.split_frames(split).items()
+    }
+    # 20 bads and 80 goods cut 60/20/20 each: 12/4/4 bads, 48/16/16 goods.
+    assert counts == {
+        "train": [(0.0, 48), (1.0, 12)],
+        "valid": [(0.0, 16), (1.0, 4)],
+        "oot": [(0.0, 16), (1.0, 4)],
+    }
+    again = models.stratified_split(spark.createDataFrame(rows, "id string, label double"), 1)
+    assert sorted(r.id for r in again.oot.collect()) == sorted(r.id for r in split.oot.collect())
+
+
+def test_balanced_weight_and_prior_correction(spark):
+    df = spark.createDataFrame([(1.0,)] * 5 + [(0.0,)] * 15, "label double")
+    assert models.balanced_weight(df, "balanced") == 3.0
+    assert models.balanced_weight(df, "none") == 1.0
+    probs = spark.createDataFrame(
+        [(1, Vectors.dense([0.5, 0.5])), (2, Vectors.dense([0.8, 0.2]))], ["id", "probability"]
+    )
+    got = models.ProbabilityOfDefault("probability", 3.0).transform(probs)
+    # Odds divided by the weight: 0.5/(0.5 + 0.5*3) = 0.25; 0.2/(0.2 + 0.8*3) = 1/13.
+    assert [round(r.pd, 12) for r in got.orderBy("id").collect()] == [0.25, round(1 / 13, 12)]
+
+
+@pytest.mark.parametrize("kind", ["decision_tree", "gbt", "neural_network", "scorecard"])
+def test_each_kind_ranks_risk_out_of_time_and_scores_raw_rows(spark, book_split, kind):
+    params = dict(models.DEFAULT_PARAMS[kind])
+    params.update(
+        {
+            "decision_tree": {"minInstancesPerNode": 40, "maxDepth": 4},
+            "gbt": {"maxIter": 10, "minInstancesPerNode": 20},
+            "neural_network": {"rounds": 4},
+            "scorecard": {},
+        }[kind]
+    )
+    weight = models.balanced_weight(book_split.train, "balanced")
+    tm = models.train_kind(kind, book_split, SPEC, params, seed=3, bad_weight=weight, cutoff=0.2)
+    m = tm.metrics
+    # The true model's out-of-time AUC on this book is about 0.78; every kind must rank.
+    assert 0.65 < m["oot_auc"] < 0.9, m
+    assert math.isclose(m["oot_gini"], 2 * m["oot_auc"] - 1)
+    # Prior correction keeps the mean PD near the observed bad rate despite the weights.
+    assert abs(m["train_mean_pd"] - m["train_bad_rate"]) < 0.05, m
+    assert set(tm.importance["permutation"]) == {"x1", "x2", "x3", "c"}
+    assert max(tm.importance["permutation"], key=tm.importance["permutation"].get) == "x1"
+    # Raw rows with a missing value and an unseen level still get a PD in [0, 1].
+    raw = spark.createDataFrame(
+        [(None, 0.0, 10.0, "zzz"), (2.0, None, None, None)],
+        "x1 double, x2 double, x3 double, c string",
+    )
+    pds = [r.pd for r in tm.model.transform(raw).select("pd").collect()]
+    assert len(pds) == 2 and all(0.0 <= p <= 1.0 for p in pds)
+
+
+def test_champion_rule_in_both_directions():
+    first = tracking.decide("1", 0.70, None, None, margin=0.01)
+    assert first.promote and first.reason == "no champion yet"
+    better = tracking.decide("2", 0.72, "1", 0.70, margin=0.01)
+    assert better.promote
+    assert better.reason == (
+        "out-of-time AUC 0.7200 beats the champion's 0.7000 by the margin 0.0100 "
+        "(difference +0.0200)"
+    )
+    short = tracking.decide("3", 0.705, "1", 0.70, margin=0.01)
+    assert not short.promote
+    assert "does not beat" in short.reason
+    assert tracking.decide("4", 0.71, "1", 0.70, margin=0.01).promote  # exactly the margin
+    assert not tracking.decide("1", 0.9, "1", 0.9, margin=0.0).promote
+
+
+def _fixed_model(expr: str) -> PipelineModel:
+    return PipelineModel(stages=[SQLTransformer(statement=f"SELECT *, {expr} AS pd FROM __THIS__")])
+
+
+def test_promote_moves_the_champion_only_when_the_margin_is_beaten(spark, settings):
+    import mlflow
+    import mlflow.spark
+
+    settings.promotion_margin = 0.05
+    # Out-of-time rows: strong ranks perfectly (AUC 1.0), weak gets 3 of 4 pairs (0.75).
+    oot = spark.createDataFrame(
+        [(0.0, 0.1, 0.1), (0.0, 0.2, 0.8), (1.0, 0.8, 0.2), (1.0, 0.9, 0.9)],
+        "label double, strong double, weak double",
+    ).withColumn("month", F.lit("2024-01"))
+    split = Split(oot, oot, oot, "time", {"oot": "2024-01..2024-01"})
+    spec = FeatureSpec(("strong", "weak"), (), month="month")
+    client = tracking.client(settings)
+    exp = tracking.experiment_id(settings)
+
+    def register(expr: str) -> str:
+        with mlflow.start_run(experiment_id=exp):
+            info = mlflow.spark.log_model(
+                _fixed_model(expr), artifact_path="model", registered_model_name="application_pd"
+            )
+        return str(info.registered_model_version)
+
+    weak = register("weak")
+    d1 = tracking.promote(settings, split, spec, challenger=weak)
+    assert (d1.promote, d1.challenger_auc, d1.champion_version) == (True, 0.75, None)
+    assert tracking.alias_version(settings, "champion") == weak
+
+    strong = register("strong")
+    d2 = tracking.promote(settings, split, spec, challenger=strong)
+    assert (d2.promote, d2.challenger_auc, d2.champion_auc) == (True, 1.0, 0.75)
+    assert tracking.alias_version(settings, "champion") == strong
+
+    weak_again = register("weak")
+    tracking.set_challenger(settings, weak_again)
+    d3 = tracking.promote(settings, split, spec)
+    assert (d3.promote, d3.challenger_version, d3.champion_auc) == (False, weak_again, 1.0)
+    assert tracking.alias_version(settings, "champion") == strong
+    assert tracking.alias_version(settings, "challenger") == weak_again
+    tag = client.get_model_version("application_pd", weak_again).tags["promotion"]
+    assert '"promote": false' in tag and "does not beat" in tag
+
+    forced = tracking.promote(settings, split, spec, challenger=weak_again, force=True)
+    assert forced.promote and forced.reason.startswith("forced by the operator")
+    assert tracking.alias_version(settings, "champion") == weak_again
+    listed = {r["version"]: r["aliases"] for r in tracking.list_versions(settings)}
+    assert listed == {1: [], 2: [], 3: ["champion"]}
+
+
+def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_split, settings):
+    import mlflow
+
+    settings.tune_trials = 2
+    settings.tune_sampler = "nsga2"
+    lineage = [tracking.Lineage("gold.book", "/nowhere", None)]
+    trained = tracking.train_and_log(
+        book_split,
+        SPEC,
+        settings,
+        kinds=("decision_tree", "scorecard"),
+        seed=1,
+        lineage=lineage,
+        example=book_split.oot.select(*SPEC.columns),
+        run_label="t1",
+        registered_model="application_pd",
+        tags={"pipeline_run_id": "t1"},
+    )
+    assert [(t.kind, t.version, t.trials) for t in trained] == [
+        ("decision_tree", "1", 2),
+        ("scorecard", "2", 2),
+    ]
+    client = tracking.client(settings)
+    for tm in trained:
+        run = client.get_run(tm.run_id)
+        assert run.data.params["model_kind"] == tm.kind
+        assert run.data.params["lineage.gold.book"] == "None"
+        assert run.data.params["window.oot"] == "2023-09..2023-10"
+        for metric in ("oot_auc", "oot_ks", "oot_brier", "psi_train_oot", "valid_auc"):
+            assert metric in run.data.metrics
+        files = {
+            f.path
+            for top in ("plots", "evaluation", "model", "explain")
+            for f in client.list_artifacts(tm.run_id, top)
+        }
+        assert {
+            "plots/roc.png",
+            "plots/ks_oot.png",
+            "plots/calibration_oot.png",
+            "plots/score_distribution.png",
+            "plots/importance.png",
+            "plots/auc_by_month.png",
+            "evaluation/calibration_oot.json",
+            "evaluation/confusion_oot.json",
+            "evaluation/psi_train_oot.json",
+            "evaluation/auc_by_month.json",
+            "explain/importance.json",
+            "model/MLmodel",
+            "model/input_example.json",
+        } <= files
+        mlmodel = mlflow.artifacts.load_text(f"runs:/{tm.run_id}/model/MLmodel")
+        assert "signature:" in mlmodel and "x1" in mlmodel
+        trials = client.search_runs(
+            [run.info.experiment_id], f"tags.mlflow.parentRunId = '{tm.run_id}'"
+        )
+        assert len(trials) == 2
+        assert {t.data.tags["sampler"] for t in trials} == {"nsga2"}
+        version = client.get_model_version("application_pd", tm.version)
+        assert version.tags["model_kind"] == tm.kind
+    sql = mlflow.artifacts.load_text(f"runs:/{trained[1].run_id}/scorecard/score.sql")
+    assert sql.startswith("LEAST(GREATEST(ROUND(")
