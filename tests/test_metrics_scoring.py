@@ -1,11 +1,19 @@
-"""Metrics and the apply-tier classification on hand-checked values."""
+"""Metrics, evaluation plots and the apply-tier classification on hand-checked values."""
 
 from __future__ import annotations
 
+import math
+import struct
+
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import metrics, scoring
+from riskcontrol import metrics, plots, scoring
+
+# The known vector of the first test: bads score 0.35 and 0.8, goods 0.1 and 0.4.
+SCORES = [0.1, 0.4, 0.35, 0.8]
+LABELS = [0, 0, 1, 1]
 
 
 def test_auc_ks_gini_of_a_known_score_vector():
@@ -25,6 +33,227 @@ def test_auc_counts_ties_as_half_and_perfect_ranking_as_one():
 def test_metrics_refuse_a_single_class():
     with pytest.raises(ValueError, match="both goods"):
         metrics.auc([0.1, 0.2], [0, 0])
+
+
+def test_brier_of_a_small_vector():
+    # (0.1^2 + 0.4^2 + 0.65^2 + 0.2^2) / 4 = (0.01 + 0.16 + 0.4225 + 0.04) / 4
+    assert metrics.brier(SCORES, LABELS) == pytest.approx(0.158125)
+    with pytest.raises(ValueError, match="probabilities in"):
+        metrics.brier([600.0, 0.2], [0, 1])
+
+
+def test_inputs_are_validated_with_a_hint():
+    with pytest.raises(ValueError, match="labels must be 0"):
+        metrics.brier([0.1, 0.2], [0, 2])
+    with pytest.raises(ValueError, match="contain NaN"):
+        metrics.confusion([0.1, float("nan")], [0, 1], 0.5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.calibration_table([0.1, 0.2], [0, 1, 1])
+
+
+def test_calibration_table_on_ten_scores_in_two_bins():
+    scores = [0.70, 0.02, 0.30, 0.04, 0.60, 0.06, 0.50, 0.08, 0.40, 0.10]
+    labels = [1, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    assert metrics.calibration_table(scores, labels, bins=2) == [
+        # 0.02..0.10: mean 0.06, one bad (0.06) of 5
+        {"bin": 1, "n": 5, "bads": 1, "min_score": 0.02, "max_score": 0.10,
+         "mean_score": pytest.approx(0.06), "bad_rate": 0.2},
+        # 0.30..0.70: mean 0.5, bads 0.5, 0.6, 0.7
+        {"bin": 2, "n": 5, "bads": 3, "min_score": 0.30, "max_score": 0.70,
+         "mean_score": pytest.approx(0.5), "bad_rate": 0.6},
+    ]  # fmt: skip
+
+
+def test_calibration_table_keeps_ties_in_one_bin_and_drops_empty_bins():
+    # Sorted positions 1..6; the 0.2 group spans 2-4 with its middle at 3 <= 6/2: bin 1.
+    table = metrics.calibration_table([0.1, 0.2, 0.2, 0.2, 0.3, 0.4], [0, 0, 1, 0, 1, 1], 2)
+    assert [(r["n"], r["bads"], r["min_score"], r["max_score"]) for r in table] == [
+        (4, 1, 0.1, 0.2),
+        (2, 2, 0.3, 0.4),
+    ]
+    # Two distinct scores cannot fill ten bins.
+    table = metrics.calibration_table([0.3] * 5 + [0.7] * 5, [0, 0, 0, 0, 1, 1, 1, 1, 0, 0])
+    assert [(r["bin"], r["n"], r["mean_score"], r["bad_rate"]) for r in table] == [
+        (1, 5, 0.3, 0.2),
+        (2, 5, 0.7, 0.6),
+    ]
+
+
+def test_confusion_flags_scores_at_or_above_the_cutoff():
+    # Flagged: 0.4 (good), 0.35 (bad), 0.8 (bad); passed: 0.1 (good).
+    assert metrics.confusion(SCORES, LABELS, 0.35) == {
+        "cutoff": 0.35,
+        "tp": 2,
+        "fp": 1,
+        "tn": 1,
+        "fn": 0,
+        "precision": pytest.approx(2 / 3),
+        "recall": 1.0,
+        "specificity": 0.5,
+        "accuracy": 0.75,
+    }
+    # Nobody flagged: precision has no denominator and is 0.0 by convention.
+    none_flagged = metrics.confusion(SCORES, LABELS, 0.9)
+    assert [none_flagged[k] for k in ("tp", "fp", "tn", "fn")] == [0, 0, 2, 2]
+    assert [none_flagged[k] for k in ("precision", "recall", "specificity", "accuracy")] == [
+        0.0,
+        0.0,
+        1.0,
+        0.5,
+    ]
+
+
+def test_psi_is_zero_for_identical_populations():
+    scores = [0.05, 0.1, 0.1, 0.2, 0.3, 0.3, 0.3, 0.5, 0.7, 0.9]
+    assert metrics.psi(scores, scores) == 0.0
+    assert metrics.psi(scores, scores[::-1], bins=4) == 0.0
+
+
+def test_psi_table_of_a_two_bin_shift():
+    # Median of the expected [1, 2, 3, 4] is 2.5: bins (-inf, 2.5] and (2.5, inf).
+    # Shares 0.5/0.5 -> 0.75/0.25:
+    # (0.75 - 0.5) ln(0.75/0.5) + (0.25 - 0.5) ln(0.25/0.5) = 0.101366 + 0.173287
+    table = metrics.psi_table([1, 2, 3, 4], [1, 1, 1, 4], bins=2)
+    assert table == [
+        {"bin": 1, "lower": None, "upper": 2.5, "expected_share": 0.5, "actual_share": 0.75,
+         "psi": pytest.approx(0.25 * math.log(1.5))},
+        {"bin": 2, "lower": 2.5, "upper": None, "expected_share": 0.5, "actual_share": 0.25,
+         "psi": pytest.approx(0.25 * math.log(2))},
+    ]  # fmt: skip
+    assert metrics.psi([1, 2, 3, 4], [1, 1, 1, 4], bins=2) == pytest.approx(0.274653, abs=1e-6)
+
+
+def test_psi_floors_an_empty_bin_share():
+    # Actual all in bin 1; bin 2's share 0 is floored at 1e-4:
+    # 0.5 ln(1/0.5) + (1e-4 - 0.5) ln(1e-4/0.5) = 0.346574 + 4.257745
+    assert metrics.psi([1, 2, 3, 4], [1, 1, 1, 1], bins=2) == pytest.approx(4.604318, abs=1e-6)
+
+
+def test_auc_by_group_sorts_groups_and_skips_one_class_groups():
+    scores = [0.1, 0.4, 0.35, 0.8, 0.2, 0.3, 0.9, 0.6]
+    labels = [0, 0, 1, 1, 0, 0, 1, 0]
+    groups = [10, 10, 10, 10, 9, 9, 11, 11]  # numeric months sort 9 < 10 < 11
+    assert metrics.auc_by_group(scores, labels, groups) == {
+        "9": {"n": 2, "bads": 0, "auc": None},
+        "10": {"n": 4, "bads": 2, "auc": pytest.approx(0.75)},
+        "11": {"n": 2, "bads": 1, "auc": 1.0},
+    }
+    assert list(metrics.auc_by_group(scores, labels, groups)) == ["9", "10", "11"]
+
+
+def test_roc_and_ks_curves_of_the_known_vector():
+    fpr, tpr, thresholds = metrics.roc_curve(SCORES, LABELS)
+    assert thresholds.tolist() == [math.inf, 0.8, 0.4, 0.35, 0.1]
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 0.5, 1.0]
+    assert tpr.tolist() == [0.0, 0.5, 0.5, 1.0, 1.0]
+    thresholds, cdf_bad, cdf_good = metrics.ks_curve(SCORES, LABELS)
+    assert thresholds.tolist() == [0.1, 0.35, 0.4, 0.8]
+    assert cdf_bad.tolist() == [0.0, 0.5, 0.5, 1.0]
+    assert cdf_good.tolist() == [0.5, 0.5, 1.0, 1.0]
+
+
+def test_trapezoid_area_under_roc_curve_equals_auc_with_ties():
+    rng = np.random.default_rng(7)
+    scores = np.round(rng.random(400), 1)  # 11 distinct values: heavy ties
+    labels = (rng.random(400) < scores).astype(int)
+    fpr, tpr, _ = metrics.roc_curve(scores, labels)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.auc(scores, labels), abs=1e-12)
+    _, cdf_bad, cdf_good = metrics.ks_curve(scores, labels)
+    assert np.max(np.abs(cdf_bad - cdf_good)) == metrics.ks(scores, labels)
+
+
+def test_summary_is_flat_floats_for_mlflow():
+    got = metrics.summary(SCORES, LABELS, cutoff=0.35)
+    assert got == {
+        "auc": 0.75,
+        "ks": 0.5,
+        "gini": 0.5,
+        "brier": pytest.approx(0.158125),
+        "rows": 4.0,
+        "bads": 2.0,
+        "bad_rate": 0.5,
+        "mean_pd": pytest.approx(0.4125),  # 1.65 / 4
+        "tp": 2.0,
+        "fp": 1.0,
+        "tn": 1.0,
+        "fn": 0.0,
+        "precision": pytest.approx(2 / 3),
+        "recall": 1.0,
+    }
+    assert all(type(v) is float for v in got.values())
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])  # IHDR width, height
+
+
+def _legend(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_roc_plot_shows_auc_in_legend_and_saves_a_png(tmp_path):
+    fig = plots.roc_plot({"tree": (SCORES, LABELS), "perfect": ([0.1, 0.9], [0, 1])})
+    assert fig.axes[0].get_title() == "ROC curve"
+    assert _legend(fig) == ["tree (AUC = 0.750)", "perfect (AUC = 1.000)", "random (AUC = 0.500)"]
+    path = plots.save(fig, tmp_path / "reports" / "oot" / "roc.png")
+    assert path == tmp_path / "reports" / "oot" / "roc.png"
+    assert _png_size(path) == (660, 660)  # 6 x 6 inches at 110 dpi
+
+
+def test_ks_plot_marks_the_gap_where_it_is_largest():
+    fig = plots.ks_plot(SCORES, LABELS, "KS, out of time")
+    ax = fig.axes[0]
+    assert ax.get_title() == "KS, out of time"
+    # The gap 0.5 is first reached at 0.1 (bads 0.0, goods 0.5).
+    assert _legend(fig)[-1] == "KS = 0.500 at score 0.100"
+    [segment] = ax.collections[0].get_segments()
+    assert segment.tolist() == [[0.1, 0.0], [0.1, 0.5]]
+
+
+def test_calibration_plot_draws_each_bin_against_the_diagonal():
+    table = metrics.calibration_table([0.1, 0.2, 0.2, 0.2, 0.3, 0.4], [0, 0, 1, 0, 1, 1], 2)
+    fig = plots.calibration_plot(table)
+    diagonal, bins = fig.axes[0].get_lines()
+    assert bins.get_xdata() == pytest.approx([0.175, 0.35])
+    assert list(bins.get_ydata()) == [0.25, 1.0]
+    assert list(diagonal.get_xdata()) == list(diagonal.get_ydata())
+    assert _legend(fig) == ["perfect calibration", "score bins (low to high)"]
+
+
+def test_score_distribution_plot_puts_psi_in_title():
+    fig = plots.score_distribution_plot(
+        {"train": [1, 2, 3, 4], "out of time": [1, 1, 1, 4]}, psi=0.274653
+    )
+    assert fig.axes[0].get_title() == "Score distribution (PSI = 0.275)"
+    assert _legend(fig) == ["train (n = 4)", "out of time (n = 4)"]
+    assert fig.axes[0].get_xlabel() == "probability of default"
+
+
+def test_importance_plot_puts_the_largest_on_top_and_keeps_top_n():
+    importances = {"income": 0.2, "age": 0.05, "overdue_days": 0.5, "utilisation": 0.25}
+    fig = plots.importance_plot(importances, top=3)
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks[::-1] == ["overdue_days", "utilisation", "income"]  # read top to bottom
+    assert [bar.get_width() for bar in fig.axes[0].patches][::-1] == [0.5, 0.25, 0.2]
+    assert _legend(fig) == ["top 3 of 4 features"]
+
+
+def test_auc_by_month_plot_skips_months_without_auc():
+    by_month = metrics.auc_by_group(
+        [0.1, 0.4, 0.35, 0.8, 0.2, 0.3, 0.9, 0.6],
+        [0, 0, 1, 1, 0, 0, 1, 0],
+        ["2024-01"] * 4 + ["2024-02"] * 2 + ["2024-03"] * 2,
+    )
+    fig = plots.auc_by_month_plot(by_month)
+    auc_axis, rate_axis = fig.axes
+    [line] = auc_axis.get_lines()
+    assert list(line.get_xdata()) == [0, 2]  # 2024-02 has goods only
+    assert list(line.get_ydata()) == [0.75, 1.0]
+    assert [t.get_text() for t in auc_axis.get_xticklabels()] == ["2024-01", "2024-02", "2024-03"]
+    assert [bar.get_height() for bar in rate_axis.patches] == [0.5, 0.0, 0.5]
+    assert _legend(fig) == ["AUC (left axis)", "bad rate (right axis)"]
 
 
 def test_score_band_quadrant_decision(spark, settings):
