@@ -100,7 +100,8 @@ def score_applications(features: DataFrame, champion, settings: Settings) -> Dat
     predicted = models.with_reason_codes(
         champion, pending, champion.model.transform(pending), id_col="application_id"
     )
-    out = classify(predicted, settings).select(
+    # A scorecard writes its own points score; classify maps its PD to the same value.
+    out = classify(predicted.drop("score"), settings).select(
         *[
             c
             for c in GOLD_SCORED_APPLICATIONS.columns

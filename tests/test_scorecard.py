@@ -1,0 +1,355 @@
+"""The scorecard baseline: binning, points, SQL = Spark, reason codes, prior correction."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
+
+from riskcontrol import scorecard
+from riskcontrol.scoring import score_from_pd
+
+LN2_OVER_PDO = math.log(2) / 50.0  # a coefficient of -this is worth 1 point per unit of WOE
+
+
+def rows_from_counts(*specs) -> list[tuple]:
+    """Rows whose every column has the given (value, rows, bads) counts, plus the label.
+
+    Each spec lists one column's values; bads and goods are zipped across columns, so
+    every spec must have the same number of bads and of goods.
+    """
+    bads, goods = [], []
+    for spec in specs:
+        bads.append([v for v, _, b in spec for _ in range(b)])
+        goods.append([v for v, n, b in spec for _ in range(n - b)])
+    return [(*vals, 1) for vals in zip(*bads, strict=True)] + [
+        (*vals, 0) for vals in zip(*goods, strict=True)
+    ]
+
+
+def woe(goods: float, bads: float, total_goods: float = 74, total_bads: float = 26) -> float:
+    return math.log(((goods + 0.5) / total_goods) / ((bads + 0.5) / total_bads))
+
+
+def iv(counts: list[tuple[float, float]], total_goods=74, total_bads=26) -> float:
+    """IV from (rows, bads) per bin, the same +0.5 smoothing; empty bins add nothing."""
+    return sum(
+        ((n - b + 0.5) / total_goods - (b + 0.5) / total_bads) * woe(n - b, b)
+        for n, b in counts
+        if n
+    )
+
+
+# 100 rows, 26 bads. x: 1..7 and nulls; c: three common levels, two rare ones and nulls;
+# k (and its copy k2): two levels, no nulls, nothing rare.
+X_COUNTS = [
+    (None, 10, 3),
+    (1.0, 15, 6),  # 40%
+    (2.0, 15, 5),  # 33% \ not decreasing: pooled -> [2, 4) 11/30 = 36.7%
+    (3.0, 15, 6),  # 40% /
+    (4.0, 15, 3),  # 20%
+    (5.0, 15, 2),  # 13.3%
+    (6.0, 12, 1),  # \ 7 is 3% of rows (< 5%): pooled into its only neighbour 6
+    (7.0, 3, 0),  # /  -> [6, +inf) 1/15 = 6.7%
+]
+C_COUNTS = [
+    ("A", 40, 4),  # 10%
+    ("B", 30, 9),  # 30% \ equal bad rates: merged -> {B, C} 15/50
+    ("C", 20, 6),  # 30% /
+    ("D", 4, 3),  # \ 4% and 3% of rows: pooled -> other 5/7
+    ("E", 3, 2),  # /
+    (None, 3, 2),
+]
+K_COUNTS = [("u", 50, 10), ("v", 50, 16)]
+
+
+@pytest.fixture(scope="module")
+def hand(spark):
+    rows = rows_from_counts(X_COUNTS, C_COUNTS, K_COUNTS, K_COUNTS)
+    df = spark.createDataFrame(rows, "x double, c string, k string, k2 string, label int")
+    return scorecard.fit_bins(df, ["x"], ["c", "k", "k2"], max_bins=4)
+
+
+def test_fit_bins_merges_to_monotonic_bins_with_missing_and_other(hand):
+    x = hand["x"]
+    # Pre-bins one per value (the cut at 1 leaves (-inf, 1) empty); 7 pooled into 6 and
+    # {2, 3} pooled for a decreasing bad rate leaves 5 bins: 40, 36.7, 20, 13.3, 6.7%.
+    # max_bins=4 merges the adjacent pair whose merge loses the least IV (with the +0.5
+    # smoothing, merging two small bins even gains IV): IV change of merging
+    # (1|2-3) -0.0129, (2-3|4) -0.0647, (4|5) +0.0019, (5|6-7) +0.0164 -> merge 5 and 6-7.
+    assert [b.label for b in x.bins] == ["(-inf, 2)", "[2, 4)", "[4, 5)", "[5, +inf)", "missing"]
+    assert [b.condition for b in x.bins] == [
+        "x < 2.0E0",
+        "x >= 2.0E0 AND x < 4.0E0",
+        "x >= 4.0E0 AND x < 5.0E0",
+        "x >= 5.0E0",
+        "x IS NULL",
+    ]
+    x_counts = [(15, 6), (30, 11), (15, 3), (30, 3), (10, 3)]
+    assert [(b.count, b.bads) for b in x.bins] == x_counts
+    # e.g. (-inf, 2): ln(((9 + 0.5) / 74) / ((6 + 0.5) / 26)) = ln(0.1284 / 0.25) = -0.6665
+    assert [b.woe for b in x.bins] == pytest.approx([woe(n - b, b) for n, b in x_counts])
+    assert x.bins[0].woe == pytest.approx(-0.666479, abs=1e-6)
+    assert x.iv == pytest.approx(iv(x_counts)) and x.iv == pytest.approx(0.431553, abs=1e-6)
+    assert (x.kind, x.bins[1].lower, x.bins[1].upper) == ("numeric", 2.0, 4.0)
+
+    c = hand["c"]
+    assert [b.label for b in c.bins] == ["{A}", "{B, C}", "other", "missing"]
+    assert [b.condition for b in c.bins] == [
+        "c IN ('A')",
+        "c IN ('B', 'C')",
+        "c NOT IN ('A', 'B', 'C')",
+        "c IS NULL",
+    ]
+    c_counts = [(40, 4), (50, 15), (7, 5), (3, 2)]
+    assert [(b.count, b.bads) for b in c.bins] == c_counts
+    assert [b.woe for b in c.bins] == pytest.approx([woe(n - b, b) for n, b in c_counts])
+    assert c.iv == pytest.approx(iv(c_counts)) and c.iv == pytest.approx(0.804808, abs=1e-6)
+    assert [b.bad_rate for b in c.bins] == pytest.approx([0.1, 0.3, 5 / 7, 2 / 3])
+
+    # No nulls and nothing rare in training: missing and other exist with WOE 0.
+    k = hand["k"]
+    assert [(b.label, b.count, b.woe) for b in k.bins[2:]] == [
+        ("other", 0.0, 0.0),
+        ("missing", 0.0, 0.0),
+    ]
+    assert k.iv == pytest.approx(iv([(50, 10), (50, 16)]))
+
+
+def test_woe_transform_sends_rare_and_unseen_levels_to_other(spark, hand):
+    rows = [
+        (1, 2.5, "D", "u"),  # [2, 4); D was pooled -> other
+        (2, None, "Z", "v"),  # missing; unseen level -> other
+        (3, 100.0, None, "w"),  # [5, +inf); missing; k unseen without other rows -> 0
+        (4, -5.0, "B", None),  # (-inf, 2); {B, C}; k null without a missing bin -> 0
+    ]
+    df = spark.createDataFrame(rows, "id int, x double, c string, k string")
+    woe_of = scorecard.woe_transformer([hand["x"], hand["c"], hand["k"]])
+    got = {r["id"]: (r["x__woe"], r["c__woe"], r["k__woe"]) for r in woe_of.transform(df).collect()}
+    x, c, k = ([b.woe for b in hand[f].bins] for f in ("x", "c", "k"))
+    assert got == {
+        1: (x[1], c[2], k[0]),
+        2: (x[4], c[2], k[1]),
+        3: (x[3], c[3], 0.0),
+        4: (x[0], c[1], 0.0),
+    }
+
+
+def test_reason_codes_name_the_three_largest_shortfalls(spark, hand):
+    # Each coefficient scaled so the feature's best-to-worst bin spread is exactly
+    # `spread` points: x 40, c 30, k and k2 10 (k2 is a copy of k: exact ties).
+    def coef(f, spread):
+        woes = [b.woe for b in hand[f].bins]
+        return -LN2_OVER_PDO * spread / (max(woes) - min(woes))
+
+    card = scorecard.Scorecard(
+        bins=hand,
+        coefficients={
+            "x": coef("x", 40),
+            "c": coef("c", 30),
+            "k": coef("k", 10),
+            "k2": coef("k2", 10),
+        },
+        intercept=-1.0,
+    )
+    rows = [
+        # worst bin everywhere: 40, 30, 10, 10 -> the top three, k before k2 on the tie
+        (1, 1.0, "Z", "v", "v"),
+        # x best (0); c missing 30 * (1.047 + 1.557) / (1.047 + 1.834) = 27.1; k best;
+        # k2 worst 10
+        (2, 6.0, None, "u", "v"),
+        # x missing 40 * (1.015 + 0.284) / (1.015 + 0.666) = 30.9; c best; k null (WOE 0)
+        # 10 * 0.304 / (0.304 + 0.308) = 4.97; k2 best
+        (3, None, "A", None, "u"),
+        (4, 9.0, "A", "u", "u"),  # the best bin everywhere: no reason
+    ]
+    df = spark.createDataFrame(rows, "id int, x double, c string, k string, k2 string")
+    got = {r["id"]: r["reason_codes"] for r in card.model.transform(df).collect()}
+    assert got == {1: ["x", "c", "k"], 2: ["c", "k2"], 3: ["x", "k"], 4: []}
+
+
+def test_fit_bins_counts_row_weights_and_rejects_labels_other_than_0_1(spark):
+    rows = [
+        ("a", 2.0, 1),
+        ("a", 1.0, 0),
+        ("a", 3.0, 0),
+        ("b", 0.5, 1),
+        ("b", 1.5, 1),
+        ("b", 2.0, 0),
+    ]
+    df = spark.createDataFrame(rows, "c string, w double, label int")
+    bins = scorecard.fit_bins(df, [], ["c"], weight="w", min_bin_share=0.0)["c"].bins
+    # weighted: a 6 rows 2 bads, b 4 rows 2 bads; goods 6, bads 4 in all
+    assert [(b.label, b.count, b.bads) for b in bins] == [
+        ("{a}", 6.0, 2.0),
+        ("{b}", 4.0, 2.0),
+        ("other", 0.0, 0.0),
+        ("missing", 0.0, 0.0),
+    ]
+    # ln(((4 + 0.5) / 6) / ((2 + 0.5) / 4)) = ln(0.75 / 0.625) = ln 1.2
+    assert bins[0].woe == pytest.approx(math.log(1.2))
+    with pytest.raises(ValueError, match="1 rows have a label other than 0/1"):
+        scorecard.fit_bins(df.union(spark.createDataFrame([("a", 1.0, 2)], df.schema)), [], ["c"])
+
+
+# --- a fitted scorecard on generated applicants -----------------------------------------
+CITY_RISK = {"A": -0.6, "B": 0.0, "C": 0.5, "D": 1.0} | {f"r{i}": 0.3 for i in range(8)}
+CITY_WEIGHT = {"A": 30, "B": 25, "C": 20, "D": 15} | {f"r{i}": 1.25 for i in range(8)}
+CHANNEL_RISK = {"app": -0.4, "web": 0.0, "agent": 0.7}
+
+
+def applicants(n: int, seed: int, unseen: bool = False) -> list[tuple]:
+    """(id, income, age, city, channel, label) with a known logistic risk; ``unseen``
+    rows add cities and channels training never saw and more nulls."""
+    rng = random.Random(seed)
+    cities, weights = list(CITY_WEIGHT), list(CITY_WEIGHT.values())
+    rows = []
+    for i in range(n):
+        income = None if rng.random() < 0.08 else round(rng.lognormvariate(8.5, 0.5), 2)
+        age = None if unseen and rng.random() < 0.2 else rng.randint(20, 65)
+        city = rng.choices(cities, weights)[0]
+        channel = None if rng.random() < 0.05 else rng.choice(list(CHANNEL_RISK))
+        if unseen:
+            city = rng.choice([city, "new-1", "new'2", None])
+            channel = rng.choice([channel, "kiosk"])
+        logit = (
+            -1.3
+            - 0.8 * math.log((income or 5000.0) / 5000.0)
+            - 0.03 * ((age or 40) - 40)
+            + CITY_RISK.get(city or "", 0.0)
+            + CHANNEL_RISK.get(channel or "", 0.0)
+        )
+        label = int(rng.random() < 1 / (1 + math.exp(-logit)))
+        rows.append((i + (10_000 if unseen else 0), income, age, city, channel, label))
+    return rows
+
+
+SCHEMA = "id int, income double, age int, city string, channel string, label int"
+
+
+@pytest.fixture(scope="module")
+def fitted(spark):
+    """The scorecard, the scored rows (training + unseen) and the SQL scores per id."""
+    train = spark.createDataFrame(applicants(400, seed=1), SCHEMA)
+    card = scorecard.fit_scorecard(train, ["income", "age"], ["city", "channel"])
+    rows = spark.createDataFrame(
+        applicants(400, seed=1) + applicants(100, seed=2, unseen=True), SCHEMA
+    )
+    rows.createOrReplaceTempView("scorecard_rows")
+    woe_cols = [scorecard.woe_column(f) for f in card.features]
+    out = card.model.transform(rows)
+    scored = out.select(
+        "id",
+        "pd",
+        "score",
+        "reason_codes",
+        *woe_cols,
+        score_from_pd(F.col("pd"), 600, 19.0, 50.0).alias("score_from_pd"),
+    ).collect()
+    sql = spark.sql(card.sql_query("scorecard_rows")).select("id", "score").collect()
+    return card, rows, out.columns, scored, sql
+
+
+def test_fitted_scorecard_keeps_informative_features_with_the_safer_sign(fitted):
+    card, rows, columns, _, _ = fitted
+    assert card.features == ["income", "age", "city", "channel"]
+    assert all(c < 0 for c in card.coefficients.values())
+    assert card.dropped == {}
+    # Levels by bad rate; r0..r7 (1.25% of rows each) pooled into other; no null cities
+    # nor unseen channels in training: those bins are empty with WOE 0.
+    city = card.bins["city"].bins
+    assert [b.label for b in city] == ["{A}", "{B}", "{C}", "other", "{D}", "missing"]
+    assert [b.count for b in city] == [131, 89, 78, 44, 58, 0]
+    channel = card.bins["channel"].bins
+    assert [b.label for b in channel] == ["{app}", "{web}", "{agent}", "other", "missing"]
+    assert (channel[3].count, channel[3].woe, channel[4].count) == (0, 0.0, 18)
+    woe_cols = [f"{f}__woe" for f in card.features]
+    assert columns == [*rows.columns, *woe_cols, "pd", "score", "reason_codes"]
+
+
+def test_points_add_up_to_the_continuous_score_and_the_pd(fitted):
+    card, _, _, scored, _ = fitted
+    table = card.points_table()
+    assert list(table.columns) == [
+        "feature",
+        "bin",
+        "count",
+        "bad_rate",
+        "woe",
+        "coefficient",
+        "points",
+        "points_exact",
+    ]
+    assert (table["points"] == table["points_exact"].round(1)).all()
+    points = {(r.feature, r.woe): r.points_exact for r in table.itertuples()}
+    factor = 50 / math.log(2)
+    for row in scored:
+        woes = {f: row[f"{f}__woe"] for f in card.features}
+        total = sum(points[(f, w)] for f, w in woes.items())
+        logit = card.intercept + sum(card.coefficients[f] * w for f, w in woes.items())
+        continuous = 600 + factor * (-logit - math.log(19.0))
+        assert total == pytest.approx(continuous, abs=1e-9)
+        assert row["pd"] == pytest.approx(1 / (1 + math.exp(-logit)), rel=1e-12)
+        assert row["score"] == min(max(round(total), 300), 900)
+    assert [r["score_from_pd"] for r in scored] == [r["score"] for r in scored]
+
+
+def test_sql_scorecard_matches_the_spark_scorecard_on_every_row(fitted):
+    card, _, _, scored, sql = fitted
+    spark_scores = sorted((r["id"], r["score"]) for r in scored)
+    sql_scores = sorted((r["id"], r["score"]) for r in sql)
+    assert len(sql_scores) == 500
+    assert all(score is not None for _, score in sql_scores)
+    assert sql_scores == spark_scores
+    assert card.sql_expression().startswith("CAST(LEAST(GREATEST(ROUND(CASE WHEN ")
+
+
+def test_pipeline_saves_and_loads_with_the_same_scores(fitted, tmp_path):
+    card, rows, _, scored, _ = fitted
+    card.model.write().save(str(tmp_path / "scorecard"))
+    loaded = PipelineModel.load(str(tmp_path / "scorecard"))
+    again = loaded.transform(rows).select("id", "pd", "score", "reason_codes").collect()
+    assert [tuple(r) for r in again] == [
+        (r["id"], r["pd"], r["score"], r["reason_codes"]) for r in scored
+    ]
+
+
+# --- wrong sign and prior correction on a 2x2 table -------------------------------------
+# g (A risky, B safe) x z: within each g, z=1 is riskier, but z=1 is mostly in B, so its
+# marginal WOE says "safer" (Simpson's paradox): its coefficient comes out > 0.
+G_Z_COUNTS = [  # (g, z, rows, bads)
+    ("A", "1", 20, 12),  # 60%
+    ("A", "0", 80, 36),  # 45%
+    ("B", "1", 80, 10),  # 12.5%
+    ("B", "0", 20, 1),  # 5%
+]
+
+
+@pytest.mark.parametrize("bad_weight", [1.0, 4.0])
+def test_wrong_sign_feature_dropped_and_pd_calibrated(spark, bad_weight):
+    rows = []
+    for g, z, n, b in G_Z_COUNTS:
+        rows += [(g, z, 1)] * b + [(g, z, 0)] * (n - b)
+    # n: no information (p 29/100, q 30/100 bads): IV 0.0002 < min_iv
+    rows = [(g, z, "p" if i % 2 else "q", y) for i, (g, z, y) in enumerate(rows)]
+    df = spark.createDataFrame(rows, "g string, z string, n string, label int")
+    card = scorecard.fit_scorecard(df, [], ["g", "z", "n"], bad_weight=bad_weight)
+    assert card.dropped == {"n": "low_iv", "z": "wrong_sign"}
+    assert card.features == ["g"]
+    logged = json.loads(json.dumps(card.to_dict()))
+    assert [(f["feature"], f["dropped"]) for f in logged["features"]] == [
+        ("g", None),
+        ("z", "wrong_sign"),
+        ("n", "low_iv"),
+    ]
+    assert logged["sql"] == card.sql_expression()
+    # One two-bin feature is a saturated model: PD = each bin's observed bad rate,
+    # A 48/100 and B 11/100 (to the solver's tolerance) once the intercept is
+    # corrected by -ln(bad_weight); the mean PD is the bad rate 59/200.
+    out = card.model.transform(df).groupBy("g").agg(F.avg("pd").alias("pd"), F.count("*"))
+    got = {r["g"]: r["pd"] for r in out.collect()}
+    assert got == pytest.approx({"A": 0.48, "B": 0.11}, abs=1e-6)
