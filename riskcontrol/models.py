@@ -141,6 +141,43 @@ def time_split(
     )
 
 
+def date_split(
+    labelled: DataFrame, date_col: str, fractions: tuple[float, float] = (0.6, 0.2)
+) -> Split:
+    """Out-of-time split of any dated book: the latest ``1 - sum(fractions)`` of rows by
+    date are the test window, the ``fractions[1]`` before them validation.
+
+    Cut dates are approximate quantiles of the date (one pass), so every row of a day
+    falls on the same side; a book of few distinct dates cannot be cut and is refused.
+    """
+    day = F.datediff(F.col(date_col), F.lit("1970-01-01")).cast("double")
+    q1, q2 = labelled.select(day.alias("_d")).approxQuantile(
+        "_d", [fractions[0], fractions[0] + fractions[1]], 0.001
+    )
+    first = labelled.agg(F.min(day)).first()[0]
+    if q1 is None or q2 is None or not first < q1 < q2:
+        raise ValueError(
+            f"cannot cut {date_col!r} into train / validation / test windows by date: too few "
+            "distinct dates. Drop --time-col to split at random (stratified by the target)."
+        )
+    import datetime as dt
+
+    def date(days: float) -> str:
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=int(days))).isoformat()
+
+    return Split(
+        train=labelled.where(day < q1),
+        valid=labelled.where((day >= q1) & (day < q2)),
+        oot=labelled.where(day >= q2),
+        method="time",
+        windows={
+            "train": f"..{date(q1 - 1)}",
+            "valid": f"{date(q1)}..{date(q2 - 1)}",
+            "oot": f"{date(q2)}..",
+        },
+    )
+
+
 def stratified_split(
     labelled: DataFrame, seed: int, fractions: tuple[float, float] = (0.6, 0.2)
 ) -> Split:
@@ -211,8 +248,9 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
             else F.col(name)
         )
         p = F.least(F.greatest(raw, F.lit(0.0)), F.lit(1.0))
-        corrected = p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))
-        return dataset.withColumn("pd", corrected.cast("double"))
+        corrected = (p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))).cast("double")
+        # ``prediction`` is what MLflow's pyfunc flavor serves: the PD, not a class.
+        return dataset.withColumns({"pd": corrected, "prediction": corrected})
 
 
 def log_transform(spec: FeatureSpec) -> SQLTransformer:
@@ -300,6 +338,7 @@ def fit_gbt(
         featuresCol="features",
         weightCol=WEIGHT,
         leafCol="leaves",
+        predictionCol="gbt_class",
         seed=seed,
         **params,
     )
@@ -339,7 +378,12 @@ def fit_neural_network(
     best, best_auc, best_iters, weights = None, -1.0, 0, None
     for round_no in range(1, int(params["rounds"]) + 1):
         mlp = MultilayerPerceptronClassifier(
-            labelCol=LABEL, featuresCol="features", seed=seed, layers=layers, maxIter=step
+            labelCol=LABEL,
+            featuresCol="features",
+            predictionCol="mlp_class",
+            seed=seed,
+            layers=layers,
+            maxIter=step,
         )
         if weights is not None:
             mlp.setInitialWeights(weights)
@@ -379,8 +423,15 @@ def fit_scorecard(
         min_iv=float(params["min_iv"]),
         **SCORE_SCALE,
     )
-    card.model.scorecard = card  # the points table and SQL travel with the model
-    return card.model
+    # ``prediction`` is what MLflow's pyfunc flavor serves: the PD.
+    model = PipelineModel(
+        stages=[
+            *card.model.stages,
+            SQLTransformer(statement="SELECT *, pd AS prediction FROM __THIS__"),
+        ]
+    )
+    model.scorecard = card  # the points table and SQL travel with the model
+    return model
 
 
 # The scorecard's points scale; ``riskcontrol.scoring`` maps every model's PD onto it.
@@ -468,10 +519,10 @@ def split_frames(split: Split) -> dict[str, DataFrame]:
 
 def tree_stage(model: PipelineModel):
     """The fitted tree or boosted-trees stage of a pipeline, or None."""
-    for stage in model.stages:
-        if hasattr(stage, "featureImportances") and hasattr(stage, "getLeafCol"):
-            return stage
-    return None
+    from riskcontrol import explain
+
+    found = [s for s in model.stages if isinstance(s, explain.TREE_MODELS)]
+    return found[-1] if found else None
 
 
 def importance(
@@ -486,18 +537,22 @@ def importance(
     model, plus the trees' own split importance and the scorecard's information value."""
     from riskcontrol import explain
 
-    sample = (
-        split.valid.select(*spec.columns, LABEL).orderBy(F.rand(seed)).limit(sample_rows).toPandas()
-    )
+    rows = split.valid.select(*spec.columns, LABEL)
+    sample = rows.orderBy(F.rand(seed)).limit(sample_rows).toPandas()
     out = {"permutation": {}}
     if sample[LABEL].nunique() == 2:
         out["permutation"] = explain.permutation_importance(
-            model, sample, spec.columns, label=LABEL, seed=seed, spark=split.valid.sparkSession
+            model,
+            sample,
+            spec.columns,
+            label=LABEL,
+            seed=seed,
+            spark=split.valid.sparkSession,
+            schema=rows.schema,
         )
-    stage = tree_stage(model)
-    if stage is not None:
-        transformed = model.transform(split.valid.limit(1))
-        out["native"] = explain.native_importance(stage, explain.slot_features(transformed))
+    if tree_stage(model) is not None:
+        slots = explain.slot_features(model.transform(split.valid.limit(1)))
+        out["native"] = explain.native_importance(model, slots)
     card = getattr(model, "scorecard", None)
     if card is not None:
         out["information_value"] = dict(card.iv)
@@ -567,15 +622,10 @@ def with_reason_codes(
         return predicted
     stage = tree_stage(champion.model)
     if stage is not None:
-        trees = getattr(stage, "trees", None) or [stage]
-        weights = list(getattr(stage, "treeWeights", [1.0]))
+        trees, weights = explain.spark_trees(stage)
+        slots = explain.slot_features(predicted)
         return explain.tree_reason_codes(
-            predicted,
-            [explain.tree_from_spark(t) for t in trees],
-            weights,
-            explain.slot_features(predicted),
-            stage.getLeafCol(),
-            top=top,
+            predicted, trees, weights, slots, stage.getLeafCol(), top=top
         )
     if champion.reference is None:
         raise RuntimeError(

@@ -92,10 +92,15 @@ def search(
         study_name=f"{kind}-search",
     )
     records: list[dict[str, Any]] = []
+    parent = mlflow.active_run()
 
     def objective(trial):
         params = SEARCH_SPACES[kind](trial)
-        with mlflow.start_run(run_name=f"{kind}-trial-{trial.number}", nested=True) as run:
+        with mlflow.start_run(
+            experiment_id=parent.info.experiment_id,
+            run_name=f"{kind}-trial-{trial.number}",
+            nested=True,
+        ) as run:
             model, seconds = fit(kind, split, spec, params, seed, bad_weight)
             valid_auc, train_auc = validation_auc(model, split, spec)
             mlflow.log_params({k: str(v) for k, v in params.items()})

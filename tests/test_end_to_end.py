@@ -27,8 +27,10 @@ from riskcontrol.catalog import (
     BRONZE_CUSTOMERS,
     BRONZE_NEWS,
     BRONZE_PENALTIES,
+    CATEGORICAL_FEATURES,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
+    NUMERIC_FEATURES,
     OPS_MANIFEST,
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
@@ -51,6 +53,9 @@ def book(tmp_path_factory, spark):
         "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
+        # The two quickest kinds (a tree and the scorecard: both reason-code paths of the
+        # apply tier); test_models fits and logs every kind on a smaller book.
+        "RISK_MODEL_KINDS": "decision_tree,scorecard",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -187,18 +192,31 @@ def test_silver_holds_pseudonyms_not_identifiers(spark, book):
     assert row.national_id_masked == row.national_id[:3] + "*" * 11 + row.national_id[-4:]
 
 
-def test_models_are_registered_with_a_champion(book):
+def test_models_are_registered_with_a_champion(spark, book, capsys):
     settings, _ = book
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     versions = client.search_model_versions(f"name='{settings.registered_model}'")
-    assert sorted(v.tags["model_kind"] for v in versions) == ["decision_tree", "neural_network"]
+    assert sorted(v.tags["model_kind"] for v in versions) == ["decision_tree", "scorecard"]
     champion = client.get_model_version_by_alias(settings.registered_model, "champion")
+    decision = json.loads(champion.tags["promotion"])
+    assert (decision["promote"], decision["reason"]) == (True, "no champion yet")
     run = client.get_run(champion.run_id)
+    best = max(versions, key=lambda v: client.get_run(v.run_id).data.metrics["oot_auc"])
+    assert champion.version == best.version
     assert 0.5 < run.data.metrics["oot_auc"] <= 1.0
-    assert 0.0 < run.data.metrics["oot_ks"] <= 1.0
-    assert run.data.tags["lineage.gold.application_features"] == "0"
+    assert run.data.params["lineage.gold.application_features"] == "0"
+    # Scored applications carry up to three reason codes naming model features (none
+    # when nothing pushed the applicant's risk up).
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+    sizes = {r[0] for r in scored.select(F.size("reason_codes")).distinct().collect()}
+    assert sizes <= {0, 1, 2, 3} and max(sizes) == 3
+    named = {c for r in scored.select("reason_codes").collect() for c in r[0]}
+    assert named <= set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES)
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "champion" in out and "scorecard" in out and "decision_tree" in out
 
 
 def test_tables_command_lists_every_table(book, capsys):

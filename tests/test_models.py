@@ -163,7 +163,10 @@ def test_promote_moves_the_champion_only_when_the_margin_is_beaten(spark, settin
     def register(expr: str) -> str:
         with mlflow.start_run(experiment_id=exp):
             info = mlflow.spark.log_model(
-                _fixed_model(expr), artifact_path="model", registered_model_name="application_pd"
+                _fixed_model(expr),
+                artifact_path="model",
+                registered_model_name="application_pd",
+                pip_requirements=["pyspark"],
             )
         return str(info.registered_model_version)
 
@@ -253,4 +256,4 @@ def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_sp
         version = client.get_model_version("application_pd", tm.version)
         assert version.tags["model_kind"] == tm.kind
     sql = mlflow.artifacts.load_text(f"runs:/{trained[1].run_id}/scorecard/score.sql")
-    assert sql.startswith("LEAST(GREATEST(ROUND(")
+    assert sql.startswith("CAST(LEAST(GREATEST(ROUND(CASE WHEN x1 < ")
