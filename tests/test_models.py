@@ -123,6 +123,18 @@ def test_each_kind_ranks_risk_out_of_time_and_scores_raw_rows(spark, book_split,
     )
     pds = [r.pd for r in tm.model.transform(raw).select("pd").collect()]
     assert len(pds) == 2 and all(0.0 <= p <= 1.0 for p in pds)
+    # Reason codes the way scoring adds them (test_explain and test_scorecard check the
+    # values): every row gets at most three of the model's features, most rows some.
+    reference = (
+        models.reference_values(book_split.train, SPEC) if kind == "neural_network" else None
+    )
+    champion = tracking.Champion(tm.model, "m", "1", kind, "r", reference, SPEC)
+    rows = book_split.oot.orderBy("id").limit(40)
+    explained = models.with_reason_codes(champion, rows, tm.model.transform(rows), id_col="id")
+    codes = [r.reason_codes for r in explained.select("reason_codes").collect()]
+    assert len(codes) == 40
+    assert all(set(c) <= {"x1", "x2", "x3", "c"} and len(c) <= 3 for c in codes)
+    assert max(len(c) for c in codes) == 3
 
 
 def test_champion_rule_in_both_directions():
