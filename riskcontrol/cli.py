@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from riskcontrol.config import PROJECT_ROOT, Settings, ensure_local_secrets, get_settings
 
@@ -252,6 +253,36 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"challenger v{d.challenger_version} out-of-time AUC {d.challenger_auc:.4f}")
     print(f"champion   {champion}")
     print(f"decision   {'PROMOTED' if d.promote else 'NOT promoted'}: {d.reason}")
+    return 0
+
+
+def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
+    from riskcontrol import evaluate
+
+    os.environ.update(_train_overrides(args))
+    settings = _settings()
+    spark = _spark(settings)
+    bad = [v.strip() for v in args.bad.split(",") if v.strip()]
+    drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
+    report = evaluate.evaluate_dataset(
+        spark, settings, args.path, args.target, bad, drop, args.time_col, args.seed, _say
+    )
+    out = evaluate.write_report(
+        report, args.report or settings.reports_dir / f"evaluate-{Path(args.path).stem}.json"
+    )
+    q = ", ".join(f"{k} {v:,}" for k, v in report["quarantined_by_reason"].items()) or "none"
+    print(
+        f"\n{args.path}: {report['rows_read']:,} rows read = {report['rows_used']:,} used + "
+        f"{report['rows_quarantined']:,} quarantined ({q}); bad rate {report['bad_rate']:.2%}"
+    )
+    print(f"split: {report['split']}")
+    print(f"  {'model':15} {'test AUC':>8} {'KS':>7} {'Gini':>7} {'fit s':>7}  MLflow run")
+    for kind, m in report["models"].items():
+        print(
+            f"  {kind:15} {m['test_auc']:8.4f} {m['test_ks']:7.4f} {m['test_gini']:7.4f} "
+            f"{m['train_seconds']:7.1f}  {m['mlflow_run_id']}"
+        )
+    print(f"report: {out}   (MLflow experiment {evaluate.EXPERIMENT!r}: riskctl mlflow-ui)")
     return 0
 
 
@@ -578,6 +609,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="version to judge (default: the challenger)")
     p.add_argument("--margin", type=float, default=None, help="AUC margin (RISK_PROMOTION_MARGIN)")
     p.add_argument("--force", action="store_true", help="promote even if the rule says no")
+    p = add(
+        "evaluate-dataset",
+        cmd_evaluate_dataset,
+        "try the models on your own book: land any loan-level CSV or Parquet file (RFC 4180 "
+        "quoting, money strings, dates like 28-Feb-97, missing values, high-cardinality text "
+        "columns) through bronze -> silver with quarantine, train every model kind on it "
+        "(out-of-time split with --time-col, stratified otherwise) and write a JSON report",
+    )
+    p.add_argument("path", help="a CSV or Parquet file (or a folder of Parquet files)")
+    p.add_argument("--target", required=True, help="the outcome column, e.g. loan_status")
+    p.add_argument(
+        "--bad",
+        required=True,
+        help="comma-separated target values that mean default, e.g. 'Charged Off,Default'; "
+        "every other non-missing value is good, a missing target is quarantined",
+    )
+    p.add_argument("--drop", default=None, help="comma-separated columns not to use")
+    p.add_argument(
+        "--time-col", default=None, help="date column: split train/validation/test by time"
+    )
+    p.add_argument(
+        "--report", default=None, help="JSON report path (default reports/evaluate-NAME.json)"
+    )
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--kinds", default=None, help="comma-separated model kinds (default: all)")
+    p.add_argument("--trials", type=int, default=None, help="Optuna trials per kind (0)")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], default=None)
     p = add("models", cmd_models, "list registered versions, their aliases and metrics")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add("score", cmd_score, "apply tier: score pending applications with the champion model")

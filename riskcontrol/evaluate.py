@@ -18,7 +18,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from riskcontrol import dataset, models, tracking
+from riskcontrol import dataset, lakehouse, models, tracking
 from riskcontrol.config import Settings
 
 EXPERIMENT = "evaluate-dataset"
@@ -43,28 +43,29 @@ def evaluate_dataset(
     started = time.perf_counter()
     progress(f"evaluate-dataset: landing {path} (bronze -> silver)")
     cleaned = dataset.land(
-        spark, settings, path, target, bad_values, drop=drop or [], time_col=time_col
+        spark,
+        settings,
+        path,
+        target,
+        bad_values,
+        drop=drop or [],
+        time_col=time_col,
+        progress=lambda m: progress(f"  {m}"),
     )
     counts = cleaned.counts()
     landed = time.perf_counter() - started
-    progress(
-        f"  {counts['rows_read']:,} rows read, {counts['rows_used']:,} used, "
-        f"{sum(counts['quarantined'].values()):,} quarantined {counts['quarantined']} "
-        f"({landed:.0f}s)"
-    )
-    data = cleaned.data
     spec = models.FeatureSpec(
         tuple(cleaned.numeric), tuple(cleaned.categorical), month="event_month"
     )
     if not spec.columns:
         raise ValueError(
-            f"no usable feature columns in {path}: every column was dropped "
-            f"({', '.join(f'{p.name}: {p.kind}' for p in cleaned.profiles)})"
+            f"no usable feature columns in {path}: "
+            + "; ".join(f"{p.name}: {p.kind} ({p.reason})" for p in cleaned.profiles)
         )
     split = (
-        models.date_split(data, "event_date")
+        models.date_split(cleaned.data, "event_date")
         if time_col
-        else models.stratified_split(data, seed=seed)
+        else models.stratified_split(cleaned.data, seed=seed)
     ).cache()
     progress(f"evaluate-dataset: {split.method} split {split.windows}")
     trained = tracking.train_and_log(
@@ -73,53 +74,62 @@ def evaluate_dataset(
         settings,
         kinds=settings.kinds,
         seed=seed,
-        lineage=cleaned.lineage,
+        lineage=lineage(spark, settings, cleaned),
         example=split.oot.select(*spec.columns),
-        run_label=cleaned.slug,
+        run_label=dataset.dataset_slug(path),
         registered_model=None,
         experiment=EXPERIMENT,
         tags={"dataset": str(path), "target": target},
         progress=progress,
     )
     split.unpersist()
-    return report(
-        path,
-        target,
-        bad_values,
-        time_col,
-        cleaned,
-        counts,
-        split,
-        trained,
-        {
-            "land": landed,
-            "train": time.perf_counter() - started - landed,
-            "total": time.perf_counter() - started,
-        },
-        settings,
-    )
+    seconds = {
+        "land": landed,
+        "train": time.perf_counter() - started - landed,
+        "total": time.perf_counter() - started,
+    }
+    return report(path, target, bad_values, time_col, cleaned, counts, split, trained, seconds)
+
+
+def lineage(spark: SparkSession, settings: Settings, cleaned) -> list[tracking.Lineage]:
+    """The bronze and silver tables the dataset was landed in, at the versions read."""
+    out = []
+    for layer, name in cleaned.tables.items():
+        table = dataset.dataset_table(layer, name.split(".dataset_", 1)[1], cleaned.data.schema)
+        out.append(
+            tracking.Lineage(name, table.path(settings), lakehouse.version(spark, table, settings))
+        )
+    return out
 
 
 def report(
-    path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, settings
+    path, target, bad_values, time_col, cleaned, counts, split, trained, seconds
 ) -> dict[str, Any]:
-    """The evaluate-dataset report: counts that reconcile, features, models, where to look."""
-    quarantined = dict(sorted(counts["quarantined"].items()))
+    """The evaluate-dataset report: counts that reconcile, features, models, run ids."""
+    quarantined = dict(sorted(counts.quarantined.items()))
+    m = trained[0].metrics if trained else {}
+    bads = sum(m.get(f"{w}_bads", 0) for w in ("train", "valid", "oot"))
+    rows = sum(m.get(f"{w}_rows", 0) for w in ("train", "valid", "oot"))
     return {
         "file": str(path),
         "target": target,
         "bad_values": list(bad_values),
         "time_col": time_col,
-        "rows_read": counts["rows_read"],
-        "rows_used": counts["rows_used"],
-        "rows_quarantined": sum(quarantined.values()),
+        "rows_read": counts.rows_read,
+        "rows_used": counts.rows_used,
+        "rows_quarantined": counts.rows_quarantined,
         "quarantined_by_reason": quarantined,
-        "reconciles": counts["rows_read"] == counts["rows_used"] + sum(quarantined.values()),
-        "bad_rate": counts.get("bad_rate"),
+        "reconciles": counts.rows_read == counts.rows_used + counts.rows_quarantined,
+        "unparsed_values": {k: v for k, v in sorted(counts.unparsed.items()) if v},
+        "bad_rate": round(bads / rows, 6) if rows else None,
         "features": {
             "numeric": list(cleaned.numeric),
             "categorical": list(cleaned.categorical),
-            "dropped": {p.name: p.reason for p in cleaned.profiles if p.dropped},
+            "not_used": {
+                p.name: f"{p.kind}: {p.reason}"
+                for p in cleaned.profiles
+                if p.feature is None and p.kind != "target"
+            },
         },
         "split": {"method": split.method, **split.windows},
         "models": {
@@ -136,7 +146,7 @@ def report(
             }
             for tm in trained
         },
-        "mlflow": {"tracking_uri": settings.mlflow_tracking_uri, "experiment": EXPERIMENT},
+        "mlflow_experiment": EXPERIMENT,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
 
