@@ -54,6 +54,14 @@ def main() -> int:
         default="lending_db,files,web",
         help="collect sources to run (e.g. lending_db,files to skip the crawl at large scale)",
     )
+    parser.add_argument(
+        "--evaluate-dataset",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="instead: time `riskctl evaluate-dataset` on a generated messy loan file of ROWS "
+        "rows (generation, landing, each model's fit and test AUC/KS/Gini)",
+    )
     args = parser.parse_args()
 
     home = Path(args.home or tempfile.mkdtemp(prefix="riskbench-"))
@@ -61,6 +69,8 @@ def main() -> int:
     os.environ["RISK_HOME"] = str(home)
     os.environ.setdefault("RISK_PII_KEY", "benchmark-only-key")
     os.environ.setdefault("RISK_BRONZE_KEY", "42" * 32)
+    if args.evaluate_dataset:
+        return bench_evaluate_dataset(home, args.evaluate_dataset, args.seed)
 
     from riskcontrol.config import get_settings
     from riskcontrol.generate import generate
@@ -181,6 +191,60 @@ def main() -> int:
         print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10}  {unit}")
     print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
     print(f"home: {home}")
+    return 0
+
+
+def bench_evaluate_dataset(home: Path, n_rows: int, seed: int) -> int:
+    """Generate a messy loan file of ``n_rows`` and time evaluate-dataset on it."""
+    from riskcontrol import evaluate
+    from riskcontrol.config import get_settings
+    from riskcontrol.generate import loanfile
+    from riskcontrol.spark import get_spark
+
+    settings = get_settings()
+    path = home / f"loans_{n_rows}.csv"
+    t = time.perf_counter()
+    truth = loanfile.write_loan_file(path, rows=n_rows, seed=seed)
+    gen_s = time.perf_counter() - t
+    size_mb = path.stat().st_size / 2**20
+    print(f"generate: {n_rows:,} rows, {size_mb:,.0f} MB CSV in {gen_s:.1f}s", flush=True)
+    t = time.perf_counter()
+    spark = get_spark(settings)
+    print(f"spark start: {time.perf_counter() - t:.1f}s", flush=True)
+    t = time.perf_counter()
+    report = evaluate.evaluate_dataset(
+        spark,
+        settings,
+        str(path),
+        truth["target"],
+        truth["bad_values"],
+        ["member_id"],
+        truth["time_col"],
+        seed,
+        lambda m: print(m, flush=True),
+    )
+    wall = time.perf_counter() - t
+    evaluate.write_report(report, home / "evaluate-report.json")
+    print(
+        f"\nrows read {report['rows_read']:,} = used {report['rows_used']:,} + quarantined "
+        f"{report['rows_quarantined']:,} {report['quarantined_by_reason']} "
+        f"(generator planted {truth['quarantined_by_rule']})"
+    )
+    print(f"split {report['split']}")
+    print(f"\n{'stage':22} {'seconds':>9} {'rows/s':>10}")
+    print(f"{'generate file':22} {gen_s:9.1f} {n_rows / gen_s:10,.0f}")
+    land = report["seconds"]["land"]
+    print(f"{'land (bronze->silver)':22} {land:9.1f} {n_rows / land:10,.0f}")
+    print(f"{'train + log 4 models':22} {report['seconds']['train']:9.1f}")
+    print(f"{'evaluate-dataset wall':22} {wall:9.1f} {n_rows / wall:10,.0f}")
+    print(f"\n{'model':15} {'test AUC':>8} {'KS':>7} {'Gini':>7} {'fit s':>7} {'train rows':>11}")
+    for kind, m in report["models"].items():
+        print(
+            f"{kind:15} {m['test_auc']:8.4f} {m['test_ks']:7.4f} {m['test_gini']:7.4f} "
+            f"{m['train_seconds']:7.1f} {m['train_rows']:>11,}"
+        )
+    print(f"\nSpark JVM RSS now: {jvm_rss_mb():.0f} MB; Python peak RSS {peak_rss_mb():.0f} MB")
+    print(f"report: {home / 'evaluate-report.json'}")
     return 0
 
 

@@ -325,8 +325,7 @@ def fit_decision_tree(
         seed=seed,
         **params,
     )
-    stages = [*preprocessing(spec, scale=False), tree, ProbabilityOfDefault("tree_pd", bad_weight)]
-    return Pipeline(stages=stages).fit(with_weight(split.train, bad_weight))
+    return _fit_weighted(tree, "tree_pd", split, spec, bad_weight)
 
 
 def fit_gbt(
@@ -342,10 +341,15 @@ def fit_gbt(
         seed=seed,
         **params,
     )
+    return _fit_weighted(gbt, "probability", split, spec, bad_weight)
+
+
+def _fit_weighted(estimator, output: str, split: Split, spec: FeatureSpec, bad_weight: float):
+    """Preprocessing, ``estimator`` fitted with bads weighted, and the corrected ``pd``."""
     stages = [
         *preprocessing(spec, scale=False),
-        gbt,
-        ProbabilityOfDefault("probability", bad_weight),
+        estimator,
+        ProbabilityOfDefault(output, bad_weight),
     ]
     return Pipeline(stages=stages).fit(with_weight(split.train, bad_weight))
 

@@ -172,14 +172,14 @@ def train_and_log(
     spec: FeatureSpec,
     settings: Settings,
     *,
-    kinds: tuple[str, ...],
     seed: int,
     lineage: list[Lineage],
-    example: DataFrame,
     run_label: str,
     registered_model: str | None,
     experiment: str | None = None,
     tags: dict[str, str] | None = None,
+    kinds: tuple[str, ...] | None = None,
+    example: DataFrame | None = None,
     progress: Progress = _quiet,
 ) -> list[TrainedModel]:
     """Search (if configured), fit, evaluate, explain and log each model kind; each kind is
@@ -188,6 +188,8 @@ def train_and_log(
 
     c = client(settings)
     exp = experiment_id(settings, experiment)
+    kinds = kinds or settings.kinds
+    example = example if example is not None else split.oot.select(*spec.columns)
     cutoff = settings.reject_from_pd
     bad_weight = models.balanced_weight(split.train, settings.class_weight)
     trained = []
