@@ -48,7 +48,7 @@ SCRAPY_TESTS := tests/test_crawlers.py
 XDIST := -n 2 --dist loadfile
 
 test: setup ## run every test (pytest)
-	$(BIN)/pytest $(XDIST) --ignore=$(SCRAPY_TESTS) $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) --durations=15 --ignore=$(SCRAPY_TESTS) $(PYTEST_ARGS)
 	$(BIN)/pytest $(SCRAPY_TESTS) $(PYTEST_ARGS)
 
 test-fast: setup ## the tests without the slow end-to-end ones

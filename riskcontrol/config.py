@@ -160,6 +160,11 @@ class Settings(BaseSettings):
                 "need 0 < RISK_APPROVE_BELOW_PD <= RISK_REJECT_FROM_PD < 1, got "
                 f"{self.approve_below_pd} and {self.reject_from_pd}"
             )
+        if self.oot_months < 1 or self.valid_months < 1:
+            raise ValueError(
+                f"RISK_OOT_MONTHS ({self.oot_months}) and RISK_VALID_MONTHS "
+                f"({self.valid_months}) must be at least 1"
+            )
         unknown = set(self.kinds) - set(MODEL_KINDS)
         if unknown or not self.kinds:
             raise ValueError(

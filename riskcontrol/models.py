@@ -50,7 +50,7 @@ from riskcontrol.config import MODEL_KINDS
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LABEL = "label"
-WEIGHT = "weight"
+WEIGHT = "__weight"  # never a user column (a file may have "weight")
 
 # Heavy-tailed counts and amounts: log1p before scaling keeps a few large values from
 # dominating the network's inputs (trees are invariant to it and do without).
@@ -105,6 +105,23 @@ class Split:
     def unpersist(self) -> None:
         for df in (self.train, self.valid, self.oot):
             df.unpersist()
+
+    def check_classes(self) -> dict[str, tuple[int, int]]:
+        """(goods, bads) per window; an error naming the window if one lacks a class
+        (AUC and KS need both, and a model cannot learn from one)."""
+        counts = {}
+        for name, df in split_frames(self).items():
+            row = df.agg(F.count("*").alias("n"), F.sum(LABEL).alias("bads")).first()
+            n, bads = int(row["n"]), int(row["bads"] or 0)
+            counts[name] = (n - bads, bads)
+        empty = {k: v for k, v in counts.items() if 0 in v}
+        if empty:
+            detail = ", ".join(f"{k} {g:,} goods / {b:,} bads" for k, (g, b) in empty.items())
+            raise ValueError(
+                f"every window needs goods and bads; {detail} ({self.windows}). Use a longer "
+                "history, other windows (RISK_VALID_MONTHS, RISK_OOT_MONTHS), or no --time-col."
+            )
+        return counts
 
 
 def matured_applications(features: DataFrame) -> DataFrame:
@@ -376,35 +393,39 @@ def fit_neural_network(
     prep = Pipeline(stages=preprocessing(spec, scale=True)).fit(split.train)
     prepared = prep.transform(oversample(split.train, copies)).select("features", LABEL).cache()
     held_out = prep.transform(split.valid).select("features", LABEL).cache()
-    width = len(prepared.first()["features"])
-    layers = [width, int(params["hidden"]), 2]
-    step, patience = int(params["step"]), int(params["patience"])
-    best, best_auc, best_iters, weights = None, -1.0, 0, None
-    for round_no in range(1, int(params["rounds"]) + 1):
-        mlp = MultilayerPerceptronClassifier(
-            labelCol=LABEL,
-            featuresCol="features",
-            predictionCol="mlp_class",
-            seed=seed,
-            layers=layers,
-            maxIter=step,
-        )
-        if weights is not None:
-            mlp.setInitialWeights(weights)
-        model = mlp.fit(prepared)
-        weights = model.weights
-        rows = model.transform(held_out).select(vector_to_array("probability")[1].alias("p"), LABEL)
-        frame = rows.toPandas()
-        if frame.empty or frame[LABEL].nunique() < 2:
-            best, best_iters = model, round_no * step
-            continue
-        score = metrics.auc(frame["p"].to_numpy(), frame[LABEL].to_numpy().astype(int))
-        if score > best_auc:
-            best, best_auc, best_iters = model, score, round_no * step
-        elif round_no * step - best_iters >= patience * step:
-            break
-    prepared.unpersist()
-    held_out.unpersist()
+    try:
+        width = len(prepared.first()["features"])
+        layers = [width, int(params["hidden"]), 2]
+        step, patience = int(params["step"]), int(params["patience"])
+        best, best_auc, best_iters, weights = None, -1.0, 0, None
+        for round_no in range(1, int(params["rounds"]) + 1):
+            mlp = MultilayerPerceptronClassifier(
+                labelCol=LABEL,
+                featuresCol="features",
+                predictionCol="mlp_class",
+                seed=seed,
+                layers=layers,
+                maxIter=step,
+            )
+            if weights is not None:
+                mlp.setInitialWeights(weights)
+            model = mlp.fit(prepared)
+            weights = model.weights
+            rows = model.transform(held_out).select(
+                vector_to_array("probability")[1].alias("p"), LABEL
+            )
+            frame = rows.toPandas()
+            if frame.empty or frame[LABEL].nunique() < 2:
+                best, best_iters = model, round_no * step
+                continue
+            score = metrics.auc(frame["p"].to_numpy(), frame[LABEL].to_numpy().astype(int))
+            if score > best_auc:
+                best, best_auc, best_iters = model, score, round_no * step
+            elif round_no * step - best_iters >= patience * step:
+                break
+    finally:
+        prepared.unpersist()
+        held_out.unpersist()
     params["layers"] = layers
     params["iterations"] = best_iters
     return PipelineModel(stages=[*prep.stages, best, ProbabilityOfDefault("probability", copies)])

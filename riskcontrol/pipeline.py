@@ -506,7 +506,7 @@ def lineage(spark: SparkSession, settings: Settings) -> list[tracking.Lineage]:
 
 def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainResult:
     """Fit every configured model kind, log and register each, and apply the champion rule
-    to the best of them (by out-of-time AUC)."""
+    to the best of them (by validation AUC; the rule then compares out of time)."""
     spark, settings = run.spark, run.settings
     spec = models.APPLICATION_SPEC
     split = training_split(spark, settings).cache()
@@ -514,25 +514,28 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
         f"train: {', '.join(settings.kinds)} on {split.windows} "
         f"(MLflow {settings.mlflow_tracking_uri})"
     )
-    trained = tracking.train_and_log(
-        split,
-        spec,
-        settings,
-        seed=seed,
-        lineage=lineage(spark, settings),
-        run_label=run.run_id,
-        registered_model=settings.registered_model,
-        tags={"pipeline_run_id": run.run_id},
-        progress=progress,
-    )
-    best = max(trained, key=lambda t: t.metrics["oot_auc"])
-    tracking.set_challenger(settings, best.version)
-    decision = tracking.promote(
-        settings, split, spec, challenger=best.version, challenger_model=best.model
-    )
+    try:
+        trained = tracking.train_and_log(
+            split,
+            spec,
+            settings,
+            seed=seed,
+            lineage=lineage(spark, settings),
+            run_label=run.run_id,
+            registered_model=settings.registered_model,
+            tags={"pipeline_run_id": run.run_id},
+            progress=progress,
+        )
+        # Chosen on validation; the out-of-time window then judges it against the champion.
+        best = max(trained, key=lambda t: t.metrics["valid_auc"])
+        tracking.set_challenger(settings, best.version)
+        decision = tracking.promote(
+            settings, split, spec, challenger=best.version, challenger_model=best.model
+        )
+    finally:
+        split.unpersist()
     verdict = "promoted to champion" if decision.promote else "stays challenger"
     progress(f"train: {best.kind} v{best.version} {verdict}: {decision.reason}")
-    split.unpersist()
     return TrainResult(trained, decision, split)
 
 

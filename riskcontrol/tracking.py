@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -40,6 +41,12 @@ def client(settings: Settings):
     return MlflowClient()
 
 
+def client_for_active():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
 def experiment_id(settings: Settings, name: str | None = None) -> str:
     """The experiment's id, created (with the configured artifact root) on first use."""
     c = client(settings)
@@ -59,17 +66,19 @@ class Lineage:
     version: int | None
 
 
-def log_lineage(lineage: list[Lineage], spark) -> None:
+def log_lineage(lineage: list[Lineage]) -> None:
+    """Training tables and versions as parameters and as MLflow dataset inputs (Delta
+    sources with their versions; no profile, so nothing re-reads the tables)."""
     import mlflow
-    import mlflow.data
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
 
     mlflow.log_params({f"lineage.{x.table}": str(x.version) for x in lineage})
     for x in lineage:
         if x.version is None:
             continue
-        dataset = mlflow.data.load_delta(
-            path=x.path, version=str(x.version), name=x.table, digest=f"{x.table}@v{x.version}"
-        )
+        source = DeltaDatasetSource(path=x.path, delta_table_version=x.version)
+        dataset = MetaDataset(source, name=x.table, digest=f"v{x.version}")
         mlflow.log_input(dataset, context="training")
 
 
@@ -132,6 +141,8 @@ def log_training_run(
     import pyspark
     from mlflow.models import infer_signature
 
+    import riskcontrol
+
     mlflow.log_params({k: str(v) for k, v in tm.params.items()})
     mlflow.log_params(
         {
@@ -160,11 +171,19 @@ def log_training_run(
         registered_model_name=registered_model,
         signature=infer_signature(example_pdf, output),
         input_example=example_pdf,
-        pip_requirements=[f"pyspark=={pyspark.__version__}", "riskcontrol"],
+        pip_requirements=[f"pyspark=={pyspark.__version__}"],
+        # The pipeline's Python stages (ProbabilityOfDefault) load from this code.
+        code_paths=[str(Path(riskcontrol.__file__).parent)],
     )
     tm.run_id = mlflow.active_run().info.run_id
     if registered_model:
-        tm.version = str(info.registered_model_version)
+        version = info.registered_model_version
+        if version is None:  # saved straight to a remote artifact root: look it up
+            found = client_for_active().search_model_versions(
+                f"name='{registered_model}' and run_id='{tm.run_id}'"
+            )
+            version = max(int(v.version) for v in found)
+        tm.version = str(version)
 
 
 def train_and_log(
@@ -190,13 +209,14 @@ def train_and_log(
     exp = experiment_id(settings, experiment)
     kinds = kinds or settings.kinds
     example = example if example is not None else split.oot.select(*spec.columns)
+    split.check_classes()
     cutoff = settings.reject_from_pd
     bad_weight = models.balanced_weight(split.train, settings.class_weight)
     trained = []
     for kind in kinds:
         with mlflow.start_run(experiment_id=exp, run_name=f"{kind}-{run_label}"):
             mlflow.set_tags({"model_kind": kind, **(tags or {})})
-            log_lineage(lineage, split.train.sparkSession)
+            log_lineage(lineage)
             params, trials = dict(models.DEFAULT_PARAMS[kind]), 0
             if settings.tune_trials > 0:
                 from riskcontrol import tuning
@@ -293,13 +313,27 @@ def decide(
     )
 
 
+def missing(exc: Exception) -> bool:
+    """Is ``exc`` MLflow saying "no such model or alias" (rather than a failure)?"""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code in (
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_PARAMETER_VALUE",
+        "NOT_FOUND",
+    )
+
+
 def alias_version(settings: Settings, alias: str) -> str | None:
+    """The version holding ``alias``, None if there is none (registry errors propagate)."""
     try:
         return str(
             client(settings).get_model_version_by_alias(settings.registered_model, alias).version
         )
-    except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
-        return None
+    except Exception as exc:
+        if missing(exc):
+            return None
+        raise
 
 
 def load_version(settings: Settings, version: str) -> PipelineModel:
@@ -356,7 +390,8 @@ def promote(
         )
     if decision.promote and champion != challenger:
         c.set_registered_model_alias(name, CHAMPION, challenger)
-        c.delete_registered_model_alias(name, CHALLENGER)
+        if alias_version(settings, CHALLENGER) == challenger:
+            c.delete_registered_model_alias(name, CHALLENGER)
     record = {**asdict(decision), "oot_window": split.windows.get("oot")}
     run_id = c.get_model_version(name, challenger).run_id
     c.log_dict(run_id, record, f"promotion/decision-{int(decision.decided_at)}.json")
@@ -375,8 +410,10 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     name = settings.registered_model
     try:
         registered = c.get_registered_model(name)
-    except Exception:  # noqa: BLE001
-        return []
+    except Exception as exc:
+        if missing(exc):
+            return []
+        raise
     aliases: dict[str, list[str]] = {}
     for alias, version in (registered.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
@@ -421,14 +458,16 @@ def load_champion(settings: Settings) -> Champion:
     c = client(settings)
     try:
         mv = c.get_model_version_by_alias(settings.registered_model, CHAMPION)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
+        if not missing(exc):
+            raise
         raise RuntimeError(
             f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
             f"{settings.mlflow_tracking_uri}: run `riskctl train` first"
         ) from exc
     import mlflow.artifacts
 
-    model = mlflow.spark.load_model(f"models:/{settings.registered_model}@{CHAMPION}")
+    model = mlflow.spark.load_model(f"models:/{settings.registered_model}/{mv.version}")
     kind = mv.tags.get("model_kind", "")
     reference = None
     if kind == "neural_network":

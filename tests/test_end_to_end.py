@@ -203,7 +203,7 @@ def test_models_are_registered_with_a_champion(spark, book, capsys):
     decision = json.loads(champion.tags["promotion"])
     assert (decision["promote"], decision["reason"]) == (True, "no champion yet")
     run = client.get_run(champion.run_id)
-    best = max(versions, key=lambda v: client.get_run(v.run_id).data.metrics["oot_auc"])
+    best = max(versions, key=lambda v: client.get_run(v.run_id).data.metrics["valid_auc"])
     assert champion.version == best.version
     assert 0.5 < run.data.metrics["oot_auc"] <= 1.0
     assert run.data.params["lineage.gold.application_features"] == "0"

@@ -64,6 +64,20 @@ def test_time_split_takes_the_last_months_out_of_time(spark):
         models.time_split(df.where("application_month < '2024-08'"), 2, 4)
 
 
+def test_a_window_without_bads_is_refused_by_name(spark):
+    rows = [
+        (f"2024-{m:02d}", 1.0 if m in (1, 3, 7) and i == 0 else 0.0)
+        for m in range(1, 9)
+        for i in range(3)
+    ]
+    split = models.time_split(
+        spark.createDataFrame(rows, "application_month string, label double"), 2, 2
+    )
+    # valid = 2024-05..06 has no bad; train (01..04) has two, out-of-time (07..08) one.
+    with pytest.raises(ValueError, match=r"valid 6 goods / 0 bads"):
+        split.check_classes()
+
+
 def test_stratified_split_cuts_each_class_at_the_same_shares(spark):
     rows = [(f"R{i:03d}", 1.0 if i < 20 else 0.0) for i in range(100)]
     split = models.stratified_split(spark.createDataFrame(rows, "id string, label double"), seed=1)
