@@ -546,8 +546,10 @@ def tree_stage(model: PipelineModel):
     """The fitted tree or boosted-trees stage of a pipeline, or None."""
     from riskcontrol import explain
 
-    found = [s for s in model.stages if isinstance(s, explain.TREE_MODELS)]
-    return found[-1] if found else None
+    try:
+        return explain.tree_stage(model)[1]
+    except ValueError:
+        return None
 
 
 def importance(

@@ -530,7 +530,7 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
         best = max(trained, key=lambda t: t.metrics["valid_auc"])
         tracking.set_challenger(settings, best.version)
         decision = tracking.promote(
-            settings, split, spec, challenger=best.version, challenger_model=best.model
+            settings, split, spec, challenger=best.version, challenger_auc=best.metrics["oot_auc"]
         )
     finally:
         split.unpersist()

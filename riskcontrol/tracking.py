@@ -353,12 +353,13 @@ def promote(
     split: Split,
     spec: FeatureSpec,
     challenger: str | None = None,
-    challenger_model: PipelineModel | None = None,
+    challenger_auc: float | None = None,
     force: bool = False,
     progress: Progress = _quiet,
 ) -> PromotionDecision:
     """Apply the champion rule to ``challenger`` (default: the ``challenger`` alias),
-    re-scoring both models on the same out-of-time window, and log the decision."""
+    scoring both models on the same out-of-time window (``challenger_auc`` when the caller
+    has just measured it there), and log the decision."""
     c = client(settings)
     name = settings.registered_model
     challenger = challenger or alias_version(settings, CHALLENGER)
@@ -367,8 +368,8 @@ def promote(
             f"registered model {name!r} has no '{CHALLENGER}' version: run `riskctl train`, "
             "or name one with `riskctl promote --version N`"
         )
-    model = challenger_model or load_version(settings, challenger)
-    challenger_auc = oot_auc(model, split, spec)
+    if challenger_auc is None:  # not judged on this window yet
+        challenger_auc = oot_auc(load_version(settings, challenger), split, spec)
     champion = alias_version(settings, CHAMPION)
     champion_auc = None
     if champion is not None and champion != challenger:
