@@ -1,11 +1,11 @@
-"""spark-submit entry point for the apply tier: `spark-submit jobs/apply.py [RUN_ID]`.
+"""spark-submit entry point for the apply tier: `spark-submit jobs/apply.py [RUN_ID [TASK...]]`.
 
 Thin on purpose: the work is in the library, the same code the CLI and the DAGs run.
 """
 
 import sys
 
-from riskcontrol.orchestration import job_main
+from riskcontrol.orchestration import APPLY_TASKS, job_main
 
 if __name__ == "__main__":
-    sys.exit(job_main(("score_applications",), sys.argv))
+    sys.exit(job_main(APPLY_TASKS, sys.argv))

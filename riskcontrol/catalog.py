@@ -27,6 +27,17 @@ _TYPES: dict[str, T.DataType] = {
     "array<double>": T.ArrayType(T.DoubleType()),
     "array<date>": T.ArrayType(T.DateType()),
     "map<string,int>": T.MapType(T.StringType(), T.IntegerType()),
+    # An alert's workflow history: one entry per step, appended, never rewritten.
+    "array<struct<stage:string,at:timestamp,by:string,note:string>>": T.ArrayType(
+        T.StructType(
+            [
+                T.StructField("stage", T.StringType()),
+                T.StructField("at", T.TimestampType()),
+                T.StructField("by", T.StringType()),
+                T.StructField("note", T.StringType()),
+            ]
+        )
+    ),
 }
 
 
@@ -585,6 +596,7 @@ GOLD_SCORED_APPLICATIONS = Table(
         "quadrant string",
         "strategy string",
         "decision string",
+        "policy_version string",
         "reason_codes array<string>",
         "model_name string",
         "model_version string",
@@ -592,7 +604,120 @@ GOLD_SCORED_APPLICATIONS = Table(
         "scored_at timestamp",
     ),
     keys=("application_id",),
-    description="new applications scored by the champion model",
+    description="new applications scored by the champion model; decision from the active "
+    "cut-off policy (policy_version)",
+)
+GOLD_LOAN_BOOK_RISK = Table(
+    "gold",
+    "loan_book_risk",
+    schema(
+        "as_of_date date",
+        "loan_id string",
+        "application_id string",
+        "customer_key string",
+        "channel string",
+        "province string",
+        "disbursed_date date",
+        "principal double",
+        "ead double",
+        "dpd int",
+        "dpd_bucket string",
+        "pd double",
+        "score int",
+        "lgd double",
+        "expected_loss double",
+        "risk_band string",
+        "impact double",
+        "quadrant string",
+        "strategy string",
+        "model_name string",
+        "model_version string",
+        "scored_at timestamp",
+    ),
+    keys=("as_of_date", "loan_id"),
+    description="every active loan, daily: PD, exposure at default, expected loss, DPD, "
+    "severity quadrant and its strategy",
+)
+GOLD_CUTOFF_POLICY = Table(
+    "gold",
+    "cutoff_policy",
+    schema(
+        "policy_version int",
+        "cutoff_pd double",
+        "approve_below_pd double",
+        "applications long",
+        "approved long",
+        "reviewed long",
+        "rejected long",
+        "approval_rate double",
+        "bad_rate double",
+        "control_effect double",
+        "control_cost double",
+        "net_benefit double",
+        "marginal_effect double",
+        "marginal_cost double",
+        "residual_risk double",
+        "risk_tolerance double",
+        "area int",
+        "area_name string",
+        "optimal boolean",
+        "chosen boolean",
+        "status string",
+        "model_name string",
+        "model_version string",
+        "population string",
+        "created_at timestamp",
+    ),
+    keys=("policy_version", "cutoff_pd"),
+    description="risk-cost sweep of the approval cut-off per policy version; the chosen row "
+    "of the 'active' version is the cut-off scoring uses",
+)
+GOLD_WARNING_INDICATORS = Table(
+    "gold",
+    "warning_indicators",
+    schema(
+        "as_of_date date",
+        "indicator string",
+        "segment_type string",
+        "segment string",
+        "value double",
+        "numerator double",
+        "denominator double",
+        "warning_threshold double",
+        "critical_threshold double",
+        "status string",
+        "exposure double",
+        "run_id string",
+        "computed_at timestamp",
+    ),
+    keys=("as_of_date", "indicator", "segment_type", "segment"),
+    description="early-warning indicators per day and segment against warning and critical "
+    "thresholds",
+)
+GOLD_ALERTS = Table(
+    "gold",
+    "alerts",
+    schema(
+        "alert_id string",
+        "indicator string",
+        "segment_type string",
+        "segment string",
+        "severity string",
+        "first_breach_date date",
+        "last_breach_date date",
+        "value double",
+        "threshold double",
+        "exposure double",
+        "quadrant string",
+        "playbook array<string>",
+        "stage string",
+        "history array<struct<stage:string,at:timestamp,by:string,note:string>>",
+        "opened_at timestamp",
+        "updated_at timestamp",
+    ),
+    keys=("alert_id",),
+    description="alerts opened by indicator breaches, moving identify -> assess -> decide -> "
+    "dispose -> feedback with the playbook of their quadrant",
 )
 
 # --- gold: the feature store's tables (keyed by customer and event time) -------------
@@ -860,6 +985,10 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_ENTITY_LINKS,
     GOLD_APPLICATION_FEATURES,
     GOLD_SCORED_APPLICATIONS,
+    GOLD_LOAN_BOOK_RISK,
+    GOLD_CUTOFF_POLICY,
+    GOLD_WARNING_INDICATORS,
+    GOLD_ALERTS,
     *FEATURE_TABLES,
     OPS_MANIFEST,
     OPS_QUARANTINE,

@@ -19,6 +19,7 @@ from riskcontrol.config import PROJECT_ROOT, Settings, ensure_local_secrets, get
 EPILOG = """\
 typical use:
   riskctl run                      generate a book and run collect -> analyze -> apply
+  riskctl alerts list              open early-warning alerts; `riskctl report` the risk report
   riskctl tables                   what a run produced: every table, rows, Delta version
   riskctl mlflow-ui                browse the models at http://127.0.0.1:5000
   riskctl airflow standalone       Airflow with the collect/analyze/apply DAGs
@@ -326,7 +327,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from riskcontrol import pipeline
+    from riskcontrol import apply, pipeline
 
     settings = _settings()
     timings: dict[str, float] = {}
@@ -347,7 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     trained = pipeline.run_train(run, _say, seed=args.seed)
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    steps.append(pipeline.run_score(run, _say))
+    steps += apply.run_apply(run, _say)
     timings["apply"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -361,7 +362,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "\nwhere to look:\n"
         f"  tables      riskctl tables   (Delta under {settings.lakehouse_root})\n"
         f"  models      riskctl mlflow-ui   (store {settings.mlflow_tracking_uri})\n"
-        "  scores      gold.scored_applications; rejects in ops.quarantine; counts in ops.manifest"
+        "  scores      gold.scored_applications, gold.loan_book_risk; cut-off in "
+        "gold.cutoff_policy\n"
+        "  warnings    gold.warning_indicators; `riskctl alerts list`\n"
+        f"  report      {settings.reports_dir}/risk_report_*.html\n"
+        "  rejects     ops.quarantine; counts in ops.manifest"
     )
     return 0
 
@@ -416,8 +421,11 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def submit_command(settings: Settings, tier: str, run_id: str | None) -> tuple[list[str], dict]:
-    """The spark-submit command line and environment that run ``jobs/<tier>.py``."""
+def submit_command(
+    settings: Settings, tier: str, run_id: str | None, tasks: Sequence[str] = ()
+) -> tuple[list[str], dict]:
+    """The spark-submit command line and environment that run ``jobs/<tier>.py`` (only
+    ``tasks`` of it, when given)."""
     import pyspark
 
     from riskcontrol.spark import local_jars
@@ -435,15 +443,17 @@ def submit_command(settings: Settings, tier: str, run_id: str | None) -> tuple[l
         settings.spark_driver_memory,
         str(PROJECT_ROOT / "jobs" / f"{tier}.py"),
     ]
-    if run_id:
-        argv.append(run_id)
+    if run_id or tasks:
+        argv.append(run_id or f"submit-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    argv.extend(tasks)
     env = {**os.environ, "SPARK_HOME": spark_home, "PYSPARK_PYTHON": sys.executable}
     return argv, env
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     settings = _settings()
-    argv, env = submit_command(settings, args.tier, args.run_id)
+    tasks = tuple(t for t in (args.tasks or "").split(",") if t)
+    argv, env = submit_command(settings, args.tier, args.run_id, tasks)
     print(" ".join(argv), flush=True)
     os.execve(argv[0], argv, env)
     return 0
@@ -638,8 +648,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], default=None)
     p = add("models", cmd_models, "list registered versions, their aliases and metrics")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    add("score", cmd_score, "apply tier: score pending applications with the champion model")
-    p = add("run", cmd_run, "the whole pipeline: generate, collect, analyze, train, score")
+    add(
+        "score",
+        cmd_score,
+        "apply tier: score pending applications with the champion model and the active "
+        "cut-off policy into gold.scored_applications",
+    )
+    from riskcontrol.apply_cli import add_apply_parsers
+
+    add_apply_parsers(add)
+    p = add(
+        "run",
+        cmd_run,
+        "the whole pipeline: generate, collect, analyze, train, then apply (cut-off policy, "
+        "scoring, loan book, early warning and alerts, the risk report)",
+    )
     gen_args(p)
     p.add_argument("--skip-generate", action="store_true", help="use the data already generated")
     p = add(
@@ -649,6 +672,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("tier", choices=["collect", "analyze", "apply"])
     p.add_argument("--run-id", default=None, help="run id recorded in ops.manifest")
+    p.add_argument(
+        "--tasks",
+        default=None,
+        help="comma-separated tasks of the tier to run (default: all), e.g. score_applications",
+    )
     add("tables", cmd_tables, "list every table with its row count and Delta version")
     p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI over the project's tracking store")
     p.add_argument("--host", default="127.0.0.1")

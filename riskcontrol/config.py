@@ -129,6 +129,41 @@ class Settings(BaseSettings):
     )
     approve_below_pd: float = Field(0.08, description="PD below this: approve")
     reject_from_pd: float = Field(0.20, description="PD at or above this: reject; between: review")
+    review_band_pd: float = Field(
+        0.02, description="PD band just below the cut-off whose applications go to review"
+    )
+    review_cost: float = Field(30.0, description="cost of one manual review (currency units)")
+    good_margin: float = Field(
+        0.10, description="profit on a good loan as a share of its amount (lost when rejected)"
+    )
+    risk_tolerance: float = Field(
+        0.03,
+        description="highest acceptable residual risk: expected loss / exposure of approvals",
+    )
+    cutoff_step: float = Field(0.005, description="PD step of the candidate cut-offs swept")
+    delinquent_pd: dict[str, float] = Field(
+        default_factory=lambda: {"1-29": 0.35, "30-59": 0.60, "60-89": 0.85, "90+": 1.0},
+        description="loan-book PD floor per DPD bucket (JSON); current loans use the model PD",
+    )
+    warning_thresholds: Path | None = Field(
+        None, description="YAML overriding early-warning thresholds (see riskctl warn --help)"
+    )
+    warning_lookback_days: int = Field(
+        120, description="days of early-warning indicators computed back from the as-of date"
+    )
+    min_segment_loans: int = Field(
+        30, description="segments with fewer loans get status 'too_few', never an alert"
+    )
+    alert_impact_threshold: float = Field(
+        100_000.0,
+        description="affected exposure x LGD at or above which an alert is high impact",
+    )
+    notifiers: str = Field("log", description="alert notifiers: log, webhook, email (comma list)")
+    webhook_url: str | None = Field(None, description="URL alerts are POSTed to as JSON")
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    alert_email_from: str = "riskcontrol@localhost"
+    alert_email_to: str | None = Field(None, description="comma-separated alert recipients")
     score_base: int = Field(600, description="score at base odds")
     score_base_odds: float = Field(19.0, description="good:bad odds that score_base stands for")
     score_pdo: float = Field(50.0, description="points to double the odds")

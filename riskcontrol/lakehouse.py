@@ -61,6 +61,22 @@ def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     writer.save(table.path(settings))
 
 
+def replace_where(df: DataFrame, table: Table, settings: Settings, condition: str) -> int:
+    """Replace the rows matching ``condition`` (e.g. one day) with ``df``; returns rows written.
+
+    Every row of ``df`` must match ``condition`` (Delta checks it): a re-run of the same
+    day replaces that day and touches no other.
+    """
+    df = validate(df, table)
+    if not exists(df.sparkSession, table, settings):
+        _write_new(df, table, settings)
+    else:
+        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(
+            table.path(settings)
+        )
+    return read(df.sparkSession, table, settings).where(condition).count()
+
+
 def merge(
     df: DataFrame,
     table: Table,

@@ -19,6 +19,8 @@ ASSET_URIS = {
     "gold_features": "riskcontrol://lakehouse/gold/application_features",
     "champion_model": "riskcontrol://mlflow/application_pd/champion",
     "scored_applications": "riskcontrol://lakehouse/gold/scored_applications",
+    "loan_book_risk": "riskcontrol://lakehouse/gold/loan_book_risk",
+    "warning_indicators": "riskcontrol://lakehouse/gold/warning_indicators",
 }
 
 TASKS = (
@@ -31,7 +33,18 @@ TASKS = (
     "build_feature_store",
     "check_quality",
     "train_models",
+    "choose_cutoff",
     "score_applications",
+    "loan_book_risk",
+    "early_warning",
+    "risk_report",
+)
+APPLY_TASKS = (
+    "choose_cutoff",
+    "score_applications",
+    "loan_book_risk",
+    "early_warning",
+    "risk_report",
 )
 
 
@@ -50,6 +63,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     from riskcontrol import pipeline
+    from riskcontrol.apply import run_book as apply_book
     from riskcontrol.config import ensure_local_secrets, get_settings
     from riskcontrol.ops import Run
     from riskcontrol.spark import get_spark
@@ -78,6 +92,35 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             }
             for t in result.trained
         ]
+    if task == "choose_cutoff":
+        from riskcontrol import apply
+
+        result = apply.run_cutoff(run)
+        chosen = result.chosen
+        return [
+            {
+                "policy_version": result.version,
+                "created": result.created,
+                "cutoff_pd": float(chosen["cutoff_pd"]),
+                "area": int(chosen["area"]),
+                "approval_rate": float(chosen["approval_rate"]),
+            }
+        ]
+    if task == "early_warning":
+        from riskcontrol import apply
+
+        result = apply.run_warning(run)
+        if result.failures:
+            raise RuntimeError(f"alert notifications failed: {result.failures}")
+        return [
+            *_counts([result.counts]),
+            {"breaches": result.breaches, "alerts": [a["alert_id"] for a in result.alerts]},
+        ]
+    if task == "risk_report":
+        from riskcontrol import apply
+
+        html, pdf = apply.run_report(run)
+        return [{"html": str(html), "pdf": str(pdf) if pdf else None}]
     stages = {
         "collect_lending_db": pipeline.run_collect_lending_db,
         "collect_file_drops": pipeline.run_collect_file_drops,
@@ -86,6 +129,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
         "resolve_entities": pipeline.run_resolve,
         "build_gold": pipeline.run_gold,
         "score_applications": lambda r: [pipeline.run_score(r)],
+        "loan_book_risk": lambda r: [apply_book(r)],
     }
     return _counts(stages[task](run))
 
@@ -93,11 +137,17 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
 def job_main(tasks: tuple[str, ...], argv: list[str]) -> int:
     """Entry point of a spark-submit job (``jobs/*.py``): run ``tasks``, print their counts.
 
-    ``argv[1]``, if given, is the run id recorded in ``ops.manifest``.
+    ``argv[1]``, if given, is the run id recorded in ``ops.manifest``; further arguments
+    name a subset of ``tasks`` to run (e.g. only ``score_applications``).
     """
     import json
 
     run_id = argv[1] if len(argv) > 1 else None
+    if len(argv) > 2:
+        unknown = [t for t in argv[2:] if t not in tasks]
+        if unknown:
+            raise SystemExit(f"unknown task(s) {unknown}; this job runs {', '.join(tasks)}")
+        tasks = tuple(t for t in tasks if t in argv[2:])
     for task in tasks:
         print(json.dumps({"task": task, "steps": run_task(task, run_id=run_id)}, default=str))
     return 0

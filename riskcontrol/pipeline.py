@@ -24,7 +24,6 @@ from riskcontrol import (
     models,
     quality,
     resolve,
-    scoring,
     silver,
     tracking,
 )
@@ -40,7 +39,6 @@ from riskcontrol.catalog import (
     BRONZE_PENALTIES,
     BRONZE_REPAYMENTS,
     GOLD_APPLICATION_FEATURES,
-    GOLD_SCORED_APPLICATIONS,
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
     SILVER_COURT_RECORDS,
@@ -540,21 +538,7 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
 
 
 def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
-    spark, settings = run.spark, run.settings
-    features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
-    champion = tracking.load_champion(settings)
-    progress(
-        f"apply: scoring pending applications with {champion.name} v{champion.version} "
-        f"({champion.kind}, champion)"
-    )
-    counts = StepCounts(
-        "apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0
-    )
-    counts.rows_in = features.where(F.col("status") == "pending").count()
-    scored = scoring.score_applications(features, champion, settings).cache()
-    n_scored = scored.count()
-    result = lakehouse.merge(scored, GOLD_SCORED_APPLICATIONS, settings)
-    counts.rows_out = result.inserted + result.updated
-    counts.rows_unchanged = n_scored - counts.rows_out
-    scored.unpersist()
-    return run.record(counts)
+    """Score pending applications (see ``apply.run_score``)."""
+    from riskcontrol import apply
+
+    return apply.run_score(run, progress)

@@ -12,11 +12,12 @@ impact (exposure at default x loss given default):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol.catalog import GOLD_SCORED_APPLICATIONS
+from riskcontrol.catalog import GOLD_CUTOFF_POLICY, GOLD_SCORED_APPLICATIONS
 from riskcontrol.config import Settings
 
 SCORE_MIN, SCORE_MAX = 300, 900
@@ -70,10 +71,54 @@ def decision(pd_col: Column, approve_below: float, reject_from: float) -> Column
     )
 
 
+@dataclass(frozen=True)
+class CutoffPolicy:
+    """The decision rule: approve below ``approve_below_pd``, reject from ``reject_from_pd``,
+    review in between. ``version`` is the gold.cutoff_policy version it came from, or
+    ``config`` for the RISK_APPROVE_BELOW_PD / RISK_REJECT_FROM_PD defaults."""
+
+    version: str
+    approve_below_pd: float
+    reject_from_pd: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CutoffPolicy:
+        return cls("config", settings.approve_below_pd, settings.reject_from_pd)
+
+
+def active_policy(spark: SparkSession, settings: Settings) -> CutoffPolicy:
+    """The chosen cut-off of the active gold.cutoff_policy version (``riskctl cutoff``),
+    or the configured thresholds before any policy was activated."""
+    from riskcontrol import lakehouse
+
+    if not lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings):
+        return CutoffPolicy.from_settings(settings)
+    rows = (
+        lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+        .where((F.col("status") == "active") & F.col("chosen"))
+        .select("policy_version", "approve_below_pd", "cutoff_pd")
+        .collect()
+    )
+    if not rows:
+        return CutoffPolicy.from_settings(settings)
+    if len(rows) > 1:
+        raise RuntimeError(
+            f"{GOLD_CUTOFF_POLICY.full_name} has {len(rows)} active chosen cut-offs; "
+            "re-run `riskctl cutoff` to activate exactly one"
+        )
+    (row,) = rows
+    return CutoffPolicy(str(row.policy_version), row.approve_below_pd, row.cutoff_pd)
+
+
 def classify(
-    scored: DataFrame, settings: Settings, exposure_col: str = "requested_amount"
+    scored: DataFrame,
+    settings: Settings,
+    policy: CutoffPolicy | None = None,
+    exposure_col: str = "requested_amount",
 ) -> DataFrame:
-    """Add score, band, impact, quadrant, strategy and decision to rows carrying ``pd``."""
+    """Add score, band, impact, quadrant, strategy, decision and the policy version to rows
+    carrying ``pd`` (``policy`` defaults to the configured thresholds)."""
+    policy = policy or CutoffPolicy.from_settings(settings)
     impact = F.col(exposure_col) * F.lit(settings.lgd)
     q = quadrant(
         F.col("pd"), impact, settings.quadrant_pd_threshold, settings.quadrant_impact_threshold
@@ -87,13 +132,17 @@ def classify(
         impact.alias("impact"),
         q.alias("quadrant"),
         strategy(q).alias("strategy"),
-        decision(F.col("pd"), settings.approve_below_pd, settings.reject_from_pd).alias("decision"),
+        decision(F.col("pd"), policy.approve_below_pd, policy.reject_from_pd).alias("decision"),
+        F.lit(policy.version).alias("policy_version"),
     )
 
 
-def score_applications(features: DataFrame, champion, settings: Settings) -> DataFrame:
+def score_applications(
+    features: DataFrame, champion, settings: Settings, policy: CutoffPolicy | None = None
+) -> DataFrame:
     """Score pending applications with the champion into the scored_applications contract,
-    with each application's top-3 reason codes (what pushed its risk up)."""
+    with each application's top-3 reason codes (what pushed its risk up) and the decision
+    of ``policy`` (default: the configured thresholds)."""
     from riskcontrol import models
 
     pending = features.where(F.col("status") == "pending")
@@ -101,7 +150,7 @@ def score_applications(features: DataFrame, champion, settings: Settings) -> Dat
         champion, pending, champion.model.transform(pending), id_col="application_id"
     )
     # A scorecard writes its own points score; classify maps its PD to the same value.
-    out = classify(predicted.drop("score"), settings).select(
+    out = classify(predicted.drop("score"), settings, policy).select(
         *[
             c
             for c in GOLD_SCORED_APPLICATIONS.columns

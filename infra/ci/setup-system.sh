@@ -2,6 +2,7 @@
 # OS packages the tests need beyond Python, Java and Maven. Idempotent; skipped where present.
 #   maven       fetches Delta's and the JDBC drivers' jars (make jars)
 #   postgresql  the JDBC extract tests start their own server from its initdb/pg_ctl
+#   chromium    renders the risk report headless (its test, and the PDF of `riskctl report`)
 set -euo pipefail
 need=()
 command -v mvn >/dev/null || need+=(maven)
@@ -9,6 +10,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   need+=(postgresql)
 fi
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
