@@ -49,6 +49,14 @@ ONLINE_FEATURES = tuple(
 )
 
 
+ONE_ROW_CONF = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.shuffle.partitions": "1",
+}
+
+
 class RequestError(ValueError):
     """The application request is missing a field or has a wrong value."""
 
@@ -112,7 +120,12 @@ class ApplicationScorer:
         from riskcontrol.spark import get_spark
 
         self.settings = settings
-        self.spark = spark or get_spark(settings)
+        # A session of its own (same SparkContext) tuned for one-row queries: planning,
+        # not computing, is the cost there, and adaptive execution and code generation
+        # add to the planning without anything to gain on a single row.
+        self.spark = (spark or get_spark(settings)).newSession()
+        for key, value in ONE_ROW_CONF.items():
+            self.spark.conf.set(key, value)
         self.champion = tracking.load_champion(settings)
         self.store = features.feature_store(settings)
         self.policy = scoring.active_policy(self.spark, settings)

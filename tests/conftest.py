@@ -36,6 +36,20 @@ def make_settings(home, **overrides) -> Settings:
     return Settings(**values)
 
 
+# The two modules that each build a whole book run first, one per pytest-xdist worker
+# (--dist loadfile hands out modules in collection order), so neither waits behind the
+# other and the short modules fill in around them.
+FIRST_MODULES = ("test_end_to_end.py", "test_airflow_dags.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return FIRST_MODULES.index(name) if name in FIRST_MODULES else len(FIRST_MODULES)
+
+    items.sort(key=rank)  # stable: the order within and among other modules stays
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from riskcontrol.spark import get_spark
@@ -63,7 +77,7 @@ def _postgres_bin(tool: str) -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -81,7 +95,7 @@ def postgres():
     data = Path(tempfile.mkdtemp(prefix="riskcontrol-pg-"))
     if as_user:
         shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [*as_user, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
         check=True,

@@ -1,7 +1,9 @@
-"""The whole pipeline on a small generated book: `riskctl run`, then the three Airflow
-DAGs with `dag.test()` over the same lakehouse (which also proves a re-run is idempotent).
+"""The whole pipeline on a small generated book with `riskctl run`: collect, analyze,
+train, and the apply tier (cut-off policy, scoring, loan book, early warning and alerts,
+the report), then a `spark-submit` re-scoring and single-application scoring.
 
-These are the slowest tests (marked ``slow``); ``make test`` runs them.
+These are among the slowest tests (marked ``slow``); ``make test`` runs them. The Airflow
+DAGs build a book of their own in test_airflow_dags.py.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from pyspark.sql import functions as F
 
 from riskcontrol import cli, lakehouse
@@ -35,7 +36,7 @@ from riskcontrol.catalog import (
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
 )
-from riskcontrol.config import PROJECT_ROOT, get_settings
+from riskcontrol.config import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def book(tmp_path_factory, spark):
     home = tmp_path_factory.mktemp("book")
     env = {
         "RISK_HOME": str(home),
-        "RISK_SITE_PORT": str(_free_port()),
+        "RISK_SITE_PORT": str(free_port()),
         "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
@@ -66,12 +67,6 @@ def book(tmp_path_factory, spark):
         generation = json.loads((settings.data_dir / "generation.json").read_text())
         yield settings, generation
     get_settings.cache_clear()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _site_truth(settings) -> list[dict]:
@@ -163,8 +158,9 @@ def test_the_crawl_landed_every_parseable_public_record_once(spark, book):
 def test_manifest_reconciles_every_step(spark, book):
     settings, _ = book
     rows = _read(spark, OPS_MANIFEST, settings).collect()
-    # 8 collect + 4 crawl + 10 silver (7 internal, 3 public records) + entity links + gold + apply
-    assert len(rows) == 25
+    # 8 collect + 4 crawl + 10 silver (7 internal, 3 public records) + entity links + gold
+    # + apply (scoring, loan book, warning indicators)
+    assert len(rows) == 27
     for r in rows:
         assert r.rows_in == r.rows_out + r.rows_unchanged + r.rows_quarantined, r
 
@@ -238,7 +234,8 @@ def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
     }
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "riskctl"), "submit", "apply", "--run-id", "submit-1"],
+        [str(Path(sys.executable).parent / "riskctl"), "submit", "apply", "--run-id", "submit-1"]
+        + ["--tasks", "score_applications"],
         capture_output=True,
         text=True,
         env=env,
@@ -251,186 +248,3 @@ def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
     assert (step["rows_in"], step["rows_out"]) == (pending, pending)
     scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
     assert scored.count() == pending  # replaced, not appended
-
-
-# --- Airflow -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory):
-    """An Airflow home with a migrated SQLite metadata DB (env set before airflow loads)."""
-    home = tmp_path_factory.mktemp("airflow")
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-    }
-    if "airflow" in sys.modules:
-        pytest.fail("airflow was imported before its test environment was set")
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        subprocess.run(
-            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, **env},
-        )
-        yield home
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_home):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(str(PROJECT_ROOT / "dags"))
-
-
-def test_dagbag_imports_three_linked_dags(dagbag):
-    assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"risk_collect", "risk_analyze", "risk_apply"}
-    for dag in dagbag.dags.values():
-        assert "riskcontrol" in dag.tags
-        assert all(t.retries >= 1 for t in dag.tasks), dag.dag_id
-    produced = {o.uri for t in dagbag.dags["risk_collect"].tasks for o in t.outlets}
-    assert produced == {"riskcontrol://lakehouse/bronze"}
-    analyze_outlets = {o.uri for t in dagbag.dags["risk_analyze"].tasks for o in t.outlets}
-    assert "riskcontrol://lakehouse/gold/application_features" in analyze_outlets
-
-
-def test_dags_run_end_to_end_and_rerun_changes_nothing(spark, book, dagbag, monkeypatch):
-    from airflow.utils.state import DagRunState
-
-    settings, generation = book
-    monkeypatch.setenv("RISK_HOME", str(settings.home))
-    monkeypatch.setenv("RISK_PII_KEY", TEST_PII_KEY)
-    monkeypatch.setenv("RISK_BRONZE_KEY", TEST_BRONZE_KEY)
-    monkeypatch.setenv("RISK_MODEL_KINDS", "scorecard")  # a challenger to the tree champion
-    get_settings.cache_clear()
-    bronze_before = _read(spark, BRONZE_CUSTOMERS, settings).count()
-    quarantined_before = _read(spark, OPS_QUARANTINE, settings).count()
-    for dag_id in ("risk_collect", "risk_analyze", "risk_apply"):
-        dag_run = dagbag.dags[dag_id].test()
-        assert dag_run.state == DagRunState.SUCCESS, dag_id
-    # Collect again over unchanged sources: nothing new lands; scoring replaces, never adds.
-    collect_rows = (
-        _read(spark, OPS_MANIFEST, settings)
-        .where(F.col("run_id").startswith("airflow-collect-") & (F.col("stage") == "collect"))
-        .collect()
-    )
-    assert len(collect_rows) == 12
-    assert all(r.rows_out == 0 for r in collect_rows)
-    assert _read(spark, BRONZE_CUSTOMERS, settings).count() == bronze_before
-    assert _read(spark, OPS_QUARANTINE, settings).count() == quarantined_before
-    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
-    assert scored.count() == generation["applications_by_status"]["pending"]
-    # The DAG's training registered the scorecard and logged the champion rule's verdict.
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    versions = client.search_model_versions(f"name='{settings.registered_model}'")
-    kinds = sorted((int(v.version), v.tags["model_kind"]) for v in versions)
-    assert kinds == [(1, "decision_tree"), (2, "scorecard")]
-    verdict = json.loads(client.get_model_version(settings.registered_model, "2").tags["promotion"])
-    assert verdict["challenger_version"] == "2" and verdict["champion_version"] == "1"
-    assert verdict["promote"] == (verdict["challenger_auc"] - verdict["champion_auc"] >= 0.005)
-
-
-def _identifiers(settings) -> set[str]:
-    """Every clear identifier of the run: customers' IDs, phones, names; court subjects'."""
-    with sqlite3.connect(settings.data_dir / "lending.db") as db:
-        rows = db.execute("SELECT national_id, mobile, name FROM customers").fetchall()
-    needles = {v for row in rows for v in row if v and len(v) >= 2}
-    for r in _site_truth(settings):
-        if r["kind"] == "court" and r["subject_type"] == "person":
-            needles |= {r["subject_name"], r["id_number"]}
-    return needles
-
-
-def test_scanner_finds_planted_identifiers(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from lakescan import scan
-
-    pq.write_table(pa.table({"n": ["x张三丰y"]}), tmp_path / "part-0.snappy.parquet")
-    (tmp_path / "_delta_log").mkdir()
-    stats = json.dumps({"minValues": {"id": "11010519491231002X"}})
-    (tmp_path / "_delta_log" / "0.json").write_text(
-        json.dumps({"add": {"stats": stats, "name": "\u674e\u56db"}}) + "\n"
-    )
-    found = scan(tmp_path, {"张三丰", "11010519491231002X", "李四", "王五"})
-    assert found == {
-        "张三丰": ["part-0.snappy.parquet"],
-        "11010519491231002X": ["_delta_log/0.json"],
-        "李四": ["_delta_log/0.json"],
-    }
-
-
-def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
-    from lakescan import files_scanned, scan
-
-    settings, _ = book
-    needles = _identifiers(settings)
-    assert len(needles) > 2.5 * CUSTOMERS  # IDs, phones and names (some names are shared)
-    root = Path(settings.lakehouse_root)
-    assert files_scanned(root) > 500
-    assert scan(root, needles) == {}
-
-
-def test_erase_removes_a_customer_everywhere_history_included(spark, book):
-    """Runs last in this module: it changes the lakehouse the other tests read."""
-    import pyarrow.parquet as pq
-
-    from riskcontrol.catalog import (
-        BRONZE_REPAYMENTS,
-        OPS_ERASURES,
-        SILVER_ENTITY_LINKS,
-        SILVER_REPAYMENTS,
-    )
-
-    settings, _ = book
-    linked = (
-        _read(spark, SILVER_ENTITY_LINKS, settings)
-        .where("entity_type = 'customer'")
-        .select("customer_id")
-        .distinct()
-        .orderBy("customer_id")
-        .first()
-    )
-    assert linked is not None, "the generated site names customers: ER must link some"
-    cid = linked.customer_id
-    with sqlite3.connect(settings.data_dir / "lending.db") as db:
-        n_apps, n_loans, n_lines = db.execute(
-            "SELECT (SELECT count(*) FROM applications WHERE customer_id = ?),"
-            " (SELECT count(*) FROM loans WHERE customer_id = ?),"
-            " (SELECT count(*) FROM repayments r JOIN loans l USING (loan_id)"
-            "  WHERE l.customer_id = ?)",
-            (cid, cid, cid),
-        ).fetchone()
-    assert cli.main(["erase", "--customer", cid, "--requested-by", "dpo", "--reason", "t"]) == 0
-    (audit,) = _read(spark, OPS_ERASURES, settings).collect()
-    deleted = json.loads(audit.tables)
-    assert deleted["bronze.customers"] == 1 and deleted["silver.customers"] == 1
-    assert deleted["bronze.applications"] == n_apps and deleted["bronze.loans"] == n_loans
-    assert deleted[BRONZE_REPAYMENTS.full_name] == n_lines
-    assert deleted[SILVER_REPAYMENTS.full_name] == n_lines
-    assert deleted["silver.entity_links"] >= 1
-    assert audit.rows_deleted == sum(deleted.values())
-    assert audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
-    assert cid not in (audit.tables + audit.reason + audit.requested_by)
-    # Nothing left in any data file of any table, old versions included (vacuumed).
-    root = Path(settings.lakehouse_root)
-    holding = [
-        str(p.relative_to(root))
-        for p in root.rglob("*.parquet")
-        if "_delta_log" not in p.parts
-        and cid in json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=str)
-    ]
-    assert holding == []
-    with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum"):
-        # (collect, not count: Delta answers a count from the log without reading files)
-        spark.read.format("delta").option("versionAsOf", 0).load(
-            BRONZE_CUSTOMERS.path(settings)
-        ).select("customer_id").collect()
-    assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
