@@ -279,6 +279,7 @@ def run_warning(
     from riskcontrol.pipeline import as_of_date
 
     spark, settings = run.spark, run.settings
+    notifiers = notify.notifiers_from_settings(settings)  # wrong settings fail before work
     as_of = as_of or as_of_date(spark, settings)
     day_list = warning.days(as_of, days or settings.warning_lookback_days)
     thresholds = warning.load_thresholds(settings.warning_thresholds)
@@ -335,7 +336,7 @@ def run_warning(
     )
     breaches = window.where(F.col("status").isin("warning", "critical")).count()
     opened = alerts.open_alerts(spark, settings, window)
-    failures = notify.notify(opened, notify.notifiers_from_settings(settings)) if opened else []
+    failures = notify.notify(opened, notifiers) if opened else []
     out.unpersist()
     progress(
         f"apply: early warning: {breaches} breached indicator-days; {len(opened)} alert(s) "

@@ -112,22 +112,28 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 0
     if not args.alert_id:
         raise ValueError(f"`riskctl alerts {args.action}` needs an ALERT_ID (see `alerts list`)")
-    if args.action == "show":
-        alert = alerts.get_alert(spark, settings, args.alert_id)
-    else:
-        alert = alerts.advance(
-            spark,
-            settings,
-            args.alert_id,
-            by=args.by,
-            note=args.note or "",
-            to_stage=args.to,
-        )
+    try:
+        alert = _alert_action(alerts, spark, settings, args)
+    except alerts.AlertNotFound as exc:
+        raise ValueError(str(exc)) from None
     if args.json:
         print(json.dumps(alert, indent=2, default=str, ensure_ascii=False))
     else:
         print(alerts.format_alert(alert))
     return 0
+
+
+def _alert_action(alerts, spark, settings, args: argparse.Namespace) -> dict:
+    if args.action == "show":
+        return alerts.get_alert(spark, settings, args.alert_id)
+    return alerts.advance(
+        spark,
+        settings,
+        args.alert_id,
+        by=args.by,
+        note=args.note or "",
+        to_stage=args.to,
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
