@@ -101,6 +101,7 @@ def run_cutoff(
     progress: Progress = _quiet,
     cutoff: float | None = None,
     activate: bool = True,
+    champion: tracking.Champion | None = None,
 ) -> CutoffResult:
     """Sweep the approval cut-off, choose the optimal one (or ``cutoff``) and record it.
 
@@ -108,7 +109,7 @@ def run_cutoff(
     active one; ``activate`` makes it the active policy (the previous one is superseded).
     """
     spark, settings = run.spark, run.settings
-    champion = tracking.load_champion(settings)
+    champion = champion or tracking.load_champion(settings)
     population, described = cutoff_population(run, champion)
     progress(f"apply: cut-off sweep with {champion.name} v{champion.version} on {described}")
     candidates = riskcost.candidate_cutoffs(settings.cutoff_step)
@@ -169,11 +170,13 @@ def run_cutoff(
 
 
 # --- scoring ------------------------------------------------------------------------------
-def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
+def run_score(
+    run: Run, progress: Progress = _quiet, champion: tracking.Champion | None = None
+) -> StepCounts:
     """Score pending applications with the champion and the active cut-off policy."""
     spark, settings = run.spark, run.settings
     features = _read(run, GOLD_APPLICATION_FEATURES)
-    champion = tracking.load_champion(settings)
+    champion = champion or tracking.load_champion(settings)
     policy = scoring.active_policy(spark, settings)
     progress(
         f"apply: scoring pending applications with {champion.name} v{champion.version} "
@@ -194,14 +197,19 @@ def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
 
 
 # --- the loan book ------------------------------------------------------------------------
-def run_book(run: Run, progress: Progress = _quiet, as_of: dt.date | None = None) -> StepCounts:
+def run_book(
+    run: Run,
+    progress: Progress = _quiet,
+    as_of: dt.date | None = None,
+    champion: tracking.Champion | None = None,
+) -> StepCounts:
     """Every loan active on ``as_of`` (default: the data's as-of day) with PD, EAD, EL,
     DPD and quadrant; a loan whose application has no features is quarantined."""
     from riskcontrol.pipeline import as_of_date
 
     spark, settings = run.spark, run.settings
     as_of = as_of or as_of_date(spark, settings)
-    champion = tracking.load_champion(settings)
+    champion = champion or tracking.load_champion(settings)
     progress(f"apply: loan book risk on {as_of} with {champion.name} v{champion.version}")
     loans = _read(run, SILVER_LOANS)
     state = (
@@ -272,7 +280,11 @@ class WarningResult:
 
 
 def run_warning(
-    run: Run, progress: Progress = _quiet, as_of: dt.date | None = None, days: int | None = None
+    run: Run,
+    progress: Progress = _quiet,
+    as_of: dt.date | None = None,
+    days: int | None = None,
+    champion: tracking.Champion | None = None,
 ) -> WarningResult:
     """Indicators for each of the ``days`` days up to ``as_of``; breaches open alerts."""
     from riskcontrol import alerts, notify
@@ -289,9 +301,12 @@ def run_warning(
     )
     days_df = warning.days_frame(spark, day_list)
     applications = _read(run, SILVER_APPLICATIONS)
+    loans, repayments = _read(run, SILVER_LOANS), _read(run, SILVER_REPAYMENTS)
+    # The default and roll rates compare each day with the state ROLL_DAYS before it.
+    state_days = warning.days(as_of, len(day_list) + warning.ROLL_DAYS)
     loan_days = warning.loan_days(
-        _read(run, SILVER_LOANS), _read(run, SILVER_REPAYMENTS), applications, days_df
-    )
+        loans, repayments, applications, warning.days_frame(spark, state_days)
+    ).cache()
     links = (
         _read(run, SILVER_ENTITY_LINKS)
         if lakehouse.exists(spark, SILVER_ENTITY_LINKS, settings)
@@ -299,7 +314,7 @@ def run_warning(
     )
     score_frame, baseline = None, None
     try:
-        champion = tracking.load_champion(settings)
+        champion = champion or tracking.load_champion(settings)
     except RuntimeError:
         progress("apply: no champion model yet: score PSI is left out")
     else:
@@ -313,6 +328,7 @@ def run_warning(
         days_df,
         score_frame=score_frame,
         baseline_pd=baseline,
+        cohorts=warning.vintage_cohorts(loans, repayments),
     )
     out = indicators.select(
         "*",
@@ -338,6 +354,7 @@ def run_warning(
     opened = alerts.open_alerts(spark, settings, window)
     failures = notify.notify(opened, notifiers) if opened else []
     out.unpersist()
+    loan_days.unpersist()
     progress(
         f"apply: early warning: {breaches} breached indicator-days; {len(opened)} alert(s) "
         f"opened or escalated (gold.alerts; `riskctl alerts list`)"
@@ -358,9 +375,10 @@ def run_report(run: Run, progress: Progress = _quiet, out_dir: Path | None = Non
 
 
 def run_apply(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    """The whole apply tier in order."""
-    run_cutoff(run, progress)
-    steps = [run_score(run, progress), run_book(run, progress)]
-    steps.append(run_warning(run, progress).counts)
+    """The whole apply tier in order, with the champion loaded once."""
+    champion = tracking.load_champion(run.settings)
+    run_cutoff(run, progress, champion=champion)
+    steps = [run_score(run, progress, champion), run_book(run, progress, champion=champion)]
+    steps.append(run_warning(run, progress, champion=champion).counts)
     run_report(run, progress)
     return steps

@@ -85,6 +85,7 @@ def dag_book(tmp_path_factory, spark, dagbag):
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
         # test_models and test_evaluate fit every kind; the book here needs one champion.
         "RISK_MODEL_KINDS": "scorecard",
+        "RISK_WARNING_LOOKBACK_DAYS": "90",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():

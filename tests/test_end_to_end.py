@@ -8,6 +8,7 @@ DAGs build a book of their own in test_airflow_dags.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -29,8 +30,12 @@ from riskcontrol.catalog import (
     BRONZE_NEWS,
     BRONZE_PENALTIES,
     CATEGORICAL_FEATURES,
+    GOLD_ALERTS,
     GOLD_APPLICATION_FEATURES,
+    GOLD_CUTOFF_POLICY,
+    GOLD_LOAN_BOOK_RISK,
     GOLD_SCORED_APPLICATIONS,
+    GOLD_WARNING_INDICATORS,
     NUMERIC_FEATURES,
     OPS_MANIFEST,
     OPS_QUARANTINE,
@@ -57,6 +62,8 @@ def book(tmp_path_factory, spark):
         # One kind per training here (the tree now, the scorecard in the Airflow run):
         # test_models and test_evaluate fit and log every kind on smaller books.
         "RISK_MODEL_KINDS": "decision_tree",
+        # From 15 days before the planted deterioration starts (75 days before as-of).
+        "RISK_WARNING_LOOKBACK_DAYS": "90",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -248,3 +255,140 @@ def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
     assert (step["rows_in"], step["rows_out"]) == (pending, pending)
     scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
     assert scored.count() == pending  # replaced, not appended
+
+
+# --- the apply tier ---------------------------------------------------------------------
+
+
+def test_the_active_cutoff_policy_decides_every_score(spark, book):
+    settings, _ = book
+    policy = _read(spark, GOLD_CUTOFF_POLICY, settings)
+    assert {r[0] for r in policy.select("policy_version").distinct().collect()} == {1}
+    (chosen,) = policy.where("chosen").collect()
+    (optimal,) = policy.where("optimal").collect()
+    assert chosen.cutoff_pd == optimal.cutoff_pd
+    assert (chosen.status, chosen.area, chosen.area_name) == ("active", 3, "reasonable")
+    assert chosen.residual_risk <= settings.risk_tolerance
+    assert chosen.control_effect >= chosen.control_cost
+    assert (settings.reports_dir / "cutoff_policy_v1.png").stat().st_size > 10_000
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+    expected = (
+        F.when(F.col("pd") >= chosen.cutoff_pd, "reject")
+        .when(F.col("pd") >= chosen.approve_below_pd, "review")
+        .otherwise("approve")
+    )
+    assert scored.where(F.col("decision") != expected).count() == 0
+    assert {r[0] for r in scored.select("policy_version").distinct().collect()} == {"1"}
+
+
+def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
+    settings, _ = book
+    rows = _read(spark, GOLD_LOAN_BOOK_RISK, settings).cache()
+    (as_of,) = [r[0] for r in rows.select("as_of_date").distinct().collect()]
+    # Active on the as-of day: disbursed before it with an installment not paid by then
+    # (a payment counts from the day after it was made).
+    with sqlite3.connect(settings.lending_db_path) as db:
+        want = dict(
+            db.execute(
+                "SELECT r.loan_id, sum(r.amount_due) FROM repayments r JOIN loans l USING (loan_id)"
+                " WHERE l.disbursed_date < ? AND (r.paid_date IS NULL OR r.paid_date >= ?)"
+                " GROUP BY r.loan_id",
+                (as_of.isoformat(), as_of.isoformat()),
+            ).fetchall()
+        )
+    got = {r.loan_id: r.ead for r in rows.select("loan_id", "ead").collect()}
+    assert got.keys() == want.keys()
+    assert all(abs(got[k] - want[k]) < 0.01 for k in want)
+    wrong = rows.where(
+        (F.abs(F.col("expected_loss") - F.col("pd") * F.col("lgd") * F.col("ead")) > 1e-6)
+        | ((F.col("dpd") >= 90) & (F.col("pd") != 1.0))
+        | (F.col("quadrant").isNull())
+    )
+    assert wrong.count() == 0
+
+
+def test_the_planted_deterioration_is_caught_after_it_starts(spark, book):
+    settings, generation = book
+    planted = generation["deterioration"]
+    start = dt.date.fromisoformat(planted["start_date"])
+    indicators = _read(spark, GOLD_WARNING_INDICATORS, settings)
+    channel_dpd = indicators.where(
+        (F.col("segment_type") == "channel") & F.col("indicator").startswith("dpd")
+    )
+    breached = {
+        (r.indicator, r.segment): r.first
+        for r in channel_dpd.where(F.col("status").isin("warning", "critical"))
+        .groupBy("indicator", "segment")
+        .agg(F.min("as_of_date").alias("first"))
+        .collect()
+    }
+    assert {seg for _, seg in breached} == {planted["segment"]}  # no other channel
+    assert all(first > start for first in breached.values())
+    alerts = {
+        (r.indicator, r.segment): r.first_breach_date
+        for r in _read(spark, GOLD_ALERTS, settings).where("segment_type = 'channel'").collect()
+    }
+    assert alerts == breached  # each breach opened one alert, dated its first day
+
+
+def _json_output(text: str):
+    """The JSON document a command printed after its progress lines."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in ("[", "{", "[]"))
+    return json.loads("\n".join(lines[start:]))
+
+
+def test_alerts_cli_lists_and_advances_an_alert(book, capsys):
+    assert cli.main(["alerts", "list", "--json"]) == 0
+    listed = _json_output(capsys.readouterr().out)
+    assert listed and all(a["stage"] == "identify" for a in listed)
+    alert_id = listed[0]["alert_id"]
+    assert cli.main(["alerts", "advance", alert_id, "--to", "decide", "--note", "x"]) == 2
+    assert "assess" in capsys.readouterr().err  # the only stage it may move to
+    assert cli.main(["alerts", "advance", alert_id[:10], "--note", "checked the segment"]) == 0
+    capsys.readouterr()
+    assert cli.main(["alerts", "show", alert_id, "--json"]) == 0
+    shown = _json_output(capsys.readouterr().out)
+    assert shown["stage"] == "assess"
+    assert [h["stage"] for h in shown["history"]] == ["identify", "assess"]
+    assert cli.main(["alerts", "show", "ffffffffffff"]) == 2
+
+
+def test_the_report_is_written_with_its_pdf(book):
+    settings, _ = book
+    (html,) = settings.reports_dir.glob("risk_report_*.html")
+    text = html.read_text(encoding="utf-8")
+    assert "policy v1" in text and "application_pd" in text
+    assert "http://" not in text and "https://" not in text
+    (pdf,) = settings.reports_dir.glob("risk_report_*.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
+    settings, _ = book
+    from riskcontrol import online
+
+    feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
+    row = feats.where("status = 'pending'").orderBy("application_id").first().asDict()
+    batch = (
+        _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+        .where(F.col("application_id") == row["application_id"])
+        .first()
+    )
+    # Every model feature as the batch saw it: the same model and code give the same row.
+    request = {c: row[c] for c in (*online.REQUIRED, *online.ONLINE_FEATURES, "age")}
+    request["application_date"] = row["application_date"].isoformat()
+    # Only the application's own fields: the customer's history comes from the online store.
+    bare = {c: row[c] for c in (*online.REQUIRED, "age")}
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps([request, {**bare, "application_id": "X-1"}]))
+    assert cli.main(["score-application", "--json", str(path)]) == 0
+    same, fresh = _json_output(capsys.readouterr().out)
+    for c in ("pd", "score", "risk_band", "quadrant", "strategy", "decision", "reason_codes"):
+        assert same[c] == batch[c], c
+    assert (same["model_version"], same["policy_version"]) == ("1", "1")
+    assert fresh["application_id"] == "X-1" and 0 < fresh["pd"] < 1
+    assert fresh["latency_ms"] > 0
+    path.write_text(json.dumps({k: v for k, v in bare.items() if k != "channel"}))
+    assert cli.main(["score-application", "--json", str(path)]) == 2
+    assert "channel" in capsys.readouterr().err
