@@ -1,12 +1,14 @@
 """Benchmark: generation and each pipeline tier on a generated book; prints figures.
 
     python infra/benchmark.py --customers 20000 [--home /tmp/riskbench] [--skip-pipeline]
-                              [--collect-only]
+                              [--collect-only] [--score-applications 1000000]
 
 Figures: wall time, rows per second and peak memory (the Python process's peak RSS,
 and the Spark JVM's RSS after the run) for generation, each collect source (JDBC rows/s,
 file drops, the crawl's pages/s on the loopback site and its landing), an incremental
-re-extract, analyze, train and apply; and the collect run's reconciliation table. It
+re-extract, analyze, train and each apply step (cut-off, scoring, loan book, early
+warning, report); with ``--score-applications N`` batch scoring of N applications and
+single-application latency; and the collect run's reconciliation table. It
 writes into its own home (default: a temp folder), never into the project's lakehouse.
 """
 
@@ -61,6 +63,14 @@ def main() -> int:
         metavar="ROWS",
         help="instead: time `riskctl evaluate-dataset` on a generated messy loan file of ROWS "
         "rows (generation, landing, each model's fit and test AUC/KS/Gini)",
+    )
+    parser.add_argument(
+        "--score-applications",
+        type=int,
+        default=None,
+        metavar="N",
+        help="after the pipeline: batch-score N applications (the book's application "
+        "features replicated) into a scratch Delta table, and time single-application scoring",
     )
     args = parser.parse_args()
 
@@ -174,9 +184,28 @@ def main() -> int:
         t = time.perf_counter()
         trained = pipeline.run_train(run, print).trained
         rows.append(("train", time.perf_counter() - t, 0, ""))
+        from riskcontrol import apply, tracking
+
+        apply_start = time.perf_counter()
+        champion = tracking.load_champion(settings)
         t = time.perf_counter()
-        step = pipeline.run_score(run, print)
-        rows.append(("apply", time.perf_counter() - t, step.rows_in, "applications scored"))
+        cut = apply.run_cutoff(run, print, champion=champion)
+        rows.append(("cutoff", time.perf_counter() - t, len(cut.frame), "candidates"))
+        t = time.perf_counter()
+        step = apply.run_score(run, print, champion)
+        rows.append(("score", time.perf_counter() - t, step.rows_in, "applications scored"))
+        t = time.perf_counter()
+        step = apply.run_book(run, print, champion=champion)
+        rows.append(("loan book", time.perf_counter() - t, step.rows_in, "active loans"))
+        t = time.perf_counter()
+        warned = apply.run_warning(run, print, champion=champion)
+        rows.append(("warning", time.perf_counter() - t, warned.counts.rows_in, "indicator rows"))
+        t = time.perf_counter()
+        apply.run_report(run, print)
+        rows.append(("report", time.perf_counter() - t, 0, "HTML + PDF"))
+        rows.append(("apply", time.perf_counter() - apply_start, 0, "all of the above"))
+        if args.score_applications:
+            rows += bench_scoring(run, champion, args.score_applications)
         for tm in trained:
             print(
                 f"model {tm.kind}: out-of-time AUC {tm.metrics['oot_auc']:.4f} "
@@ -192,6 +221,63 @@ def main() -> int:
     print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
     print(f"home: {home}")
     return 0
+
+
+def bench_scoring(run, champion, n: int) -> list[tuple[str, float, int, str]]:
+    """Batch scoring of ``n`` applications into a scratch table, and one-at-a-time latency."""
+    import statistics
+
+    from pyspark.sql import functions as F
+
+    from riskcontrol import lakehouse, online, scoring
+    from riskcontrol.catalog import GOLD_APPLICATION_FEATURES, GOLD_SCORED_APPLICATIONS
+
+    spark, settings = run.spark, run.settings
+    scratch = settings.model_copy(update={"lakehouse_root": str(settings.home / "bench_lake")})
+    features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
+    base = features.count()
+    copies = -(-n // base)
+    wide = (
+        features.crossJoin(spark.range(copies).withColumnRenamed("id", "copy"))
+        .withColumn("application_id", F.concat_ws("-", "application_id", F.col("copy")))
+        .withColumn("status", F.lit("pending"))
+        .drop("copy")
+        .limit(n)
+    )
+    lakehouse.overwrite(wide, GOLD_APPLICATION_FEATURES, scratch)
+    rows = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, scratch)
+    policy = scoring.active_policy(spark, settings)
+    out = []
+    for attempt in ("first", "re-score"):
+        t = time.perf_counter()
+        scored = scoring.score_applications(rows, champion, settings, policy)
+        result = lakehouse.merge(scored, GOLD_SCORED_APPLICATIONS, scratch)
+        secs = time.perf_counter() - t
+        done = result.inserted + result.updated
+        print(
+            f"batch scoring ({attempt}): {done:,} applications ({champion.kind}, reason codes, "
+            f"MERGE) in {secs:.1f}s = {done / secs:,.0f}/s",
+            flush=True,
+        )
+        out.append((f"batch {attempt}", secs, done, "applications scored"))
+    sample = features.where("status = 'pending'").limit(20).collect()
+    scorer = online.ApplicationScorer(settings, spark)
+    requests = [{**{c: r[c] for c in online.REQUIRED}, "age": r["age"]} for r in sample]
+    scorer.score(requests[0])  # warm-up
+    latencies = []
+    for request in requests:
+        t = time.perf_counter()
+        scorer.score(request)
+        latencies.append(time.perf_counter() - t)
+    latencies.sort()
+    p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
+    print(
+        f"single application ({scorer.mode}): median {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms over {len(latencies)} calls after warm-up",
+        flush=True,
+    )
+    out.append(("one app", statistics.median(latencies), 1, "median latency"))
+    return out
 
 
 def bench_evaluate_dataset(home: Path, n_rows: int, seed: int) -> int:

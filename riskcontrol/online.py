@@ -132,6 +132,7 @@ class ApplicationScorer:
         from riskcontrol.catalog import GOLD_APPLICATION_FEATURES
 
         self._schema = GOLD_APPLICATION_FEATURES.schema
+        self.mode = "spark"  # how score() evaluates the model
 
     def score(self, request: dict[str, Any]) -> dict[str, Any]:
         """The scored_applications fields of ``request`` (plus ``latency_ms``)."""
