@@ -264,7 +264,7 @@ def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list
     from riskcontrol.pipeline import training_split
 
     features = _read(run, GOLD_APPLICATION_FEATURES)
-    recent = features.where(F.col("application_date") > F.lit(first_day - dt.timedelta(days=30)))
+    recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
     score_frame = _model_pd(champion, recent).select("application_date", "pd")
     train = training_split(run.spark, run.settings).train
     baseline = [r.pd for r in _model_pd(champion, train).select("pd").collect()]

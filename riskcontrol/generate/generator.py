@@ -24,10 +24,13 @@ from riskcontrol.generate.activity import Lines, event_lines, note_records, trun
 from riskcontrol.generate.dates import Calendar, format_dates, format_timestamps, yyyymm
 from riskcontrol.generate.lending import (
     BAD_DPD,
+    DETERIORATION_CHANNEL,
+    DETERIORATION_SHARE,
     NEVER,
     PERFORMANCE_MONTHS,
     Applications,
     Loans,
+    deterioration_start,
     draw_applications,
     draw_loans,
 )
@@ -51,7 +54,8 @@ FAULT_KINDS = (
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What ``generate`` wrote: sizes, label statistics and exact injected-fault counts."""
+    """What ``generate`` wrote: sizes, label statistics, exact injected-fault counts and the
+    planted deterioration (which segment, from which day, what share of its loans)."""
 
     out_dir: Path
     seed: int
@@ -67,6 +71,7 @@ class GenerationSummary:
     bad_loans: int
     schema_drift_from: str  # 'YYYY-MM': first month of the version-2 landing schemas
     faults: dict[str, int]
+    deterioration: dict[str, str | float]  # the planted deterioration (ground truth)
 
     @property
     def bad_rate(self) -> float:
@@ -108,6 +113,7 @@ class GenerationSummary:
             },
             "schema_drift_from": self.schema_drift_from,
             "faults": self.faults,
+            "deterioration": self.deterioration,
         }
 
 
@@ -338,6 +344,14 @@ def generate(
         bad_loans=run.bad,
         schema_drift_from=f"{yyyymm(cal.drift_month)[:4]}-{yyyymm(cal.drift_month)[4:]}",
         faults={k: run.faults[k] for k in FAULT_KINDS},
+        deterioration={
+            "segment_type": "channel",
+            "segment": DETERIORATION_CHANNEL,
+            "start_date": (
+                dt.date(1970, 1, 1) + dt.timedelta(days=deterioration_start(cal))
+            ).isoformat(),
+            "share": DETERIORATION_SHARE,
+        },
     )
     (out_dir / "generation.json").write_text(
         json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -6,6 +6,10 @@ defaults is logistic in the latent risk ``z``, the loan size relative to income,
 channel and the employer, plus loan-level noise no feature can see; defaulters stop
 paying from one installment on (mostly one of the first four), everyone else pays on
 time or a few days late.
+
+A deterioration is planted for the early-warning indicators to catch: from
+``DETERIORATION_DAYS`` before ``as_of``, a share of the ``DETERIORATION_CHANNEL`` loans
+still running then stop paying from their first installment due on or after that day.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ _APPROVAL_CUTOFF = -0.8
 _CHANNEL_RISK = np.array([0.0, 0.1, 0.25, 0.55, -0.15])
 _DEFAULT_INTERCEPT = -2.8
 _STOP_WEIGHTS = np.concatenate([[0.30, 0.25, 0.18, 0.12], np.full(20, 0.0075)])
+DETERIORATION_CHANNEL = "partner_a"  # a value of reference.CHANNELS
+DETERIORATION_DAYS = 75  # the deterioration starts this many days before as_of
+DETERIORATION_SHARE = 0.35  # share of the channel's running loans that stop paying
+
+
+def deterioration_start(cal: Calendar) -> int:
+    """Day number from which the planted deterioration's loans stop paying."""
+    return cal.as_of_day - DETERIORATION_DAYS
 
 
 @dataclass
@@ -166,6 +178,35 @@ def draw_applications(seed: int, pop: Population, cal: Calendar) -> Applications
     )
 
 
+def _plant_deterioration(
+    seed: int,
+    key: np.ndarray,
+    channel: np.ndarray,
+    disbursed_day: np.ndarray,
+    stop: np.ndarray,
+    inst_loan: np.ndarray,
+    inst_no: np.ndarray,
+    due_day: np.ndarray,
+    cal: Calendar,
+) -> np.ndarray:
+    """``stop`` with the planted deterioration: the first installment each loan skips.
+
+    A loan of the deteriorating channel disbursed before the start day, with an
+    installment due on or after it, stops paying from that installment with probability
+    ``DETERIORATION_SHARE`` (its own random stream, so no other draw changes).
+    """
+    start = deterioration_start(cal)
+    first_due_after = np.full(len(key), NEVER)
+    np.minimum.at(first_due_after, inst_loan, np.where(due_day >= start, inst_no, NEVER))
+    hit = (
+        (channel == ref.CHANNELS.index(DETERIORATION_CHANNEL))
+        & (disbursed_day < start)
+        & (first_due_after != NEVER)
+        & KeyedRandom(seed, "deterioration").bernoulli(key, DETERIORATION_SHARE, "stop")
+    )
+    return np.where(hit, np.minimum(stop, first_due_after), stop)
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax."""
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -222,6 +263,9 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
     ikey = key[loan] * 32 + k
     irng = KeyedRandom(seed, "installment")
     due_day = add_months(disbursed_day[loan], k)
+    stop = _plant_deterioration(
+        seed, key, apps.channel[app], disbursed_day, stop, loan, k, due_day, cal
+    )
     r = rate[loan] / 12.0
     n = term[loan]
     p = principal[loan]

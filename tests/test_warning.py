@@ -1,0 +1,442 @@
+"""Early-warning indicators: exact values on hand-built books, and the planted
+deterioration of the generated book caught on the day an independent count expects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskcontrol import warning
+from riskcontrol.generate import generate
+
+D = dt.date
+LOAN_DAYS_SCHEMA = (
+    "as_of_date date, loan_id string, customer_id string, channel string, province string, "
+    "disbursed_date date, outstanding double, dpd int, active boolean"
+)
+APPS_SCHEMA = (
+    "application_id string, customer_id string, application_date date, channel string, "
+    "province string, status string, decided_at timestamp"
+)
+
+
+# --- thresholds and days -----------------------------------------------------------------
+def test_days_end_on_the_as_of_day() -> None:
+    assert warning.days(D(2025, 3, 2), 3) == [D(2025, 2, 28), D(2025, 3, 1), D(2025, 3, 2)]
+    with pytest.raises(ValueError, match="at least 1"):
+        warning.days(D(2025, 3, 2), 0)
+
+
+def test_yaml_overrides_merge_into_the_defaults(tmp_path) -> None:
+    assert warning.load_thresholds(None) == warning.DEFAULT_THRESHOLDS
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("dpd30_rate: {warning: 0.1}\nscore_psi:\n  warning: 0.2\n  critical: 0.3\n")
+    got = warning.load_thresholds(path)
+    assert got["dpd30_rate"] == {"warning": 0.1, "critical": 0.35}
+    assert got["score_psi"] == {"warning": 0.2, "critical": 0.3}
+    assert {k: v for k, v in got.items() if k not in ("dpd30_rate", "score_psi")} == {
+        k: v for k, v in warning.DEFAULT_THRESHOLDS.items() if k not in ("dpd30_rate", "score_psi")
+    }
+    assert warning.DEFAULT_THRESHOLDS["dpd30_rate"]["warning"] == 0.25  # defaults untouched
+
+    path.write_text("dpd31_rate: {warning: 0.1}\n")
+    with pytest.raises(ValueError, match="unknown indicator 'dpd31_rate'; known: dpd1_rate, "):
+        warning.load_thresholds(path)
+    path.write_text("dpd30_rate: {warning: 0.5}\n")
+    with pytest.raises(ValueError, match="warning 0.5 is above critical 0.35"):
+        warning.load_thresholds(path)
+    path.write_text("dpd30_rate: {warn: 0.1}\n")
+    with pytest.raises(ValueError, match="only 'warning' and 'critical'"):
+        warning.load_thresholds(path)
+
+
+# --- loan state per day, vintages -----------------------------------------------------------
+def test_loan_days_dpd_outstanding_and_active(spark) -> None:
+    loans = spark.createDataFrame(
+        [
+            ("L1", "A1", "C1", D(2025, 1, 1)),
+            ("L2", "A2", "C2", D(2025, 1, 15)),
+            ("L3", "A3", "C3", D(2025, 3, 5)),  # no application row: channel 'unknown'
+            ("L4", "A4", "C4", D(2024, 10, 1)),  # settled before the first day: no rows
+        ],
+        "loan_id string, application_id string, customer_id string, disbursed_date date",
+    )
+    reps = spark.createDataFrame(
+        [
+            ("L1", D(2025, 2, 1), 100.0, D(2025, 2, 1)),  # paid on the due day
+            ("L1", D(2025, 3, 1), 100.0, D(2025, 3, 11)),  # paid 10 days late
+            ("L1", D(2025, 4, 1), 100.0, None),  # never paid
+            ("L2", D(2025, 2, 15), 50.0, D(2025, 2, 14)),
+            ("L2", D(2025, 3, 15), 50.0, D(2025, 4, 20)),  # 36 days late: paid in full
+            ("L3", D(2025, 4, 5), 70.0, None),
+            ("L4", D(2024, 11, 1), 40.0, D(2024, 11, 1)),
+        ],
+        "loan_id string, due_date date, amount_due double, paid_date date",
+    )
+    apps = spark.createDataFrame(
+        [
+            ("A1", "C1", D(2025, 1, 1), "app", "P1", "approved", None),
+            ("A2", "C2", D(2025, 1, 15), "web", "P2", "approved", None),
+            ("A4", "C4", D(2024, 10, 1), "web", "P2", "approved", None),
+        ],
+        APPS_SCHEMA,
+    )
+    day_list = [D(2025, m, d) for m, d in ((2, 1), (2, 2), (3, 2), (3, 11), (3, 12))] + [
+        D(2025, 4, 20),
+        D(2025, 4, 21),
+        D(2025, 5, 1),
+    ]
+    rows = warning.loan_days(loans, reps, apps, warning.days_frame(spark, day_list)).collect()
+    got = {
+        (r.loan_id, r.as_of_date.isoformat()[5:]): (r.outstanding, r.dpd, r.active) for r in rows
+    }
+    assert got == {
+        # a payment counts from the day after it is made; due today is not yet overdue
+        ("L1", "02-01"): (300.0, 0, True),
+        ("L1", "02-02"): (200.0, 0, True),
+        ("L1", "03-02"): (200.0, 1, True),
+        ("L1", "03-11"): (200.0, 10, True),
+        ("L1", "03-12"): (100.0, 0, True),
+        ("L1", "04-20"): (100.0, 19, True),
+        ("L1", "04-21"): (100.0, 20, True),
+        ("L1", "05-01"): (100.0, 30, True),
+        ("L2", "02-01"): (100.0, 0, True),
+        ("L2", "02-02"): (100.0, 0, True),
+        ("L2", "03-02"): (50.0, 0, True),
+        ("L2", "03-11"): (50.0, 0, True),
+        ("L2", "03-12"): (50.0, 0, True),
+        ("L2", "04-20"): (50.0, 36, True),
+        ("L2", "04-21"): (0.0, 0, False),
+        ("L2", "05-01"): (0.0, 0, False),
+        ("L3", "03-11"): (70.0, 0, True),
+        ("L3", "03-12"): (70.0, 0, True),
+        ("L3", "04-20"): (70.0, 15, True),
+        ("L3", "04-21"): (70.0, 16, True),
+        ("L3", "05-01"): (70.0, 26, True),
+    }
+    assert {(r.loan_id, r.customer_id, r.channel, r.province, r.disbursed_date) for r in rows} == {
+        ("L1", "C1", "app", "P1", D(2025, 1, 1)),
+        ("L2", "C2", "web", "P2", D(2025, 1, 15)),
+        ("L3", "C3", "unknown", "unknown", D(2025, 3, 5)),
+    }
+
+    # ever 30+ DPD by month on book 3: L2's second installment is 31 days late on Apr 15
+    cohorts = {
+        r.cohort: (r.complete_date, r.loans, r.ever30_loans)
+        for r in warning.vintage_cohorts(loans, reps).collect()
+    }
+    assert cohorts == {
+        "2024-10": (D(2025, 1, 1), 1.0, 0.0),
+        "2025-01": (D(2025, 4, 15), 2.0, 1.0),
+        "2025-03": (D(2025, 6, 5), 1.0, 1.0),
+    }
+    curves = sorted(
+        tuple(r) for r in warning.vintage_curves(loans, reps, D(2025, 5, 1), 3).collect()
+    )
+    assert curves == [
+        ("2024-10", 1, 1, 0.0),
+        ("2024-10", 2, 1, 0.0),
+        ("2024-10", 3, 1, 0.0),
+        ("2025-01", 1, 2, 0.0),
+        ("2025-01", 2, 2, 0.0),
+        ("2025-01", 3, 2, 0.5),
+        ("2025-03", 1, 1, 0.0),  # month on book 2 is May 5, after as-of
+    ]
+
+
+# --- indicators on a hand-built book ------------------------------------------------------
+DAY = D(2025, 6, 30)
+BASE = DAY - dt.timedelta(days=30)
+# loan: customer, channel, province, outstanding, dpd t days after BASE (None: paid off)
+MINI_BOOK = {
+    "A1": ("C1", "app", "P1", 1000.0, lambda t: 0),
+    "A2": ("C2", "app", "P1", 500.0, lambda t: 10 + t),  # 1-29 -> 30+: rolls
+    "A3": ("C3", "app", "P2", 300.0, lambda t: 5 + t if t < 10 else 0),  # cures
+    "A4": ("C4", "web", "P1", 800.0, lambda t: 70 + t),  # reaches 90 on day 20: default
+    "A5": ("C5", "web", "P2", 400.0, lambda t: 45 + t),  # 30-59 -> 60+: rolls
+    "A6": ("C6", "web", "P2", 200.0, lambda t: 40 + t if t < 5 else 0),  # cures
+    "A7": ("C7", "partner_a", "P1", 600.0, lambda t: 0 if t < 15 else None),  # paid off
+    "A8": ("C8", "partner_a", "P1", 600.0, lambda t: 0 if t > 10 else None),  # new loan
+    "A9": ("C9", "offline", "P2", 100.0, lambda t: 95 + t),  # 90+ before the window
+}
+
+
+def mini_loan_days(spark):
+    rows = []
+    for loan, (customer, channel, province, owed, dpd_at) in MINI_BOOK.items():
+        disbursed = BASE + dt.timedelta(days=10) if loan == "A8" else D(2025, 1, 1)
+        for t in range(31):
+            day = BASE + dt.timedelta(days=t)
+            if day <= disbursed:
+                continue
+            dpd = dpd_at(t)
+            active = dpd is not None
+            row = (day, loan, customer, channel, province, disbursed)
+            rows.append((*row, owed if active else 0.0, dpd or 0, active))
+    return spark.createDataFrame(rows, LOAN_DAYS_SCHEMA)
+
+
+def test_indicators_on_a_hand_built_book(spark) -> None:
+    ts = dt.datetime
+    applications = spark.createDataFrame(
+        [  # last 30 days: 1 of 4 approved; the 90 days before: 3 of 4 -> shift -0.5
+            ("X1", "C1", D(2025, 6, 1), "app", "P1", "approved", ts(2025, 6, 1, 10)),
+            ("X2", "C2", D(2025, 6, 10), "app", "P1", "rejected", ts(2025, 6, 10, 10)),
+            ("X3", "C3", D(2025, 6, 20), "app", "P1", "rejected", ts(2025, 6, 21, 10)),
+            ("X4", "C4", D(2025, 5, 31), "app", "P1", "rejected", ts(2025, 5, 31, 10)),
+            ("X5", "C5", D(2025, 6, 29), "app", "P1", "approved", ts(2025, 6, 30, 9)),  # later
+            ("X6", "C6", D(2025, 6, 25), "app", "P1", "pending", None),
+            ("Y1", "C1", D(2025, 5, 30), "app", "P1", "approved", ts(2025, 5, 30, 10)),
+            ("Y2", "C2", D(2025, 4, 1), "app", "P1", "approved", ts(2025, 4, 1, 10)),
+            ("Y3", "C3", D(2025, 3, 2), "app", "P1", "approved", ts(2025, 3, 2, 10)),
+            ("Y4", "C4", D(2025, 4, 15), "app", "P1", "rejected", ts(2025, 4, 15, 10)),
+            ("Y5", "C5", D(2025, 3, 1), "app", "P1", "approved", ts(2025, 3, 1, 10)),  # older
+        ],
+        APPS_SCHEMA,
+    )
+    before = [DAY - dt.timedelta(days=n) for n in (1, 5, 30)]
+    links = spark.createDataFrame(
+        [
+            ("court", "R1", "customer", "C2", None, before[1]),
+            ("penalty", "R2", "employer", "C5", None, before[0]),  # one record, two staff
+            ("penalty", "R2", "employer", "C6", None, before[0]),
+            ("court", "R3", "customer", "C4", None, DAY - dt.timedelta(days=40)),  # too old
+            ("news", "R4", "customer", "C1", None, before[0]),  # not a court or penalty
+            ("court", "R5", "customer", "C7", None, before[0]),  # paid off: no borrower
+            ("court", "R6", "customer", "C1", None, DAY),  # known only tomorrow
+            ("penalty", "R7", "company", None, "K1", before[0]),
+            ("court", "R8", "customer", "C9", None, before[2]),  # first day of the window
+            ("court", "R9", "customer", "C9", None, DAY - dt.timedelta(days=31)),
+        ],
+        "record_kind string, record_id string, entity_type string, customer_id string, "
+        "company_key string, record_date date",
+    )
+    scores = spark.createDataFrame(
+        [(D(2025, 6, 1), 0.05)] * 5
+        + [(D(2025, 6, 29), 0.95)] * 5
+        + [(DAY, 0.5)] * 3  # not yet known
+        + [(DAY - dt.timedelta(days=31), 0.5)] * 3,  # before the window
+        "application_date date, pd double",
+    )
+    cohorts = spark.createDataFrame(
+        [
+            ("2025-02", D(2025, 5, 31), 10.0, 2.0),
+            ("2025-03", D(2025, 6, 30), 4.0, 1.0),  # complete on the day: the latest
+            ("2025-04", D(2025, 7, 31), 8.0, 8.0),
+        ],
+        "cohort string, complete_date date, loans double, ever30_loans double",
+    )
+    thresholds = warning.load_thresholds(None)
+    thresholds["dpd30_rate"] = {"warning": 0.5, "critical": 0.6}
+    thresholds["approval_rate_shift"] = {"warning": 0.3, "critical": 0.6}
+    thresholds["vintage_mob3_dpd30"] = {"warning": 0.2, "critical": 0.25}
+    rows = warning.compute_indicators(
+        mini_loan_days(spark),
+        applications,
+        links,
+        thresholds,
+        2,
+        warning.days_frame(spark, [DAY]),
+        score_frame=scores,
+        baseline_pd=(np.arange(1, 101) / 100).tolist(),
+        cohorts=cohorts,
+    ).collect()
+    assert {r.as_of_date for r in rows} == {DAY}
+    assert all(
+        (r.warning_threshold, r.critical_threshold)
+        == (thresholds[r.indicator]["warning"], thresholds[r.indicator]["critical"])
+        for r in rows
+    )
+    got = {
+        (r.indicator, r.segment_type, r.segment): (
+            r.value,
+            r.numerator,
+            r.denominator,
+            r.status,
+            r.exposure,
+        )
+        for r in rows
+    }
+    psi = 2 * (0.5 - 0.1) * math.log(0.5 / 0.1) + 8 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
+    ov = ("overall", "all")
+    expected = {
+        # active on DAY: A1-A6, A8, A9 (8 loans, 3,900 owed); 30+: A2, A4, A5, A9
+        ("dpd1_rate", *ov): (0.5, 4, 8, "critical", 3900),
+        ("dpd30_rate", *ov): (0.5, 4, 8, "warning", 3900),  # at warning: breaches
+        ("dpd90_rate", *ov): (0.25, 2, 8, "warning", 3900),
+        ("dpd1_rate", "channel", "app"): (1 / 3, 1, 3, "warning", 1800),
+        ("dpd30_rate", "channel", "app"): (1 / 3, 1, 3, "ok", 1800),
+        ("dpd90_rate", "channel", "app"): (0.0, 0, 3, "ok", 1800),
+        ("dpd1_rate", "channel", "web"): (2 / 3, 2, 3, "critical", 1400),
+        ("dpd30_rate", "channel", "web"): (2 / 3, 2, 3, "critical", 1400),
+        ("dpd90_rate", "channel", "web"): (1 / 3, 1, 3, "critical", 1400),
+        ("dpd1_rate", "channel", "partner_a"): (0.0, 0, 1, "too_few", 600),
+        ("dpd30_rate", "channel", "partner_a"): (0.0, 0, 1, "too_few", 600),
+        ("dpd90_rate", "channel", "partner_a"): (0.0, 0, 1, "too_few", 600),
+        ("dpd1_rate", "channel", "offline"): (1.0, 1, 1, "too_few", 100),
+        ("dpd30_rate", "channel", "offline"): (1.0, 1, 1, "too_few", 100),
+        ("dpd90_rate", "channel", "offline"): (1.0, 1, 1, "too_few", 100),
+        ("dpd1_rate", "province", "P1"): (0.5, 2, 4, "critical", 2900),
+        ("dpd30_rate", "province", "P1"): (0.5, 2, 4, "warning", 2900),
+        ("dpd90_rate", "province", "P1"): (0.25, 1, 4, "warning", 2900),
+        ("dpd1_rate", "province", "P2"): (0.5, 2, 4, "critical", 1000),
+        ("dpd30_rate", "province", "P2"): (0.5, 2, 4, "warning", 1000),
+        ("dpd90_rate", "province", "P2"): (0.25, 1, 4, "warning", 1000),
+        # active on BASE: A1-A7, A9; A4 reaches 90 within (BASE, DAY], A9 did before
+        ("default_rate", *ov): (0.125, 1, 8, "critical", 3900),
+        ("roll_1_30", *ov): (0.5, 1, 2, "ok", 3900),  # A2 rolls, A3 cures
+        ("roll_30_60", *ov): (0.5, 1, 2, "ok", 3900),  # A5 rolls, A6 cures
+        ("vintage_mob3_dpd30", *ov): (0.25, 1, 4, "critical", 3900),
+        ("score_psi", *ov): (pytest.approx(psi), 10, 100, "critical", 3900),
+        ("approval_rate_shift", *ov): (-0.5, 1, 4, "warning", 3900),  # |shift| compared
+        ("concentration_channel", "channel", "app"): (1800 / 3900, 1800, 3900, "ok", 1800),
+        ("concentration_province", "province", "P1"): (
+            2900 / 3900,
+            2900,
+            3900,
+            "critical",
+            2900,
+        ),
+        # R1 (C2), R2 (C5 and C6 through their employer) and R8 (C9)
+        ("public_record_hits_30d", *ov): (3, 3, 8, "warning", 1200),
+    }
+    assert got.keys() == expected.keys()
+    for key, want in expected.items():
+        assert got[key] == pytest.approx(want), key
+
+
+# --- the planted deterioration -----------------------------------------------------------------
+def _day_numbers(values: pd.Series) -> np.ndarray:
+    """Day numbers of 'YYYY-MM-DD[...]' strings; missing -> a day far in the future."""
+    days = pd.to_datetime(values.str[:10]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    return np.where(values.isna(), 10**9, days)
+
+
+def as_date(value: str | None) -> dt.date | None:
+    return None if value is None else D.fromisoformat(value[:10])
+
+
+def as_ts(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def silver_rows(df: pd.DataFrame, columns: dict) -> list[tuple]:
+    """Rows of a lending-system table with its columns converted to the silver types
+    (``disbursed_at`` -> ``disbursed_date``, ``applied_at`` -> ``application_date``)."""
+    return list(zip(*[[convert(v) for v in df[c]] for c, convert in columns.items()], strict=True))
+
+
+def _from_day(n: int) -> dt.date:
+    return D(1970, 1, 1) + dt.timedelta(days=int(n))
+
+
+def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -> None:
+    out = tmp_path / "book"
+    generate(out, customers=1500, seed=3)
+    truth = json.loads((out / "generation.json").read_text(encoding="utf-8"))["deterioration"]
+    assert truth == {
+        "segment_type": "channel",
+        "segment": "partner_a",
+        "start_date": "2026-01-16",
+        "share": 0.35,
+    }
+    start = D.fromisoformat(truth["start_date"])
+    as_of = D(2026, 4, 1)
+    con = sqlite3.connect(out / "lending.db")
+    loans = pd.read_sql("SELECT loan_id, application_id, customer_id, disbursed_at FROM loans", con)
+    reps = pd.read_sql("SELECT loan_id, due_date, amount_due, paid_date FROM repayments", con)
+    apps = pd.read_sql("SELECT * FROM applications", con)
+    con.close()
+
+    # expected, counted directly from the raw rows: per day, the share of each channel's
+    # loans with an installment unpaid that day whose oldest overdue one is 1+ / 30+ late
+    day_list = warning.days(as_of, 90)
+    first_day = (day_list[0] - D(1970, 1, 1)).days
+    raw = reps.merge(loans, on="loan_id").merge(apps[["application_id", "channel"]])
+    due, paid = _day_numbers(raw.due_date), _day_numbers(raw.paid_date)
+    disbursed = _day_numbers(raw.disbursed_at)
+    codes, loan_index = np.unique(raw.loan_id, return_inverse=True)
+    channel_of = raw.groupby(loan_index).channel.first().to_numpy()
+    expected: dict[tuple[str, dt.date, str], float] = {}
+    for d in range(first_day, first_day + len(day_list)):
+        unpaid = (disbursed < d) & (paid >= d)
+        late = np.where(unpaid & (due < d), d - due, 0)
+        active = np.bincount(loan_index, weights=unpaid, minlength=len(codes)) > 0
+        worst = np.zeros(len(codes), dtype=np.int64)
+        np.maximum.at(worst, loan_index, late)
+        for channel in np.unique(channel_of):
+            mine = active & (channel_of == channel)
+            for k in (1, 30):
+                rate = (worst[mine] >= k).sum() / mine.sum()
+                expected[f"dpd{k}_rate", _from_day(d), channel] = rate
+
+    loans_df = spark.createDataFrame(
+        silver_rows(
+            loans,
+            {"loan_id": str, "application_id": str, "customer_id": str, "disbursed_at": as_date},
+        ),
+        "loan_id string, application_id string, customer_id string, disbursed_date date",
+    )
+    reps_df = spark.createDataFrame(
+        silver_rows(
+            reps, {"loan_id": str, "due_date": as_date, "amount_due": float, "paid_date": as_date}
+        ),
+        "loan_id string, due_date date, amount_due double, paid_date date",
+    )
+    apps_df = spark.createDataFrame(
+        silver_rows(
+            apps,
+            {"application_id": str, "customer_id": str, "applied_at": as_date, "channel": str}
+            | {"province": str, "status": str, "decided_at": as_ts},
+        ),
+        APPS_SCHEMA,
+    )
+    days_df = warning.days_frame(spark, day_list)
+    indicators = warning.compute_indicators(
+        warning.loan_days(loans_df, reps_df, apps_df, days_df),
+        apps_df,
+        None,
+        warning.load_thresholds(None),
+        30,
+        days_df,
+    ).where("indicator IN ('dpd1_rate', 'dpd30_rate') AND segment_type = 'channel'")
+    rows = indicators.cache().collect()
+    assert {(r.indicator, r.as_of_date, r.segment): r.value for r in rows} == pytest.approx(
+        expected
+    )
+    statuses = {(r.indicator, r.as_of_date, r.segment): r.status for r in rows}
+    assert {ch for (_, _, ch) in statuses} == {"app", "web", "partner_a", "partner_b", "offline"}
+    for indicator, caught_on in (("dpd1_rate", D(2026, 2, 3)), ("dpd30_rate", D(2026, 3, 1))):
+        warn = warning.DEFAULT_THRESHOLDS[indicator]["warning"]
+        first = min(
+            day
+            for (name, day, ch), v in expected.items()
+            if (name, ch) == (indicator, "partner_a") and v >= warn
+        )
+        assert first == caught_on > start  # S + 18 and S + 44 days
+        breached = [
+            day
+            for (name, day, ch), status in statuses.items()
+            if (name, ch) == (indicator, "partner_a") and status in ("warning", "critical")
+        ]
+        assert min(breached) == first
+        assert warning.first_breach(indicators, indicator, "channel", "partner_a") == first
+        others = {
+            s for (name, _, ch), s in statuses.items() if name == indicator and ch != "partner_a"
+        }
+        assert others == {"ok"}
+    # once caught, DPD 30+ stays above warning to the end of the book
+    assert (
+        min(
+            v
+            for (name, day, ch), v in expected.items()
+            if (name, ch) == ("dpd30_rate", "partner_a") and day >= D(2026, 3, 1)
+        )
+        >= warning.DEFAULT_THRESHOLDS["dpd30_rate"]["warning"]
+    )
