@@ -39,7 +39,9 @@ def score_from_pd(pd_col: Column, base: int, base_odds: float, pdo: float) -> Co
     p = F.least(F.greatest(pd_col, F.lit(PD_EPSILON)), F.lit(1 - PD_EPSILON))
     factor = pdo / math.log(2)
     raw = F.lit(base) + F.lit(factor) * (F.log((1 - p) / p) - F.lit(math.log(base_odds)))
-    return F.least(F.greatest(F.round(raw), F.lit(SCORE_MIN)), F.lit(SCORE_MAX)).cast("int")
+    clipped = F.least(F.greatest(F.round(raw), F.lit(SCORE_MIN)), F.lit(SCORE_MAX)).cast("int")
+    # greatest/least skip nulls: without the guard a missing PD would score SCORE_MAX.
+    return F.when(pd_col.isNotNull(), clipped)
 
 
 def risk_band(pd_col: Column) -> Column:

@@ -98,18 +98,25 @@ def test_scoring_decides_with_the_active_policy(spark, settings):
     policy = scoring.active_policy(spark, settings)
     assert policy == scoring.CutoffPolicy("2", 0.13, 0.15)
     apps = spark.createDataFrame(
-        [("a", 0.1299, 1000.0), ("b", 0.13, 1000.0), ("c", 0.1499, 1000.0), ("d", 0.15, 1000.0)],
+        [
+            ("a", 0.1299, 1000.0),
+            ("b", 0.13, 1000.0),
+            ("c", 0.1499, 1000.0),
+            ("d", 0.15, 1000.0),
+            ("e", None, 1000.0),  # no PD: no score, and a person decides
+        ],
         "id string, pd double, requested_amount double",
     )
     out = {
-        r.id: (r.decision, r.policy_version)
+        r.id: (r.decision, r.policy_version, r.score)
         for r in scoring.classify(apps, settings, policy).collect()
     }
     assert out == {
-        "a": ("approve", "2"),
-        "b": ("review", "2"),
-        "c": ("review", "2"),
-        "d": ("reject", "2"),
+        "a": ("approve", "2", 525),  # 600 + 72.13 x (ln(0.8701/0.1299) - ln 19) = 524.79
+        "b": ("review", "2", 525),
+        "c": ("review", "2", 513),
+        "d": ("reject", "2", 513),
+        "e": ("review", "2", None),
     }
 
 
