@@ -44,8 +44,9 @@ SCRAPY_TESTS := tests/test_crawlers.py
 
 # Two pytest workers, a test file each at a time (--dist loadfile keeps a module's fixtures,
 # e.g. the end-to-end book, in one worker): Spark on small data waits on scheduling more
-# than on the CPU, so two sessions side by side finish sooner on 2 cores.
-XDIST := -n 2 --dist loadfile
+# than on the CPU, so two sessions side by side finish sooner on 2 cores. Modules go out
+# in collection order (tests/conftest.py puts the end-to-end book first), not by size.
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test: setup ## run every test (pytest)
 	$(BIN)/pytest $(XDIST) --durations=15 --ignore=$(SCRAPY_TESTS) $(PYTEST_ARGS)

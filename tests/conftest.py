@@ -36,10 +36,10 @@ def make_settings(home, **overrides) -> Settings:
     return Settings(**values)
 
 
-# The two modules that each build a whole book run first, one per pytest-xdist worker
-# (--dist loadfile hands out modules in collection order), so neither waits behind the
-# other and the short modules fill in around them.
-FIRST_MODULES = ("test_end_to_end.py", "test_airflow_dags.py")
+# The module that builds a whole book runs first, on one pytest-xdist worker, while the
+# other worker takes the short modules (the Makefile passes --no-loadscope-reorder, so
+# --dist loadfile hands out modules in this collection order).
+FIRST_MODULES = ("test_end_to_end.py",)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,9 +1,11 @@
 """The whole pipeline on a small generated book with `riskctl run`: collect, analyze,
 train, and the apply tier (cut-off policy, scoring, loan book, early warning and alerts,
-the report), then a `spark-submit` re-scoring and single-application scoring.
+the report); then, over the same lakehouse, a `spark-submit` re-scoring, single-application
+scoring, the alerts workflow, Airflow running the apply DAG again (idempotent), the
+privacy scan, and an erasure (last: it changes the lakehouse).
 
-These are among the slowest tests (marked ``slow``); ``make test`` runs them. The Airflow
-DAGs build a book of their own in test_airflow_dags.py.
+These are the slowest tests (marked ``slow``); ``make test`` runs them, first, on one
+pytest worker while the other runs the rest.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from riskcontrol.catalog import (
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
 )
-from riskcontrol.config import get_settings
+from riskcontrol.config import PROJECT_ROOT, get_settings
 
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 1500
 SEED = 3
+DAG_IDS = ("risk_collect", "risk_analyze", "risk_apply")
 
 
 @pytest.fixture(scope="module")
@@ -394,3 +397,190 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     path.write_text(json.dumps({k: v for k, v in bare.items() if k != "channel"}))
     assert cli.main(["score-application", "--json", str(path)]) == 2
     assert "channel" in capsys.readouterr().err
+
+
+# --- Airflow -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    """An Airflow home with a migrated SQLite metadata DB (env set before airflow loads)."""
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    if "airflow" in sys.modules:
+        pytest.fail("airflow was imported before its test environment was set")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **env},
+        )
+        yield home
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(PROJECT_ROOT / "dags"))
+
+
+def test_dagbag_imports_three_linked_dags(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == set(DAG_IDS)
+    for dag in dagbag.dags.values():
+        assert "riskcontrol" in dag.tags
+        assert all(t.retries >= 1 for t in dag.tasks), dag.dag_id
+    produced = {o.uri for t in dagbag.dags["risk_collect"].tasks for o in t.outlets}
+    assert produced == {"riskcontrol://lakehouse/bronze"}
+    analyze_outlets = {o.uri for t in dagbag.dags["risk_analyze"].tasks for o in t.outlets}
+    assert "riskcontrol://lakehouse/gold/application_features" in analyze_outlets
+    apply_dag = dagbag.dags["risk_apply"]
+    order = [t.task_id for t in apply_dag.topological_sort()]
+    assert order == [
+        "choose_cutoff",
+        "score_applications",
+        "loan_book_risk",
+        "early_warning",
+        "risk_report",
+    ]
+
+
+def test_the_apply_dag_runs_and_changes_nothing_on_a_rerun(spark, book, dagbag):
+    """Airflow runs the apply DAG's five tasks over the book `riskctl run` built: the policy
+    is unchanged (no new version), scoring and the loan book replace, no alert repeats."""
+    from airflow.utils.state import DagRunState
+
+    settings, generation = book
+    book_before = _read(spark, GOLD_LOAN_BOOK_RISK, settings).count()
+    alerts_before = sorted(r.alert_id for r in _read(spark, GOLD_ALERTS, settings).collect())
+    assert dagbag.dags["risk_apply"].test().state == DagRunState.SUCCESS
+    versions = {
+        r[0] for r in _read(spark, GOLD_CUTOFF_POLICY, settings).select("policy_version").collect()
+    }
+    assert versions == {1}
+    scored = _read(spark, GOLD_SCORED_APPLICATIONS, settings)
+    assert scored.count() == generation["applications_by_status"]["pending"]
+    assert _read(spark, GOLD_LOAN_BOOK_RISK, settings).count() == book_before
+    assert sorted(r.alert_id for r in _read(spark, GOLD_ALERTS, settings).collect()) == (
+        alerts_before
+    )
+    runs = (
+        _read(spark, OPS_MANIFEST, settings)
+        .where(F.col("run_id").startswith("airflow-apply-"))
+        .select("target")
+        .collect()
+    )
+    assert sorted(r.target for r in runs) == [
+        "gold.loan_book_risk",
+        "gold.scored_applications",
+        "gold.warning_indicators",
+    ]
+
+
+# --- privacy: nothing in clear, and erasure (last: it changes the lakehouse) ----------
+def _identifiers(settings) -> set[str]:
+    """Every clear identifier of the run: customers' IDs, phones, names; court subjects'."""
+    with sqlite3.connect(settings.data_dir / "lending.db") as db:
+        rows = db.execute("SELECT national_id, mobile, name FROM customers").fetchall()
+    needles = {v for row in rows for v in row if v and len(v) >= 2}
+    for r in _site_truth(settings):
+        if r["kind"] == "court" and r["subject_type"] == "person":
+            needles |= {r["subject_name"], r["id_number"]}
+    return needles
+
+
+def test_scanner_finds_planted_identifiers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lakescan import scan
+
+    pq.write_table(pa.table({"n": ["x张三丰y"]}), tmp_path / "part-0.snappy.parquet")
+    (tmp_path / "_delta_log").mkdir()
+    stats = json.dumps({"minValues": {"id": "11010519491231002X"}})
+    (tmp_path / "_delta_log" / "0.json").write_text(
+        json.dumps({"add": {"stats": stats, "name": "\u674e\u56db"}}) + "\n"
+    )
+    found = scan(tmp_path, {"张三丰", "11010519491231002X", "李四", "王五"})
+    assert found == {
+        "张三丰": ["part-0.snappy.parquet"],
+        "11010519491231002X": ["_delta_log/0.json"],
+        "李四": ["_delta_log/0.json"],
+    }
+
+
+def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
+    from lakescan import files_scanned, scan
+
+    settings, _ = book
+    needles = _identifiers(settings)
+    assert len(needles) > 2.5 * CUSTOMERS  # IDs, phones and names (some names are shared)
+    root = Path(settings.lakehouse_root)
+    assert files_scanned(root) > 500
+    assert scan(root, needles) == {}
+
+
+def test_erase_removes_a_customer_everywhere_history_included(spark, book):
+    """Runs last in this module: it changes the lakehouse the other tests read."""
+    import pyarrow.parquet as pq
+
+    from riskcontrol.catalog import (
+        BRONZE_REPAYMENTS,
+        OPS_ERASURES,
+        SILVER_ENTITY_LINKS,
+        SILVER_REPAYMENTS,
+    )
+
+    settings, _ = book
+    linked = (
+        _read(spark, SILVER_ENTITY_LINKS, settings)
+        .where("entity_type = 'customer'")
+        .select("customer_id")
+        .distinct()
+        .orderBy("customer_id")
+        .first()
+    )
+    assert linked is not None, "the generated site names customers: ER must link some"
+    cid = linked.customer_id
+    with sqlite3.connect(settings.data_dir / "lending.db") as db:
+        n_apps, n_loans, n_lines = db.execute(
+            "SELECT (SELECT count(*) FROM applications WHERE customer_id = ?),"
+            " (SELECT count(*) FROM loans WHERE customer_id = ?),"
+            " (SELECT count(*) FROM repayments r JOIN loans l USING (loan_id)"
+            "  WHERE l.customer_id = ?)",
+            (cid, cid, cid),
+        ).fetchone()
+    assert cli.main(["erase", "--customer", cid, "--requested-by", "dpo", "--reason", "t"]) == 0
+    (audit,) = _read(spark, OPS_ERASURES, settings).collect()
+    deleted = json.loads(audit.tables)
+    assert deleted["bronze.customers"] == 1 and deleted["silver.customers"] == 1
+    assert deleted["bronze.applications"] == n_apps and deleted["bronze.loans"] == n_loans
+    assert deleted[BRONZE_REPAYMENTS.full_name] == n_lines
+    assert deleted[SILVER_REPAYMENTS.full_name] == n_lines
+    assert deleted["silver.entity_links"] >= 1
+    assert audit.rows_deleted == sum(deleted.values())
+    assert audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
+    assert cid not in (audit.tables + audit.reason + audit.requested_by)
+    # Nothing left in any data file of any table, old versions included (vacuumed).
+    root = Path(settings.lakehouse_root)
+    holding = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.parquet")
+        if "_delta_log" not in p.parts
+        and cid in json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=str)
+    ]
+    assert holding == []
+    with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum"):
+        # (collect, not count: Delta answers a count from the log without reading files)
+        spark.read.format("delta").option("versionAsOf", 0).load(
+            BRONZE_CUSTOMERS.path(settings)
+        ).select("customer_id").collect()
+    assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
