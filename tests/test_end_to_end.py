@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from pyspark.sql import functions as F
@@ -42,6 +43,8 @@ from riskcontrol.catalog import (
     OPS_MANIFEST,
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
+    SILVER_LOANS,
+    SILVER_REPAYMENTS,
 )
 from riskcontrol.config import PROJECT_ROOT, get_settings
 
@@ -289,16 +292,18 @@ def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
     rows = _read(spark, GOLD_LOAN_BOOK_RISK, settings).cache()
     (as_of,) = [r[0] for r in rows.select("as_of_date").distinct().collect()]
     # Active on the as-of day: disbursed before it with an installment not paid by then
-    # (a payment counts from the day after it was made).
-    with sqlite3.connect(settings.lending_db_path) as db:
-        want = dict(
-            db.execute(
-                "SELECT r.loan_id, sum(r.amount_due) FROM repayments r JOIN loans l USING (loan_id)"
-                " WHERE l.disbursed_date < ? AND (r.paid_date IS NULL OR r.paid_date >= ?)"
-                " GROUP BY r.loan_id",
-                (as_of.isoformat(), as_of.isoformat()),
-            ).fetchall()
-        )
+    # (a payment counts from the day after it was made), recounted here in pandas.
+    loans = _read(spark, SILVER_LOANS, settings).select("loan_id", "disbursed_date").toPandas()
+    lines = (
+        _read(spark, SILVER_REPAYMENTS, settings)
+        .select("loan_id", "amount_due", "paid_date")
+        .toPandas()
+        .merge(loans, on="loan_id")
+    )
+    day = pd.Timestamp(as_of)
+    paid, disbursed = pd.to_datetime(lines.paid_date), pd.to_datetime(lines.disbursed_date)
+    unpaid = lines[(disbursed < day) & (paid.isna() | (paid >= day))]
+    want = unpaid.groupby("loan_id").amount_due.sum().to_dict()
     got = {r.loan_id: r.ead for r in rows.select("loan_id", "ead").collect()}
     assert got.keys() == want.keys()
     assert all(abs(got[k] - want[k]) < 0.01 for k in want)
@@ -363,7 +368,7 @@ def test_the_report_is_written_with_its_pdf(book):
     settings, _ = book
     (html,) = settings.reports_dir.glob("risk_report_*.html")
     text = html.read_text(encoding="utf-8")
-    assert "policy v1" in text and "application_pd" in text
+    assert "Cut-off policy: v1" in text and "application_pd v1" in text
     assert "http://" not in text and "https://" not in text
     (pdf,) = settings.reports_dir.glob("risk_report_*.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
