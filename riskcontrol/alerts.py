@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from riskcontrol import lakehouse
 from riskcontrol.catalog import GOLD_ALERTS
 from riskcontrol.config import Settings
-from riskcontrol.scoring import QUADRANT_STRATEGY
+from riskcontrol.scoring import QUADRANT_STRATEGY, quadrant_of
 
 STAGES = ("identify", "assess", "decide", "dispose", "feedback")
 CLOSED = STAGES[-1]
@@ -108,9 +108,7 @@ def alert_quadrant(severity: str, exposure: float, lgd: float, impact_threshold:
     reaches ``impact_threshold`` (same quadrants as ``scoring.quadrant``)."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, not {severity!r}")
-    high_p = severity == "critical"
-    high_i = exposure * lgd >= impact_threshold
-    return "D" if high_p and high_i else "C" if high_p else "B" if high_i else "A"
+    return quadrant_of(severity == "critical", exposure * lgd >= impact_threshold)
 
 
 def alert_id(indicator: str, segment_type: str, segment: str, first_breach: dt.date) -> str:
@@ -296,9 +294,7 @@ def _severity(statuses: Iterable[str]) -> str:
 
 def _worse_quadrant(a: str, b: str) -> str:
     """The quadrant high in probability if either is, and in impact if either is."""
-    high_p = a in "CD" or b in "CD"
-    high_i = a in "BD" or b in "BD"
-    return "D" if high_p and high_i else "C" if high_p else "B" if high_i else "A"
+    return quadrant_of(a in "CD" or b in "CD", a in "BD" or b in "BD")
 
 
 def _threshold(row: dict) -> float | None:

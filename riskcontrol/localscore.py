@@ -68,6 +68,7 @@ from riskcontrol.scoring import (
     SCORE_MAX,
     SCORE_MIN,
     CutoffPolicy,
+    quadrant_of,
 )
 
 PD_COL = explain.PD_COL
@@ -1172,16 +1173,10 @@ def classify_row(
     StrictMath log, the PD clipped to [1e-6, 1 - 1e-6] for the score, null rules)."""
     policy = policy or CutoffPolicy.from_settings(settings)
     impact = None if requested_amount is None else requested_amount * settings.lgd
-    high_p = _compare(">=", pd, settings.quadrant_pd_threshold)
-    high_i = _compare(">=", impact, settings.quadrant_impact_threshold)
-    if high_p and high_i:
-        quadrant = "D"
-    elif high_p:
-        quadrant = "C"
-    elif high_i:
-        quadrant = "B"
-    else:
-        quadrant = "A"
+    quadrant = quadrant_of(
+        bool(_compare(">=", pd, settings.quadrant_pd_threshold)),
+        bool(_compare(">=", impact, settings.quadrant_impact_threshold)),
+    )
     band = next((name for name, upper in RISK_BANDS if _compare("<", pd, upper)), LAST_BAND)
     if _compare("<", pd, policy.approve_below_pd):
         decision = "approve"
@@ -1200,9 +1195,10 @@ def classify_row(
     }
 
 
-def _score(pd: float | None, base: int, base_odds: float, pdo: float) -> int:
-    """``scoring.score_from_pd`` for one value (``greatest`` skips nulls, so a null PD
-    scores as the 1e-6 floor, as in Spark)."""
+def _score(pd: float | None, base: int, base_odds: float, pdo: float) -> int | None:
+    """``scoring.score_from_pd`` for one value (a missing PD has no score, as in Spark)."""
+    if pd is None:
+        return None
     p = least(greatest(pd, PD_EPSILON), 1 - PD_EPSILON)
     factor = pdo / math.log(2)
     raw = base + factor * (strict_log((1 - p) / p) - math.log(base_odds))

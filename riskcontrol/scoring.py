@@ -51,6 +51,13 @@ def risk_band(pd_col: Column) -> Column:
     return expr.otherwise(LAST_BAND)
 
 
+def quadrant_of(high_probability: bool, high_impact: bool) -> str:
+    """The severity quadrant of a judged probability and impact (plain Python)."""
+    if high_probability:
+        return "D" if high_impact else "C"
+    return "B" if high_impact else "A"
+
+
 def quadrant(
     pd_col: Column, impact: Column, pd_threshold: float, impact_threshold: float
 ) -> Column:

@@ -196,6 +196,7 @@ def test_classify_row_equals_spark_classify_on_ties_clips_and_thresholds(spark, 
         0.9999999,
         1.0,
         math.nan,
+        None,  # no PD: no score, as in Spark
         *np.random.default_rng(2).uniform(0, 0.4, 40).tolist(),
     ]
     # 20000 x 0.45 is the impact threshold 9000 (within rounding); also just below, null.
