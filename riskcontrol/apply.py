@@ -338,11 +338,7 @@ def run_warning(
     counts = StepCounts("apply", SILVER_LOANS.full_name, GOLD_WARNING_INDICATORS.full_name, 0, 0)
     counts.window_start, counts.window_end = day_list[0].isoformat(), as_of.isoformat()
     counts.rows_in = out.count()
-    changed = " OR ".join(
-        f"NOT (t.`{c}` <=> s.`{c}`)"
-        for c in GOLD_WARNING_INDICATORS.columns
-        if c not in ("run_id", "computed_at")
-    )
+    changed = lakehouse.changed(GOLD_WARNING_INDICATORS, ignore=("run_id", "computed_at"))
     result = lakehouse.merge(out, GOLD_WARNING_INDICATORS, settings, update_when=changed)
     counts.rows_out = result.inserted + result.updated
     counts.rows_unchanged = counts.rows_in - counts.rows_out

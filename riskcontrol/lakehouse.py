@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from riskcontrol import pii
 from riskcontrol.catalog import ALL_TABLES, Table, validate
@@ -59,6 +60,19 @@ def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
     writer.save(table.path(settings))
+
+
+def changed(table: Table, ignore: tuple[str, ...] = ()) -> str:
+    """MERGE ``update_when`` condition: a matched row is updated only when a column of
+    ``table`` other than ``ignore`` (e.g. run bookkeeping) differs. Maps have no equality
+    in Spark SQL: they are compared as JSON."""
+
+    def differs(f) -> str:
+        if isinstance(f.dataType, T.MapType):
+            return f"NOT (to_json(t.`{f.name}`) <=> to_json(s.`{f.name}`))"
+        return f"NOT (t.`{f.name}` <=> s.`{f.name}`)"
+
+    return " OR ".join(differs(f) for f in table.schema.fields if f.name not in ignore)
 
 
 def replace_where(df: DataFrame, table: Table, settings: Settings, condition: str) -> int:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from riskcontrol import (
     collect,
@@ -113,20 +112,6 @@ SILVER_STEPS = (
 )
 
 
-def _changed(table: Table) -> str:
-    """MERGE condition: update a matched row only when a data column differs.
-
-    Maps have no equality in Spark SQL: they are compared as JSON.
-    """
-
-    def differs(f) -> str:
-        if isinstance(f.dataType, T.MapType):
-            return f"NOT (to_json(t.`{f.name}`) <=> to_json(s.`{f.name}`))"
-        return f"NOT (t.`{f.name}` <=> s.`{f.name}`)"
-
-    return " OR ".join(differs(f) for f in table.schema.fields)
-
-
 def build_silver(run: Run, step: SilverStep) -> StepCounts:
     """Clean one bronze table into silver; superseded versions count as unchanged."""
     settings = run.settings
@@ -139,7 +124,9 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     valid = valid.cache()
     n_valid = valid.count()
     counts.rows_quarantined = run.quarantine(rejected, "analyze", step.silver.full_name)
-    result = lakehouse.merge(valid, step.silver, settings, update_when=_changed(step.silver))
+    result = lakehouse.merge(
+        valid, step.silver, settings, update_when=lakehouse.changed(step.silver)
+    )
     counts.rows_out = result.inserted + result.updated
     superseded = counts.rows_in - latest_versions
     counts.rows_unchanged = superseded + (n_valid - counts.rows_out)

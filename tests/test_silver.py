@@ -477,7 +477,7 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
 
 def test_silver_merge_of_unchanged_rows_with_map_columns_updates_nothing(spark, settings):
     """Maps have no SQL equality: the change condition compares them as JSON."""
-    from riskcontrol import lakehouse, pipeline
+    from riskcontrol import lakehouse
     from riskcontrol.catalog import SILVER_NOTES
 
     row = {
@@ -495,7 +495,7 @@ def test_silver_merge_of_unchanged_rows_with_map_columns_updates_nothing(spark, 
         "amounts": [],
     }
     df = spark.createDataFrame([row], SILVER_NOTES.schema)
-    changed = pipeline._changed(SILVER_NOTES)
+    changed = lakehouse.changed(SILVER_NOTES)
     first = lakehouse.merge(df, SILVER_NOTES, settings, update_when=changed)
     again = lakehouse.merge(df, SILVER_NOTES, settings, update_when=changed)
     two = F.create_map(F.lit("overdue"), F.lit(2)).cast("map<string,int>")
