@@ -319,7 +319,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from riskcontrol.pipeline import run_score
+    from riskcontrol.apply import run_score
 
     run = _new_run(_settings())
     _print_steps([run_score(run, _say)])

@@ -62,8 +62,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     """Run one named task of the pipeline in this process; returns its step counts."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    from riskcontrol import pipeline
-    from riskcontrol.apply import run_book as apply_book
+    from riskcontrol import apply, pipeline
     from riskcontrol.config import ensure_local_secrets, get_settings
     from riskcontrol.ops import Run
     from riskcontrol.spark import get_spark
@@ -93,8 +92,6 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             for t in result.trained
         ]
     if task == "choose_cutoff":
-        from riskcontrol import apply
-
         result = apply.run_cutoff(run)
         chosen = result.chosen
         return [
@@ -107,8 +104,6 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             }
         ]
     if task == "early_warning":
-        from riskcontrol import apply
-
         result = apply.run_warning(run)
         if result.failures:
             raise RuntimeError(f"alert notifications failed: {result.failures}")
@@ -117,8 +112,6 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             {"breaches": result.breaches, "alerts": [a["alert_id"] for a in result.alerts]},
         ]
     if task == "risk_report":
-        from riskcontrol import apply
-
         html, pdf = apply.run_report(run)
         return [{"html": str(html), "pdf": str(pdf) if pdf else None}]
     stages = {
@@ -128,8 +121,8 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
         "build_silver": pipeline.run_silver,
         "resolve_entities": pipeline.run_resolve,
         "build_gold": pipeline.run_gold,
-        "score_applications": lambda r: [pipeline.run_score(r)],
-        "loan_book_risk": lambda r: [apply_book(r)],
+        "score_applications": lambda r: [apply.run_score(r)],
+        "loan_book_risk": lambda r: [apply.run_book(r)],
     }
     return _counts(stages[task](run))
 

@@ -1,4 +1,5 @@
-"""The three tiers as functions: collect -> analyze -> apply (with training in analyze).
+"""The collect and analyze tiers as functions (with training in analyze); the apply
+tier's steps are in ``riskcontrol.apply``.
 
 The CLI (`riskctl run`), the spark-submit jobs in ``jobs/`` and the Airflow DAGs in
 ``dags/`` all call these, so every way of running the pipeline runs the same code.
@@ -522,10 +523,3 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
     verdict = "promoted to champion" if decision.promote else "stays challenger"
     progress(f"train: {best.kind} v{best.version} {verdict}: {decision.reason}")
     return TrainResult(trained, decision, split)
-
-
-def run_score(run: Run, progress: Progress = _quiet) -> StepCounts:
-    """Score pending applications (see ``apply.run_score``)."""
-    from riskcontrol import apply
-
-    return apply.run_score(run, progress)
