@@ -29,15 +29,9 @@ def cmd_cutoff(args: argparse.Namespace) -> int:
     cli = _cli()
     run = _run()
     result = apply.run_cutoff(run, cli._say, cutoff=args.cutoff, activate=not args.draft)
-    frame = result.frame.sort_values("cutoff_pd", ascending=False)
-    shown = frame if args.all else frame[frame.index % max(1, len(frame) // 20) == 0]
-    shown = (
-        shown
-        if result.chosen.name in shown.index
-        else frame.loc[sorted({*shown.index, result.chosen.name})].sort_values(
-            "cutoff_pd", ascending=False
-        )
-    )
+    frame = result.frame.sort_values("cutoff_pd", ascending=False).reset_index(drop=True)
+    every = 1 if args.all else max(1, len(frame) // 20)
+    shown = frame[(frame.index % every == 0) | frame["chosen"]]
     print(
         f"\n{'cut-off':>8} {'approve':>8} {'bad rate':>8} {'effect':>12} {'cost':>12} "
         f"{'net':>12} {'resid.':>7}  area"
@@ -65,12 +59,8 @@ def cmd_score_application(args: argparse.Namespace) -> int:
     requests = online.load_requests(Path(args.json))
     cli._say("loading the champion, the feature store and the cut-off policy")
     scorer = online.ApplicationScorer(settings)
-    results = []
-    for request in requests:
-        results.append(online.jsonable(scorer.score(request)))
-    for _ in range(args.repeat - 1):  # timing: the first call warms Spark up
-        for request in requests:
-            results[-1] = online.jsonable(scorer.score(request))
+    for _ in range(max(1, args.repeat)):  # timing: the last pass is after warm-up
+        results = [online.jsonable(scorer.score(request)) for request in requests]
     out = results if len(results) > 1 else results[0]
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
