@@ -52,11 +52,6 @@ def _read(run: Run, table) -> DataFrame:
     return lakehouse.read(run.spark, table, run.settings)
 
 
-def _model_pd(champion: tracking.Champion, rows: DataFrame) -> DataFrame:
-    """The champion's PD of raw feature rows, with the rows' own columns kept."""
-    return champion.model.transform(rows)
-
-
 # --- cut-off policy ---------------------------------------------------------------------
 @dataclass
 class CutoffResult:
@@ -73,7 +68,7 @@ def cutoff_population(run: Run, champion: tracking.Champion) -> tuple[pd.DataFra
     from riskcontrol.pipeline import training_split
 
     split = training_split(run.spark, run.settings)
-    scored = _model_pd(champion, split.oot).select(
+    scored = champion.model.transform(split.oot).select(
         "pd", F.col("label").alias("bad"), F.col("requested_amount").alias("exposure")
     )
     population = scored.toPandas()
@@ -230,7 +225,7 @@ def run_book(
         "application_id",
         "left_semi",
     )
-    app_pd = _model_pd(champion, features).select("application_id", "customer_key", "pd")
+    app_pd = champion.model.transform(features).select("application_id", "customer_key", "pd")
     rows = book.loan_book_risk(
         state, loans, app_pd, settings, as_of, champion.name, champion.version
     ).cache()
@@ -265,9 +260,9 @@ def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list
 
     features = _read(run, GOLD_APPLICATION_FEATURES)
     recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
-    score_frame = _model_pd(champion, recent).select("application_date", "pd")
+    score_frame = champion.model.transform(recent).select("application_date", "pd")
     train = training_split(run.spark, run.settings).train
-    baseline = [r.pd for r in _model_pd(champion, train).select("pd").collect()]
+    baseline = [r.pd for r in champion.model.transform(train).select("pd").collect()]
     return score_frame, baseline
 
 
