@@ -288,6 +288,12 @@ def vintage_cohorts(loans: DataFrame, repayments: DataFrame) -> DataFrame:
 
 
 # --- indicators ----------------------------------------------------------------------------
+def _share(indicator: str, numerator: str, denominator: str) -> list[Column]:
+    """A whole-book rate: ``numerator / denominator`` with both counts kept."""
+    num, den = F.col(numerator), F.col(denominator)
+    return _row(indicator, OVERALL, ALL, num / den, num, den)
+
+
 def _row(
     indicator: str | Column,
     segment_type: str | Column,
@@ -396,16 +402,7 @@ def _default_rate(ld: DataFrame, days_df: DataFrame) -> DataFrame:
         .agg(F.countDistinct("loan_id").alias("defaults"))
     )
     counts = loans.join(defaults, "as_of_date", "left").fillna(0, ["defaults"])
-    return counts.select(
-        *_row(
-            "default_rate",
-            OVERALL,
-            ALL,
-            F.col("defaults") / F.col("loans"),
-            F.col("defaults"),
-            F.col("loans"),
-        )
-    )
+    return counts.select(_share("default_rate", "defaults", "loans"))
 
 
 def _roll_rates(ld: DataFrame, days_df: DataFrame) -> DataFrame:
@@ -426,26 +423,8 @@ def _roll_rates(ld: DataFrame, days_df: DataFrame) -> DataFrame:
         F.count(F.when(b.between(30, 59), 1)).alias("from_30"),
         F.count(F.when(b.between(30, 59) & (n >= 60), 1)).alias("to_60"),
     )
-    return counts.select(
-        *_row(
-            "roll_1_30",
-            OVERALL,
-            ALL,
-            F.col("to_30") / F.col("from_1"),
-            F.col("to_30"),
-            F.col("from_1"),
-        )
-    ).unionByName(
-        counts.select(
-            *_row(
-                "roll_30_60",
-                OVERALL,
-                ALL,
-                F.col("to_60") / F.col("from_30"),
-                F.col("to_60"),
-                F.col("from_30"),
-            )
-        )
+    return counts.select(_share("roll_1_30", "to_30", "from_1")).unionByName(
+        counts.select(_share("roll_30_60", "to_60", "from_30"))
     )
 
 
@@ -456,16 +435,7 @@ def _vintage(cohorts: DataFrame, days_df: DataFrame) -> DataFrame:
     return (
         eligible.withColumn("rank", F.row_number().over(latest))
         .where(F.col("rank") == 1)
-        .select(
-            *_row(
-                "vintage_mob3_dpd30",
-                OVERALL,
-                ALL,
-                F.col("ever30_loans") / F.col("loans"),
-                F.col("ever30_loans"),
-                F.col("loans"),
-            )
-        )
+        .select(_share("vintage_mob3_dpd30", "ever30_loans", "loans"))
     )
 
 
