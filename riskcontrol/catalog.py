@@ -71,8 +71,13 @@ class Table:
     description: str = ""
     strict: bool = True  # strict: exact columns and types; else: declared columns present
     partition_by: tuple[str, ...] = field(default=())
-    # Columns holding personal data: encrypted at rest in bronze (see ``pii.encrypt``).
+    # Columns decrypted by ``lakehouse.read_clear`` even without the encryption marker in
+    # their metadata (e.g. ``ops.quarantine.record``, written by several steps).
     sensitive: tuple[str, ...] = field(default=())
+    # Raw tables only (deny by default): the columns kept in clear -- declared keys,
+    # timestamps and provenance. Every other column, including one a source adds later,
+    # is encrypted at rest (see ``protected_columns`` and ``pii.encrypt_columns``).
+    clear: tuple[str, ...] | None = None
 
     @property
     def full_name(self) -> str:
@@ -84,6 +89,13 @@ class Table:
     @property
     def columns(self) -> list[str]:
         return self.schema.fieldNames()
+
+    def protected_columns(self, columns) -> list[str]:
+        """Of ``columns``, those stored encrypted: all but the clear ones (raw tables)."""
+        if self.clear is None:
+            return [c for c in columns if c in self.sensitive]
+        keep = {*self.clear, *self.keys, *PROVENANCE_COLUMNS}
+        return [c for c in columns if c not in keep and not c.startswith("__")]
 
 
 class SchemaError(ValueError):
@@ -121,8 +133,10 @@ def _bronze(
     *columns: str,
     keys: tuple[str, ...],
     description: str,
-    sensitive: tuple[str, ...] = (),
+    clear: tuple[str, ...] = (),
 ) -> Table:
+    """A raw table: as received plus provenance, every column but ``clear`` (plus keys
+    and provenance) encrypted at rest."""
     cols = schema(*columns)
     return Table(
         "bronze",
@@ -131,7 +145,7 @@ def _bronze(
         keys=keys,
         description=description,
         strict=False,  # as received: a source may add columns, they are kept
-        sensitive=sensitive,
+        clear=tuple(clear),
     )
 
 
@@ -144,8 +158,8 @@ BRONZE_CUSTOMERS = _bronze(
     "mobile string",
     "updated_at string",
     keys=("customer_id",),
-    description="lending-system customers (JDBC), sensitive fields as received",
-    sensitive=("national_id", "name", "mobile"),
+    description="lending-system customers (JDBC), every non-key column encrypted",
+    clear=("updated_at",),
 )
 BRONZE_APPLICATIONS = _bronze(
     "applications",
@@ -154,6 +168,7 @@ BRONZE_APPLICATIONS = _bronze(
     "updated_at string",
     keys=("application_id",),
     description="loan applications (JDBC)",
+    clear=("customer_id", "updated_at"),
 )
 BRONZE_LOANS = _bronze(
     "loans",
@@ -162,6 +177,7 @@ BRONZE_LOANS = _bronze(
     "updated_at string",
     keys=("loan_id",),
     description="disbursed loans (JDBC)",
+    clear=("application_id", "updated_at"),
 )
 BRONZE_REPAYMENTS = _bronze(
     "repayments",
@@ -170,6 +186,7 @@ BRONZE_REPAYMENTS = _bronze(
     "updated_at string",
     keys=("repayment_id",),
     description="repayment schedule lines with days past due (JDBC)",
+    clear=("loan_id", "updated_at"),
 )
 RAW_LINE = ("payload string",)
 BRONZE_BUREAU = _bronze(
@@ -177,7 +194,6 @@ BRONZE_BUREAU = _bronze(
     *RAW_LINE,
     keys=("_content_hash",),
     description="credit bureau reports, one raw JSON document per row (file drop)",
-    sensitive=("payload",),
 )
 BRONZE_EVENTS = _bronze(
     "app_events",
@@ -205,10 +221,12 @@ BRONZE_SETTLEMENTS = _bronze(
     "amount_raw string",
     keys=("settlement_id",),
     description="payment-processor settlement rows (CSV file drop), amount and time parsed",
+    clear=("loan_id", "paid_at"),
 )
 
 # Public web: what the crawlers fetched (pages) and parsed (records), as received.
 _CRAWLED = ("url string", "fetched_at string", "content_hash string", "crawl_id string")
+CRAWL_TRAIL = ("url", "fetched_at", "content_hash", "crawl_id")
 BRONZE_CRAWL_PAGES = _bronze(
     "crawl_pages",
     "crawl_id string",
@@ -226,7 +244,19 @@ BRONZE_CRAWL_PAGES = _bronze(
     "body string",
     keys=("url", "content_hash"),
     description="raw public-web pages, new or changed ones per crawl (Scrapy)",
-    sensitive=("body",),
+    clear=(
+        "crawl_id",
+        "spider",
+        "source",
+        "status",
+        "fetched_at",
+        "content_type",
+        "encoding",
+        "content_hash",
+        "etag",
+        "last_modified",
+        "page_kind",
+    ),
 )
 BRONZE_COURT_RECORDS = _bronze(
     "court_records",
@@ -244,7 +274,7 @@ BRONZE_COURT_RECORDS = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="court enforcement and dishonest-debtor list entries (crawled)",
-    sensitive=("subject_name", "id_number"),
+    clear=CRAWL_TRAIL,
 )
 BRONZE_PENALTIES = _bronze(
     "penalties",
@@ -260,7 +290,7 @@ BRONZE_PENALTIES = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="regulator penalty announcements (crawled; table, free text or attachment)",
-    sensitive=("institution", "reason"),
+    clear=(*CRAWL_TRAIL, "decision_date"),
 )
 BRONZE_NEWS = _bronze(
     "news_articles",
@@ -274,7 +304,7 @@ BRONZE_NEWS = _bronze(
     *_CRAWLED,
     keys=("record_id",),
     description="news about lenders, borrowers and their companies (crawled from RSS/Atom)",
-    sensitive=("title", "body"),
+    clear=(*CRAWL_TRAIL, "published_at"),
 )
 
 # --- silver: typed, deduplicated, pseudonymized -------------------------------------
@@ -904,7 +934,9 @@ OPS_QUARANTINE = Table(
         "quarantined_at timestamp",
     ),
     keys=("target", "rule", "record_hash"),
-    description="every rejected row, with the rule it broke and why",
+    description="every rejected row, with the rule it broke and why (record and reason "
+    "encrypted at rest: they may quote any value of the row)",
+    sensitive=("record", "reason"),
 )
 
 OPS_WATERMARKS = Table(

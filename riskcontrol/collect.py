@@ -227,15 +227,19 @@ def read_lines(spark: SparkSession, path: str, line_sep: str | None = None) -> D
     ).where(F.trim("payload") != "")
 
 
-RAW_LINE_COLUMNS = ("_corrupt_record",)
-
-
 def protect_sensitive(table: Table, settings: Settings) -> Callable[[DataFrame], DataFrame]:
-    """Encrypt ``table``'s sensitive columns (and raw unparsed lines) of a DataFrame."""
-    if not table.sensitive:
-        return lambda df: df
-    key = settings.bronze_secret()
-    return lambda df: pii.encrypt_columns(df, (*table.sensitive, *RAW_LINE_COLUMNS), key)
+    """Encrypt every column of a raw DataFrame that ``table`` does not keep in clear.
+
+    Deny by default: only declared keys, timestamps and provenance stay readable; a
+    column the source adds later (an e-mail, an address, a card number), a payload and
+    a raw line that failed to parse are all encrypted.
+    """
+
+    def protect(df: DataFrame) -> DataFrame:
+        columns = table.protected_columns(df.columns)
+        return pii.encrypt_columns(df, columns, table.full_name, settings)
+
+    return protect
 
 
 def land(
@@ -254,9 +258,9 @@ def land(
     ``rejects`` are rows the source itself already refused (in ``REJECT_COLUMNS`` form,
     e.g. pages a crawler could not parse): they count as read and go to quarantine.
     ``drop`` names helper columns the rules needed that must not land.
-    The table's sensitive columns (and a raw line that failed to parse, which may hold
-    them) are encrypted once the rules have read them, so neither bronze nor the
-    quarantine ever stores them in clear.
+    Every column the table does not keep in clear (and a raw line that failed to parse)
+    is encrypted once the rules have read it, and the quarantine encrypts its records,
+    so neither bronze nor the quarantine ever stores personal data in clear.
     """
     counts = StepCounts(
         STAGE,
@@ -273,11 +277,7 @@ def land(
     valid, rejected = split_by_rules(df, rules, then=protect)
     if rejects is not None:
         counts.rows_in += rejects.count()
-        if table.sensitive:  # a refused record may hold anything the page showed
-            rejects = rejects.withColumn(
-                "record", pii.encrypt("record", run.settings.bronze_secret())
-            )
-        rejected = rejected.unionByName(rejects)
+        rejected = rejected.unionByName(rejects)  # encrypted by the quarantine itself
     counts.rows_quarantined = run.quarantine(rejected, STAGE, table.full_name)
     to_land = counts.rows_in - counts.rows_quarantined
     # An empty MERGE still costs a Delta commit: skip it once the table exists.

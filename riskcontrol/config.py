@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     bronze_key: SecretStr | None = Field(
         None, description="AES-256 key (64 hex characters) encrypting personal data in bronze"
     )
+    bronze_retired_keys: SecretStr | None = Field(
+        None,
+        description="earlier bronze keys (comma-separated hex) still needed to read values "
+        "not yet re-encrypted by `riskctl rotate-keys`",
+    )
 
     # --- risk policy -------------------------------------------------------------
     performance_months: int = Field(6, description="months on book before a label matures")
@@ -274,6 +279,23 @@ class Settings(BaseSettings):
                 "local one. Keep it: bronze written with a key can only be read with it."
             )
         return key
+
+    def retired_secrets(self) -> tuple[bytes, ...]:
+        """Retired bronze keys, still accepted for decryption (key rotation)."""
+        text = self.bronze_retired_keys.get_secret_value() if self.bronze_retired_keys else ""
+        keys = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            try:
+                key = bytes.fromhex(part)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise RuntimeError(
+                    "RISK_BRONZE_RETIRED_KEYS must be a comma-separated list of 64-hex-character "
+                    "keys (the earlier values of RISK_BRONZE_KEY)"
+                )
+            keys.append(key)
+        return tuple(keys)
 
 
 LOCAL_SECRETS = ("PII_KEY", "BRONZE_KEY")  # generated for local use when missing

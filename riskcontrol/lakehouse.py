@@ -39,11 +39,17 @@ def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
 
 
 def read_clear(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
-    """The table with its sensitive (encrypted) columns decrypted, in memory only."""
+    """The table with its encrypted columns decrypted (and typed back), in memory only.
+
+    Encrypted columns are those whose field metadata says so (see
+    ``pii.encrypt_columns``) and the table's declared ``sensitive`` ones.
+    """
     df = read(spark, table, settings)
-    if not table.sensitive:
+    names = list(dict.fromkeys([*pii.encrypted_columns(df), *table.sensitive]))
+    names = [c for c in names if c in df.columns]
+    if not names:
         return df
-    return pii.decrypt_columns(df, table.sensitive, settings.bronze_secret())
+    return pii.decrypt_columns(df, table.full_name, settings, columns=names)
 
 
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
@@ -130,6 +136,10 @@ def merge(
         .alias("t")
         .merge(source.alias("s"), condition)
     )
+    if not table.strict:
+        # As received: a column the source adds later is added to the table (and, in
+        # bronze, arrives encrypted like every non-key column), never silently dropped.
+        builder = builder.withSchemaEvolution()
     if not insert_only:
         builder = builder.whenMatchedUpdateAll(condition=update_when)
     metrics = builder.whenNotMatchedInsertAll().execute().first()

@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from riskcontrol import lakehouse
+from riskcontrol import pii
 from riskcontrol.catalog import OPS_MANIFEST, OPS_QUARANTINE
 from riskcontrol.config import Settings
 
@@ -104,7 +105,12 @@ class Run:
         self.steps: list[StepCounts] = []
 
     def quarantine(self, rejected: DataFrame, stage: str, target: str) -> int:
-        """Land rejected rows (``REJECT_COLUMNS``) in ops.quarantine; returns how many."""
+        """Land rejected rows (``REJECT_COLUMNS``) in ops.quarantine; returns how many.
+
+        The record and the reason (which may quote a value) are encrypted at rest, and
+        the record's hash is keyed: an unkeyed hash of a short record could be reversed by
+        trying every ID. ``lakehouse.read_clear`` gives them back in memory.
+        """
         rows = rejected.select(
             F.lit(self.run_id).alias("run_id"),
             F.lit(stage).alias("stage"),
@@ -112,9 +118,12 @@ class Run:
             "rule",
             "reason",
             "record",
-            F.sha2(F.concat_ws("|", "rule", "record"), 256).alias("record_hash"),
+            pii.pseudonym(F.concat_ws("|", "rule", "record"), self.settings).alias("record_hash"),
             "source_uri",
             F.current_timestamp().alias("quarantined_at"),
+        )
+        rows = pii.encrypt_columns(
+            rows, OPS_QUARANTINE.sensitive, OPS_QUARANTINE.full_name, self.settings
         ).cache()
         n = rows.count()
         if n:

@@ -10,15 +10,15 @@ from pyspark.sql import functions as F
 from riskcontrol import pii
 
 
-def test_hmac_matches_python_hmac_for_short_and_long_keys(spark):
+def test_pseudonym_matches_python_hmac(spark, settings):
     df = spark.createDataFrame([("11010519491231002X",), ("张三",), (None,)], "v string")
-    for key in (b"k", b"x" * 100):
-        got = [r[0] for r in df.select(pii.hmac_sha256("v", key)).collect()]
-        want = [
-            hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() if v else None
-            for v in ("11010519491231002X", "张三", None)
-        ]
-        assert got == want
+    got = [r[0] for r in df.select(pii.pseudonym("v", settings)).collect()]
+    key = settings.pii_secret()
+    want = [
+        hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest() if v else None
+        for v in ("11010519491231002X", "张三", None)
+    ]
+    assert got == want
 
 
 def test_masks(spark):
@@ -59,37 +59,105 @@ def test_national_id_and_mobile_validation(spark):
     ]
 
 
-KEY32 = bytes(range(32))
-
-
-def test_encryption_is_authenticated_aes_gcm_readable_outside_spark(spark):
+def test_encryption_is_authenticated_aes_gcm_bound_to_its_column(spark, settings):
     import base64
 
     import pytest
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    key = settings.bronze_secret()
+    kid = pii.key_id(key)
     values = ["110105194912310021", "张三丰", None]
     df = spark.createDataFrame([(v,) for v in values], "v string")
-    enc = df.select(pii.encrypt("v", KEY32).alias("e"), pii.encrypt("v", KEY32).alias("again"))
-    rows = enc.select("e", "again", pii.decrypt("e", KEY32).alias("d")).collect()
+    aad = "bronze.t.v"
+    enc = df.select(
+        pii.encrypt("v", aad, settings).alias("e"), pii.encrypt("v", aad, settings).alias("again")
+    )
+    rows = enc.select("e", "again", pii.decrypt("e", aad, settings).alias("d")).collect()
     assert [r.d for r in rows] == values
     # Equal values encrypt equally (synthetic IV), so re-landing a row is idempotent.
     assert [r.e == r.again for r in rows[:2]] == [True, True]
     assert rows[2].e is None
+    prefix = f"enc:v2:{kid}:"
     for row, value in zip(rows[:2], values[:2], strict=True):
-        assert row.e.startswith(pii.ENCRYPTED_PREFIX) and value not in row.e
-        blob = base64.b64decode(row.e.removeprefix(pii.ENCRYPTED_PREFIX))
-        # Standard AES-256-GCM: 12-byte IV, then ciphertext and 16-byte tag.
-        assert AESGCM(KEY32).decrypt(blob[:12], blob[12:], None).decode() == value
+        assert row.e.startswith(prefix) and value not in row.e
+        blob = base64.b64decode(row.e.removeprefix(prefix))
+        # Standard AES-256-GCM (12-byte nonce, ciphertext, 16-byte tag), "table.column"
+        # as associated data: readable by any AES-GCM implementation with the key.
+        assert AESGCM(key).decrypt(blob[:12], blob[12:], aad.encode()).decode() == value
+        assert pii.decrypt_text(row.e, aad, settings) == value
+        assert pii.encrypt_text(value, aad, settings) == row.e
+    # A ciphertext copied into another column does not decrypt there.
+    moved = enc.select(pii.decrypt("e", "bronze.t.other", settings)).where("e is not null")
+    with pytest.raises(Exception, match="failed authentication"):
+        moved.collect()
     # A flipped byte fails authentication instead of decrypting to other text.
-    blob = bytearray(base64.b64decode(rows[0].e.removeprefix(pii.ENCRYPTED_PREFIX)))
+    blob = bytearray(base64.b64decode(rows[0].e.removeprefix(prefix)))
     blob[14] ^= 1
-    tampered = pii.ENCRYPTED_PREFIX + base64.b64encode(bytes(blob)).decode()
-    bad = spark.createDataFrame([(tampered,)], "e string").select(pii.decrypt("e", KEY32))
-    with pytest.raises(Exception, match="(?i)decrypt|tag|AES"):
+    tampered = prefix + base64.b64encode(bytes(blob)).decode()
+    bad = spark.createDataFrame([(tampered,)], "e string").select(pii.decrypt("e", aad, settings))
+    with pytest.raises(Exception, match="failed authentication"):
         bad.collect()
-    with pytest.raises(ValueError, match="32 bytes"):
-        pii.encrypt("v", b"short")
+    # A key id nobody configured says what is missing.
+    with pytest.raises(pii.DecryptionError, match="RISK_BRONZE_RETIRED_KEYS"):
+        pii.decrypt_text("enc:v2:00000000:AAAA", aad, settings)
+    # Values landed before encryption pass through.
+    assert pii.decrypt_text("plain", aad, settings) == "plain"
+
+
+def test_legacy_v1_values_still_decrypt(settings):
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = settings.bronze_secret()
+    nonce = bytes(12)
+    token = "enc:v1:" + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, b"x", None)).decode()
+    assert pii.decrypt_text(token, "bronze.t.v", settings) == "x"
+
+
+def test_typed_columns_round_trip_through_delta(spark, settings, tmp_path):
+    import datetime as dt
+
+    df = spark.createDataFrame(
+        [(1, 2.5, ["a", "b"], dt.date(2024, 1, 31), dt.datetime(2024, 1, 31, 8, 0), "x")],
+        "i int, d double, a array<string>, day date, at timestamp, s string",
+    )
+    enc = pii.encrypt_columns(df, ["i", "d", "a", "day", "at", "s"], "bronze.t", settings)
+    assert {f.dataType.simpleString() for f in enc.schema.fields} == {"string"}
+    path = str(tmp_path / "t")
+    enc.write.format("delta").save(path)
+    stored = spark.read.format("delta").load(path)
+    assert all(v.startswith("enc:v2:") for v in stored.first())
+    clear = pii.decrypt_columns(stored, "bronze.t", settings)
+    assert clear.schema.simpleString() == df.schema.simpleString()
+    assert clear.collect() == df.collect()
+
+
+def test_no_key_in_any_plan_or_delta_log(spark, settings, tmp_path):
+    """The attack: keys used to be Spark literals, so plans and Delta's commitInfo held them."""
+    from delta.tables import DeltaTable
+
+    df = spark.createDataFrame([("C1", "110105194912310021")], "k string, v string")
+    enc = df.select("k", pii.encrypt("v", "bronze.t.v", settings).alias("v"))
+    path = str(tmp_path / "t")
+    enc.write.format("delta").save(path)
+    stored = spark.read.format("delta").load(path)
+    # A DELETE whose condition decrypts and hashes: Delta logs its predicate.
+    condition = (pii.decrypt("v", "bronze.t.v", settings) == "110105194912310021") | (
+        pii.pseudonym("k", settings) == "nothing"
+    )
+    plan_text = stored.where(condition)._jdf.queryExecution().toString()
+    ref = pii.hmac_hex(b"C1", settings.pii_secret())
+    DeltaTable.forPath(spark, path).delete(pii.pseudonym("k", settings) == ref)
+    assert spark.read.format("delta").load(path).count() == 0
+    log = b"".join(p.read_bytes() for p in (tmp_path / "t" / "_delta_log").glob("*.json"))
+    needles = pii.key_material(settings)
+    assert len(needles) == 14
+    for label, needle in needles:
+        assert needle not in plan_text.encode(), label
+        assert needle not in log, label
+    assert b"pseudonym" in log  # the predicate was logged: only the UDF's name
 
 
 def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
@@ -112,13 +180,19 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
     assert (counts.rows_in, counts.rows_out, counts.rows_quarantined) == (2, 1, 1)
     stored = lakehouse.read(spark, BRONZE_CUSTOMERS, settings).first()
     assert stored.customer_id == "C1"
+    # Deny by default: everything but the key, the timestamp and provenance is sealed.
     assert all(
         stored[c].startswith(pii.ENCRYPTED_PREFIX) for c in ("national_id", "name", "mobile")
     )
+    assert stored.updated_at == "2024-01-01 00:00:00"
     clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).first()
     assert (clear.national_id, clear.name, clear.mobile) == rows[0][1:4]
     (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
-    assert q.rule == "invalid_national_id" and '"customer_id":"C2"' in q.record
+    assert q.rule == "invalid_national_id"
+    assert q.record.startswith(pii.ENCRYPTED_PREFIX) and q.reason.startswith(pii.ENCRYPTED_PREFIX)
+    assert not any(v in q.record for v in ("C2", "bad-id", "李四", "13900000000"))
+    (q,) = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
+    assert '"customer_id":"C2"' in q.record and q.reason == "bad check digit"
     assert not any(v in q.record for v in ("bad-id", "李四", "13900000000"))
     # Landing the same rows again changes nothing: ciphertexts are reproducible.
     again = collect.land(
@@ -131,3 +205,38 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
     )
     assert (again.rows_out, again.rows_unchanged, again.rows_quarantined) == (0, 1, 1)
     assert lakehouse.read(spark, OPS_QUARANTINE, settings).count() == 1
+
+
+def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
+    from riskcontrol import collect, lakehouse
+    from riskcontrol.catalog import BRONZE_CUSTOMERS
+    from riskcontrol.ops import Run
+
+    cols = "customer_id string, national_id string, name string, mobile string, updated_at string"
+    first = spark.createDataFrame([("C1", "1", "a", "2", "2024-01-01")], cols)
+    collect.land(
+        Run(spark, settings, "r1"),
+        collect.with_provenance(first, "r1", "test", F.lit("mem://c")),
+        BRONZE_CUSTOMERS,
+        "test",
+        [],
+        ("customer_id",),
+    )
+    later = spark.createDataFrame(
+        [("C2", "3", "b", "4", "2024-01-02", "zhang@example.com", 5000.0)],
+        cols + ", email string, income double",
+    )
+    collect.land(
+        Run(spark, settings, "r2"),
+        collect.with_provenance(later, "r2", "test", F.lit("mem://c")),
+        BRONZE_CUSTOMERS,
+        "test",
+        [],
+        ("customer_id",),
+    )
+    raw = {r.customer_id: r for r in lakehouse.read(spark, BRONZE_CUSTOMERS, settings).collect()}
+    assert raw["C2"].email.startswith(pii.ENCRYPTED_PREFIX)
+    assert raw["C2"].income.startswith(pii.ENCRYPTED_PREFIX)
+    clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).where("customer_id = 'C2'")
+    row = clear.first()
+    assert (row.email, row.income) == ("zhang@example.com", 5000.0)
