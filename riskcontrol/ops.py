@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol import lakehouse
-from riskcontrol import pii
+from riskcontrol import lakehouse, pii
 from riskcontrol.catalog import OPS_MANIFEST, OPS_QUARANTINE
 from riskcontrol.config import Settings
 

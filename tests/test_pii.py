@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import pytest
 from pyspark.sql import functions as F
 
 from riskcontrol import pii
@@ -240,3 +241,39 @@ def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
     clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).where("customer_id = 'C2'")
     row = clear.first()
     assert (row.email, row.income) == ("zhang@example.com", 5000.0)
+
+
+def test_rotate_keys_reencrypts_under_the_new_key_and_drops_old_files(spark, tmp_path):
+    from conftest import TEST_BRONZE_KEY, make_settings
+
+    from riskcontrol import keys, lakehouse
+    from riskcontrol.catalog import BRONZE_CUSTOMERS
+
+    old = make_settings(tmp_path)
+    new_key = "fedcba9876543210" * 4
+    new = make_settings(tmp_path, bronze_key=new_key, bronze_retired_keys=TEST_BRONZE_KEY)
+    df = spark.createDataFrame(
+        [("C1", "110105194912310021", "2024-01-01"), ("C2", None, "2024-01-02")],
+        "customer_id string, national_id string, updated_at string",
+    )
+    sealed = pii.encrypt_columns(df, ["national_id"], BRONZE_CUSTOMERS.full_name, old)
+    sealed.write.format("delta").save(BRONZE_CUSTOMERS.path(old))
+    path = tmp_path / "lakehouse" / "bronze" / "customers"
+    files_before = set(path.glob("*.parquet"))
+
+    assert [r.stale_values for r in keys.rotate_all(spark, new, dry_run=True)] == [1]
+    assert [(r.table, r.columns, r.stale_values) for r in keys.rotate_all(spark, new)] == [
+        ("bronze.customers", ("national_id",), 1)
+    ]
+    stored = lakehouse.read(spark, BRONZE_CUSTOMERS, new).orderBy("customer_id").collect()
+    assert stored[0].national_id.startswith(f"enc:v2:{pii.key_id(bytes.fromhex(new_key))}:")
+    assert stored[1].national_id is None
+    # The files under the old key are gone (VACUUM), and the new key alone reads the table.
+    assert not files_before & set(path.glob("*.parquet"))
+    alone = make_settings(tmp_path, bronze_key=new_key)
+    clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, alone).orderBy("customer_id")
+    assert [r.national_id for r in clear.collect()] == ["110105194912310021", None]
+    assert keys.rotate_all(spark, alone) == []  # nothing stale: nothing rewritten
+    # The old key alone can no longer read it, and says which variable to set.
+    with pytest.raises(Exception, match="RISK_BRONZE_RETIRED_KEYS"):
+        lakehouse.read_clear(spark, BRONZE_CUSTOMERS, old).collect()
