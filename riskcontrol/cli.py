@@ -179,6 +179,27 @@ def lakehouse_ready(spark, settings: Settings) -> bool:
     return lakehouse.exists(spark, SILVER_APPLICATIONS, settings)
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from riskcontrol import keys
+
+    settings = _settings()
+    if not settings.retired_secrets():
+        _say(
+            "note: RISK_BRONZE_RETIRED_KEYS is empty: values under an earlier key cannot be "
+            "read. Put the old RISK_BRONZE_KEY there before rotating."
+        )
+    spark = _spark(settings)
+    done = keys.rotate_all(spark, settings, dry_run=args.dry_run, progress=_say)
+    if not done:
+        _say("rotate-keys: every encrypted value is under the active key; nothing to do")
+    elif not args.dry_run:
+        _say(
+            f"rotate-keys: {len(done)} table(s) re-encrypted and vacuumed; the retired keys "
+            "can now be removed from RISK_BRONZE_RETIRED_KEYS"
+        )
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     from riskcontrol.erase import erase_customer
 
@@ -586,6 +607,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--requested-by", default=os.environ.get("USER", "unknown"), help="who asked (audit)"
     )
     p.add_argument("--reason", default="data subject request", help="why (audit)")
+    p = add(
+        "rotate-keys",
+        cmd_rotate_keys,
+        "re-encrypt every encrypted column of every lakehouse table under the active "
+        "RISK_BRONZE_KEY, then VACUUM the files holding values under older keys. First set "
+        "RISK_BRONZE_KEY to the new key and RISK_BRONZE_RETIRED_KEYS to the old one(s); "
+        "afterwards remove the old ones",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only count the rows under older keys")
     p = add(
         "train",
         cmd_train,
