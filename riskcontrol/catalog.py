@@ -319,8 +319,8 @@ SILVER_CUSTOMERS = Table(
         "phone_masked string",
         "name_masked string",
         "gender string",
-        "birth_date date",
-        "region_code string",
+        "birth_year int",  # the year only: with a date, the mask and the province an ID
+        # could be rebuilt (issue 13); age is computed from the year
         "province string",
         "city string",
         "education string",

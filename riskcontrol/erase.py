@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pandas as pd
 from delta.tables import DeltaTable
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from riskcontrol import lakehouse, pii
 from riskcontrol.catalog import ALL_TABLES, OPS_ERASURES, Table
@@ -54,17 +57,42 @@ class ErasureResult:
     vacuumed: list[str]
 
 
-def _values(spark: SparkSession, settings: Settings, table: Table, where: Column, col: str):
-    if not lakehouse.exists(spark, table, settings):
+# Tables whose rows name the subject's other identifiers: erased last, in this order, so
+# an erasure cut short (a crash, a kill) finds the same identifiers again when re-run.
+KEY_TABLES = (
+    "bronze.court_records",  # -> urls of the pages naming the subject
+    "silver.entity_links",  # -> record ids of the public records naming the subject
+    "bronze.applications",  # -> application ids
+    "bronze.loans",  # -> loan ids
+    "silver.customers",  # -> customer keys (pseudonyms)
+)
+
+
+def _ids(spark: SparkSession, values: list[str], name: str = "__v") -> DataFrame:
+    """A one-column DataFrame of ``values``: joined against, never inlined as literals."""
+    return spark.createDataFrame(
+        [(v,) for v in values], T.StructType([T.StructField(name, T.StringType())])
+    )
+
+
+def _semi(df: DataFrame, col: str, ids: DataFrame) -> DataFrame:
+    return df.join(ids, df[col] == ids["__v"], "left_semi")
+
+
+def _values(
+    spark: SparkSession, settings: Settings, table: Table, by: str, values: list[str], col: str
+):
+    if not values or not lakehouse.exists(spark, table, settings):
         return []
     df = lakehouse.read(spark, table, settings)
-    if col not in df.columns:
+    if col not in df.columns or by not in df.columns:
         return []
-    return sorted({r[0] for r in df.where(where).select(col).distinct().collect() if r[0]})
+    rows = _semi(df, by, _ids(spark, values)).select(col).distinct().collect()
+    return sorted({r[0] for r in rows if r[0]})
 
 
 def find_subject(spark: SparkSession, settings: Settings, customer_id: str) -> Subject:
-    """Collect the keys of a customer's rows from silver and bronze."""
+    """Collect the keys of a customer's rows from silver and bronze (read queries only)."""
     from riskcontrol.catalog import (
         BRONZE_APPLICATIONS,
         BRONZE_COURT_RECORDS,
@@ -73,83 +101,130 @@ def find_subject(spark: SparkSession, settings: Settings, customer_id: str) -> S
         SILVER_ENTITY_LINKS,
     )
 
-    mine = F.col("customer_id") == customer_id
+    me = [customer_id]
     subject = Subject(customer_id)
-    subject.customer_keys = _values(spark, settings, SILVER_CUSTOMERS, mine, "customer_key")
-    subject.application_ids = _values(spark, settings, BRONZE_APPLICATIONS, mine, "application_id")
-    subject.loan_ids = _values(spark, settings, BRONZE_LOANS, mine, "loan_id")
-    links = (F.col("entity_type") == "customer") & mine
-    subject.record_ids = _values(spark, settings, SILVER_ENTITY_LINKS, links, "record_id")
-    if subject.record_ids:
-        on_page = F.col("record_id").isin(subject.record_ids)
-        subject.urls = _values(spark, settings, BRONZE_COURT_RECORDS, on_page, "url")
+    subject.customer_keys = _values(
+        spark, settings, SILVER_CUSTOMERS, "customer_id", me, "customer_key"
+    )
+    subject.application_ids = _values(
+        spark, settings, BRONZE_APPLICATIONS, "customer_id", me, "application_id"
+    )
+    subject.loan_ids = _values(spark, settings, BRONZE_LOANS, "customer_id", me, "loan_id")
+    if lakehouse.exists(spark, SILVER_ENTITY_LINKS, settings):
+        links = lakehouse.read(spark, SILVER_ENTITY_LINKS, settings).where(
+            F.col("entity_type") == "customer"
+        )
+        rows = _semi(links, "customer_id", _ids(spark, me)).select("record_id").distinct()
+        subject.record_ids = sorted({r[0] for r in rows.collect() if r[0]})
+    subject.urls = _values(
+        spark, settings, BRONZE_COURT_RECORDS, "record_id", subject.record_ids, "url"
+    )
     return subject
 
 
-def _payload_field(name: str, settings: Settings, encrypted: bool) -> Column:
-    payload = pii.decrypt("payload", settings.bronze_secret()) if encrypted else F.col("payload")
-    return F.get_json_object(payload, f"$.{name}")
+def _token_matcher(values: list[str]):
+    """A boolean Arrow UDF: the text names one of ``values`` as a whole token.
 
-
-def _isin(col: str | Column, values: list[str]) -> Column:
-    c = F.col(col) if isinstance(col, str) else col
-    return c.isin(values) if values else F.lit(False)
-
-
-def _mentions(col: Column, values: list[str]) -> Column:
-    """``col`` (a JSON or text record) names one of ``values`` as a whole token."""
-    if not values:
-        return F.lit(False)
-    return F.coalesce(col.rlike(r"\b(" + "|".join(values) + r")\b"), F.lit(False))
-
-
-def predicates(subject: Subject, settings: Settings) -> dict[str, Callable[[list[str]], Column]]:
-    """Per table: the condition selecting the subject's rows (given the table's columns).
-
-    A table is matched by the first of its columns that identifies the subject; raw
-    payloads are searched after decryption; the quarantine by the ids its records name.
+    The values travel in the function's closure (pickled to the Python workers), not in
+    the plan: the plan and the Delta log show only the UDF's name.
     """
+    pattern = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, values)) + r")(?![\w-])")
+
+    def match(texts: pd.Series) -> pd.Series:
+        return texts.map(lambda t: bool(t) and pattern.search(t) is not None).astype(bool)
+
+    return F.pandas_udf(match, T.BooleanType())
+
+
+def _json_field_matcher(field_name: str, values: list[str]):
+    """A boolean Arrow UDF: the JSON text's top-level ``field_name`` is one of ``values``."""
+    wanted = set(values)
+
+    def match(texts: pd.Series) -> pd.Series:
+        def one(t):
+            if not t:
+                return False
+            try:
+                v = json.loads(t)
+            except ValueError:
+                return False
+            return isinstance(v, dict) and str(v.get(field_name)) in wanted
+
+        return texts.map(one).astype(bool)
+
+    return F.pandas_udf(match, T.BooleanType())
+
+
+def subject_rows(
+    spark: SparkSession, settings: Settings, subject: Subject, table: Table
+) -> DataFrame | None:
+    """The keys (``table.keys``) of the subject's rows in ``table``, from read queries.
+
+    A table is matched by every column of it that identifies the subject; raw payloads
+    are searched after decryption, the quarantine by the ids its records name.
+    """
+    if not lakehouse.exists(spark, table, settings):
+        return None
     s = subject
-    by_column: list[tuple[str, Callable[[], Column]]] = [
-        ("customer_id", lambda: F.col("customer_id") == s.customer_id),
-        ("customer_key", lambda: _isin("customer_key", s.customer_keys)),
-        ("application_id", lambda: _isin("application_id", s.application_ids)),
-        ("loan_id", lambda: _isin("loan_id", s.loan_ids)),
+    df = lakehouse.read_clear(spark, table, settings)
+    keys = [k for k in table.keys if k in df.columns] or df.columns
+    special = {
+        "bronze.bureau_reports": ("payload", _json_field_matcher("query_ref", s.application_ids)),
+        "bronze.app_events": ("payload", _json_field_matcher("customer_id", [s.customer_id])),
+        "bronze.service_notes": ("payload", _token_matcher([f"customer={s.customer_id}"])),
+        "ops.quarantine": ("record", _token_matcher(s.ids() + s.record_ids)),
+    }
+    if table.full_name in special:
+        col, matcher = special[table.full_name]
+        if table.full_name == "bronze.bureau_reports" and not s.application_ids:
+            return None
+        return df.where(matcher(F.col(col))).select(*keys).distinct()
+    if table.layer == "ops":
+        return None
+    by_column = [
+        ("customer_id", [s.customer_id]),
+        ("customer_key", s.customer_keys),
+        ("application_id", s.application_ids),
+        ("loan_id", s.loan_ids),
+        ("record_id", s.record_ids),
+        ("url", s.urls),
     ]
+    parts = [
+        _semi(df, col, _ids(spark, values)).select(*keys)
+        for col, values in by_column
+        if col in df.columns and values
+    ]
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out.distinct()
 
-    def generic(columns: list[str]) -> Column:
-        conditions = [make() for name, make in by_column if name in columns]
-        if "record_id" in columns and s.record_ids:
-            conditions.append(_isin("record_id", s.record_ids))
-        if "url" in columns and s.urls:
-            conditions.append(_isin("url", s.urls))
-        if not conditions:
-            return F.lit(False)
-        out = conditions[0]
-        for c in conditions[1:]:
-            out = out | F.coalesce(c, F.lit(False))
-        return F.coalesce(out, F.lit(False))
 
-    special: dict[str, Callable[[list[str]], Column]] = {
-        "bronze.bureau_reports": lambda _c: _isin(
-            _payload_field("query_ref", settings, encrypted=True), s.application_ids
-        ),
-        "bronze.app_events": lambda _c: F.coalesce(
-            _payload_field("customer_id", settings, encrypted=False) == s.customer_id,
-            F.lit(False),
-        ),
-        "bronze.service_notes": lambda _c: F.coalesce(
-            F.col("payload").contains(f"customer={s.customer_id} "), F.lit(False)
-        ),
-        "ops.quarantine": lambda _c: _mentions(
-            pii.decrypt("record", settings.bronze_secret()), s.ids() + s.record_ids
-        ),
-    }
-    return {
-        t.full_name: special.get(t.full_name, generic)
-        for t in ALL_TABLES
-        if t.layer != "ops" or t.full_name in special
-    }
+def delete_rows(spark: SparkSession, settings: Settings, table: Table, rows: DataFrame) -> int:
+    """Delete the rows of ``table`` whose keys are in ``rows``: a MERGE joined on the keys.
+
+    The MERGE condition holds column names only (``t.k <=> s.k``): Delta records it in
+    ``commitInfo``, and no identifier may end up there. (A DELETE with a Python UDF
+    predicate is no alternative: Delta finds the files to rewrite through the file name
+    of each matching row, which Arrow UDFs lose, and misses rows silently.)
+    """
+    # The subject's rows are few: taken to the driver, the MERGE source is a plain local
+    # relation (no decryption UDF inside the MERGE, whose file lookup Arrow UDFs confuse).
+    found = rows.collect()
+    if not found:
+        return 0
+    rows = spark.createDataFrame(found, rows.schema)
+    keys = rows.columns
+    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    delta = DeltaTable.forPath(spark, table.path(settings))
+    before = delta.history(1).first()["version"]
+    delta.alias("t").merge(rows.alias("s"), on).whenMatchedDelete().execute()
+    last = delta.history(1).first()
+    if last["version"] == before:
+        return 0
+    return int(last["operationMetrics"].get("numTargetRowsDeleted", "0"))
 
 
 @contextmanager
@@ -195,6 +270,36 @@ def _rebuild_online_store(spark: SparkSession, settings: Settings) -> bool:
     return True
 
 
+def _truncate_log(spark: SparkSession, path: str) -> int:
+    """Checkpoint the table, then delete every log entry before the checkpoint.
+
+    Delta's JSON commits keep per-file statistics (the minimum and maximum of each
+    column, an id among them) for every version; VACUUM removes old data files, not those
+    entries. After the checkpoint the table reads from it alone. Returns entries removed.
+    """
+    jvm = spark._jvm
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    version = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty()).version()
+    log.checkpoint()
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())
+    removed = 0
+    for status in fs.listStatus(log_dir):
+        name = status.getPath().getName()
+        stem = name.lstrip(".").split(".")[0]
+        if not (stem.isdigit() and len(stem) == 20 and int(stem) < version):
+            continue
+        fs.delete(status.getPath(), False)
+        removed += 1
+    return removed
+
+
+def _forget(spark: SparkSession, path: str) -> None:
+    """Make the erasure final: old data files vacuumed, old log entries removed."""
+    _vacuum_all_history(spark, path)
+    _truncate_log(spark, path)
+
+
 def erase_customer(
     spark: SparkSession,
     settings: Settings,
@@ -203,7 +308,12 @@ def erase_customer(
     reason: str,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ErasureResult:
-    """Delete ``customer_id`` from every table and from its history; write the audit row."""
+    """Delete ``customer_id`` from every table and from its history; write the audit row.
+
+    Tables that only other tables' rows lead to go first, the tables naming the
+    subject's identifiers last (``KEY_TABLES``): an erasure stopped half-way is finished
+    by running it again.
+    """
     subject = find_subject(spark, settings, customer_id)
     if not (subject.customer_keys or subject.application_ids or subject.loan_ids):
         raise LookupError(
@@ -211,31 +321,27 @@ def erase_customer(
             "bronze.applications and bronze.loans); check the id with `riskctl tables`"
         )
 
-    def erase_from(name: str, condition: Callable[[list[str]], Column]) -> int | None:
-        table = next(t for t in ALL_TABLES if t.full_name == name)
-        if not lakehouse.exists(spark, table, settings):
+    def erase_from(table: Table) -> int | None:
+        rows = subject_rows(spark, settings, subject, table)
+        if rows is None:
             return None
-        path = table.path(settings)
-        delta = DeltaTable.forPath(spark, path)
-        before = delta.history(1).first()["version"]
-        # No count first: a DELETE that matches nothing commits nothing, and one that
-        # does reports how many rows it removed.
-        delta.delete(condition(lakehouse.read(spark, table, settings).columns))
-        last = delta.history(1).first()
-        if last["version"] == before:
+        n = delete_rows(spark, settings, table, rows)
+        if not n:
             return None
-        n = int(last["operationMetrics"].get("numDeletedRows", "0"))
-        progress(f"erase: {name}: {n} row(s) deleted; vacuuming its history")
-        _vacuum_all_history(spark, path)
+        progress(f"erase: {table.full_name}: {n} row(s) deleted; removing its history")
+        _forget(spark, table.path(settings))
         return n
 
-    # Tables are independent Delta logs: erase from several at once (Spark runs the
-    # jobs of concurrent threads side by side).
-    preds = predicates(subject, settings)
-    with _history_vacuum_allowed(spark), ThreadPoolExecutor(max_workers=4) as pool:
-        done = dict(
-            zip(preds, pool.map(lambda item: erase_from(*item), preds.items()), strict=True)
-        )
+    by_name = {t.full_name: t for t in ALL_TABLES}
+    first = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
+    done: dict[str, int | None] = {}
+    with _history_vacuum_allowed(spark):
+        # Tables are independent Delta logs: erase from several at once (Spark runs the
+        # jobs of concurrent threads side by side).
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            done.update(zip([t.full_name for t in first], pool.map(erase_from, first), strict=True))
+        for name in KEY_TABLES:
+            done[name] = erase_from(by_name[name])
     rows_deleted = {name: n for name, n in done.items() if n is not None}
     vacuumed = list(rows_deleted)
     if _rebuild_online_store(spark, settings):

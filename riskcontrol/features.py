@@ -74,7 +74,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import lakehouse
+from riskcontrol import lakehouse, silver
 from riskcontrol.catalog import (
     FEATURE_TABLES,
     FS_APPLICATION,
@@ -166,7 +166,7 @@ def fs_application(
 ) -> DataFrame:
     """One row per application, event time ``applied_at``."""
     cust = customers.select(
-        "customer_id", "birth_date", "monthly_income", "employment_type", "education"
+        "customer_id", "birth_year", "monthly_income", "employment_type", "education"
     )
     apps = applications.where(F.col("customer_id").isNotNull() & F.col("applied_at").isNotNull())
     out = apps.join(cust, "customer_id", "left").select(
@@ -176,7 +176,7 @@ def fs_application(
         "requested_amount",
         "term_months",
         "monthly_income",
-        F.floor(F.months_between("application_date", "birth_date") / 12).cast("int").alias("age"),
+        silver.age_at("application_date").cast("int").alias("age"),
         F.try_divide("requested_amount", "monthly_income").alias("amount_to_income"),
         "channel",
         "purpose",

@@ -13,6 +13,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from riskcontrol import silver
 from riskcontrol.catalog import CATEGORICAL_FEATURES, GOLD_APPLICATION_FEATURES, NUMERIC_FEATURES
 
 
@@ -129,7 +130,7 @@ def application_features(
     cust = customers.select(
         "customer_id",
         "customer_key",
-        "birth_date",
+        "birth_year",
         "monthly_income",
         "employment_type",
         "education",
@@ -155,7 +156,7 @@ def application_features(
         )
     )
     derived = {
-        "age": F.floor(F.months_between("application_date", "birth_date") / 12),
+        "age": silver.age_at("application_date"),
         "amount_to_income": F.try_divide("requested_amount", "monthly_income"),
         "utilization": F.try_divide("total_balance", "total_credit_limit"),
     }

@@ -55,8 +55,9 @@ def split_by_rules(
     """Split ``df`` into rows passing every rule and quarantine rows for the rest.
 
     A row failing several rules is quarantined once, under the first rule it breaks.
-    ``then`` transforms the rows after the rules were judged and before either side is
-    built (e.g. encrypting personal data the rules had to read in clear).
+    ``then`` transforms the passing rows after the rules were judged (e.g. encrypting
+    personal data the rules had to read in clear); rejected rows keep their values as
+    read, so a reviewer sees what broke the rule (the quarantine encrypts whole records).
     """
     if not rules:
         rules = [Rule("", F.lit(True), "")]
@@ -65,9 +66,9 @@ def split_by_rules(
     )
     reasons = F.create_map(*[x for r in rules for x in (F.lit(r.name), F.lit(r.reason))])
     tagged = df.withColumn("__rule", first_failed)
-    if then is not None:
-        tagged = then(tagged)
     valid = tagged.where(F.col("__rule").isNull()).drop("__rule")
+    if then is not None:
+        valid = then(valid)
     bad = tagged.where(F.col("__rule").isNotNull())
     return valid, rejected_rows(bad, F.col("__rule"), reasons[F.col("__rule")])
 

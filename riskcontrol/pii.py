@@ -384,23 +384,29 @@ def key_material(settings) -> list[tuple[str, bytes]]:
 
 # --- masks and checks (pure expressions: no key) -----------------------------------------
 def mask_middle(col: Column | str, keep_start: int, keep_end: int) -> Column:
-    """Keep the first and last characters, star the rest: 110***********1234."""
+    """Keep the first and last characters, star the rest: 138****5678.
+
+    A value too short to keep anything of (an invalid ID, a truncated phone) is starred
+    entirely: showing it whole would show exactly what the mask hides.
+    """
     c = _c(col)
-    hidden = F.greatest(F.length(c) - keep_start - keep_end, F.lit(0))
-    return F.when(
-        c.isNotNull(),
-        F.concat(
-            F.substring(c, 1, keep_start),
-            F.repeat(F.lit("*"), hidden),
-            F.when(F.length(c) > keep_start + keep_end, F.right(c, F.lit(keep_end))).otherwise(
-                F.lit("")
-            ),
-        ),
+    n = F.length(c)
+    kept = F.concat(
+        F.substring(c, 1, keep_start),
+        F.repeat(F.lit("*"), n - keep_start - keep_end),
+        F.right(c, F.lit(keep_end)) if keep_end else F.lit(""),
+    )
+    return (
+        F.when(c.isNull(), F.lit(None))
+        .when(n <= keep_start + keep_end, F.repeat(F.lit("*"), n))
+        .otherwise(kept)
     )
 
 
 def mask_national_id(col: Column | str) -> Column:
-    return mask_middle(col, 3, 4)
+    """Last four characters only: the first six are the region, the next eight the birth
+    date, and with those shown the ID could be rebuilt."""
+    return mask_middle(col, 0, 4)
 
 
 def mask_phone(col: Column | str) -> Column:
@@ -436,14 +442,3 @@ def valid_national_id(col: Column | str) -> Column:
 def valid_mobile(col: Column | str) -> Column:
     """True for an 11-digit mainland mobile number (1[3-9]xxxxxxxxx)."""
     return _c(col).rlike(r"^1[3-9]\d{9}$")
-
-
-def hmac_sha256(col: Column | str, key: bytes) -> Column:  # TEMPORARY: removed once callers move
-    """Deprecated: puts the key into the plan. Use ``pseudonym``."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    ipad = bytearray(b ^ 0x36 for b in key)
-    opad = bytearray(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), _c(col).cast("binary")), 256))
-    return F.sha2(F.concat(F.lit(opad), inner), 256)

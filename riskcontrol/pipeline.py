@@ -69,7 +69,7 @@ class SilverStep:
 
     bronze: Table
     silver: Table
-    clean: Callable[..., tuple[DataFrame, DataFrame]]  # (bronze, key, *refs) -> (ok, rejected)
+    clean: Callable[..., tuple[DataFrame, DataFrame]]  # (bronze, settings, *refs) -> (ok, rejected)
     key: Callable[[], Column]  # the business key, read from bronze independently of ``clean``
     refs: tuple[Table, ...] = ()  # silver tables ``clean`` checks references against
 
@@ -121,7 +121,7 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     counts.rows_in = bronze.count()
     latest_versions = bronze.select(step.key()).distinct().count()
     refs = [lakehouse.read(run.spark, t, settings) for t in step.refs]
-    valid, rejected = step.clean(bronze, settings.pii_secret(), *refs)
+    valid, rejected = step.clean(bronze, settings, *refs)
     valid = valid.cache()
     n_valid = valid.count()
     counts.rows_quarantined = run.quarantine(rejected, "analyze", step.silver.full_name)
@@ -277,7 +277,7 @@ def public_record_steps(spark: SparkSession, settings: Settings) -> tuple[Silver
         SilverStep(
             BRONZE_PENALTIES,
             SILVER_PENALTIES,
-            lambda df, key: silver.clean_penalties(df, key, names),
+            lambda df, settings: silver.clean_penalties(df, settings, names),
             _column("record_id"),
         ),
         SilverStep(
@@ -343,9 +343,8 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
         records = part if records is None else records.unionByName(part)
     records = records.cache()
     customers = book_customers(spark, settings).cache()
-    key = settings.pii_secret()
-    links = resolve.link_records(records, customers, key).cache()
-    staff = resolve.employer_links(links, customers, key).select(
+    links = resolve.link_records(records, customers, settings).cache()
+    staff = resolve.employer_links(links, customers, settings).select(
         "record_kind",
         "record_id",
         F.lit("employer").alias("entity_type"),
@@ -374,7 +373,7 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
             for t in resolve.load_ground_truth(truth_path)
             if (t["kind"], t["record_id"]) in crawled
         ]
-        report = resolve.evaluate(links, truth, key)
+        report = resolve.evaluate(links, truth, settings)
         settings.reports_dir.mkdir(parents=True, exist_ok=True)
         (settings.reports_dir / "entity_resolution.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"

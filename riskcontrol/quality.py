@@ -180,9 +180,9 @@ EXPECTATIONS: dict[str, tuple[Expectation, ...]] = bind(
             not_null("customer_id"),
             unique("customer_id"),
             not_null("customer_key"),
-            matches("national_id_masked", r"^\d{3}\*+[\dX]{4}$", description="masked, never clear"),
+            matches("national_id_masked", r"^\*{14}[\dX]{4}$", description="masked, never clear"),
             in_range("monthly_income", 0),
-            not_null("birth_date"),
+            not_null("birth_year"),
         ),
         "silver.applications": (
             unique("application_id"),

@@ -63,8 +63,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from riskcontrol import pii
 from riskcontrol.catalog import SILVER_ENTITY_LINKS, SchemaError, schema
-from riskcontrol.pii import hmac_sha256
+from riskcontrol.config import Settings
 from riskcontrol.text import fold_width
 
 RECORD_SCHEMA = schema(
@@ -203,14 +204,14 @@ def _records(records: DataFrame, as_of: dt.date | None) -> DataFrame:
     )
 
 
-def _customers(customers: DataFrame, key: bytes) -> DataFrame:
+def _customers(customers: DataFrame, settings: Settings) -> DataFrame:
     df = _conform(customers, CUSTOMER_SCHEMA, "customers")
     nid = F.upper(F.regexp_replace("national_id", r"\s", ""))
     out = df.select(
         "customer_id",
         normalize_name("name").alias("c_name"),
         nid.alias("c_nid"),
-        hmac_sha256(nid, key).alias("c_id_key"),
+        pii.pseudonym(nid, settings).alias("c_id_key"),
         normalize_region("province").alias("c_province"),
         normalize_region("city").alias("c_city"),
         F.year("birth_date").alias("c_birth_year"),
@@ -218,7 +219,7 @@ def _customers(customers: DataFrame, key: bytes) -> DataFrame:
     )
     return out.withColumn(
         "c_name_count", F.count("*").over(Window.partitionBy("c_name"))
-    ).withColumn("c_company_key", hmac_sha256("c_company", key))
+    ).withColumn("c_company_key", pii.pseudonym("c_company", settings))
 
 
 def _employers(cust: DataFrame) -> DataFrame:
@@ -366,12 +367,14 @@ def _confidence(prior: Column, factors: list[Column]) -> Column:
     return F.round(odds / (F.lit(1.0) + odds), 4)
 
 
-def _person_links(recs: DataFrame, cust: DataFrame, key: bytes, mentions: DataFrame) -> DataFrame:
+def _person_links(
+    recs: DataFrame, cust: DataFrame, settings: Settings, mentions: DataFrame
+) -> DataFrame:
     persons = recs.where(F.col("subject_type") == "person")
     # exact ID: the HMAC of the full ID as shown against the customers' ID keys
     by_id = (
         persons.where(F.col("r_id_full"))
-        .withColumn("r_id_key", hmac_sha256("r_id_clean", key))
+        .withColumn("r_id_key", pii.pseudonym("r_id_clean", settings))
         .join(cust, F.col("r_id_key") == F.col("c_id_key"))
         .select(
             "record_kind",
@@ -549,7 +552,7 @@ def _company_links(recs: DataFrame, employers: DataFrame, mentions: DataFrame) -
 def link_records(
     records: DataFrame,
     customers: DataFrame,
-    key: bytes,
+    settings: Settings,
     as_of: dt.date | None = None,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> DataFrame:
@@ -560,11 +563,13 @@ def link_records(
     with ``confidence >= threshold``; company links: one per record and employer.
     """
     recs = _records(records, as_of)
-    cust = _customers(customers, key)
+    cust = _customers(customers, settings)
     employers = _employers(cust)
     news, company_hits = _text_for_mentions(recs, employers)
     person_mentions = _mention_candidates(news, company_hits, cust)
-    persons = _best_per_record(_person_links(recs, cust, key, person_mentions), threshold).select(
+    persons = _best_per_record(
+        _person_links(recs, cust, settings, person_mentions), threshold
+    ).select(
         "record_kind",
         "record_id",
         F.lit("customer").alias("entity_type"),
@@ -579,9 +584,9 @@ def link_records(
     return _conform(persons.unionByName(companies), LINK_SCHEMA, "links")
 
 
-def employer_links(links: DataFrame, customers: DataFrame, key: bytes) -> DataFrame:
+def employer_links(links: DataFrame, customers: DataFrame, settings: Settings) -> DataFrame:
     """Company links expanded to every customer employed there (``EMPLOYER_LINK_SCHEMA``)."""
-    staff = _customers(customers, key).where(F.col("c_company_key").isNotNull())
+    staff = _customers(customers, settings).where(F.col("c_company_key").isNotNull())
     return (
         links.where(F.col("entity_type") == "company")
         .drop("customer_id")
@@ -695,7 +700,7 @@ def _scores(truth: set, predicted: set) -> dict:
 
 
 def evaluate(
-    links: DataFrame, truth: list[dict], key: bytes, kinds: Iterable[str] | None = None
+    links: DataFrame, truth: list[dict], settings: Settings, kinds: Iterable[str] | None = None
 ) -> dict:
     """Precision, recall and F1 of ``links`` against the site's ground truth.
 
@@ -720,7 +725,7 @@ def evaluate(
         company_keys = {
             r["company"]: r["k"]
             for r in df.select(
-                "company", hmac_sha256(normalize_company("company"), key).alias("k")
+                "company", pii.pseudonym(normalize_company("company"), settings).alias("k")
             ).collect()
         }
     rows = (

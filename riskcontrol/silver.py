@@ -29,6 +29,7 @@ from riskcontrol.catalog import (
     SILVER_REPAYMENTS,
     Table,
 )
+from riskcontrol.config import Settings
 from riskcontrol.ops import Rule, split_by_rules
 
 Transform = Callable[[DataFrame], DataFrame]
@@ -84,17 +85,29 @@ def _finish(df: DataFrame, rules: list[Rule], table: Table) -> tuple[DataFrame, 
     return valid.select(*table.columns), rejected
 
 
-def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+def age_at(date: str | Column, birth_year: str | Column = "birth_year") -> Column:
+    """Whole years from the middle of ``birth_year`` to ``date`` (off by at most 6 months).
+
+    Silver keeps the year of birth only: a full date next to the masked ID and the
+    province would let anyone rebuild the national ID it came from.
+    """
+    born = F.make_date(
+        F.col(birth_year) if isinstance(birth_year, str) else birth_year, F.lit(7), F.lit(1)
+    )
+    return F.floor(F.months_between(date, born) / 12)
+
+
+def clean_customers(bronze: DataFrame, settings: Settings) -> tuple[DataFrame, DataFrame]:
     latest = bronze.transform(latest_by_key(["customer_id"], ["updated_at", "_ingested_at"]))
     typed = latest.select(
         "*",
-        pii.hmac_sha256("national_id", key).alias("customer_key"),
+        pii.pseudonym("national_id", settings).alias("customer_key"),
         pii.mask_national_id("national_id").alias("national_id_masked"),
-        pii.hmac_sha256("mobile", key).alias("phone_key"),
+        pii.pseudonym("mobile", settings).alias("phone_key"),
         pii.mask_phone("mobile").alias("phone_masked"),
         pii.mask_name("name").alias("name_masked"),
-        F.substring("national_id", 1, 6).alias("region_code"),
-        parse_date("birth_date").alias("__birth_date"),
+        parse_date("birth_date").alias("__born"),
+        F.year(parse_date("birth_date")).alias("__birth_year"),
         num("monthly_income").alias("__income"),
         parse_ts("registered_at").alias("__registered_at"),
         parse_ts("updated_at").alias("__updated_at"),
@@ -105,10 +118,10 @@ def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame
         Rule("invalid_national_id", F.col("__id_ok"), "national ID fails its check digit"),
         Rule("invalid_mobile", F.col("__mobile_ok"), "mobile is not 1[3-9] + 9 digits"),
         Rule("invalid_income", F.col("monthly_income") >= 0, "monthly_income missing or negative"),
-        Rule("invalid_birth_date", F.col("birth_date").isNotNull(), "birth_date unparseable"),
+        Rule("invalid_birth_date", F.col("__born").isNotNull(), "birth_date unparseable"),
         Rule(
             "invalid_age",
-            F.floor(F.months_between("registered_at", "birth_date") / 12).between(MIN_AGE, MAX_AGE),
+            F.floor(F.months_between("registered_at", "__born") / 12).between(MIN_AGE, MAX_AGE),
             f"age at registration outside {MIN_AGE}..{MAX_AGE}",
         ),
     ]
@@ -116,7 +129,7 @@ def clean_customers(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame
     typed = (
         typed.drop("national_id", "mobile", "name")
         .drop("birth_date", "monthly_income", "registered_at", "updated_at")
-        .withColumnRenamed("__birth_date", "birth_date")
+        .withColumnRenamed("__birth_year", "birth_year")
         .withColumnRenamed("__income", "monthly_income")
         .withColumnRenamed("__registered_at", "registered_at")
         .withColumnRenamed("__updated_at", "updated_at")
@@ -263,12 +276,12 @@ def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
 BUREAU_PERSONAL = ("id_number", "name")  # read for the pseudonym, never kept
 
 
-def clean_bureau(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+def clean_bureau(bronze: DataFrame, settings: Settings) -> tuple[DataFrame, DataFrame]:
     parsed = parse_json(bronze, BUREAU_JSON_SCHEMA)
     typed = parsed.select(
         F.col("j.report_id").alias("report_id"),
         F.col("j.query_ref").alias("application_id"),
-        pii.hmac_sha256(F.col("j.id_number"), key).alias("customer_key"),
+        pii.pseudonym(F.col("j.id_number"), settings).alias("customer_key"),
         parse_ts(F.col("j.report_time")).alias("report_time"),
         F.coalesce(F.col("j.schema_version"), F.lit(1)).alias("schema_version"),
         F.col("j.score.value").alias("bureau_score"),
@@ -384,7 +397,7 @@ ORGANISATION = (
 FORMER_POSITION = r"(时任|原任|former|then )"
 
 
-def name_key(col: Column | str, key: bytes, organisation: Column | None = None) -> Column:
+def name_key(col: Column | str, settings: Settings, organisation: Column | None = None) -> Column:
     """HMAC pseudonym of a normalized name, equal to entity resolution's keys.
 
     Organisations are keyed without their legal form (``resolve.normalize_company``), so
@@ -397,7 +410,7 @@ def name_key(col: Column | str, key: bytes, organisation: Column | None = None) 
         if organisation is None
         else F.when(organisation, resolve.normalize_company(c)).otherwise(person)
     )
-    return pii.hmac_sha256(norm, key)
+    return pii.pseudonym(norm, settings)
 
 
 def name_grams(col: Column | str, lengths: Sequence[int] = (2, 3, 4)) -> Column:
@@ -465,7 +478,7 @@ def _latest_record(bronze: DataFrame) -> DataFrame:
     return bronze.transform(latest_by_key(["record_id"], ["fetched_at", "_ingested_at"]))
 
 
-def clean_court_records(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataFrame]:
+def clean_court_records(bronze: DataFrame, settings: Settings) -> tuple[DataFrame, DataFrame]:
     """Court list entries: a person's name and ID become pseudonyms and masks."""
     person = F.col("subject_type") == "person"
     shown = F.upper(F.trim("id_number"))
@@ -474,11 +487,11 @@ def clean_court_records(bronze: DataFrame, key: bytes) -> tuple[DataFrame, DataF
         "record_id",
         "case_no",
         "subject_type",
-        name_key("subject_name", key, organisation=~person).alias("subject_key"),
+        name_key("subject_name", settings, organisation=~person).alias("subject_key"),
         F.when(person, pii.mask_name("subject_name"))
         .otherwise(F.col("subject_name"))
         .alias("subject_display"),
-        F.when(~masked, pii.hmac_sha256(shown, key)).alias("id_key"),
+        F.when(~masked, pii.pseudonym(shown, settings)).alias("id_key"),
         F.when(person & ~masked, pii.mask_national_id(shown)).otherwise(shown).alias("id_display"),
         masked.alias("id_is_masked"),
         "court",
@@ -507,7 +520,9 @@ def person_part(col: Column | str) -> Column:
     return F.trim(F.regexp_replace(c, r"\s*[（(,，].*$", ""))
 
 
-def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[DataFrame, DataFrame]:
+def clean_penalties(
+    bronze: DataFrame, settings: Settings, names: DataFrame
+) -> tuple[DataFrame, DataFrame]:
     """Penalty announcements: a penalised person is pseudonymized, texts are redacted."""
     org = is_organisation("institution")
     latest = _latest_record(bronze).withColumn(
@@ -521,7 +536,7 @@ def clean_penalties(bronze: DataFrame, key: bytes, names: DataFrame) -> tuple[Da
         "record_id",
         "decision_no",
         F.when(org, "organisation").otherwise("person").alias("subject_type"),
-        name_key("__subject", key, organisation=org).alias("subject_key"),
+        name_key("__subject", settings, organisation=org).alias("subject_key"),
         F.when(org, F.col("__subject"))
         .otherwise(pii.mask_name("__subject"))
         .alias("subject_display"),

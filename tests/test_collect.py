@@ -88,7 +88,7 @@ def test_jdbc_extract_is_incremental_by_watermark_and_idempotent(spark, settings
     assert _extract(spark, settings, "r4", since="2024-01-03", until="2024-02-02") == (3, 0, 3, 0)
     assert _extract(spark, settings, "r5", full=True) == (5, 0, 4, 1)
 
-    bronze = lakehouse.read(spark, BRONZE_APPLICATIONS, settings)
+    bronze = lakehouse.read_clear(spark, BRONZE_APPLICATIONS, settings)
     got = sorted(
         (r.application_id, r.requested_amount, r._ingest_id, r._source) for r in bronze.collect()
     )
@@ -100,7 +100,7 @@ def test_jdbc_extract_is_incremental_by_watermark_and_idempotent(spark, settings
         ("A4", 4000.0, "r3", "lending_db.applications"),
     ]
     # The row without a key was quarantined once, not once per run.
-    (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    (q,) = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
     assert (q.target, q.rule, q.stage) == ("bronze.applications", "missing_key", "collect")
     manifest = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("run_id").collect()
     assert [(m.run_id, m.window_start, m.window_end, m.rows_in) for m in manifest] == [
@@ -134,9 +134,11 @@ def test_notes_drop_splits_records_on_blank_lines_and_quarantines_headless_text(
     )
     step = collect.collect_files(Run(spark, settings, run_id="n1"), "notes")
     assert (step.rows_in, step.rows_out, step.rows_quarantined) == (3, 2, 1)
-    payloads = sorted(r.payload for r in lakehouse.read(spark, BRONZE_NOTES, settings).collect())
+    payloads = sorted(
+        r.payload for r in lakehouse.read_clear(spark, BRONZE_NOTES, settings).collect()
+    )
     assert payloads[0].startswith("#NOTE id=N1") and payloads[0].endswith("客户咨询额度。")
-    (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    (q,) = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
     assert q.rule == "missing_note_header" and "text that lost its header" in q.record
 
 

@@ -78,10 +78,10 @@ def test_postgres_book_extracts_exactly_and_incrementally(spark, tmp_path, postg
     run2 = Run(spark, pg, run_id="pg2")
     second = {name: _counts(collect.collect_jdbc(run2, name)) for name in ("applications", "loans")}
     assert second == {"applications": (1, 1, 0, 0), "loans": (2, 2, 0, 0)}
-    loans = lakehouse.read(spark, BRONZE_LOANS, pg).where("status = 'written_off'")
+    loans = lakehouse.read_clear(spark, BRONZE_LOANS, pg).where("status = 'written_off'")
     assert sorted(r.loan_id for r in loans.collect()) == sorted(changed)
     (new_app,) = (
-        lakehouse.read(spark, BRONZE_APPLICATIONS, pg)
+        lakehouse.read_clear(spark, BRONZE_APPLICATIONS, pg)
         .where("application_id = 'A-NEW-1'")
         .select("applied_at", "province", "_ingest_id", "_source_uri")
         .collect()

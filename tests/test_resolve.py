@@ -10,10 +10,11 @@ import sqlite3
 
 import pytest
 from chispa import assert_df_equality
+from conftest import TEST_PII_KEY, make_settings
 
 from riskcontrol import resolve
 
-KEY = b"unit-test-key"
+KEY = TEST_PII_KEY.encode()
 DAY = dt.date(2025, 3, 1)
 EMPLOYER = "深圳市东方贸易有限公司"
 
@@ -124,10 +125,11 @@ EXPECTED_LINKS = [
 
 
 @pytest.fixture(scope="module")
-def inline(spark):
+def inline(spark, tmp_path_factory):
+    settings = make_settings(tmp_path_factory.mktemp("resolve"))
     customers = spark.createDataFrame(CUSTOMERS, resolve.CUSTOMER_SCHEMA)
     records = spark.createDataFrame(RECORDS, resolve.RECORD_SCHEMA)
-    links = resolve.link_records(records, customers, KEY).cache()
+    links = resolve.link_records(records, customers, settings).cache()
     yield customers, links
     links.unpersist()
 
@@ -138,9 +140,9 @@ def test_link_records_gives_the_exact_expected_links(spark, inline):
     assert_df_equality(links, want, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_employer_links_expand_company_links_to_the_staff(spark, inline):
+def test_employer_links_expand_company_links_to_the_staff(spark, inline, settings):
     customers, links = inline
-    got = resolve.employer_links(links, customers, KEY)
+    got = resolve.employer_links(links, customers, settings)
     want = spark.createDataFrame(
         [
             (cid, kind, rid, DAY, "employer", COMPANY_KEY, conf)
@@ -192,7 +194,7 @@ def test_normalization_and_bronze_records(spark):
     ]
 
 
-def test_evaluate_counts_hits_misses_and_ignores_uncrawlable_records(spark):
+def test_evaluate_counts_hits_misses_and_ignores_uncrawlable_records(spark, settings):
     rows = [
         _link("court", "r1", "C1", "exact_id", 1.0, "id=exact"),
         _link("court", "r2", "C3", "name_attributes", 0.8, "name=exact;province=match"),
@@ -227,7 +229,7 @@ def test_evaluate_counts_hits_misses_and_ignores_uncrawlable_records(spark):
             truth("news", "n2", "C7"),
             truth("news", "n3"),
         ],
-        KEY,
+        settings,
     )
     json.dumps(got)  # JSON-able
 
@@ -277,7 +279,7 @@ def _site_records(spark, content):
 
 
 @pytest.mark.slow
-def test_links_on_a_generated_site_are_precise_and_complete(spark, tmp_path):
+def test_links_on_a_generated_site_are_precise_and_complete(spark, tmp_path, settings):
     from riskcontrol.generate import generate
     from riskcontrol.site import build_site, write_ground_truth
 
@@ -293,9 +295,9 @@ def test_links_on_a_generated_site_are_precise_and_complete(spark, tmp_path):
         [(*r[:5], dt.date.fromisoformat(r[5]), r[6] or None) for r in rows],
         resolve.CUSTOMER_SCHEMA,
     )
-    links = resolve.link_records(_site_records(spark, content), customers, KEY)
+    links = resolve.link_records(_site_records(spark, content), customers, settings)
 
-    got = resolve.evaluate(links, truth, KEY)
+    got = resolve.evaluate(links, truth, settings)
 
     # measured (seed 7, 2,000 customers, scale 3): court persons 118/118 exact; news persons
     # P 1.0 R 0.967; penalty persons P 0.909 R 0.833; company links P = R = 1.0 everywhere

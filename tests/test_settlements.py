@@ -154,7 +154,7 @@ def test_collect_settlements_parses_every_variant_and_a_rerun_lands_nothing(spar
     ]
     assert second.rows_out == 0
 
-    bronze = lakehouse.read(spark, BRONZE_SETTLEMENTS, settings)
+    bronze = lakehouse.read_clear(spark, BRONZE_SETTLEMENTS, settings)
     got = bronze.select(
         "settlement_id",
         "loan_id",
@@ -184,7 +184,7 @@ def test_collect_settlements_parses_every_variant_and_a_rerun_lands_nothing(spar
         ("S9", "L9", "2024-05-10 09:31:00", 1707.95, "人民币", "银联代扣", "622848******6312",
          "还款,第2期", "2024年5月10日 9:31", "￥1,707.95", "s1"),
     ]  # fmt: skip
-    quarantine = lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    quarantine = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
     got = sorted((json.loads(q.record)["settlement_id"], q.rule, q.reason) for q in quarantine)
     assert got == [
         ("S10", "missing_loan_id", "loan_id is empty"),

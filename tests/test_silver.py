@@ -8,12 +8,13 @@ import hmac
 import json
 
 from chispa import assert_df_equality
+from conftest import TEST_PII_KEY
 from pyspark.sql import functions as F
 
 from riskcontrol import silver
 from riskcontrol.ops import Rule, split_by_rules
 
-KEY = b"unit-test-key"
+KEY = TEST_PII_KEY.encode()
 
 
 def _hmac(v: str) -> str:
@@ -162,7 +163,7 @@ def test_clean_applications_types_dedupes_and_quarantines(spark):
     ]
 
 
-def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
+def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark, settings):
     t = dt.datetime(2024, 5, 1)
     cols = (
         "customer_id string, national_id string, name string, mobile string, gender string, "
@@ -210,20 +211,18 @@ def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark):
     ]
     minor = ("C3", "110105201001010010", "王五", "13812345670", "M", "2010-01-01")
     rows.append((*minor, *rows[0][6:]))
-    valid, rejected = silver.clean_customers(spark.createDataFrame(rows, cols), KEY)
+    valid, rejected = silver.clean_customers(spark.createDataFrame(rows, cols), settings)
     (row,) = valid.collect()
     assert row.customer_key == _hmac("11010519491231002X")
     assert row.phone_key == _hmac("13812345678")
     assert (row.national_id_masked, row.phone_masked, row.name_masked) == (
-        "110***********002X",
+        "**************002X",
         "138****5678",
         "张*",
     )
-    assert (row.region_code, row.birth_date, row.monthly_income) == (
-        "110105",
-        dt.date(1949, 12, 31),
-        8000.5,
-    )
+    assert (row.birth_year, row.monthly_income) == (1949, 8000.5)
+    # Nothing that, with the last four characters, rebuilds the ID (region, birth date).
+    assert "region_code" not in valid.columns and "birth_date" not in valid.columns
     by_rule = {r.rule: r for r in rejected.collect()}
     assert sorted(by_rule) == ["invalid_age", "invalid_national_id"]
     assert '"customer_id":"C3"' in by_rule["invalid_age"].record
@@ -240,7 +239,7 @@ def _raw(spark, payloads):
     )
 
 
-def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflicts(spark):
+def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflicts(spark, settings):
     v1 = {
         "report_id": "R1",
         "query_ref": "A1",
@@ -284,7 +283,7 @@ def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflic
         json.dumps(v2, ensure_ascii=False),
         json.dumps(conflict, ensure_ascii=False),
     ]
-    valid, rejected = silver.clean_bureau(_raw(spark, payloads), KEY)
+    valid, rejected = silver.clean_bureau(_raw(spark, payloads), settings)
     got = {r.report_id: r.asDict() for r in valid.collect()}
     assert set(got) == {"R1", "R2"}
     assert got["R1"]["report_time"] == dt.datetime(2024, 3, 5, 2, 22, 1)  # UTC
@@ -348,7 +347,7 @@ def test_a_repayment_without_a_loan_is_quarantined_not_dropped(spark):
 _CRAWL = "url string, fetched_at string, crawl_id string, _source_uri string, _ingested_at string"
 
 
-def test_court_records_keep_pseudonyms_and_masks_only(spark):
+def test_court_records_keep_pseudonyms_and_masks_only(spark, settings):
     rows = [
         ("R1", "张三", "person", "11010519491231002X", False, "2024-03-05", "执行中"),
         ("R2", "李四", "person", "1101**********0021", True, "2024年3月6日", "已结案"),
@@ -384,7 +383,7 @@ def test_court_records_keep_pseudonyms_and_masks_only(spark):
         "id_masked boolean, court string, case_no string, amount double, filing_date string, "
         "status string, list_type string, " + _CRAWL,
     )
-    valid, rejected = silver.clean_court_records(bronze, KEY)
+    valid, rejected = silver.clean_court_records(bronze, settings)
     got = {
         r.record_id: (
             r.subject_key,
@@ -402,7 +401,7 @@ def test_court_records_keep_pseudonyms_and_masks_only(spark):
             _hmac("张三"),
             "张*",
             _hmac("11010519491231002X"),
-            "110***********002X",
+            "**************002X",
             False,
             dt.date(2024, 3, 5),
             True,
@@ -422,7 +421,7 @@ def test_court_records_keep_pseudonyms_and_masks_only(spark):
     assert bad.rule == "invalid_filing_date" and "王五" not in bad.record
 
 
-def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
+def test_names_in_penalty_and_news_text_are_masked_longest_first(spark, settings):
     names = spark.createDataFrame([("张三",), ("张三丰",), ("李四",)], "name string")
     penalties = spark.createDataFrame(
         [
@@ -448,7 +447,7 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark):
         "'f' AS _source_uri",
         "'2024-04-01' AS _ingested_at",
     )
-    valid, _ = silver.clean_penalties(penalties, KEY, names)
+    valid, _ = silver.clean_penalties(penalties, settings, names)
     got = {
         r.record_id: (r.subject_type, r.subject_key, r.subject_display, r.reason)
         for r in valid.collect()

@@ -1,0 +1,130 @@
+"""Erasure on a small lakehouse: exact rows, nothing left in any file or log, re-runnable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lakescan import file_text
+from pyspark.sql import functions as F
+
+from riskcontrol import collect, erase, lakehouse
+from riskcontrol.catalog import (
+    BRONZE_APPLICATIONS,
+    BRONZE_CUSTOMERS,
+    OPS_QUARANTINE,
+    SILVER_CUSTOMERS,
+)
+from riskcontrol.ops import Rule, Run
+
+GONE = "CUST-ERASE-0001"  # ids no base64 ciphertext can contain by chance
+KEPT = "CUST-KEEP-0002"
+GONE_ID = "11010519491231002X"
+
+
+def _land(spark, settings, run_id: str) -> None:
+    run = Run(spark, settings, run_id)
+    customers = spark.createDataFrame(
+        [
+            (GONE, GONE_ID, "张三", "13812345678", "2024-01-01 00:00:00"),
+            (KEPT, "110105194912310021", "李四", "13912345678", "2024-01-01 00:00:00"),
+        ],
+        "customer_id string, national_id string, name string, mobile string, updated_at string",
+    )
+    collect.land(
+        run,
+        collect.with_provenance(customers, run_id, "test", F.lit("mem://customers")),
+        BRONZE_CUSTOMERS,
+        "test",
+        [],
+        ("customer_id",),
+    )
+    apps = spark.createDataFrame(
+        [
+            ("APP-GONE-1", GONE, "5000", "2024-01-02 00:00:00"),
+            ("APP-GONE-2", GONE, "-1", "2024-01-03 00:00:00"),  # quarantined
+            ("APP-KEEP-1", KEPT, "7000", "2024-01-02 00:00:00"),
+            ("APP-KEEP-2", KEPT, "-2", "2024-01-03 00:00:00"),  # quarantined
+        ],
+        "application_id string, customer_id string, requested_amount string, updated_at string",
+    )
+    positive = Rule("invalid_amount", F.col("requested_amount").cast("double") > 0, "amount <= 0")
+    collect.land(
+        run,
+        collect.with_provenance(apps, run_id, "test", F.lit("mem://applications")),
+        BRONZE_APPLICATIONS,
+        "test",
+        [positive],
+        ("application_id",),
+    )
+    silver = spark.createDataFrame(
+        [(GONE, "k-gone", "**************002X"), (KEPT, "k-keep", "**************0021")],
+        "customer_id string, customer_key string, national_id_masked string",
+    )
+    for f in SILVER_CUSTOMERS.schema.fields:
+        if f.name not in silver.columns:
+            silver = silver.withColumn(f.name, F.lit(None).cast(f.dataType))
+    lakehouse.merge(silver.select(*SILVER_CUSTOMERS.columns), SILVER_CUSTOMERS, settings)
+
+
+def _ids(spark, settings, table, col):
+    return sorted(r[0] for r in lakehouse.read_clear(spark, table, settings).select(col).collect())
+
+
+def _files_naming(root: Path, needles: tuple[str, ...]) -> list[str]:
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and any(n in file_text(p) for n in needles)
+    )
+
+
+def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(spark, settings):
+    _land(spark, settings, "r1")
+    root = Path(settings.lakehouse_root)
+    assert _files_naming(root, (GONE,))  # before: the id is in data files and log stats
+
+    result = erase.erase_customer(spark, settings, GONE, "dpo", "test")
+
+    assert result.rows_deleted == {
+        "bronze.customers": 1,
+        "bronze.applications": 1,
+        "ops.quarantine": 1,
+        "silver.customers": 1,
+    }
+    assert _ids(spark, settings, BRONZE_CUSTOMERS, "customer_id") == [KEPT]
+    assert _ids(spark, settings, BRONZE_APPLICATIONS, "application_id") == ["APP-KEEP-1"]
+    assert _ids(spark, settings, SILVER_CUSTOMERS, "customer_id") == [KEPT]
+    (q,) = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
+    assert "APP-KEEP-2" in q.record and q.reason == "amount <= 0"
+    # No data file, no log entry, no checkpoint names the subject any more; the MERGE
+    # that deleted the rows logged column names only, and history before it is gone.
+    assert _files_naming(root, (GONE, "APP-GONE-1", "APP-GONE-2", GONE_ID, "张三")) == []
+    with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum|version"):
+        spark.read.format("delta").option("versionAsOf", 0).load(
+            BRONZE_CUSTOMERS.path(settings)
+        ).select("customer_id").collect()
+    # The kept customer's table still reads, history from the checkpoint on.
+    assert lakehouse.read(spark, BRONZE_CUSTOMERS, settings).count() == 1
+    with pytest.raises(LookupError, match="no customer"):
+        erase.erase_customer(spark, settings, GONE, "dpo", "again")
+
+
+def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings):
+    _land(spark, settings, "r1")
+    subject = erase.find_subject(spark, settings, GONE)
+    assert (subject.application_ids, subject.customer_keys) == (
+        ["APP-GONE-1"],
+        ["k-gone"],
+    )
+    # A kill after the first wave: the quarantine and bronze customers are done, the
+    # tables naming the subject's identifiers (erased last) are not.
+    for table in (OPS_QUARANTINE, BRONZE_CUSTOMERS):
+        rows = erase.subject_rows(spark, settings, subject, table)
+        assert erase.delete_rows(spark, settings, table, rows) == 1
+
+    result = erase.erase_customer(spark, settings, GONE, "dpo", "resume")
+
+    assert result.rows_deleted == {"bronze.applications": 1, "silver.customers": 1}
+    assert _ids(spark, settings, BRONZE_APPLICATIONS, "application_id") == ["APP-KEEP-1"]
+    assert _ids(spark, settings, BRONZE_CUSTOMERS, "customer_id") == [KEPT]
