@@ -173,6 +173,8 @@ def subject_rows(
         "bronze.app_events": ("payload", _json_field_matcher("customer_id", [s.customer_id])),
         "bronze.service_notes": ("payload", _token_matcher([f"customer={s.customer_id}"])),
         "ops.quarantine": ("record", _token_matcher(s.ids() + s.record_ids)),
+        # data-quality results quote offending ids as examples
+        "ops.dq_results": ("observed", _token_matcher(s.ids())),
     }
     if table.full_name in special:
         col, matcher = special[table.full_name]

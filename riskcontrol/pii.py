@@ -422,6 +422,31 @@ def mask_name(col: Column | str) -> Column:
     )
 
 
+# Identifiers inside free text (notes, news, penalty reasons, fields a source adds): the
+# ID keeps its last 4 characters, a mobile its first 3 and last 4, a card its last 4, an
+# e-mail its first character and domain. A number inside a longer run of digits is left
+# alone (an amount, a longer reference); one glued to letters is masked all the same
+# (A13812345678B may be a reference or a phone: the mask errs on the side of the person).
+# Full-width digits must be folded first.
+_TEXT_MASKS = (
+    (r"(?<!\d)\d{14}(\d{3}[0-9Xx])(?!\d)", "**************$1"),
+    (r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)", "$1****$2"),
+    (r"(?<!\d)\d{12,15}(\d{4})(?!\d)", "************$1"),  # bank cards: 16-19 digits
+    # written in groups: 6222 0212 3456 7890 123, 138 1234 5678
+    (r"(?<![\d-])\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?(?![\d-])", "**** **** **** ****"),
+    (r"(?<![\d-])(1[3-9]\d)[ -]\d{4}[ -](\d{4})(?![\d-])", "$1 **** $2"),
+    (r"(?<![\w.+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)", "$1***@$2"),
+)
+
+
+def mask_identifiers(col: Column | str) -> Column:
+    """Free text with national IDs, mobile numbers, bank cards and e-mails masked."""
+    out = _c(col)
+    for pattern, replacement in _TEXT_MASKS:
+        out = F.regexp_replace(out, pattern, replacement)
+    return out
+
+
 def national_id_check_char(first17: Column) -> Column:
     """ISO 7064 MOD 11-2 check character of the first 17 digits."""
     total = sum(

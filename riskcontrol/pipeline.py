@@ -104,12 +104,6 @@ SILVER_STEPS = (
     SilverStep(
         BRONZE_EVENTS, SILVER_EVENTS, lambda df, _k: silver.clean_events(df), _json_key("event_id")
     ),
-    SilverStep(
-        BRONZE_NOTES,
-        SILVER_NOTES,
-        lambda df, _k: silver.clean_notes(df),
-        lambda: F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
-    ),
 )
 
 
@@ -265,9 +259,16 @@ def known_person_names(spark: SparkSession, settings: Settings) -> DataFrame:
 
 
 def public_record_steps(spark: SparkSession, settings: Settings) -> tuple[SilverStep, ...]:
-    """Silver steps of the crawled tables present in bronze (none before a first crawl)."""
+    """Silver steps of the free-text tables present in bronze (service notes, and the
+    crawled ones after a first crawl): known person names are masked in their texts."""
     names = known_person_names(spark, settings).cache()
     steps = (
+        SilverStep(
+            BRONZE_NOTES,
+            SILVER_NOTES,
+            lambda df, _k: silver.clean_notes(df, names),
+            lambda: F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
+        ),
         SilverStep(
             BRONZE_COURT_RECORDS,
             SILVER_COURT_RECORDS,

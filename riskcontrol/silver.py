@@ -248,6 +248,12 @@ def declared_fields(json_schema: str) -> tuple[str, ...]:
     return tuple(f.name for f in T.StructType.fromDDL(json_schema).fields if f.name != "_corrupt")
 
 
+PERSONAL_FIELD = (
+    r"name|姓名|名字|联系人|address|addr|地址|住址|account|账户|账号|card|卡号|passport|护照|"
+    r"birth|生日|出生|email|e_mail|邮箱|phone|mobile|tel|手机|电话|id_?no|id_?number|身份证|ssn"
+)
+
+
 def extra_fields(payload: Column | str, known: Sequence[str]) -> Column:
     """Schema drift: top-level fields the declared schema does not know, kept as JSON.
 
@@ -260,7 +266,15 @@ def extra_fields(payload: Column | str, known: Sequence[str]) -> Column:
         F.col(payload) if isinstance(payload, str) else payload, "map<string,string>"
     )
     kept = F.map_filter(fields, lambda k, _v: ~k.isin(*known))
-    return F.when(F.size(kept) > 0, F.to_json(kept))
+    # Values are masked like free text; a field whose name says it holds a name, an
+    # address or an account is hidden whole.
+    masked = F.transform_values(
+        kept,
+        lambda k, v: F.when(F.lower(k).rlike(PERSONAL_FIELD), F.lit("***")).otherwise(
+            pii.mask_identifiers(v)
+        ),
+    )
+    return F.when(F.size(kept) > 0, F.to_json(masked))
 
 
 def parse_json(bronze: DataFrame, json_schema: str) -> DataFrame:
@@ -362,24 +376,28 @@ def total_hits(hits: Column) -> Column:
     return F.aggregate(F.map_values(hits), F.lit(0), lambda acc, n: acc + n).cast("int")
 
 
-def clean_notes(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+def clean_notes(bronze: DataFrame, names: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
+    """Service notes: header parsed; known names (``names.name``), IDs, phones, cards and
+    e-mails masked in the text before any signal is taken from it."""
+
     def part(i: int) -> Column:
         return F.regexp_extract("payload", NOTE_PATTERN, i)
 
+    parsed = bronze.select(
+        part(1).alias("note_id"),
+        part(2).alias("customer_id"),
+        parse_ts(part(3)).alias("noted_at"),
+        part(4).alias("agent"),
+        part(5).alias("channel"),
+        part(6).alias("__raw_text"),
+        "payload",
+        "_ingested_at",
+        "_source_uri",
+    ).transform(latest_by_key(["note_id"], ["_ingested_at"]))
+    if names is not None:
+        parsed = redact_names(parsed, "note_id", ["__raw_text"], names)
     typed = (
-        bronze.select(
-            part(1).alias("note_id"),
-            part(2).alias("customer_id"),
-            parse_ts(part(3)).alias("noted_at"),
-            part(4).alias("agent"),
-            part(5).alias("channel"),
-            part(6).alias("__raw_text"),
-            "payload",
-            "_ingested_at",
-            "_source_uri",
-        )
-        .transform(latest_by_key(["note_id"], ["_ingested_at"]))
-        .transform(text.text_signals("__raw_text"))
+        parsed.transform(text.text_signals("__raw_text"))
         .withColumnRenamed("normalized_text", "text")
         .withColumn("negative_hits", total_hits(F.col("lexicon_hits")))
     )
@@ -524,7 +542,9 @@ def clean_penalties(
     bronze: DataFrame, settings: Settings, names: DataFrame
 ) -> tuple[DataFrame, DataFrame]:
     """Penalty announcements: a penalised person is pseudonymized, texts are redacted."""
-    org = is_organisation("institution")
+    # The party is what comes before a position in brackets: 张三（某某公司法定代表人）
+    # is a person even though a company is named after the name.
+    org = is_organisation(person_part("institution"))
     latest = _latest_record(bronze).withColumn(
         "__subject", F.when(org, F.trim("institution")).otherwise(person_part("institution"))
     )
@@ -561,7 +581,7 @@ def clean_news(bronze: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFram
     """News articles: person names known to the book are masked in title and body."""
     latest = (
         redact_names(_latest_record(bronze), "record_id", ["title", "body"], names)
-        .withColumn("title", text.normalize_text("title"))
+        .withColumn("title", pii.mask_identifiers(text.normalize_text("title")))
         .transform(text.text_signals("body"))
     )
     typed = latest.select(

@@ -29,6 +29,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+from riskcontrol import pii
+
 Transform = Callable[[DataFrame], DataFrame]
 
 # Risk lexicon: category -> terms, Chinese (simplified, as after normalize_text) and
@@ -362,7 +364,9 @@ def text_signals(text_col: str, prefix: str = "") -> Transform:
     ``lexicon_hits`` map<string,int>, ``risk_categories`` array<string>,
     ``negativity`` double, ``amounts`` array<double>, ``dates`` array<date>.
 
-    Everything is computed from ``normalized_text``, so normalization runs once.
+    Everything is computed from ``normalized_text``, so normalization runs once. National
+    IDs, mobile numbers, bank cards and e-mails in the text are masked first
+    (``pii.mask_identifiers``): neither the text nor its tokens keep them.
     """
 
     def _apply(df: DataFrame) -> DataFrame:
@@ -370,7 +374,7 @@ def text_signals(text_col: str, prefix: str = "") -> Transform:
         norm = F.col(norm_name)
         hits = _hits(norm)
         return (
-            df.withColumn(norm_name, normalize_text(text_col))
+            df.withColumn(norm_name, pii.mask_identifiers(normalize_text(text_col)))
             .withColumn(f"{prefix}tokens", tokenize(norm))
             .withColumns(
                 {

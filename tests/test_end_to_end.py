@@ -201,6 +201,39 @@ def test_silver_holds_pseudonyms_not_identifiers(spark, book):
     assert row.national_id_masked == "*" * 14 + row.national_id[-4:]
 
 
+def test_no_silver_column_rebuilds_a_national_id(spark, book):
+    """The attack of issue 13: silver's region code (the ID's first 6 digits), birth date
+    (the next 8) and masked ID (the last 4) gave back every ID, without any key."""
+    settings, _ = book
+    clear = lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings).select(
+        "customer_id", "national_id"
+    )
+    silver = _read(spark, SILVER_CUSTOMERS, settings)
+    rows = [
+        r.asDict()
+        for r in silver.join(clear.dropDuplicates(["customer_id"]), "customer_id").collect()
+    ]
+    assert len(rows) > 0.9 * CUSTOMERS
+
+    def forms(v) -> set[str]:
+        if v is None:
+            return set()
+        if isinstance(v, dt.date):
+            return {v.strftime("%Y%m%d"), v.isoformat()}
+        return {str(v), str(v).replace("-", "")}
+
+    def gives(column: str, part: slice) -> int:
+        return sum(r["national_id"][part] in forms(r[column]) for r in rows)
+
+    columns = [c for c in silver.columns if c != "customer_id"]
+    region = {c: gives(c, slice(0, 6)) for c in columns}
+    born = {c: gives(c, slice(6, 14)) for c in columns}
+    assert {c: n for c, n in region.items() if n} == {}
+    assert {c: n for c, n in born.items() if n} == {}
+    # What is left shows 4 of 18 characters: the other 14 are hidden.
+    assert all(r["national_id_masked"].count("*") == 14 for r in rows)
+
+
 def test_models_are_registered_with_a_champion(spark, book, capsys):
     settings, _ = book
     from mlflow.tracking import MlflowClient
@@ -535,7 +568,6 @@ def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
 
 def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     """Runs last in this module: it changes the lakehouse the other tests read."""
-    import pyarrow.parquet as pq
 
     from riskcontrol.catalog import (
         BRONZE_REPAYMENTS,
@@ -574,13 +606,13 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     assert audit.rows_deleted == sum(deleted.values())
     assert audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
     assert cid not in (audit.tables + audit.reason + audit.requested_by)
-    # Nothing left in any data file of any table, old versions included (vacuumed).
+    # Nothing left in any data file of any table, old versions included (vacuumed), nor in
+    # any Delta log entry (predicates, column statistics) or checkpoint.
+    from lakescan import file_text
+
     root = Path(settings.lakehouse_root)
     holding = [
-        str(p.relative_to(root))
-        for p in root.rglob("*.parquet")
-        if "_delta_log" not in p.parts
-        and cid in json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=str)
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and cid in file_text(p)
     ]
     assert holding == []
     with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum"):

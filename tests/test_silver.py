@@ -276,6 +276,8 @@ def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflic
         summary=dict(v1["summary"], consumer_finance_loans=4),
         alerts=[{"code": "X", "date": "2025-01-01"}],
         extra_new_field="kept in bronze",
+        contact_name="王五",  # fields a source adds later: personal ones hidden or masked
+        backup_contact="13912345678",
     )
     conflict = dict(v1, report_id="R3", summary=dict(v1["summary"], inquiries_6m="three"))
     payloads = [
@@ -294,7 +296,7 @@ def test_clean_bureau_flattens_both_schema_versions_and_quarantines_type_conflic
     # Drift: an unknown field is kept, the personal fields the pseudonym came from are not.
     assert (got["R1"]["extra_fields"], got["R2"]["extra_fields"]) == (
         None,
-        '{"extra_new_field":"kept in bronze"}',
+        '{"extra_new_field":"kept in bronze","contact_name":"***","backup_contact":"139****5678"}',
     )
     (bad,) = rejected.collect()
     assert bad.rule == "type_conflict"
@@ -324,6 +326,22 @@ def test_clean_notes_parses_header_and_counts_negative_terms(spark):
     assert row.negativity == 1.0
     assert "lawsuit" in row.tokens and "延期" in row.tokens
     assert [r.rule for r in rejected.collect()] == ["invalid_note_time"]
+
+
+def test_notes_mask_known_names_ids_phones_cards_and_emails(spark):
+    payload = (
+        "#NOTE id=N1 customer=C1 time=2024-03-05 10:22:31 agent=A017 channel=phone\n"
+        "张三丰来电，身份证11010519491231002X，手机13812345678，"
+        "卡号6222021234567890123，邮箱 zhang.san@example.com，订单号A13812345678B。"
+    )
+    names = spark.createDataFrame([("张三丰",), ("张三",)], "name string")
+    (row,), _ = silver.clean_notes(_raw(spark, [payload]), names)[0].collect(), None
+    assert row.text == (
+        "张**来电,身份证**************002X,手机138****5678,"
+        "卡号************0123,邮箱 z***@example.com,订单号A138****5678B。"
+    )
+    for clear in ("张三丰", "11010519491231002X", "13812345678", "6222021234567890123", "zhang"):
+        assert not any(clear in t for t in row.tokens), clear
 
 
 def test_a_repayment_without_a_loan_is_quarantined_not_dropped(spark):
@@ -432,6 +450,8 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark, settings
                 "2024-01-02",
             ),
             ("P2", "某某农村商业银行", "贷款三查不到位。", "2024-01-03"),
+            # a person, with the company they represent named after the name
+            ("P3", "王五（深圳市某某科技有限公司法定代表人）", "王五虚构业务。", "2024-01-04"),
         ],
         "record_id string, institution string, reason string, decision_date string",
     ).selectExpr(
@@ -455,6 +475,7 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark, settings
     assert got == {
         "P1": ("person", _hmac("赵六"), "赵*", "赵*对违规放贷负有直接责任,张**协助。"),
         "P2": ("organisation", _hmac("某某农村商业银行"), "某某农村商业银行", "贷款三查不到位。"),
+        "P3": ("person", _hmac("王五"), "王*", "王*虚构业务。"),
     }
     news = spark.createDataFrame(
         [("N1", "张三欠款被执行", "张三与李四的纠纷，张某称……", "2024-02-01T08:00:00+08:00")],
