@@ -965,9 +965,12 @@ OPS_ERASURES = Table(
         "rows_deleted long",
         "vacuumed string",
         "erased_at timestamp",
+        "status string",
     ),
     keys=("erasure_id",),
-    description="audit of data-subject erasures (subject named by a keyed pseudonym only)",
+    description="audit of data-subject erasures (subject named by a keyed pseudonym only); "
+    "written 'pending' before the first deletion, updated as each table is done, 'done' "
+    "at the end",
 )
 
 OPS_DQ_RESULTS = Table(

@@ -212,7 +212,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print(f"riskctl erase: error: {exc}", file=sys.stderr)
         return 2
     for name, n in sorted(result.rows_deleted.items()):
-        print(f"  {name:32} {n:>8} row(s) deleted, history vacuumed")
+        print(f"  {name:32} {n:>8} row(s) deleted, history removed")
     print(f"audit row {result.erasure_id} written to ops.erasures")
     return 0
 
@@ -598,9 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "erase",
         cmd_erase,
-        "erase one customer from every table, Delta history included (VACUUM), with an audit "
-        "row in ops.erasures. Earlier table versions become unreadable (time travel ends at "
-        "the erasure). Erase the customer in the source systems too.",
+        "erase one customer from every table, Delta history included (VACUUM, and the log "
+        "entries before the erasure), with an audit row in ops.erasures written first and "
+        "updated per table. Earlier table versions become unreadable (time travel ends at "
+        "the erasure). Holds the lakehouse lock: pipeline writes wait until it is done. If "
+        "it stops half-way, run the same command again: it resumes. Erase the customer in "
+        "the source systems too.",
     )
     p.add_argument("--customer", required=True, help="the customer_id to erase, e.g. C00000042")
     p.add_argument(

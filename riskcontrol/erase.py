@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import lakehouse, pii
+from riskcontrol import lakehouse, locks, pii
 from riskcontrol.catalog import ALL_TABLES, OPS_ERASURES, Table
 from riskcontrol.config import Settings
 
@@ -302,6 +303,17 @@ def _forget(spark: SparkSession, path: str) -> None:
     _truncate_log(spark, path)
 
 
+def _pending(spark: SparkSession, settings: Settings, subject_ref: str) -> dict | None:
+    """The unfinished erasure of this subject, if one was cut short."""
+    if not lakehouse.exists(spark, OPS_ERASURES, settings):
+        return None
+    df = lakehouse.read(spark, OPS_ERASURES, settings)
+    if "status" not in df.columns:
+        return None
+    rows = [r.asDict() for r in df.where(F.col("status") == "pending").collect()]
+    return next((r for r in rows if r["subject_ref"] == subject_ref), None)
+
+
 def erase_customer(
     spark: SparkSession,
     settings: Settings,
@@ -312,54 +324,75 @@ def erase_customer(
 ) -> ErasureResult:
     """Delete ``customer_id`` from every table and from its history; write the audit row.
 
-    Tables that only other tables' rows lead to go first, the tables naming the
-    subject's identifiers last (``KEY_TABLES``): an erasure stopped half-way is finished
-    by running it again.
+    The audit row is written first (status ``pending``) and updated as each table is
+    done. Tables that only other tables' rows lead to go first, the tables naming the
+    subject's identifiers last (``KEY_TABLES``), so an erasure stopped half-way (an error,
+    a ``kill -9``) is finished by running it again: it resumes the pending row. The whole
+    erasure holds the lakehouse lock alone (``riskcontrol.locks``): pipeline writes wait.
     """
-    subject = find_subject(spark, settings, customer_id)
-    if not (subject.customer_keys or subject.application_ids or subject.loan_ids):
-        raise LookupError(
-            f"no customer {customer_id!r} in the lakehouse (looked in silver.customers, "
-            "bronze.applications and bronze.loans); check the id with `riskctl tables`"
-        )
+    ref = pii.hmac_hex(customer_id.encode(), settings.pii_secret())
+    with locks.lakehouse_lock(settings, exclusive=True, waiting=progress):
+        pending = _pending(spark, settings, ref)
+        subject = find_subject(spark, settings, customer_id)
+        if pending is None and not (
+            subject.customer_keys or subject.application_ids or subject.loan_ids
+        ):
+            raise LookupError(
+                f"no customer {customer_id!r} in the lakehouse (looked in silver.customers, "
+                "bronze.applications and bronze.loans); check the id with `riskctl tables`"
+            )
+        if pending is not None:
+            progress(f"erase: resuming {pending['erasure_id']}, cut short before")
+            erasure_id = pending["erasure_id"]
+            rows_deleted: dict[str, int] = json.loads(pending["tables"] or "{}")
+            vacuumed = [v for v in (pending["vacuumed"] or "").split(",") if v]
+        else:
+            stamp = dt.datetime.now(dt.UTC)
+            erasure_id = f"erasure-{stamp:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+            rows_deleted, vacuumed = {}, []
+        audit_lock = threading.Lock()
 
-    def erase_from(table: Table) -> int | None:
-        rows = subject_rows(spark, settings, subject, table)
-        if rows is None:
-            return None
-        n = delete_rows(spark, settings, table, rows)
-        if not n:
-            return None
-        progress(f"erase: {table.full_name}: {n} row(s) deleted; removing its history")
-        _forget(spark, table.path(settings))
-        return n
+        def audit(status: str) -> None:
+            row = {
+                "erasure_id": erasure_id,
+                "subject_ref": ref,
+                "requested_by": requested_by,
+                "reason": reason,
+                "tables": json.dumps(rows_deleted, sort_keys=True),
+                "rows_deleted": sum(rows_deleted.values()),
+                "vacuumed": ",".join(vacuumed),
+                "erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                "status": status,
+            }
+            frame = spark.createDataFrame([row], OPS_ERASURES.schema)
+            lakehouse.merge(frame, OPS_ERASURES, settings)
 
-    by_name = {t.full_name: t for t in ALL_TABLES}
-    first = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
-    done: dict[str, int | None] = {}
-    with _history_vacuum_allowed(spark):
-        # Tables are independent Delta logs: erase from several at once (Spark runs the
-        # jobs of concurrent threads side by side).
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            done.update(zip([t.full_name for t in first], pool.map(erase_from, first), strict=True))
-        for name in KEY_TABLES:
-            done[name] = erase_from(by_name[name])
-    rows_deleted = {name: n for name, n in done.items() if n is not None}
-    vacuumed = list(rows_deleted)
-    if _rebuild_online_store(spark, settings):
-        progress("erase: online feature store rebuilt from the erased gold tables")
-        vacuumed.append("feature_store.online")
-    erasure_id = f"erasure-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    audit = {
-        "erasure_id": erasure_id,
-        "subject_ref": pii.hmac_hex(customer_id.encode(), settings.pii_secret()),
-        "requested_by": requested_by,
-        "reason": reason,
-        "tables": json.dumps(rows_deleted, sort_keys=True),
-        "rows_deleted": sum(rows_deleted.values()),
-        "vacuumed": ",".join(vacuumed),
-        "erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-    }
-    lakehouse.merge(spark.createDataFrame([audit], OPS_ERASURES.schema), OPS_ERASURES, settings)
+        audit("pending")
+
+        def erase_from(table: Table) -> None:
+            rows = subject_rows(spark, settings, subject, table)
+            n = 0 if rows is None else delete_rows(spark, settings, table, rows)
+            if not n:
+                return
+            progress(f"erase: {table.full_name}: {n} row(s) deleted; removing its history")
+            _forget(spark, table.path(settings))
+            with audit_lock:
+                rows_deleted[table.full_name] = rows_deleted.get(table.full_name, 0) + n
+                vacuumed.append(table.full_name)
+                audit("pending")
+
+        by_name = {t.full_name: t for t in ALL_TABLES}
+        first = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
+        with _history_vacuum_allowed(spark):
+            # Tables are independent Delta logs: erase from several at once (Spark runs
+            # the jobs of concurrent threads side by side).
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(erase_from, first))
+            for name in KEY_TABLES:
+                erase_from(by_name[name])
+        if _rebuild_online_store(spark, settings):
+            progress("erase: online feature store rebuilt from the erased gold tables")
+            vacuumed.append("feature_store.online")
+        audit("done")
     progress(f"erase: {sum(rows_deleted.values())} row(s) from {len(rows_deleted)} table(s)")
-    return ErasureResult(erasure_id, rows_deleted, vacuumed)
+    return ErasureResult(erasure_id, dict(sorted(rows_deleted.items())), vacuumed)

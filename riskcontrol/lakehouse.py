@@ -6,6 +6,7 @@ validation live in one place: re-running a step with the same input changes noth
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -13,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import pii
+from riskcontrol import locks, pii
 from riskcontrol.catalog import ALL_TABLES, Table, validate
 from riskcontrol.config import Settings
 
@@ -52,6 +53,17 @@ def read_clear(spark: SparkSession, table: Table, settings: Settings) -> DataFra
     return pii.decrypt_columns(df, table.full_name, settings, columns=names)
 
 
+def _locked(write):
+    """Run a write under the shared lakehouse lock (an erasure holds it exclusively)."""
+
+    @functools.wraps(write)
+    def locked(df: DataFrame, table: Table, settings: Settings, *args, **kwargs):
+        with locks.lakehouse_lock(settings):
+            return write(df, table, settings, *args, **kwargs)
+
+    return locked
+
+
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
     writer = df.write.format("delta").mode("errorifexists")
     if table.partition_by:
@@ -59,6 +71,7 @@ def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
     writer.save(table.path(settings))
 
 
+@_locked
 def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     """Replace the table's content (used for derived tables rebuilt from their inputs)."""
     df = validate(df, table)
@@ -81,6 +94,7 @@ def changed(table: Table, ignore: tuple[str, ...] = ()) -> str:
     return " OR ".join(differs(f) for f in table.schema.fields if f.name not in ignore)
 
 
+@_locked
 def replace_where(df: DataFrame, table: Table, settings: Settings, condition: str) -> int:
     """Replace the rows matching ``condition`` (e.g. one day) with ``df``; returns rows written.
 
@@ -97,6 +111,7 @@ def replace_where(df: DataFrame, table: Table, settings: Settings, condition: st
     return read(df.sparkSession, table, settings).where(condition).count()
 
 
+@_locked
 def merge(
     df: DataFrame,
     table: Table,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -110,21 +114,75 @@ def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(sp
         erase.erase_customer(spark, settings, GONE, "dpo", "again")
 
 
-def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings):
-    _land(spark, settings, "r1")
-    subject = erase.find_subject(spark, settings, GONE)
-    assert (subject.application_ids, subject.customer_keys) == (
-        ["APP-GONE-1"],
-        ["k-gone"],
-    )
-    # A kill after the first wave: the quarantine and bronze customers are done, the
-    # tables naming the subject's identifiers (erased last) are not.
-    for table in (OPS_QUARANTINE, BRONZE_CUSTOMERS):
-        rows = erase.subject_rows(spark, settings, subject, table)
-        assert erase.delete_rows(spark, settings, table, rows) == 1
+def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, monkeypatch):
+    from riskcontrol.catalog import OPS_ERASURES
 
+    _land(spark, settings, "r1")
+    real_delete = erase.delete_rows
+
+    def dies_on_applications(spark_, settings_, table, rows):
+        if table.full_name == "bronze.applications":
+            raise RuntimeError("killed")  # as if the process died here
+        return real_delete(spark_, settings_, table, rows)
+
+    monkeypatch.setattr(erase, "delete_rows", dies_on_applications)
+    with pytest.raises(RuntimeError, match="killed"):
+        erase.erase_customer(spark, settings, GONE, "dpo", "first try")
+    (pending,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
+    assert pending.status == "pending"
+    assert json.loads(pending.tables) == {"bronze.customers": 1, "ops.quarantine": 1}
+    # The tables naming the subject's ids were left for last: the ids are still found.
+    assert erase.find_subject(spark, settings, GONE).application_ids == ["APP-GONE-1"]
+
+    monkeypatch.setattr(erase, "delete_rows", real_delete)
     result = erase.erase_customer(spark, settings, GONE, "dpo", "resume")
 
-    assert result.rows_deleted == {"bronze.applications": 1, "silver.customers": 1}
+    assert result.erasure_id == pending.erasure_id
+    assert result.rows_deleted == {
+        "bronze.applications": 1,
+        "bronze.customers": 1,
+        "ops.quarantine": 1,
+        "silver.customers": 1,
+    }
+    (done,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
+    assert (done.status, done.rows_deleted) == ("done", 4)
     assert _ids(spark, settings, BRONZE_APPLICATIONS, "application_id") == ["APP-KEEP-1"]
     assert _ids(spark, settings, BRONZE_CUSTOMERS, "customer_id") == [KEPT]
+
+
+def test_pipeline_writes_wait_while_an_erasure_holds_the_lakehouse(spark, settings):
+    """Another process holds the lock exclusively (as `riskctl erase` does): a write waits."""
+    from riskcontrol import locks
+    from riskcontrol.catalog import OPS_WATERMARKS
+
+    path = locks.lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.readline()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    row = spark.createDataFrame(
+        [("s", "c", "1", "r", None)],
+        "source string, column string, high_water string, run_id string, updated_at timestamp",
+    )
+    writer = threading.Thread(target=lakehouse.merge, args=(row, OPS_WATERMARKS, settings))
+    writer.start()
+    writer.join(timeout=3)
+    assert writer.is_alive()  # blocked on the lock, nothing written
+    assert not lakehouse.exists(spark, OPS_WATERMARKS, settings)
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    holder.wait(timeout=10)
+    writer.join(timeout=120)
+    assert not writer.is_alive()
+    assert lakehouse.read(spark, OPS_WATERMARKS, settings).count() == 1
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
