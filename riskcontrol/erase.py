@@ -205,7 +205,62 @@ def subject_rows(
     return out.distinct()
 
 
-def delete_rows(spark: SparkSession, settings: Settings, table: Table, rows: DataFrame) -> int:
+SUBJECT_PROPERTY = "riskcontrol.subject_column"
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """A table the user landed (``riskctl ingest-file``) with a declared subject column."""
+
+    full_name: str
+    path: str
+    subject_column: str
+
+
+def user_tables(spark: SparkSession, settings: Settings) -> list[UserTable]:
+    """Delta tables outside the catalog whose property names the data subject's column."""
+    from riskcontrol.keys import delta_tables
+
+    catalog = {t.full_name for t in ALL_TABLES}
+    found = []
+    for name, path in delta_tables(settings):
+        if name in catalog:
+            continue
+        props = DeltaTable.forPath(spark, path).detail().first()["properties"] or {}
+        if props.get(SUBJECT_PROPERTY):
+            found.append(UserTable(name, path, props[SUBJECT_PROPERTY]))
+    return found
+
+
+def user_subject_rows(
+    spark: SparkSession, settings: Settings, subject: Subject, table: UserTable
+) -> DataFrame | None:
+    """The stored values of ``table``'s subject column that are the subject's.
+
+    The column may hold the id in clear, encrypted (bronze: equal values encrypt
+    equally) or as its pseudonym (silver); every row holding one of those values is the
+    subject's, so the stored values themselves are the keys to delete on.
+    """
+    df = spark.read.format("delta").load(table.path)
+    col = table.subject_column
+    if col not in df.columns:
+        return None
+    stored = F.col(f"`{col}`")
+    if pii.encrypted_columns(df.select(col)):
+        meta = df.schema[col].metadata.get(pii.META) or {}
+        stored = pii.decrypt(stored, meta.get("aad", f"{table.full_name}.{col}"), settings)
+    clear = df.select(col, stored.cast("string").alias("__clear"))
+    wanted = [
+        subject.customer_id,
+        pii.hmac_hex(subject.customer_id.encode(), settings.pii_secret()),
+    ]
+    ids = _ids(spark, wanted)
+    return clear.join(ids, clear["__clear"] == ids["__v"], "left_semi").select(col).distinct()
+
+
+def delete_rows(
+    spark: SparkSession, settings: Settings, table: Table | UserTable, rows: DataFrame
+) -> int:
     """Delete the rows of ``table`` whose keys are in ``rows``: a MERGE joined on the keys.
 
     The MERGE condition holds column names only (``t.k <=> s.k``): Delta records it in
@@ -221,7 +276,8 @@ def delete_rows(spark: SparkSession, settings: Settings, table: Table, rows: Dat
     rows = spark.createDataFrame(found, rows.schema)
     keys = rows.columns
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    delta = DeltaTable.forPath(spark, table.path(settings))
+    path = table.path if isinstance(table, UserTable) else table.path(settings)
+    delta = DeltaTable.forPath(spark, path)
     before = delta.history(1).first()["version"]
     delta.alias("t").merge(rows.alias("s"), on).whenMatchedDelete().execute()
     last = delta.history(1).first()
@@ -334,12 +390,19 @@ def erase_customer(
     with locks.lakehouse_lock(settings, exclusive=True, waiting=progress):
         pending = _pending(spark, settings, ref)
         subject = find_subject(spark, settings, customer_id)
+        users = user_tables(spark, settings)
+        in_user_tables = any(
+            not rows.isEmpty()
+            for rows in (user_subject_rows(spark, settings, subject, t) for t in users)
+            if rows is not None
+        )
         if pending is None and not (
-            subject.customer_keys or subject.application_ids or subject.loan_ids
+            subject.customer_keys or subject.application_ids or subject.loan_ids or in_user_tables
         ):
             raise LookupError(
                 f"no customer {customer_id!r} in the lakehouse (looked in silver.customers, "
-                "bronze.applications and bronze.loans); check the id with `riskctl tables`"
+                "bronze.applications, bronze.loans and the subject column of every table "
+                "landed with --subject-column); check the id with `riskctl tables`"
             )
         if pending is not None:
             progress(f"erase: resuming {pending['erasure_id']}, cut short before")
@@ -369,20 +432,26 @@ def erase_customer(
 
         audit("pending")
 
-        def erase_from(table: Table) -> None:
-            rows = subject_rows(spark, settings, subject, table)
+        def erase_from(table: Table | UserTable) -> None:
+            if isinstance(table, UserTable):
+                rows = user_subject_rows(spark, settings, subject, table)
+                path = table.path
+            else:
+                rows = subject_rows(spark, settings, subject, table)
+                path = table.path(settings)
             n = 0 if rows is None else delete_rows(spark, settings, table, rows)
             if not n:
                 return
             progress(f"erase: {table.full_name}: {n} row(s) deleted; removing its history")
-            _forget(spark, table.path(settings))
+            _forget(spark, path)
             with audit_lock:
                 rows_deleted[table.full_name] = rows_deleted.get(table.full_name, 0) + n
                 vacuumed.append(table.full_name)
                 audit("pending")
 
         by_name = {t.full_name: t for t in ALL_TABLES}
-        first = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
+        first: list[Table | UserTable] = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
+        first += users
         with _history_vacuum_allowed(spark):
             # Tables are independent Delta logs: erase from several at once (Spark runs
             # the jobs of concurrent threads side by side).

@@ -114,6 +114,37 @@ def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(sp
         erase.erase_customer(spark, settings, GONE, "dpo", "again")
 
 
+def test_tables_landed_with_a_subject_column_are_erased_too(spark, settings):
+    """A user's file landed with --subject-column: bronze holds the id encrypted, silver
+    its pseudonym; both tables carry the column's name as a Delta property."""
+    from riskcontrol import pii
+
+    root = Path(settings.lakehouse_root)
+    rows = spark.createDataFrame(
+        [(GONE, 1.0), (GONE, 2.0), (KEPT, 3.0)], "member string, amount double"
+    )
+    bronze = pii.encrypt_columns(rows, ["member"], "bronze.dataset_t", settings)
+    silver = rows.withColumn("member", pii.pseudonym("member", settings))
+    for layer, df in (("bronze", bronze), ("silver", silver)):
+        path = str(root / layer / "dataset_t")
+        df.write.format("delta").save(path)
+        spark.sql(
+            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{erase.SUBJECT_PROPERTY}' = 'member')"
+        )
+    assert [t.full_name for t in erase.user_tables(spark, settings)] == [
+        "bronze.dataset_t",
+        "silver.dataset_t",
+    ]
+
+    result = erase.erase_customer(spark, settings, GONE, "dpo", "byo")
+
+    assert result.rows_deleted == {"bronze.dataset_t": 2, "silver.dataset_t": 2}
+    for layer in ("bronze", "silver"):
+        left = spark.read.format("delta").load(str(root / layer / "dataset_t"))
+        assert [r.amount for r in left.collect()] == [3.0]
+    assert _files_naming(root, (GONE,)) == []
+
+
 def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, monkeypatch):
     from riskcontrol.catalog import OPS_ERASURES
 
