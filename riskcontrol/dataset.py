@@ -848,7 +848,9 @@ def landed_quarantine(
     """``ops.quarantine``'s rows for ``silver`` of the rows now in ``bronze`` (a re-run
     of the same file quarantines nothing twice), in ``CleanedDataset.quarantine``'s form."""
     record = F.col("record")
-    q = lakehouse.read(spark, OPS_QUARANTINE, settings).where(F.col("target") == silver.full_name)
+    q = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).where(
+        F.col("target") == silver.full_name
+    )
     q = q.select(
         F.get_json_object(record, f"$.{ROW_ID}").cast("long").alias(ROW_ID),
         "rule",

@@ -51,7 +51,7 @@ from pyspark.sql import types as T
 
 from riskcontrol import lakehouse
 from riskcontrol.catalog import PROVENANCE, TABLES, Table
-from riskcontrol.collect import with_provenance
+from riskcontrol.collect import protect_sensitive, with_provenance
 from riskcontrol.ops import Run, StepCounts
 
 STAGE = "ingest"
@@ -1053,6 +1053,8 @@ def land_checked(
         )
         counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
     valid = checked.where(F.col("__rule").isNull()).drop("__rule", "__reason", "__record")
+    # A raw catalog table (settlements) encrypts every column it does not keep in clear.
+    valid = protect_sensitive(table, run.settings)(valid)
     if by_rule.get(None, 0) or not lakehouse.exists(run.spark, table, run.settings):
         merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
         counts.rows_out = merged.inserted

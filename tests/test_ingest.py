@@ -305,7 +305,7 @@ def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, s
         (2, 250.0, None, dt.date(2016, 1, 1), "plain", "B", False) + ("i1", "file.lc_loans"),
         (3, 2500.0, 0.07, dt.date(2016, 2, 1), None, "C", True) + ("i1", "file.lc_loans"),
     ]
-    quarantine = lakehouse.read(spark, OPS_QUARANTINE, settings).orderBy("rule").collect()
+    quarantine = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).orderBy("rule").collect()
     assert [(q.stage, q.target, q.rule, q.reason) for q in quarantine] == [
         (
             "ingest",
@@ -429,7 +429,11 @@ def test_parquet_and_json_lines_inputs(spark, settings, tmp_path):
         (1, "login", "2024-03-05 10:21:33", 1),
         (2, "apply", "2024-03-06 11:00:00", 2),
     ]
-    (q,) = lakehouse.read(spark, OPS_QUARANTINE, settings).where("target = 'bronze.ev'").collect()
+    (q,) = (
+        lakehouse.read_clear(spark, OPS_QUARANTINE, settings)
+        .where("target = 'bronze.ev'")
+        .collect()
+    )
     assert (q.rule, q.reason) == (
         "malformed_row",
         'not a complete JSON record: {"id": 3, "Event Type": ',
