@@ -1,0 +1,382 @@
+"""``riskctl privacy-scan``: look for personal data and keys where they do not belong.
+
+What an attacker with read access to the project's home would do, done first: every
+file under the home (the lakehouse, the MLflow store and artifacts, the online feature
+store, crawl files and the crawler's cache, reports, Airflow's logs and database, any
+log) is read the way a person would read it -- Parquet decoded cell by cell (a raw byte
+search misses snappy-compressed pages), SQLite databases row by row, gzip and zip
+archives unpacked, JSON unescaped (``\\u5f20`` is 张) -- and searched for:
+
+* key material: every encoding of the pseudonym and bronze keys (``pii.key_material``)
+  and the lending database's password;
+* the identifiers of every known person: national IDs, mobile numbers, e-mails and
+  names of the lending database's customers (the source system, read only);
+* national IDs rebuildable from a table's columns: a column holding the IDs' region
+  codes next to one holding their birth dates.
+
+Not scanned, because they are supposed to hold what is searched for: ``.env`` (where
+local keys live), the source systems the pipeline reads (the lending database, the file
+drops, the generated public-web site), and the installation (``.venv``, ``jars``,
+``.git``). Findings name the file, the kind of store, what was found and a masked
+sample; the value itself is never printed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import sqlite3
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riskcontrol.config import Settings
+
+SKIP_DIRS = {".venv", "venv", "jars", ".git", "node_modules", "__pycache__", ".stamps"}
+SKIP_FILES = {".env"}
+MAX_BYTES = 2 << 30  # files above this are reported as skipped, not read
+MIN_LATIN_NAME = 6  # shorter latin names ("Li Na") are too common to be evidence
+REBUILD_SHARE = 0.5  # share of a column's values that must be ID pieces to count
+
+_ID = re.compile(r"(?=(\d{17}[\dXx]))")
+_PHONE = re.compile(r"(?=(1[3-9]\d{9}))")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HAN = re.compile(r"[\u4e00-\u9fff]{2,}")
+
+
+@dataclass
+class Known:
+    """What identifies the known people, as sets looked up by candidate substrings."""
+
+    ids: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    han_names: set[str] = field(default_factory=set)
+    latin_names: set[str] = field(default_factory=set)
+    keys: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def add_person(
+        self, national_id=None, phone=None, name=None, email=None
+    ) -> None:  # values as the source holds them
+        if national_id and len(str(national_id).strip()) == 18:
+            self.ids.add(str(national_id).strip().upper())
+        if phone and re.fullmatch(r"1[3-9]\d{9}", str(phone).strip()):
+            self.phones.add(str(phone).strip())
+        if email and "@" in str(email):
+            self.emails.add(str(email).strip().lower())
+        if name:
+            n = str(name).strip()
+            if _HAN.fullmatch(n) and 2 <= len(n) <= 4:
+                self.han_names.add(n)
+            elif len(n) >= MIN_LATIN_NAME:
+                self.latin_names.add(n)
+
+    @property
+    def people(self) -> int:
+        return len(self.ids | self.phones)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str  # relative to the scanned root
+    store: str  # parquet, sqlite, gzip, zip, json, text
+    kind: str  # key:<label>, national_id, phone, email, name, rebuildable_id
+    sample: str  # masked: never the value itself
+
+
+@dataclass
+class ScanResult:
+    files_scanned: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def mask(value: str) -> str:
+    """A sample fit to print: enough to recognise the kind, not the person."""
+    if "@" in value:
+        return value[:1] + "***@" + value.split("@", 1)[1]
+    if len(value) <= 2:
+        return value[:1] + "*"
+    return value[:1] + "*" * (len(value) - 2) + value[-1:]
+
+
+# --- what is known -------------------------------------------------------------------
+
+
+def known_people(settings: Settings) -> Known:
+    """The customers of the lending database (read only) and the configured keys."""
+    from riskcontrol import pii
+
+    known = Known(keys=list(pii.key_material(settings)))
+    if settings.lending_jdbc_password is not None:
+        secret = settings.lending_jdbc_password.get_secret_value()
+        if secret:
+            known.keys.append(("lending_jdbc_password", secret.encode()))
+    path = settings.lending_db_path
+    if path is None or not path.exists():
+        return known
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(customers)")}
+        wanted = [c for c in ("national_id", "mobile", "name", "email") if c in cols]
+        if not wanted:
+            return known
+        for row in db.execute(f"SELECT {', '.join(wanted)} FROM customers"):
+            values = dict(zip(wanted, row, strict=True))
+            known.add_person(
+                values.get("national_id"),
+                values.get("mobile"),
+                values.get("name"),
+                values.get("email"),
+            )
+    return known
+
+
+def source_paths(settings: Settings) -> list[Path]:
+    """The source systems under the home: they hold personal data by design."""
+    out = [settings.site_dir]
+    if settings.lending_db_path is not None:
+        out.append(settings.lending_db_path)
+    landing = settings.landing_dir
+    if landing.exists():
+        out += [p for p in landing.iterdir() if p != settings.crawl_landing_dir]
+    out.append(Path(settings.data_dir) / "generation.json")
+    return [p.resolve() for p in out]
+
+
+# --- reading files like an attacker ------------------------------------------------------
+
+
+def _store(head: bytes, path: Path) -> str:
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"SQLite format 3\x00"):
+        return "sqlite"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if path.suffix in (".json", ".jsonl", ".crc"):
+        return "json"
+    return "text"
+
+
+def _unescape_json(text: str) -> str:
+    """JSON lines with ``\\uXXXX`` escapes (and JSON inside strings) made readable."""
+    out = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s[0] not in "[{":
+            continue
+        try:
+            out.append(json.dumps(json.loads(s), ensure_ascii=False))
+        except ValueError:
+            continue
+    return "\n".join(out)
+
+
+def _parquet_text(data: bytes) -> tuple[str, list[list[str]]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    columns = [[("" if v is None else str(v)) for v in col.to_pylist()] for col in table.columns]
+    rows = json.dumps(table.to_pylist(), ensure_ascii=False, default=str)
+    return rows, columns
+
+
+def _sqlite_text(path: Path) -> str:
+    parts = []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in tables:
+            quoted = '"' + t.replace('"', '""') + '"'
+            for row in db.execute(f"SELECT * FROM {quoted}"):  # noqa: S608 - names from the file
+                parts.append(
+                    "\t".join(
+                        v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                        for v in row
+                    )
+                )
+    return "\n".join(parts)
+
+
+def _views(data: bytes, path: Path) -> Iterator[tuple[str, bytes, str, list[list[str]]]]:
+    """(store, raw bytes, readable text, columns) of a file and of what it contains."""
+    store = _store(data[:16], path)
+    columns: list[list[str]] = []
+    if store == "parquet":
+        try:
+            text, columns = _parquet_text(data)
+        except Exception:  # noqa: BLE001 - a damaged file is still searched raw
+            text = data.decode("utf-8", "replace")
+        yield store, data, text, columns
+    elif store == "sqlite":
+        try:
+            text = _sqlite_text(path)
+        except sqlite3.Error:
+            text = ""
+        yield store, data, text + "\n" + data.decode("utf-8", "replace"), columns
+    elif store == "gzip":
+        try:
+            inner = gzip.decompress(data)
+        except (OSError, EOFError):
+            inner = b""
+        yield store, data, "", []
+        for _, raw, text, cols in _views(inner, path.with_suffix("")):
+            yield "gzip", raw, text, cols
+    elif store == "zip":
+        yield store, data, "", []
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                for name in z.namelist():
+                    for _, raw, text, cols in _views(z.read(name), Path(name)):
+                        yield "zip", raw, text, cols
+        except zipfile.BadZipFile:
+            pass
+    else:
+        text = data.decode("utf-8", "replace")
+        if store == "json" or text.lstrip()[:1] in "[{":
+            text = text + "\n" + _unescape_json(text)
+        yield store, data, text, columns
+
+
+# --- matching ----------------------------------------------------------------------------
+
+
+def _identifiers(text: str, known: Known) -> Iterator[tuple[str, str]]:
+    for m in _ID.findall(text):
+        if m.upper() in known.ids:
+            yield "national_id", m
+    for m in _PHONE.findall(text):
+        if m in known.phones:
+            yield "phone", m
+    if known.emails:
+        for m in _EMAIL.findall(text):
+            if m.lower() in known.emails:
+                yield "email", m
+    if known.han_names:
+        for run in _HAN.findall(text):
+            for n in (2, 3, 4):
+                for i in range(len(run) - n + 1):
+                    if run[i : i + n] in known.han_names:
+                        yield "name", run[i : i + n]
+    for name in known.latin_names:
+        if name in text:
+            yield "name", name
+
+
+def _rebuildable(columns: list[list[str]], known: Known) -> str | None:
+    """Column positions whose values are the IDs' region codes and birth dates."""
+    if not columns or not known.ids:
+        return None
+    regions = {i[:6] for i in known.ids}
+    births = {i[6:14] for i in known.ids} | {f"{i[6:10]}-{i[10:12]}-{i[12:14]}" for i in known.ids}
+
+    def share(values: list[str], wanted: set[str]) -> float:
+        filled = [v for v in values if v]
+        return sum(v in wanted for v in filled) / len(filled) if filled else 0.0
+
+    region_cols = [i for i, c in enumerate(columns) if share(c, regions) >= REBUILD_SHARE]
+    birth_cols = [i for i, c in enumerate(columns) if share(c, births) >= REBUILD_SHARE]
+    if region_cols and birth_cols:
+        return f"columns #{region_cols[0]} (region code) and #{birth_cols[0]} (birth date)"
+    return None
+
+
+def scan_file(path: Path, root: Path, known: Known) -> list[Finding]:
+    """Every finding in one file (deduplicated by kind and value)."""
+    data = path.read_bytes()
+    rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    seen: dict[tuple[str, str], Finding] = {}
+    for store, raw, text, columns in _views(data, path):
+        encoded = text.encode("utf-8", "replace")
+        for label, needle in known.keys:
+            if needle and (needle in raw or needle in encoded):
+                seen.setdefault(("key", label), Finding(rel, store, f"key:{label}", label))
+        for kind, value in _identifiers(text, known):
+            seen.setdefault((kind, value), Finding(rel, store, kind, mask(value)))
+        where = _rebuildable(columns, known)
+        if where:
+            seen.setdefault(("rebuild", where), Finding(rel, store, "rebuildable_id", where))
+    return list(seen.values())
+
+
+def _files(root: Path, exclude: Iterable[Path]) -> list[Path]:
+    excluded = {p.resolve() for p in exclude}
+    out = []
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(d.iterdir())
+        except (PermissionError, FileNotFoundError):
+            continue
+        for p in entries:
+            if p.resolve() in excluded:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                if p.name not in SKIP_DIRS:
+                    stack.append(p)
+            elif p.is_file() and p.name not in SKIP_FILES:
+                out.append(p)
+    return sorted(out)
+
+
+def scan(
+    settings: Settings,
+    known: Known | None = None,
+    exclude: Iterable[Path] = (),
+    progress: Callable[[str], None] = lambda _: None,
+) -> ScanResult:
+    """Scan the home (and the lakehouse, if it lives elsewhere on this machine)."""
+    known = known if known is not None else known_people(settings)
+    excluded = [*source_paths(settings), *exclude]
+    roots = [Path(settings.home)]
+    lake = str(settings.lakehouse_root)
+    if "://" not in lake and not Path(lake).resolve().is_relative_to(Path(settings.home)):
+        roots.append(Path(lake))
+    result = ScanResult()
+    files = [(root, p) for root in roots for p in _files(root, excluded)]
+    last = time.monotonic()
+    for n, (root, path) in enumerate(files, 1):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size > MAX_BYTES:
+            result.skipped.append(str(path))
+            continue
+        result.findings += scan_file(path, root, known)
+        result.files_scanned += 1
+        if time.monotonic() - last > 5:
+            last = time.monotonic()
+            progress(f"privacy-scan: {n:,}/{len(files):,} files, {len(result.findings)} finding(s)")
+    return result
+
+
+def report(result: ScanResult) -> str:
+    """Findings grouped by file, then a summary line."""
+    lines = []
+    by_file: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        by_file.setdefault(f.path, []).append(f)
+    for path in sorted(by_file):
+        found = by_file[path]
+        lines.append(f"{path}  [{found[0].store}]  {len(found)} finding(s)")
+        kinds: dict[str, list[str]] = {}
+        for f in found:
+            kinds.setdefault(f.kind, []).append(f.sample)
+        for kind, samples in sorted(kinds.items()):
+            shown = ", ".join(samples[:3]) + (
+                f" and {len(samples) - 3} more" if len(samples) > 3 else ""
+            )
+            lines.append(f"    {kind}: {shown}")
+    for path in result.skipped:
+        lines.append(f"{path}: skipped (larger than {MAX_BYTES >> 30} GiB)")
+    lines.append(
+        f"privacy-scan: {result.files_scanned:,} file(s) scanned, {len(result.findings)} finding(s)"
+    )
+    return "\n".join(lines)
