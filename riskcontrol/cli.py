@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from riskcontrol.config import PROJECT_ROOT, Settings, ensure_local_secrets, get_settings
+from riskcontrol.redact import redact
 
 EPILOG = """\
 typical use:
@@ -58,7 +59,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"project:     {PROJECT_ROOT}")
     print(f"lakehouse:   {s.lakehouse_root}")
     print(f"data:        {s.data_dir}")
-    print(f"mlflow:      {s.mlflow_tracking_uri}")
+    print(f"mlflow:      {redact(s.mlflow_tracking_uri)}")
     print(f"airflow:     {s.airflow_home}")
     print(
         f".env:        {'local keys written' if written else 'keys already configured'}"
@@ -140,7 +141,8 @@ def cmd_load_db(args: argparse.Namespace) -> int:
         _spark(settings), settings, args.jdbc_url, args.user, password, progress=_say
     )
     _say(
-        f"copied {sum(copied.values()):,} rows; extract with RISK_LENDING_JDBC_URL={args.jdbc_url}"
+        f"copied {sum(copied.values()):,} rows; extract with "
+        f"RISK_LENDING_JDBC_URL={redact(args.jdbc_url)}"
     )
     return 0
 
@@ -319,7 +321,18 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
     bad = [v.strip() for v in args.bad.split(",") if v.strip()]
     drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
     report = evaluate.evaluate_dataset(
-        spark, settings, args.path, args.target, bad, drop, args.time_col, args.seed, _say
+        spark,
+        settings,
+        args.path,
+        args.target,
+        bad,
+        drop,
+        args.time_col,
+        args.seed,
+        _say,
+        pii_columns=args.pii,
+        not_pii=args.not_pii,
+        allow_pii_features=args.allow_pii_feature,
     )
     out = evaluate.write_report(
         report, args.report or settings.reports_dir / f"evaluate-{Path(args.path).stem}.json"
@@ -355,7 +368,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     def num(v, fmt=".4f"):
         return "-" if v is None else format(v, fmt)
 
-    print(f"registered model {settings.registered_model!r} ({settings.mlflow_tracking_uri})")
+    print(
+        f"registered model {settings.registered_model!r} ({redact(settings.mlflow_tracking_uri)})"
+    )
     print(
         f"  {'ver':>4} {'kind':15} {'aliases':20} {'OOT AUC':>8} {'KS':>7} {'Gini':>7} "
         f"{'valid AUC':>9} {'PSI':>6} {'fit s':>6}  created"
@@ -414,7 +429,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         "\nwhere to look:\n"
         f"  tables      riskctl tables   (Delta under {settings.lakehouse_root})\n"
-        f"  models      riskctl mlflow-ui   (store {settings.mlflow_tracking_uri})\n"
+        f"  models      riskctl mlflow-ui   (store {redact(settings.mlflow_tracking_uri)})\n"
         "  scores      gold.scored_applications, gold.loan_book_risk; cut-off in "
         "gold.cutoff_policy\n"
         "  warnings    gold.warning_indicators; `riskctl alerts list`\n"
@@ -458,20 +473,28 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     settings = _settings()
+    argv, env = mlflow_ui_command(settings, args.host, args.port)
+    os.execve(argv[0], argv, env)
+    return 0
+
+
+def mlflow_ui_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict]:
+    """The ``mlflow ui`` command line and environment: the store URIs (which may carry a
+    password) go in the environment, where other users' ``ps`` does not show them."""
     argv = [
         os.path.join(os.path.dirname(sys.executable), "mlflow"),
         "ui",
-        "--backend-store-uri",
-        settings.mlflow_tracking_uri,
-        "--default-artifact-root",
-        settings.mlflow_artifact_root,
         "--host",
-        args.host,
+        host,
         "--port",
-        str(args.port),
+        str(port),
     ]
-    os.execv(argv[0], argv)
-    return 0
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_DEFAULT_ARTIFACT_ROOT": settings.mlflow_artifact_root,
+    }
+    return argv, env
 
 
 def submit_command(
@@ -507,7 +530,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     settings = _settings()
     tasks = tuple(t for t in (args.tasks or "").split(",") if t)
     argv, env = submit_command(settings, args.tier, args.run_id, tasks)
-    print(" ".join(argv), flush=True)
+    print(redact(" ".join(argv)), flush=True)
     os.execve(argv[0], argv, env)
     return 0
 
@@ -520,6 +543,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # The API server (and UI) of `airflow standalone` on loopback unless told otherwise.
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
     }
 
 
@@ -723,6 +748,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--drop", default=None, help="comma-separated columns not to use")
     p.add_argument(
+        "--pii",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="treat COL as personal data whatever it looks like (repeatable); columns are "
+        "detected by name and value shape (IDs, SSNs, phones, e-mails, cards, names, "
+        "addresses): encrypted in bronze, never features",
+    )
+    p.add_argument(
+        "--not-pii",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="COL was detected as personal data but is not (repeatable)",
+    )
+    p.add_argument(
+        "--allow-pii-feature",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="use the personal column COL as a model feature all the same (repeatable)",
+    )
+    p.add_argument(
         "--time-col", default=None, help="date column: split train/validation/test by time"
     )
     p.add_argument(
@@ -774,6 +822,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything riskctl writes (lakehouse, MLflow store, crawl state, reports, logs) and
+    # everything it starts (Spark, the crawler, MLflow, Airflow) is private to its user.
+    os.umask(0o077)
     try:
         return args.fn(args)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:

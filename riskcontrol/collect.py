@@ -33,6 +33,7 @@ from riskcontrol.catalog import (
 )
 from riskcontrol.config import Settings
 from riskcontrol.ops import Rule, Run, StepCounts, split_by_rules
+from riskcontrol.redact import redact
 
 STAGE = "collect"
 
@@ -74,12 +75,6 @@ def jdbc_driver(url: str) -> str:
             "use jdbc:sqlite:, jdbc:postgresql: or jdbc:mysql:"
         )
     return _DRIVERS[match.group(1)]
-
-
-def redact(url: str) -> str:
-    """A JDBC URL without credentials, safe for provenance and logs."""
-    url = re.sub(r"(password|user)=[^&;]*", r"\1=***", url, flags=re.IGNORECASE)
-    return re.sub(r"//[^/@]+@", "//***@", url)
 
 
 def read_jdbc(

@@ -12,7 +12,11 @@ re-crawl that re-emits an unchanged record, adds nothing.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import importlib
+import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -247,7 +251,54 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
             )
         )
     rejects.unpersist()
+    retire_landing_files(crawl_dir, steps)
     return steps
+
+
+LANDED_FILE = "landed.json"
+DATA_FILES = ("pages.jsonl", "records.jsonl", "rejects.jsonl")
+
+
+def retire_landing_files(crawl_dir: Path, steps: list[StepCounts]) -> dict:
+    """Once every step of a crawl's landing reconciled, delete its JSON-lines files.
+
+    They hold the pages and records as crawled (names, ID numbers) in clear; bronze now
+    holds them encrypted. What stays is ``landed.json``: per file its lines and SHA-256,
+    per step its reconciled counts -- nothing personal. Only called after the last step
+    was recorded (``Run.record`` raises on a step that does not reconcile), so a landing
+    that failed leaves the files for a retry.
+    """
+    if not all(s.reconciles for s in steps):
+        raise ValueError("retire_landing_files: a step does not reconcile; files kept")
+    files = {}
+    for name in DATA_FILES:
+        path = crawl_dir / name
+        if path.exists():
+            data = path.read_bytes()
+            files[name] = {"lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest = {
+        "crawl_id": crawl_dir.name,
+        "landed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "files": files,
+        "steps": [
+            {
+                "source": s.source,
+                "target": s.target,
+                "rows_in": s.rows_in,
+                "rows_out": s.rows_out,
+                "rows_unchanged": s.rows_unchanged,
+                "rows_quarantined": s.rows_quarantined,
+            }
+            for s in steps
+        ],
+    }
+    out = crawl_dir / LANDED_FILE
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2)
+    for name in files:
+        (crawl_dir / name).unlink()
+    return manifest
 
 
 def collect_public_web(

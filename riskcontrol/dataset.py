@@ -38,7 +38,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import ingest, lakehouse
+from riskcontrol import ingest, lakehouse, pii, pii_detect
 from riskcontrol.catalog import OPS_QUARANTINE, PROVENANCE_COLUMNS, Table
 from riskcontrol.collect import with_provenance
 from riskcontrol.config import Settings
@@ -62,6 +62,7 @@ KINDS = (
     "constant",
     "dropped",
     "target",
+    "personal",  # identifies a person (pii_detect): encrypted in bronze, never a feature
 )
 DEFAULT_SAMPLE_ROWS = 20_000
 DEFAULT_MAX_LEVELS = 30
@@ -507,9 +508,11 @@ def profile(
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     max_levels: int = DEFAULT_MAX_LEVELS,
     threshold: float = DEFAULT_THRESHOLD,
+    personal: Sequence[pii_detect.Detection] = (),
 ) -> list[ColumnProfile]:
     """Each data column's ``ColumnProfile``, in file order, judged on a sample (see
-    ``decide``). Names may be given as in the file's header or in snake_case."""
+    ``decide``); ``personal`` columns are profiled as such, unread. Names may be given as
+    in the file's header or in snake_case."""
     columns = data_columns(bronze)
     roles = {resolve_column(columns, d, "--drop column"): "drop" for d in drop}
     target = resolve_column(columns, target, "--target")
@@ -521,9 +524,25 @@ def profile(
         if roles.get(time_col):
             raise ValueError(f"--time-col {time_col} is also the --target or in --drop")
         roles[time_col] = "time"
-    stats = sample_stats(bronze, columns, sample_rows, max_levels)
+    personal = {d.column: d for d in personal}
+    clash = [c for c in personal if roles.get(c) in ("target", "time")]
+    if clash:
+        raise ValueError(
+            f"{', '.join(clash)}: the target or time column holds personal data; if it does "
+            "not, say so with --not-pii"
+        )
+    measured = [c for c in columns if c not in personal]
+    stats = {s.name: s for s in sample_stats(bronze, measured, sample_rows, max_levels)}
     return [
-        decide(s, roles.get(s.name), time_col is not None, max_levels, threshold) for s in stats
+        ColumnProfile(
+            name=c,
+            kind="personal",
+            reason=f"{personal[c].reason}: encrypted in bronze, not a feature "
+            f"(--allow-pii-feature {c} to use it)",
+        )
+        if c in personal
+        else decide(stats[c], roles.get(c), time_col is not None, max_levels, threshold)
+        for c in columns
     ]
 
 
@@ -777,6 +796,9 @@ def land(
     threshold: float = DEFAULT_THRESHOLD,
     run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
+    pii_columns: Sequence[str] = (),
+    not_pii: Sequence[str] = (),
+    allow_pii_features: Sequence[str] = (),
 ) -> CleanedDataset:
     """Land ``path`` in ``bronze.dataset_<slug>``, clean it into ``silver.dataset_<slug>``
     (both replaced on every run; Delta keeps the history), quarantine rejected rows in
@@ -792,11 +814,35 @@ def land(
     slug = dataset_slug(path)
     say(f"reading {path} into bronze")
     raw = read_bronze(spark, path, run.run_id)
+    columns = data_columns(raw)
+
+    def named(names: Sequence[str], flag: str) -> list[str]:
+        return [resolve_column(columns, n, flag) for n in names]
+
+    found = pii_detect.detect(
+        raw.where(F.col(CORRUPT).isNull()),
+        columns,
+        force=named(pii_columns, "--pii column"),
+        exempt=named(not_pii, "--not-pii column"),
+    )
+    allowed = set(named(allow_pii_features, "--allow-pii-feature column"))
+    say(pii_detect.describe(found))
     bronze_t = dataset_table("bronze", slug, raw.schema)
-    lakehouse.overwrite(raw, bronze_t, settings)
+    # Personal columns, and the raw text of records that did not parse, are encrypted
+    # before the file's rows land anywhere.
+    sealed = [d.column for d in found] + [CORRUPT]
+    lakehouse.overwrite(
+        pii.encrypt_columns(raw, sealed, bronze_t.full_name, settings), bronze_t, settings
+    )
     bronze = lakehouse.read(spark, bronze_t, settings)
-    say(f"profiling {len(data_columns(bronze))} columns on up to {sample_rows:,} rows")
-    profiles = profile(bronze, target, drop, time_col, sample_rows, max_levels, threshold)
+    if allowed:
+        say(
+            f"personal columns used as features (--allow-pii-feature): {', '.join(sorted(allowed))}"
+        )
+    bronze = pii.decrypt_columns(bronze, bronze_t.full_name, settings, columns=[*allowed, CORRUPT])
+    say(f"profiling {len(columns)} columns on up to {sample_rows:,} rows")
+    personal = [d for d in found if d.column not in allowed]
+    profiles = profile(bronze, target, drop, time_col, sample_rows, max_levels, threshold, personal)
     ds = clean(bronze, target, bad_values, drop, time_col, profiles)
     say("cleaning every row")
     checked = ds.checked.cache()
@@ -848,9 +894,11 @@ def landed_quarantine(
     """``ops.quarantine``'s rows for ``silver`` of the rows now in ``bronze`` (a re-run
     of the same file quarantines nothing twice), in ``CleanedDataset.quarantine``'s form."""
     record = F.col("record")
-    q = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).where(
-        F.col("target") == silver.full_name
-    )
+    if lakehouse.exists(spark, OPS_QUARANTINE, settings):
+        q = lakehouse.read_clear(spark, OPS_QUARANTINE, settings)
+    else:  # nothing was ever quarantined here
+        q = spark.createDataFrame([], OPS_QUARANTINE.schema)
+    q = q.where(F.col("target") == silver.full_name)
     q = q.select(
         F.get_json_object(record, f"$.{ROW_ID}").cast("long").alias(ROW_ID),
         "rule",

@@ -38,8 +38,14 @@ def evaluate_dataset(
     time_col: str | None = None,
     seed: int = 42,
     progress: Callable[[str], None] = _quiet,
+    pii_columns: list[str] | None = None,
+    not_pii: list[str] | None = None,
+    allow_pii_features: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Clean ``path``, train every configured model kind on it, and return the report."""
+    """Clean ``path``, train every configured model kind on it, and return the report.
+
+    Columns identifying a person (``pii_detect``; ``pii_columns``/``not_pii`` override)
+    are encrypted in bronze and never features unless named in ``allow_pii_features``."""
     started = time.perf_counter()
     progress(f"evaluate-dataset: landing {path} (bronze -> silver)")
     cleaned = dataset.land(
@@ -51,6 +57,9 @@ def evaluate_dataset(
         drop=drop or [],
         time_col=time_col,
         progress=lambda m: progress(f"  {m}"),
+        pii_columns=pii_columns or (),
+        not_pii=not_pii or (),
+        allow_pii_features=allow_pii_features or (),
     )
     counts = cleaned.counts()
     landed = time.perf_counter() - started

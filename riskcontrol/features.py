@@ -60,6 +60,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
+import re
 import string
 import sys
 import warnings
@@ -611,12 +613,23 @@ def render_config(settings: Settings) -> dict[str, Any]:
     config = yaml.safe_load(text.substitute(config_values(settings)))
     # The template lists what Feast needs to start a session on its own (the CLI); the
     # pipeline's session factory knows the rest, so a session Feast starts matches it.
-    config["offline_store"]["spark_conf"] = {
+    conf = {
         **config["offline_store"].get("spark_conf", {}),
         "spark.master": settings.spark_master,
         **spark_conf(settings),
     }
+    # Object-store credentials in RISK_SPARK_CONF stay out of the file: a session Feast
+    # starts on its own (the CLI) takes them from the environment (e.g. AWS_* variables).
+    config["offline_store"]["spark_conf"] = {
+        k: v for k, v in conf.items() if not SECRET_CONF.search(k)
+    }
     return config
+
+
+SECRET_CONF = re.compile(
+    r"secret|password|passwd|token|credential|access\.key|account\.key|sas|\.key$",
+    re.IGNORECASE,
+)
 
 
 def load_definitions(settings: Settings) -> ModuleType:
@@ -669,9 +682,12 @@ def feature_store(settings: Settings) -> FeatureStore:
 
     runtime = runtime_dir(settings)
     runtime.mkdir(parents=True, exist_ok=True)
-    (runtime / "feature_store.yaml").write_text(
-        yaml.safe_dump(render_config(settings), sort_keys=False), encoding="utf-8"
-    )
+    path = runtime / "feature_store.yaml"
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(render_config(settings), fh, sort_keys=False)
+    os.replace(tmp, path)
     with _feast_spark():
         definitions = load_definitions(settings)
         store = FeatureStore(repo_path=str(runtime))

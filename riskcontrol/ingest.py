@@ -49,7 +49,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import lakehouse
+from riskcontrol import lakehouse, pii_detect
 from riskcontrol.catalog import PROVENANCE, TABLES, Table
 from riskcontrol.collect import protect_sensitive, with_provenance
 from riskcontrol.ops import Run, StepCounts
@@ -1093,8 +1093,15 @@ def unique_key(df: DataFrame, candidates: Sequence[str]) -> str | None:
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-def bronze_table(name: str, schema: T.StructType, keys: tuple[str, ...], description: str) -> Table:
-    """A bronze table built at run time: ``schema`` plus the provenance columns."""
+def bronze_table(
+    name: str,
+    schema: T.StructType,
+    keys: tuple[str, ...],
+    description: str,
+    sensitive: tuple[str, ...] = (),
+) -> Table:
+    """A bronze table built at run time: ``schema`` plus the provenance columns;
+    ``sensitive`` columns (personal data) are encrypted at rest."""
     if not _TABLE_NAME.match(name):
         raise ValueError(
             f"table name {name!r}: use lowercase letters, digits and _ (e.g. lc_loans)"
@@ -1110,6 +1117,7 @@ def bronze_table(name: str, schema: T.StructType, keys: tuple[str, ...], descrip
         keys=keys,
         description=description,
         strict=False,
+        sensitive=sensitive,
     )
 
 
@@ -1259,11 +1267,17 @@ def ingest_file(
     sample_rows: int | None = None,
     threshold: float | None = None,
     progress: Callable[[str], None] | None = None,
+    pii_columns: Sequence[str] = (),
+    not_pii: Sequence[str] = (),
+    subject_column: str | None = None,
 ) -> IngestResult:
     """Land a CSV/Parquet/JSON(-lines) file or folder in ``bronze.<table_name>``.
 
     Arguments override the mapping's settings. Raises ``MappingError`` (a ValueError)
     when the mapping names columns the file does not have, before reading any data.
+    Columns holding personal data (``pii_detect``, ``pii_columns``/``not_pii`` override)
+    are encrypted at rest; ``subject_column`` names the column identifying the data
+    subject, recorded on the table so ``riskctl erase`` finds their rows.
     """
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -1288,6 +1302,15 @@ def ingest_file(
         CORRUPT,
         "_source_uri",
     )
+
+    if subject_column is not None and subject_column not in data_cols:
+        raise MappingError(
+            f"--subject-column {subject_column}: no such column; columns: {', '.join(data_cols)}"
+        )
+    personal = pii_detect.detect(
+        df.where(F.col(CORRUPT).isNull()), data_cols, force=pii_columns, exempt=not_pii
+    )
+    say(pii_detect.describe(personal) + (" -- encrypted in bronze" if personal else ""))
 
     string_cols = {f.name for f in df.schema if isinstance(f.dataType, T.StringType)}
     types: dict[str, Inference] = {
@@ -1353,6 +1376,7 @@ def ingest_file(
             T.StructType([f for f in schema.fields if f.name not in PROVENANCE.fieldNames()]),
             key or ("_content_hash",),
             f"ingested with riskctl ingest-file from {path.name}",
+            sensitive=tuple(d.column for d in personal),
         )
         _check_compatible(spark, table, run, schema)
         say(f"landing in {table.full_name} ({table.path(run.settings)})")
@@ -1368,6 +1392,14 @@ def ingest_file(
             )
     finally:
         checked.unpersist()
+    if subject_column is not None:
+        from riskcontrol.erase import SUBJECT_PROPERTY
+
+        quoted = subject_column.replace("'", "''")
+        spark.sql(
+            f"ALTER TABLE delta.`{table.path(run.settings)}` SET TBLPROPERTIES "
+            f"('{SUBJECT_PROPERTY}' = '{quoted}')"
+        )
     return IngestResult(
         table=table,
         counts=counts,
@@ -1428,6 +1460,9 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
         delimiter=args.delimiter,
         sample_rows=args.sample_rows,
         threshold=args.threshold,
+        pii_columns=args.pii,
+        not_pii=args.not_pii,
+        subject_column=args.subject_column,
         progress=_say,
     )
     print(f"\nrun {run.run_id}: {result.summary()}")
@@ -1471,5 +1506,27 @@ def add_ingest_parser(subparsers) -> argparse.ArgumentParser:
         help=f"share of values that must parse to choose a type ({DEFAULT_THRESHOLD})",
     )
     p.add_argument("--run-id", default=None, help="run id recorded in ops.manifest")
+    p.add_argument(
+        "--pii",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="treat COL as personal data (encrypted at rest) whatever it looks like; "
+        "repeatable. Columns are detected by name and value shape: IDs, SSNs, phones, "
+        "e-mails, card and account numbers, names, addresses",
+    )
+    p.add_argument(
+        "--not-pii",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="COL was detected as personal data but is not; repeatable",
+    )
+    p.add_argument(
+        "--subject-column",
+        metavar="COL",
+        help="the column identifying the person a row is about (e.g. customer_id): "
+        "`riskctl erase` then finds and deletes their rows in this table",
+    )
     p.set_defaults(fn=cmd_ingest_file)
     return p

@@ -55,6 +55,7 @@ from riskcontrol.catalog import (
 )
 from riskcontrol.config import Settings
 from riskcontrol.ops import Run, StepCounts
+from riskcontrol.redact import redact
 
 Progress = Callable[[str], None]
 
@@ -498,7 +499,7 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
     split = training_split(spark, settings).cache()
     progress(
         f"train: {', '.join(settings.kinds)} on {split.windows} "
-        f"(MLflow {settings.mlflow_tracking_uri})"
+        f"(MLflow {redact(settings.mlflow_tracking_uri)})"
     )
     try:
         trained = tracking.train_and_log(

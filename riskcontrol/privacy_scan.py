@@ -16,9 +16,10 @@ archives unpacked, JSON unescaped (``\\u5f20`` is 张) -- and searched for:
 
 Not scanned, because they are supposed to hold what is searched for: ``.env`` (where
 local keys live), the source systems the pipeline reads (the lending database, the file
-drops, the generated public-web site), and the installation (``.venv``, ``jars``,
-``.git``). Findings name the file, the kind of store, what was found and a masked
-sample; the value itself is never printed.
+drops, the generated public-web site), the installation (``.venv``, ``jars``,
+``.git``) and source code (``*.py``, also as copied into MLflow artifacts).
+Findings name the file, the kind of store, what was found and a masked sample; the
+value itself is never printed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from riskcontrol.config import Settings
 
 SKIP_DIRS = {".venv", "venv", "jars", ".git", "node_modules", "__pycache__", ".stamps"}
 SKIP_FILES = {".env"}
+# Source code (the project's own, which MLflow copies next to every model) is not data:
+# its examples and words such as 许可 would read as names.
+SKIP_SUFFIXES = {".py", ".pyc"}
 MAX_BYTES = 2 << 30  # files above this are reported as skipped, not read
 MIN_LATIN_NAME = 6  # shorter latin names ("Li Na") are too common to be evidence
 REBUILD_SHARE = 0.5  # share of a column's values that must be ID pieces to count
@@ -320,7 +324,7 @@ def _files(root: Path, exclude: Iterable[Path]) -> list[Path]:
             if p.is_dir() and not p.is_symlink():
                 if p.name not in SKIP_DIRS:
                     stack.append(p)
-            elif p.is_file() and p.name not in SKIP_FILES:
+            elif p.is_file() and p.name not in SKIP_FILES and p.suffix not in SKIP_SUFFIXES:
                 out.append(p)
     return sorted(out)
 

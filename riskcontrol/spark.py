@@ -54,6 +54,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Local mode talks to itself only: bind to loopback, never to a public interface.
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.host"] = "127.0.0.1"
+        # Shuffle and spill files hold decrypted rows (silver steps decrypt bronze in
+        # memory): encrypted on local disk too.
+        conf["spark.io.encryption.enabled"] = "true"
     conf.update(settings.spark_conf)
     return conf
 

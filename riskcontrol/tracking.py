@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame
 from riskcontrol import metrics, models, plots
 from riskcontrol.config import Settings
 from riskcontrol.models import CHALLENGER, CHAMPION, LABEL, FeatureSpec, Split, TrainedModel
+from riskcontrol.redact import redact
 
 Progress = Callable[[str], None]
 
@@ -64,6 +65,32 @@ class Lineage:
     table: str
     path: str
     version: int | None
+
+
+def synthetic_example(df: DataFrame) -> DataFrame:
+    """One made-up row with ``df``'s schema: zero for numbers, a placeholder for text,
+    the epoch for dates; no value comes from the data."""
+    import datetime as dt
+
+    from pyspark.sql import types as T
+
+    def value(t: T.DataType):
+        if isinstance(t, T.BooleanType):
+            return False
+        if isinstance(t, T.IntegralType):
+            return 0
+        if isinstance(t, T.FractionalType):
+            return 0.0
+        if isinstance(t, T.TimestampType | T.TimestampNTZType):
+            return dt.datetime(1970, 1, 1)
+        if isinstance(t, T.DateType):
+            return dt.date(1970, 1, 1)
+        if isinstance(t, T.StringType):
+            return "example"
+        return None
+
+    row = tuple(value(f.dataType) for f in df.schema.fields)
+    return df.sparkSession.createDataFrame([row], df.schema)
 
 
 def log_lineage(lineage: list[Lineage]) -> None:
@@ -163,8 +190,11 @@ def log_training_run(
     mlflow.log_dict(tm.importance, "explain/importance.json")
     log_plots(tm)
     log_model_artifacts(tm, split, spec)
-    output = tm.model.transform(example.limit(5)).select("pd").toPandas()
-    example_pdf = example.limit(5).toPandas()
+    # The logged example is made up from the columns' types, never rows of the book: an
+    # MLflow artifact is read by everyone with access to the experiment.
+    example = synthetic_example(example)
+    output = tm.model.transform(example).select("pd").toPandas()
+    example_pdf = example.toPandas()
     info = mlflow.spark.log_model(
         tm.model,
         artifact_path="model",
@@ -464,7 +494,7 @@ def load_champion(settings: Settings) -> Champion:
             raise
         raise RuntimeError(
             f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
-            f"{settings.mlflow_tracking_uri}: run `riskctl train` first"
+            f"{redact(settings.mlflow_tracking_uri)}: run `riskctl train` first"
         ) from exc
     import mlflow.artifacts
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from riskcontrol import crawl, lakehouse
 from riskcontrol.catalog import BRONZE_COURT_RECORDS, BRONZE_PENALTIES, OPS_QUARANTINE
 from riskcontrol.ops import Run
@@ -138,6 +140,21 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
         ("bronze.court_records", "unknown_record_type", "records.jsonl"),
         ("bronze.crawl_pages", "malformed_json", "pages.jsonl"),
     ]
+    # Reconciled: the files holding the pages in clear are gone; a manifest of counts stays.
+    assert sorted(p.name for p in c1.iterdir()) == ["landed.json"]
+    landed = json.loads((c1 / "landed.json").read_text(encoding="utf-8"))
+    assert {n: f["lines"] for n, f in landed["files"].items()} == {
+        "pages.jsonl": 3,
+        "records.jsonl": 5,
+        "rejects.jsonl": 1,
+    }
+    assert [(s["target"], s["rows_in"]) for s in landed["steps"]] == [
+        ("bronze.crawl_pages", 3),
+        ("bronze.court_records", 4),
+        ("bronze.penalties", 1),
+        ("bronze.news_articles", 1),
+    ]
+    assert oct((c1 / "landed.json").stat().st_mode & 0o777) == "0o600"
     (pen,) = lakehouse.read_clear(spark, BRONZE_PENALTIES, settings).collect()
     assert (pen.penalty_types, pen.amount, pen._source) == (
         ["warning", "fine"],
@@ -169,6 +186,27 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
         for r in lakehouse.read_clear(spark, BRONZE_COURT_RECORDS, settings).collect()
     )
     assert versions == [("已结案", "c2"), ("执行中", "c1")]
+
+
+def test_a_landing_that_fails_keeps_the_crawl_files_for_a_retry(spark, settings, monkeypatch):
+    c1 = settings.crawl_landing_dir / "c1"
+    _write(c1, "pages.jsonl", [_page(COURT["url"], "a")])
+    _write(c1, "records.jsonl", [COURT, PENALTY])
+    real_land = crawl.land
+
+    def fails_on_penalties(run, df, table, *args, **kwargs):
+        if table.name == "penalties":
+            raise RuntimeError("disk full")
+        return real_land(run, df, table, *args, **kwargs)
+
+    monkeypatch.setattr(crawl, "land", fails_on_penalties)
+    with pytest.raises(RuntimeError, match="disk full"):
+        crawl.land_crawl(Run(spark, settings, run_id="r1"), c1)
+    assert sorted(p.name for p in c1.iterdir()) == ["pages.jsonl", "records.jsonl"]
+    monkeypatch.setattr(crawl, "land", real_land)
+    steps = crawl.land_crawl(Run(spark, settings, run_id="r2"), c1)  # the retry
+    assert _counts(steps)["bronze.penalties"] == (1, 1, 0, 0)
+    assert sorted(p.name for p in c1.iterdir()) == ["landed.json"]
 
 
 def test_launching_a_crawl_keeps_scrapy_out_of_the_spark_driver():

@@ -10,6 +10,7 @@ the same site again (nothing new), and epoch 2 (only new and changed records).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 from riskcrawl import parsers as P
 from riskcrawl.items import CourtRecordItem, NewsArticleItem, PageItem
 from riskcrawl.middlewares import BackoffRetryMiddleware, retry_after_seconds
@@ -27,6 +29,11 @@ from riskcrawl.run import CRAWLERS_DIR, crawl, main
 from riskcrawl.sources import load_sources
 from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
+
+# The crawl subprocesses encrypt the HTTP cache with the bronze key (riskcrawl/cache.py).
+# This module runs in an interpreter of its own (see the Makefile): the keys stay here.
+os.environ.setdefault("RISK_PII_KEY", TEST_PII_KEY)
+os.environ.setdefault("RISK_BRONZE_KEY", TEST_BRONZE_KEY)
 
 PAGES = Path(__file__).parent / "data" / "pages"
 SITE = "http://127.0.0.1:8765"
@@ -847,6 +854,18 @@ def test_recrawl_of_an_unchanged_site_emits_nothing(site, first, again):
     assert totals["pages_unchanged"] == len(first.pages)
     assert totals["not_modified_304"] == len(first.pages) + 3
     assert again.stats["failed"] == []
+
+
+def test_the_http_cache_holds_no_page_in_clear(site, first, again):
+    """Cached court pages name people with their IDs: every cache file is ciphertext,
+    readable by the owner only, and the re-crawl above revalidated from it (304s)."""
+    cache = site.state / "httpcache"
+    files = [p for p in cache.rglob("*") if p.is_file() and p.name != ".sealed-v1"]
+    assert len(files) > 5 * len(first.pages)  # meta, headers, body... per page
+    assert all(p.read_bytes().startswith(b"RCENC1\n") for p in files)
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+    names = {t["subject_name"] for t in site.truth if t["kind"] == "court"}
+    assert names and not any(n.encode() in p.read_bytes() for p in files for n in list(names)[:20])
 
 
 def test_recrawl_after_an_update_emits_only_new_and_changed_records(site, second):

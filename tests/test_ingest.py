@@ -363,6 +363,9 @@ def test_gbk_file_with_a_mapping(spark, settings, tmp_path):
         "disbursed date",
         "status string",
     ]
+    # customer_name is a person's name (pii_detect): encrypted at rest, clear when read.
+    assert all(r.customer_name.startswith("enc:v2:") for r in bronze.collect())
+    bronze = lakehouse.read_clear(spark, result.table, settings)
     assert sorted(tuple(r)[:5] for r in bronze.collect()) == [
         ("L001", "张三", 1200.5, dt.date(2024, 3, 5), "正常"),
         ("L002", "李四", 800.0, dt.date(2024, 3, 6), "逾期"),

@@ -55,7 +55,8 @@ DEFAULT_REQUEST_HEADERS = {
 # cache in <state dir>/httpcache and the page-hash store (IncrementalMiddleware) -------
 HTTPCACHE_ENABLED = False
 HTTPCACHE_POLICY = "scrapy.extensions.httpcache.RFC2616Policy"
-HTTPCACHE_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
+# Encrypted at rest with the bronze key: cached pages name people (riskcrawl/cache.py).
+HTTPCACHE_STORAGE = "riskcrawl.cache.EncryptedFilesystemCacheStorage"
 HTTPCACHE_IGNORE_HTTP_CODES = [408, 429, 500, 502, 503, 504]
 HTTPCACHE_GZIP = True
 

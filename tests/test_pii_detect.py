@@ -1,0 +1,220 @@
+"""Files the user brings: personal columns detected by name and value shape, encrypted in
+bronze, never features unless allowed, erasable by their subject column."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+from conftest import TEST_PII_KEY
+from lakescan import file_text
+from pyspark.sql import types as T
+
+from riskcontrol import dataset, lakehouse, pii, pii_detect
+from riskcontrol.generate import id_check_digit
+from riskcontrol.ingest import ingest_file
+from riskcontrol.ops import Run
+
+
+def _nid(i: int) -> str:
+    first17 = f"1101051980010{i:04d}"
+    return first17 + id_check_digit(first17)
+
+
+COLUMNS = [
+    "id_card",
+    "phone",
+    "姓名",
+    "email",
+    "card_no",
+    "c7",  # e-mails under a name that says nothing
+    "ssn",
+    "loan_amnt",
+    "product_name",
+    "emp_title",
+    "addr_state",
+    "member_id",
+    "notes",
+]
+
+
+def _rows(n: int = 20) -> list[tuple]:
+    return [
+        (
+            _nid(i),
+            f"1381234{i:04d}",
+            "王小明" if i % 2 else "李四",
+            f"user{i}@example.com",
+            f"6222021234{i:06d}",
+            f"x{i}@mail.example.org",
+            f"{100000000 + i}",  # a 9-digit SSN: numeric-looking, personal by its name
+            f"{1000 + 10 * i}",
+            "cash loan",
+            "teacher",
+            "CA",
+            f"M{i:05d}",
+            "called back on 13812340001" if i == 3 else "no answer",
+        )
+        for i in range(n)
+    ]
+
+
+def test_personal_columns_are_found_by_name_and_by_value_shape(spark):
+    df = spark.createDataFrame(_rows(), ", ".join(f"`{c}` string" for c in COLUMNS))
+    found = pii_detect.detect(df)
+    assert [(d.column, d.kind) for d in found] == [
+        ("id_card", "national_id"),
+        ("phone", "phone"),
+        ("姓名", "name"),
+        ("email", "email"),
+        ("card_no", "card"),
+        ("c7", "email"),
+        ("ssn", "national_id"),
+    ]
+    reasons = {d.column: d.reason for d in found}
+    assert reasons["id_card"] == (
+        "national_id by its name and its values (100% national IDs with a valid check character)"
+    )
+    assert reasons["c7"] == "email by its values (100% of 20 sampled are e-mail addresses)"
+    assert reasons["姓名"] == "name by its name"
+    # The user corrects both ways.
+    fixed = pii_detect.detect(df, force=["emp_title"], exempt=["c7", "ssn"])
+    assert [d.column for d in fixed] == [
+        "id_card",
+        "phone",
+        "姓名",
+        "email",
+        "card_no",
+        "emp_title",
+    ]
+    with pytest.raises(ValueError, match="--pii/--not-pii name columns the file does not have: x"):
+        pii_detect.detect(df, force=["x"])
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("first_name", "name"),
+        ("Borrower_Name", "name"),
+        ("product_name", None),
+        ("loan_name", None),
+        ("home_address", "address"),
+        ("addr_state", None),
+        ("e_mail", "email"),
+        ("mobile_no", "phone"),
+        ("hotel_rating", None),
+        ("身份证号", "national_id"),
+        ("bank_account", "card"),
+        ("ip_address", "ip"),
+        ("member_id", None),
+    ],
+)
+def test_column_names(name, kind):
+    assert pii_detect.kind_by_name(name) == kind
+
+
+def _csv(path: Path, n: int = 30) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ssn", "full_name", "email", "loan_amnt", "grade", "loan_status"])
+        for i in range(n):
+            w.writerow(
+                [
+                    f"{200000000 + i}",
+                    f"Alexander Hamilton{i}",
+                    f"a{i}@example.com",
+                    f"{1000 + 100 * i}",
+                    "AB"[i % 2],
+                    "Charged Off" if i % 3 == 0 else "Fully Paid",
+                ]
+            )
+
+
+def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_features(
+    spark, settings, tmp_path
+):
+    path = tmp_path / "applicants.csv"
+    _csv(path)
+    said = []
+    ds = dataset.land(
+        spark, settings, path, "loan_status", ["Charged Off"], run_id="r1", progress=said.append
+    )
+    kinds = {p.name: p.kind for p in ds.profiles}
+    assert kinds == {
+        "ssn": "personal",
+        "full_name": "personal",
+        "email": "personal",
+        "loan_amnt": "numeric",
+        "grade": "categorical",
+        "loan_status": "target",
+    }
+    assert (ds.numeric, ds.categorical) == (["loan_amnt"], ["grade"])
+    assert said[1] == (
+        "personal columns: ssn (national_id by its name); full_name (name by its name); "
+        "email (email by its name and its values (100% e-mail addresses))"
+    )
+    bronze = lakehouse.read(
+        spark, dataset.dataset_table("bronze", "applicants", T.StructType([])), settings
+    )
+    row = bronze.orderBy("_row_id").first()
+    assert all(row[c].startswith(pii.ENCRYPTED_PREFIX) for c in ("ssn", "full_name", "email"))
+    assert row.loan_amnt == "1000"
+    root = Path(settings.lakehouse_root)
+    leaked = [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and any(v in file_text(p) for v in ("200000007", "Hamilton", "a7@example"))
+    ]
+    assert leaked == []
+    # Opted in per column, it is a feature (and still encrypted in bronze).
+    ds = dataset.land(
+        spark,
+        settings,
+        path,
+        "loan_status",
+        ["Charged Off"],
+        run_id="r2",
+        allow_pii_features=["ssn"],
+    )
+    assert {p.name: p.kind for p in ds.profiles}["ssn"] == "numeric"
+    assert ds.numeric == ["ssn", "loan_amnt"]
+
+
+def test_ingest_file_encrypts_detected_columns_and_records_the_subject_column(
+    spark, settings, tmp_path
+):
+    path = tmp_path / "partner.csv"
+    path.write_text(
+        "customer_id,mobile,amount\nCUST-1,13812345678,100\nCUST-2,13912345678,200\n",
+        encoding="utf-8",
+    )
+    run = Run(spark, settings, "r1")
+    result = ingest_file(run, path, "partner", subject_column="customer_id")
+    assert result.table.sensitive == ("mobile",)
+    stored = {r.customer_id: r for r in lakehouse.read(spark, result.table, settings).collect()}
+    assert stored["CUST-1"].mobile.startswith(pii.ENCRYPTED_PREFIX)
+    clear = lakehouse.read_clear(spark, result.table, settings).orderBy("customer_id").collect()
+    assert [(r.customer_id, r.mobile) for r in clear] == [
+        ("CUST-1", 13812345678),  # typed as the file's column was inferred
+        ("CUST-2", 13912345678),
+    ]
+    from riskcontrol import erase
+
+    assert [(t.full_name, t.subject_column) for t in erase.user_tables(spark, settings)] == [
+        ("bronze.partner", "customer_id")
+    ]
+    assert erase.erase_customer(spark, settings, "CUST-1", "dpo", "t").rows_deleted == {
+        "bronze.partner": 1
+    }
+    assert [r.customer_id for r in lakehouse.read(spark, result.table, settings).collect()] == [
+        "CUST-2"
+    ]
+    from riskcontrol.catalog import OPS_ERASURES
+
+    (audit,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
+    assert (
+        audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), b"CUST-1", hashlib.sha256).hexdigest()
+    )
