@@ -46,6 +46,9 @@ class Subject:
     loan_ids: list[str] = field(default_factory=list)
     record_ids: list[str] = field(default_factory=list)  # linked public records
     urls: list[str] = field(default_factory=list)  # pages those records came from
+    # national ID, mobile and name, from bronze (decrypted in memory): a quarantined row
+    # may name the person by those only
+    identity: list[str] = field(default_factory=list)
 
     def ids(self) -> list[str]:
         return [self.customer_id, *self.application_ids, *self.loan_ids]
@@ -61,7 +64,9 @@ class ErasureResult:
 # Tables whose rows name the subject's other identifiers: erased last, in this order, so
 # an erasure cut short (a crash, a kill) finds the same identifiers again when re-run.
 KEY_TABLES = (
-    "bronze.court_records",  # -> urls of the pages naming the subject
+    "bronze.penalties",  # -> urls of the pages naming the subject
+    "bronze.news_articles",
+    "bronze.court_records",
     "silver.entity_links",  # -> record ids of the public records naming the subject
     "bronze.applications",  # -> application ids
     "bronze.loans",  # -> loan ids
@@ -97,7 +102,10 @@ def find_subject(spark: SparkSession, settings: Settings, customer_id: str) -> S
     from riskcontrol.catalog import (
         BRONZE_APPLICATIONS,
         BRONZE_COURT_RECORDS,
+        BRONZE_CUSTOMERS,
         BRONZE_LOANS,
+        BRONZE_NEWS,
+        BRONZE_PENALTIES,
         SILVER_CUSTOMERS,
         SILVER_ENTITY_LINKS,
     )
@@ -117,9 +125,21 @@ def find_subject(spark: SparkSession, settings: Settings, customer_id: str) -> S
         )
         rows = _semi(links, "customer_id", _ids(spark, me)).select("record_id").distinct()
         subject.record_ids = sorted({r[0] for r in rows.collect() if r[0]})
-    subject.urls = _values(
-        spark, settings, BRONZE_COURT_RECORDS, "record_id", subject.record_ids, "url"
+    subject.urls = sorted(
+        {
+            url
+            for table in (BRONZE_COURT_RECORDS, BRONZE_PENALTIES, BRONZE_NEWS)
+            for url in _values(spark, settings, table, "record_id", subject.record_ids, "url")
+        }
     )
+    if lakehouse.exists(spark, BRONZE_CUSTOMERS, settings):
+        people = _semi(
+            lakehouse.read_clear(spark, BRONZE_CUSTOMERS, settings), "customer_id", _ids(spark, me)
+        )
+        cols = [c for c in ("national_id", "mobile", "name") if c in people.columns]
+        subject.identity = sorted(
+            {str(v) for r in people.select(*cols).collect() for v in r if v and len(str(v)) >= 2}
+        )
     return subject
 
 
@@ -173,7 +193,7 @@ def subject_rows(
         "bronze.bureau_reports": ("payload", _json_field_matcher("query_ref", s.application_ids)),
         "bronze.app_events": ("payload", _json_field_matcher("customer_id", [s.customer_id])),
         "bronze.service_notes": ("payload", _token_matcher([f"customer={s.customer_id}"])),
-        "ops.quarantine": ("record", _token_matcher(s.ids() + s.record_ids)),
+        "ops.quarantine": ("record", _token_matcher(s.ids() + s.record_ids + s.identity)),
         # data-quality results quote offending ids as examples
         "ops.dq_results": ("observed", _token_matcher(s.ids())),
     }
