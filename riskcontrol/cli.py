@@ -216,6 +216,12 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
         f"privacy-scan: looking for {len(known.keys)} key encodings and the identifiers of "
         f"{known.people:,} known people under {settings.home}"
     )
+    if not known.people:
+        say(
+            "privacy-scan: no customers in the lending database "
+            f"({settings.lending_jdbc_url}): only keys and rebuildable IDs are searched for; "
+            "run `riskctl generate` or point RISK_LENDING_JDBC_URL at a SQLite lending database"
+        )
     result = privacy_scan.scan(settings, known, [Path(p) for p in args.exclude], say)
     if args.json:
         print(
@@ -672,13 +678,17 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_privacy_scan,
         "look for personal data and keys where they do not belong, as an attacker with read "
         "access to the project's home would: every file under RISK_HOME (lakehouse, MLflow "
-        "store and artifacts, online store, crawl files and cache, reports, logs) is read "
-        "decoded (Parquet cells, SQLite rows, gzip/zip members, unescaped JSON) and searched "
-        "for every encoding of the keys, for the national IDs, mobiles, e-mails and names of "
-        "the lending database's customers, and for columns that rebuild a national ID. Not "
-        "scanned: .env, .venv, jars, .git and the source systems (lending database, file "
-        "drops, the generated site). Prints findings by file with masked samples; exit 1 on "
-        "any finding, 0 when clean",
+        "store and artifacts, online store, crawl files and cache, reports, logs), and the "
+        "lakehouse, data dir, crawl state, MLflow artifacts and Airflow home when they are "
+        "local folders elsewhere, is read decoded (Parquet cells, SQLite rows, gzip/zip "
+        "members, unescaped JSON) and searched for every encoding of the keys and the lending "
+        "database password, for the national IDs, mobiles, e-mails and names of the lending "
+        "database's customers, and for column pairs (region code + birth date) that rebuild "
+        "a national ID. Not scanned: .env, .venv, jars, .git, node_modules, *.py, files over "
+        "2 GiB (listed) and the source systems (the lending database, the file drops under "
+        "data/landing except crawl output, data/drops, data/extracts, the generated site). "
+        "Prints findings by file with masked samples, never the value; exit 1 on any "
+        "finding, 0 when clean",
     )
     p.add_argument(
         "--exclude",

@@ -581,7 +581,8 @@ class CleanedDataset:
     """Model-ready rows (``data``) and the rows set aside (``quarantine``).
 
     ``data``: ``_row_id``, ``label`` (double), ``event_date``/``event_month`` with a
-    time column, then the ``numeric`` (double) and ``categorical`` (string) features.
+    time column, then the ``numeric`` (double) and ``categorical`` (string) features,
+    then (landed) ``<column>_ref`` for each personal column: its keyed pseudonym.
     ``quarantine``: ``_row_id``, ``rule``, ``reason``, ``record`` (the raw row as JSON),
     ``source_uri``. ``counts()`` reconciles them with the rows read.
     """
@@ -657,11 +658,13 @@ def clean(
     drop: Sequence[str] = (),
     time_col: str | None = None,
     profile: Sequence[ColumnProfile] | None = None,
+    refs: dict[str, Column] | None = None,
     **profile_options,
 ) -> CleanedDataset:
     """Label, type and check ``bronze`` (``read_bronze``'s columns) as ``profile`` says
     (profiled here when not given; ``profile_options``: ``sample_rows``, ``max_levels``,
-    ``threshold``).
+    ``threshold``). ``refs``: more output columns, computed from ``bronze``'s, that are
+    never features (``land``: the pseudonyms of personal columns).
 
     A row is quarantined under the first rule it breaks: ``malformed_row`` (the record did
     not split into the header's fields), ``missing_target``, ``invalid_time`` (with a time
@@ -736,8 +739,9 @@ def clean(
         )
         head[EVENT_DATE] = event_date
         head[EVENT_MONTH] = F.date_format(event_date, "yyyy-MM")
-    outputs = [ROW_ID, *head, *numeric, *categorical]
-    final = [F.col(ROW_ID), *[c.alias(k) for k, c in {**head, **features}.items()]]
+    refs = dict(refs or {})
+    outputs = [ROW_ID, *head, *numeric, *categorical, *refs]
+    final = [F.col(ROW_ID), *[c.alias(k) for k, c in {**head, **features, **refs}.items()]]
     final += [c.alias(k) for k, c in flags.items()] + [F.col("_source_uri")]
     record = [ROW_ID, *columns, CORRUPT, "_source", "_source_uri", "_content_hash"]
     checked = ingest.checked_rows(ingest.tag_failures(bronze, checks), final, record)
@@ -826,8 +830,22 @@ def land(
         exempt=named(not_pii, "--not-pii column"),
     )
     allowed = set(named(allow_pii_features, "--allow-pii-feature column"))
-    say(pii_detect.describe(found))
     bronze_t = dataset_table("bronze", slug, raw.schema)
+    # Silver keeps each personal column as ``<column>_ref``, the keyed pseudonym of its
+    # trimmed value (pii.pseudonym, as silver.customers' keys): joinable, not readable.
+    refs = {
+        f"{_feature_name(d.column)}_ref": pii.pseudonym(
+            raw_value(
+                pii.decrypt(F.col(f"`{d.column}`"), f"{bronze_t.full_name}.{d.column}", settings)
+            ),
+            settings,
+        )
+        for d in found
+    }
+    say(
+        pii_detect.describe(found)
+        + (f" -- encrypted in bronze, pseudonymised in silver ({', '.join(refs)})" if found else "")
+    )
     # Personal columns, and the raw text of records that did not parse, are encrypted
     # before the file's rows land anywhere.
     sealed = [d.column for d in found] + [CORRUPT]
@@ -843,7 +861,7 @@ def land(
     say(f"profiling {len(columns)} columns on up to {sample_rows:,} rows")
     personal = [d for d in found if d.column not in allowed]
     profiles = profile(bronze, target, drop, time_col, sample_rows, max_levels, threshold, personal)
-    ds = clean(bronze, target, bad_values, drop, time_col, profiles)
+    ds = clean(bronze, target, bad_values, drop, time_col, profiles, refs=refs)
     say("cleaning every row")
     checked = ds.checked.cache()
     try:

@@ -27,8 +27,11 @@ from pyspark.sql import functions as F
 
 from riskcontrol import pii
 
-SHAPE_SHARE = 0.8  # share of sampled non-missing values with the shape
-SAMPLE_ROWS = 5_000
+# A column is personal by its values when at least this share of its sampled non-missing
+# values has one shape: high enough that a free-text column mentioning a phone now and
+# then, or a code column with a few ID-like values, is not flagged.
+SHAPE_SHARE = 0.8
+SAMPLE_ROWS = 5_000  # rows sampled for the value shapes (the first ones read)
 
 # Column names, matched on the snake_case name (and on the raw name for Chinese ones).
 _W = r"(?:^|_)"
@@ -75,24 +78,35 @@ NAME_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 
+# Names that say "a person" without saying "name" (``borrower``, 客户): such a column is a
+# person's name when its values are Chinese names (2-4 Han characters). ``product_name``
+# or ``loan_name`` do not match here nor above, whatever their values.
+PERSON_HINT = re.compile(
+    r"^(borrower|applicant|customer|client|guarantor|spouse|cardholder|payee|payer)$|"
+    r"^(客户|借款人|申请人|担保人|配偶|持卡人|收款人|付款人|户名|开户名)(名称)?$"
+)
+
 # Value shapes, as Spark expressions on the trimmed text of a value.
 _SHAPES: dict[str, str] = {
     "email": r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
     "phone": r"^(\+?86[- ]?)?1[3-9]\d{9}$",
     "ssn": r"^\d{3}-\d{2}-\d{4}$",
-    "card": r"^\d{4}([ -]?\d{4}){3}([ -]?\d{1,3})?$",
+    "card": r"^\d{4}([ -]?\d{4}){3}([ -]?\d{1,3})?$",  # and a valid Luhn check digit
+    "cjk_name": r"^[\x{4e00}-\x{9fff}]{2,4}$",  # counted only where the name hints a person
 }
 SHAPE_KIND = {
     "national_id": "national_id",
     "ssn": "national_id",
     **{k: k for k in ("email", "phone", "card")},
+    "cjk_name": "name",
 }
 _SHAPE_TEXT = {
     "national_id": "national IDs with a valid check character",
     "ssn": "SSNs (123-45-6789)",
     "email": "e-mail addresses",
     "phone": "mobile numbers",
-    "card": "16-19 digit card numbers",
+    "card": "16-19 digit card numbers with a valid Luhn check digit",
+    "cjk_name": "Chinese names",
 }
 
 
@@ -112,6 +126,20 @@ def kind_by_name(name: str) -> str | None:
     return None
 
 
+def luhn_valid(digits: Column) -> Column:
+    """True when a string of digits passes the Luhn check (card numbers): from the right,
+    every second digit doubled (minus 9 above 9), the sum a multiple of 10; False for
+    anything else, null included."""
+    rev = F.reverse(digits)
+
+    def add(total: Column, i: Column) -> Column:
+        d = rev.substr(i + 1, F.lit(1)).cast("int")
+        return total + F.when(i % 2 == 1, F.when(d > 4, d * 2 - 9).otherwise(d * 2)).otherwise(d)
+
+    total = F.aggregate(F.sequence(F.lit(0), F.length(digits) - 1), F.lit(0), add)
+    return F.when(digits.rlike(r"^\d+$"), total % 10 == 0).otherwise(F.lit(False))
+
+
 def _shape_counts(df: DataFrame, columns: Sequence[str], sample_rows: int) -> dict[str, dict]:
     """Per column: non-missing sampled values and how many have each shape."""
     sample = df.select(
@@ -126,7 +154,10 @@ def _shape_counts(df: DataFrame, columns: Sequence[str], sample_rows: int) -> di
         ok_id = filled & pii.valid_national_id(F.upper(v))
         aggs.append(F.sum(F.coalesce(ok_id, F.lit(False)).cast("int")).alias(f"c{i}_national_id"))
         for shape, rx in _SHAPES.items():
-            aggs.append(F.sum((filled & v.rlike(rx)).cast("int")).alias(f"c{i}_{shape}"))
+            ok = filled & v.rlike(rx)
+            if shape == "card":
+                ok = ok & luhn_valid(F.regexp_replace(v, "[ -]", ""))
+            aggs.append(F.sum(F.coalesce(ok, F.lit(False)).cast("int")).alias(f"c{i}_{shape}"))
     row = sample.agg(*aggs).first()
     shapes = ("national_id", *_SHAPES)
     return {
@@ -165,9 +196,11 @@ def detect(
             continue
         by_name = kind_by_name(c)
         n = counts[c]["n"]
-        shape, hits = max(
-            ((s, counts[c][s]) for s in ("national_id", *_SHAPES)), key=lambda x: x[1]
-        )
+        # Two to four Han characters are a name only where the column's name says so
+        # (a city or a product can look the same).
+        hinted = by_name == "name" or PERSON_HINT.search(c.strip().lower()) is not None
+        shapes = [s for s in ("national_id", *_SHAPES) if s != "cjk_name" or hinted]
+        shape, hits = max(((s, counts[c][s]) for s in shapes), key=lambda x: x[1])
         by_value = n > 0 and hits >= SHAPE_SHARE * n
         if by_name and by_value:
             reason = f"{by_name} by its name and its values ({hits / n:.0%} {_SHAPE_TEXT[shape]})"

@@ -3,9 +3,10 @@
 What an attacker with read access to the project's home would do, done first: every
 file under the home (the lakehouse, the MLflow store and artifacts, the online feature
 store, crawl files and the crawler's cache, reports, Airflow's logs and database, any
-log) is read the way a person would read it -- Parquet decoded cell by cell (a raw byte
-search misses snappy-compressed pages), SQLite databases row by row, gzip and zip
-archives unpacked, JSON unescaped (``\\u5f20`` is 张) -- and searched for:
+log), and the lakehouse, data, crawl state, MLflow artifacts and Airflow home when they
+are local folders outside it, is read the way a person would read it -- Parquet decoded
+cell by cell (a raw byte search misses snappy-compressed pages), SQLite databases row by
+row, gzip and zip archives unpacked, JSON unescaped (``\\u5f20`` is 张) -- and searched for:
 
 * key material: every encoding of the pseudonym and bronze keys (``pii.key_material``)
   and the lending database's password;
@@ -33,6 +34,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from riskcontrol.config import Settings
@@ -79,9 +81,33 @@ class Known:
             elif len(n) >= MIN_LATIN_NAME:
                 self.latin_names.add(n)
 
+    @classmethod
+    def from_values(cls, values: Iterable[str], keys=()) -> Known:
+        """Bring-your-own identifiers, each sorted by its shape (ID, mobile, e-mail, name)."""
+        known = cls(keys=list(keys))
+        for v in values:
+            v = str(v).strip()
+            if re.fullmatch(r"\d{17}[\dXx]", v):
+                known.add_person(national_id=v)
+            elif re.fullmatch(r"1[3-9]\d{9}", v):
+                known.add_person(phone=v)
+            elif "@" in v:
+                known.add_person(email=v)
+            else:
+                known.add_person(name=v)
+        return known
+
     @property
     def people(self) -> int:
         return len(self.ids | self.phones)
+
+    @cached_property
+    def latin_pattern(self) -> re.Pattern | None:
+        """One alternation of every latin name, longest first, whole words only."""
+        if not self.latin_names:
+            return None
+        names = sorted(self.latin_names, key=len, reverse=True)
+        return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -100,9 +126,15 @@ class ScanResult:
 
 
 def mask(value: str) -> str:
-    """A sample fit to print: enough to recognise the kind, not the person."""
+    """A sample fit to print: enough to recognise the kind, not the person.
+
+    IDs and mobiles keep their first three characters and last one (110**************X),
+    e-mails their first letter and domain, names their first and last character.
+    """
     if "@" in value:
         return value[:1] + "***@" + value.split("@", 1)[1]
+    if value.isdigit() or re.fullmatch(r"\d{17}[Xx]", value):
+        return value[:3] + "*" * (len(value) - 4) + value[-1:]
     if len(value) <= 2:
         return value[:1] + "*"
     return value[:1] + "*" * (len(value) - 2) + value[-1:]
@@ -111,7 +143,7 @@ def mask(value: str) -> str:
 # --- what is known -------------------------------------------------------------------
 
 
-def known_people(settings: Settings) -> Known:
+def known_people(settings: Settings, people: bool = True) -> Known:
     """The customers of the lending database (read only) and the configured keys."""
     from riskcontrol import pii
 
@@ -121,21 +153,31 @@ def known_people(settings: Settings) -> Known:
         if secret:
             known.keys.append(("lending_jdbc_password", secret.encode()))
     path = settings.lending_db_path
-    if path is None or not path.exists():
+    if not people or path is None or not path.exists():
         return known
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        cols = {r[1] for r in db.execute("PRAGMA table_info(customers)")}
-        wanted = [c for c in ("national_id", "mobile", "name", "email") if c in cols]
-        if not wanted:
-            return known
-        for row in db.execute(f"SELECT {', '.join(wanted)} FROM customers"):
-            values = dict(zip(wanted, row, strict=True))
-            known.add_person(
-                values.get("national_id"),
-                values.get("mobile"),
-                values.get("name"),
-                values.get("email"),
-            )
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(customers)")}
+            phone = "mobile" if "mobile" in cols else "phone"
+            wanted = [c for c in ("national_id", phone, "name", "email") if c in cols]
+            if not wanted:
+                return known
+            for row in db.execute(f"SELECT {', '.join(wanted)} FROM customers"):
+                values = dict(zip(wanted, row, strict=True))
+                known.add_person(
+                    values.get("national_id"),
+                    values.get(phone),
+                    values.get("name"),
+                    values.get("email"),
+                )
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise RuntimeError(
+            f"cannot read the customers of the lending database {path}: {exc}; "
+            "check RISK_LENDING_JDBC_URL"
+        ) from exc
     return known
 
 
@@ -147,7 +189,8 @@ def source_paths(settings: Settings) -> list[Path]:
     landing = settings.landing_dir
     if landing.exists():
         out += [p for p in landing.iterdir() if p != settings.crawl_landing_dir]
-    out.append(Path(settings.data_dir) / "generation.json")
+    data = Path(settings.data_dir)
+    out += [data / "generation.json", data / "drops", data / "extracts"]
     return [p.resolve() for p in out]
 
 
@@ -163,8 +206,8 @@ def _store(head: bytes, path: Path) -> str:
         return "gzip"
     if head.startswith(b"PK\x03\x04"):
         return "zip"
-    if path.suffix in (".json", ".jsonl", ".crc"):
-        return "json"
+    if path.suffix in (".json", ".jsonl") or head.lstrip()[:1] in (b"{", b"["):
+        return "json"  # also Delta's _delta_log/*.crc (table state with file statistics)
     return "text"
 
 
@@ -182,18 +225,27 @@ def _unescape_json(text: str) -> str:
     return "\n".join(out)
 
 
-def _parquet_text(data: bytes) -> tuple[str, list[list[str]]]:
+Columns = dict[str, list[str]]
+
+
+def _parquet_text(data: bytes) -> tuple[str, Columns]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(data))
-    columns = [[("" if v is None else str(v)) for v in col.to_pylist()] for col in table.columns]
+    columns = {
+        name: [("" if v is None else str(v)) for v in col.to_pylist()]
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    }
     rows = json.dumps(table.to_pylist(), ensure_ascii=False, default=str)
     return rows, columns
 
 
-def _sqlite_text(path: Path) -> str:
+def _sqlite_text(data: bytes) -> str:
+    """Every cell of every table, from the file's bytes (also a database inside an archive)."""
     parts = []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for t in tables:
             quoted = '"' + t.replace('"', '""') + '"'
@@ -204,13 +256,15 @@ def _sqlite_text(path: Path) -> str:
                         for v in row
                     )
                 )
+    finally:
+        db.close()
     return "\n".join(parts)
 
 
-def _views(data: bytes, path: Path) -> Iterator[tuple[str, bytes, str, list[list[str]]]]:
+def _views(data: bytes, path: Path) -> Iterator[tuple[str, bytes, str, Columns]]:
     """(store, raw bytes, readable text, columns) of a file and of what it contains."""
     store = _store(data[:16], path)
-    columns: list[list[str]] = []
+    columns: Columns = {}
     if store == "parquet":
         try:
             text, columns = _parquet_text(data)
@@ -219,7 +273,7 @@ def _views(data: bytes, path: Path) -> Iterator[tuple[str, bytes, str, list[list
         yield store, data, text, columns
     elif store == "sqlite":
         try:
-            text = _sqlite_text(path)
+            text = _sqlite_text(data)
         except sqlite3.Error:
             text = ""
         yield store, data, text + "\n" + data.decode("utf-8", "replace"), columns
@@ -228,11 +282,11 @@ def _views(data: bytes, path: Path) -> Iterator[tuple[str, bytes, str, list[list
             inner = gzip.decompress(data)
         except (OSError, EOFError):
             inner = b""
-        yield store, data, "", []
+        yield store, data, "", {}
         for _, raw, text, cols in _views(inner, path.with_suffix("")):
             yield "gzip", raw, text, cols
     elif store == "zip":
-        yield store, data, "", []
+        yield store, data, "", {}
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 for name in z.namelist():
@@ -267,13 +321,17 @@ def _identifiers(text: str, known: Known) -> Iterator[tuple[str, str]]:
                 for i in range(len(run) - n + 1):
                     if run[i : i + n] in known.han_names:
                         yield "name", run[i : i + n]
-    for name in known.latin_names:
-        if name in text:
-            yield "name", name
+    if known.latin_pattern is not None:
+        for m in known.latin_pattern.findall(text):
+            yield "name", m
 
 
-def _rebuildable(columns: list[list[str]], known: Known) -> str | None:
-    """Column positions whose values are the IDs' region codes and birth dates."""
+def _rebuildable(columns: Columns, known: Known) -> str | None:
+    """Columns whose values are the known IDs' region codes and birth dates.
+
+    With the last four characters (which masks keep) and the region-and-birth pair, an
+    ID is back: a table must not keep both columns.
+    """
     if not columns or not known.ids:
         return None
     regions = {i[:6] for i in known.ids}
@@ -281,17 +339,19 @@ def _rebuildable(columns: list[list[str]], known: Known) -> str | None:
 
     def share(values: list[str], wanted: set[str]) -> float:
         filled = [v for v in values if v]
-        return sum(v in wanted for v in filled) / len(filled) if filled else 0.0
+        # a timestamp column keeps the birth date as its first ten characters
+        return sum(v in wanted or v[:10] in wanted for v in filled) / len(filled) if filled else 0
 
-    region_cols = [i for i, c in enumerate(columns) if share(c, regions) >= REBUILD_SHARE]
-    birth_cols = [i for i, c in enumerate(columns) if share(c, births) >= REBUILD_SHARE]
+    region_cols = [c for c, v in columns.items() if share(v, regions) > REBUILD_SHARE]
+    birth_cols = [c for c, v in columns.items() if share(v, births) > REBUILD_SHARE]
     if region_cols and birth_cols:
-        return f"columns #{region_cols[0]} (region code) and #{birth_cols[0]} (birth date)"
+        return f"national ID rebuildable from {region_cols[0]} (region) + {birth_cols[0]} (birth)"
     return None
 
 
 def scan_file(path: Path, root: Path, known: Known) -> list[Finding]:
-    """Every finding in one file (deduplicated by kind and value)."""
+    """Every finding in one file (deduplicated by kind and value); the path is shown
+    relative to ``root`` (the home) when under it."""
     data = path.read_bytes()
     rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
     seen: dict[tuple[str, str], Finding] = {}
@@ -329,31 +389,77 @@ def _files(root: Path, exclude: Iterable[Path]) -> list[Path]:
     return sorted(out)
 
 
+def _local(location) -> Path | None:
+    """A local folder from a path or a ``file:`` URI; None for remote stores."""
+    if location is None:
+        return None
+    text = str(location)
+    if text.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    return None if "://" in text else Path(text)
+
+
+def scan_roots(settings: Settings) -> list[Path]:
+    """The home, then every local store configured outside it (lakehouse, data, crawl
+    state, MLflow artifacts, Airflow home), each once."""
+    home = Path(settings.home).resolve()
+    roots = [home]
+    for where in (
+        settings.lakehouse_root,
+        settings.data_dir,
+        settings.crawl_state_dir,
+        settings.mlflow_artifact_root,
+        settings.airflow_home,
+    ):
+        path = _local(where)
+        if path is None or not path.exists():
+            continue
+        path = path.resolve()
+        if any(path.is_relative_to(r) for r in roots):
+            continue
+        roots = [r for r in roots if not r.is_relative_to(path)] + [path]
+    return roots
+
+
 def scan(
     settings: Settings,
-    known: Known | None = None,
+    known: Known | Iterable[str] | None = None,
     exclude: Iterable[Path] = (),
     progress: Callable[[str], None] = lambda _: None,
 ) -> ScanResult:
-    """Scan the home (and the lakehouse, if it lives elsewhere on this machine)."""
-    known = known if known is not None else known_people(settings)
+    """Scan the home and the local stores outside it.
+
+    ``known`` defaults to the lending database's customers; a list of strings (IDs,
+    mobiles, e-mails, names) replaces them, the keys are searched for either way.
+    """
+    if known is None:
+        known = known_people(settings)
+    elif not isinstance(known, Known):
+        known = Known.from_values(known, known_people(settings, people=False).keys)
+    exclude = [Path(p) for p in exclude]
+    missing = [str(p) for p in exclude if not p.exists()]
+    if missing:
+        raise ValueError(f"--exclude {', '.join(missing)}: no such file or folder")
     excluded = [*source_paths(settings), *exclude]
-    roots = [Path(settings.home)]
-    lake = str(settings.lakehouse_root)
-    if "://" not in lake and not Path(lake).resolve().is_relative_to(Path(settings.home)):
-        roots.append(Path(lake))
+    home = Path(settings.home).resolve()
     result = ScanResult()
-    files = [(root, p) for root in roots for p in _files(root, excluded)]
+    files = [p for root in scan_roots(settings) for p in _files(root, excluded)]
     last = time.monotonic()
-    for n, (root, path) in enumerate(files, 1):
+    for n, path in enumerate(files, 1):
         try:
             size = path.stat().st_size
-        except FileNotFoundError:
+        except FileNotFoundError:  # removed while we scan
             continue
         if size > MAX_BYTES:
-            result.skipped.append(str(path))
+            result.skipped.append(f"{path} (larger than {MAX_BYTES >> 30} GiB)")
             continue
-        result.findings += scan_file(path, root, known)
+        try:
+            result.findings += scan_file(path, home, known)
+        except PermissionError:
+            result.skipped.append(f"{path} (not readable)")
+            continue
         result.files_scanned += 1
         if time.monotonic() - last > 5:
             last = time.monotonic()
@@ -379,7 +485,7 @@ def report(result: ScanResult) -> str:
             )
             lines.append(f"    {kind}: {shown}")
     for path in result.skipped:
-        lines.append(f"{path}: skipped (larger than {MAX_BYTES >> 30} GiB)")
+        lines.append(f"skipped: {path}")
     lines.append(
         f"privacy-scan: {result.files_scanned:,} file(s) scanned, {len(result.findings)} finding(s)"
     )

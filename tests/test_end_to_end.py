@@ -566,6 +566,16 @@ def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
     assert scan(root, needles) == {}
 
 
+def test_privacy_scan_finds_nothing_anywhere_after_a_full_run(book, capsys):
+    """The attacker's view of the whole home (lakehouse, MLflow, online store, crawl
+    files and cache, reports, Airflow): no key, no known person's ID, phone or name."""
+    assert cli.main(["privacy-scan"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("0 finding(s)")
+    scanned = int(out.rsplit("privacy-scan: ", 1)[1].split(" file(s)")[0].replace(",", ""))
+    assert scanned > 1000
+
+
 def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     """Runs last in this module: it changes the lakehouse the other tests read."""
 
@@ -621,3 +631,4 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
             BRONZE_CUSTOMERS.path(settings)
         ).select("customer_id").collect()
     assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
+    assert cli.main(["privacy-scan"]) == 0  # and still nothing anywhere after the erasure

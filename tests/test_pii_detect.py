@@ -24,6 +24,34 @@ def _nid(i: int) -> str:
     return first17 + id_check_digit(first17)
 
 
+def _luhn(first15: str) -> str:
+    """A 16-digit number whose last digit makes the Luhn sum a multiple of 10."""
+    total = 0
+    for i, ch in enumerate(reversed(first15)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return first15 + str((10 - total % 10) % 10)
+
+
+def _not_luhn(first15: str) -> str:
+    good = _luhn(first15)
+    return good[:-1] + str((int(good[-1]) + 1) % 10)
+
+
+def test_luhn_helper_matches_known_card_numbers():
+    # Published test numbers (Visa, MasterCard) and the textbook Luhn example.
+    assert _luhn("411111111111111") == "4111111111111111"
+    assert _luhn("555555555555444") == "5555555555554444"
+    assert _luhn("7992739871") == "79927398713"
+
+
+def test_luhn_check_as_a_spark_column(spark):
+    values = ["4111111111111111", "4111111111111112", "79927398713", "0", "12a4", None]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    got = [r.ok for r in df.select(pii_detect.luhn_valid(df.v).alias("ok")).collect()]
+    assert got == [True, False, True, True, False, False]  # null: not a card number
+
+
 COLUMNS = [
     "id_card",
     "phone",
@@ -38,6 +66,10 @@ COLUMNS = [
     "addr_state",
     "member_id",
     "notes",
+    "card",  # card numbers under a name that says nothing: Luhn-valid
+    "order_no",  # 16-digit order numbers: the card shape, but no valid Luhn digit
+    "借款人",  # "borrower": Chinese names
+    "city",  # two Han characters, not a person
 ]
 
 
@@ -57,6 +89,10 @@ def _rows(n: int = 20) -> list[tuple]:
             "CA",
             f"M{i:05d}",
             "called back on 13812340001" if i == 3 else "no answer",
+            _luhn(f"62212600000{i:04d}"),
+            _not_luhn(f"20240101000{i:04d}"),
+            ["王小明", "欧阳娜娜", "李四"][i % 3],
+            ["北京", "上海"][i % 2],
         )
         for i in range(n)
     ]
@@ -73,13 +109,20 @@ def test_personal_columns_are_found_by_name_and_by_value_shape(spark):
         ("card_no", "card"),
         ("c7", "email"),
         ("ssn", "national_id"),
+        ("card", "card"),
+        ("借款人", "name"),
     ]
     reasons = {d.column: d.reason for d in found}
+    assert reasons["card"] == (
+        "card by its values (100% of 20 sampled are 16-19 digit card numbers with a valid "
+        "Luhn check digit)"
+    )
+    assert reasons["借款人"] == "name by its values (100% of 20 sampled are Chinese names)"
+    assert reasons["姓名"] == "name by its name and its values (100% Chinese names)"
     assert reasons["id_card"] == (
         "national_id by its name and its values (100% national IDs with a valid check character)"
     )
     assert reasons["c7"] == "email by its values (100% of 20 sampled are e-mail addresses)"
-    assert reasons["姓名"] == "name by its name"
     # The user corrects both ways.
     fixed = pii_detect.detect(df, force=["emp_title"], exempt=["c7", "ssn"])
     assert [d.column for d in fixed] == [
@@ -89,6 +132,8 @@ def test_personal_columns_are_found_by_name_and_by_value_shape(spark):
         "email",
         "card_no",
         "emp_title",
+        "card",
+        "借款人",
     ]
     with pytest.raises(ValueError, match="--pii/--not-pii name columns the file does not have: x"):
         pii_detect.detect(df, force=["x"])
@@ -154,7 +199,8 @@ def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_fea
     assert (ds.numeric, ds.categorical) == (["loan_amnt"], ["grade"])
     assert said[1] == (
         "personal columns: ssn (national_id by its name); full_name (name by its name); "
-        "email (email by its name and its values (100% e-mail addresses))"
+        "email (email by its name and its values (100% e-mail addresses)) -- encrypted in "
+        "bronze, pseudonymised in silver (ssn_ref, full_name_ref, email_ref)"
     )
     bronze = lakehouse.read(
         spark, dataset.dataset_table("bronze", "applicants", T.StructType([])), settings
@@ -162,11 +208,37 @@ def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_fea
     row = bronze.orderBy("_row_id").first()
     assert all(row[c].startswith(pii.ENCRYPTED_PREFIX) for c in ("ssn", "full_name", "email"))
     assert row.loan_amnt == "1000"
+    # Silver: the keyed pseudonym of each personal value, the same HMAC as plain Python's.
+    silver = ds.data.orderBy("_row_id").collect()
+    assert silver[0].asDict().keys() == {
+        "_row_id",
+        "label",
+        "loan_amnt",
+        "grade",
+        "ssn_ref",
+        "full_name_ref",
+        "email_ref",
+    }
+    key = settings.pii_secret()
+    assert [(r.ssn_ref, r.full_name_ref, r.email_ref) for r in silver[:2]] == [
+        (
+            pii.hmac_hex(f"{200000000 + i}".encode(), key),
+            pii.hmac_hex(f"Alexander Hamilton{i}".encode(), key),
+            pii.hmac_hex(f"a{i}@example.com".encode(), key),
+        )
+        for i in range(2)
+    ]
+    assert silver[1].ssn_ref == hmac.new(key, b"200000001", hashlib.sha256).hexdigest()
+    # No clear value in any file of either table (nor the quarantine, the manifest):
+    # Parquet cells decoded, Delta logs unescaped, and every file's raw bytes.
     root = Path(settings.lakehouse_root)
+    clear = ("200000007", "Hamilton", "a7@example")
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert any("dataset_applicants" in str(p) and p.suffix == ".parquet" for p in files)
     leaked = [
         str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and any(v in file_text(p) for v in ("200000007", "Hamilton", "a7@example"))
+        for p in files
+        if any(v in file_text(p) or v.encode() in p.read_bytes() for v in clear)
     ]
     assert leaked == []
     # Opted in per column, it is a feature (and still encrypted in bronze).
