@@ -134,7 +134,16 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 def cmd_load_db(args: argparse.Namespace) -> int:
     from riskcontrol.lendingdb import copy_lending_db
+    from riskcontrol.redact import has_password
 
+    if has_password(args.jdbc_url):
+        # Too late for this command line (other users' `ps` showed it): never use it.
+        raise ValueError(
+            f"--jdbc-url {redact(args.jdbc_url)} holds a password, which every user of this "
+            f"machine can read in the process list; give the URL without it and the "
+            f"password in the environment: {args.password_env or 'RISK_LOAD_DB_PASSWORD'}="
+            "... riskctl load-db --jdbc-url URL --user USER"
+        )
     settings = _settings()
     password = os.environ.get(args.password_env) if args.password_env else None
     copied = copy_lending_db(
@@ -219,7 +228,8 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
     if not known.people:
         say(
             "privacy-scan: no customers in the lending database "
-            f"({settings.lending_jdbc_url}): only keys and rebuildable IDs are searched for; "
+            f"({redact(settings.lending_jdbc_url)}): only keys and rebuildable IDs are "
+            "searched for; "
             "run `riskctl generate` or point RISK_LENDING_JDBC_URL at a SQLite lending database"
         )
     result = privacy_scan.scan(settings, known, [Path(p) for p in args.exclude], say)

@@ -90,7 +90,8 @@ def _values(
 ):
     if not values or not lakehouse.exists(spark, table, settings):
         return []
-    df = lakehouse.read(spark, table, settings)
+    # Raw tables keep most columns encrypted (bronze.loans' customer_id among them).
+    df = lakehouse.read_clear(spark, table, settings)
     if col not in df.columns or by not in df.columns:
         return []
     rows = _semi(df, by, _ids(spark, values)).select(col).distinct().collect()

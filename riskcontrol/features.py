@@ -607,6 +607,7 @@ def config_values(settings: Settings) -> dict[str, str]:
 
 def render_config(settings: Settings) -> dict[str, Any]:
     """``feature_store.yaml`` for these settings, with the pipeline's full Spark conf."""
+    from riskcontrol.redact import is_secret_conf
     from riskcontrol.spark import spark_conf
 
     text = string.Template(CONFIG_TEMPLATE.read_text(encoding="utf-8"))
@@ -618,18 +619,38 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "spark.master": settings.spark_master,
         **spark_conf(settings),
     }
-    # Object-store credentials in RISK_SPARK_CONF stay out of the file: a session Feast
-    # starts on its own (the CLI) takes them from the environment (e.g. AWS_* variables).
+    # Credentials in RISK_SPARK_CONF (object-store keys) stay out of the file: it names an
+    # environment variable instead, which Feast expands when it reads the file (the feast
+    # CLI); the pipeline's own session never reads them from here.
     config["offline_store"]["spark_conf"] = {
-        k: v for k, v in conf.items() if not SECRET_CONF.search(k)
+        k: f"${{{secret_conf_env(k)}}}" if is_secret_conf(k) else v for k, v in conf.items()
     }
     return config
 
 
-SECRET_CONF = re.compile(
-    r"secret|password|passwd|token|credential|access\.key|account\.key|sas|\.key$",
-    re.IGNORECASE,
-)
+def secret_conf_env(key: str) -> str:
+    """The environment variable ``feature_store.yaml`` names for the secret Spark setting
+    ``key``: ``spark.hadoop.fs.s3a.secret.key`` -> ``RISK_SPARK_HADOOP_FS_S3A_SECRET_KEY``."""
+    return "RISK_SPARK_" + re.sub(r"[^A-Za-z0-9]+", "_", key.removeprefix("spark.")).upper()
+
+
+def write_config(settings: Settings) -> Path:
+    """Render ``feature_store.yaml`` into the runtime folder, readable by its owner only
+    from its first byte (a fresh private file renamed over the old one)."""
+    runtime = runtime_dir(settings)
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = runtime / "feature_store.yaml"
+    text = yaml.safe_dump(render_config(settings), sort_keys=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # O_EXCL below: never reuse a file with another mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def load_definitions(settings: Settings) -> ModuleType:
@@ -680,14 +701,7 @@ def feature_store(settings: Settings) -> FeatureStore:
     """
     from feast import FeatureStore
 
-    runtime = runtime_dir(settings)
-    runtime.mkdir(parents=True, exist_ok=True)
-    path = runtime / "feature_store.yaml"
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(render_config(settings), fh, sort_keys=False)
-    os.replace(tmp, path)
+    runtime = write_config(settings).parent
     with _feast_spark():
         definitions = load_definitions(settings)
         store = FeatureStore(repo_path=str(runtime))

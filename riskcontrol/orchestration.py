@@ -65,10 +65,12 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     from riskcontrol import apply, pipeline
     from riskcontrol.config import ensure_local_secrets, get_settings
     from riskcontrol.ops import Run
-    from riskcontrol.spark import get_spark
+    from riskcontrol.spark import get_spark, private_data
 
+    private_data()  # an Airflow worker's umask is 022: files of this task are 0600
     ensure_local_secrets()
     settings = get_settings()
+    private_data(settings)
     run = Run(get_spark(settings), settings, run_id=run_id)
     if task == "build_feature_store":
         return [{"table": k, "rows": v} for k, v in pipeline.run_features(run).items()]

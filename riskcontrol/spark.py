@@ -15,6 +15,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from riskcontrol.config import Settings, get_settings
+from riskcontrol.redact import is_secret_conf
 
 DELTA_JAR_PREFIX = "delta-spark_"
 
@@ -61,26 +62,99 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_data(settings: Settings | None = None) -> None:
+    """Make what this process writes private to its user: umask 077 (files 0600, folders
+    0700, and the same for the processes it starts: Spark, the crawler, MLflow, Airflow),
+    and, given settings, the home's data folders that already exist set to 0700 and the
+    MLflow SQLite store to 0600 (an earlier version left them 0755/0644; what is inside
+    the folders is then out of other users' reach too)."""
+    os.umask(PRIVATE_UMASK)
+    if settings is None:
+        return
+    tracking = settings.mlflow_tracking_uri or ""
+    store = [Path(tracking.removeprefix("sqlite:///"))] if tracking.startswith("sqlite:///") else []
+    for path, mode in [*((f, 0o700) for f in data_folders(settings)), *((f, 0o600) for f in store)]:
+        try:
+            if path.exists() and path.stat().st_uid == os.getuid():
+                path.chmod(mode)
+        except OSError:
+            pass  # not ours to change (a shared mount): left as it is
+
+
+def data_folders(settings: Settings) -> list[Path]:
+    """The local folders the pipeline writes personal data, models and keys-derived
+    state into (object-store URIs are not folders here)."""
+    folders = [
+        Path(settings.data_dir),
+        Path(settings.crawl_state_dir),
+        settings.reports_dir,
+        Path(settings.airflow_home),
+        settings.home / "spark-warehouse",
+        settings.home / ".derby",
+    ]
+    for uri in (str(settings.lakehouse_root), settings.mlflow_artifact_root):
+        if uri.startswith("file:"):
+            folders.append(Path(uri.removeprefix("file:").removeprefix("//")))
+        elif "://" not in uri:
+            folders.append(Path(uri))
+    return folders
+
+
+def split_secrets(conf: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``conf`` as (settings for the session builder, credentials set once it runs).
+
+    PySpark hands every builder setting to ``spark-submit`` as ``--conf key=value``, where
+    ``ps`` shows it to every user of the machine. Credentials of Hadoop file systems
+    (``spark.hadoop.*``: S3, Azure, GCS keys) and of SQL catalogs (``spark.sql.*``) can be
+    set on the running session instead; a secret Spark core setting (``spark.ssl.*``,
+    ``spark.authenticate.secret``) must be there at launch and stays in the builder.
+    """
+    late = {
+        k: v
+        for k, v in conf.items()
+        if is_secret_conf(k) and k.startswith(("spark.hadoop.", "spark.sql."))
+    }
+    return {k: v for k, v in conf.items() if k not in late}, late
+
+
+def set_secrets(spark: SparkSession, secrets: dict[str, str]) -> None:
+    """Credentials from :func:`split_secrets` onto the running session, over Py4J."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in secrets.items():
+        if key.startswith("spark.hadoop."):
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+        else:
+            spark.conf.set(key, value)
+
+
 def get_spark(settings: Settings | None = None) -> SparkSession:
     """The active session if there is one (tests, spark-submit), else a new one."""
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     settings = settings or get_settings()
+    private_data(settings)
+    conf, secrets = split_secrets(spark_conf(settings))
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # Launched by spark-submit: its --master, --jars and --conf already configure the
         # session; only the pipeline's SQL settings are added, the master is left alone.
         builder = SparkSession.builder.appName(settings.spark_app_name)
-        for key, value in spark_conf(settings).items():
+        for key, value in conf.items():
             if not key.startswith(("spark.driver.", "spark.jars")):
                 builder = builder.config(key, value)
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
+        set_secrets(spark, secrets)
+        return spark
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(settings.spark_master).appName(settings.spark_app_name)
-    for key, value in spark_conf(settings).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    set_secrets(spark, secrets)
     spark.sparkContext.setLogLevel("ERROR")
     return spark

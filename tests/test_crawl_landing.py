@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -188,25 +190,61 @@ def test_a_crawl_lands_exactly_once_and_rejects_are_quarantined(spark, settings)
     assert versions == [("已结案", "c2"), ("执行中", "c1")]
 
 
-def test_a_landing_that_fails_keeps_the_crawl_files_for_a_retry(spark, settings, monkeypatch):
+def test_a_landing_that_fails_keeps_the_crawl_files_for_a_retry(spark, settings):
     c1 = settings.crawl_landing_dir / "c1"
     _write(c1, "pages.jsonl", [_page(COURT["url"], "a")])
     _write(c1, "records.jsonl", [COURT, PENALTY])
-    real_land = crawl.land
-
-    def fails_on_penalties(run, df, table, *args, **kwargs):
-        if table.name == "penalties":
-            raise RuntimeError("disk full")
-        return real_land(run, df, table, *args, **kwargs)
-
-    monkeypatch.setattr(crawl, "land", fails_on_penalties)
-    with pytest.raises(RuntimeError, match="disk full"):
+    # A real failure half-way: where bronze.penalties goes, a file blocks the table.
+    blocker = Path(BRONZE_PENALTIES.path(settings))
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a table", encoding="utf-8")
+    with pytest.raises(Exception):  # noqa: B017 - whatever Spark raises for it
         crawl.land_crawl(Run(spark, settings, run_id="r1"), c1)
     assert sorted(p.name for p in c1.iterdir()) == ["pages.jsonl", "records.jsonl"]
-    monkeypatch.setattr(crawl, "land", real_land)
+    assert (c1 / "records.jsonl").read_text(encoding="utf-8").count("张三") == 1
+    blocker.unlink()
     steps = crawl.land_crawl(Run(spark, settings, run_id="r2"), c1)  # the retry
-    assert _counts(steps)["bronze.penalties"] == (1, 1, 0, 0)
+    assert _counts(steps) == {
+        "bronze.crawl_pages": (1, 0, 1, 0),
+        "bronze.court_records": (1, 0, 1, 0),
+        "bronze.penalties": (1, 1, 0, 0),
+        "bronze.news_articles": (0, 0, 0, 0),
+    }
     assert sorted(p.name for p in c1.iterdir()) == ["landed.json"]
+    landed = json.loads((c1 / "landed.json").read_text(encoding="utf-8"))
+    assert landed["crawl_id"] == "c1"
+    assert {n: f["lines"] for n, f in landed["files"].items()} == {
+        "pages.jsonl": 1,
+        "records.jsonl": 2,
+    }
+    assert "张三" not in (c1 / "landed.json").read_text(encoding="utf-8")
+
+
+def test_retiring_keeps_the_files_of_steps_that_do_not_reconcile(tmp_path):
+    from riskcontrol.ops import StepCounts
+
+    _write(tmp_path, "records.jsonl", [COURT, PENALTY])
+    short = StepCounts("collect", "crawl:court", "bronze.court_records", 2, 1)  # 1 lost
+    with pytest.raises(ValueError, match="does not reconcile; files kept"):
+        crawl.retire_landing_files(tmp_path, [short])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl"]
+    whole = StepCounts("collect", "crawl:court", "bronze.court_records", 2, 1, 0, 1)
+    data = (tmp_path / "records.jsonl").read_bytes()
+    manifest = crawl.retire_landing_files(tmp_path, [whole])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landed.json"]
+    assert manifest["files"] == {
+        "records.jsonl": {"lines": 2, "sha256": hashlib.sha256(data).hexdigest()}
+    }
+    assert manifest["steps"] == [
+        {
+            "source": "crawl:court",
+            "target": "bronze.court_records",
+            "rows_in": 2,
+            "rows_out": 1,
+            "rows_unchanged": 0,
+            "rows_quarantined": 1,
+        }
+    ]
 
 
 def test_launching_a_crawl_keeps_scrapy_out_of_the_spark_driver():

@@ -535,6 +535,34 @@ def test_validation_rules(fields, rule):
     assert err.value.rule == rule
 
 
+def test_reject_reasons_and_log_lines_never_repeat_the_record():
+    from itemadapter import ItemAdapter
+    from riskcrawl.logformatter import PrivateLogFormatter
+
+    item = _record(id_number="11010519900101123")  # 17 characters
+    with pytest.raises(InvalidItem) as err:
+        validate_record(ItemAdapter(item))
+    assert (err.value.rule, err.value.reason) == (
+        "bad_id_number",
+        "id_number has 17 characters, not 18 of 0-9, X or *",
+    )
+    spider = SimpleNamespace(crawler=SimpleNamespace(settings={}))
+    formatter = PrivateLogFormatter()
+    lines = [
+        e["msg"] % e["args"]
+        for e in (
+            formatter.dropped(item, err.value, None, spider),
+            formatter.scraped(item, None, spider),
+            formatter.item_error(item, ValueError("x"), None, spider),
+        )
+    ]
+    described = "CourtRecordItem court_record （2024）京0105执1234号 (page 000000000000)"
+    assert lines[0] == f"Dropped: {err.value}{os.linesep}{described}"
+    assert lines[1].endswith(f"{os.linesep}{described}")
+    assert lines[2] == f"Error processing {described}"
+    assert not [line for line in lines if "张三" in line or "11010519900101123" in line]
+
+
 def test_news_records_need_an_offset():
     from itemadapter import ItemAdapter
 
@@ -866,6 +894,19 @@ def test_the_http_cache_holds_no_page_in_clear(site, first, again):
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
     names = {t["subject_name"] for t in site.truth if t["kind"] == "court"}
     assert names and not any(n.encode() in p.read_bytes() for p in files for n in list(names)[:20])
+
+
+def test_crawl_files_are_private_and_the_log_names_nobody(site, first, again):
+    """Pages, records, rejects, stats, log, cache and page hashes: 0600 in 0700 folders;
+    the log holds no name or ID number of a person (the formatter is tested above)."""
+    paths = [p for root in (site.out, site.state) for p in (root, *root.rglob("*"))]
+    assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_dir()} == {"0o700"}
+    assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_file()} == {"0o600"}
+    log = (site.out / "epoch1" / "crawl.log").read_text(encoding="utf-8")
+    assert "Spider closed (finished)" in log
+    people = {t["subject_name"] for t in site.truth if t["kind"] == "court"}
+    ids = {r["id_number"] for r in first.records if r.get("id_number")}
+    assert people and ids and not [v for v in people | ids if v in log]
 
 
 def test_recrawl_after_an_update_emits_only_new_and_changed_records(site, second):

@@ -16,6 +16,7 @@ from riskcontrol import collect, erase, lakehouse
 from riskcontrol.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_CUSTOMERS,
+    BRONZE_LOANS,
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
 )
@@ -61,6 +62,19 @@ def _land(spark, settings, run_id: str) -> None:
         [positive],
         ("application_id",),
     )
+    loans = spark.createDataFrame(
+        [("LOAN-GONE-1", "APP-GONE-1", GONE, "2024-01-05 00:00:00")],
+        "loan_id string, application_id string, customer_id string, updated_at string",
+    )
+    # bronze.loans keeps customer_id encrypted: the subject is found after decryption
+    collect.land(
+        run,
+        collect.with_provenance(loans, run_id, "test", F.lit("mem://loans")),
+        BRONZE_LOANS,
+        "test",
+        [],
+        ("loan_id",),
+    )
     silver = spark.createDataFrame(
         [(GONE, "k-gone", "**************002X"), (KEPT, "k-keep", "**************0021")],
         "customer_id string, customer_key string, national_id_masked string",
@@ -91,11 +105,13 @@ def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(sp
     result = erase.erase_customer(spark, settings, GONE, "dpo", "test")
 
     assert result.rows_deleted == {
-        "bronze.customers": 1,
         "bronze.applications": 1,
+        "bronze.customers": 1,
+        "bronze.loans": 1,
         "ops.quarantine": 1,
         "silver.customers": 1,
     }
+    assert lakehouse.read(spark, BRONZE_LOANS, settings).count() == 0
     assert _ids(spark, settings, BRONZE_CUSTOMERS, "customer_id") == [KEPT]
     assert _ids(spark, settings, BRONZE_APPLICATIONS, "application_id") == ["APP-KEEP-1"]
     assert _ids(spark, settings, SILVER_CUSTOMERS, "customer_id") == [KEPT]
@@ -103,7 +119,10 @@ def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(sp
     assert "APP-KEEP-2" in q.record and q.reason == "amount <= 0"
     # No data file, no log entry, no checkpoint names the subject any more; the MERGE
     # that deleted the rows logged column names only, and history before it is gone.
-    assert _files_naming(root, (GONE, "APP-GONE-1", "APP-GONE-2", GONE_ID, "张三")) == []
+    assert (
+        _files_naming(root, (GONE, "APP-GONE-1", "APP-GONE-2", "LOAN-GONE-1", GONE_ID, "张三"))
+        == []
+    )
     with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|vacuum|version"):
         spark.read.format("delta").option("versionAsOf", 0).load(
             BRONZE_CUSTOMERS.path(settings)
@@ -162,6 +181,7 @@ def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, m
     (pending,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
     assert pending.status == "pending"
     assert json.loads(pending.tables) == {"bronze.customers": 1, "ops.quarantine": 1}
+    assert erase.find_subject(spark, settings, GONE).loan_ids == ["LOAN-GONE-1"]
     # The tables naming the subject's ids were left for last: the ids are still found.
     assert erase.find_subject(spark, settings, GONE).application_ids == ["APP-GONE-1"]
 
@@ -172,11 +192,12 @@ def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, m
     assert result.rows_deleted == {
         "bronze.applications": 1,
         "bronze.customers": 1,
+        "bronze.loans": 1,
         "ops.quarantine": 1,
         "silver.customers": 1,
     }
     (done,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
-    assert (done.status, done.rows_deleted) == ("done", 4)
+    assert (done.status, done.rows_deleted) == ("done", 5)
     assert _ids(spark, settings, BRONZE_APPLICATIONS, "application_id") == ["APP-KEEP-1"]
     assert _ids(spark, settings, BRONZE_CUSTOMERS, "customer_id") == [KEPT]
 

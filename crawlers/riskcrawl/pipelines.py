@@ -97,7 +97,11 @@ def validate_record(record: ItemAdapter) -> None:
             raise InvalidItem("bad_record_id", "court record_id must equal case_no")
         id_number = record.get("id_number")
         if id_number is not None and not _ID_NUMBER.match(id_number):
-            raise InvalidItem("bad_id_number", f"id_number {id_number!r} is not 18 characters")
+            # The reason is kept in clear (rejects, quarantine): it never repeats the value.
+            raise InvalidItem(
+                "bad_id_number",
+                f"id_number has {len(str(id_number))} characters, not 18 of 0-9, X or *",
+            )
         if bool(record.get("id_masked")) != ("*" in (id_number or "")):
             raise InvalidItem("bad_id_masked", "id_masked does not match id_number")
     elif kind == "penalty":

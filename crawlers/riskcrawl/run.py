@@ -12,7 +12,8 @@ and dropped, unchanged pages, off-site / robots / size-limit refusals, seconds).
 state directory keeps the HTTP cache and the hashes of emitted pages between crawls, so
 a re-crawl emits only new and changed pages and records (one crawl at a time per state
 directory: it is locked). The exit code is 1 when a spider failed (did not finish, or a
-callback raised), 2 for bad arguments, 3 when the state directory is in use.
+callback raised), 2 for bad arguments, 3 when the state directory is in use. Everything
+it writes is private to its user (umask 077); log lines never hold a record's content.
 
 :func:`crawl` runs the same command in a subprocess (Twisted's reactor cannot be started
 twice in one process) and returns the parsed ``stats.json``: call it from the pipeline,
@@ -229,7 +230,12 @@ def _lock_state(state_dir: str | None) -> Any:
     return handle
 
 
+# Pages, records, the cache and the log name people: readable by the crawl's user only.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = parse_args(argv)
     lock = _lock_state(args.state_dir)
     if lock is None:
@@ -354,6 +360,7 @@ def crawl(
     fails."""
     if isinstance(spiders, str):
         spiders = [s for s in spiders.split(",") if s]
+    os.umask(PRIVATE_UMASK)  # the crawl folder made here, and the child, are private
     out = Path(out_dir).resolve()
     crawl_dir = out / crawl_id
     crawl_dir.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,8 @@ SPIDER_CONTRACTS = {
     "riskcrawl.contracts.RecordContract": 10,
 }
 DEFAULT_DROPITEM_LOG_LEVEL = "INFO"  # drops are expected: they go to rejects.jsonl
+# Log lines name items by kind and id, never with their content (names, ID numbers).
+LOG_FORMATTER = "riskcrawl.logformatter.PrivateLogFormatter"
 
 # --- this project's settings ------------------------------------------------------------
 RISKCRAWL_SITE_URL = DEFAULT_SITE_URL  # fills {site_url} in sources.yaml
