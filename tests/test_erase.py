@@ -27,6 +27,14 @@ KEPT = "CUST-KEEP-0002"
 GONE_ID = "11010519491231002X"
 
 
+def _land_raw(run, df, table, rules, keys) -> None:
+    """Land ``df`` in the raw ``table`` as the collect step does (provenance, encryption)."""
+    source = F.lit(f"mem://{table.name}")
+    collect.land(
+        run, collect.with_provenance(df, run.run_id, "test", source), table, "test", rules, keys
+    )
+
+
 def _land(spark, settings, run_id: str) -> None:
     run = Run(spark, settings, run_id)
     customers = spark.createDataFrame(
@@ -36,14 +44,7 @@ def _land(spark, settings, run_id: str) -> None:
         ],
         "customer_id string, national_id string, name string, mobile string, updated_at string",
     )
-    collect.land(
-        run,
-        collect.with_provenance(customers, run_id, "test", F.lit("mem://customers")),
-        BRONZE_CUSTOMERS,
-        "test",
-        [],
-        ("customer_id",),
-    )
+    _land_raw(run, customers, BRONZE_CUSTOMERS, [], ("customer_id",))
     apps = spark.createDataFrame(
         [
             ("APP-GONE-1", GONE, "5000", "2024-01-02 00:00:00"),
@@ -54,27 +55,13 @@ def _land(spark, settings, run_id: str) -> None:
         "application_id string, customer_id string, requested_amount string, updated_at string",
     )
     positive = Rule("invalid_amount", F.col("requested_amount").cast("double") > 0, "amount <= 0")
-    collect.land(
-        run,
-        collect.with_provenance(apps, run_id, "test", F.lit("mem://applications")),
-        BRONZE_APPLICATIONS,
-        "test",
-        [positive],
-        ("application_id",),
-    )
+    _land_raw(run, apps, BRONZE_APPLICATIONS, [positive], ("application_id",))
     loans = spark.createDataFrame(
         [("LOAN-GONE-1", "APP-GONE-1", GONE, "2024-01-05 00:00:00")],
         "loan_id string, application_id string, customer_id string, updated_at string",
     )
     # bronze.loans keeps customer_id encrypted: the subject is found after decryption
-    collect.land(
-        run,
-        collect.with_provenance(loans, run_id, "test", F.lit("mem://loans")),
-        BRONZE_LOANS,
-        "test",
-        [],
-        ("loan_id",),
-    )
+    _land_raw(run, loans, BRONZE_LOANS, [], ("loan_id",))
     silver = spark.createDataFrame(
         [(GONE, "k-gone", "**************002X"), (KEPT, "k-keep", "**************0021")],
         "customer_id string, customer_key string, national_id_masked string",
