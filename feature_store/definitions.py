@@ -1,13 +1,13 @@
 """Feast definitions of the riskcontrol feature store: declarations only, no logic.
 
 One entity (the customer), one Spark source per gold ``fs_*`` Delta table (built by
-``riskcontrol.features.build_feature_tables``; every row holds values as known at its
+``riskcontrol.analyze.feature_store.build_feature_tables``; every row holds values as known at its
 ``event_timestamp``), one feature view per source, and the feature services a model and
 single-application scoring read. Field tag ``missing: zero`` marks counts for which "no
-row" means zero (no history), which ``riskcontrol.features`` fills in on retrieval.
+row" means zero (no history), which ``riskcontrol.analyze.feature_store`` fills in on retrieval.
 
 The sources point at the tables under ``RISK_LAKEHOUSE_ROOT`` (the pipeline's settings);
-``riskcontrol.features.feature_store(settings)`` points them at the tables of the
+``riskcontrol.analyze.feature_store.feature_store(settings)`` points them at the tables of the
 settings it is given.
 """
 
@@ -18,9 +18,9 @@ from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import 
 from feast.table_format import DeltaFormat
 from feast.types import Float64, Int32, String, UnixTimestamp
 
-from riskcontrol import features as fs
-from riskcontrol.catalog import Table
-from riskcontrol.config import get_settings
+from riskcontrol.analyze import feature_store as fs
+from riskcontrol.core.catalog import Table
+from riskcontrol.core.config import get_settings
 
 ZERO = {"missing": "zero"}
 

@@ -90,8 +90,8 @@ def main() -> int:
     if args.reuse:
         return bench_reuse(args.score_applications or 1_000_000)
 
-    from riskcontrol.config import get_settings
-    from riskcontrol.generate import generate
+    from riskcontrol.core.config import get_settings
+    from riskcontrol.synthetic.generate import generate
 
     settings = get_settings()
     rows: list[tuple[str, float, int, str]] = []
@@ -109,16 +109,20 @@ def main() -> int:
     )
 
     if not args.skip_pipeline:
-        from riskcontrol import crawl, pipeline
-        from riskcontrol.ops import Run
-        from riskcontrol.spark import get_spark
+        from riskcontrol.analyze.pipeline import run_gold, run_quality, run_resolve, run_silver
+        from riskcontrol.collect import crawl
+        from riskcontrol.collect.pipeline import COLLECT_SOURCES, run_collect_lending_db
+        from riskcontrol.core.dates import observation_time
+        from riskcontrol.core.runs import Run
+        from riskcontrol.core.spark import get_spark
+        from riskcontrol.modeling.training import run_train
 
         t = time.perf_counter()
         run = Run(get_spark(settings), settings)
         rows.append(("spark start", time.perf_counter() - t, 0, ""))
         collect_steps = []
         wanted = args.sources.split(",")
-        for name, source_fn in pipeline.COLLECT_SOURCES.items():
+        for name, source_fn in COLLECT_SOURCES.items():
             if name not in wanted:
                 continue
             t = time.perf_counter()
@@ -138,7 +142,7 @@ def main() -> int:
                 rows.append((f"collect {name}", secs, sum(s.rows_in for s in steps), "rows read"))
             collect_steps += steps
         t = time.perf_counter()
-        again = pipeline.run_collect_lending_db(run, print)
+        again = run_collect_lending_db(run, print)
         rows.append(
             ("re-extract", time.perf_counter() - t, sum(s.rows_in for s in again), "rows read")
         )
@@ -152,27 +156,27 @@ def main() -> int:
     if not args.skip_pipeline and not args.collect_only:
         analyze_start = time.perf_counter()
         t = time.perf_counter()
-        steps = pipeline.run_silver(run, print)
+        steps = run_silver(run, print)
         rows.append(("silver", time.perf_counter() - t, sum(s.rows_in for s in steps), "rows in"))
         t = time.perf_counter()
-        steps = pipeline.run_resolve(run, print)
+        steps = run_resolve(run, print)
         rows.append(("resolve", time.perf_counter() - t, sum(s.rows_in for s in steps), "records"))
         t = time.perf_counter()
-        steps = pipeline.run_gold(run, print)
+        steps = run_gold(run, print)
         rows.append(
             ("gold", time.perf_counter() - t, sum(s.rows_in for s in steps), "applications")
         )
         t = time.perf_counter()
-        from riskcontrol import features
+        from riskcontrol.analyze import feature_store
 
-        end = pipeline.observation_time(run.spark, run.settings)
-        built = features.build_feature_tables(run, until=end)
+        end = observation_time(run.spark, run.settings)
+        built = feature_store.build_feature_tables(run, until=end)
         rows.append(("fs tables", time.perf_counter() - t, sum(built.values()), "rows written"))
         t = time.perf_counter()
-        features.materialize(features.feature_store(run.settings), end)
+        feature_store.materialize(feature_store.feature_store(run.settings), end)
         rows.append(("materialize", time.perf_counter() - t, 0, ""))
         t = time.perf_counter()
-        results = pipeline.run_quality(run, print)
+        results = run_quality(run, print)
         rows.append(("quality", time.perf_counter() - t, len(results), "expectations"))
         rows.append(("analyze", time.perf_counter() - analyze_start, 0, "all of the above"))
         er = settings.reports_dir / "entity_resolution.json"
@@ -190,26 +194,27 @@ def main() -> int:
                     )
     if not args.skip_pipeline and not args.collect_only and not args.analyze_only:
         t = time.perf_counter()
-        trained = pipeline.run_train(run, print).trained
+        trained = run_train(run, print).trained
         rows.append(("train", time.perf_counter() - t, 0, ""))
-        from riskcontrol import apply, tracking
+        from riskcontrol.apply.pipeline import steps
+        from riskcontrol.modeling import tracking
 
         apply_start = time.perf_counter()
         champion = tracking.load_champion(settings)
         t = time.perf_counter()
-        cut = apply.run_cutoff(run, print, champion=champion)
+        cut = steps.run_cutoff(run, print, champion=champion)
         rows.append(("cutoff", time.perf_counter() - t, len(cut.frame), "candidates"))
         t = time.perf_counter()
-        step = apply.run_score(run, print, champion)
+        step = steps.run_score(run, print, champion)
         rows.append(("score", time.perf_counter() - t, step.rows_in, "applications scored"))
         t = time.perf_counter()
-        step = apply.run_book(run, print, champion=champion)
+        step = steps.run_book(run, print, champion=champion)
         rows.append(("loan book", time.perf_counter() - t, step.rows_in, "active loans"))
         t = time.perf_counter()
-        warned = apply.run_warning(run, print, champion=champion)
+        warned = steps.run_warning(run, print, champion=champion)
         rows.append(("warning", time.perf_counter() - t, warned.counts.rows_in, "indicator rows"))
         t = time.perf_counter()
-        apply.run_report(run, print)
+        steps.run_report(run, print)
         rows.append(("report", time.perf_counter() - t, 0, "HTML + PDF"))
         rows.append(("apply", time.perf_counter() - apply_start, 0, "all of the above"))
         if args.score_applications:
@@ -233,10 +238,11 @@ def main() -> int:
 
 def bench_reuse(n: int) -> int:
     """Report, batch and single-application scoring on the lakehouse of an earlier run."""
-    from riskcontrol import apply, tracking
-    from riskcontrol.config import get_settings
-    from riskcontrol.ops import Run
-    from riskcontrol.spark import get_spark
+    from riskcontrol.apply.pipeline import steps
+    from riskcontrol.core.config import get_settings
+    from riskcontrol.core.runs import Run
+    from riskcontrol.core.spark import get_spark
+    from riskcontrol.modeling import tracking
 
     settings = get_settings()
     run = Run(get_spark(settings), settings)
@@ -244,7 +250,7 @@ def bench_reuse(n: int) -> int:
     rows = bench_scoring(run, champion, n)
     t = time.perf_counter()
     try:
-        apply.run_report(run, print)
+        steps.run_report(run, print)
         rows.append(("report", time.perf_counter() - t, 0, "HTML + PDF"))
     except FileNotFoundError as exc:  # an earlier run that stopped before early warning
         print(f"report not timed: {exc}")
@@ -261,8 +267,9 @@ def bench_scoring(run, champion, n: int) -> list[tuple[str, float, int, str]]:
 
     from pyspark.sql import functions as F
 
-    from riskcontrol import lakehouse, online, scoring
-    from riskcontrol.catalog import GOLD_APPLICATION_FEATURES, GOLD_SCORED_APPLICATIONS
+    from riskcontrol.apply import online, scoring
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import GOLD_APPLICATION_FEATURES, GOLD_SCORED_APPLICATIONS
 
     spark, settings = run.spark, run.settings
     scratch = settings.model_copy(update={"lakehouse_root": str(settings.home / "bench_lake")})
@@ -314,10 +321,10 @@ def bench_scoring(run, champion, n: int) -> list[tuple[str, float, int, str]]:
 
 def bench_evaluate_dataset(home: Path, n_rows: int, seed: int) -> int:
     """Generate a messy loan file of ``n_rows`` and time evaluate-dataset on it."""
-    from riskcontrol import evaluate
-    from riskcontrol.config import get_settings
-    from riskcontrol.generate import loanfile
-    from riskcontrol.spark import get_spark
+    from riskcontrol.core.config import get_settings
+    from riskcontrol.core.spark import get_spark
+    from riskcontrol.lenderfile import evaluate
+    from riskcontrol.synthetic.generate import loanfile
 
     settings = get_settings()
     path = home / f"loans_{n_rows}.csv"

@@ -62,10 +62,23 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     """Run one named task of the pipeline in this process; returns its step counts."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    from riskcontrol import apply, pipeline
-    from riskcontrol.config import ensure_local_secrets, get_settings
-    from riskcontrol.ops import Run
-    from riskcontrol.spark import get_spark, private_data
+    from riskcontrol.analyze.pipeline import (
+        run_features,
+        run_gold,
+        run_quality,
+        run_resolve,
+        run_silver,
+    )
+    from riskcontrol.apply.pipeline import steps
+    from riskcontrol.collect.pipeline import (
+        run_collect_file_drops,
+        run_collect_lending_db,
+        run_collect_public_web,
+    )
+    from riskcontrol.core.config import ensure_local_secrets, get_settings
+    from riskcontrol.core.runs import Run
+    from riskcontrol.core.spark import get_spark, private_data
+    from riskcontrol.modeling.training import run_train
 
     private_data()  # an Airflow worker's umask is 022: files of this task are 0600
     ensure_local_secrets()
@@ -73,14 +86,14 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     private_data(settings)
     run = Run(get_spark(settings), settings, run_id=run_id)
     if task == "build_feature_store":
-        return [{"table": k, "rows": v} for k, v in pipeline.run_features(run).items()]
+        return [{"table": k, "rows": v} for k, v in run_features(run).items()]
     if task == "check_quality":
         return [
             {"table": r.table, "expectation": r.expectation, "status": r.status}
-            for r in pipeline.run_quality(run)
+            for r in run_quality(run)
         ]
     if task == "train_models":
-        result = pipeline.run_train(run)
+        result = run_train(run)
         return [
             {
                 "kind": t.kind,
@@ -94,7 +107,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             for t in result.trained
         ]
     if task == "choose_cutoff":
-        result = apply.run_cutoff(run)
+        result = steps.run_cutoff(run)
         chosen = result.chosen
         return [
             {
@@ -106,7 +119,7 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             }
         ]
     if task == "early_warning":
-        result = apply.run_warning(run)
+        result = steps.run_warning(run)
         if result.failures:
             raise RuntimeError(f"alert notifications failed: {result.failures}")
         return [
@@ -114,17 +127,17 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             {"breaches": result.breaches, "alerts": [a["alert_id"] for a in result.alerts]},
         ]
     if task == "risk_report":
-        html, pdf = apply.run_report(run)
+        html, pdf = steps.run_report(run)
         return [{"html": str(html), "pdf": str(pdf) if pdf else None}]
     stages = {
-        "collect_lending_db": pipeline.run_collect_lending_db,
-        "collect_file_drops": pipeline.run_collect_file_drops,
-        "collect_public_web": pipeline.run_collect_public_web,
-        "build_silver": pipeline.run_silver,
-        "resolve_entities": pipeline.run_resolve,
-        "build_gold": pipeline.run_gold,
-        "score_applications": lambda r: [apply.run_score(r)],
-        "loan_book_risk": lambda r: [apply.run_book(r)],
+        "collect_lending_db": run_collect_lending_db,
+        "collect_file_drops": run_collect_file_drops,
+        "collect_public_web": run_collect_public_web,
+        "build_silver": run_silver,
+        "resolve_entities": run_resolve,
+        "build_gold": run_gold,
+        "score_applications": lambda r: [steps.run_score(r)],
+        "loan_book_risk": lambda r: [steps.run_book(r)],
     }
     return _counts(stages[task](run))
 

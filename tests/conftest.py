@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from riskcontrol.config import Settings
+from riskcontrol.core.config import Settings
 
 TEST_PII_KEY = "test-only-pii-key-0123456789abcdef"
 TEST_BRONZE_KEY = "0123456789abcdef" * 4  # 32 bytes as hex, tests only
@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    from riskcontrol.spark import get_spark
+    from riskcontrol.core.spark import get_spark
 
     session = get_spark(make_settings(tmp_path_factory.mktemp("spark-home")))
     yield session

@@ -16,8 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import make_settings
 
-from riskcontrol import lakehouse
-from riskcontrol.alerts import (
+from riskcontrol.apply.alerts import (
     PLAYBOOKS,
     STAGES,
     AlertNotFound,
@@ -32,14 +31,15 @@ from riskcontrol.alerts import (
     reconcile,
     transition,
 )
-from riskcontrol.catalog import GOLD_ALERTS, GOLD_WARNING_INDICATORS
-from riskcontrol.notify import (
+from riskcontrol.apply.notify import (
     EmailNotifier,
     LogNotifier,
     WebhookNotifier,
     notifiers_from_settings,
     notify,
 )
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import GOLD_ALERTS, GOLD_WARNING_INDICATORS
 
 D1, D2, D3, D4, D5 = (dt.date(2026, 3, d) for d in range(1, 6))
 NOW = dt.datetime(2026, 3, 4, 8, 0)  # naive: UTC
@@ -379,7 +379,7 @@ def _closed_port() -> int:
 
 def test_webhook_posts_the_alert_as_json_and_failures_stop_nothing(webhook_server, caplog):
     url, received = webhook_server
-    caplog.set_level(logging.WARNING, logger="riskcontrol.notify")
+    caplog.set_level(logging.WARNING, logger="riskcontrol.apply.notify")
     assert notify([PARTNER_A_ALERT], [WebhookNotifier(url + "/hook"), LogNotifier()]) == []
     [(path, content_type, body)] = received
     assert (path, content_type) == ("/hook", "application/json")

@@ -8,8 +8,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from riskcontrol import book, lakehouse, online, scoring
-from riskcontrol.catalog import GOLD_CUTOFF_POLICY
+from riskcontrol.apply import book, online, scoring
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import GOLD_CUTOFF_POLICY
 
 AS_OF = dt.date(2026, 3, 1)
 

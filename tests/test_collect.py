@@ -6,15 +6,16 @@ import sqlite3
 
 import pytest
 
-from riskcontrol import collect, lakehouse
-from riskcontrol.catalog import (
+from riskcontrol.collect import extracts
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_NOTES,
     OPS_MANIFEST,
     OPS_QUARANTINE,
     OPS_WATERMARKS,
 )
-from riskcontrol.ops import ReconciliationError, Run, StepCounts
+from riskcontrol.core.runs import ReconciliationError, Run, StepCounts
 
 
 def _lending_db(path, rows):
@@ -30,34 +31,34 @@ def _lending_db(path, rows):
 
 
 def test_jdbc_driver_and_redaction():
-    assert collect.jdbc_driver("jdbc:postgresql://h/db") == "org.postgresql.Driver"
-    assert collect.jdbc_driver("jdbc:sqlite:/x.db") == "org.sqlite.JDBC"
+    assert extracts.jdbc_driver("jdbc:postgresql://h/db") == "org.postgresql.Driver"
+    assert extracts.jdbc_driver("jdbc:sqlite:/x.db") == "org.sqlite.JDBC"
     with pytest.raises(ValueError, match="unsupported JDBC URL"):
-        collect.jdbc_driver("jdbc:oracle:thin:@h")
+        extracts.jdbc_driver("jdbc:oracle:thin:@h")
     assert (
-        collect.redact("jdbc:postgresql://h/db?user=bob&password=s3cret")
+        extracts.redact("jdbc:postgresql://h/db?user=bob&password=s3cret")
         == "jdbc:postgresql://h/db?user=***&password=***"
     )
 
 
 def test_window_query_and_look_back():
-    src = collect.JDBC_SOURCES["loans"]
-    assert collect.window_query(src, None, "2024-02-01 00:00:00") == (
+    src = extracts.JDBC_SOURCES["loans"]
+    assert extracts.window_query(src, None, "2024-02-01 00:00:00") == (
         "(SELECT * FROM loans WHERE (updated_at <= '2024-02-01 00:00:00') "
         "OR updated_at IS NULL) extract_window"
     )
-    by_id = collect.JdbcSource("loans", src.table, watermark="id")
-    assert collect.window_query(by_id, "10", "25") == (
+    by_id = extracts.JdbcSource("loans", src.table, watermark="id")
+    assert extracts.window_query(by_id, "10", "25") == (
         "(SELECT * FROM loans WHERE (id > 10 AND id <= 25) OR id IS NULL) extract_window"
     )
-    assert collect.sql_literal("O'Brien") == "'O''Brien'"
-    assert collect._looked_back("2024-02-01 00:30:00", 60) == "2024-01-31 23:30:00"
-    assert collect._looked_back("1234", 60) == "1234"
-    assert collect._after("10", "9") and collect._after("2024-02-01", "2024-01-31")
+    assert extracts.sql_literal("O'Brien") == "'O''Brien'"
+    assert extracts._looked_back("2024-02-01 00:30:00", 60) == "2024-01-31 23:30:00"
+    assert extracts._looked_back("1234", 60) == "1234"
+    assert extracts._after("10", "9") and extracts._after("2024-02-01", "2024-01-31")
 
 
 def _extract(spark, settings, run_id, **window):
-    step = collect.collect_jdbc(Run(spark, settings, run_id=run_id), "applications", **window)
+    step = extracts.collect_jdbc(Run(spark, settings, run_id=run_id), "applications", **window)
     return (step.rows_in, step.rows_out, step.rows_unchanged, step.rows_quarantined)
 
 
@@ -132,7 +133,7 @@ def test_notes_drop_splits_records_on_blank_lines_and_quarantines_headless_text(
         "Customer says they are unemployed.\n",
         encoding="utf-8",
     )
-    step = collect.collect_files(Run(spark, settings, run_id="n1"), "notes")
+    step = extracts.collect_files(Run(spark, settings, run_id="n1"), "notes")
     assert (step.rows_in, step.rows_out, step.rows_quarantined) == (3, 2, 1)
     payloads = sorted(
         r.payload for r in lakehouse.read_clear(spark, BRONZE_NOTES, settings).collect()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from riskcontrol.catalog import SILVER_LOANS, TABLES, SchemaError, table, validate
-from riskcontrol.config import Settings, ensure_local_secrets
+from riskcontrol.core.catalog import SILVER_LOANS, TABLES, SchemaError, table, validate
+from riskcontrol.core.config import Settings, ensure_local_secrets
 
 
 def test_defaults_keep_everything_under_home(tmp_path):

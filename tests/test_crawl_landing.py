@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from riskcontrol import crawl, lakehouse
-from riskcontrol.catalog import BRONZE_COURT_RECORDS, BRONZE_PENALTIES, OPS_QUARANTINE
-from riskcontrol.ops import Run
+from riskcontrol.collect import crawl
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import BRONZE_COURT_RECORDS, BRONZE_PENALTIES, OPS_QUARANTINE
+from riskcontrol.core.runs import Run
 
 COURT = {
     "record_type": "court_record",
@@ -221,7 +222,7 @@ def test_a_landing_that_fails_keeps_the_crawl_files_for_a_retry(spark, settings)
 
 
 def test_retiring_keeps_the_files_of_steps_that_do_not_reconcile(tmp_path):
-    from riskcontrol.ops import StepCounts
+    from riskcontrol.core.runs import StepCounts
 
     _write(tmp_path, "records.jsonl", [COURT, PENALTY])
     short = StepCounts("collect", "crawl:court", "bronze.court_records", 2, 1)  # 1 lost

@@ -1,5 +1,5 @@
 """The Scrapy crawlers (crawlers/riskcrawl): parsers on saved pages, normalizers, and
-crawls over real HTTP against the generated site (riskcontrol.site).
+crawls over real HTTP against the generated site (riskcontrol.synthetic.site).
 
 Saved pages (tests/data/pages, raw bytes, see MANIFEST.json) come from the default site
 (20,000 customers, seed 42, epoch 1, faults on). The live tests serve a small book
@@ -675,8 +675,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from riskcontrol.generate import generate
-    from riskcontrol.site import SiteServer, build_site, write_ground_truth
+    from riskcontrol.synthetic.generate import generate
+    from riskcontrol.synthetic.site import SiteServer, build_site, write_ground_truth
 
     book = tmp_path_factory.mktemp("book")
     generate(book, customers=400, seed=7)
@@ -969,8 +969,8 @@ def test_spider_contracts(tmp_path_factory):
     as ``riskctl site serve`` runs it; this test serves it itself when the port is free."""
     if not _port_free(8765):
         pytest.skip("port 8765 is busy (a site already running?): scrapy check not run here")
-    from riskcontrol.generate import generate
-    from riskcontrol.site import SiteServer, build_site
+    from riskcontrol.synthetic.generate import generate
+    from riskcontrol.synthetic.site import SiteServer, build_site
 
     book = tmp_path_factory.mktemp("default-book")
     generate(book, customers=20_000, seed=42)

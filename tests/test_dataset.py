@@ -20,18 +20,19 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import dataset, lakehouse
-from riskcontrol.catalog import OPS_MANIFEST, OPS_QUARANTINE
-from riskcontrol.dataset import OTHER, ColumnStats, DatasetCounts
-from riskcontrol.generate import loanfile
-from riskcontrol.ops import ReconciliationError
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE
+from riskcontrol.core.runs import ReconciliationError
+from riskcontrol.lenderfile import prepare
+from riskcontrol.lenderfile.prepare import OTHER, ColumnStats, DatasetCounts
+from riskcontrol.synthetic.generate import loanfile
 
 # --- pure rules ---------------------------------------------------------------------------
 
 
 def _numeric(**parsed: int) -> dict[str, int]:
     """Values each numeric parser reads (the others: none)."""
-    return {p: parsed.get(p, 0) for p in dataset.NUMERIC_PARSERS}
+    return {p: parsed.get(p, 0) for p in prepare.NUMERIC_PARSERS}
 
 
 def _stats(name: str, n: int, distinct: int, max_count: int, **kw) -> ColumnStats:
@@ -41,7 +42,7 @@ def _stats(name: str, n: int, distinct: int, max_count: int, **kw) -> ColumnStat
         "mean_length": 6.0,
         "code_like": n,
         "numeric": _numeric(),
-        "dates": dict.fromkeys(("any", *dataset.DATE_FORMATS), 0),
+        "dates": dict.fromkeys(("any", *prepare.DATE_FORMATS), 0),
         "levels": (),
         "example": "x",
     }
@@ -51,26 +52,26 @@ def _stats(name: str, n: int, distinct: int, max_count: int, **kw) -> ColumnStat
 
 def test_kind_rules_for_ids_near_numbers_and_constants():
     # Unique codes make an id by name at once, without an id-like name only on 1,000 rows.
-    assert dataset.decide(_stats("loan_id", 5, 5, 1)).kind == "id"
-    assert dataset.decide(_stats("ref", 5, 5, 1)).kind == "categorical"
-    assert dataset.decide(_stats("ref", 1000, 1000, 1)).kind == "id"
+    assert prepare.decide(_stats("loan_id", 5, 5, 1)).kind == "id"
+    assert prepare.decide(_stats("ref", 5, 5, 1)).kind == "categorical"
+    assert prepare.decide(_stats("ref", 1000, 1000, 1)).kind == "id"
     # An id-like name with repeated values is a category, even when the values are numbers.
-    branch = dataset.decide(_stats("branch_id", 90, 3, 40, numeric=_numeric(plain=90, money=90)))
+    branch = prepare.decide(_stats("branch_id", 90, 3, 40, numeric=_numeric(plain=90, money=90)))
     assert (branch.kind, branch.reason) == (
         "categorical",
         "3 levels in the sample (an id-like name, but values repeat) (100.0% of 90 non-missing "
         "sampled values parse as numbers)",
     )
     # 94 of 100 values with a unit: below the 95% needed, a category that says how close.
-    near = dataset.decide(_stats("emp_length", 100, 11, 30, numeric=_numeric(unit=94)))
+    near = prepare.decide(_stats("emp_length", 100, 11, 30, numeric=_numeric(unit=94)))
     assert (near.kind, near.reason) == (
         "categorical",
         "11 levels in the sample (94.0% of 100 non-missing sampled values parse as numbers "
         "with a unit (36 months -> 36))",
     )
     # One value and sometimes missing is a flag, not a constant.
-    assert dataset.decide(_stats("flag", 10, 1, 10)).kind == "constant"
-    assert dataset.decide(_stats("flag", 8, 1, 8, rows=10)).kind == "categorical"
+    assert prepare.decide(_stats("flag", 10, 1, 10)).kind == "constant"
+    assert prepare.decide(_stats("flag", 8, 1, 8, rows=10)).kind == "categorical"
     with pytest.raises(ReconciliationError, match=r"rows read 10 != rows used 7 \+ quarantined 2"):
         DatasetCounts(rows_read=10, rows_used=7, quarantined={"missing_target": 2})
 
@@ -110,12 +111,12 @@ def test_dates_pivot_two_digit_years_and_numbers_parse_by_kind(spark):
     rows = [("date", raw) for raw, _ in DATE_CASES]
     rows += [(parser, raw) for parser, raw, _ in NUMBER_CASES]
     df = spark.createDataFrame(rows, "kind string, raw string")
-    v = dataset.raw_value("raw")
-    numbers = {p: dataset.parse_number(v, p) for p in dataset.NUMERIC_PARSERS}
+    v = prepare.raw_value("raw")
+    numbers = {p: prepare.parse_number(v, p) for p in prepare.NUMERIC_PARSERS}
     got = df.select(
         "kind",
         "raw",
-        dataset.parse_date(v).alias("date"),
+        prepare.parse_date(v).alias("date"),
         F.coalesce(*[F.when(F.col("kind") == p, n) for p, n in numbers.items()]).alias("number"),
     ).collect()
     assert [(r.raw, r.date) for r in got if r.kind == "date"] == DATE_CASES
@@ -189,9 +190,9 @@ QUARANTINE = [
 
 
 def _evaluate(spark, path):
-    bronze = dataset.read_bronze(spark, path, ingest_id="t1")
-    profiles = dataset.profile(bronze, "Loan_Status", (), "issue_d", **PROFILE)
-    ds = dataset.clean(bronze, "loan_status", BAD, time_col="issue_d", profile=profiles)
+    bronze = prepare.read_bronze(spark, path, ingest_id="t1")
+    profiles = prepare.profile(bronze, "Loan_Status", (), "issue_d", **PROFILE)
+    ds = prepare.clean(bronze, "loan_status", BAD, time_col="issue_d", profile=profiles)
     quarantine = sorted(
         (r["_row_id"], r.rule, r.reason, json.loads(r.record)) for r in ds.quarantine.collect()
     )
@@ -255,13 +256,13 @@ def test_a_messy_csv_and_the_same_rows_as_parquet_clean_to_the_exact_rows(spark,
 
 def test_clean_refuses_bad_values_the_target_never_takes(spark, tmp_path):
     profiles = [
-        dataset.ColumnProfile("status", "target", "the --target column", levels=("Paid", "Late"))
+        prepare.ColumnProfile("status", "target", "the --target column", levels=("Paid", "Late"))
     ]
     bronze = spark.createDataFrame(
         [], "_row_id long, status string, _corrupt_record string, _source_uri string"
     )
     with pytest.raises(ValueError, match="no sampled value of status is one of them; its most"):
-        dataset.clean(bronze, "status", ["Charged Off"], profile=profiles)
+        prepare.clean(bronze, "status", ["Charged Off"], profile=profiles)
 
 
 # --- generator and land ------------------------------------------------------------------
@@ -320,7 +321,7 @@ def test_land_a_generated_file_quarantines_exactly_the_planted_rows(spark, setti
     assert truth["quarantined_by_rule"]["malformed_row"] == 1
     assert truth["unparseable_loan_amnt"] == 2
 
-    ds = dataset.land(
+    ds = prepare.land(
         spark,
         settings,
         path,
@@ -335,7 +336,7 @@ def test_land_a_generated_file_quarantines_exactly_the_planted_rows(spark, setti
     assert (counts.rows_read, counts.rows_used) == (2000, truth["usable"])
     assert counts.quarantined == truth["quarantined_by_rule"]
     assert counts.unparsed["loan_amnt"] == truth["unparseable_loan_amnt"]
-    assert "    loan_amnt: 2 value(s) did not parse (null)" in dataset.summary(ds).splitlines()
+    assert "    loan_amnt: 2 value(s) did not parse (null)" in prepare.summary(ds).splitlines()
     row = ds.data.agg(F.sum("label"), F.count("loan_amnt"), F.count("annual_inc")).first()
     # silver holds the bads, and nulls where an amount was in words or the income missing
     assert tuple(row) == (

@@ -25,8 +25,9 @@ import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from pyspark.sql import functions as F
 
-from riskcontrol import cli, lakehouse
-from riskcontrol.catalog import (
+from riskcontrol.cli.main import main
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
     BRONZE_BUREAU,
     BRONZE_COURT_RECORDS,
     BRONZE_CUSTOMERS,
@@ -46,7 +47,7 @@ from riskcontrol.catalog import (
     SILVER_LOANS,
     SILVER_REPAYMENTS,
 )
-from riskcontrol.config import PROJECT_ROOT, get_settings
+from riskcontrol.core.config import PROJECT_ROOT, get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,7 @@ def book(tmp_path_factory, spark):
         for k, v in env.items():
             mp.setenv(k, v)
         get_settings.cache_clear()
-        assert cli.main(["run", "--customers", str(CUSTOMERS), "--seed", str(SEED)]) == 0
+        assert main.main(["run", "--customers", str(CUSTOMERS), "--seed", str(SEED)]) == 0
         settings = get_settings()
         generation = json.loads((settings.data_dir / "generation.json").read_text())
         yield settings, generation
@@ -256,13 +257,13 @@ def test_models_are_registered_with_a_champion(spark, book, capsys):
     assert sizes <= {0, 1, 2, 3} and max(sizes) >= 1
     named = {c for r in scored.select("reason_codes").collect() for c in r[0]}
     assert named <= set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES)
-    assert cli.main(["models"]) == 0
+    assert main.main(["models"]) == 0
     out = capsys.readouterr().out
     assert "champion" in out and "decision_tree" in out
 
 
 def test_tables_command_lists_every_table(book, capsys):
-    assert cli.main(["tables"]) == 0
+    assert main.main(["tables"]) == 0
     out = capsys.readouterr().out
     assert "gold.scored_applications" in out and "ops.quarantine" in out
     # Every table exists after a run but the erasure audit (written by `riskctl erase`).
@@ -382,19 +383,19 @@ def _json_output(text: str):
 
 
 def test_alerts_cli_lists_and_advances_an_alert(book, capsys):
-    assert cli.main(["alerts", "list", "--json"]) == 0
+    assert main.main(["alerts", "list", "--json"]) == 0
     listed = _json_output(capsys.readouterr().out)
     assert listed and all(a["stage"] == "identify" for a in listed)
     alert_id = listed[0]["alert_id"]
-    assert cli.main(["alerts", "advance", alert_id, "--to", "decide", "--note", "x"]) == 2
+    assert main.main(["alerts", "advance", alert_id, "--to", "decide", "--note", "x"]) == 2
     assert "assess" in capsys.readouterr().err  # the only stage it may move to
-    assert cli.main(["alerts", "advance", alert_id[:10], "--note", "checked the segment"]) == 0
+    assert main.main(["alerts", "advance", alert_id[:10], "--note", "checked the segment"]) == 0
     capsys.readouterr()
-    assert cli.main(["alerts", "show", alert_id, "--json"]) == 0
+    assert main.main(["alerts", "show", alert_id, "--json"]) == 0
     shown = _json_output(capsys.readouterr().out)
     assert shown["stage"] == "assess"
     assert [h["stage"] for h in shown["history"]] == ["identify", "assess"]
-    assert cli.main(["alerts", "show", "ffffffffffff"]) == 2
+    assert main.main(["alerts", "show", "ffffffffffff"]) == 2
 
 
 def test_the_report_is_written_with_its_pdf(book):
@@ -409,7 +410,7 @@ def test_the_report_is_written_with_its_pdf(book):
 
 def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     settings, _ = book
-    from riskcontrol import online
+    from riskcontrol.apply import online
 
     feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
     row = feats.where("status = 'pending'").orderBy("application_id").first().asDict()
@@ -425,7 +426,7 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     bare = {c: row[c] for c in (*online.REQUIRED, "age")}
     path = tmp_path / "apps.json"
     path.write_text(json.dumps([request, {**bare, "application_id": "X-1"}]))
-    assert cli.main(["score-application", "--json", str(path)]) == 0
+    assert main.main(["score-application", "--json", str(path)]) == 0
     same, fresh = _json_output(capsys.readouterr().out)
     for c in ("pd", "score", "risk_band", "quadrant", "strategy", "decision", "reason_codes"):
         assert same[c] == batch[c], c
@@ -433,7 +434,7 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     assert fresh["application_id"] == "X-1" and 0 < fresh["pd"] < 1
     assert fresh["latency_ms"] > 0
     path.write_text(json.dumps({k: v for k, v in bare.items() if k != "channel"}))
-    assert cli.main(["score-application", "--json", str(path)]) == 2
+    assert main.main(["score-application", "--json", str(path)]) == 2
     assert "channel" in capsys.readouterr().err
 
 
@@ -569,7 +570,7 @@ def test_no_clear_identifier_survives_anywhere_under_the_lakehouse(book):
 def test_privacy_scan_finds_nothing_anywhere_after_a_full_run(book, capsys):
     """The attacker's view of the whole home (lakehouse, MLflow, online store, crawl
     files and cache, reports, Airflow): no key, no known person's ID, phone or name."""
-    assert cli.main(["privacy-scan"]) == 0, capsys.readouterr().out
+    assert main.main(["privacy-scan"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
     assert out.rstrip().endswith("0 finding(s)")
     scanned = int(out.rsplit("privacy-scan: ", 1)[1].split(" file(s)")[0].replace(",", ""))
@@ -579,7 +580,7 @@ def test_privacy_scan_finds_nothing_anywhere_after_a_full_run(book, capsys):
 def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     """Runs last in this module: it changes the lakehouse the other tests read."""
 
-    from riskcontrol.catalog import (
+    from riskcontrol.core.catalog import (
         BRONZE_REPAYMENTS,
         OPS_ERASURES,
         SILVER_ENTITY_LINKS,
@@ -605,7 +606,7 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
             "  WHERE l.customer_id = ?)",
             (cid, cid, cid),
         ).fetchone()
-    assert cli.main(["erase", "--customer", cid, "--requested-by", "dpo", "--reason", "t"]) == 0
+    assert main.main(["erase", "--customer", cid, "--requested-by", "dpo", "--reason", "t"]) == 0
     (audit,) = _read(spark, OPS_ERASURES, settings).collect()
     deleted = json.loads(audit.tables)
     assert deleted["bronze.customers"] == 1 and deleted["silver.customers"] == 1
@@ -632,5 +633,5 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
         spark.read.format("delta").option("versionAsOf", 0).load(
             BRONZE_CUSTOMERS.path(settings)
         ).select("customer_id").collect()
-    assert cli.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
-    assert cli.main(["privacy-scan"]) == 0  # and still nothing anywhere after the erasure
+    assert main.main(["erase", "--customer", cid]) == 2  # gone: a clear error, no second audit
+    assert main.main(["privacy-scan"]) == 0  # and still nothing anywhere after the erasure

@@ -12,15 +12,18 @@ import pytest
 from lakescan import file_text
 from pyspark.sql import functions as F
 
-from riskcontrol import collect, erase, lakehouse
-from riskcontrol.catalog import (
+from riskcontrol.collect import extracts
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_CUSTOMERS,
     BRONZE_LOANS,
     OPS_QUARANTINE,
     SILVER_CUSTOMERS,
+    SUBJECT_PROPERTY,
 )
-from riskcontrol.ops import Rule, Run
+from riskcontrol.core.runs import Rule, Run
+from riskcontrol.privacy import erase
 
 GONE = "CUST-ERASE-0001"  # ids no base64 ciphertext can contain by chance
 KEPT = "CUST-KEEP-0002"
@@ -30,8 +33,8 @@ GONE_ID = "11010519491231002X"
 def _land_raw(run, df, table, rules, keys) -> None:
     """Land ``df`` in the raw ``table`` as the collect step does (provenance, encryption)."""
     source = F.lit(f"mem://{table.name}")
-    collect.land(
-        run, collect.with_provenance(df, run.run_id, "test", source), table, "test", rules, keys
+    extracts.land(
+        run, extracts.with_provenance(df, run.run_id, "test", source), table, "test", rules, keys
     )
 
 
@@ -123,7 +126,7 @@ def test_erase_deletes_exactly_the_subject_and_leaves_no_trace_in_data_or_log(sp
 def test_tables_landed_with_a_subject_column_are_erased_too(spark, settings):
     """A user's file landed with --subject-column: bronze holds the id encrypted, silver
     its pseudonym; both tables carry the column's name as a Delta property."""
-    from riskcontrol import pii
+    from riskcontrol.core import pii
 
     root = Path(settings.lakehouse_root)
     rows = spark.createDataFrame(
@@ -134,9 +137,7 @@ def test_tables_landed_with_a_subject_column_are_erased_too(spark, settings):
     for layer, df in (("bronze", bronze), ("silver", silver)):
         path = str(root / layer / "dataset_t")
         df.write.format("delta").save(path)
-        spark.sql(
-            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{erase.SUBJECT_PROPERTY}' = 'member')"
-        )
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{SUBJECT_PROPERTY}' = 'member')")
     assert [t.full_name for t in erase.user_tables(spark, settings)] == [
         "bronze.dataset_t",
         "silver.dataset_t",
@@ -152,7 +153,7 @@ def test_tables_landed_with_a_subject_column_are_erased_too(spark, settings):
 
 
 def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, monkeypatch):
-    from riskcontrol.catalog import OPS_ERASURES
+    from riskcontrol.core.catalog import OPS_ERASURES
 
     _land(spark, settings, "r1")
     real_delete = erase.delete_rows
@@ -191,8 +192,8 @@ def test_an_erasure_cut_short_is_finished_by_running_it_again(spark, settings, m
 
 def test_pipeline_writes_wait_while_an_erasure_holds_the_lakehouse(spark, settings):
     """Another process holds the lock exclusively (as `riskctl erase` does): a write waits."""
-    from riskcontrol import locks
-    from riskcontrol.catalog import OPS_WATERMARKS
+    from riskcontrol.core import locks
+    from riskcontrol.core.catalog import OPS_WATERMARKS
 
     path = locks.lock_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,10 @@ import json
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 
-from riskcontrol import cli, tracking
-from riskcontrol.config import get_settings
-from riskcontrol.generate import loanfile
+from riskcontrol.cli.main import main
+from riskcontrol.core.config import get_settings
+from riskcontrol.modeling import tracking
+from riskcontrol.synthetic.generate import loanfile
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def test_evaluate_dataset_trains_every_model_and_reconciles_the_file(spark, tmp_
         argv = ["evaluate-dataset", str(path), "--target", truth["target"]]
         argv += ["--bad", ",".join(truth["bad_values"]), "--time-col", truth["time_col"]]
         argv += ["--drop", "member_id", "--report", str(out), "--kinds", "gbt,neural_network"]
-        assert cli.main(argv) == 0
+        assert main.main(argv) == 0
         settings = get_settings()
     get_settings.cache_clear()
     report = json.loads(out.read_text())

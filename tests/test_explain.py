@@ -23,8 +23,8 @@ from pyspark.ml.linalg import Vectors
 from pyspark.ml.regression import DecisionTreeRegressor
 from pyspark.sql import functions as F
 
-from riskcontrol import explain, metrics
-from riskcontrol.explain import Node
+from riskcontrol.modeling import explain, metrics
+from riskcontrol.modeling.explain import Node
 
 SLOTS = ["income", "inquiries", "channel", "channel"]  # slot 2: online, slot 3: store
 

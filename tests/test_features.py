@@ -9,8 +9,9 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol import features, lakehouse
-from riskcontrol.catalog import (
+from riskcontrol.analyze import feature_store
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
     SILVER_CUSTOMERS,
@@ -20,7 +21,7 @@ from riskcontrol.catalog import (
     SILVER_REPAYMENTS,
     Table,
 )
-from riskcontrol.ops import Run
+from riskcontrol.core.runs import Run
 
 D = dt.date
 TS = dt.datetime
@@ -86,8 +87,8 @@ def test_fs_application_one_row_per_application_at_applied_at(spark):
             },
         ],
     )
-    out = features.fs_application(apps, customers, CREATED)
-    assert out.columns == features.FS_APPLICATION.columns
+    out = feature_store.fs_application(apps, customers, CREATED)
+    assert out.columns == feature_store.FS_APPLICATION.columns
     assert rows(out, out.columns) == [
         ("A1", "C1", TS(2024, 6, 15, 10), 5000.0, 12, 10000.0, 33, 0.5, "app", "consumer")
         + ("GD", "salaried", "bachelor", CREATED),
@@ -150,8 +151,8 @@ def test_fs_repayment_snapshots_dpd_late_windows_and_open_principal(spark):
             for n, due, paid in lines
         ],
     )
-    out = features.fs_repayment(loans, repayments, CREATED)
-    assert out.columns == features.FS_REPAYMENT.columns
+    out = feature_store.fs_repayment(loans, repayments, CREATED)
+    assert out.columns == feature_store.FS_REPAYMENT.columns
     # day: loans, open loans, due, late, max dpd, current dpd, late 3m/6m/12m, open principal, util
     expected = [
         (day(2024, 1, 11), 1, 1, 0, 0, 0, 0, 0, 0, 0, 1000.0, 1.0),  # disbursed + 1
@@ -209,8 +210,8 @@ def test_fs_bureau_per_report_at_report_time_for_known_customers(spark):
             {"report_id": "R3", "customer_key": "K1", "report_time": None} | report,
         ],
     )
-    out = features.fs_bureau(bureau, customers, CREATED)
-    assert out.columns == features.FS_BUREAU.columns
+    out = feature_store.fs_bureau(bureau, customers, CREATED)
+    assert out.columns == feature_store.FS_BUREAU.columns
     assert rows(out, out.columns) == [
         ("R1", "A1", "C1", TS(2024, 1, 5, 8), 700, 2, 3, 20000.0, 5000.0, 0.25, 0, 15, 48)
         + (1, 4, 0, CREATED)
@@ -234,8 +235,8 @@ def test_fs_events_trailing_windows_end_the_day_before(spark):
             | {"event_ts": TS(2024, 1, 5, 12)},
         ],
     )
-    out = features.fs_events(events, CREATED)
-    assert out.columns == features.FS_EVENTS.columns
+    out = feature_store.fs_events(events, CREATED)
+    assert out.columns == feature_store.FS_EVENTS.columns
     # day: count 7d, count 30d, night share 30d, loan_calc 30d, apply_click 30d
     assert rows(out) == [
         ("C1", day(2024, 1, 2), 2, 2, 0.5, 1, 1),  # Jan 1 complete
@@ -259,8 +260,8 @@ def test_fs_text_90_day_counts_and_mean_negative_hits(spark):
         [(i, "C1", t, h) for i, t, h, _ in NOTES],
         "note_id string, customer_id string, noted_at timestamp, negative_hits int",
     )
-    out = features.fs_text(notes, CREATED)
-    assert out.columns == features.FS_TEXT.columns
+    out = feature_store.fs_text(notes, CREATED)
+    assert out.columns == feature_store.FS_TEXT.columns
     assert rows(out) == [
         ("C1", day(2024, 1, 2), 1, 1, 2.0),
         ("C1", day(2024, 2, 16), 2, 1, 1.0),
@@ -276,7 +277,7 @@ def test_fs_text_uses_the_negativity_score_when_silver_has_one(spark):
         [("C1", t, h, s) for _, t, h, s in NOTES],
         "customer_id string, noted_at timestamp, negative_hits int, negativity double",
     )
-    out = features.fs_text(notes, CREATED)
+    out = feature_store.fs_text(notes, CREATED)
     assert rows(out, ["event_timestamp", "notes_negativity_90d"]) == [
         (day(2024, 1, 2), 0.8),
         (day(2024, 2, 16), 0.4),
@@ -291,7 +292,7 @@ def links_frame(spark: SparkSession, links: list[tuple]) -> DataFrame:
     """(record_kind, record_id, customer_id, match_method, record_date) rows."""
     return frame(
         spark,
-        features.SILVER_ENTITY_LINKS,
+        feature_store.SILVER_ENTITY_LINKS,
         [
             {
                 "record_kind": kind,
@@ -322,8 +323,8 @@ def test_fs_public_records_cumulative_hits_known_the_day_after(spark):
             ("lawsuit", "X1", "C2", "id_number", D(2024, 1, 1)),  # not a kind we count
         ],
     )
-    out = features.fs_public_records(links, CREATED)
-    assert out.columns == features.FS_PUBLIC_RECORDS.columns
+    out = feature_store.fs_public_records(links, CREATED)
+    assert out.columns == feature_store.FS_PUBLIC_RECORDS.columns
     # court, penalty, employer-only, news, latest court/penalty record
     assert rows(out) == [
         ("C1", day(2024, 2, 2), 1, 0, 0, 0, day(2024, 2, 1)),
@@ -350,11 +351,11 @@ def test_application_entities_move_to_the_own_bureau_report(spark):
             {"report_id": "B2", "application_id": "A2", "report_time": TS(2024, 9, 3, 9)},
         ],
     )
-    assert rows(features.application_entities(apps)) == [
+    assert rows(feature_store.application_entities(apps)) == [
         ("A1", "C1", TS(2024, 6, 15, 10)),
         ("A2", "C1", TS(2024, 9, 1, 9)),
     ]
-    assert rows(features.application_entities(apps, bureau)) == [
+    assert rows(feature_store.application_entities(apps, bureau)) == [
         ("A1", "C1", TS(2024, 6, 15, 10, 5)),  # the decision had its report at 10:05
         ("A2", "C1", TS(2024, 9, 1, 9)),  # a report two days later is not this decision's
     ]
@@ -380,10 +381,10 @@ def test_feature_stats_per_feature_merged_per_run(spark, settings):
         ("run-1", "fs_x", "s", 4, 1, None, None, None, None, None),
         ("run-1", "fs_x", "x", 4, 1, 2.5, 1.0, 1.5, 2.5, 3.5),
     ]
-    out = features.feature_stats(run, {"fs_x": df})
+    out = feature_store.feature_stats(run, {"fs_x": df})
     assert sorted(rows(out, columns)) == expected
-    features.feature_stats(run, {"fs_x": df})  # the same run again: replaced, not added
-    stored = lakehouse.read(spark, features.OPS_FEATURE_STATS, settings)
+    feature_store.feature_stats(run, {"fs_x": df})  # the same run again: replaced, not added
+    stored = lakehouse.read(spark, feature_store.OPS_FEATURE_STATS, settings)
     assert sorted(rows(stored, columns)) == expected
 
 
@@ -394,7 +395,7 @@ def test_feast_definitions_match_the_table_contracts():
 
     from feast import types as ft
 
-    spec = importlib.util.spec_from_file_location("_defs", features.DEFINITIONS)
+    spec = importlib.util.spec_from_file_location("_defs", feature_store.DEFINITIONS)
     defs = importlib.util.module_from_spec(spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # Feast: Spark support "experimental"
@@ -402,20 +403,20 @@ def test_feast_definitions_match_the_table_contracts():
     spark_type = {ft.Int32: "int", ft.Float64: "double", ft.String: "string"}
     spark_type[ft.UnixTimestamp] = "timestamp"
     views = [o for o in defs.OBJECTS if type(o).__name__ == "FeatureView"]
-    assert {v.name for v in views} == set(features.FEATURE_TABLES_BY_NAME)
+    assert {v.name for v in views} == set(feature_store.FEATURE_TABLES_BY_NAME)
     for view in views:
-        table = features.FEATURE_TABLES_BY_NAME[view.name]
+        table = feature_store.FEATURE_TABLES_BY_NAME[view.name]
         types = {f.name: f.dataType.simpleString() for f in table.schema.fields}
         declared = {f.name: spark_type[f.dtype] for f in view.schema if f.name != "customer_id"}
         assert {k: types.get(k) for k in declared} == declared, view.name
         # every column is a feature, an id or a timestamp: nothing is built and not served
-        assert set(types) - set(declared) <= set(features.ID_COLUMNS), view.name
+        assert set(types) - set(declared) <= set(feature_store.ID_COLUMNS), view.name
         assert view.batch_source.name == table.name
 
 
 def test_feature_store_yaml_is_rendered_from_settings(settings):
-    config = features.render_config(settings)
-    runtime = features.runtime_dir(settings)
+    config = feature_store.render_config(settings)
+    runtime = feature_store.runtime_dir(settings)
     assert config["registry"]["path"] == str(runtime / "registry.db")
     assert config["online_store"] == {"type": "sqlite", "path": str(runtime / "online_store.db")}
     conf = config["offline_store"]["spark_conf"]
@@ -535,9 +536,11 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     )
 
     write_silver(spark, settings, leakage_case())
-    lakehouse.overwrite(links_frame(spark, LEAKAGE_LINKS), features.SILVER_ENTITY_LINKS, settings)
+    lakehouse.overwrite(
+        links_frame(spark, LEAKAGE_LINKS), feature_store.SILVER_ENTITY_LINKS, settings
+    )
     run = Run(spark, settings, run_id="fs-run")
-    written = features.build_feature_tables(run, until=TS(2024, 9, 30), created_at=CREATED)
+    written = feature_store.build_feature_tables(run, until=TS(2024, 9, 30), created_at=CREATED)
     assert written == {
         "gold.fs_application": 3,
         "gold.fs_repayment": 5,  # Mar 2, Apr 2, Jul 2, Jul 31, Aug 16 (later ones cut)
@@ -549,10 +552,12 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     flag = "spark.sql.parser.quotedRegexColumnNames"
     flag_before = spark.conf.get(flag, None)
 
-    store = features.feature_store(settings)
-    entities = features.application_entities(lakehouse.read(spark, SILVER_APPLICATIONS, settings))
+    store = feature_store.feature_store(settings)
+    entities = feature_store.application_entities(
+        lakehouse.read(spark, SILVER_APPLICATIONS, settings)
+    )
     started = time.perf_counter()
-    training = features.training_set(store, entities)
+    training = feature_store.training_set(store, entities)
     got = {r.application_id: r for r in training.collect()}
     historical_s = time.perf_counter() - started
 
@@ -570,10 +575,10 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     ]
 
     started = time.perf_counter()
-    features.materialize(store, end=TS(2024, 9, 2))
+    feature_store.materialize(store, end=TS(2024, 9, 2))
     materialize_s = time.perf_counter() - started
 
-    online = features.online_features(store, "C1", as_of=D(2024, 9, 2))
+    online = feature_store.online_features(store, "C1", as_of=D(2024, 9, 2))
     assert {c: online[c] for c in CHECKED[4:]} == {
         "prior_max_dpd": 45,
         "prior_late_3m": 1,
@@ -595,7 +600,7 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
         "pr_days_since_last": 63,
     }
     assert "requested_amount" not in online  # the application's own fields: the request's
-    unknown = features.online_features(store, "C2", as_of=D(2024, 9, 2))
+    unknown = feature_store.online_features(store, "C2", as_of=D(2024, 9, 2))
     assert {c: unknown[c] for c in ("prior_loans", "prior_open_principal", "bureau_score")} == {
         "prior_loans": 0,
         "prior_open_principal": 0.0,
@@ -607,6 +612,6 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     assert spark.conf.get(flag, None) == flag_before
     assert get_spark_session_or_start_new_with_repoconfig(store.config.offline_store) is spark
     spark.conf.unset(flag) if flag_before is None else spark.conf.set(flag, flag_before)
-    stats = lakehouse.read(spark, features.OPS_FEATURE_STATS, settings)
+    stats = lakehouse.read(spark, feature_store.OPS_FEATURE_STATS, settings)
     assert stats.where(F.col("run_id") == "fs-run").select("feature_view").distinct().count() == 6
     print(f"\nfeast: historical retrieval {historical_s:.1f}s, materialize {materialize_s:.1f}s")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from riskcontrol.generate import generate, id_check_digit, is_valid_national_id
-from riskcontrol.generate import reference as ref
+from riskcontrol.synthetic.generate import generate, id_check_digit, is_valid_national_id
+from riskcontrol.synthetic.generate import reference as ref
 
 SEED = 3  # at this small size, a seed for which every fault kind occurs at least once
 CUSTOMERS = 2000

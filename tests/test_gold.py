@@ -6,7 +6,8 @@ import datetime as dt
 
 from pyspark.sql import functions as F
 
-from riskcontrol import gold
+from riskcontrol.analyze import application_features
+from riskcontrol.core import dates
 
 D = dt.date
 TS = dt.datetime
@@ -22,7 +23,7 @@ def test_pit_dpd(spark):
     ]
     df = spark.createDataFrame(rows, "due date, paid date, asof date")
     got = [
-        r[0] for r in df.select(gold.pit_dpd(F.col("due"), F.col("paid"), F.col("asof"))).collect()
+        r[0] for r in df.select(dates.pit_dpd(F.col("due"), F.col("paid"), F.col("asof"))).collect()
     ]
     assert got == [51, 5, 51, 0, 0]
 
@@ -50,7 +51,7 @@ def test_loan_labels_use_only_the_performance_window(spark):
     )
     got = {
         r.application_id: (r.label, r.label_matured)
-        for r in gold.loan_labels(loans, reps, D(2024, 8, 1), 6, 60).collect()
+        for r in application_features.loan_labels(loans, reps, D(2024, 8, 1), 6, 60).collect()
     }
     assert got == {"A1": (1, True), "A2": (0, True), "A3": (0, True), "A4": (None, False)}
 
@@ -70,7 +71,7 @@ def test_event_note_and_prior_features_see_only_the_past(spark):
         ],
         "customer_id string, event_ts timestamp, event_type string, is_night boolean",
     )
-    ev = gold.event_features(apps, events).collect()[0].asDict()
+    ev = application_features.event_features(apps, events).collect()[0].asDict()
     assert ev == {
         "application_id": "A1",
         "ev_count_30d": 2.0,
@@ -82,7 +83,7 @@ def test_event_note_and_prior_features_see_only_the_past(spark):
         [("C1", TS(2024, 3, 1), 2), ("C1", TS(2024, 3, 2), 0), ("C1", TS(2024, 4, 1), 5)],
         "customer_id string, noted_at timestamp, negative_hits int",
     )
-    nt = gold.note_features(apps, notes).collect()[0]
+    nt = application_features.note_features(apps, notes).collect()[0]
     assert (nt.notes_count_90d, nt.notes_negative_90d) == (2.0, 1.0)
     loans = spark.createDataFrame(
         [("L0", "C1", D(2023, 12, 1)), ("L9", "C1", D(2024, 4, 5))],
@@ -97,5 +98,5 @@ def test_event_note_and_prior_features_see_only_the_past(spark):
         ],
         "loan_id string, due_date date, paid_date date",
     )
-    pr = gold.prior_loan_features(apps, loans, reps).collect()[0]
+    pr = application_features.prior_loan_features(apps, loans, reps).collect()[0]
     assert (pr.prior_loans, pr.prior_max_dpd, pr.prior_late_installments) == (1.0, 59.0, 2.0)

@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import ingest, lakehouse
-from riskcontrol.catalog import OPS_MANIFEST, OPS_QUARANTINE
-from riskcontrol.ingest import ColumnType, MappingError
-from riskcontrol.ops import Run
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE
+from riskcontrol.core.runs import Run
+from riskcontrol.lenderfile import land
+from riskcontrol.lenderfile.land import ColumnType, MappingError
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_headers_become_unique_snake_case():
-    assert ingest.normalize_headers(
+    assert land.normalize_headers(
         [
             "\ufeffLoan Amount",
             "loanAmnt",
@@ -60,63 +61,63 @@ def test_encoding_and_multiline_detection(tmp_path):
     (tmp_path / "utf8.csv").write_bytes(text.encode("utf-8"))
     (tmp_path / "gbk.csv").write_bytes("编号,备注\n1,客户说：“你好”\n".encode("gbk"))
     (tmp_path / "flat.csv").write_bytes(b'id,memo\n1,"a, b"\n2,"say ""hi"""\n')
-    assert ingest.detect_encoding(tmp_path / "bom.csv") == "utf-8-sig"
-    assert ingest.detect_encoding(tmp_path / "utf8.csv") == "utf-8"
-    assert ingest.detect_encoding(tmp_path / "gbk.csv") == "gb18030"
-    assert ingest.has_multiline_records(tmp_path / "utf8.csv")
-    assert not ingest.has_multiline_records(tmp_path / "flat.csv")
-    sniffed = ingest.sniff_csv(tmp_path / "gbk.csv")
+    assert land.detect_encoding(tmp_path / "bom.csv") == "utf-8-sig"
+    assert land.detect_encoding(tmp_path / "utf8.csv") == "utf-8"
+    assert land.detect_encoding(tmp_path / "gbk.csv") == "gb18030"
+    assert land.has_multiline_records(tmp_path / "utf8.csv")
+    assert not land.has_multiline_records(tmp_path / "flat.csv")
+    sniffed = land.sniff_csv(tmp_path / "gbk.csv")
     assert (sniffed.header, sniffed.delimiter) == (("编号", "备注"), ",")
     (tmp_path / "semi.csv").write_text('a;"b;c";d\n1;2;3\n', encoding="utf-8")
-    assert ingest.sniff_csv(tmp_path / "semi.csv").header == ("a", "b;c", "d")
+    assert land.sniff_csv(tmp_path / "semi.csv").header == ("a", "b;c", "d")
 
 
 def test_date_format_shapes():
-    assert ingest.format_regex("d-MMM-yy") == r"^\d{1,2}-[A-Za-z]{3}-\d{2}$"
-    assert ingest.format_regex("yyyy-MM-dd HH:mm:ss[.SSSSSS]") == (
+    assert land.format_regex("d-MMM-yy") == r"^\d{1,2}-[A-Za-z]{3}-\d{2}$"
+    assert land.format_regex("yyyy-MM-dd HH:mm:ss[.SSSSSS]") == (
         r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$"
     )
-    assert ingest.format_regex("yyyy'年'M'月'd'日'") == r"^\d{4}年\d{1,2}月\d{1,2}日$"
+    assert land.format_regex("yyyy'年'M'月'd'日'") == r"^\d{4}年\d{1,2}月\d{1,2}日$"
 
 
 def test_type_decision_rules():
     base = {"n": 100, "boolean": 0, "integer": 0, "leading_zero": 0, "double": 0}
     base |= {"percent": 0, "money": 0, "date:any": 0, "timestamp:any": 0}
-    base |= {f"date:{f}": 0 for f in ingest.DATE_FORMATS}
-    base |= {f"timestamp:{f}": 0 for f in ingest.TIMESTAMP_FORMATS}
+    base |= {f"date:{f}": 0 for f in land.DATE_FORMATS}
+    base |= {f"timestamp:{f}": 0 for f in land.TIMESTAMP_FORMATS}
     ints = base | {"integer": 98, "double": 98, "money": 98}
-    assert ingest.decide_type(ints) == (ColumnType("integer"), 98)
-    assert ingest.decide_type(ints | {"integer": 97}) == (ColumnType("double"), 98)
-    assert ingest.decide_type(ints | {"leading_zero": 3}) == (ColumnType("string"), 100)
-    assert ingest.decide_type(base | {"n": 0}) == (ColumnType("string"), 0)
+    assert land.decide_type(ints) == (ColumnType("integer"), 98)
+    assert land.decide_type(ints | {"integer": 97}) == (ColumnType("double"), 98)
+    assert land.decide_type(ints | {"leading_zero": 3}) == (ColumnType("string"), 100)
+    assert land.decide_type(base | {"n": 0}) == (ColumnType("string"), 0)
     mixed = base | {"date:MMM-yyyy": 60, "date:MMM-yy": 40, "date:any": 100}
-    assert ingest.decide_type(mixed) == (ColumnType("date", ("MMM-yyyy", "MMM-yy")), 100)
+    assert land.decide_type(mixed) == (ColumnType("date", ("MMM-yyyy", "MMM-yy")), 100)
 
 
 def test_mapping_validation_and_the_documented_example():
-    example = ingest.load_mapping(PROJECT / "infra" / "examples" / "mapping.yaml")
+    example = land.load_mapping(PROJECT / "infra" / "examples" / "mapping.yaml")
     assert example.key == ("id",)
     assert example.columns["earliest_cr_line"] == ColumnType(
         "date", ("MMM-yyyy", "dd-MMM-yy", "MMM-yy")
     )
     assert example.rename["loan_amnt"] == "loan_amount"
     with pytest.raises(MappingError, match=r"unknown keys \['colums'\]"):
-        ingest.parse_mapping({"colums": {}})
+        land.parse_mapping({"colums": {}})
     with pytest.raises(MappingError, match="unknown type 'dollars'"):
-        ingest.parse_mapping({"columns": {"x": "dollars"}})
+        land.parse_mapping({"columns": {"x": "dollars"}})
     with pytest.raises(MappingError, match="formats apply to date and timestamp only"):
-        ingest.parse_mapping({"columns": {"x": {"type": "money", "format": "x"}}})
+        land.parse_mapping({"columns": {"x": {"type": "money", "format": "x"}}})
 
 
 def test_cli_parser_has_help_and_examples():
     parser = argparse.ArgumentParser(prog="riskctl")
-    sub = ingest.add_ingest_parser(parser.add_subparsers(dest="command"))
+    sub = land.add_ingest_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["ingest-file", "x.csv", "--table", "t", "--sample-rows", "0"])
     assert (args.path, args.table, args.sample_rows, args.fn) == (
         "x.csv",
         "t",
         0,
-        ingest.cmd_ingest_file,
+        land.cmd_ingest_file,
     )
     assert "riskctl ingest-file loans.csv --table lc_loans" in sub.format_help()
 
@@ -171,18 +172,18 @@ def test_parsers_give_exact_values_and_null_tokens_are_null(spark):
     df = spark.createDataFrame(rows, "kind string, raw string")
     raw = F.col("raw")
     parsed = {
-        kind: ingest.typed_value(raw, ColumnType(kind)).cast("string")
+        kind: land.typed_value(raw, ColumnType(kind)).cast("string")
         for kind in PARSE_CASES
         if kind not in ("date", "timestamp")
     }
-    parsed["date"] = ingest.typed_value(raw, ColumnType("date")).cast("string")
+    parsed["date"] = land.typed_value(raw, ColumnType("date")).cast("string")
     parsed["timestamp"] = F.date_format(
-        ingest.typed_value(raw, ColumnType("timestamp")), "yyyy-MM-dd HH:mm:ss"
+        land.typed_value(raw, ColumnType("timestamp")), "yyyy-MM-dd HH:mm:ss"
     )
     got = df.select(
         "kind",
         "raw",
-        ingest.is_null_token(raw).alias("null"),
+        land.is_null_token(raw).alias("null"),
         *[v.alias(k) for k, v in parsed.items()],
     ).collect()
     for r in got:
@@ -231,7 +232,7 @@ def test_inference_picks_the_expected_type_per_column(spark):
         "ymd",
     ]
     df = spark.createDataFrame(rows, ", ".join(f"{c} string" for c in cols))
-    got = ingest.infer_types(df, cols)
+    got = land.infer_types(df, cols)
     assert {c: inf.type.describe() for c, inf in got.items()} == {
         "id": "integer",
         "code": "string",
@@ -272,7 +273,7 @@ def _manifest(spark, settings):
 def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, settings, tmp_path):
     path = tmp_path / "loans.csv"
     path.write_bytes(LOANS_CSV.encode("utf-8"))
-    first = ingest.ingest_file(Run(spark, settings, run_id="i1"), path, "lc_loans", threshold=0.75)
+    first = land.ingest_file(Run(spark, settings, run_id="i1"), path, "lc_loans", threshold=0.75)
     assert {c: i.type.describe() for c, i in first.types.items()} == {
         "id": "integer",
         "loan_amount": "money",
@@ -284,7 +285,7 @@ def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, s
     }
     assert first.key == ("id",)
     assert first.quarantined_by_rule == {"malformed_row": 1, "type_loan_amount": 1}
-    again = ingest.ingest_file(Run(spark, settings, run_id="i2"), path, "lc_loans", threshold=0.75)
+    again = land.ingest_file(Run(spark, settings, run_id="i2"), path, "lc_loans", threshold=0.75)
     assert _manifest(spark, settings) == [("i1", 5, 3, 0, 2), ("i2", 5, 0, 3, 2)]
     assert again.counts.source == str(path) and again.counts.stage == "ingest"
 
@@ -350,8 +351,8 @@ def test_gbk_file_with_a_mapping(spark, settings, tmp_path):
     )
     mapping_file = tmp_path / "mapping.yaml"
     mapping_file.write_text(PARTNER_MAPPING, encoding="utf-8")
-    mapping = ingest.load_mapping(mapping_file)
-    result = ingest.ingest_file(Run(spark, settings, run_id="m1"), path, "partner", mapping)
+    mapping = land.load_mapping(mapping_file)
+    result = land.ingest_file(Run(spark, settings, run_id="m1"), path, "partner", mapping)
     assert result.details[0].startswith("encoding gb18030; delimiter ';'")
     assert result.key == ("loan_id",)
     assert (result.counts.rows_in, result.counts.rows_out) == (3, 3)
@@ -372,19 +373,19 @@ def test_gbk_file_with_a_mapping(spark, settings, tmp_path):
         ("L003", "王五", None, dt.date(2024, 3, 7), "正常"),
     ]
 
-    bad = ingest.parse_mapping({"rename": {"loan_amnt": "amount"}}, "bad.yaml")
+    bad = land.parse_mapping({"rename": {"loan_amnt": "amount"}}, "bad.yaml")
     with pytest.raises(MappingError) as err:
-        ingest.ingest_file(Run(spark, settings, run_id="m2"), path, "partner", bad)
+        land.ingest_file(Run(spark, settings, run_id="m2"), path, "partner", bad)
     assert str(err.value) == (
         "bad.yaml: column(s) ['loan_amnt'] (rename/drop) are not in the file; its columns "
         "are: 借据号, 客户, 放款金额, 放款日期, 状态, 备注"
     )
     with pytest.raises(MappingError, match=r"\['amount'\] \(columns/key\) are not in the file"):
-        ingest.ingest_file(
+        land.ingest_file(
             Run(spark, settings, run_id="m3"),
             path,
             "partner",
-            ingest.parse_mapping({"columns": {"amount": "money"}}),
+            land.parse_mapping({"columns": {"amount": "money"}}),
         )
 
 
@@ -400,7 +401,7 @@ def test_parquet_and_json_lines_inputs(spark, settings, tmp_path):
         ),
         tmp_path / "loans.parquet",
     )
-    result = ingest.ingest_file(Run(spark, settings, run_id="p1"), tmp_path / "loans.parquet", "pq")
+    result = land.ingest_file(Run(spark, settings, run_id="p1"), tmp_path / "loans.parquet", "pq")
     assert result.key == ("loan_id",)
     got = lakehouse.read(spark, result.table, settings).orderBy("loan_id").collect()
     assert [tuple(r)[:4] for r in got] == [
@@ -414,7 +415,7 @@ def test_parquet_and_json_lines_inputs(spark, settings, tmp_path):
         '{"id": 3, "Event Type": \n',
         encoding="utf-8",
     )
-    result = ingest.ingest_file(Run(spark, settings, run_id="j1"), tmp_path / "events.jsonl", "ev")
+    result = land.ingest_file(Run(spark, settings, run_id="j1"), tmp_path / "events.jsonl", "ev")
     assert {c: i.type.type for c, i in result.types.items()} == {
         "event_type": "string",
         "ts": "timestamp",

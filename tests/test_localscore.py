@@ -10,8 +10,8 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import Bucketizer, SQLTransformer
 
-from riskcontrol import explain, models, scoring, tracking
-from riskcontrol.localscore import (
+from riskcontrol.apply import scoring
+from riskcontrol.apply.localscore import (
     LocalScorer,
     NotSupported,
     affine,
@@ -22,7 +22,8 @@ from riskcontrol.localscore import (
     strict_log1p,
     vector_ddot,
 )
-from riskcontrol.models import FeatureSpec, Split
+from riskcontrol.modeling import explain, models, tracking
+from riskcontrol.modeling.models import FeatureSpec, Split
 
 SPEC = FeatureSpec(("x1", "x2", "x3"), ("c",), log=("x3",), month="month")
 SCHEMA = "id string, x1 double, x2 double, x3 double, c string, label double"

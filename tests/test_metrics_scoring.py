@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import metrics, plots, scoring
+from riskcontrol.apply import scoring
+from riskcontrol.modeling import metrics, plots
 
 # The known vector of the first test: bads score 0.35 and 0.8, goods 0.1 and 0.4.
 SCORES = [0.1, 0.4, 0.35, 0.8]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,8 +13,8 @@ from pyspark.ml.feature import SQLTransformer
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 
-from riskcontrol import models, tracking
-from riskcontrol.models import FeatureSpec, Split
+from riskcontrol.modeling import models, tracking
+from riskcontrol.modeling.models import FeatureSpec, Split
 
 SPEC = FeatureSpec(("x1", "x2", "x3"), ("c",), log=("x3",), month="month")
 MONTHS = [f"2023-{m:02d}" for m in range(1, 11)]
@@ -107,6 +108,28 @@ def test_balanced_weight_and_prior_correction(spark):
     got = models.ProbabilityOfDefault("probability", 3.0).transform(probs)
     # Odds divided by the weight: 0.5/(0.5 + 0.5*3) = 0.25; 0.2/(0.2 + 0.8*3) = 1/13.
     assert [round(r.pd, 12) for r in got.orderBy("id").collect()] == [0.25, round(1 / 13, 12)]
+
+
+def test_the_custom_stage_loads_from_its_stable_path_and_from_the_old_flat_path(spark, tmp_path):
+    """Saved pipelines name the stage's class; versions saved before the sub-package layout
+    name ``riskcontrol.models.ProbabilityOfDefault`` and must still load."""
+    probs = spark.createDataFrame(
+        [(1, Vectors.dense([0.5, 0.5])), (2, Vectors.dense([0.8, 0.2]))], ["id", "probability"]
+    )
+    PipelineModel(stages=[models.ProbabilityOfDefault("probability", 3.0)]).write().save(
+        str(tmp_path / "pd")
+    )
+    (meta,) = (tmp_path / "pd" / "stages").glob("0_*/metadata/part-*")
+    text = meta.read_text()
+    assert json.loads(text)["class"] == "riskcontrol.modeling.stages.ProbabilityOfDefault"
+    meta.write_text(text.replace("riskcontrol.modeling.stages.", "riskcontrol.models."))
+    for crc in meta.parent.glob(".*.crc"):
+        crc.unlink()  # the checksum of the rewritten file no longer matches
+    loaded = PipelineModel.load(str(tmp_path / "pd"))
+    (stage,) = loaded.stages
+    assert type(stage) is models.ProbabilityOfDefault
+    got = loaded.transform(probs).orderBy("id").collect()
+    assert [round(r.pd, 12) for r in got] == [0.25, round(1 / 13, 12)]
 
 
 @pytest.mark.parametrize("kind", ["decision_tree", "gbt", "neural_network", "scorecard"])

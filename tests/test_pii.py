@@ -8,7 +8,7 @@ import hmac
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import pii
+from riskcontrol.core import pii
 
 
 def test_pseudonym_matches_python_hmac(spark, settings):
@@ -179,9 +179,10 @@ def test_no_key_in_any_plan_or_delta_log(spark, settings, tmp_path):
 
 
 def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
-    from riskcontrol import collect, lakehouse
-    from riskcontrol.catalog import BRONZE_CUSTOMERS, OPS_QUARANTINE
-    from riskcontrol.ops import Rule, Run
+    from riskcontrol.collect import extracts
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import BRONZE_CUSTOMERS, OPS_QUARANTINE
+    from riskcontrol.core.runs import Rule, Run
 
     rows = [
         ("C1", "11010519491231002X", "张三", "13812345678", "2024-01-01 00:00:00"),
@@ -191,10 +192,10 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
         rows,
         "customer_id string, national_id string, name string, mobile string, updated_at string",
     )
-    df = collect.with_provenance(df, "r1", "test", F.lit("mem://customers"))
+    df = extracts.with_provenance(df, "r1", "test", F.lit("mem://customers"))
     run = Run(spark, settings, "r1")
     rule = Rule("invalid_national_id", pii.valid_national_id("national_id"), "bad check digit")
-    counts = collect.land(run, df, BRONZE_CUSTOMERS, "test", [rule], ("customer_id",))
+    counts = extracts.land(run, df, BRONZE_CUSTOMERS, "test", [rule], ("customer_id",))
     assert (counts.rows_in, counts.rows_out, counts.rows_quarantined) == (2, 1, 1)
     stored = lakehouse.read(spark, BRONZE_CUSTOMERS, settings).first()
     assert stored.customer_id == "C1"
@@ -214,7 +215,7 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
     # Decrypted (in memory, for a reviewer), the record is the row as it was read.
     assert all(f'"{v}"' in q.record for v in ("bad-id", "李四", "13900000000"))
     # Landing the same rows again changes nothing: ciphertexts are reproducible.
-    again = collect.land(
+    again = extracts.land(
         Run(spark, settings, "r2"),
         df,
         BRONZE_CUSTOMERS,
@@ -227,15 +228,16 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
 
 
 def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
-    from riskcontrol import collect, lakehouse
-    from riskcontrol.catalog import BRONZE_CUSTOMERS
-    from riskcontrol.ops import Run
+    from riskcontrol.collect import extracts
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import BRONZE_CUSTOMERS
+    from riskcontrol.core.runs import Run
 
     cols = "customer_id string, national_id string, name string, mobile string, updated_at string"
     first = spark.createDataFrame([("C1", "1", "a", "2", "2024-01-01")], cols)
-    collect.land(
+    extracts.land(
         Run(spark, settings, "r1"),
-        collect.with_provenance(first, "r1", "test", F.lit("mem://c")),
+        extracts.with_provenance(first, "r1", "test", F.lit("mem://c")),
         BRONZE_CUSTOMERS,
         "test",
         [],
@@ -245,9 +247,9 @@ def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
         [("C2", "3", "b", "4", "2024-01-02", "zhang@example.com", 5000.0)],
         cols + ", email string, income double",
     )
-    collect.land(
+    extracts.land(
         Run(spark, settings, "r2"),
-        collect.with_provenance(later, "r2", "test", F.lit("mem://c")),
+        extracts.with_provenance(later, "r2", "test", F.lit("mem://c")),
         BRONZE_CUSTOMERS,
         "test",
         [],
@@ -264,8 +266,9 @@ def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
 def test_rotate_keys_reencrypts_under_the_new_key_and_drops_old_files(spark, tmp_path):
     from conftest import TEST_BRONZE_KEY, make_settings
 
-    from riskcontrol import keys, lakehouse
-    from riskcontrol.catalog import BRONZE_CUSTOMERS
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import BRONZE_CUSTOMERS
+    from riskcontrol.privacy import keys
 
     old = make_settings(tmp_path)
     new_key = "fedcba9876543210" * 4

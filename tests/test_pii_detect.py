@@ -13,10 +13,11 @@ from conftest import TEST_PII_KEY
 from lakescan import file_text
 from pyspark.sql import types as T
 
-from riskcontrol import dataset, lakehouse, pii, pii_detect
-from riskcontrol.generate import id_check_digit
-from riskcontrol.ingest import ingest_file
-from riskcontrol.ops import Run
+from riskcontrol.core import lakehouse, pii
+from riskcontrol.core.runs import Run
+from riskcontrol.lenderfile import pii_detect, prepare
+from riskcontrol.lenderfile.land import ingest_file
+from riskcontrol.synthetic.generate import id_check_digit
 
 
 def _nid(i: int) -> str:
@@ -184,7 +185,7 @@ def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_fea
     path = tmp_path / "applicants.csv"
     _csv(path)
     said = []
-    ds = dataset.land(
+    ds = prepare.land(
         spark, settings, path, "loan_status", ["Charged Off"], run_id="r1", progress=said.append
     )
     kinds = {p.name: p.kind for p in ds.profiles}
@@ -203,7 +204,7 @@ def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_fea
         "bronze, pseudonymised in silver (ssn_ref, full_name_ref, email_ref)"
     )
     bronze = lakehouse.read(
-        spark, dataset.dataset_table("bronze", "applicants", T.StructType([])), settings
+        spark, prepare.dataset_table("bronze", "applicants", T.StructType([])), settings
     )
     row = bronze.orderBy("_row_id").first()
     assert all(row[c].startswith(pii.ENCRYPTED_PREFIX) for c in ("ssn", "full_name", "email"))
@@ -242,7 +243,7 @@ def test_evaluate_dataset_files_land_personal_columns_encrypted_and_never_as_fea
     ]
     assert leaked == []
     # Opted in per column, it is a feature (and still encrypted in bronze).
-    ds = dataset.land(
+    ds = prepare.land(
         spark,
         settings,
         path,
@@ -273,7 +274,7 @@ def test_ingest_file_encrypts_detected_columns_and_records_the_subject_column(
         ("CUST-1", 13812345678),  # typed as the file's column was inferred
         ("CUST-2", 13912345678),
     ]
-    from riskcontrol import erase
+    from riskcontrol.privacy import erase
 
     assert [(t.full_name, t.subject_column) for t in erase.user_tables(spark, settings)] == [
         ("bronze.partner", "customer_id")
@@ -284,7 +285,7 @@ def test_ingest_file_encrypts_detected_columns_and_records_the_subject_column(
     assert [r.customer_id for r in lakehouse.read(spark, result.table, settings).collect()] == [
         "CUST-2"
     ]
-    from riskcontrol.catalog import OPS_ERASURES
+    from riskcontrol.core.catalog import OPS_ERASURES
 
     (audit,) = lakehouse.read(spark, OPS_ERASURES, settings).collect()
     assert (

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import make_settings, psql
 
-from riskcontrol import collect, lakehouse, lendingdb
-from riskcontrol.catalog import BRONZE_APPLICATIONS, BRONZE_LOANS
-from riskcontrol.generate import generate
-from riskcontrol.ops import Run
+from riskcontrol.collect import extracts, lendingdb
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import BRONZE_APPLICATIONS, BRONZE_LOANS
+from riskcontrol.core.runs import Run
+from riskcontrol.synthetic.generate import generate
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def test_temporal_types_are_inferred_from_values(spark):
 def test_postgres_book_extracts_exactly_and_incrementally(spark, tmp_path, postgres):
     book = make_settings(tmp_path)
     summary = generate(book.data_dir, customers=300, seed=5)
-    expected = {t: summary.row_counts[t] for t in collect.JDBC_SOURCES}
+    expected = {t: summary.row_counts[t] for t in extracts.JDBC_SOURCES}
 
     copied = lendingdb.copy_lending_db(spark, book, postgres["url"], user="postgres")
     assert copied == expected
@@ -50,13 +51,13 @@ def test_postgres_book_extracts_exactly_and_incrementally(spark, tmp_path, postg
 
     pg = make_settings(tmp_path, lending_jdbc_url=postgres["url"], lending_jdbc_user="postgres")
     run = Run(spark, pg, run_id="pg1")
-    first = {name: _counts(collect.collect_jdbc(run, name)) for name in collect.JDBC_SOURCES}
+    first = {name: _counts(extracts.collect_jdbc(run, name)) for name in extracts.JDBC_SOURCES}
     assert first == {name: (n, n, 0, 0) for name, n in expected.items()}
 
     # The same rows read from the SQLite original land nothing: PostgreSQL's dates and
     # timestamps arrive as the same text, so every row hashes alike.
     sqlite_run = Run(spark, book, run_id="sqlite1")
-    again = _counts(collect.collect_jdbc(sqlite_run, "loans", full=True))
+    again = _counts(extracts.collect_jdbc(sqlite_run, "loans", full=True))
     assert again == (expected["loans"], 0, expected["loans"], 0)
 
     # Two loans change, one application arrives: only they are read and landed.
@@ -76,7 +77,9 @@ def test_postgres_book_extracts_exactly_and_incrementally(spark, tmp_path, postg
         "'北京市', 'pending', NULL, '2031-01-01 09:00:00')",
     )
     run2 = Run(spark, pg, run_id="pg2")
-    second = {name: _counts(collect.collect_jdbc(run2, name)) for name in ("applications", "loans")}
+    second = {
+        name: _counts(extracts.collect_jdbc(run2, name)) for name in ("applications", "loans")
+    }
     assert second == {"applications": (1, 1, 0, 0), "loans": (2, 2, 0, 0)}
     loans = lakehouse.read_clear(spark, BRONZE_LOANS, pg).where("status = 'written_off'")
     assert sorted(r.loan_id for r in loans.collect()) == sorted(changed)
@@ -93,4 +96,4 @@ def test_postgres_book_extracts_exactly_and_incrementally(spark, tmp_path, postg
         postgres["url"],
     )
     # A third run over an unchanged server reads nothing.
-    assert _counts(collect.collect_jdbc(Run(spark, pg, run_id="pg3"), "loans")) == (0, 0, 0, 0)
+    assert _counts(extracts.collect_jdbc(Run(spark, pg, run_id="pg3"), "loans")) == (0, 0, 0, 0)

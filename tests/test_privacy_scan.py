@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, make_settings
 
-from riskcontrol import cli, privacy_scan
-from riskcontrol.config import get_settings
+from riskcontrol.cli.main import main
+from riskcontrol.core.config import get_settings
+from riskcontrol.privacy import scan
 
 PEOPLE = [
     # customer_id, national_id, name, mobile, email
@@ -121,7 +122,7 @@ def test_finds_a_planted_identifier_or_key_in_every_kind_of_store(home):
         "王** 110**************X 138****5678 11010519491231003X Alexander Hamiltonian",
     )
 
-    result = privacy_scan.scan(home)
+    result = scan.scan(home)
 
     rebuild = "national ID rebuildable from region_code (region) + birth_date (birth)"
     assert _found(result) == [
@@ -141,7 +142,7 @@ def test_finds_a_planted_identifier_or_key_in_every_kind_of_store(home):
         ("reports/dump.txt.gz", "gzip", "phone", "139*******0"),
     ]
     assert result.files_scanned == 10
-    text = privacy_scan.report(result)
+    text = scan.report(result)
     _no_needle_in(text)
     assert text.splitlines()[-1] == "privacy-scan: 10 file(s) scanned, 9 finding(s)"
 
@@ -153,8 +154,7 @@ def test_a_delta_table_written_by_spark_is_read_cell_by_cell_and_its_log_too(spa
     df.coalesce(1).write.format("delta").save(str(root / "lakehouse" / "gold" / "leak"))
 
     found = {
-        (f.path.split("/")[-1].split("-")[0], f.store, f.kind)
-        for f in privacy_scan.scan(home).findings
+        (f.path.split("/")[-1].split("-")[0], f.store, f.kind) for f in scan.scan(home).findings
     }
 
     # the data file (snappy Parquet) gives the name and the rebuildable pair; the Delta
@@ -177,7 +177,7 @@ def test_byo_identifiers_archives_in_archives_and_stores_outside_the_home(tmp_pa
     _write(Path(settings.home) / "cache.db.gz", gzip.compress(db.serialize()))
     _write(tmp_path / "lake" / "x.txt", "Grace Hopper")
 
-    result = privacy_scan.scan(settings, known=["13812345678", "Grace Hopper", "王"])
+    result = scan.scan(settings, known=["13812345678", "Grace Hopper", "王"])
 
     assert _found(result) == [
         (str(tmp_path / "lake" / "x.txt"), "text", "name", "G**********r"),
@@ -191,11 +191,11 @@ def test_cli_exits_1_on_findings_and_0_on_a_clean_home(home, monkeypatch, capsys
     monkeypatch.setenv("RISK_BRONZE_KEY", TEST_BRONZE_KEY)
     get_settings.cache_clear()
     try:
-        assert cli.main(["privacy-scan"]) == 0
+        assert main.main(["privacy-scan"]) == 0
         assert capsys.readouterr().out.endswith("0 finding(s)\n")
 
         _write(Path(home.home) / "reports" / "leak.txt", f"borrower 李四光 {TEST_BRONZE_KEY}")
-        assert cli.main(["privacy-scan"]) == 1
+        assert main.main(["privacy-scan"]) == 1
         out = capsys.readouterr()
         _no_needle_in(out.out + out.err)
         assert out.out.splitlines() == [
@@ -205,7 +205,7 @@ def test_cli_exits_1_on_findings_and_0_on_a_clean_home(home, monkeypatch, capsys
             "privacy-scan: 1 file(s) scanned, 2 finding(s)",
         ]
 
-        assert cli.main(["privacy-scan", "--json"]) == 1
+        assert main.main(["privacy-scan", "--json"]) == 1
         out = capsys.readouterr().out
         _no_needle_in(out)
         assert [(f["path"], f["kind"]) for f in json.loads(out)["findings"]] == [
@@ -213,9 +213,9 @@ def test_cli_exits_1_on_findings_and_0_on_a_clean_home(home, monkeypatch, capsys
             ("reports/leak.txt", "name"),
         ]
 
-        assert cli.main(["privacy-scan", "--exclude", str(Path(home.home) / "reports")]) == 0
+        assert main.main(["privacy-scan", "--exclude", str(Path(home.home) / "reports")]) == 0
         capsys.readouterr()
-        assert cli.main(["privacy-scan", "--exclude", "/no/such/dir"]) == 2
+        assert main.main(["privacy-scan", "--exclude", "/no/such/dir"]) == 2
         assert "--exclude /no/such/dir: no such file or folder" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()

@@ -9,9 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol import catalog, lakehouse, quality
-from riskcontrol.ops import Run
-from riskcontrol.quality import (
+from riskcontrol.analyze import quality
+from riskcontrol.analyze.quality import (
     CRITICAL,
     EXPECTATIONS,
     OPS_DQ_RESULTS,
@@ -29,6 +28,8 @@ from riskcontrol.quality import (
     run_checks,
     unique,
 )
+from riskcontrol.core import catalog, lakehouse
+from riskcontrol.core.runs import Run
 
 AS_OF = dt.datetime(2024, 3, 11)  # naive: UTC
 UTC = dt.UTC

@@ -16,16 +16,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskcontrol import lakehouse, report
-from riskcontrol.catalog import (
+from riskcontrol.apply import report
+from riskcontrol.apply.report import ReportData
+from riskcontrol.apply.scoring import QUADRANT_STRATEGY
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
     GOLD_ALERTS,
     GOLD_CUTOFF_POLICY,
     GOLD_LOAN_BOOK_RISK,
     GOLD_SCORED_APPLICATIONS,
     GOLD_WARNING_INDICATORS,
 )
-from riskcontrol.report import ReportData
-from riskcontrol.scoring import QUADRANT_STRATEGY
 
 AS_OF = date(2024, 6, 30)
 NOW = datetime(2024, 7, 1, 6, 30, tzinfo=UTC)
@@ -348,7 +349,7 @@ def test_champion_metrics_from_the_registry(settings, monkeypatch):
     """The version holding the champion alias, its metrics and its AUC by month."""
     import mlflow.artifacts
 
-    from riskcontrol import tracking
+    from riskcontrol.modeling import tracking
 
     settings.home.joinpath("mlflow.db").write_bytes(b"")  # a store exists
     versions = [

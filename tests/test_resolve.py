@@ -12,7 +12,7 @@ import pytest
 from chispa import assert_df_equality
 from conftest import TEST_PII_KEY, make_settings
 
-from riskcontrol import resolve
+from riskcontrol.analyze import resolve
 
 KEY = TEST_PII_KEY.encode()
 DAY = dt.date(2025, 3, 1)
@@ -280,8 +280,8 @@ def _site_records(spark, content):
 
 @pytest.mark.slow
 def test_links_on_a_generated_site_are_precise_and_complete(spark, tmp_path, settings):
-    from riskcontrol.generate import generate
-    from riskcontrol.site import build_site, write_ground_truth
+    from riskcontrol.synthetic.generate import generate
+    from riskcontrol.synthetic.site import build_site, write_ground_truth
 
     generate(tmp_path / "book", customers=2000, seed=7)
     content = build_site(tmp_path / "book", 7, epochs=3, scale=3)

@@ -9,8 +9,8 @@ from conftest import make_settings
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from riskcontrol import riskcost
-from riskcontrol.riskcost import CostModel
+from riskcontrol.apply import riskcost
+from riskcontrol.apply.riskcost import CostModel
 
 # Twelve applications with their observed outcome. Totals: exposure 22000, bad exposure
 # 5000 (rows 5, 7, 9, 10, 12; loss 2500 at LGD 0.5), good exposure 17000.

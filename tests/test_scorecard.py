@@ -10,8 +10,10 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 
-from riskcontrol import scorecard
-from riskcontrol.scoring import score_from_pd
+from riskcontrol.apply import scoring
+from riskcontrol.apply.localscore import _score, classify_row
+from riskcontrol.modeling import scorecard
+from riskcontrol.modeling.scale import ScoreScale
 
 LN2_OVER_PDO = math.log(2) / 50.0  # a coefficient of -this is worth 1 point per unit of WOE
 
@@ -248,7 +250,7 @@ def fitted(spark):
         "score",
         "reason_codes",
         *woe_cols,
-        score_from_pd(F.col("pd"), 600, 19.0, 50.0).alias("score_from_pd"),
+        ScoreScale().column(F.col("pd")).alias("score_from_pd"),
     ).collect()
     sql = spark.sql(card.sql_query("scorecard_rows")).select("id", "score").collect()
     return card, rows, out.columns, scored, sql
@@ -316,6 +318,44 @@ def test_pipeline_saves_and_loads_with_the_same_scores(fitted, tmp_path):
     assert [tuple(r) for r in again] == [
         (r["id"], r["pd"], r["score"], r["reason_codes"]) for r in scored
     ]
+
+
+def test_a_changed_score_scale_moves_points_sql_batch_and_local_scores_together(
+    fitted, spark, settings
+):
+    """One scale from the settings: the scorecard's points and exported SQL, batch scoring
+    (``scoring.classify``) and the local scorer all put the same PD on the same score."""
+    _, rows, _, _, _ = fitted
+    moved = settings.model_copy(
+        update={
+            "score_base": 500,
+            "score_base_odds": 10.0,
+            "score_pdo": 20.0,
+            "score_min": 400,
+            "score_max": 550,
+        }
+    )
+    scale = ScoreScale.from_settings(moved)
+    assert scale == ScoreScale(base=500, base_odds=10.0, pdo=20.0, low=400, high=550)
+    train = spark.createDataFrame(applicants(400, seed=1), SCHEMA)
+    card = scorecard.fit_scorecard(train, ["income", "age"], ["city", "channel"], scale=scale)
+    assert card.to_dict()["base"] == 500 and card.to_dict()["pdo"] == 20.0
+    points = {r["id"]: (r["pd"], r["score"]) for r in card.model.transform(rows).collect()}
+    sql = {r["id"]: r["score"] for r in spark.sql(card.sql_query("scorecard_rows")).collect()}
+    frame = spark.createDataFrame(
+        [(i, pd, 1000.0) for i, (pd, _) in points.items()],
+        "id int, pd double, requested_amount double",
+    )
+    batch = {r["id"]: r["score"] for r in scoring.classify(frame, moved).collect()}
+    local = {i: classify_row(pd, 1000.0, moved)["score"] for i, (pd, _) in points.items()}
+    by_points = {i: score for i, (_, score) in points.items()}
+    assert sql == by_points == batch == local
+    # the default 300-900 scale would have put these rows elsewhere
+    default = {i: _score(pd, ScoreScale()) for i, (pd, _) in points.items()}
+    assert default != by_points
+    # both new bounds clip some rows (unclipped, these rows span 335-572), in every path
+    assert (min(by_points.values()), max(by_points.values())) == (400, 550)
+    assert card.sql_expression().endswith(", 400), 550) AS INTEGER)")
 
 
 # --- wrong sign and prior correction on a 2x2 table -------------------------------------

@@ -14,10 +14,11 @@ from pathlib import Path
 import yaml
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, make_settings
 
-from riskcontrol import cli, features
-from riskcontrol.config import ensure_local_secrets
-from riskcontrol.redact import has_password, redact
-from riskcontrol.spark import private_data, set_secrets, split_secrets
+from riskcontrol.analyze import feature_store
+from riskcontrol.cli.main import main
+from riskcontrol.core.config import ensure_local_secrets
+from riskcontrol.core.redact import has_password, redact
+from riskcontrol.core.spark import private_data, set_secrets, split_secrets
 
 RISKCTL = str(Path(sys.executable).with_name("riskctl"))
 
@@ -111,21 +112,21 @@ def test_redact_removes_every_encoding_of_the_keys_and_the_db_password(tmp_path)
 def test_servers_get_secrets_through_the_environment_and_listen_on_loopback(tmp_path):
     uri = "postgresql://mlflow:pa55word@db.internal/mlflow"
     settings = make_settings(tmp_path, mlflow_tracking_uri=uri)
-    argv, env = cli.mlflow_ui_command(settings, "127.0.0.1", 5000)
+    argv, env = main.mlflow_ui_command(settings, "127.0.0.1", 5000)
     assert not any("pa55word" in a for a in argv)
     assert argv[1:] == ["ui", "--host", "127.0.0.1", "--port", "5000"]
     assert env["MLFLOW_BACKEND_STORE_URI"] == uri
-    parser = cli.build_parser()
+    parser = main.build_parser()
     assert parser.parse_args(["mlflow-ui"]).host == "127.0.0.1"
-    assert cli.airflow_env(settings)["AIRFLOW__API__HOST"] == "127.0.0.1"
-    argv, env = cli.submit_command(settings, "collect", "r1", ("collect_public_web",))
+    assert main.airflow_env(settings)["AIRFLOW__API__HOST"] == "127.0.0.1"
+    argv, env = main.submit_command(settings, "collect", "r1", ("collect_public_web",))
     assert not any("pa55word" in a or TEST_BRONZE_KEY in a for a in argv)
     assert argv[-2:] == ["r1", "collect_public_web"]
 
 
 def test_load_db_refuses_a_url_with_a_password_and_never_prints_it(capsys):
     url = "jdbc:postgresql://bob:pa55word@db/lend"
-    assert cli.main(["load-db", "--jdbc-url", url]) == 2
+    assert main.main(["load-db", "--jdbc-url", url]) == 2
     err = capsys.readouterr().err
     assert "pa55word" not in err
     assert err.startswith(
@@ -170,13 +171,13 @@ def test_feature_store_yaml_names_env_vars_for_secrets_and_is_private(tmp_path):
             "spark.executor.memory": "2g",
         },
     )
-    runtime = features.runtime_dir(settings)
+    runtime = feature_store.runtime_dir(settings)
     runtime.mkdir(parents=True)
     (runtime / "feature_store.yaml").write_text("old", encoding="utf-8")
     (runtime / "feature_store.yaml").chmod(0o644)  # as an earlier version left it
     old = os.umask(0o000)
     try:
-        path = features.write_config(settings)
+        path = feature_store.write_config(settings)
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

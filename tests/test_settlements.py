@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol import lakehouse
-from riskcontrol.catalog import BRONZE_SETTLEMENTS, OPS_MANIFEST, OPS_QUARANTINE
-from riskcontrol.extract_files import collect_settlements, settlement_columns
-from riskcontrol.generate import generate
-from riskcontrol.generate import settlements as gen
-from riskcontrol.ops import Run
+from riskcontrol.collect.settlements import collect_settlements, settlement_columns
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import BRONZE_SETTLEMENTS, OPS_MANIFEST, OPS_QUARANTINE
+from riskcontrol.core.runs import Run
+from riskcontrol.synthetic.generate import generate
+from riskcontrol.synthetic.generate import settlements as gen
 
 SEED = 5  # at 300 customers, a seed for which every settlement fault occurs
 CUSTOMERS = 300

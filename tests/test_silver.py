@@ -11,8 +11,8 @@ from chispa import assert_df_equality
 from conftest import TEST_PII_KEY
 from pyspark.sql import functions as F
 
-from riskcontrol import silver
-from riskcontrol.ops import Rule, split_by_rules
+from riskcontrol.analyze import silver
+from riskcontrol.core.runs import Rule, split_by_rules
 
 KEY = TEST_PII_KEY.encode()
 
@@ -497,8 +497,8 @@ def test_names_in_penalty_and_news_text_are_masked_longest_first(spark, settings
 
 def test_silver_merge_of_unchanged_rows_with_map_columns_updates_nothing(spark, settings):
     """Maps have no SQL equality: the change condition compares them as JSON."""
-    from riskcontrol import lakehouse
-    from riskcontrol.catalog import SILVER_NOTES
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import SILVER_NOTES
 
     row = {
         "note_id": "N1",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from riskcontrol.generate import generate
-from riskcontrol.site import (
+from riskcontrol.synthetic.generate import generate
+from riskcontrol.synthetic.site import (
     SiteServer,
     add_site_parser,
     build_site,
@@ -24,8 +24,8 @@ from riskcontrol.site import (
     site_command,
     write_ground_truth,
 )
-from riskcontrol.site import faults as fault_rules
-from riskcontrol.site.render import court_detail_html, crawl_targets
+from riskcontrol.synthetic.site import faults as fault_rules
+from riskcontrol.synthetic.site.render import court_detail_html, crawl_targets
 
 SEED = 7
 SCALE = 3  # 400 customers alone give one court list page; tests need several
@@ -244,7 +244,7 @@ def test_unparseable_pages_follow_the_hash(content):
 
 
 def test_cli_reports_a_missing_book(tmp_path, monkeypatch, capsys):
-    from riskcontrol.config import get_settings
+    from riskcontrol.core.config import get_settings
 
     parser = argparse.ArgumentParser(prog="riskctl")
     add_site_parser(parser.add_subparsers(dest="command"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from riskcontrol import text
+from riskcontrol.analyze import text
 
 
 def _one_column(spark, values: list[str | None]):

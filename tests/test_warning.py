@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskcontrol import warning
-from riskcontrol.generate import generate
+from riskcontrol.apply import warning
+from riskcontrol.synthetic.generate import generate
 
 D = dt.date
 LOAN_DAYS_SCHEMA = (

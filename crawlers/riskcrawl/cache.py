@@ -4,7 +4,7 @@ The cache keeps whole pages (court lists name people and their ID numbers) betwe
 crawls so that a re-crawl can revalidate them (``If-None-Match``/``If-Modified-Since``)
 instead of downloading them again. Stored in clear, it would be personal data outside
 the lakehouse. Here every file of an entry is sealed with the pipeline's bronze key
-(``riskcontrol.pii.encrypt_text``, AES-256-GCM bound to the cache) and written 0600.
+(``riskcontrol.core.pii.encrypt_text``, AES-256-GCM bound to the cache) and written 0600.
 An entry that no longer decrypts (the key was rotated) is dropped and fetched again.
 A cache folder written by an earlier, unencrypted version is purged on first use.
 """
@@ -49,7 +49,7 @@ class EncryptedFilesystemCacheStorage(FilesystemCacheStorage):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        from riskcontrol.config import Settings
+        from riskcontrol.core.config import Settings
 
         self._settings = Settings()
         self._settings.bronze_secret()  # fails now, with instructions, if no key is set
@@ -64,13 +64,13 @@ class EncryptedFilesystemCacheStorage(FilesystemCacheStorage):
         super().open_spider(spider)
 
     def _seal(self, data: bytes) -> bytes:
-        from riskcontrol import pii
+        from riskcontrol.core import pii
 
         text = base64.b64encode(gzip.compress(data)).decode("ascii")
         return MAGIC + pii.encrypt_text(text, AAD, self._settings).encode("ascii")
 
     def _unseal(self, data: bytes) -> bytes:
-        from riskcontrol import pii
+        from riskcontrol.core import pii
 
         if not data.startswith(MAGIC):
             raise pii.DecryptionError("cache file is not sealed")
@@ -85,7 +85,7 @@ class EncryptedFilesystemCacheStorage(FilesystemCacheStorage):
         return io.BytesIO(self._unseal(path.read_bytes()))
 
     def retrieve_response(self, spider: Any, request: Any):
-        from riskcontrol import pii
+        from riskcontrol.core import pii
 
         try:
             return super().retrieve_response(spider, request)

@@ -1,0 +1,794 @@
+"""Analyze tier, silver -> gold feature tables, and the Feast feature store over them.
+
+Every gold ``fs_*`` table is keyed by ``customer_id`` and ``event_timestamp`` and holds,
+on each row, the values *as known at* ``event_timestamp``: nothing dated later went into
+them. A point-in-time join (Feast's ``get_historical_features``) then picks, for an
+application made at time ``t``, the latest row with ``event_timestamp <= t``, so a
+training set sees exactly what a live decision at ``t`` could have seen. What "known at"
+means, table by table (days are UTC days, the Spark session's time zone; "day ``d``"
+snapshots carry ``event_timestamp = d 00:00`` and use only facts dated before ``d``):
+
+``gold.fs_application`` (one row per application)
+    Known at ``applied_at``: the application's own fields, and the customer's birth
+    date, income, employment and education. Silver keeps only the latest version of a
+    customer, so those customer attributes are the current ones (the same caveat as
+    ``gold.application_features``).
+``gold.fs_repayment`` (one row per customer and day something changes)
+    An installment due on ``due`` is known to be paid on time or late from ``due + 1``
+    (pit rule ``core.dates.pit_dpd``: a payment made on day ``p`` counts from ``p + 1``); while
+    unpaid its DPD grows by one a day; once paid on ``p`` its final DPD ``p - due`` is
+    known from ``p + 1``. A loan counts from ``disbursed_date + 1``. Snapshots are taken
+    on ``disbursed + 1``, ``due + 1``, ``paid + 1``, on the days an unpaid installment
+    crosses 30/60/90 DPD, and on the days a late installment leaves the 3/6/12-month
+    windows, so a window count is exact at every moment and the DPD read between two
+    snapshots is a lower bound, never a look-ahead. The ``dpd`` column of silver (the
+    DPD as of extraction) is never used.
+``gold.fs_bureau`` (one row per report)
+    Known at ``report_time``. A report pulled for an application minutes after
+    ``applied_at`` is therefore not in that application's row when the entity time is
+    ``applied_at``; ``application_entities(apps, bureau)`` moves the entity time to the
+    moment the decision had its report (see there).
+``gold.fs_events`` (one row per customer and day something enters or leaves a window)
+    The events of day ``e`` are known at the end of that day, i.e. from ``e + 1`` 00:00;
+    the 7- and 30-day windows of a day-``d`` snapshot are days ``[d - 7, d - 1]`` and
+    ``[d - 30, d - 1]``. Snapshots on ``e + 1``, ``e + 8`` and ``e + 31`` make the counts
+    drop to zero on time.
+``gold.fs_text`` (same, for service notes, 90-day window)
+    A note is known from the day after it was taken; snapshots on ``n + 1`` and
+    ``n + 91``.
+``gold.fs_public_records`` (one row per customer and day a record is dated)
+    A court, penalty or news record linked to the customer (directly or through the
+    employer) counts from the day after its ``record_date``. The record date is the
+    earliest the record could be known; a crawler may find it later, so the training
+    set is optimistic by the publication delay (use the first-seen time when silver
+    carries one). ``pr_days_since_last`` is derived at read time from
+    ``pr_last_record_ts`` and the entity time (training) or the lookup date (online).
+
+Every table carries ``created_timestamp``: when the row was built (audit). It is not
+declared to Feast as its tie-breaker: ``(customer_id, event_timestamp)`` is unique in the
+snapshot tables by construction (and a customer's applications or bureau reports differ
+in time), and one build stamps all rows alike, so it could not break a tie anyway.
+
+The Feast repository is ``feature_store/`` (``definitions.py`` declares the entity, one
+Spark source per table reading its Delta folder, the feature views and the feature
+services; ``feature_store.yaml`` is the configuration template). ``feature_store``
+renders the configuration from ``Settings`` and applies the definitions;
+``training_set``, ``materialize`` and ``online_features`` are the three uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import os
+import re
+import string
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from riskcontrol.analyze import silver
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
+    FEATURE_TABLES,
+    FS_APPLICATION,
+    FS_BUREAU,
+    FS_EVENTS,
+    FS_PUBLIC_RECORDS,
+    FS_REPAYMENT,
+    FS_TEXT,
+    OPS_FEATURE_STATS,
+    SILVER_APPLICATIONS,
+    SILVER_BUREAU,
+    SILVER_CUSTOMERS,
+    SILVER_ENTITY_LINKS,
+    SILVER_EVENTS,
+    SILVER_LOANS,
+    SILVER_NOTES,
+    SILVER_REPAYMENTS,
+    Table,
+)
+from riskcontrol.core.config import PROJECT_ROOT, Settings
+from riskcontrol.core.dates import pit_dpd
+from riskcontrol.core.redact import is_secret_conf
+from riskcontrol.core.runs import Run
+from riskcontrol.core.spark import local_jars, spark_conf
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+
+FEATURE_TABLES_BY_NAME = {t.name: t for t in FEATURE_TABLES}
+# Columns of the fs_* tables that identify a row rather than describe the customer.
+ID_COLUMNS = ("customer_id", "event_timestamp", "created_timestamp", "application_id", "report_id")
+
+ENTITY_TIME = "event_timestamp"
+EPOCH = dt.date(1970, 1, 1)
+DPD_MARKS = (30, 60, 90)
+LATE_WINDOWS_MONTHS = (3, 6, 12)
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _naive_utc(ts: dt.datetime) -> dt.datetime:
+    """Spark's TimestampType takes naive datetimes as session-local (UTC here)."""
+    return ts.astimezone(dt.UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _created(created_at: dt.datetime) -> Column:
+    return F.lit(_naive_utc(created_at)).cast("timestamp").alias("created_timestamp")
+
+
+def _day_number(day: Column) -> Column:
+    return F.datediff(day, F.lit(EPOCH))
+
+
+def _day_start(day_number: Column) -> Column:
+    """Midnight at the start of day ``day_number`` (days since 1970-01-01)."""
+    return F.date_add(F.lit(EPOCH), day_number).cast("timestamp")
+
+
+def _day_snapshots(
+    daily: DataFrame, measures: list[str], windows: Mapping[int, list[str]]
+) -> DataFrame:
+    """Trailing-window sums per customer on every day a window gains or loses a day.
+
+    ``daily`` has ``customer_id``, ``dn`` (day number) and ``measures``; the result has
+    one row per customer and snapshot day ``dn`` with ``{measure}_{w}d`` = the sum over
+    days ``[dn - w, dn - 1]`` for each window ``w`` and the measures listed for it.
+    Snapshots fall on ``dn + 1`` (the day is complete) and ``dn + w + 1`` (it leaves the
+    window ``w``).
+    """
+    offsets = [1] + [w + 1 for w in windows]
+    marks = (
+        daily.select("customer_id", F.explode(F.array(*[F.col("dn") + o for o in offsets])))
+        .withColumnRenamed("col", "dn")
+        .distinct()
+    )
+    blanks = [F.lit(None).cast(daily.schema[m].dataType).alias(m) for m in measures]
+    rows = daily.select("customer_id", "dn", *measures, F.lit(False).alias("__mark")).unionByName(
+        marks.select("customer_id", "dn", *blanks, F.lit(True).alias("__mark"))
+    )
+    by_day = Window.partitionBy("customer_id").orderBy("dn")
+    sums = [
+        F.coalesce(F.sum(m).over(by_day.rangeBetween(-w, -1)), F.lit(0)).alias(f"{m}_{w}d")
+        for w, ms in windows.items()
+        for m in ms
+    ]
+    return rows.select("customer_id", "dn", "__mark", *sums).where("__mark").drop("__mark")
+
+
+# --- transforms: silver -> gold fs_* --------------------------------------------------------
+def fs_application(
+    applications: DataFrame, customers: DataFrame, created_at: dt.datetime
+) -> DataFrame:
+    """One row per application, event time ``applied_at``."""
+    cust = customers.select(
+        "customer_id", "birth_year", "monthly_income", "employment_type", "education"
+    )
+    apps = applications.where(F.col("customer_id").isNotNull() & F.col("applied_at").isNotNull())
+    out = apps.join(cust, "customer_id", "left").select(
+        "application_id",
+        "customer_id",
+        F.col("applied_at").alias("event_timestamp"),
+        "requested_amount",
+        "term_months",
+        "monthly_income",
+        silver.age_at("application_date").cast("int").alias("age"),
+        F.try_divide("requested_amount", "monthly_income").alias("amount_to_income"),
+        "channel",
+        "purpose",
+        "province",
+        "employment_type",
+        "education",
+        _created(created_at),
+    )
+    return out.select(*FS_APPLICATION.columns)
+
+
+def fs_repayment(loans: DataFrame, repayments: DataFrame, created_at: dt.datetime) -> DataFrame:
+    """The customer's repayment record with the lender, on every day it changes."""
+    ln = loans.where(F.col("customer_id").isNotNull() & F.col("disbursed_date").isNotNull()).select(
+        "loan_id", "customer_id", "disbursed_date", "principal"
+    )
+    lines = repayments.select("loan_id", "due_date", "paid_date", "amount_due")
+    inst = ln.join(lines, "loan_id", "left")
+
+    ever_late = F.col("due_date").isNotNull() & (
+        F.col("paid_date").isNull() | (F.col("paid_date") > F.col("due_date"))
+    )
+    unpaid_on = F.coalesce(F.col("paid_date"), F.lit(dt.date(9999, 12, 31)))
+    days = [
+        F.date_add("disbursed_date", 1),
+        F.date_add("due_date", 1),
+        F.date_add("paid_date", 1),
+        *[
+            F.when(unpaid_on >= F.date_add("due_date", n), F.date_add("due_date", n))
+            for n in DPD_MARKS
+        ],
+        *[
+            F.when(ever_late, F.date_add(F.add_months("due_date", k), 1))
+            for k in LATE_WINDOWS_MONTHS
+        ],
+    ]
+    snapshots = (
+        inst.select("customer_id", F.explode(F.array(*days)).alias("d"))
+        .where(F.col("d").isNotNull())
+        .distinct()
+    )
+
+    d = F.col("d")
+    grid = snapshots.join(inst, "customer_id").where(F.col("disbursed_date") < d)
+    is_due = F.col("due_date") < d
+    is_paid = F.col("paid_date") < d
+    dpd = F.when(is_due, pit_dpd(F.col("due_date"), F.col("paid_date"), d))
+    late = is_due & (dpd > 0)
+
+    def count(cond: Column) -> Column:
+        return F.sum(F.when(cond, 1).otherwise(0))
+
+    per_loan = grid.groupBy("customer_id", "d", "loan_id", "principal").agg(
+        count(is_due).alias("n_due"),
+        count(late).alias("n_late"),
+        F.max(dpd).alias("max_dpd"),
+        F.max(F.when(is_due & ~F.coalesce(is_paid, F.lit(False)), dpd)).alias("cur_dpd"),
+        *[
+            count(late & (d <= F.add_months("due_date", k))).alias(f"late_{k}m")
+            for k in LATE_WINDOWS_MONTHS
+        ],
+        F.sum("amount_due").alias("scheduled"),
+        F.sum(F.when(~F.coalesce(is_paid, F.lit(False)), F.col("amount_due"))).alias("unpaid"),
+    )
+    open_principal = F.when(
+        F.col("scheduled") > 0,
+        F.col("principal") * F.coalesce(F.col("unpaid"), F.lit(0.0)) / F.col("scheduled"),
+    ).otherwise(F.col("principal"))
+    per_loan = per_loan.withColumn("open_principal", open_principal)
+
+    out = per_loan.groupBy("customer_id", "d").agg(
+        F.count("loan_id").cast("int").alias("prior_loans"),
+        count(F.col("open_principal") > 0).cast("int").alias("prior_open_loans"),
+        F.sum("n_due").cast("int").alias("prior_installments_due"),
+        F.sum("n_late").cast("int").alias("prior_late_installments"),
+        F.coalesce(F.max("max_dpd"), F.lit(0)).cast("int").alias("prior_max_dpd"),
+        F.coalesce(F.max("cur_dpd"), F.lit(0)).cast("int").alias("prior_current_dpd"),
+        *[F.sum(f"late_{k}m").cast("int").alias(f"prior_late_{k}m") for k in LATE_WINDOWS_MONTHS],
+        F.round(F.sum("open_principal"), 2).alias("prior_open_principal"),
+        F.try_divide(F.sum("open_principal"), F.sum("principal")).alias("prior_utilization"),
+    )
+    return out.select(
+        "customer_id",
+        d.cast("timestamp").alias("event_timestamp"),
+        *[c for c in FS_REPAYMENT.columns if c.startswith("prior_")],
+        _created(created_at),
+    )
+
+
+def fs_bureau(bureau: DataFrame, customers: DataFrame, created_at: dt.datetime) -> DataFrame:
+    """One row per bureau report, event time ``report_time``, for the customer it is about.
+
+    The report names the person by ``customer_key`` (pseudonymized national ID); a report
+    whose person is not a known customer has no entity to attach to and is left out.
+    """
+    people = customers.select("customer_key", "customer_id").where(
+        F.col("customer_key").isNotNull()
+    )
+    out = (
+        bureau.where(F.col("report_time").isNotNull())
+        .join(people, "customer_key")
+        .select(
+            "report_id",
+            "application_id",
+            "customer_id",
+            F.col("report_time").alias("event_timestamp"),
+            "bureau_score",
+            "inquiries_6m",
+            "open_loans",
+            "total_credit_limit",
+            "total_balance",
+            F.try_divide("total_balance", "total_credit_limit").alias("utilization"),
+            "overdue_accounts",
+            "max_dpd_24m",
+            "credit_history_months",
+            "consumer_finance_loans",
+            "n_accounts",
+            "n_alerts",
+            _created(created_at),
+        )
+    )
+    return out.select(*FS_BUREAU.columns)
+
+
+def fs_events(events: DataFrame, created_at: dt.datetime) -> DataFrame:
+    """App-event counts over the 7 and 30 days before each day (UTC days)."""
+    e = events.where(F.col("customer_id").isNotNull() & F.col("event_ts").isNotNull())
+    daily = e.groupBy("customer_id", _day_number(F.to_date("event_ts")).alias("dn")).agg(
+        F.count("*").alias("n"),
+        F.sum(F.coalesce(F.col("is_night"), F.lit(False)).cast("long")).alias("night"),
+        F.count("is_night").alias("night_known"),
+        F.sum((F.col("event_type") == "loan_calc").cast("long")).alias("calc"),
+        F.sum((F.col("event_type") == "apply_click").cast("long")).alias("click"),
+    )
+    snaps = _day_snapshots(
+        daily,
+        ["n", "night", "night_known", "calc", "click"],
+        {7: ["n"], 30: ["n", "night", "night_known", "calc", "click"]},
+    )
+    return snaps.select(
+        "customer_id",
+        _day_start(F.col("dn")).alias("event_timestamp"),
+        F.col("n_7d").cast("int").alias("ev_count_7d"),
+        F.col("n_30d").cast("int").alias("ev_count_30d"),
+        F.try_divide(F.col("night_30d").cast("double"), F.col("night_known_30d")).alias(
+            "ev_night_share_30d"
+        ),
+        F.col("calc_30d").cast("int").alias("ev_loan_calc_30d"),
+        F.col("click_30d").cast("int").alias("ev_apply_click_30d"),
+        _created(created_at),
+    )
+
+
+def fs_text(notes: DataFrame, created_at: dt.datetime, days: int = 90) -> DataFrame:
+    """Service-note signals over the ``days`` before each day.
+
+    ``notes_negative_90d`` counts notes with a negative-lexicon hit; the mean negativity
+    is the mean of the ``negativity`` column when silver has one (a score per note), else
+    the mean number of negative-lexicon hits per note.
+    """
+    n = notes.where(F.col("customer_id").isNotNull() & F.col("noted_at").isNotNull())
+    score = "negativity" if "negativity" in notes.columns else "negative_hits"
+    daily = n.groupBy("customer_id", _day_number(F.to_date("noted_at")).alias("dn")).agg(
+        F.count("*").alias("cnt"),
+        F.sum((F.coalesce(F.col("negative_hits"), F.lit(0)) > 0).cast("long")).alias("neg"),
+        F.sum(F.col(score).cast("double")).alias("score_sum"),
+        F.count(score).alias("score_n"),
+    )
+    measures = ["cnt", "neg", "score_sum", "score_n"]
+    snaps = _day_snapshots(daily, measures, {days: measures})
+    return snaps.select(
+        "customer_id",
+        _day_start(F.col("dn")).alias("event_timestamp"),
+        F.col(f"cnt_{days}d").cast("int").alias("notes_count_90d"),
+        F.col(f"neg_{days}d").cast("int").alias("notes_negative_90d"),
+        F.try_divide(F.col(f"score_sum_{days}d"), F.col(f"score_n_{days}d")).alias(
+            "notes_negativity_90d"
+        ),
+        _created(created_at),
+    )
+
+
+def fs_public_records(
+    links: DataFrame, created_at: dt.datetime, min_confidence: float | None = None
+) -> DataFrame:
+    """Court, penalty and news records linked to each customer, cumulative per day.
+
+    A record linked to the customer several times (directly and through the employer)
+    counts once; ``pr_employer_hits`` counts the court and penalty records whose only
+    link to the customer is the employer. ``pr_last_record_ts`` is the date of the latest
+    court or penalty record.
+    """
+    kinds = ("court", "penalty", "news")
+    ok = (
+        F.col("customer_id").isNotNull()
+        & F.col("record_date").isNotNull()
+        & F.col("record_kind").isin(*kinds)
+    )
+    if min_confidence is not None:
+        ok = ok & (F.col("confidence") >= min_confidence)
+    recs = (
+        links.where(ok)
+        .groupBy("customer_id", "record_kind", "record_id")
+        .agg(
+            F.min("record_date").alias("record_date"),
+            F.bool_and(F.coalesce(F.col("match_method") == "employer", F.lit(False))).alias(
+                "via_employer"
+            ),
+        )
+    )
+    adverse = F.col("record_kind").isin("court", "penalty")
+    daily = recs.select(
+        "customer_id",
+        _day_number(F.col("record_date")).alias("dn"),
+        (F.col("record_kind") == "court").cast("int").alias("court"),
+        (F.col("record_kind") == "penalty").cast("int").alias("penalty"),
+        (adverse & F.col("via_employer")).cast("int").alias("employer"),
+        (F.col("record_kind") == "news").cast("int").alias("news"),
+        F.when(adverse, _day_number(F.col("record_date"))).alias("adverse_dn"),
+    )
+    marks = daily.select("customer_id", (F.col("dn") + 1).alias("dn")).distinct()
+    measures = ["court", "penalty", "employer", "news", "adverse_dn"]
+    rows = daily.withColumn("__mark", F.lit(False)).unionByName(
+        marks.select(
+            "customer_id",
+            "dn",
+            *[F.lit(None).cast("int").alias(m) for m in measures],
+            F.lit(True).alias("__mark"),
+        )
+    )
+    before = (
+        Window.partitionBy("customer_id").orderBy("dn").rangeBetween(Window.unboundedPreceding, -1)
+    )
+    last = F.max("adverse_dn").over(before)
+    out = rows.select(
+        "customer_id",
+        _day_start(F.col("dn")).alias("event_timestamp"),
+        *[
+            F.coalesce(F.sum(m).over(before), F.lit(0)).cast("int").alias(f"pr_{m}_hits")
+            for m in ("court", "penalty", "employer", "news")
+        ],
+        F.when(last.isNotNull(), _day_start(last)).alias("pr_last_record_ts"),
+        _created(created_at),
+        "__mark",
+    )
+    return out.where("__mark").select(*FS_PUBLIC_RECORDS.columns)
+
+
+def application_entities(applications: DataFrame, bureau: DataFrame | None = None) -> DataFrame:
+    """Entity rows for a training set: ``application_id``, ``customer_id``, ``event_timestamp``.
+
+    Without ``bureau`` the entity time is ``applied_at``. With it, the entity time is when
+    the decision had its inputs: ``applied_at``, or the time of the report pulled for
+    that application if it came later on the same day (the bureau is queried while the
+    application is processed, so a live decision sees that report).
+    """
+    apps = applications.where(F.col("applied_at").isNotNull()).select(
+        "application_id", "customer_id", "applied_at"
+    )
+    if bureau is None:
+        return apps.select("application_id", "customer_id", F.col("applied_at").alias(ENTITY_TIME))
+    own = (
+        bureau.select("application_id", "report_time")
+        .join(apps, "application_id")
+        .where(
+            (F.col("report_time") >= F.col("applied_at"))
+            & (F.to_date("report_time") == F.to_date("applied_at"))
+        )
+        .groupBy("application_id")
+        .agg(F.min("report_time").alias("report_time"))
+    )
+    return apps.join(own, "application_id", "left").select(
+        "application_id",
+        "customer_id",
+        F.greatest("applied_at", F.coalesce("report_time", "applied_at")).alias(ENTITY_TIME),
+    )
+
+
+# --- the gold build -------------------------------------------------------------------------
+def build_feature_tables(
+    run: Run, until: dt.datetime | None = None, created_at: dt.datetime | None = None
+) -> dict[str, int]:
+    """Rebuild every gold ``fs_*`` table from silver and record its statistics.
+
+    Snapshot rows later than ``until`` (default: now) are left out: they would describe
+    a future in which nothing new happened. Returns the rows written per table (also in
+    ``ops.feature_stats`` for this run).
+    """
+    spark, settings = run.spark, run.settings
+    created_at = _naive_utc(created_at or dt.datetime.now(dt.UTC))
+    until = _naive_utc(until) if until else created_at
+
+    def read(t: Table) -> DataFrame:
+        return lakehouse.read(spark, t, settings)
+
+    customers = read(SILVER_CUSTOMERS)
+    if lakehouse.exists(spark, SILVER_ENTITY_LINKS, settings):
+        links = read(SILVER_ENTITY_LINKS)
+    else:
+        links = spark.createDataFrame([], SILVER_ENTITY_LINKS.schema)
+    built = {
+        FS_APPLICATION: fs_application(read(SILVER_APPLICATIONS), customers, created_at),
+        FS_REPAYMENT: fs_repayment(read(SILVER_LOANS), read(SILVER_REPAYMENTS), created_at),
+        FS_BUREAU: fs_bureau(read(SILVER_BUREAU), customers, created_at),
+        FS_EVENTS: fs_events(read(SILVER_EVENTS), created_at),
+        FS_TEXT: fs_text(read(SILVER_NOTES), created_at),
+        FS_PUBLIC_RECORDS: fs_public_records(links, created_at),
+    }
+    for table, df in built.items():
+        lakehouse.overwrite(df.where(F.col(ENTITY_TIME) <= F.lit(until)), table, settings)
+    stats = feature_stats(run, {t.name: read(t) for t in built})
+    counts = {r.feature_view: r.rows for r in stats.select("feature_view", "rows").collect()}
+    return {t.full_name: int(counts.get(t.name, 0)) for t in built}
+
+
+# --- feature statistics ---------------------------------------------------------------------
+_NUMERIC = (T.NumericType, T.BooleanType)
+
+
+def feature_stats(run: Run, df_by_view: Mapping[str, DataFrame]) -> DataFrame:
+    """Per feature of each view: rows, nulls, mean, stddev, min, median, max -> ops.feature_stats.
+
+    Features are the columns other than ``ID_COLUMNS`` (keys and row timestamps); numeric
+    and boolean ones get the distribution, the others (strings, timestamps) rows and nulls.
+    The median is ``percentile_approx`` (an observed value, exact on small tables). One
+    aggregation per view; the rows are merged on (run_id, feature_view, feature), so a
+    re-run of the same run replaces its statistics. Returns this run's rows.
+    """
+    parts = []
+    for view, df in df_by_view.items():
+        cols = [f for f in df.schema.fields if f.name not in ID_COLUMNS]
+        aggs: list[Column] = [F.count(F.lit(1)).alias("__rows")]
+        entries = []
+        for i, f in enumerate(cols):
+            c = F.col(f"`{f.name}`")
+            numeric = isinstance(f.dataType, _NUMERIC)
+            x = c.cast("double")
+            aggs.append(F.sum(c.isNull().cast("long")).alias(f"__n{i}"))
+            stats = ("mean", "stddev", "min", "p50", "max")
+            if numeric:
+                aggs += [
+                    F.avg(x).alias(f"__mean{i}"),
+                    F.stddev_samp(x).alias(f"__stddev{i}"),
+                    F.min(x).alias(f"__min{i}"),
+                    F.percentile_approx(x, 0.5, 10_000).alias(f"__p50{i}"),
+                    F.max(x).alias(f"__max{i}"),
+                ]
+            entries.append(
+                F.struct(
+                    F.lit(f.name).alias("feature"),
+                    F.col(f"__n{i}").alias("nulls"),
+                    *[
+                        (F.col(f"__{s}{i}") if numeric else F.lit(None)).cast("double").alias(s)
+                        for s in stats
+                    ],
+                )
+            )
+        if not entries:
+            continue
+        parts.append(
+            df.agg(*aggs).select(
+                F.lit(view).alias("feature_view"),
+                F.col("__rows").alias("rows"),
+                F.explode(F.array(*entries)).alias("s"),
+            )
+        )
+    if not parts:
+        raise ValueError("feature_stats: no feature columns in any view")
+    union = parts[0]
+    for p in parts[1:]:
+        union = union.unionByName(p)
+    rows = union.select(
+        F.lit(run.run_id).alias("run_id"),
+        "feature_view",
+        "s.feature",
+        F.col("rows").cast("long").alias("rows"),
+        F.coalesce(F.col("s.nulls"), F.lit(0)).cast("long").alias("nulls"),
+        "s.mean",
+        "s.stddev",
+        "s.min",
+        "s.p50",
+        "s.max",
+        F.current_timestamp().alias("computed_at"),
+    )
+    lakehouse.merge(rows, OPS_FEATURE_STATS, run.settings)
+    return lakehouse.read(run.spark, OPS_FEATURE_STATS, run.settings).where(
+        F.col("run_id") == run.run_id
+    )
+
+
+# --- Feast ----------------------------------------------------------------------------------
+REPO_DIR = PROJECT_ROOT / "feature_store"
+DEFINITIONS = REPO_DIR / "definitions.py"
+CONFIG_TEMPLATE = REPO_DIR / "feature_store.yaml"
+TRAINING_SERVICE = "application_pd"
+ONLINE_SERVICE = "application_pd_online"
+# Feast turns this on for the whole (shared) session; it changes how backquoted names
+# are parsed, so it is put back after every Feast call.
+_FEAST_SPARK_FLAG = "spark.sql.parser.quotedRegexColumnNames"
+_FEAST_EXPERIMENTAL = r"The spark (data source API|offline store) is an experimental feature"
+
+
+def runtime_dir(settings: Settings) -> Path:
+    """Where the rendered configuration, the registry and the online store live."""
+    return Path(settings.data_dir) / "feature_repo"
+
+
+def config_values(settings: Settings) -> dict[str, str]:
+    """The ``${VAR}`` values of ``feature_store/feature_store.yaml`` for these settings.
+
+    Feast itself expands ``${VAR}`` from the environment when it reads the file (so the
+    ``feast`` CLI works after ``export``-ing these); the pipeline renders them from
+    ``Settings`` instead, without touching the process environment.
+    """
+
+    runtime = runtime_dir(settings)
+    return {
+        "RISK_FEAST_REGISTRY": str(runtime / "registry.db"),
+        "RISK_FEAST_ONLINE_STORE": str(runtime / "online_store.db"),
+        "RISK_SPARK_MASTER": settings.spark_master,
+        "RISK_FEAST_SPARK_JARS": ",".join(str(j) for j in local_jars(settings.jars_dir)),
+        "RISK_LAKEHOUSE_ROOT": str(settings.lakehouse_root),
+    }
+
+
+def render_config(settings: Settings) -> dict[str, Any]:
+    """``feature_store.yaml`` for these settings, with the pipeline's full Spark conf."""
+
+    text = string.Template(CONFIG_TEMPLATE.read_text(encoding="utf-8"))
+    config = yaml.safe_load(text.substitute(config_values(settings)))
+    # The template lists what Feast needs to start a session on its own (the CLI); the
+    # pipeline's session factory knows the rest, so a session Feast starts matches it.
+    conf = {
+        **config["offline_store"].get("spark_conf", {}),
+        "spark.master": settings.spark_master,
+        **spark_conf(settings),
+    }
+    # Credentials in RISK_SPARK_CONF (object-store keys) stay out of the file: it names an
+    # environment variable instead, which Feast expands when it reads the file (the feast
+    # CLI); the pipeline's own session never reads them from here.
+    config["offline_store"]["spark_conf"] = {
+        k: f"${{{secret_conf_env(k)}}}" if is_secret_conf(k) else v for k, v in conf.items()
+    }
+    return config
+
+
+def secret_conf_env(key: str) -> str:
+    """The environment variable ``feature_store.yaml`` names for the secret Spark setting
+    ``key``: ``spark.hadoop.fs.s3a.secret.key`` -> ``RISK_SPARK_HADOOP_FS_S3A_SECRET_KEY``."""
+    return "RISK_SPARK_" + re.sub(r"[^A-Za-z0-9]+", "_", key.removeprefix("spark.")).upper()
+
+
+def write_config(settings: Settings) -> Path:
+    """Render ``feature_store.yaml`` into the runtime folder, readable by its owner only
+    from its first byte (a fresh private file renamed over the old one)."""
+    runtime = runtime_dir(settings)
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = runtime / "feature_store.yaml"
+    text = yaml.safe_dump(render_config(settings), sort_keys=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # O_EXCL below: never reuse a file with another mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_definitions(settings: Settings) -> ModuleType:
+    """A fresh copy of ``feature_store/definitions.py`` with sources on these settings' tables.
+
+    The definitions read the lakehouse root from the environment (``RISK_LAKEHOUSE_ROOT``)
+    like the ``feast`` CLI would; here every Spark source is pointed at the Delta folder
+    of its table under ``settings`` instead.
+    """
+    name = "riskcontrol_feature_definitions"
+    spec = importlib.util.spec_from_file_location(name, DEFINITIONS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    for source in module.SOURCES:
+        source.spark_options.path = FEATURE_TABLES_BY_NAME[source.name].path(settings)
+    return module
+
+
+@contextmanager
+def _feast_spark() -> Iterator[None]:
+    """Run Feast on the active session and put back the parser flag it turns on.
+
+    Feast warns on every Spark source and query that its Spark support is "experimental";
+    that is known and said once here instead.
+    """
+    spark = SparkSession.getActiveSession()
+    before = spark.conf.get(_FEAST_SPARK_FLAG, None) if spark else None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _FEAST_EXPERIMENTAL, RuntimeWarning)
+            yield
+    finally:
+        if spark is not None:
+            if before is None:
+                spark.conf.unset(_FEAST_SPARK_FLAG)
+            else:
+                spark.conf.set(_FEAST_SPARK_FLAG, before)
+
+
+def feature_store(settings: Settings) -> FeatureStore:
+    """The Feast store for these settings: configuration rendered, definitions applied.
+
+    Feast's Spark offline store uses the active Spark session (``get_spark``), so the
+    pipeline and Feast share one session; the SQLite registry and online store live in
+    ``runtime_dir(settings)``.
+    """
+    from feast import FeatureStore
+
+    runtime = write_config(settings).parent
+    with _feast_spark():
+        definitions = load_definitions(settings)
+        store = FeatureStore(repo_path=str(runtime))
+        store.apply(definitions.OBJECTS)
+    return store
+
+
+def _missing_as_zero(svc: FeatureService) -> tuple[list[str], dict[str, Any]]:
+    """Features of ``svc``: all names, and the zero of those tagged ``missing: zero``."""
+    from feast.types import Float32, Float64
+
+    names, zero = [], {}
+    for projection in svc.feature_view_projections:
+        for f in projection.features:
+            names.append(f.name)
+            if f.tags.get("missing") == "zero":
+                zero[f.name] = 0.0 if f.dtype in (Float32, Float64) else 0
+    return names, zero
+
+
+def training_set(
+    store: FeatureStore, entity_df: DataFrame, service: str = TRAINING_SERVICE
+) -> DataFrame:
+    """Point-in-time-correct features for ``entity_df`` (customer_id, event_timestamp, ...).
+
+    Feast joins, per entity row and feature view, the latest feature row with
+    ``event_timestamp`` at or before the entity's (and within the view's ttl). Counts
+    with no row (no history) become 0; ``pr_days_since_last`` is the days from the
+    latest court or penalty record to the entity date.
+    """
+    with _feast_spark():
+        svc = store.get_feature_service(service)
+        df = store.get_historical_features(entity_df=entity_df, features=svc).to_spark_df()
+    names, zero = _missing_as_zero(svc)
+    fills = {c: F.coalesce(F.col(c), F.lit(v)).alias(c) for c, v in zero.items()}
+    df = df.select(*[fills.get(c, F.col(c)) for c in df.columns])
+    if "pr_last_record_ts" in names:
+        df = df.withColumn(
+            "pr_days_since_last",
+            F.datediff(F.to_date(ENTITY_TIME), F.to_date("pr_last_record_ts")),
+        )
+    return df
+
+
+def materialize(store: FeatureStore, end: dt.datetime) -> None:
+    """Load the latest value per customer as of ``end`` into the online store.
+
+    Each online view is materialized over its ttl before ``end`` (from 1970 for views
+    without ttl), not incrementally: a snapshot can be back-dated (a public record found
+    late), and re-loading the window is idempotent.
+    """
+    end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    by_start: dict[dt.datetime, list[str]] = {}
+    with _feast_spark():
+        for fv in store.list_feature_views():
+            if fv.online:
+                start = end - fv.ttl if fv.ttl else epoch
+                by_start.setdefault(start, []).append(fv.name)
+        for start, views in sorted(by_start.items()):
+            store.materialize(start_date=start, end_date=end, feature_views=sorted(views))
+
+
+def online_features(
+    store: FeatureStore,
+    customer_id: str,
+    as_of: dt.date | None = None,
+    service: str = ONLINE_SERVICE,
+) -> dict[str, Any]:
+    """The customer's latest materialized features, for scoring one application.
+
+    The application's own fields (amount, term, channel, ...) come with the request; this
+    returns the customer's history: repayment, bureau, events, text and public records.
+    Counts of a customer with no history are 0; ``pr_days_since_last`` counts to
+    ``as_of`` (default: today, UTC).
+    """
+    with _feast_spark():
+        svc = store.get_feature_service(service)
+        rows = [{"customer_id": customer_id}]
+        response = store.get_online_features(features=svc, entity_rows=rows).to_dict()
+    names, zero = _missing_as_zero(svc)
+    out = {k: v[0] for k, v in response.items()}
+    for c, v in zero.items():
+        if out.get(c) is None:
+            out[c] = v
+    if "pr_last_record_ts" in names:
+        last = out.get("pr_last_record_ts")
+        as_of = as_of or dt.datetime.now(dt.UTC).date()
+        out["pr_days_since_last"] = (as_of - last.date()).days if last is not None else None
+    return out

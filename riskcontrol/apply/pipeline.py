@@ -1,0 +1,373 @@
+"""The apply tier's steps: cut-off policy, scoring, loan book, early warning, alerts, report.
+
+Each step reads the tables the tiers before it wrote and writes its own, idempotently:
+
+* ``run_cutoff``: the risk-cost sweep of the approval cut-off over the out-of-time
+  population -> ``gold.cutoff_policy`` (a new version only when the result changes);
+  the chosen cut-off of the active version is what scoring decides with.
+* ``run_score``: pending applications -> ``gold.scored_applications`` (MERGE by
+  application: re-scoring replaces).
+* ``run_book``: every active loan on the as-of day -> ``gold.loan_book_risk`` (that
+  day's rows replaced).
+* ``run_warning``: daily indicators over the look-back window ->
+  ``gold.warning_indicators``; breaches open or escalate alerts in ``gold.alerts`` and
+  go out through the configured notifiers.
+* ``run_report``: the HTML (and PDF) risk report under ``reports/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from riskcontrol.apply import alerts, book, notify, report, riskcost, scoring, warning
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
+    GOLD_APPLICATION_FEATURES,
+    GOLD_CUTOFF_POLICY,
+    GOLD_LOAN_BOOK_RISK,
+    GOLD_SCORED_APPLICATIONS,
+    GOLD_WARNING_INDICATORS,
+    SILVER_APPLICATIONS,
+    SILVER_ENTITY_LINKS,
+    SILVER_LOANS,
+    SILVER_REPAYMENTS,
+)
+from riskcontrol.core.dates import as_of_date
+from riskcontrol.core.runs import Run, StepCounts, rejected_rows
+from riskcontrol.modeling import tracking
+from riskcontrol.modeling.training import training_split
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _read(run: Run, table) -> DataFrame:
+    return lakehouse.read(run.spark, table, run.settings)
+
+
+# --- cut-off policy ---------------------------------------------------------------------
+@dataclass
+class CutoffResult:
+    version: int
+    frame: pd.DataFrame  # the sweep, one row per candidate cut-off
+    chosen: pd.Series
+    created: bool  # False: the active policy already said the same
+    plot: Path | None
+
+
+def cutoff_population(run: Run, champion: tracking.Champion) -> tuple[pd.DataFrame, str]:
+    """The out-of-time window's matured, approved applications with the champion's PD, the
+    observed outcome and the exposure (the amount applied for)."""
+
+    split = training_split(run.spark, run.settings)
+    scored = champion.model.transform(split.oot).select(
+        "pd", F.col("label").alias("bad"), F.col("requested_amount").alias("exposure")
+    )
+    population = scored.toPandas()
+    window = split.windows.get("oot", "")
+    return population, f"out-of-time {window}: {len(population):,} matured approved applications"
+
+
+def _active_versions(run: Run) -> pd.DataFrame:
+    if not lakehouse.exists(run.spark, GOLD_CUTOFF_POLICY, run.settings):
+        return pd.DataFrame(columns=GOLD_CUTOFF_POLICY.columns)
+    return _read(run, GOLD_CUTOFF_POLICY).where(F.col("status") == "active").toPandas()
+
+
+def _same_policy(active: pd.DataFrame, frame: pd.DataFrame, model_version: str) -> bool:
+    if active.empty or set(active["model_version"]) != {model_version}:
+        return False
+    cols = ["cutoff_pd", "approved", "control_effect", "control_cost", "chosen"]
+    a = active.sort_values("cutoff_pd")[cols].reset_index(drop=True)
+    b = frame.sort_values("cutoff_pd")[cols].reset_index(drop=True)
+    return a.shape == b.shape and bool((a.round(6) == b.round(6)).all().all())
+
+
+def run_cutoff(
+    run: Run,
+    progress: Progress = _quiet,
+    cutoff: float | None = None,
+    activate: bool = True,
+    champion: tracking.Champion | None = None,
+) -> CutoffResult:
+    """Sweep the approval cut-off, choose the optimal one (or ``cutoff``) and record it.
+
+    A new policy version is written only when the sweep or the choice differs from the
+    active one; ``activate`` makes it the active policy (the previous one is superseded).
+    """
+    spark, settings = run.spark, run.settings
+    champion = champion or tracking.load_champion(settings)
+    population, described = cutoff_population(run, champion)
+    progress(f"apply: cut-off sweep with {champion.name} v{champion.version} on {described}")
+    candidates = riskcost.candidate_cutoffs(settings.cutoff_step)
+    if cutoff is not None:
+        if not 0 < cutoff <= 1:
+            raise ValueError(f"--cutoff {cutoff}: a PD in (0, 1]")
+        candidates = sorted(set(candidates) | {round(cutoff, 6)}, reverse=True)
+    frame = riskcost.sweep(population, candidates, riskcost.CostModel.from_settings(settings))
+    best = riskcost.optimal_row(frame)
+    if cutoff is None and best is None:
+        raise RuntimeError(
+            "no candidate cut-off is in area 3 (control effect above cost with residual risk "
+            f"within RISK_RISK_TOLERANCE={settings.risk_tolerance}): raise the tolerance, or "
+            "choose a cut-off yourself with `riskctl cutoff --cutoff PD`"
+        )
+    chosen_pd = round(cutoff, 6) if cutoff is not None else float(best["cutoff_pd"])
+    frame["chosen"] = (frame["cutoff_pd"] - chosen_pd).abs() < 1e-9
+    active = _active_versions(run)
+    if activate and _same_policy(active, frame, champion.version):
+        version = int(active["policy_version"].iloc[0])
+        progress(f"apply: cut-off policy v{version} is unchanged and stays active")
+        chosen = frame[frame["chosen"]].iloc[0]
+        return CutoffResult(version, frame, chosen, False, None)
+    existing = (
+        _read(run, GOLD_CUTOFF_POLICY).agg(F.max("policy_version")).first()[0]
+        if lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings)
+        else None
+    )
+    version = (existing or 0) + 1
+    out = frame.assign(
+        policy_version=version,
+        status="active" if activate else "draft",
+        model_name=champion.name,
+        model_version=champion.version,
+        population=described,
+        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    df = spark.createDataFrame(out[GOLD_CUTOFF_POLICY.columns], GOLD_CUTOFF_POLICY.schema)
+    lakehouse.merge(df, GOLD_CUTOFF_POLICY, settings)
+    if activate:
+        DeltaTable.forPath(spark, GOLD_CUTOFF_POLICY.path(settings)).update(
+            condition=(F.col("status") == "active") & (F.col("policy_version") != version),
+            set={"status": F.lit("superseded")},
+        )
+    chosen = frame[frame["chosen"]].iloc[0]
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    plot = settings.reports_dir / f"cutoff_policy_v{version}.png"
+    fig = riskcost.plot_balance(frame, title=f"Risk-cost balance, policy v{version}")
+    fig.savefig(plot, dpi=110, bbox_inches="tight")
+    progress(
+        f"apply: cut-off policy v{version} ({'active' if activate else 'draft'}): reject from "
+        f"PD {chosen['cutoff_pd']:.3f}, review from {chosen['approve_below_pd']:.3f}; "
+        f"approvals {chosen['approval_rate']:.1%}, bad rate {chosen['bad_rate']:.2%}, "
+        f"residual risk {chosen['residual_risk']:.2%} (tolerance {settings.risk_tolerance:.2%})"
+        f", area {chosen['area']} {chosen['area_name']}; plot {plot}"
+    )
+    return CutoffResult(version, frame, chosen, True, plot)
+
+
+# --- scoring ------------------------------------------------------------------------------
+def run_score(
+    run: Run, progress: Progress = _quiet, champion: tracking.Champion | None = None
+) -> StepCounts:
+    """Score pending applications with the champion and the active cut-off policy."""
+    spark, settings = run.spark, run.settings
+    features = _read(run, GOLD_APPLICATION_FEATURES)
+    champion = champion or tracking.load_champion(settings)
+    policy = scoring.active_policy(spark, settings)
+    progress(
+        f"apply: scoring pending applications with {champion.name} v{champion.version} "
+        f"({champion.kind}, champion), cut-off policy {policy.version} (approve below PD "
+        f"{policy.approve_below_pd:.3f}, reject from {policy.reject_from_pd:.3f})"
+    )
+    counts = StepCounts(
+        "apply", GOLD_APPLICATION_FEATURES.full_name, GOLD_SCORED_APPLICATIONS.full_name, 0, 0
+    )
+    counts.rows_in = features.where(F.col("status") == "pending").count()
+    scored = scoring.score_applications(features, champion, settings, policy).cache()
+    n_scored = scored.count()
+    result = lakehouse.merge(scored, GOLD_SCORED_APPLICATIONS, settings)
+    counts.rows_out = result.inserted + result.updated
+    counts.rows_unchanged = n_scored - counts.rows_out
+    scored.unpersist()
+    return run.record(counts)
+
+
+# --- the loan book ------------------------------------------------------------------------
+def run_book(
+    run: Run,
+    progress: Progress = _quiet,
+    as_of: dt.date | None = None,
+    champion: tracking.Champion | None = None,
+) -> StepCounts:
+    """Every loan active on ``as_of`` (default: the data's as-of day) with PD, EAD, EL,
+    DPD and quadrant; a loan whose application has no features is quarantined."""
+
+    spark, settings = run.spark, run.settings
+    as_of = as_of or as_of_date(spark, settings)
+    champion = champion or tracking.load_champion(settings)
+    progress(f"apply: loan book risk on {as_of} with {champion.name} v{champion.version}")
+    loans = _read(run, SILVER_LOANS)
+    state = (
+        warning.loan_days(
+            loans,
+            _read(run, SILVER_REPAYMENTS),
+            _read(run, SILVER_APPLICATIONS),
+            warning.days_frame(spark, [as_of]),
+        )
+        .where(F.col("active"))
+        .cache()
+    )
+    counts = StepCounts("apply", SILVER_LOANS.full_name, GOLD_LOAN_BOOK_RISK.full_name, 0, 0)
+    counts.window_end = as_of.isoformat()
+    counts.rows_in = state.count()
+    features = _read(run, GOLD_APPLICATION_FEATURES).join(
+        state.join(loans.select("loan_id", "application_id"), "loan_id").select("application_id"),
+        "application_id",
+        "left_semi",
+    )
+    app_pd = champion.model.transform(features).select("application_id", "customer_key", "pd")
+    rows = book.loan_book_risk(
+        state, loans, app_pd, settings, as_of, champion.name, champion.version
+    ).cache()
+    bad = rows.where(F.col("pd").isNull())
+    counts.rows_quarantined = run.quarantine(
+        rejected_rows(
+            bad,
+            F.lit("no_application_features"),
+            F.lit(
+                "the loan's application has no row in "
+                "gold.application_features: rebuild gold (`riskctl analyze`)"
+            ),
+        ),
+        "apply",
+        GOLD_LOAN_BOOK_RISK.full_name,
+    )
+    counts.rows_out = lakehouse.replace_where(
+        rows.where(F.col("pd").isNotNull()),
+        GOLD_LOAN_BOOK_RISK,
+        settings,
+        f"as_of_date = DATE'{as_of.isoformat()}'",
+    )
+    rows.unpersist()
+    state.unpersist()
+    return run.record(counts)
+
+
+# --- early warning and alerts ---------------------------------------------------------------
+def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list[float]]:
+    """Applications' PDs from 30 days before the window on, and the training window's PDs."""
+
+    features = _read(run, GOLD_APPLICATION_FEATURES)
+    recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
+    score_frame = champion.model.transform(recent).select("application_date", "pd")
+    train = training_split(run.spark, run.settings).train
+    baseline = [r.pd for r in champion.model.transform(train).select("pd").collect()]
+    return score_frame, baseline
+
+
+@dataclass
+class WarningResult:
+    counts: StepCounts
+    breaches: int
+    alerts: list[dict]
+    failures: list[tuple[str, str, str]]
+
+
+def run_warning(
+    run: Run,
+    progress: Progress = _quiet,
+    as_of: dt.date | None = None,
+    days: int | None = None,
+    champion: tracking.Champion | None = None,
+) -> WarningResult:
+    """Indicators for each of the ``days`` days up to ``as_of``; breaches open alerts."""
+
+    spark, settings = run.spark, run.settings
+    notifiers = notify.notifiers_from_settings(settings)  # wrong settings fail before work
+    as_of = as_of or as_of_date(spark, settings)
+    day_list = warning.days(as_of, days or settings.warning_lookback_days)
+    thresholds = warning.load_thresholds(settings.warning_thresholds)
+    progress(
+        f"apply: early warning, {len(thresholds)} indicators x {len(day_list)} days "
+        f"({day_list[0]}..{day_list[-1]})"
+    )
+    days_df = warning.days_frame(spark, day_list)
+    applications = _read(run, SILVER_APPLICATIONS)
+    loans, repayments = _read(run, SILVER_LOANS), _read(run, SILVER_REPAYMENTS)
+    # The default and roll rates compare each day with the state ROLL_DAYS before it.
+    state_days = warning.days(as_of, len(day_list) + warning.ROLL_DAYS)
+    loan_days = warning.loan_days(
+        loans, repayments, applications, warning.days_frame(spark, state_days)
+    ).cache()
+    links = (
+        _read(run, SILVER_ENTITY_LINKS)
+        if lakehouse.exists(spark, SILVER_ENTITY_LINKS, settings)
+        else None
+    )
+    score_frame, baseline = None, None
+    try:
+        champion = champion or tracking.load_champion(settings)
+    except RuntimeError:
+        progress("apply: no champion model yet: score PSI is left out")
+    else:
+        score_frame, baseline = _psi_inputs(run, champion, day_list[0])
+    indicators = warning.compute_indicators(
+        loan_days,
+        applications,
+        links,
+        thresholds,
+        settings.min_segment_loans,
+        days_df,
+        score_frame=score_frame,
+        baseline_pd=baseline,
+        cohorts=warning.vintage_cohorts(loans, repayments),
+    )
+    out = indicators.select(
+        "*",
+        F.lit(run.run_id).alias("run_id"),
+        F.current_timestamp().alias("computed_at"),
+    ).cache()
+    counts = StepCounts("apply", SILVER_LOANS.full_name, GOLD_WARNING_INDICATORS.full_name, 0, 0)
+    counts.window_start, counts.window_end = day_list[0].isoformat(), as_of.isoformat()
+    counts.rows_in = out.count()
+    changed = lakehouse.changed(GOLD_WARNING_INDICATORS, ignore=("run_id", "computed_at"))
+    result = lakehouse.merge(out, GOLD_WARNING_INDICATORS, settings, update_when=changed)
+    counts.rows_out = result.inserted + result.updated
+    counts.rows_unchanged = counts.rows_in - counts.rows_out
+    run.record(counts)
+    window = _read(run, GOLD_WARNING_INDICATORS).where(
+        F.col("as_of_date").between(F.lit(day_list[0]), F.lit(as_of))
+    )
+    breaches = window.where(F.col("status").isin("warning", "critical")).count()
+    opened = alerts.open_alerts(spark, settings, window)
+    failures = notify.notify(opened, notifiers) if opened else []
+    out.unpersist()
+    loan_days.unpersist()
+    progress(
+        f"apply: early warning: {breaches} breached indicator-days; {len(opened)} alert(s) "
+        f"opened or escalated (gold.alerts; `riskctl alerts list`)"
+        + (f"; {len(failures)} notification(s) failed" if failures else "")
+    )
+    return WarningResult(counts, breaches, opened, failures)
+
+
+# --- the report -----------------------------------------------------------------------------
+def run_report(run: Run, progress: Progress = _quiet, out_dir: Path | None = None):
+    """The risk report (HTML, and PDF when Chromium is installed)."""
+
+    data = report.collect(run.spark, run.settings)
+    html, pdf = report.write_report(data, out_dir or run.settings.reports_dir)
+    progress(f"apply: risk report {html}" + (f" and {pdf}" if pdf else " (no PDF: no Chromium)"))
+    return html, pdf
+
+
+def run_apply(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
+    """The whole apply tier in order, with the champion loaded once."""
+    champion = tracking.load_champion(run.settings)
+    run_cutoff(run, progress, champion=champion)
+    steps = [run_score(run, progress, champion), run_book(run, progress, champion=champion)]
+    steps.append(run_warning(run, progress, champion=champion).counts)
+    run_report(run, progress)
+    return steps

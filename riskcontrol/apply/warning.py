@@ -1,0 +1,695 @@
+"""Apply tier: daily early-warning indicators against warning and critical thresholds.
+
+The indicators of day ``d`` see what was known on ``d``, with the rule of
+``core.dates.pit_dpd``: a fact dated strictly before ``d`` is known, a payment made on day ``p``
+counts from ``p + 1`` (on ``p`` itself the installment is still unpaid), an installment
+due on ``d`` is not yet overdue. So "within (d-30, d]" means "became known on one of
+the 30 days up to ``d``": an application, decision or public record dated in
+``[d-30, d)``.
+
+Indicators (``value`` compared with the thresholds, ``>=`` breaches; for the signed shift
+its absolute value is compared):
+
+* ``dpd1_rate``, ``dpd30_rate``, ``dpd90_rate``: share of active loans at least 1 / 30 /
+  90 days past due, for the whole book and by channel and province;
+* ``default_rate``: loans that reached 90 DPD within (d-30, d] over loans active at d-30;
+* ``roll_1_30``, ``roll_30_60``: of the loans 1-29 (30-59) DPD at d-30, the share at 30+
+  (60+) at d;
+* ``vintage_mob3_dpd30``: share of the latest disbursement-month cohort fully at
+  month-on-book 3 that was ever 30+ DPD by then;
+* ``score_psi``: population stability of recent applications' PDs against the training
+  window's, on the training deciles;
+* ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before;
+* ``concentration_province``, ``concentration_channel``: the largest segment's share of
+  the active outstanding;
+* ``public_record_hits_30d``: new court or penalty records linked to current borrowers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from riskcontrol.core.dates import pit_dpd
+
+ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
+APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
+VINTAGE_MOB = 3  # month on book of the vintage indicator
+PSI_FLOOR = 1e-4  # bin share floor, so an empty bin adds a large but finite PSI term
+OVERALL = "overall"  # segment_type of whole-book indicators (segment "all")
+ALL = "all"
+SEGMENT_TYPES = ("channel", "province")
+
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
+    # Overdue rates: on generated books (seeds 1-11, 1,500 and 20,000 customers) every
+    # channel stays below warning over the last 120 days (DPD 30+ at most 0.20, DPD 1+
+    # 0.25) but the planted partner_a deterioration, which crosses both
+    # (tests/test_warning.py). The active book keeps defaulted loans, hence ~0.1 at 90+.
+    "dpd1_rate": {"warning": 0.30, "critical": 0.40},
+    "dpd30_rate": {"warning": 0.25, "critical": 0.35},
+    "dpd90_rate": {"warning": 0.20, "critical": 0.30},
+    "default_rate": {"warning": 0.02, "critical": 0.03},  # a month; generated ~0.01
+    "roll_1_30": {"warning": 0.75, "critical": 0.90},  # generated ~0.55
+    # No 30+ DPD loan of the generated book ever cures: it rolls at 1.0, so on a large
+    # enough book this one is always critical there.
+    "roll_30_60": {"warning": 0.90, "critical": 0.97},
+    "vintage_mob3_dpd30": {"warning": 0.10, "critical": 0.15},  # generated 0.04-0.08
+    "score_psi": {"warning": 0.10, "critical": 0.25},  # the usual PSI rule of thumb
+    "approval_rate_shift": {"warning": 0.08, "critical": 0.15},  # generated within 0.06
+    "concentration_province": {"warning": 0.30, "critical": 0.45},  # generated ~0.2
+    "concentration_channel": {"warning": 0.55, "critical": 0.70},  # generated ~0.41
+    "public_record_hits_30d": {"warning": 1.0, "critical": 5.0},  # every new hit is news
+}
+INDICATORS = tuple(DEFAULT_THRESHOLDS)
+SIGNED = ("approval_rate_shift",)  # breach on the absolute value
+# Rates over counted loans or applications: 'too_few' when the denominator is small.
+COUNTED = (
+    "dpd1_rate",
+    "dpd30_rate",
+    "dpd90_rate",
+    "default_rate",
+    "roll_1_30",
+    "roll_30_60",
+    "vintage_mob3_dpd30",
+    "approval_rate_shift",
+)
+OUTPUT_COLUMNS = (
+    "as_of_date",
+    "indicator",
+    "segment_type",
+    "segment",
+    "value",
+    "numerator",
+    "denominator",
+    "warning_threshold",
+    "critical_threshold",
+    "status",
+    "exposure",
+)
+
+
+# --- thresholds and days -------------------------------------------------------------------
+def load_thresholds(path: Path | None) -> dict[str, dict[str, float]]:
+    """``DEFAULT_THRESHOLDS`` with a YAML file's overrides merged in.
+
+    The file maps indicator names to ``warning`` and/or ``critical`` values, e.g.
+    ``dpd30_rate: {warning: 0.15}``; what it leaves out keeps its default.
+    """
+    merged = {name: dict(levels) for name, levels in DEFAULT_THRESHOLDS.items()}
+    if path is None:
+        return merged
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of indicator -> {{warning, critical}}")
+    for name, levels in data.items():
+        if name not in merged:
+            raise ValueError(f"{path}: unknown indicator {name!r}; known: {', '.join(INDICATORS)}")
+        if not isinstance(levels, dict) or not set(levels) <= {"warning", "critical"}:
+            raise ValueError(f"{path}: {name} takes only 'warning' and 'critical' numbers")
+        for level, value in levels.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{path}: {name}.{level} must be a number, not {value!r}")
+            merged[name][level] = float(value)
+        if merged[name]["warning"] > merged[name]["critical"]:
+            raise ValueError(
+                f"{path}: {name} warning {merged[name]['warning']} is above critical "
+                f"{merged[name]['critical']}; set warning <= critical"
+            )
+    return merged
+
+
+def days(as_of: dt.date, lookback_days: int) -> list[dt.date]:
+    """The ``lookback_days`` days ending on ``as_of``, oldest first."""
+    if lookback_days < 1:
+        raise ValueError(f"lookback_days must be at least 1, got {lookback_days}")
+    return [as_of - dt.timedelta(days=n) for n in range(lookback_days - 1, -1, -1)]
+
+
+def days_frame(spark: SparkSession, day_list: Sequence[dt.date]) -> DataFrame:
+    """A one-column DataFrame (``as_of_date``) of the given days."""
+    return spark.createDataFrame([(d,) for d in day_list], "as_of_date date")
+
+
+# --- loan state per day --------------------------------------------------------------------
+def loan_days(
+    loans: DataFrame, repayments: DataFrame, applications: DataFrame, days_df: DataFrame
+) -> DataFrame:
+    """Each loan's state on each day ``d`` of ``days_df`` (rules of ``core.dates.pit_dpd``).
+
+    An installment is unpaid on ``d`` unless paid before ``d`` (``paid_date < d``);
+    ``dpd`` is the largest ``pit_dpd`` of the unpaid installments, that of the oldest
+    one due before ``d`` (0 when none is overdue), ``outstanding`` the sum of their
+    ``amount_due``, and the loan is ``active`` when one is unpaid. Rows: every loan
+    disbursed before ``d`` with an installment unpaid on the first day of ``days_df``
+    (loans settled earlier are inactive on every day and left out), so a loan that pays
+    off within the days keeps inactive rows. Channel and province are the application's.
+
+    A loan's state only changes the day after an installment falls due or is paid, so
+    it is computed once per such change and spread over the days until the next one:
+    the work grows with loans x installments, not with days x installments.
+    """
+    span = days_df.agg(
+        F.min("as_of_date").alias("first_day"), F.max("as_of_date").alias("last_day")
+    )
+    inst = (
+        repayments.select("loan_id", "due_date", "amount_due", "paid_date")
+        .crossJoin(F.broadcast(span))
+        .where(F.col("paid_date").isNull() | (F.col("paid_date") >= F.col("first_day")))
+    )
+    book = (
+        loans.select("loan_id", "application_id", "customer_id", "disbursed_date")
+        .join(
+            applications.select("application_id", "channel", "province"), "application_id", "left"
+        )
+        .drop("application_id")
+    )
+    start = F.greatest(F.col("first_day"), F.date_add("disbursed_date", 1))
+    changes = (
+        inst.join(book.select("loan_id", "disbursed_date"), "loan_id")
+        .select(
+            "loan_id",
+            "last_day",
+            F.explode(F.array(start, F.date_add("due_date", 1), F.date_add("paid_date", 1))).alias(
+                "since"
+            ),
+            start.alias("start"),
+        )
+        .where(F.col("since").between(F.col("start"), F.col("last_day")))
+        .select("loan_id", "since", "last_day")
+        .distinct()
+    )
+    since = F.col("since")
+    unpaid = F.col("paid_date").isNull() | (F.col("paid_date") >= since)
+    states = (
+        changes.join(inst.drop("first_day", "last_day"), "loan_id")
+        .groupBy("loan_id", "since", "last_day")
+        .agg(
+            F.round(F.sum(F.when(unpaid, F.col("amount_due")).otherwise(0.0)), 2).alias(
+                "outstanding"
+            ),
+            F.min(F.when(unpaid & (F.col("due_date") < since), F.col("due_date"))).alias(
+                "oldest_due"
+            ),
+            F.bool_or(unpaid).alias("active"),
+        )
+        .withColumn(
+            "until",
+            F.coalesce(
+                F.lead("since").over(Window.partitionBy("loan_id").orderBy("since")),
+                F.date_add("last_day", 1),
+            ),
+        )
+    )
+    d = F.col("as_of_date")
+    # the oldest overdue installment is unpaid on d: its pit_dpd is as with no payment
+    dpd = pit_dpd(F.col("oldest_due"), F.lit(None).cast("date"), d)
+    return (
+        states.join(
+            F.broadcast(days_df.select("as_of_date")),
+            (d >= F.col("since")) & (d < F.col("until")),
+        )
+        .join(book, "loan_id")
+        .select(
+            "as_of_date",
+            "loan_id",
+            "customer_id",
+            F.coalesce("channel", F.lit("unknown")).alias("channel"),
+            F.coalesce("province", F.lit("unknown")).alias("province"),
+            "disbursed_date",
+            "outstanding",
+            F.coalesce(dpd, F.lit(0)).cast("int").alias("dpd"),
+            "active",
+        )
+    )
+
+
+# --- vintages ------------------------------------------------------------------------------
+def _ever30_by_mob(loans: DataFrame, repayments: DataFrame, mobs: Column) -> DataFrame:
+    """Per loan and month on book: whether it was ever 30+ DPD by that month's date."""
+    per_mob = loans.select(
+        "loan_id",
+        F.date_format("disbursed_date", "yyyy-MM").alias("cohort"),
+        F.explode(mobs).alias("mob"),
+        "disbursed_date",
+    ).withColumn("mob_date", F.add_months("disbursed_date", F.col("mob")))
+    inst = repayments.select("loan_id", F.col("due_date"), "paid_date").withColumnRenamed(
+        "loan_id", "inst_loan_id"
+    )
+    joined = per_mob.join(
+        inst,
+        (F.col("loan_id") == F.col("inst_loan_id")) & (F.col("due_date") < F.col("mob_date")),
+        "left",
+    )
+    worst = F.max(pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("mob_date")))
+    return joined.groupBy("loan_id", "cohort", "mob", "mob_date").agg(
+        (F.coalesce(worst, F.lit(0)) >= 30).alias("ever30")
+    )
+
+
+def vintage_curves(
+    loans: DataFrame, repayments: DataFrame, as_of: dt.date, max_mob: int = 12
+) -> DataFrame:
+    """Vintage curves: per disbursement-month cohort and month on book (1..``max_mob``),
+    the share of its loans ever 30+ DPD by then; a point only once every loan of the
+    cohort has reached that month on book by ``as_of``."""
+    per_loan = _ever30_by_mob(loans, repayments, F.sequence(F.lit(1), F.lit(max_mob)))
+    return (
+        per_loan.groupBy("cohort", "mob")
+        .agg(
+            F.count("*").alias("loans"),
+            F.avg(F.col("ever30").cast("double")).alias("ever30_rate"),
+            F.max("mob_date").alias("reached"),
+        )
+        .where(F.col("reached") <= F.lit(as_of))
+        .select(
+            "cohort",
+            F.col("mob").cast("int").alias("mob"),
+            F.col("loans").cast("long").alias("loans"),
+            "ever30_rate",
+        )
+    )
+
+
+def vintage_cohorts(loans: DataFrame, repayments: DataFrame) -> DataFrame:
+    """Per cohort: the day its last loan reaches month on book 3 (``complete_date``), its
+    loans and how many were ever 30+ DPD by then; the input of ``vintage_mob3_dpd30``."""
+    per_loan = _ever30_by_mob(loans, repayments, F.array(F.lit(VINTAGE_MOB)))
+    return per_loan.groupBy("cohort").agg(
+        F.max("mob_date").alias("complete_date"),
+        F.count("*").cast("double").alias("loans"),
+        F.sum(F.col("ever30").cast("double")).alias("ever30_loans"),
+    )
+
+
+# --- indicators ----------------------------------------------------------------------------
+def _share(indicator: str, numerator: str, denominator: str) -> list[Column]:
+    """A whole-book rate: ``numerator / denominator`` with both counts kept."""
+    num, den = F.col(numerator), F.col(denominator)
+    return _row(indicator, OVERALL, ALL, num / den, num, den)
+
+
+def _row(
+    indicator: str | Column,
+    segment_type: str | Column,
+    segment: str | Column,
+    value: Column,
+    numerator: Column,
+    denominator: Column,
+    exposure: Column | None = None,
+) -> list[Column]:
+    """The output columns (thresholds and status come later); no ``exposure``: the
+    whole active book's, filled in by ``compute_indicators``."""
+
+    def lit(x: str | Column) -> Column:
+        return F.lit(x) if isinstance(x, str) else x
+
+    return [
+        F.col("as_of_date"),
+        lit(indicator).alias("indicator"),
+        lit(segment_type).alias("segment_type"),
+        lit(segment).alias("segment"),
+        value.cast("double").alias("value"),
+        numerator.cast("double").alias("numerator"),
+        denominator.cast("double").alias("denominator"),
+        (F.lit(None) if exposure is None else F.round(exposure, 2))
+        .cast("double")
+        .alias("exposure"),
+    ]
+
+
+def _cells(active: DataFrame) -> DataFrame:
+    """Active loans, outstanding and DPD 1+/30+/90+ counts per day, channel and province:
+    the additive totals the overdue rates, concentrations and book exposure roll up."""
+    return active.groupBy("as_of_date", *SEGMENT_TYPES).agg(
+        F.count("*").alias("loans"),
+        F.sum("outstanding").alias("outstanding"),
+        *[F.count(F.when(F.col("dpd") >= k, 1)).alias(f"n{k}") for k in (1, 30, 90)],
+    )
+
+
+def _overdue_rates(cells: DataFrame) -> DataFrame:
+    """DPD 1+/30+/90+ shares of active loans: whole book, by channel, by province."""
+    segments = F.explode(
+        F.array(
+            F.struct(F.lit(OVERALL).alias("segment_type"), F.lit(ALL).alias("segment")),
+            *[
+                F.struct(F.lit(t).alias("segment_type"), F.col(t).alias("segment"))
+                for t in SEGMENT_TYPES
+            ],
+        )
+    )
+    per_segment = (
+        cells.select("*", segments.alias("s"))
+        .groupBy("as_of_date", "s.segment_type", "s.segment")
+        .agg(*[F.sum(c).alias(c) for c in ("loans", "outstanding", "n1", "n30", "n90")])
+    )
+    by_indicator = F.explode(
+        F.array(
+            *[
+                F.struct(F.lit(f"dpd{k}_rate").alias("indicator"), F.col(f"n{k}").alias("n"))
+                for k in (1, 30, 90)
+            ]
+        )
+    )
+    return per_segment.select("*", by_indicator.alias("i")).select(
+        *_row(
+            F.col("i.indicator"),
+            F.col("segment_type"),
+            F.col("segment"),
+            F.col("i.n") / F.col("loans"),
+            F.col("i.n"),
+            F.col("loans"),
+            F.col("outstanding"),
+        )
+    )
+
+
+def _with_base_day(days_df: DataFrame) -> DataFrame:
+    return days_df.select("as_of_date", F.date_sub("as_of_date", ROLL_DAYS).alias("base_day"))
+
+
+def _default_rate(ld: DataFrame, days_df: DataFrame) -> DataFrame:
+    """Loans reaching 90 DPD on a day in (d-30, d] over the loans active at d-30.
+
+    DPD grows one a day and never jumps up, so reaching 90 means a day with exactly 90;
+    a loan that cures and falls back to 90 again counts again, as a new default.
+    """
+    active = ld.where("active")
+    loans = (
+        active.groupBy(F.col("as_of_date").alias("base_day"))
+        .agg(F.count("*").alias("loans"))
+        .join(_with_base_day(days_df), "base_day")
+    )
+    hits = ld.where(F.col("dpd") == 90).select("loan_id", F.col("as_of_date").alias("hit_day"))
+    defaults = (
+        _with_base_day(days_df)
+        .join(
+            hits,
+            (F.col("hit_day") > F.col("base_day")) & (F.col("hit_day") <= F.col("as_of_date")),
+        )
+        .join(
+            active.select("loan_id", F.col("as_of_date").alias("base_day")),
+            ["loan_id", "base_day"],
+            "left_semi",
+        )
+        .groupBy("as_of_date")
+        .agg(F.countDistinct("loan_id").alias("defaults"))
+    )
+    counts = loans.join(defaults, "as_of_date", "left").fillna(0, ["defaults"])
+    return counts.select(_share("default_rate", "defaults", "loans"))
+
+
+def _roll_rates(ld: DataFrame, days_df: DataFrame) -> DataFrame:
+    """Of the loans 1-29 (30-59) DPD at d-30, the share 30+ (60+) DPD at d.
+
+    ``loan_days`` has a row on ``d`` for every loan open on an earlier day (inactive
+    once paid off), so the inner join keeps every loan of the denominator.
+    """
+    before = ld.where(F.col("active") & F.col("dpd").between(1, 59)).select(
+        "loan_id", F.col("as_of_date").alias("base_day"), F.col("dpd").alias("dpd_before")
+    )
+    now = ld.select("loan_id", "as_of_date", "dpd")
+    pairs = _with_base_day(days_df).join(before, "base_day").join(now, ["loan_id", "as_of_date"])
+    b, n = F.col("dpd_before"), F.col("dpd")
+    counts = pairs.groupBy("as_of_date").agg(
+        F.count(F.when(b.between(1, 29), 1)).alias("from_1"),
+        F.count(F.when(b.between(1, 29) & (n >= 30), 1)).alias("to_30"),
+        F.count(F.when(b.between(30, 59), 1)).alias("from_30"),
+        F.count(F.when(b.between(30, 59) & (n >= 60), 1)).alias("to_60"),
+    )
+    return counts.select(_share("roll_1_30", "to_30", "from_1")).unionByName(
+        counts.select(_share("roll_30_60", "to_60", "from_30"))
+    )
+
+
+def _vintage(cohorts: DataFrame, days_df: DataFrame) -> DataFrame:
+    """The latest cohort complete at MOB 3 on ``d``: its share ever 30+ DPD by MOB 3."""
+    eligible = days_df.join(cohorts, F.col("complete_date") <= F.col("as_of_date"))
+    latest = Window.partitionBy("as_of_date").orderBy(F.col("cohort").desc())
+    return (
+        eligible.withColumn("rank", F.row_number().over(latest))
+        .where(F.col("rank") == 1)
+        .select(_share("vintage_mob3_dpd30", "ever30_loans", "loans"))
+    )
+
+
+def _psi(score_frame: DataFrame, baseline_pd: Sequence[float], days_df: DataFrame) -> DataFrame:
+    """PSI of the PDs of applications in [d-30, d) against the baseline, on its deciles.
+
+    Bin i holds PDs in (edge[i-1], edge[i]]; shares are floored at ``PSI_FLOOR``.
+    """
+    baseline = np.asarray(baseline_pd, dtype=float)
+    edges = np.unique(np.quantile(baseline, np.linspace(0.1, 0.9, 9)))
+    expected = np.bincount(np.searchsorted(edges, baseline, side="left"), minlength=len(edges) + 1)
+    expected = np.maximum(expected / len(baseline), PSI_FLOOR)
+    bin_of = sum((F.col("pd") > float(e)).cast("int") for e in edges)
+    daily = score_frame.groupBy("application_date", bin_of.alias("bin")).count()
+    window = days_df.join(
+        daily,
+        (F.col("application_date") >= F.date_sub("as_of_date", ROLL_DAYS))
+        & (F.col("application_date") < F.col("as_of_date")),
+    )
+    counts = window.groupBy("as_of_date").agg(
+        F.sum("count").alias("n"),
+        *[
+            F.sum(F.when(F.col("bin") == i, F.col("count")).otherwise(0)).alias(f"b{i}")
+            for i in range(len(expected))
+        ],
+    )
+    psi = sum(
+        (F.greatest(F.col(f"b{i}") / F.col("n"), F.lit(PSI_FLOOR)) - F.lit(e))
+        * F.log(F.greatest(F.col(f"b{i}") / F.col("n"), F.lit(PSI_FLOOR)) / F.lit(e))
+        for i, e in enumerate(expected.tolist())
+    )
+    return counts.select(
+        *_row(
+            "score_psi",
+            OVERALL,
+            ALL,
+            psi,
+            F.col("n"),
+            F.lit(float(len(baseline))),
+        )
+    )
+
+
+def _approval_shift(applications: DataFrame, days_df: DataFrame) -> DataFrame:
+    """Approval rate (approved / decided) of applications made in [d-30, d) minus that of
+    those made in [d-120, d-30).
+
+    An application counts once its decision is known (decided before ``d``); numerator
+    and denominator are the recent window's approvals and decisions.
+    """
+    daily = (
+        applications.where(F.col("status").isin("approved", "rejected"))
+        .groupBy("application_date", F.to_date("decided_at").alias("decided_date"))
+        .agg(
+            F.count("*").alias("decided"),
+            F.count(F.when(F.col("status") == "approved", 1)).alias("approved"),
+        )
+    )
+    a, d = F.col("application_date"), F.col("as_of_date")
+    known = (F.col("decided_date") < d) & (a >= F.date_sub(d, APPROVAL_BASE_DAYS)) & (a < d)
+    recent = a >= F.date_sub(d, ROLL_DAYS)
+
+    def total(col: str, in_recent: bool) -> Column:
+        cond = recent if in_recent else ~recent
+        return F.sum(F.when(cond, F.col(col)).otherwise(0))
+
+    counts = (
+        days_df.join(daily, known)
+        .groupBy("as_of_date")
+        .agg(
+            total("approved", True).alias("approved_now"),
+            total("decided", True).alias("decided_now"),
+            total("approved", False).alias("approved_before"),
+            total("decided", False).alias("decided_before"),
+        )
+        .where((F.col("decided_now") > 0) & (F.col("decided_before") > 0))
+    )
+    shift = F.col("approved_now") / F.col("decided_now") - F.col("approved_before") / F.col(
+        "decided_before"
+    )
+    return counts.select(
+        *_row(
+            "approval_rate_shift",
+            OVERALL,
+            ALL,
+            shift,
+            F.col("approved_now"),
+            F.col("decided_now"),
+        )
+    )
+
+
+def _concentration(cells: DataFrame, segment_type: str) -> DataFrame:
+    """The largest segment's share of the active outstanding (ties: first name)."""
+    per = cells.groupBy("as_of_date", F.col(segment_type).alias("segment")).agg(
+        F.sum("outstanding").alias("amount")
+    )
+    ranked = per.withColumn("total", F.sum("amount").over(Window.partitionBy("as_of_date")))
+    top = Window.partitionBy("as_of_date").orderBy(F.col("amount").desc(), F.col("segment"))
+    return (
+        ranked.withColumn("rank", F.row_number().over(top))
+        .where((F.col("rank") == 1) & (F.col("total") > 0))
+        .select(
+            *_row(
+                f"concentration_{segment_type}",
+                segment_type,
+                F.col("segment"),
+                F.col("amount") / F.col("total"),
+                F.col("amount"),
+                F.col("total"),
+                F.col("amount"),
+            )
+        )
+    )
+
+
+def _public_record_hits(active: DataFrame, entity_links: DataFrame) -> DataFrame:
+    """Distinct court or penalty records dated in [d-30, d) linked (directly or through
+    the employer) to a customer with an active loan on ``d``; exposure: their loans'."""
+    borrowers = active.groupBy("as_of_date", "customer_id").agg(F.sum("outstanding").alias("owed"))
+    records = entity_links.where(
+        F.col("record_kind").isin("court", "penalty")
+        & F.col("entity_type").isin("customer", "employer")
+        & F.col("customer_id").isNotNull()
+    ).select("customer_id", "record_kind", "record_id", "record_date")
+    hit = borrowers.join(records, "customer_id").where(
+        (F.col("record_date") >= F.date_sub("as_of_date", ROLL_DAYS))
+        & (F.col("record_date") < F.col("as_of_date"))
+    )
+    per_day = hit.groupBy("as_of_date").agg(
+        F.countDistinct("record_kind", "record_id").alias("records")
+    )
+    hit_exposure = (
+        hit.select("as_of_date", "customer_id", "owed")
+        .distinct()
+        .groupBy("as_of_date")
+        .agg(F.sum("owed").alias("hit_exposure"))
+    )
+    counts = (
+        borrowers.groupBy("as_of_date")
+        .agg(F.count("*").alias("borrowers"))
+        .join(per_day, "as_of_date", "left")
+        .join(hit_exposure, "as_of_date", "left")
+    )
+    n = F.coalesce("records", F.lit(0))
+    return counts.select(
+        *_row(
+            "public_record_hits_30d",
+            OVERALL,
+            ALL,
+            n,
+            n,
+            F.col("borrowers"),
+            F.coalesce("hit_exposure", F.lit(0.0)),
+        )
+    )
+
+
+def _with_status(
+    df: DataFrame, thresholds: dict[str, dict[str, float]], min_segment_loans: int
+) -> DataFrame:
+    """Thresholds and status: too_few (a rate over fewer than ``min_segment_loans`` loans
+    or applications, any segment), else critical, warning or ok."""
+
+    def lookup(level: str) -> Column:
+        pairs = [x for name in INDICATORS for x in (F.lit(name), F.lit(thresholds[name][level]))]
+        return F.create_map(*pairs)[F.col("indicator")]
+
+    value = F.when(F.col("indicator").isin(*SIGNED), F.abs("value")).otherwise(F.col("value"))
+    too_few = F.col("indicator").isin(*COUNTED) & (F.col("denominator") < min_segment_loans)
+    status = (
+        F.when(too_few, "too_few")
+        .when(value >= F.col("critical_threshold"), "critical")
+        .when(value >= F.col("warning_threshold"), "warning")
+        .otherwise("ok")
+    )
+    return (
+        df.withColumn("warning_threshold", lookup("warning"))
+        .withColumn("critical_threshold", lookup("critical"))
+        .withColumn("status", status)
+        .select(*OUTPUT_COLUMNS)
+    )
+
+
+def compute_indicators(
+    loan_days_df: DataFrame,
+    applications: DataFrame,
+    entity_links: DataFrame | None,
+    thresholds: dict[str, dict[str, float]],
+    min_segment_loans: int,
+    days_df: DataFrame,
+    score_frame: DataFrame | None = None,
+    baseline_pd: Sequence[float] | None = None,
+    cohorts: DataFrame | None = None,
+) -> DataFrame:
+    """``gold.warning_indicators`` rows (without run_id, computed_at) for each day of
+    ``days_df``.
+
+    ``loan_days_df``: ``loan_days`` over consecutive days, ``days_df``'s and the
+    ``ROLL_DAYS`` before them (``days(as_of, lookback + ROLL_DAYS)``), else the default
+    and roll rates of the first ``ROLL_DAYS`` days are left out. Cache it: every
+    indicator reads it. Optional inputs add their indicator: ``entity_links`` the
+    public-record hits, ``score_frame`` (application_date, pd) with ``baseline_pd`` the
+    score PSI, ``cohorts`` (``vintage_cohorts``) the MOB-3 vintage.
+
+    A rate without loans in its denominator is not reported; one over fewer than
+    ``min_segment_loans`` loans or applications gets status ``too_few``. ``exposure``:
+    the active outstanding concerned (the segment's, the largest segment's, the hit
+    borrowers', else the whole book's).
+    """
+    missing = [name for name in INDICATORS if name not in thresholds]
+    if missing:
+        raise ValueError(f"thresholds lack {', '.join(missing)}: build them with load_thresholds")
+    report_days = F.broadcast(days_df.select("as_of_date"))
+    ld = loan_days_df
+    active = ld.where("active").join(report_days, "as_of_date", "left_semi")
+    cells = _cells(active)
+    book = cells.groupBy("as_of_date").agg(F.sum("outstanding").alias("book_exposure"))
+    parts = [
+        _overdue_rates(cells),
+        _default_rate(ld, report_days),
+        _roll_rates(ld, report_days),
+        _approval_shift(applications, report_days),
+        *[_concentration(cells, t) for t in SEGMENT_TYPES],
+    ]
+    if entity_links is not None:
+        parts.append(_public_record_hits(active, entity_links))
+    if score_frame is not None and baseline_pd is not None and len(baseline_pd) > 0:
+        parts.append(_psi(score_frame, baseline_pd, report_days))
+    if cohorts is not None:
+        parts.append(_vintage(cohorts, report_days))
+    rows = parts[0]
+    for part in parts[1:]:
+        rows = rows.unionByName(part)
+    rows = (
+        rows.where(F.col("denominator") > 0)
+        .join(book, "as_of_date", "left")
+        .withColumn("exposure", F.coalesce("exposure", F.round("book_exposure", 2)))
+    )
+    return _with_status(rows, thresholds, min_segment_loans)
+
+
+def first_breach(
+    indicators_df: DataFrame, indicator: str, segment_type: str, segment: str
+) -> dt.date | None:
+    """The first day the indicator of this segment is at warning or critical, if any."""
+    row = (
+        indicators_df.where(
+            (F.col("indicator") == indicator)
+            & (F.col("segment_type") == segment_type)
+            & (F.col("segment") == segment)
+            & F.col("status").isin("warning", "critical")
+        )
+        .agg(F.min("as_of_date"))
+        .first()
+    )
+    return row[0]

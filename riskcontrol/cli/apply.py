@@ -1,0 +1,202 @@
+"""`riskctl` commands of the apply tier: cutoff, score-application, book, warn, alerts, report.
+
+``add_apply_parsers(add)`` registers them on the main parser (``add(name, fn, help)``
+returns the subparser, as in ``riskcontrol.cli.main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from riskcontrol.cli.common import load_settings, new_run, print_steps, say, start_spark
+
+
+def _run():
+    return new_run(load_settings())
+
+
+def cmd_cutoff(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import pipeline as apply_tier
+
+    run = _run()
+    result = apply_tier.run_cutoff(run, say, cutoff=args.cutoff, activate=not args.draft)
+    frame = result.frame.sort_values("cutoff_pd", ascending=False).reset_index(drop=True)
+    every = 1 if args.all else max(1, len(frame) // 20)
+    shown = frame[(frame.index % every == 0) | frame["chosen"]]
+    print(
+        f"\n{'cut-off':>8} {'approve':>8} {'bad rate':>8} {'effect':>12} {'cost':>12} "
+        f"{'net':>12} {'resid.':>7}  area"
+    )
+    for _, r in shown.iterrows():
+        mark = " <- chosen" if r["chosen"] else (" (optimal)" if r["optimal"] else "")
+        print(
+            f"{r.cutoff_pd:8.3f} {r.approval_rate:8.1%} {r.bad_rate:8.2%} "
+            f"{r.control_effect:12,.0f} {r.control_cost:12,.0f} {r.net_benefit:12,.0f} "
+            f"{r.residual_risk:7.2%}  {r.area} {r.area_name}{mark}"
+        )
+    state = "active" if not args.draft else "draft (not active)"
+    print(
+        f"\npolicy v{result.version}: {state}; gold.cutoff_policy"
+        + (f"; plot {result.plot}" if result.plot else "")
+    )
+    return 0
+
+
+def cmd_score_application(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import online
+
+    settings = load_settings()
+    requests = online.load_requests(Path(args.json))
+    say("loading the champion, the feature store and the cut-off policy")
+    scorer = online.ApplicationScorer(settings)
+    for _ in range(max(1, args.repeat)):  # timing: the last pass is after warm-up
+        results = [online.jsonable(scorer.score(request)) for request in requests]
+    out = results if len(results) > 1 else results[0]
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import pipeline as apply_tier
+
+    run = _run()
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    print_steps([apply_tier.run_book(run, say, as_of=as_of)])
+    return 0
+
+
+def cmd_warn(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import pipeline as apply_tier
+
+    run = _run()
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    result = apply_tier.run_warning(run, say, as_of=as_of, days=args.days)
+    print_steps([result.counts])
+    return 1 if result.failures else 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import alerts
+
+    settings = load_settings()
+    spark = start_spark(settings)
+    if args.action == "list":
+        found = alerts.list_alerts(spark, settings, open_only=not args.all)
+        if args.json:
+            print(json.dumps(found, indent=2, default=str, ensure_ascii=False))
+        else:
+            print(alerts.format_table(found))
+        return 0
+    if not args.alert_id:
+        raise ValueError(f"`riskctl alerts {args.action}` needs an ALERT_ID (see `alerts list`)")
+    try:
+        alert = _alert_action(alerts, spark, settings, args)
+    except alerts.AlertNotFound as exc:
+        raise ValueError(str(exc)) from None
+    if args.json:
+        print(json.dumps(alert, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(alerts.format_alert(alert))
+    return 0
+
+
+def _alert_action(alerts, spark, settings, args: argparse.Namespace) -> dict:
+    if args.action == "show":
+        return alerts.get_alert(spark, settings, args.alert_id)
+    return alerts.advance(
+        spark,
+        settings,
+        args.alert_id,
+        by=args.by,
+        note=args.note or "",
+        to_stage=args.to,
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import pipeline as apply_tier
+
+    run = _run()
+    html, pdf = apply_tier.run_report(run, say, out_dir=Path(args.out) if args.out else None)
+    print(html)
+    if pdf:
+        print(pdf)
+    return 0
+
+
+def add_apply_parsers(add) -> None:
+    """Register the apply-tier commands (``add(name, fn, help) -> ArgumentParser``)."""
+    p = add(
+        "cutoff",
+        cmd_cutoff,
+        "risk-cost balance: sweep the approval cut-off over the out-of-time population "
+        "(control effect = losses avoided; control cost = profit lost on rejected goods + "
+        "RISK_REVIEW_COST per review; residual risk vs RISK_RISK_TOLERANCE), classify each "
+        "candidate into areas 1 invalid / 2 weaker / 3 reasonable / 4 override, choose the "
+        "area-3 point where marginal effect equals marginal cost, write gold.cutoff_policy "
+        "(a new version when it changed), make it the active policy scoring decides with, and "
+        "plot the balance into reports/",
+    )
+    p.add_argument(
+        "--cutoff",
+        type=float,
+        default=None,
+        help="choose this reject-from PD instead of the optimum",
+    )
+    p.add_argument("--draft", action="store_true", help="record the sweep without activating it")
+    p.add_argument("--all", action="store_true", help="print every candidate, not 20")
+    p = add(
+        "score-application",
+        cmd_score_application,
+        "score one application (or a JSON list) like the batch: request fields plus the "
+        "customer's online features from the feature store; prints the scored_applications "
+        "fields as JSON (PD, score, band, quadrant, strategy, decision, reason codes, model, "
+        "policy) with latency_ms",
+    )
+    p.add_argument("--json", required=True, metavar="FILE", help="application request JSON")
+    p.add_argument("--repeat", type=int, default=1, help="score N times (latency after warm-up)")
+    p = add(
+        "book",
+        cmd_book,
+        "loan book risk: every active loan's PD, EAD, expected loss, DPD, quadrant and strategy "
+        "on the as-of day into gold.loan_book_risk (that day replaced on a re-run)",
+    )
+    p.add_argument("--as-of", default=None, help="YYYY-MM-DD (default: the data's as-of day)")
+    p = add(
+        "warn",
+        cmd_warn,
+        "early warning: daily indicators (DPD 1+/30+/90+ overall and by channel and province, "
+        "default rate, roll rates, vintage, score PSI, approval-rate shift, concentration, new "
+        "public records on borrowers) against warning/critical thresholds "
+        "(RISK_WARNING_THRESHOLDS YAML) into gold.warning_indicators; breaches open or escalate "
+        "alerts (gold.alerts) and notify (RISK_NOTIFIERS). Exit 1 if a notification failed.",
+    )
+    p.add_argument("--as-of", default=None, help="last day (default: the data's as-of day)")
+    p.add_argument(
+        "--days", type=int, default=None, help="days back (default RISK_WARNING_LOOKBACK_DAYS)"
+    )
+    p = add(
+        "alerts",
+        cmd_alerts,
+        "alerts: `list` the open ones (--all: closed too), `show ID`, `advance ID --note ...` "
+        "to the next stage of identify -> assess -> decide -> dispose -> feedback; every step "
+        "is timestamped in the alert's history; skipping or going back is refused",
+    )
+    p.add_argument("action", choices=["list", "show", "advance"])
+    p.add_argument("alert_id", nargs="?", default=None, help="alert id (a unique prefix will do)")
+    p.add_argument("--note", default=None, help="what was found / decided / done (advance)")
+    p.add_argument("--by", default="risk-analyst", help="who (advance)")
+    p.add_argument("--to", default=None, help="the stage to move to (must be the next one)")
+    p.add_argument("--all", action="store_true", help="list closed alerts too")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add(
+        "report",
+        cmd_report,
+        "write the risk report: self-contained HTML (and PDF when Chromium is installed) with "
+        "the portfolio, score distribution, quadrant matrix, cut-off curve, indicator trends, "
+        "open alerts and model performance",
+    )
+    p.add_argument("--out", default=None, help="folder (default: reports/)")

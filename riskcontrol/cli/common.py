@@ -1,0 +1,42 @@
+"""What every `riskctl` command shares: progress lines, settings, the Spark session, a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from riskcontrol.core.config import Settings, ensure_local_secrets, get_settings
+
+
+def say(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def load_settings() -> Settings:
+    ensure_local_secrets()
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def start_spark(settings: Settings):
+    from riskcontrol.core.spark import get_spark
+
+    say(f"starting Spark ({settings.spark_master})")
+    return get_spark(settings)
+
+
+def new_run(settings: Settings):
+    from riskcontrol.core.runs import Run
+
+    return Run(start_spark(settings), settings)
+
+
+def print_steps(steps) -> None:
+    print(
+        f"  {'stage':8} {'source':24} {'target':30} {'in':>9} {'out':>9} "
+        f"{'unchanged':>9} {'quarant.':>8}"
+    )
+    for s in steps:
+        print(
+            f"  {s.stage:8} {s.source:24} {s.target:30} {s.rows_in:>9,} {s.rows_out:>9,} "
+            f"{s.rows_unchanged:>9,} {s.rows_quarantined:>8,}"
+        )

@@ -1,0 +1,160 @@
+"""The Spark session factory: Delta enabled from the project-local jars, sane local settings.
+
+The jars (Delta and the JDBC drivers) are fetched by Maven during set-up (`make jars`)
+into ``RISK_JARS_DIR`` (default ``./jars``); Spark loads them from there with
+``spark.jars``, so nothing is downloaded at run time. On a cluster the same jars are
+shipped to executors by ``spark.jars`` as well, or given to spark-submit with ``--jars``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from riskcontrol.core.config import Settings, get_settings
+from riskcontrol.core.redact import is_secret_conf
+
+DELTA_JAR_PREFIX = "delta-spark_"
+
+
+def local_jars(jars_dir: Path) -> list[Path]:
+    """The jars Spark must load; fails with instructions when Delta's jar is missing."""
+    jars = sorted(Path(jars_dir).glob("*.jar"))
+    if not any(j.name.startswith(DELTA_JAR_PREFIX) for j in jars):
+        raise RuntimeError(
+            f"Delta Lake's jar is not in {jars_dir}. Run `make jars` (Maven copies it from "
+            "Maven Central) or set RISK_JARS_DIR to the folder that holds it."
+        )
+    return jars
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Every Spark setting the pipeline needs, so spark-submit and the factory agree."""
+    conf = {
+        "spark.jars": ",".join(str(j) for j in local_jars(settings.jars_dir)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / '.derby'}",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.adaptive.enabled": "true",
+        # JDBC sources report TEXT as VARCHAR(n); treat char/varchar as string everywhere.
+        "spark.sql.legacy.charVarcharAsString": "true",
+        # Delta housekeeping that is wasteful on small local tables.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.databricks.delta.stalenessLimit": "0",
+    }
+    if settings.spark_master.startswith("local"):
+        # Local mode talks to itself only: bind to loopback, never to a public interface.
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
+        # Shuffle and spill files hold decrypted rows (silver steps decrypt bronze in
+        # memory): encrypted on local disk too.
+        conf["spark.io.encryption.enabled"] = "true"
+    conf.update(settings.spark_conf)
+    return conf
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_data(settings: Settings | None = None) -> None:
+    """Make what this process writes private to its user: umask 077 (files 0600, folders
+    0700, and the same for the processes it starts: Spark, the crawler, MLflow, Airflow),
+    and, given settings, the home's data folders that already exist set to 0700 and the
+    MLflow SQLite store to 0600 (an earlier version left them 0755/0644; what is inside
+    the folders is then out of other users' reach too)."""
+    os.umask(PRIVATE_UMASK)
+    if settings is None:
+        return
+    tracking = settings.mlflow_tracking_uri or ""
+    store = [Path(tracking.removeprefix("sqlite:///"))] if tracking.startswith("sqlite:///") else []
+    for path, mode in [*((f, 0o700) for f in data_folders(settings)), *((f, 0o600) for f in store)]:
+        try:
+            if path.exists() and path.stat().st_uid == os.getuid():
+                path.chmod(mode)
+        except OSError:
+            pass  # not ours to change (a shared mount): left as it is
+
+
+def data_folders(settings: Settings) -> list[Path]:
+    """The local folders the pipeline writes personal data, models and keys-derived
+    state into (object-store URIs are not folders here)."""
+    folders = [
+        Path(settings.data_dir),
+        Path(settings.crawl_state_dir),
+        settings.reports_dir,
+        Path(settings.airflow_home),
+        settings.home / "spark-warehouse",
+        settings.home / ".derby",
+    ]
+    for uri in (str(settings.lakehouse_root), settings.mlflow_artifact_root):
+        if uri.startswith("file:"):
+            folders.append(Path(uri.removeprefix("file:").removeprefix("//")))
+        elif "://" not in uri:
+            folders.append(Path(uri))
+    return folders
+
+
+def split_secrets(conf: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``conf`` as (settings for the session builder, credentials set once it runs).
+
+    PySpark hands every builder setting to ``spark-submit`` as ``--conf key=value``, where
+    ``ps`` shows it to every user of the machine. Credentials of Hadoop file systems
+    (``spark.hadoop.*``: S3, Azure, GCS keys) and of SQL catalogs (``spark.sql.*``) can be
+    set on the running session instead; a secret Spark core setting (``spark.ssl.*``,
+    ``spark.authenticate.secret``) must be there at launch and stays in the builder.
+    """
+    late = {
+        k: v
+        for k, v in conf.items()
+        if is_secret_conf(k) and k.startswith(("spark.hadoop.", "spark.sql."))
+    }
+    return {k: v for k, v in conf.items() if k not in late}, late
+
+
+def set_secrets(spark: SparkSession, secrets: dict[str, str]) -> None:
+    """Credentials from :func:`split_secrets` onto the running session, over Py4J."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in secrets.items():
+        if key.startswith("spark.hadoop."):
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+        else:
+            spark.conf.set(key, value)
+
+
+def get_spark(settings: Settings | None = None) -> SparkSession:
+    """The active session if there is one (tests, spark-submit), else a new one."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    settings = settings or get_settings()
+    private_data(settings)
+    conf, secrets = split_secrets(spark_conf(settings))
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: its --master, --jars and --conf already configure the
+        # session; only the pipeline's SQL settings are added, the master is left alone.
+        builder = SparkSession.builder.appName(settings.spark_app_name)
+        for key, value in conf.items():
+            if not key.startswith(("spark.driver.", "spark.jars")):
+                builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        set_secrets(spark, secrets)
+        return spark
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(settings.spark_master).appName(settings.spark_app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    set_secrets(spark, secrets)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

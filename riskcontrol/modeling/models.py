@@ -1,0 +1,648 @@
+"""Credit default models in Spark MLlib: what they learn from, how they are fitted and judged.
+
+Four kinds, all trained where the data is:
+
+* ``decision_tree``: a probability tree (variance impurity on the 0/1 flag, leaves predict
+  their bad rate);
+* ``gbt``: gradient-boosted trees, the challenger most teams end up with;
+* ``neural_network``: a multilayer perceptron with early stopping on the validation window;
+* ``scorecard``: WOE binning plus logistic regression on a 300-900 points scale, the
+  baseline risk teams compare everything against (``riskcontrol.modeling.scorecard``).
+
+Every fitted model is one ``PipelineModel`` that scores raw feature rows: imputation,
+one-hot encoding and (for the network) log transform and scaling are stages of it, and its
+last stage writes ``pd``, the probability of default. Validation is the credit way: train,
+validation and out-of-time windows by application month (``time_split``), only matured
+labels, and class imbalance handled by weighting bads by goods/bads during fitting then
+correcting the odds back to the true bad rate (``ProbabilityOfDefault``), so PDs stay
+calibrated while the rare class still shapes the splits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import GBTClassifier, MultilayerPerceptronClassifier
+from pyspark.ml.feature import (
+    Imputer,
+    OneHotEncoder,
+    SQLTransformer,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+)
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.regression import DecisionTreeRegressor
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from riskcontrol.core.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from riskcontrol.core.config import MODEL_KINDS
+from riskcontrol.modeling import explain, metrics, scorecard
+from riskcontrol.modeling.scale import ScoreScale
+from riskcontrol.modeling.stages import ProbabilityOfDefault
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+LABEL = "label"
+WEIGHT = "__weight"  # never a user column (a file may have "weight")
+
+# Heavy-tailed counts and amounts: log1p before scaling keeps a few large values from
+# dominating the network's inputs (trees are invariant to it and do without).
+LOG_FEATURES = (
+    "requested_amount",
+    "monthly_income",
+    "amount_to_income",
+    "inquiries_6m",
+    "open_loans",
+    "overdue_accounts",
+    "max_dpd_24m",
+    "credit_history_months",
+    "ev_count_30d",
+    "notes_count_90d",
+    "prior_max_dpd",
+    "prior_late_installments",
+)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The raw columns a model reads, and the column naming its time window."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    log: tuple[str, ...] = ()
+    month: str = "application_month"
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+APPLICATION_SPEC = FeatureSpec(NUMERIC_FEATURES, CATEGORICAL_FEATURES, LOG_FEATURES)
+
+
+@dataclass
+class Split:
+    """Train, validation and out-of-time (or test) rows, and how they were chosen."""
+
+    train: DataFrame
+    valid: DataFrame
+    oot: DataFrame
+    method: str
+    windows: dict[str, str] = field(default_factory=dict)
+
+    def cache(self) -> Split:
+        for df in (self.train, self.valid, self.oot):
+            df.cache()
+        return self
+
+    def unpersist(self) -> None:
+        for df in (self.train, self.valid, self.oot):
+            df.unpersist()
+
+    def check_classes(self) -> dict[str, tuple[int, int]]:
+        """(goods, bads) per window; an error naming the window if one lacks a class
+        (AUC and KS need both, and a model cannot learn from one)."""
+        counts = {}
+        for name, df in split_frames(self).items():
+            row = df.agg(F.count("*").alias("n"), F.sum(LABEL).alias("bads")).first()
+            n, bads = int(row["n"]), int(row["bads"] or 0)
+            counts[name] = (n - bads, bads)
+        empty = {k: v for k, v in counts.items() if 0 in v}
+        if empty:
+            detail = ", ".join(f"{k} {g:,} goods / {b:,} bads" for k, (g, b) in empty.items())
+            raise ValueError(
+                f"every window needs goods and bads; {detail} ({self.windows}). Use a longer "
+                "history, other windows (RISK_VALID_MONTHS, RISK_OOT_MONTHS), or no --time-col."
+            )
+        return counts
+
+
+def matured_applications(features: DataFrame) -> DataFrame:
+    """Approved applications whose performance window has ended: the only usable labels."""
+    return features.where("label_matured AND label IS NOT NULL AND status = 'approved'")
+
+
+def time_split(
+    labelled: DataFrame, valid_months: int, oot_months: int, month_col: str = "application_month"
+) -> Split:
+    """Out-of-time split by month: the last ``oot_months`` months are the out-of-time test,
+    the ``valid_months`` before them the validation window, everything earlier training."""
+    months = sorted(r[0] for r in labelled.select(month_col).distinct().collect() if r[0])
+    if len(months) < oot_months + valid_months + 2:
+        raise ValueError(
+            f"only {len(months)} months with matured labels; need at least "
+            f"{oot_months + valid_months + 2} for {oot_months} out-of-time (RISK_OOT_MONTHS), "
+            f"{valid_months} validation (RISK_VALID_MONTHS) and 2 training months. Generate a "
+            "longer history (riskctl generate --months) or lower them."
+        )
+    oot = months[-oot_months:]
+    valid = months[-(oot_months + valid_months) : -oot_months]
+    train = months[: -(oot_months + valid_months)]
+
+    def window(ms: list[str]) -> str:
+        return f"{ms[0]}..{ms[-1]}"
+
+    return Split(
+        train=labelled.where(F.col(month_col).isin(train)),
+        valid=labelled.where(F.col(month_col).isin(valid)),
+        oot=labelled.where(F.col(month_col).isin(oot)),
+        method="time",
+        windows={"train": window(train), "valid": window(valid), "oot": window(oot)},
+    )
+
+
+def date_split(
+    labelled: DataFrame, date_col: str, fractions: tuple[float, float] = (0.6, 0.2)
+) -> Split:
+    """Out-of-time split of any dated book: the latest ``1 - sum(fractions)`` of rows by
+    date are the test window, the ``fractions[1]`` before them validation.
+
+    Cut dates are approximate quantiles of the date (one pass), so every row of a day
+    falls on the same side; a book of few distinct dates cannot be cut and is refused.
+    """
+    day = F.datediff(F.col(date_col), F.lit("1970-01-01")).cast("double")
+    q1, q2 = labelled.select(day.alias("_d")).approxQuantile(
+        "_d", [fractions[0], fractions[0] + fractions[1]], 0.001
+    )
+    first = labelled.agg(F.min(day)).first()[0]
+    if q1 is None or q2 is None or not first < q1 < q2:
+        raise ValueError(
+            f"cannot cut {date_col!r} into train / validation / test windows by date: too few "
+            "distinct dates. Drop --time-col to split at random (stratified by the target)."
+        )
+    import datetime as dt
+
+    def date(days: float) -> str:
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=int(days))).isoformat()
+
+    return Split(
+        train=labelled.where(day < q1),
+        valid=labelled.where((day >= q1) & (day < q2)),
+        oot=labelled.where(day >= q2),
+        method="time",
+        windows={
+            "train": f"..{date(q1 - 1)}",
+            "valid": f"{date(q1)}..{date(q2 - 1)}",
+            "oot": f"{date(q2)}..",
+        },
+    )
+
+
+def stratified_split(
+    labelled: DataFrame, seed: int, fractions: tuple[float, float] = (0.6, 0.2)
+) -> Split:
+    """Random split with the bad rate kept equal in each part (no time column to split on).
+
+    Rows are ranked within their class by a seeded hash, so the split is reproducible and
+    each class is cut at exactly the same fractions.
+    """
+    from pyspark.sql import Window
+
+    by_class = Window.partitionBy(LABEL).orderBy(F.xxhash64(F.lit(seed), *labelled.columns))
+    ranked = labelled.withColumn("_q", F.percent_rank().over(by_class))
+    train_to, valid_to = fractions[0], fractions[0] + fractions[1]
+    parts = [
+        ranked.where(cond).drop("_q")
+        for cond in (
+            F.col("_q") < train_to,
+            (F.col("_q") >= train_to) & (F.col("_q") < valid_to),
+            F.col("_q") >= valid_to,
+        )
+    ]
+    shares = f"{fractions[0]:.0%}/{fractions[1]:.0%}/{1 - valid_to:.0%}"
+    return Split(*parts, method="stratified", windows={"shares": shares})
+
+
+def balanced_weight(train: DataFrame, mode: str) -> float:
+    """goods/bads in ``train`` for ``mode='balanced'``; 1.0 for ``'none'``."""
+    if mode == "none":
+        return 1.0
+    row = train.agg(F.sum(F.col(LABEL)).alias("bads"), F.count("*").alias("n")).first()
+    bads, n = float(row["bads"] or 0), float(row["n"])
+    if bads == 0 or bads == n:
+        raise ValueError(f"training rows need both goods and bads; got {int(bads)} bads of {n:.0f}")
+    return (n - bads) / bads
+
+
+def with_weight(df: DataFrame, bad_weight: float) -> DataFrame:
+    return df.withColumn(
+        WEIGHT, F.when(F.col(LABEL) == 1, F.lit(float(bad_weight))).otherwise(F.lit(1.0))
+    )
+
+
+def log_transform(spec: FeatureSpec) -> SQLTransformer:
+    """``<c>__log`` = log1p of each of ``spec.log`` (negatives floored at 0)."""
+    cols = ", ".join(f"log1p(greatest(`{c}`, 0D)) AS `{c}__log`" for c in spec.log)
+    return SQLTransformer(statement=f"SELECT *, {cols} FROM __THIS__")
+
+
+def preprocessing(spec: FeatureSpec, scale: bool) -> list:
+    """Impute numerics (median), one-hot categoricals (unseen levels kept), assemble;
+    for the network also log-transform and standardize."""
+    logged = scale and bool(spec.log)
+    numeric = [f"{c}__log" if logged and c in spec.log else c for c in spec.numeric]
+    imputed = [f"{c}__imp" for c in spec.numeric]
+    indexed = [f"{c}__idx" for c in spec.categorical]
+    onehot = [f"{c}__ohe" for c in spec.categorical]
+    stages: list = []
+    if logged:
+        stages.append(log_transform(spec))
+    if numeric:
+        stages.append(Imputer(strategy="median", inputCols=numeric, outputCols=imputed))
+    if spec.categorical:
+        stages += [
+            StringIndexer(
+                inputCols=list(spec.categorical), outputCols=indexed, handleInvalid="keep"
+            ),
+            OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
+        ]
+    stages.append(
+        VectorAssembler(
+            inputCols=imputed + onehot,
+            outputCol="features_raw" if scale else "features",
+            handleInvalid="keep",
+        )
+    )
+    if scale:
+        stages.append(StandardScaler(inputCol="features_raw", outputCol="features", withMean=True))
+    return stages
+
+
+# --- the four model kinds ---------------------------------------------------------------
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "decision_tree": {"maxDepth": 6, "minInstancesPerNode": 150, "maxBins": 32},
+    "gbt": {
+        "maxIter": 40,
+        "maxDepth": 3,
+        "stepSize": 0.1,
+        "subsamplingRate": 0.8,
+        "minInstancesPerNode": 50,
+    },
+    "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
+    "scorecard": {"max_bins": 6, "min_iv": 0.02},
+}
+
+
+def fit_decision_tree(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """A probability tree: variance impurity on the 0/1 default flag.
+
+    For a 0/1 target the variance p(1-p) is half the Gini impurity, so the splits are a
+    classification tree's, and each leaf predicts its (weighted) bad rate. Spark's
+    DecisionTreeClassifier prunes sibling leaves that predict the same class, which on a
+    5-10% bad rate collapses the tree to its root (every leaf predicts "good").
+    """
+    tree = DecisionTreeRegressor(
+        labelCol=LABEL,
+        featuresCol="features",
+        weightCol=WEIGHT,
+        predictionCol="tree_pd",
+        leafCol="leaf",
+        seed=seed,
+        **params,
+    )
+    return _fit_weighted(tree, "tree_pd", split, spec, bad_weight)
+
+
+def fit_gbt(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """Gradient-boosted trees (logistic loss); ``probability`` comes from the margin."""
+    gbt = GBTClassifier(
+        labelCol=LABEL,
+        featuresCol="features",
+        weightCol=WEIGHT,
+        leafCol="leaves",
+        predictionCol="gbt_class",
+        seed=seed,
+        **params,
+    )
+    return _fit_weighted(gbt, "probability", split, spec, bad_weight)
+
+
+def _fit_weighted(estimator, output: str, split: Split, spec: FeatureSpec, bad_weight: float):
+    """Preprocessing, ``estimator`` fitted with bads weighted, and the corrected ``pd``."""
+    stages = [
+        *preprocessing(spec, scale=False),
+        estimator,
+        ProbabilityOfDefault(output, bad_weight),
+    ]
+    return Pipeline(stages=stages).fit(with_weight(split.train, bad_weight))
+
+
+def oversample(df: DataFrame, copies: int) -> DataFrame:
+    """Each bad row ``copies`` times (Spark's perceptron takes no row weights)."""
+    if copies <= 1:
+        return df
+    reps = F.when(F.col(LABEL) == 1, F.lit(copies)).otherwise(F.lit(1))
+    return df.withColumn("_rep", F.explode(F.sequence(F.lit(1), reps))).drop("_rep")
+
+
+def fit_neural_network(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """A small multilayer perceptron with early stopping on the validation window.
+
+    Spark's MLP has no weight penalty, so it overfits within tens of L-BFGS iterations.
+    Training continues ``step`` iterations at a time from the previous weights and keeps
+    the weights with the best validation AUC, stopping after ``patience`` rounds without
+    improvement. Bads are oversampled ``round(bad_weight)`` times.
+    """
+    copies = max(1, round(bad_weight))
+    prep = Pipeline(stages=preprocessing(spec, scale=True)).fit(split.train)
+    prepared = prep.transform(oversample(split.train, copies)).select("features", LABEL).cache()
+    held_out = prep.transform(split.valid).select("features", LABEL).cache()
+    try:
+        width = len(prepared.first()["features"])
+        layers = [width, int(params["hidden"]), 2]
+        step, patience = int(params["step"]), int(params["patience"])
+        best, best_auc, best_iters, weights = None, -1.0, 0, None
+        for round_no in range(1, int(params["rounds"]) + 1):
+            mlp = MultilayerPerceptronClassifier(
+                labelCol=LABEL,
+                featuresCol="features",
+                predictionCol="mlp_class",
+                seed=seed,
+                layers=layers,
+                maxIter=step,
+            )
+            if weights is not None:
+                mlp.setInitialWeights(weights)
+            model = mlp.fit(prepared)
+            weights = model.weights
+            rows = model.transform(held_out).select(
+                vector_to_array("probability")[1].alias("p"), LABEL
+            )
+            frame = rows.toPandas()
+            if frame.empty or frame[LABEL].nunique() < 2:
+                best, best_iters = model, round_no * step
+                continue
+            score = metrics.auc(frame["p"].to_numpy(), frame[LABEL].to_numpy().astype(int))
+            if score > best_auc:
+                best, best_auc, best_iters = model, score, round_no * step
+            elif round_no * step - best_iters >= patience * step:
+                break
+    finally:
+        prepared.unpersist()
+        held_out.unpersist()
+    params["layers"] = layers
+    params["iterations"] = best_iters
+    return PipelineModel(stages=[*prep.stages, best, ProbabilityOfDefault("probability", copies)])
+
+
+def fit_scorecard(
+    split: Split,
+    spec: FeatureSpec,
+    params: dict,
+    seed: int,
+    bad_weight: float,
+    scale: ScoreScale | None = None,
+) -> PipelineModel:
+    """WOE binning + logistic regression (``riskcontrol.modeling.scorecard``); its pipeline
+    writes ``pd``, the ``score`` on ``scale`` (the settings' score scale) and the
+    adverse-action ``reason_codes``."""
+
+    card = scorecard.fit_scorecard(
+        split.train,
+        list(spec.numeric),
+        list(spec.categorical),
+        label=LABEL,
+        bad_weight=bad_weight,
+        max_bins=int(params["max_bins"]),
+        min_iv=float(params["min_iv"]),
+        scale=scale,
+    )
+    # ``prediction`` is what MLflow's pyfunc flavor serves: the PD.
+    model = PipelineModel(
+        stages=[
+            *card.model.stages,
+            SQLTransformer(statement="SELECT *, pd AS prediction FROM __THIS__"),
+        ]
+    )
+    model.scorecard = card  # the points table and SQL travel with the model
+    return model
+
+
+FITTERS = {
+    "decision_tree": fit_decision_tree,
+    "gbt": fit_gbt,
+    "neural_network": fit_neural_network,
+    "scorecard": fit_scorecard,
+}
+assert set(FITTERS) == set(MODEL_KINDS)
+
+
+def fit(
+    kind: str,
+    split: Split,
+    spec: FeatureSpec,
+    params: dict,
+    seed: int,
+    bad_weight: float,
+    scale: ScoreScale | None = None,
+) -> tuple[PipelineModel, float]:
+    """Fit one model kind; returns the model and the wall time in seconds. A fitter may add
+    what it chose to ``params`` (the network its layers and iterations). ``scale`` (default:
+    the default ``ScoreScale``) is the score scale the scorecard's points are fitted on; the
+    other kinds write a PD only and are put on the scale at scoring time."""
+    started = time.perf_counter()
+    if kind == "scorecard":
+        model = fit_scorecard(split, spec, params, seed, bad_weight, scale)
+    else:
+        model = FITTERS[kind](split, spec, params, seed, bad_weight)
+    return model, time.perf_counter() - started
+
+
+# --- judging a model --------------------------------------------------------------------
+def predictions(model: PipelineModel, df: DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """``pd``, ``label`` and the month (when the data has one) of every row, in pandas."""
+    cols = [F.col("pd"), F.col(LABEL).cast("int").alias(LABEL)]
+    if spec.month in df.columns:
+        cols.append(F.col(spec.month).alias("month"))
+    return model.transform(df).select(*cols).toPandas()
+
+
+@dataclass
+class Evaluation:
+    """Everything credit teams read about a model, per window."""
+
+    metrics: dict[str, float]
+    scores: dict[str, pd.DataFrame]
+    calibration: list[dict]
+    confusion: dict[str, Any]
+    psi_table: list[dict]
+    auc_by_month: dict[str, dict]
+    cutoff: float
+
+    def tables(self) -> dict[str, Any]:
+        return {
+            "calibration_oot.json": self.calibration,
+            "confusion_oot.json": self.confusion,
+            "psi_train_oot.json": self.psi_table,
+            "auc_by_month.json": self.auc_by_month,
+        }
+
+
+def evaluate(model: PipelineModel, split: Split, spec: FeatureSpec, cutoff: float) -> Evaluation:
+    """AUC, KS, Gini, Brier per window; calibration and confusion at ``cutoff`` out of time;
+    PSI of the out-of-time scores against training; AUC by month across all windows."""
+    scores = {name: predictions(model, df, spec) for name, df in split_frames(split).items()}
+    flat: dict[str, float] = {}
+    for name, frame in scores.items():
+        summary = metrics.summary(frame["pd"].to_numpy(), frame[LABEL].to_numpy(), cutoff)
+        flat.update({f"{name}_{k}": float(v) for k, v in summary.items() if v is not None})
+    train_pd, oot = scores["train"]["pd"].to_numpy(), scores["oot"]
+    flat["psi_train_oot"] = metrics.psi(train_pd, oot["pd"].to_numpy())
+    every = pd.concat(scores.values(), ignore_index=True)
+    by_month = (
+        metrics.auc_by_group(every["pd"].to_numpy(), every[LABEL].to_numpy(), every["month"])
+        if "month" in every
+        else {}
+    )
+    return Evaluation(
+        metrics=flat,
+        scores=scores,
+        calibration=metrics.calibration_table(oot["pd"].to_numpy(), oot[LABEL].to_numpy()),
+        confusion=metrics.confusion(oot["pd"].to_numpy(), oot[LABEL].to_numpy(), cutoff),
+        psi_table=metrics.psi_table(train_pd, oot["pd"].to_numpy()),
+        auc_by_month=by_month,
+        cutoff=cutoff,
+    )
+
+
+def split_frames(split: Split) -> dict[str, DataFrame]:
+    return {"train": split.train, "valid": split.valid, "oot": split.oot}
+
+
+def tree_stage(model: PipelineModel):
+    """The fitted tree or boosted-trees stage of a pipeline, or None."""
+
+    try:
+        return explain.tree_stage(model)[1]
+    except ValueError:
+        return None
+
+
+def importance(
+    model: PipelineModel,
+    kind: str,
+    split: Split,
+    spec: FeatureSpec,
+    seed: int,
+    sample_rows: int = 2000,
+) -> dict[str, dict[str, float]]:
+    """Global feature importance: permutation (AUC drop on a validation sample) for every
+    model, plus the trees' own split importance and the scorecard's information value."""
+
+    rows = split.valid.select(*spec.columns, LABEL)
+    sample = rows.orderBy(F.rand(seed)).limit(sample_rows).toPandas()
+    out = {"permutation": {}}
+    if sample[LABEL].nunique() == 2:
+        out["permutation"] = explain.permutation_importance(
+            model,
+            sample,
+            spec.columns,
+            label=LABEL,
+            seed=seed,
+            spark=split.valid.sparkSession,
+            schema=rows.schema,
+        )
+    if tree_stage(model) is not None:
+        slots = explain.slot_features(model.transform(split.valid.limit(1)))
+        out["native"] = explain.native_importance(model, slots)
+    card = getattr(model, "scorecard", None)
+    if card is not None:
+        out["information_value"] = dict(card.iv)
+    return out
+
+
+def primary_importance(imp: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The importance to show first: the trees' own, else permutation."""
+    return imp.get("native") or imp.get("permutation") or {}
+
+
+@dataclass
+class TrainedModel:
+    kind: str
+    model: PipelineModel
+    params: dict
+    train_seconds: float
+    bad_weight: float
+    evaluation: Evaluation
+    importance: dict[str, dict[str, float]]
+    run_id: str | None = None
+    version: str | None = None
+    trials: int = 0
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**self.evaluation.metrics, "train_seconds": self.train_seconds}
+
+
+def train_kind(
+    kind: str,
+    split: Split,
+    spec: FeatureSpec,
+    params: dict,
+    seed: int,
+    bad_weight: float,
+    cutoff: float,
+    scale: ScoreScale | None = None,
+) -> TrainedModel:
+    """Fit, evaluate and explain one model kind on a prepared split."""
+    params = dict(params)
+    model, seconds = fit(kind, split, spec, params, seed, bad_weight, scale)
+    evaluation = evaluate(model, split, spec, cutoff)
+    imp = importance(model, kind, split, spec, seed)
+    return TrainedModel(kind, model, params, seconds, bad_weight, evaluation, imp)
+
+
+def reference_values(df: DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    """Typical good-customer values (for the network's occlusion reason codes)."""
+
+    return explain.reference_values(df, list(spec.numeric), list(spec.categorical), label=LABEL)
+
+
+def with_reason_codes(
+    champion, rows: DataFrame, predicted: DataFrame, id_col: str, top: int = 3
+) -> DataFrame:
+    """Add ``reason_codes``: the ``top`` features that pushed each row's risk up.
+
+    The scorecard writes its own (points furthest below each feature's best); trees use
+    path contributions (exact for the tree's prediction); the network uses occlusion
+    against a typical good customer (``champion.reference``). ``rows`` are the raw rows
+    ``predicted`` was scored from, keyed by ``id_col``.
+    """
+
+    if "reason_codes" in predicted.columns:
+        return predicted
+    stage = tree_stage(champion.model)
+    if stage is not None:
+        trees, weights = explain.spark_trees(stage)
+        slots = explain.slot_features(predicted)
+        return explain.tree_reason_codes(
+            predicted, trees, weights, slots, stage.getLeafCol(), top=top
+        )
+    if champion.reference is None:
+        raise RuntimeError(
+            f"model v{champion.version} ({champion.kind}) has no explain/reference.json: "
+            "retrain it with this version of riskcontrol (`riskctl train`)"
+        )
+    spec = champion.spec
+    codes = explain.occlusion_reason_codes(
+        champion.model,
+        rows.select(id_col, *spec.columns),
+        list(spec.numeric),
+        list(spec.categorical),
+        champion.reference,
+        top=top,
+        id_col=id_col,
+    )
+    return predicted.join(codes.select(id_col, "reason_codes"), id_col, "left")

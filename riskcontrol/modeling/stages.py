@@ -1,0 +1,52 @@
+"""The project's own Spark ML stages, at a class path that must not move.
+
+Spark ML writes the Python class path of a custom stage into every saved pipeline's
+metadata (``"class": "riskcontrol.modeling.stages.ProbabilityOfDefault"``) and imports that
+path again when the pipeline is loaded: every registered model version in MLflow depends
+on it. Moving or renaming a class here breaks loading of those versions. If a move is ever
+unavoidable, leave a module at the old path that re-exports the class, as
+``riskcontrol/models.py`` does for versions saved before the sub-package layout.
+"""
+
+from __future__ import annotations
+
+from pyspark.ml import Transformer
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+
+class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWritable):
+    """``pd`` from a classifier's ``probability`` vector (class 1) or a probability tree's
+    scalar prediction, with the odds corrected for the weight bads had during fitting.
+
+    A model fitted with bads weighted ``w`` predicts odds ``w`` times too high; dividing
+    the odds by ``w`` (``p / (p + (1 - p) w)``) restores the training bad rate (exact for
+    logistic models, a first-order correction for trees and networks).
+    """
+
+    inputCol = Param(Params._dummy(), "inputCol", "probability vector or scalar column")
+    badWeight = Param(
+        Params._dummy(), "badWeight", "weight of bads in fitting", TypeConverters.toFloat
+    )
+
+    def __init__(self, inputCol: str = "probability", badWeight: float = 1.0):
+        super().__init__()
+        self._setDefault(inputCol="probability", badWeight=1.0)
+        self._set(inputCol=inputCol, badWeight=badWeight)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        name = self.getOrDefault(self.inputCol)
+        w = self.getOrDefault(self.badWeight)
+        raw = (
+            vector_to_array(name)[1]
+            if not isinstance(dataset.schema[name].dataType, T.DoubleType)
+            else F.col(name)
+        )
+        p = F.least(F.greatest(raw, F.lit(0.0)), F.lit(1.0))
+        corrected = (p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))).cast("double")
+        # ``prediction`` is what MLflow's pyfunc flavor serves: the PD, not a class.
+        return dataset.withColumns({"pd": corrected, "prediction": corrected})
