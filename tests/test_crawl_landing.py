@@ -251,7 +251,7 @@ def test_retiring_keeps_the_files_of_steps_that_do_not_reconcile(tmp_path):
 def test_launching_a_crawl_keeps_scrapy_out_of_the_spark_driver():
     """Scrapy runs in a child process; importing it here (zope.interface) breaks Spark ML."""
     code = (
-        "import sys; from riskcontrol import crawl; crawl.riskcrawl(); "
+        "import sys; from riskcontrol.collect import crawl; crawl.riskcrawl(); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'scrapy', 'twisted', 'zope'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol.core import lakehouse
+from riskcontrol.core import lakehouse, values
 from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE
 from riskcontrol.core.runs import ReconciliationError
 from riskcontrol.lenderfile import prepare
@@ -81,7 +81,7 @@ def test_kind_rules_for_ids_near_numbers_and_constants():
 DATE_CASES = [
     ("28-Feb-97", dt.date(1997, 2, 28)),  # Spark's yy alone says 2097
     ("15-Mar-11", dt.date(2011, 3, 15)),
-    ("Feb-68", dt.date(1968, 2, 1)),  # Python's %y (and ingest) say 2068: in the future
+    ("Feb-68", dt.date(1968, 2, 1)),  # Python's %y says 2068: in the future
     ("Dec-2011", dt.date(2011, 12, 1)),
     ("2011-03-15", dt.date(2011, 3, 15)),
     ("2011/3/15", dt.date(2011, 3, 15)),
@@ -116,7 +116,7 @@ def test_dates_pivot_two_digit_years_and_numbers_parse_by_kind(spark):
     got = df.select(
         "kind",
         "raw",
-        prepare.parse_date(v).alias("date"),
+        values.parse_date(v, prepare.DATE_FORMATS).alias("date"),
         F.coalesce(*[F.when(F.col("kind") == p, n) for p, n in numbers.items()]).alias("number"),
     ).collect()
     assert [(r.raw, r.date) for r in got if r.kind == "date"] == DATE_CASES

@@ -13,7 +13,7 @@ from lakescan import file_text
 from pyspark.sql import functions as F
 
 from riskcontrol.collect import extracts
-from riskcontrol.core import lakehouse
+from riskcontrol.core import lakehouse, landing
 from riskcontrol.core.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_CUSTOMERS,
@@ -22,7 +22,8 @@ from riskcontrol.core.catalog import (
     SILVER_CUSTOMERS,
     SUBJECT_PROPERTY,
 )
-from riskcontrol.core.runs import Rule, Run
+from riskcontrol.core.landing import Rule
+from riskcontrol.core.runs import Run
 from riskcontrol.privacy import erase
 
 GONE = "CUST-ERASE-0001"  # ids no base64 ciphertext can contain by chance
@@ -34,7 +35,7 @@ def _land_raw(run, df, table, rules, keys) -> None:
     """Land ``df`` in the raw ``table`` as the collect step does (provenance, encryption)."""
     source = F.lit(f"mem://{table.name}")
     extracts.land(
-        run, extracts.with_provenance(df, run.run_id, "test", source), table, "test", rules, keys
+        run, landing.with_provenance(df, run.run_id, "test", source), table, "test", rules, keys
     )
 
 

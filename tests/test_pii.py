@@ -8,7 +8,7 @@ import hmac
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol.core import pii
+from riskcontrol.core import landing, pii
 
 
 def test_pseudonym_matches_python_hmac(spark, settings):
@@ -182,7 +182,8 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
     from riskcontrol.collect import extracts
     from riskcontrol.core import lakehouse
     from riskcontrol.core.catalog import BRONZE_CUSTOMERS, OPS_QUARANTINE
-    from riskcontrol.core.runs import Rule, Run
+    from riskcontrol.core.landing import Rule
+    from riskcontrol.core.runs import Run
 
     rows = [
         ("C1", "11010519491231002X", "张三", "13812345678", "2024-01-01 00:00:00"),
@@ -192,7 +193,7 @@ def test_bronze_and_quarantine_hold_sensitive_fields_encrypted(spark, settings):
         rows,
         "customer_id string, national_id string, name string, mobile string, updated_at string",
     )
-    df = extracts.with_provenance(df, "r1", "test", F.lit("mem://customers"))
+    df = landing.with_provenance(df, "r1", "test", F.lit("mem://customers"))
     run = Run(spark, settings, "r1")
     rule = Rule("invalid_national_id", pii.valid_national_id("national_id"), "bad check digit")
     counts = extracts.land(run, df, BRONZE_CUSTOMERS, "test", [rule], ("customer_id",))
@@ -237,7 +238,7 @@ def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
     first = spark.createDataFrame([("C1", "1", "a", "2", "2024-01-01")], cols)
     extracts.land(
         Run(spark, settings, "r1"),
-        extracts.with_provenance(first, "r1", "test", F.lit("mem://c")),
+        landing.with_provenance(first, "r1", "test", F.lit("mem://c")),
         BRONZE_CUSTOMERS,
         "test",
         [],
@@ -249,7 +250,7 @@ def test_a_column_the_source_adds_later_lands_encrypted(spark, settings):
     )
     extracts.land(
         Run(spark, settings, "r2"),
-        extracts.with_provenance(later, "r2", "test", F.lit("mem://c")),
+        landing.with_provenance(later, "r2", "test", F.lit("mem://c")),
         BRONZE_CUSTOMERS,
         "test",
         [],

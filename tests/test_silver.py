@@ -12,7 +12,7 @@ from conftest import TEST_PII_KEY
 from pyspark.sql import functions as F
 
 from riskcontrol.analyze import silver
-from riskcontrol.core.runs import Rule, split_by_rules
+from riskcontrol.core.landing import Rule, split_by_rules
 
 KEY = TEST_PII_KEY.encode()
 

@@ -31,7 +31,7 @@ from riskcontrol.core.catalog import (
     Table,
 )
 from riskcontrol.core.config import Settings
-from riskcontrol.core.runs import Rule, split_by_rules
+from riskcontrol.core.landing import Rule, split_by_rules
 
 Transform = Callable[[DataFrame], DataFrame]
 

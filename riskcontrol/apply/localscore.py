@@ -66,8 +66,8 @@ from riskcontrol.apply.scoring import (
     quadrant_of,
 )
 from riskcontrol.modeling import explain, models
-from riskcontrol.modeling.stages import ProbabilityOfDefault
 from riskcontrol.modeling.scale import PD_EPSILON, ScoreScale
+from riskcontrol.modeling.stages import ProbabilityOfDefault
 
 PD_COL = explain.PD_COL
 REASON_CODES_COL = explain.REASON_CODES_COL

@@ -41,7 +41,8 @@ from riskcontrol.core.catalog import (
     SILVER_REPAYMENTS,
 )
 from riskcontrol.core.dates import as_of_date
-from riskcontrol.core.runs import Run, StepCounts, rejected_rows
+from riskcontrol.core.landing import rejected_rows
+from riskcontrol.core.runs import Run, StepCounts
 from riskcontrol.modeling import tracking
 from riskcontrol.modeling.training import training_split
 

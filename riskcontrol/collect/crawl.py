@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.collect.extracts import land, with_provenance
+from riskcontrol.collect.extracts import land
 from riskcontrol.core.catalog import (
     BRONZE_COURT_RECORDS,
     BRONZE_CRAWL_PAGES,
@@ -39,7 +39,8 @@ from riskcontrol.core.catalog import (
     Table,
 )
 from riskcontrol.core.config import PROJECT_ROOT, Settings
-from riskcontrol.core.runs import Rule, Run, StepCounts
+from riskcontrol.core.landing import Rule, with_provenance
+from riskcontrol.core.runs import Run, StepCounts
 from riskcontrol.synthetic.site.server import SiteServer, build_and_write
 
 STAGE = "collect"

@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.core import lakehouse, pii
+from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     BRONZE_APPLICATIONS,
     BRONZE_BUREAU,
@@ -28,12 +28,19 @@ from riskcontrol.core.catalog import (
     BRONZE_NOTES,
     BRONZE_REPAYMENTS,
     OPS_WATERMARKS,
-    PROVENANCE_COLUMNS,
     Table,
 )
 from riskcontrol.core.config import Settings
+from riskcontrol.core.landing import (
+    Rule,
+    checked_rows,
+    data_columns,
+    land_rows,
+    tag_failures,
+    with_provenance,
+)
 from riskcontrol.core.redact import redact
-from riskcontrol.core.runs import Rule, Run, StepCounts, split_by_rules
+from riskcontrol.core.runs import Run, StepCounts
 
 STAGE = "collect"
 
@@ -181,36 +188,6 @@ def _save_high_water(run: Run, source: JdbcSource, high: str) -> None:
     lakehouse.merge(df, OPS_WATERMARKS, run.settings)
 
 
-def content_hash(columns: list[str]) -> Column:
-    """SHA-256 of a row's data columns: identical rows hash alike, any change differs."""
-    return F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256)
-
-
-def with_provenance(
-    df: DataFrame,
-    run_id: str,
-    source: str | Column,
-    source_uri: Column,
-    hashed: list[str] | Column | None = None,
-) -> DataFrame:
-    """Append the provenance columns every bronze row carries.
-
-    The content hash covers ``hashed``: the names of the columns that make two rows the
-    same record (default: every data column), or an expression (e.g. a raw payload's).
-    """
-    data_cols = [c for c in df.columns if c not in PROVENANCE_COLUMNS]
-    if hashed is None:
-        hashed = data_cols
-    return df.select(
-        *data_cols,
-        F.lit(run_id).alias("_ingest_id"),
-        (F.lit(source) if isinstance(source, str) else source).alias("_source"),
-        source_uri.alias("_source_uri"),
-        F.current_timestamp().alias("_ingested_at"),
-        (content_hash(hashed) if isinstance(hashed, list) else hashed).alias("_content_hash"),
-    )
-
-
 def read_lines(spark: SparkSession, path: str, line_sep: str | None = None) -> DataFrame:
     """Text records of every file under ``path`` as (payload, _source_uri)."""
     reader = spark.read.option("recursiveFileLookup", "true")
@@ -220,21 +197,6 @@ def read_lines(spark: SparkSession, path: str, line_sep: str | None = None) -> D
     return df.select(
         F.col("value").alias("payload"), F.col("_metadata.file_path").alias("_source_uri")
     ).where(F.trim("payload") != "")
-
-
-def protect_sensitive(table: Table, settings: Settings) -> Callable[[DataFrame], DataFrame]:
-    """Encrypt every column of a raw DataFrame that ``table`` does not keep in clear.
-
-    Deny by default: only declared keys, timestamps and provenance stay readable; a
-    column the source adds later (an e-mail, an address, a card number), a payload and
-    a raw line that failed to parse are all encrypted.
-    """
-
-    def protect(df: DataFrame) -> DataFrame:
-        columns = table.protected_columns(df.columns)
-        return pii.encrypt_columns(df, columns, table.full_name, settings)
-
-    return protect
 
 
 def land(
@@ -248,42 +210,31 @@ def land(
     rejects: DataFrame | None = None,
     drop: tuple[str, ...] = (),
 ) -> StepCounts:
-    """Quarantine rows breaking ``rules``, MERGE the rest into ``table``, reconcile.
+    """Quarantine rows breaking ``rules``, MERGE the rest into ``table``, reconcile
+    (``landing.land_rows`` with the collect tier's stage name).
 
     ``rejects`` are rows the source itself already refused (in ``REJECT_COLUMNS`` form,
     e.g. pages a crawler could not parse): they count as read and go to quarantine.
-    ``drop`` names helper columns the rules needed that must not land.
-    Every column the table does not keep in clear (and a raw line that failed to parse)
-    is encrypted once the rules have read it, and the quarantine encrypts its records,
-    so neither bronze nor the quarantine ever stores personal data in clear.
+    ``drop`` names helper columns the rules needed that must not land; the quarantined
+    record keeps the row as read.
     """
-    counts = StepCounts(
-        STAGE,
-        source,
-        table.full_name,
-        rows_in=0,
-        rows_out=0,
-        window_start=window[0],
-        window_end=window[1],
-    )
-    df = df.cache()
-    counts.rows_in = df.count()
-    protect = protect_sensitive(table, run.settings)
-    valid, rejected = split_by_rules(df, rules, then=protect)
-    if rejects is not None:
-        counts.rows_in += rejects.count()
-        rejected = rejected.unionByName(rejects)  # encrypted by the quarantine itself
-    counts.rows_quarantined = run.quarantine(rejected, STAGE, table.full_name)
-    to_land = counts.rows_in - counts.rows_quarantined
-    # An empty MERGE still costs a Delta commit: skip it once the table exists.
-    if to_land or not lakehouse.exists(run.spark, table, run.settings):
-        result = lakehouse.merge(
-            valid.drop(*drop), table, run.settings, keys=merge_keys, insert_only=True
+    checked = checked_rows(
+        tag_failures(df, rules), [c for c in df.columns if c not in drop], data_columns(df)
+    ).cache()
+    try:
+        counts, _ = land_rows(
+            run,
+            checked,
+            table,
+            stage=STAGE,
+            source=source,
+            merge_keys=merge_keys,
+            window=window,
+            rejects=rejects,
         )
-        counts.rows_out = result.inserted
-    counts.rows_unchanged = to_land - counts.rows_out
-    df.unpersist()
-    return run.record(counts)
+    finally:
+        checked.unpersist()
+    return counts
 
 
 def collect_jdbc(

@@ -24,20 +24,17 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from riskcontrol.collect.extracts import with_provenance
 from riskcontrol.core.catalog import BRONZE_SETTLEMENTS
-from riskcontrol.core.runs import Run, StepCounts
-from riskcontrol.lenderfile.land import (
-    CORRUPT,
-    Check,
+from riskcontrol.core.landing import (
+    Rule,
     checked_rows,
-    land_checked,
-    parse_money,
-    parse_timestamp,
-    read_csv,
-    sniff_csv,
+    land_rows,
     tag_failures,
+    with_provenance,
 )
+from riskcontrol.core.readers import CORRUPT, read_csv, sniff_csv
+from riskcontrol.core.runs import Run, StepCounts
+from riskcontrol.core.values import parse_money, parse_timestamp
 
 STAGE = "collect"
 SOURCE = "files:settlements"
@@ -110,7 +107,7 @@ def parse_settlements(df: DataFrame) -> DataFrame:
     )
 
 
-def settlement_checks() -> list[Check]:
+def settlement_checks() -> list[Rule]:
     """The rules a settlement row must pass, in order (a row is quarantined once, under
     the first it breaks); reasons quote the offending value."""
 
@@ -118,19 +115,19 @@ def settlement_checks() -> list[Check]:
         return F.coalesce(F.btrim(F.col(c)), F.lit("")) == ""
 
     return [
-        Check(
+        Rule(
             "malformed_row",
             F.col(CORRUPT).isNull(),
             F.format_string("record does not split into the header's 8 fields: %s", F.col(CORRUPT)),
         ),
-        Check("missing_settlement_id", ~blank("settlement_id"), F.lit("settlement_id is empty")),
-        Check("missing_loan_id", ~blank("loan_id"), F.lit("loan_id is empty")),
-        Check(
+        Rule("missing_settlement_id", ~blank("settlement_id"), F.lit("settlement_id is empty")),
+        Rule("missing_loan_id", ~blank("loan_id"), F.lit("loan_id is empty")),
+        Rule(
             "unparseable_amount",
             F.col("amount").isNotNull(),
             F.format_string("amount '%s' is not a money amount", F.col("amount_raw")),
         ),
-        Check(
+        Rule(
             "unparseable_date",
             F.col("paid_at").isNotNull(),
             F.format_string(
@@ -170,7 +167,7 @@ def collect_settlements(run: Run, folder: Path | None = None) -> StepCounts:
     tagged = tag_failures(parse_settlements(df), settlement_checks())
     checked = checked_rows(tagged, BRONZE_SETTLEMENTS.columns, record).cache()
     try:
-        counts, _ = land_checked(
+        counts, _ = land_rows(
             run,
             checked,
             BRONZE_SETTLEMENTS,

@@ -9,68 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse, pii
 from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE
 from riskcontrol.core.config import Settings
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A row passes when ``ok`` is true; null counts as a failure."""
-
-    name: str
-    ok: Column
-    reason: str
-
-
-REJECT_COLUMNS = ("rule", "reason", "record", "source_uri")
-# Provenance that differs between runs of the same input: left out of the quarantined
-# record so that a re-run quarantines the same row under the same hash, not twice.
-VOLATILE_COLUMNS = ("_ingest_id", "_ingested_at")
-
-
-def rejected_rows(df: DataFrame, rule: Column | str, reason: Column | str) -> DataFrame:
-    """Turn rows of ``df`` into quarantine rows: the whole row kept as JSON."""
-    data_cols = [c for c in df.columns if not c.startswith("__") and c not in VOLATILE_COLUMNS]
-    source_uri = F.col("_source_uri") if "_source_uri" in df.columns else F.lit(None)
-    return df.select(
-        (F.lit(rule) if isinstance(rule, str) else rule).alias("rule"),
-        (F.lit(reason) if isinstance(reason, str) else reason).alias("reason"),
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in data_cols])).alias("record"),
-        source_uri.cast("string").alias("source_uri"),
-    )
-
-
-def split_by_rules(
-    df: DataFrame,
-    rules: Sequence[Rule],
-    then: Callable[[DataFrame], DataFrame] | None = None,
-) -> tuple[DataFrame, DataFrame]:
-    """Split ``df`` into rows passing every rule and quarantine rows for the rest.
-
-    A row failing several rules is quarantined once, under the first rule it breaks.
-    ``then`` transforms the passing rows after the rules were judged (e.g. encrypting
-    personal data the rules had to read in clear); rejected rows keep their values as
-    read, so a reviewer sees what broke the rule (the quarantine encrypts whole records).
-    """
-    if not rules:
-        rules = [Rule("", F.lit(True), "")]
-    first_failed = F.coalesce(
-        *[F.when(~F.coalesce(r.ok, F.lit(False)), F.lit(r.name)) for r in rules]
-    )
-    reasons = F.create_map(*[x for r in rules for x in (F.lit(r.name), F.lit(r.reason))])
-    tagged = df.withColumn("__rule", first_failed)
-    valid = tagged.where(F.col("__rule").isNull()).drop("__rule")
-    if then is not None:
-        valid = then(valid)
-    bad = tagged.where(F.col("__rule").isNotNull())
-    return valid, rejected_rows(bad, F.col("__rule"), reasons[F.col("__rule")])
 
 
 @dataclass

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -158,3 +162,64 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     set_secrets(spark, secrets)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def spark_progress(
+    spark: SparkSession, say: Callable[[str], None] | None, every: float = 10.0
+) -> Iterator[None]:
+    """Report the running Spark stages every ``every`` seconds while the block runs."""
+    if say is None:
+        yield
+        return
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def watch() -> None:
+        try:
+            tracker = spark.sparkContext.statusTracker()
+        except Exception:  # e.g. Spark Connect: no status tracker, no progress lines
+            return
+        while not stop.wait(every):
+            parts = []
+            for sid in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(sid)
+                if info is not None:
+                    parts.append(f"stage {sid}: {info.numCompletedTasks}/{info.numTasks} tasks")
+            if parts:
+                say(f"  ... {time.perf_counter() - t0:.0f}s, " + "; ".join(parts))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def sql_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """Set Spark SQL settings for the block, then restore them."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+# Typing and checking dozens of columns in one projection makes whole-stage code too big
+# for the JVM (a method over 64 KB fails to compile; over 8 KB is never JIT-compiled),
+# so the wide per-row steps run with Spark's per-expression generated code instead; and
+# the optimizer's constraint propagation, which grows combinatorially with such
+# projections under a join (the MERGE), is skipped.
+WIDE_ROWS_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.constraintPropagation.enabled": "false",
+}

@@ -8,20 +8,12 @@ silently nulled -- and MERGEs the rest into ``bronze.<NAME>`` (insert-only on ke
 content hash, so ingesting the same file again lands nothing). One manifest row per run
 reconciles rows read = landed + unchanged + quarantined.
 
-The building blocks are pure and reusable on their own (``df.transform`` friendly):
-
-* reading: ``detect_encoding``, ``sniff_csv``, ``read_csv`` (RFC 4180: quotes doubled
-  inside quoted fields, line breaks inside them), ``normalize_headers``;
-* parsing Spark columns: ``clean``, ``parse_integer``, ``parse_double``, ``parse_money``
-  (``"$60,000.00 "``, ``¥1,234.50``, ``RMB 1234.5``, ``1234.50元``, ``(12.00)``),
-  ``parse_percent`` (``"13.56%"`` -> 0.1356), ``parse_boolean``, ``parse_date`` and
-  ``parse_timestamp`` (the first of several formats that parses; two-digit years pivot
-  like Python's ``%y``: 69-99 -> 1900s), ``typed_value``;
-* typing a frame: ``infer_types`` (two small aggregations over a sample) and
-  ``decide_type``, ``apply_types``, ``type_checks`` and ``tag_failures`` (the first
-  check a row fails, with its reason), ``checked_rows`` and ``land_checked`` (quarantine,
-  insert-only MERGE, reconciled manifest row -- also used by
-  ``extract_files.collect_settlements``).
+Built from the shared pieces in ``riskcontrol.core``: ``readers`` (encoding, RFC 4180
+CSV, JSON, snake_case headers), ``values`` (the parsers and ``ColumnType``) and
+``landing`` (rules, quarantine, insert-only MERGE, reconciled manifest row). This module
+adds what is particular to a file nobody here wrote: ``infer_types`` (two small
+aggregations over a sample) and ``decide_type``, ``type_checks`` (rule ``type_<col>``
+per typed column), the YAML mapping, and the ``ingest-file`` command.
 
 Everything runs as Spark SQL expressions (no Python UDF, nothing collected but a
 per-column summary), so a million-row file is fine on a laptop.
@@ -30,41 +22,67 @@ per-column summary), so a million-row file is fine on a laptop.
 from __future__ import annotations
 
 import argparse
-import codecs
-import csv
 import datetime as dt
-import gzip
-import io
-import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.collect.extracts import protect_sensitive, with_provenance
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import PROVENANCE, SUBJECT_PROPERTY, TABLES, Table
 from riskcontrol.core.config import get_settings
+from riskcontrol.core.landing import (
+    Rule,
+    checked_rows,
+    land_rows,
+    rows_by_rule,
+    tag_failures,
+    with_provenance,
+)
+from riskcontrol.core.readers import (
+    CORRUPT,
+    FORMATS,
+    _json_multiline,
+    detect_encoding,
+    discover,
+    normalize_headers,
+    read_csv,
+    read_json,
+    sniff_csv,
+)
 from riskcontrol.core.runs import Run, StepCounts
-from riskcontrol.core.spark import get_spark
+from riskcontrol.core.spark import WIDE_ROWS_CONF, get_spark, spark_progress, sql_conf
+from riskcontrol.core.values import (
+    DATE_FORMATS,
+    DEFAULT_NULL_TOKENS,
+    TIMESTAMP_FORMATS,
+    TYPES,
+    ColumnType,
+    _parse_date_one,
+    _parse_timestamp_one,
+    clean,
+    format_regex,
+    is_null_token,
+    parse_boolean,
+    parse_date,
+    parse_double,
+    parse_integer,
+    parse_money,
+    parse_percent,
+    parse_timestamp,
+    typed_value,
+)
 from riskcontrol.lenderfile import pii_detect
 
 STAGE = "ingest"
-CORRUPT = "__corrupt"  # the raw text of a CSV/JSON record Spark could not split into fields
-_SPARK_CORRUPT = "_corrupt_record"
 TYPED_PREFIX = "__typed__"
-DEFAULT_NULL_TOKENS = ("", "NA", "N/A", "n/a", "null", "NULL", "None", "NaN", "nan", "#N/A")
 DEFAULT_THRESHOLD = 0.98
 DEFAULT_SAMPLE_ROWS = 10_000
-TYPES = ("string", "integer", "double", "money", "percent", "date", "timestamp", "boolean")
 _TYPE_ALIASES = {
     "str": "string",
     "text": "string",
@@ -80,76 +98,6 @@ _TYPE_ALIASES = {
     "datetime": "timestamp",
     "bool": "boolean",
 }
-SPARK_TYPES: dict[str, T.DataType] = {
-    "string": T.StringType(),
-    "integer": T.LongType(),
-    "double": T.DoubleType(),
-    "money": T.DoubleType(),
-    "percent": T.DoubleType(),
-    "date": T.DateType(),
-    "timestamp": T.TimestampType(),
-    "boolean": T.BooleanType(),
-}
-# Candidate formats for inference, in order of preference on a tie (Spark datetime patterns).
-DATE_FORMATS = (
-    "yyyy-MM-dd",
-    "yyyy/M/d",
-    "yyyy.M.d",
-    "yyyyMMdd",
-    "d-MMM-yyyy",
-    "d-MMM-yy",
-    "MMM-yyyy",
-    "MMM-yy",
-    "d MMM yyyy",
-    "MMM d, yyyy",
-    "M/d/yyyy",
-    "d/M/yyyy",
-    "d.M.yyyy",
-    "yyyy'年'M'月'd'日'",
-)
-TIMESTAMP_FORMATS = (
-    "yyyy-MM-dd HH:mm:ss[.SSSSSS]",
-    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS][XXX]",
-    "yyyy-MM-dd HH:mm",
-    "yyyy/M/d H:mm:ss",
-    "yyyy/M/d H:mm",
-    "M/d/yyyy H:mm:ss",
-    "M/d/yyyy H:mm",
-    "d-MMM-yyyy HH:mm:ss",
-    "yyyyMMddHHmmss",
-    "yyyy'年'M'月'd'日' H:mm:ss",
-    "yyyy'年'M'月'd'日' H:mm",
-)
-TRUE_TOKENS = ("true", "t", "yes", "y", "是")
-FALSE_TOKENS = ("false", "f", "no", "n", "否")
-_CURRENCY = r"(?i)(US\$|RMB|CNY|USD|EUR|GBP|HKD|JPY|人民币|元|[¥￥$€£])"
-# Python codec names -> Java charset names. Spark 4 reads only the Unicode charsets and
-# ISO-8859-1/US-ASCII unless spark.sql.legacy.javaCharsets is on (set when needed).
-_SPARK_CHARSETS = {
-    "utf-8": "UTF-8",
-    "utf8": "UTF-8",
-    "utf-8-sig": "UTF-8",
-    "gb18030": "GB18030",
-    "gbk": "GBK",
-    "gb2312": "GBK",
-    "big5": "Big5",
-    "latin-1": "ISO-8859-1",
-    "latin1": "ISO-8859-1",
-    "iso-8859-1": "ISO-8859-1",
-    "ascii": "US-ASCII",
-    "cp1252": "windows-1252",
-}
-FORMATS = ("csv", "parquet", "json", "jsonl")
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
 
 
 class MappingError(ValueError):
@@ -159,449 +107,17 @@ class MappingError(ValueError):
 # --- names ---------------------------------------------------------------------------
 
 
-def snake_case(name: str) -> str:
-    """``"Loan Amount"``, ``"loanAmnt"``, ``"Loan-Amount (USD)"`` -> ``loan_amount``...
-
-    Letters of any script are kept (``"借据号"`` stays), everything else becomes ``_``;
-    a leading digit gets a ``c_`` prefix so the result is a valid identifier.
-    """
-    s = name.replace("\ufeff", "").strip()
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
-    s = re.sub(r"\W+", "_", s.lower())
-    s = re.sub(r"_+", "_", s).strip("_")
-    if s[:1].isdigit():
-        s = "c_" + s
-    return s
-
-
-def normalize_headers(names: Sequence[str]) -> list[str]:
-    """snake_case every name; empty ones become ``column_<n>``; collisions get ``_2``, ``_3``."""
-    out: list[str] = []
-    taken: set[str] = set()
-    for i, name in enumerate(names, start=1):
-        base = snake_case(name) or f"column_{i}"
-        candidate, n = base, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{base}_{n}"
-        taken.add(candidate)
-        out.append(candidate)
-    return out
-
-
 # --- files ---------------------------------------------------------------------------
 
 
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-
-
-def _data_suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
-def detect_format(path: Path) -> str:
-    """``csv``, ``parquet``, ``json`` or ``jsonl`` from the file name (``.gz`` ignored)."""
-    fmt = _EXTENSIONS.get(_data_suffix(path))
-    if fmt is None:
-        raise ValueError(
-            f"cannot tell the format of {path} from its extension; pass --format "
-            f"({', '.join(FORMATS)})"
-        )
-    return fmt
-
-
-def discover(path: Path, fmt: str | None = None) -> tuple[list[Path], str]:
-    """The data files at ``path`` (a file, or a folder searched recursively) and their format."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.is_file():
-        return [path], fmt or detect_format(path)
-    files = sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file()
-        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-        and (fmt is not None or _data_suffix(p) in _EXTENSIONS)
-    )
-    if not files:
-        raise FileNotFoundError(f"no data files under {path} (looked for {', '.join(_EXTENSIONS)})")
-    if fmt is None:
-        kinds = {detect_format(p) for p in files}
-        if len(kinds) > 1:
-            raise ValueError(f"{path} mixes formats {sorted(kinds)}: pass --format")
-        fmt = kinds.pop()
-    return files, fmt
-
-
-def detect_encoding(path: Path, block: int = 8 << 20) -> str:
-    """``utf-8-sig`` if the file starts with a UTF-8 byte-order mark, else ``utf-8`` if the
-    whole file decodes as UTF-8, else ``gb18030`` (the superset of GBK) if it decodes as
-    that; an error otherwise (pass the encoding explicitly)."""
-    with _open_bytes(path) as fh:
-        if fh.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
-    for enc in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(enc)()
-        try:
-            with _open_bytes(path) as fh:
-                while chunk := fh.read(block):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-            return enc
-        except UnicodeDecodeError:
-            continue
-    raise ValueError(f"{path} is neither UTF-8 nor GBK/GB18030: pass --encoding")
-
-
-def has_multiline_records(path: Path, quote: bytes = b'"', block: int = 8 << 20) -> bool:
-    """True when a line break falls inside a quoted field somewhere in the file.
-
-    In RFC 4180 a quote inside a quoted field is doubled, so a line break is inside a
-    field exactly when an odd number of quotes precede it. Files without such records can
-    be split across tasks by Spark; the others must be read whole (``multiLine``).
-    (Valid for UTF-8 and GBK, whose multi-byte sequences never contain ``"`` or ``\\n``.)
-    """
-    q, nl = quote[0], ord("\n")
-    parity = 0
-    with _open_bytes(path) as fh:
-        while chunk := fh.read(block):
-            arr = np.frombuffer(chunk, dtype=np.uint8)
-            odd = (np.cumsum(arr == q) + parity) & 1
-            if odd[arr == nl].any():
-                return True
-            parity = int(odd[-1])
-    return False
-
-
-@dataclass(frozen=True)
-class CsvFile:
-    """What ``sniff_csv`` learned about one CSV file."""
-
-    path: Path
-    encoding: str  # Python codec name
-    delimiter: str
-    header: tuple[str, ...]  # column titles as in the file
-    multiline: bool  # a quoted field holds a line break somewhere
-    size: int
-
-
-def sniff_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
-    """Encoding (unless given), delimiter (unless given: the most frequent of , ; tab | in
-    the header line), the header titles and whether records span lines."""
-    path = Path(path)
-    encoding = encoding or detect_encoding(path)
-    with _open_bytes(path) as fh:
-        head = fh.read(256 << 10)
-    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    if not text.strip():
-        raise ValueError(f"{path} is empty: a CSV file needs a header line")
-    if delimiter is None:
-        if _data_suffix(path) == ".tsv":
-            delimiter = "\t"
-        else:
-            first = text.splitlines()[0]
-            delimiter = max(",;\t|", key=lambda d: (first.count(d), d == ","))
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'))
-    return CsvFile(
-        path=path,
-        encoding=encoding,
-        delimiter=delimiter,
-        header=tuple(header),
-        multiline=has_multiline_records(path),
-        size=path.stat().st_size,
-    )
-
-
-def _spark_charset(spark: SparkSession, encoding: str) -> str:
-    charset = _SPARK_CHARSETS.get(encoding.lower(), encoding)
-    if charset not in ("UTF-8", "US-ASCII", "ISO-8859-1"):
-        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
-    return charset
-
-
-def _with_corrupt(df: DataFrame) -> DataFrame:
-    if _SPARK_CORRUPT in df.columns:
-        return df.withColumnRenamed(_SPARK_CORRUPT, CORRUPT)
-    return df.withColumn(CORRUPT, F.lit(None).cast("string"))
-
-
-def read_csv(
-    spark: SparkSession,
-    files: Sequence[CsvFile],
-    names: Callable[[Sequence[str]], list[str]] = normalize_headers,
-) -> DataFrame:
-    """Read sniffed CSV files as string columns named ``names(header)``, plus
-    ``__corrupt`` (the raw record when its field count differs from the header's) and
-    ``_source_uri``.
-
-    RFC 4180: ``"`` quotes, ``""`` inside a quoted field is one quote (Spark's default
-    escape is a backslash, which mangles such fields), line breaks inside quoted fields
-    when the file has them. Files are read in groups of the same encoding and header, so
-    every file keeps its own column names; groups are unioned by name.
-    """
-    groups: dict[tuple, list[CsvFile]] = {}
-    for f in files:
-        groups.setdefault((f.encoding, f.delimiter, f.header, f.multiline), []).append(f)
-    frames = []
-    for (encoding, delimiter, header, multiline), group in groups.items():
-        cols = names(header)
-        schema = T.StructType(
-            [T.StructField(c, T.StringType()) for c in cols]
-            + [T.StructField(_SPARK_CORRUPT, T.StringType())]
-        )
-        df = (
-            spark.read.format("csv")
-            .schema(schema)
-            .option("header", True)
-            .option("enforceSchema", True)  # our names, not Spark's reading of the header
-            .option("multiLine", multiline)
-            .option("quote", '"')
-            .option("escape", '"')
-            .option("sep", delimiter)
-            .option("encoding", _spark_charset(spark, encoding))
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", _SPARK_CORRUPT)
-            .load([str(f.path) for f in group])
-        )
-        frames.append(_with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path"))))
-    out = frames[0]
-    for df in frames[1:]:
-        out = out.unionByName(df, allowMissingColumns=True)
-    return out
-
-
-def _json_multiline(path: Path, encoding: str) -> bool:
-    """A ``.json`` file holds one document (array or pretty-printed object) or JSON lines."""
-    with _open_bytes(path) as fh:
-        head = fh.read(1 << 20).decode(encoding, errors="replace").lstrip("\ufeff \t\r\n")
-    if head.startswith("["):
-        return True
-    first = head.split("\n", 1)[0]
-    try:
-        json.loads(first)
-        return False
-    except ValueError:
-        return True
-
-
-def read_json(
-    spark: SparkSession, paths: Sequence[Path], multiline: bool, encoding: str
-) -> DataFrame:
-    """JSON (lines, or whole documents) with Spark's schema inference; broken records
-    keep their text in ``__corrupt``."""
-    df = (
-        spark.read.format("json")
-        .option("multiLine", multiline)
-        .option("encoding", _spark_charset(spark, encoding))
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", _SPARK_CORRUPT)
-        .load([str(p) for p in paths])
-    )
-    return _with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path")))
-
-
 # --- parsing columns -------------------------------------------------------------------
-
-
-def is_null_token(c: Column, null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> Column:
-    """True for null and for values that are one of ``null_tokens`` once trimmed of
-    spaces (case-insensitive)."""
-    tokens = sorted({t.strip().lower() for t in null_tokens})
-    if not tokens:
-        return c.isNull()
-    v = F.trim(c)
-    # lower() only the short values: the test runs on every value of every column
-    return c.isNull() | ((F.length(v) <= max(map(len, tokens))) & F.lower(v).isin(tokens))
-
-
-def clean(c: Column, null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS) -> Column:
-    """The value trimmed of spaces, or null when it is one of ``null_tokens``."""
-    return F.when(~is_null_token(c, null_tokens), F.trim(c))
-
-
-def parse_integer(v: Column) -> Column:
-    return F.when(v.rlike(r"^[+-]?\d{1,18}$"), v.try_cast("long"))
-
-
-def parse_double(v: Column) -> Column:
-    return F.when(v.rlike(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), v.try_cast("double"))
-
-
-def parse_money(v: Column) -> Column:
-    """Currency symbols and codes, thousands separators, blanks and accounting
-    parentheses removed: ``"$60,000.00 "`` -> 60000.0, ``(12.50)`` -> -12.5. Thousands
-    groups must have three digits, so ``1.234,50`` (a decimal comma) does not parse."""
-    s = F.regexp_replace(v, r"[\s\u00a0\u3000]", "")
-    negative = s.rlike(r"^\(.*\)$")
-    s = F.regexp_replace(F.regexp_replace(s, r"^\((.*)\)$", "$1"), _CURRENCY, "")
-    ok = s.rlike(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[+-]?\.\d+$")
-    number = F.regexp_replace(s, ",", "").try_cast("double")
-    return F.when(ok, F.when(negative, -number).otherwise(number))
-
-
-def parse_percent(v: Column) -> Column:
-    """``"13.56%"`` -> 0.1356 (a fraction; decimal arithmetic, so no binary noise)."""
-    digits = F.regexp_extract(v, r"^([+-]?(?:\d+\.?\d*|\.\d+))\s*%$", 1)
-    fraction = F.try_divide(digits.try_cast("decimal(30,10)"), F.lit(100))
-    return F.when(digits != "", fraction.cast("double"))
-
-
-def parse_boolean(v: Column) -> Column:
-    low = F.lower(v)
-    return F.when(low.isin(list(TRUE_TOKENS)), F.lit(True)).when(
-        low.isin(list(FALSE_TOKENS)), F.lit(False)
-    )
-
-
-def _two_digit_year(fmt: str) -> bool:
-    return re.search(r"(?<!y)yy(?!y)", fmt) is not None
-
-
-def _digits_only(fmt: str) -> bool:
-    return re.fullmatch(r"[yMdHms]+", fmt) is not None
-
-
-def format_regex(fmt: str) -> str:
-    """A regular expression for the shape of a Spark datetime pattern's values.
-
-    Parsing a value that does not fit a pattern costs Spark an exception; a regex test
-    first keeps inference over many formats fast. The parser still validates (Feb 30).
-    """
-    out, i = [], 0
-    while i < len(fmt):
-        ch = fmt[i]
-        if ch == "'":
-            end = fmt.find("'", i + 1)
-            end = len(fmt) if end < 0 else end
-            literal = fmt[i + 1 : end]
-            out.append(_escape(literal) if literal else "'")
-            i = end + 1
-            continue
-        if ch == "[":
-            out.append("(?:")
-        elif ch == "]":
-            out.append(")?")
-        elif ch.isascii() and ch.isalpha():
-            n = 1
-            while i + n < len(fmt) and fmt[i + n] == ch:
-                n += 1
-            if ch == "M" and n >= 3:
-                out.append("[A-Za-z]{3}" if n == 3 else "[A-Za-z]+")
-            elif ch == "X":
-                out.append(r"(?:Z|[+-]\d{2}(?::?\d{2})?)")
-            elif ch == "S":
-                out.append(rf"\d{{1,{n}}}")
-            elif ch == "y" and n not in (2, 4):
-                out.append(r"\d{1,4}")
-            else:
-                out.append(rf"\d{{{n}}}" if n > 1 else r"\d{1,2}")
-            i += n
-            continue
-        else:
-            out.append(_escape(ch))
-        i += 1
-    return "^" + "".join(out) + "$"
-
-
-def _escape(text: str) -> str:
-    return "".join("\\" + c if c in r"\^$.|?*+()[]{}" else c for c in text)
-
-
-def _parse_date_one(v: Column, fmt: str) -> Column:
-    d = F.when(v.rlike(format_regex(fmt)), F.try_to_date(v, fmt))
-    if _two_digit_year(fmt):  # Spark reads yy as 20yy; pivot like Python's %y
-        d = F.when(F.year(d) >= 2069, F.add_months(d, -1200)).otherwise(d)
-    if _digits_only(fmt):  # 20240305 is a date, 62220305 an account number
-        d = F.when(F.year(d).between(1900, 2099), d)
-    return d
-
-
-def _parse_timestamp_one(v: Column, fmt: str) -> Column:
-    ts = F.when(v.rlike(format_regex(fmt)), F.try_to_timestamp(v, F.lit(fmt)))
-    if _digits_only(fmt):
-        ts = F.when(F.year(ts).between(1900, 2099), ts)
-    return ts
-
-
-def parse_date(v: Column, formats: Sequence[str] = DATE_FORMATS) -> Column:
-    """The first format of ``formats`` that parses the whole value, as a date."""
-    return F.coalesce(*[_parse_date_one(v, f) for f in formats])
-
-
-def parse_timestamp(v: Column, formats: Sequence[str] = TIMESTAMP_FORMATS) -> Column:
-    """The first format of ``formats`` that parses the whole value, as a timestamp
-    (wall-clock time in the session time zone unless the value carries an offset)."""
-    return F.coalesce(*[_parse_timestamp_one(v, f) for f in formats])
-
-
-@dataclass(frozen=True)
-class ColumnType:
-    """A column's type, with the date/timestamp formats to try in order."""
-
-    type: str
-    formats: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.type not in TYPES:
-            raise ValueError(f"unknown type {self.type!r}; types are {', '.join(TYPES)}")
-
-    @property
-    def spark_type(self) -> T.DataType:
-        return SPARK_TYPES[self.type]
-
-    def describe(self) -> str:
-        return f"{self.type} ({' | '.join(self.formats)})" if self.formats else self.type
-
-
-def typed_value(raw: Column, ctype: ColumnType, null_tokens=DEFAULT_NULL_TOKENS) -> Column:
-    """``raw`` (a string column) as ``ctype``: null for null tokens and for values that do
-    not parse (``type_checks`` tells those two apart)."""
-    if ctype.type == "string":
-        return F.when(~is_null_token(raw, null_tokens), raw)
-    v = clean(raw, null_tokens)
-    parsed = {
-        "integer": parse_integer,
-        "double": parse_double,
-        "money": parse_money,
-        "percent": parse_percent,
-        "boolean": parse_boolean,
-        "date": lambda x: parse_date(x, ctype.formats or DATE_FORMATS),
-        "timestamp": lambda x: parse_timestamp(x, ctype.formats or TIMESTAMP_FORMATS),
-    }[ctype.type](v)
-    return parsed.cast(ctype.spark_type)
-
-
-def apply_types(
-    df: DataFrame, types: dict[str, ColumnType], null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS
-) -> DataFrame:
-    """Replace each column of ``types`` by its typed value (failures become null: pair with
-    ``type_checks`` to quarantine them instead)."""
-    return df.withColumns(
-        {c: typed_value(F.col(f"`{c}`").cast("string"), t, null_tokens) for c, t in types.items()}
-    )
-
-
-@dataclass(frozen=True)
-class Check:
-    """A row passes when ``ok`` is true (null counts as a failure); ``reason`` may quote
-    the row's values."""
-
-    name: str
-    ok: Column
-    reason: Column
 
 
 def type_checks(
     types: dict[str, ColumnType],
     null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS,
     typed: Callable[[str], str] = lambda c: TYPED_PREFIX + c,
-) -> list[Check]:
+) -> list[Rule]:
     """One check per non-string column: rule ``type_<col>`` fails when the raw value is not
     a null token and does not parse; the reason quotes the value. ``typed(col)`` names
     the column holding the typed value."""
@@ -611,7 +127,7 @@ def type_checks(
             continue
         raw = F.col(f"`{c}`").cast("string")
         checks.append(
-            Check(
+            Rule(
                 f"type_{c}",
                 is_null_token(raw, null_tokens) | F.col(f"`{typed(c)}`").isNotNull(),
                 F.format_string("%s: '%s' is not %s", F.lit(c), raw, F.lit(_a(t))),
@@ -625,33 +141,6 @@ def _a(t: ColumnType) -> str:
     noun = {"money": "a money amount", "percent": "a percentage"}.get(t.type)
     text = noun or f"{article} {t.type}"
     return f"{text} ({' | '.join(t.formats)})" if t.formats else text
-
-
-def tag_failures(df: DataFrame, checks: Sequence[Check]) -> DataFrame:
-    """Add ``__rule`` and ``__reason``: the first check a row fails, null if none."""
-    if not checks:
-        return df.withColumns(
-            {"__rule": F.lit(None).cast("string"), "__reason": F.lit(None).cast("string")}
-        )
-    failed = [~F.coalesce(c.ok, F.lit(False)) for c in checks]
-    rule = F.coalesce(*[F.when(f, F.lit(c.name)) for f, c in zip(failed, checks, strict=True)])
-    reason = F.coalesce(*[F.when(f, c.reason) for f, c in zip(failed, checks, strict=True)])
-    return df.withColumns({"__rule": rule, "__reason": reason})
-
-
-def checked_rows(
-    tagged: DataFrame, final: Sequence[Column | str], record: Sequence[str]
-) -> DataFrame:
-    """What ``land_checked`` takes: the ``final`` columns (provenance included) plus
-    ``__rule``, ``__reason`` and, on failing rows only, ``__record``: the ``record``
-    columns as JSON (the row as received, for the quarantine). Small enough to cache."""
-    as_json = F.to_json(F.struct(*[F.col(f"`{c}`") for c in record]))
-    return tagged.select(
-        *final,
-        "__rule",
-        "__reason",
-        F.when(F.col("__rule").isNotNull(), as_json).alias("__record"),
-    )
 
 
 # --- inference -------------------------------------------------------------------------
@@ -965,111 +454,6 @@ def _say(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
-@contextmanager
-def spark_progress(
-    spark: SparkSession, say: Callable[[str], None] | None, every: float = 10.0
-) -> Iterator[None]:
-    """Report the running Spark stages every ``every`` seconds while the block runs."""
-    if say is None:
-        yield
-        return
-    stop = threading.Event()
-    t0 = time.perf_counter()
-
-    def watch() -> None:
-        try:
-            tracker = spark.sparkContext.statusTracker()
-        except Exception:  # e.g. Spark Connect: no status tracker, no progress lines
-            return
-        while not stop.wait(every):
-            parts = []
-            for sid in tracker.getActiveStageIds():
-                info = tracker.getStageInfo(sid)
-                if info is not None:
-                    parts.append(f"stage {sid}: {info.numCompletedTasks}/{info.numTasks} tasks")
-            if parts:
-                say(f"  ... {time.perf_counter() - t0:.0f}s, " + "; ".join(parts))
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-@contextmanager
-def sql_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
-    """Set Spark SQL settings for the block, then restore them."""
-    before = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
-
-
-# Typing and checking dozens of columns in one projection makes whole-stage code too big
-# for the JVM (a method over 64 KB fails to compile; over 8 KB is never JIT-compiled),
-# so the wide per-row steps run with Spark's per-expression generated code instead; and
-# the optimizer's constraint propagation, which grows combinatorially with such
-# projections under a join (the MERGE), is skipped.
-WIDE_ROWS_CONF = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.constraintPropagation.enabled": "false",
-}
-
-
-def land_checked(
-    run: Run,
-    checked: DataFrame,
-    table: Table,
-    *,
-    stage: str,
-    source: str,
-    merge_keys: tuple[str, ...],
-    by_rule: dict[str | None, int] | None = None,
-) -> tuple[StepCounts, dict[str, int]]:
-    """Quarantine the failing rows of ``checked`` (see ``checked_rows``), MERGE the others
-    insert-only into ``table`` and record the reconciled counts in the manifest.
-
-    ``checked`` should be cached; ``by_rule`` (rows per ``__rule``, None = passing) is
-    computed here unless given. Returns the step counts and quarantined rows by rule.
-    """
-    counts = StepCounts(stage, source, table.full_name, rows_in=0, rows_out=0)
-    if by_rule is None:
-        by_rule = rows_by_rule(checked)
-    counts.rows_in = sum(by_rule.values())
-    failed = {k: v for k, v in sorted(by_rule.items(), key=lambda kv: -kv[1]) if k is not None}
-    if failed:
-        bad = checked.where(F.col("__rule").isNotNull()).select(
-            F.col("__rule").alias("rule"),
-            F.col("__reason").alias("reason"),
-            F.col("__record").alias("record"),
-            F.col("_source_uri").cast("string").alias("source_uri"),
-        )
-        counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
-    valid = checked.where(F.col("__rule").isNull()).drop("__rule", "__reason", "__record")
-    # A raw catalog table (settlements) encrypts every column it does not keep in clear.
-    valid = protect_sensitive(table, run.settings)(valid)
-    if by_rule.get(None, 0) or not lakehouse.exists(run.spark, table, run.settings):
-        merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
-        counts.rows_out = merged.inserted
-    counts.rows_unchanged = counts.rows_in - counts.rows_quarantined - counts.rows_out
-    return run.record(counts), failed
-
-
-def rows_by_rule(tagged: DataFrame) -> dict[str | None, int]:
-    """Rows per ``__rule`` (None: rows passing every check), one small aggregation."""
-    return {r["__rule"]: r["count"] for r in tagged.groupBy("__rule").count().collect()}
-
-
 def key_candidates(columns: Sequence[str], table_name: str) -> list[str]:
     """``id``, ``<table>_id``, then other ``*_id`` columns, in that order."""
     firsts = [c for c in ("id", f"{table_name}_id") if c in columns]
@@ -1341,7 +725,7 @@ def ingest_file(
         staged, run.run_id, f"file.{table_name}", F.col("_source_uri"), hashed=data_cols
     )
     checks = [
-        Check(
+        Rule(
             "malformed_row",
             F.col(CORRUPT).isNull(),
             F.format_string(
@@ -1356,7 +740,7 @@ def ingest_file(
         ok = F.lit(True)
         for k in mapping.key:
             ok = ok & clean(F.col(f"`{k}`").cast("string"), null_tokens).isNotNull()
-        checks.append(Check("missing_key", ok, F.lit(f"key {', '.join(mapping.key)} is empty")))
+        checks.append(Rule("missing_key", ok, F.lit(f"key {', '.join(mapping.key)} is empty")))
     checks += type_checks(ctypes, null_tokens)
     final = [
         F.col(f"`{TYPED_PREFIX + c}`" if c in ctypes else f"`{c}`").alias(c) for c in data_cols
@@ -1384,7 +768,7 @@ def ingest_file(
         _check_compatible(spark, table, run, schema)
         say(f"landing in {table.full_name} ({table.path(run.settings)})")
         with spark_progress(spark, progress), sql_conf(spark, WIDE_ROWS_CONF):
-            counts, failed = land_checked(
+            counts, failed = land_rows(
                 run,
                 checked,
                 table,

@@ -38,13 +38,13 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.collect.extracts import with_provenance
-from riskcontrol.core import lakehouse, pii
+from riskcontrol.core import lakehouse, landing, pii, readers, values
 from riskcontrol.core.catalog import OPS_QUARANTINE, PROVENANCE_COLUMNS, Table
 from riskcontrol.core.config import Settings
+from riskcontrol.core.landing import Rule, with_provenance
 from riskcontrol.core.runs import ReconciliationError, Run, StepCounts
-from riskcontrol.lenderfile import land, pii_detect
-from riskcontrol.lenderfile.land import Check
+from riskcontrol.core.spark import WIDE_ROWS_CONF, sql_conf
+from riskcontrol.lenderfile import pii_detect
 
 STAGE = "dataset"
 ROW_ID = "_row_id"
@@ -70,9 +70,9 @@ DEFAULT_MAX_LEVELS = 30
 DEFAULT_THRESHOLD = 0.95  # share of non-missing values that must parse to call a type
 MIN_ID_ROWS = 1_000  # unique values make an id without an id-like name only on this many
 TEXT_MIN_CHARS = 40  # mean length from which mostly distinct strings are free text
-NULL_TOKENS = land.DEFAULT_NULL_TOKENS
+NULL_TOKENS = values.DEFAULT_NULL_TOKENS
 # ingest's date formats, plus timestamps (a Parquet date/timestamp column cast to text)
-DATE_FORMATS = (*land.DATE_FORMATS, *land.TIMESTAMP_FORMATS[:2])
+DATE_FORMATS = (*values.DATE_FORMATS, *values.TIMESTAMP_FORMATS[:2])
 NUMERIC_PARSERS = ("plain", "money", "percent", "unit")
 _PARSER_TEXT = {
     "plain": "numbers",
@@ -95,7 +95,7 @@ _RESERVED = (ROW_ID, LABEL, EVENT_DATE, EVENT_MONTH)
 def raw_value(c: Column | str) -> Column:
     """The value as text, trimmed, null when missing ("", NA, n/a, null, ...)."""
     c = F.col(f"`{c}`") if isinstance(c, str) else c
-    return land.clean(c.cast("string"), NULL_TOKENS)
+    return values.clean(c.cast("string"), NULL_TOKENS)
 
 
 def parse_with_unit(v: Column) -> Column:
@@ -111,48 +111,27 @@ def parse_number(v: Column, parser: str) -> Column:
     ``money`` also takes plain numbers; ``percent`` is a fraction and reads a bare number
     as a percentage too (``45.3`` -> 0.453); ``unit`` takes bare numbers as they are.
     """
-    plain = land.parse_double(v)
+    plain = values.parse_double(v)
     if parser == "plain":
         return plain
     if parser == "money":
         # The common "$12,000.00" costs one regex; anything else goes to ingest's parser.
         simple = F.translate(v, "$,", "").try_cast("double")
         return F.when(v.rlike(_SIMPLE_MONEY), simple).otherwise(
-            F.coalesce(land.parse_money(v), plain)
+            F.coalesce(values.parse_money(v), plain)
         )
     if parser == "percent":
-        bare = land.parse_percent(F.concat(v, F.lit("%")))  # decimal arithmetic, no noise
-        return F.coalesce(land.parse_percent(v), bare)
+        bare = values.parse_percent(F.concat(v, F.lit("%")))  # decimal arithmetic, no noise
+        return F.coalesce(values.parse_percent(v), bare)
     if parser == "unit":
         return F.coalesce(parse_with_unit(v), plain)
     raise ValueError(f"unknown numeric parser {parser!r}; parsers are {NUMERIC_PARSERS}")
 
 
-def two_digit_year(fmt: str) -> bool:
-    """True for a Spark pattern whose year has two digits (``yy``)."""
-    return re.search(r"(?<!y)yy(?!y)", fmt) is not None
-
-
-def pivot_century(d: Column) -> Column:
-    """A date more than a year in the future moved back 100 years (two-digit years)."""
-    return F.when(d > F.add_months(F.current_date(), 12), F.add_months(d, -1200)).otherwise(d)
-
-
-def parse_date_as(v: Column, fmt: str) -> Column:
-    """A cleaned value as a date in Spark pattern ``fmt`` (whole value), else null."""
-    d = land.parse_date(v, (fmt,))
-    return pivot_century(d) if two_digit_year(fmt) else d
-
-
-def parse_date(v: Column, formats: Sequence[str] = DATE_FORMATS) -> Column:
-    """The first of ``formats`` that parses the whole (cleaned) value, as a date."""
-    return F.coalesce(*[parse_date_as(v, f) for f in formats])
-
-
 def date_shaped(v: Column, formats: Sequence[str] = DATE_FORMATS) -> Column:
     """True when the value has the shape of one of ``formats`` (one regex: a cheap test
     before trying each format)."""
-    shapes = "|".join(f"(?:{land.format_regex(f)[1:-1]})" for f in formats)
+    shapes = "|".join(f"(?:{values.format_regex(f)[1:-1]})" for f in formats)
     return v.rlike(f"^(?:{shapes})$")
 
 
@@ -168,7 +147,7 @@ def dataset_slug(path: Path | str) -> str:
     for suffix in _FILE_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
-    return (land.snake_case(stem) or "file")[:55]
+    return (readers.snake_case(stem) or "file")[:55]
 
 
 def read_bronze(spark: SparkSession, path: Path | str, ingest_id: str | None = None) -> DataFrame:
@@ -181,16 +160,16 @@ def read_bronze(spark: SparkSession, path: Path | str, ingest_id: str | None = N
     1-based row number of a single file (for a folder: unique, stable for one Spark
     configuration). The content hash covers the file's columns and the corrupt record.
     """
-    files, fmt = land.discover(Path(path))
+    files, fmt = readers.discover(Path(path))
     if fmt == "csv":
-        sniffed = [dataclasses.replace(land.sniff_csv(p), multiline=True) for p in files]
-        df = land.read_csv(spark, sniffed).withColumnRenamed(land.CORRUPT, CORRUPT)
+        sniffed = [dataclasses.replace(readers.sniff_csv(p), multiline=True) for p in files]
+        df = readers.read_csv(spark, sniffed).withColumnRenamed(readers.CORRUPT, CORRUPT)
         names = [c for c in df.columns if c not in (CORRUPT, "_source_uri")]
         # Files are never split (multiLine): the ids count the records of each file.
         df = df.withColumn(ROW_ID, F.monotonically_increasing_id() + 1)
     elif fmt == "parquet":
         raw = spark.read.parquet(*[str(p) for p in files])
-        names = land.normalize_headers(raw.columns)
+        names = readers.normalize_headers(raw.columns)
         # One file: its row numbers. Several: unique ids (a file may span several tasks).
         index = F.col("_metadata.row_index") if len(files) == 1 else F.monotonically_increasing_id()
         df = raw.select(
@@ -223,7 +202,7 @@ def data_columns(bronze: DataFrame) -> list[str]:
 def resolve_column(columns: Sequence[str], name: str, what: str) -> str:
     """The column ``name`` means: as given, as snake_case (how headers were renamed), or
     ignoring case; an error lists the columns otherwise."""
-    for candidate in (name, land.snake_case(name)):
+    for candidate in (name, readers.snake_case(name)):
         if candidate in columns:
             return candidate
     folded = [c for c in columns if c.lower() == name.strip().lower()]
@@ -432,7 +411,7 @@ def sample_stats(
         sample = sample.sample(fraction=min(1.0, 1.1 * sample_rows / rows), seed=7)
     sample = sample.limit(sample_rows)
     sample = sample.select(*[raw_value(c).alias(f"c{i}") for i, c in enumerate(columns)])
-    values = (
+    counted = (
         sample.unpivot([], sample.columns, "__column", "__v")
         .groupBy("__column", "__v")
         .agg(F.count(F.lit(1)).alias("__n"))
@@ -455,13 +434,15 @@ def sample_stats(
         ]
         aggs += [total(parse_number(v, p).isNotNull()).alias(p) for p in NUMERIC_PARSERS]
         shaped = date_shaped(v)  # most values are not dates: one regex rules them out
-        aggs.append(total(shaped & parse_date(v).isNotNull()).alias("date_any"))
+        aggs.append(
+            total(shaped & values.parse_date(v, DATE_FORMATS).isNotNull()).alias("date_any")
+        )
         aggs += [
-            total(shaped & parse_date_as(v, f).isNotNull()).alias(f"d{i}")
+            total(shaped & values.parse_date(v, (f,)).isNotNull()).alias(f"d{i}")
             for i, f in enumerate(DATE_FORMATS)
         ]
-        stats = {r["__column"]: r for r in values.groupBy("__column").agg(*aggs).collect()}
-        ranked = values.where(v.isNotNull()).withColumn(
+        stats = {r["__column"]: r for r in counted.groupBy("__column").agg(*aggs).collect()}
+        ranked = counted.where(v.isNotNull()).withColumn(
             "__rank",
             F.row_number().over(Window.partitionBy("__column").orderBy(w.desc(), v.asc())),
         )
@@ -471,7 +452,7 @@ def sample_stats(
         ):
             levels.setdefault(r["__column"], []).append(r["__v"])
     finally:
-        values.unpersist()
+        counted.unpersist()
     out = []
     for i, c in enumerate(columns):
         r = stats.get(f"c{i}")
@@ -697,7 +678,7 @@ def clean(
     numeric, categorical = [], []
     event_date = None
     if time_col is not None:
-        event_date = parse_date(raw[time_col], by_name[time_col].formats)
+        event_date = values.parse_date(raw[time_col], by_name[time_col].formats)
     for p in profiles:
         v = raw[p.name]
         if p.kind == "numeric":
@@ -705,7 +686,7 @@ def clean(
             flags[_unparsed_flag(p.feature)] = v.isNotNull() & features[p.feature].isNull()
             numeric.append(p.feature)
         elif p.kind == "date" and p.feature not in (None, EVENT_DATE):
-            days = F.datediff(event_date, parse_date(v, p.formats)).cast("double")
+            days = F.datediff(event_date, values.parse_date(v, p.formats)).cast("double")
             features[p.feature] = days
             flags[_unparsed_flag(p.feature)] = v.isNotNull() & days.isNull()
             numeric.append(p.feature)
@@ -719,18 +700,18 @@ def clean(
             categorical.append(p.feature)
 
     checks = [
-        Check(
+        Rule(
             "malformed_row",
             F.col(CORRUPT).isNull(),
             F.lit("record does not split into the header's fields"),
         ),
-        Check("missing_target", raw[target].isNotNull(), F.lit(f"{target} is missing")),
+        Rule("missing_target", raw[target].isNotNull(), F.lit(f"{target} is missing")),
     ]
     head: dict[str, Column] = {LABEL: label_column(raw[target], bad_values)}
     if time_col is not None:
         fmts = " | ".join(by_name[time_col].formats)
         checks.append(
-            Check(
+            Rule(
                 "invalid_time",
                 event_date.isNotNull(),
                 F.when(raw[time_col].isNull(), F.lit(f"{time_col} is missing")).otherwise(
@@ -745,7 +726,7 @@ def clean(
     final = [F.col(ROW_ID), *[c.alias(k) for k, c in {**head, **features, **refs}.items()]]
     final += [c.alias(k) for k, c in flags.items()] + [F.col("_source_uri")]
     record = [ROW_ID, *columns, CORRUPT, "_source", "_source_uri", "_content_hash"]
-    checked = land.checked_rows(land.tag_failures(bronze, checks), final, record)
+    checked = landing.checked_rows(landing.tag_failures(bronze, checks), final, record)
     return CleanedDataset(
         data=checked.where(F.col("__rule").isNull()).select(*outputs),
         quarantine=quarantine_rows(checked),
@@ -866,7 +847,7 @@ def land(
     say("cleaning every row")
     checked = ds.checked.cache()
     try:
-        with land.sql_conf(spark, land.WIDE_ROWS_CONF):
+        with sql_conf(spark, WIDE_ROWS_CONF):
             _, quarantined, unparsed = rule_counts(checked, ds.numeric)
             silver_t = dataset_table("silver", slug, ds.data.schema)
             say(f"writing {silver_t.full_name}")
