@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from riskcontrol.core.catalog import SILVER_LOANS, TABLES, SchemaError, table, validate
-from riskcontrol.core.config import Settings, ensure_local_secrets
+from riskcontrol.core.config import Settings, SettingsError, ensure_local_secrets, load_settings
 
 
 def test_defaults_keep_everything_under_home(tmp_path):
@@ -28,6 +30,27 @@ def test_environment_variables_override_defaults(tmp_path, monkeypatch):
 def test_inconsistent_cutoffs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="RISK_APPROVE_BELOW_PD"):
         Settings(home=tmp_path, approve_below_pd=0.3, reject_from_pd=0.2)
+
+
+def test_a_bad_setting_is_named_without_echoing_any_other_value(tmp_path, monkeypatch):
+    """pydantic's message quotes the whole input, keys included; ours names the setting."""
+    key = "c0ffee" * 8
+    monkeypatch.setenv("RISK_PII_KEY", key)
+    monkeypatch.setenv("RISK_TUNE_SAMPLER", "bogus")
+    monkeypatch.setenv("RISK_HOME", str(tmp_path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message == (
+        "invalid settings:\n  settings: Value error, RISK_TUNE_SAMPLER='bogus': "
+        "use one of tpe, nsga2, random"
+    )
+    assert "c0ffee" not in message and caught.value.__cause__ is None
+    # flags are passed as values and validated the same way, never put in the environment
+    assert load_settings(tune_sampler="random", tune_trials=3).tune_trials == 3
+    with pytest.raises(SettingsError, match="tune_trials: Input should be a valid integer"):
+        load_settings(tune_sampler="random", tune_trials="many")
+    assert os.environ["RISK_TUNE_SAMPLER"] == "bogus"
 
 
 def test_missing_key_error_says_what_to_do(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from riskcontrol.core import config
 from riskcontrol.core.config import Settings, ensure_local_secrets, get_settings
 
 
@@ -11,10 +12,16 @@ def say(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
-def load_settings() -> Settings:
+def load_settings(**overrides) -> Settings:
+    """The settings from the environment (and ``.env``), with a command's flags on top.
+
+    Flags are passed as values (``overrides``, validated like the environment's), never
+    written into ``os.environ``: a later command in the same process (a test, a notebook,
+    an Airflow worker) does not inherit them.
+    """
     ensure_local_secrets()
     get_settings.cache_clear()
-    return get_settings()
+    return config.load_settings(**overrides) if overrides else get_settings()
 
 
 def start_spark(settings: Settings):

@@ -253,23 +253,22 @@ def _print_models(result) -> None:
     print(f"  v{d.challenger_version}: {verdict}: {d.reason}")
 
 
-def _train_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """Environment overrides from `riskctl train` flags (they become Settings)."""
-    env = {}
+def _train_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Settings from `riskctl train` flags (``--kinds``, ``--trials``, ``--sampler``)."""
+    overrides: dict[str, object] = {}
     if getattr(args, "kinds", None):
-        env["RISK_MODEL_KINDS"] = args.kinds
+        overrides["model_kinds"] = args.kinds
     if getattr(args, "trials", None) is not None:
-        env["RISK_TUNE_TRIALS"] = str(args.trials)
+        overrides["tune_trials"] = args.trials
     if getattr(args, "sampler", None):
-        env["RISK_TUNE_SAMPLER"] = args.sampler
-    return env
+        overrides["tune_sampler"] = args.sampler
+    return overrides
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from riskcontrol.modeling.training import run_train
 
-    os.environ.update(_train_overrides(args))
-    run = new_run(load_settings())
+    run = new_run(load_settings(**_train_overrides(args)))
     _print_models(run_train(run, say, seed=args.seed))
     return 0
 
@@ -278,9 +277,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from riskcontrol.modeling import models, tracking
     from riskcontrol.modeling.training import training_split
 
-    if args.margin is not None:
-        os.environ["RISK_PROMOTION_MARGIN"] = str(args.margin)
-    settings = load_settings()
+    margin = {} if args.margin is None else {"promotion_margin": args.margin}
+    settings = load_settings(**margin)
     split = training_split(start_spark(settings), settings).cache()
     d = tracking.promote(
         settings,
@@ -300,8 +298,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
     from riskcontrol.lenderfile import evaluate
 
-    os.environ.update(_train_overrides(args))
-    settings = load_settings()
+    settings = load_settings(**_train_overrides(args))
     spark = start_spark(settings)
     bad = [v.strip() for v in args.bad.split(",") if v.strip()]
     drop = [c.strip() for c in (args.drop or "").split(",") if c.strip()]

@@ -20,7 +20,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -348,7 +348,27 @@ def ensure_local_secrets(env_file: Path = PROJECT_ROOT / ".env") -> bool:
     return True
 
 
+class SettingsError(ValueError):
+    """Settings that do not validate; the message names each setting and what is wrong."""
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment and ``.env``, with ``overrides`` (field names) on top.
+
+    A validation error is re-raised as ``SettingsError`` listing only the messages:
+    pydantic's own text quotes every input value, the keys among them.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = [
+            f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}"
+            for err in e.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (call ``get_settings.cache_clear()`` after changing env)."""
-    return Settings()
+    return load_settings()

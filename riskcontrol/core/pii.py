@@ -49,7 +49,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.core.config import Settings
+from riskcontrol.core.config import Settings, load_settings
 
 _BLOCK = 64  # SHA-256 block size in bytes
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -125,7 +125,7 @@ def _worker_ring() -> Keyring:
     if text:
         return _ring_from_env_text(text)
 
-    return Keyring.from_settings(Settings())
+    return Keyring.from_settings(load_settings())
 
 
 @lru_cache(maxsize=16)
