@@ -49,7 +49,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.core.config import Settings, load_settings
+from riskcontrol.core.config import load_settings
 
 _BLOCK = 64  # SHA-256 block size in bytes
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
