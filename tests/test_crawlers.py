@@ -21,14 +21,16 @@ from types import SimpleNamespace
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 from riskcrawl import parsers as P
-from riskcrawl.items import CourtRecordItem, NewsArticleItem, PageItem
+from riskcrawl.items import RECORD_TYPES, CourtRecordItem, NewsArticleItem, PageItem
 from riskcrawl.middlewares import BackoffRetryMiddleware, retry_after_seconds
 from riskcrawl.parsers import ParseError
 from riskcrawl.pipelines import InvalidItem, validate_record
-from riskcrawl.run import CRAWLERS_DIR, crawl, main
-from riskcrawl.sources import load_sources
+from riskcrawl.run import crawl, main
+from riskcrawl.sources import SPIDERS, load_sources
 from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
+
+from riskcontrol.core.config import PROJECT_ROOT
 
 # The crawl subprocesses encrypt the HTTP cache with the bronze key (riskcrawl/cache.py).
 # This module runs in an interpreter of its own (see the Makefile): the keys stay here.
@@ -659,6 +661,26 @@ def test_items_have_the_contract_fields():
     ]  # fmt: skip
 
 
+def test_item_fields_are_the_bronze_tables_columns():
+    """The crawl output and the bronze tables it lands in name the same fields: a field
+    added to an item and not to the catalog (or the reverse) fails here, not in a run."""
+    from riskcontrol.collect.crawl import RECORD_KINDS
+    from riskcontrol.core.catalog import BRONZE_CRAWL_PAGES, PROVENANCE_COLUMNS
+
+    def columns(table):
+        return [f.name for f in table.schema.fields if f.name not in PROVENANCE_COLUMNS]
+
+    assert sorted(PageItem.fields) == sorted(columns(BRONZE_CRAWL_PAGES))
+    assert {k.record_type for k in RECORD_KINDS} == set(RECORD_TYPES)
+    for kind in RECORD_KINDS:
+        item = RECORD_TYPES[kind.record_type]
+        # record_type picks the table; source becomes the bronze row's _source
+        assert [f for f in item.fields if f not in ("record_type", "source")] == columns(
+            kind.table
+        ), kind.record_type
+    assert {k.spider for k in RECORD_KINDS} == set(SPIDERS)
+
+
 # ======================================================================================
 # crawls over HTTP against the generated site
 # ======================================================================================
@@ -977,7 +999,7 @@ def test_spider_contracts(tmp_path_factory):
     with SiteServer(build_site(book, seed=42), port=8765, slow_seconds=0.2):
         proc = subprocess.run(
             [sys.executable, "-m", "scrapy", "check", "-s", "RETRY_BACKOFF_BASE=0.05"],
-            cwd=CRAWLERS_DIR,
+            cwd=PROJECT_ROOT / "crawlers",  # scrapy.cfg
             capture_output=True,
             text=True,
             timeout=120,

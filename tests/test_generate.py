@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from riskcontrol.core.catalog import NOTE_PATTERN
 from riskcontrol.synthetic.generate import generate, id_check_digit, is_valid_national_id
 from riskcontrol.synthetic.generate import reference as ref
 
@@ -297,6 +298,8 @@ def test_notes_are_blank_line_separated_records(book, db, meta) -> None:
     for name, record in note_records(book):
         lines = record.strip("\n").split("\n")
         assert all(line.strip() for line in lines)
+        # the grammar collect and silver read agrees with the generator's own header
+        assert bool(re.match(NOTE_PATTERN, record)) == bool(NOTE_HEADER.match(lines[0]))
         if NOTE_HEADER.match(lines[0]):
             body = lines[1:]
             header = dict(kv.split("=", 1) for kv in lines[0].split(" ")[1:] if "=" in kv)

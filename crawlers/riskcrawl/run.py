@@ -33,10 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE, STATS_FILE
-from riskcrawl.sources import DEFAULT_SITE_URL, DEFAULT_SOURCES, load_sources
-
-CRAWLERS_DIR = Path(__file__).resolve().parents[1]
-SPIDERS = ("court", "penalties", "news")
+from riskcrawl.sources import DEFAULT_SITE_URL, DEFAULT_SOURCES, SPIDERS, load_sources
 
 
 class CrawlError(RuntimeError):
@@ -352,10 +349,11 @@ def crawl(
 ) -> dict[str, Any]:
     """Run ``python -m riskcrawl.run`` in a subprocess and return its parsed stats.json.
 
-    Works from any current directory and interpreter state (a fresh ``sys.executable``
-    with ``crawlers/`` on ``PYTHONPATH``). Files land in ``<out_dir>/<crawl_id>/``; the
-    Scrapy log goes to ``crawl.log`` there. ``settings`` overrides Scrapy settings
-    (e.g. ``{"DOWNLOAD_DELAY": 0}``); ``spider_args`` passes spider arguments
+    Works from any current directory and interpreter state (a fresh ``sys.executable``;
+    ``riskcrawl`` is installed with the library, see ``setup.py``). Files land in
+    ``<out_dir>/<crawl_id>/``; the Scrapy log goes to ``crawl.log`` there. ``settings``
+    overrides Scrapy settings (e.g. ``{"DOWNLOAD_DELAY": 0}``); ``spider_args`` passes
+    spider arguments
     (``{"court": {"names": "张三,李四"}}``). Raises :class:`CrawlError` when the crawl
     fails."""
     if isinstance(spiders, str):
@@ -395,10 +393,9 @@ def crawl(
         ]
     (crawl_dir / STATS_FILE).unlink(missing_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CRAWLERS_DIR), env.get("PYTHONPATH")) if p)
     env.pop("SCRAPY_SETTINGS_MODULE", None)
     proc = subprocess.run(
-        cmd, cwd=CRAWLERS_DIR, env=env, capture_output=True, text=True, timeout=timeout
+        cmd, cwd=crawl_dir, env=env, capture_output=True, text=True, timeout=timeout
     )
     output = proc.stdout + proc.stderr
     stats_path = crawl_dir / STATS_FILE

@@ -19,6 +19,10 @@ from urllib.parse import urlparse
 
 import yaml
 
+# The spiders of the project, by name: the one list the runner, the sources file and the
+# landing in bronze (riskcontrol.collect.crawl) use.
+SPIDERS = ("court", "penalties", "news")
+
 DEFAULT_SITE_URL = "http://127.0.0.1:8765"
 DEFAULT_SOURCES = Path(__file__).resolve().parents[1] / "sources.yaml"
 

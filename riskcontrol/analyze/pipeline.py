@@ -29,6 +29,7 @@ from riskcontrol.core.catalog import (
     BRONZE_PENALTIES,
     BRONZE_REPAYMENTS,
     GOLD_APPLICATION_FEATURES,
+    NOTE_PATTERN,
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
     SILVER_COURT_RECORDS,
@@ -177,7 +178,7 @@ def public_record_steps(spark: SparkSession, settings: Settings) -> tuple[Silver
             BRONZE_NOTES,
             SILVER_NOTES,
             lambda df, _k: silver.clean_notes(df, names),
-            lambda: F.regexp_extract("payload", r"^#NOTE id=(\S+)", 1),
+            lambda: F.regexp_extract("payload", NOTE_PATTERN, 1),
         ),
         SilverStep(
             BRONZE_COURT_RECORDS,

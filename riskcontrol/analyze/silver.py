@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 from riskcontrol.analyze import resolve, text
 from riskcontrol.core import pii
 from riskcontrol.core.catalog import (
+    NOTE_PATTERN,
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
     SILVER_COURT_RECORDS,
@@ -365,11 +366,6 @@ def clean_events(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         Rule("missing_customer", F.col("customer_id").isNotNull(), "no customer_id"),
     ]
     return _finish(typed, rules, SILVER_EVENTS)
-
-
-NOTE_PATTERN = (
-    r"^#NOTE id=(\S+) customer=(\S+) time=(\S+ \S+) agent=(\S+) channel=(\S+)\s*\n?([\s\S]*)$"
-)
 
 
 def total_hits(hits: Column) -> Column:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from riskcontrol.apply.formats import money, sig
 from riskcontrol.apply.scoring import QUADRANT_STRATEGY, quadrant_of
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import GOLD_ALERTS
@@ -279,7 +280,7 @@ def _update(
         out["playbook"] = list(PLAYBOOKS[out["quadrant"]])
         notes.append(
             f"quadrant {alert['quadrant']} -> {out['quadrant']} (exposure "
-            f"{_money(out['exposure'])}): playbook replaced"
+            f"{money(out['exposure'])}): playbook replaced"
         )
     if notes:
         out["history"] = [*alert["history"], _entry("identify", now, by, "; ".join(notes))]
@@ -303,8 +304,8 @@ def _threshold(row: dict) -> float | None:
 
 def _describe(row: dict) -> str:
     return (
-        f"{row['indicator']} {row['segment_type']}={row['segment']} = {_num(row['value'])} "
-        f"breaches its {row['status']} threshold {_num(_threshold(row))} on {row['as_of_date']}"
+        f"{row['indicator']} {row['segment_type']}={row['segment']} = {sig(row['value'])} "
+        f"breaches its {row['status']} threshold {sig(_threshold(row))} on {row['as_of_date']}"
     )
 
 
@@ -444,9 +445,9 @@ def format_table(alerts: list[dict]) -> str:
             f"{a['segment_type']}={a['segment']}",
             str(a["first_breach_date"]),
             str(a["last_breach_date"]),
-            _num(a["value"]),
-            _num(a["threshold"]),
-            _money(a["exposure"]),
+            sig(a["value"]),
+            sig(a["threshold"]),
+            money(a["exposure"]),
         )
         for a in alerts
     ]
@@ -469,8 +470,8 @@ def format_alert(alert: dict) -> str:
         f"Alert {alert['alert_id']}: {headline(alert)}",
         f"  stage      {stage} ({following})",
         f"  breach     {alert['first_breach_date']} .. {alert['last_breach_date']}: value "
-        f"{_num(alert['value'])} against threshold {_num(alert['threshold'])}",
-        f"  exposure   {_money(alert['exposure'])}",
+        f"{sig(alert['value'])} against threshold {sig(alert['threshold'])}",
+        f"  exposure   {money(alert['exposure'])}",
         f"  opened     {_time(alert['opened_at'])}, updated {_time(alert['updated_at'])}",
         "",
         f"Playbook, quadrant {alert['quadrant']} ({QUADRANT_STRATEGY[alert['quadrant']]}):",
@@ -525,14 +526,6 @@ def _frame(spark: SparkSession, alerts: list[dict]) -> DataFrame:
         for a in alerts
     ]
     return spark.createDataFrame(rows, schema=GOLD_ALERTS.schema)
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
-
-
-def _money(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:,.0f}"
 
 
 def _time(ts: dt.datetime) -> str:

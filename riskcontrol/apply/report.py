@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 
 from riskcontrol.apply import riskcost
 from riskcontrol.apply.alerts import CLOSED, QUADRANT_PRIORITY
+from riskcontrol.apply.formats import MISSING, absent, count, money, num, pct
 from riskcontrol.apply.scoring import QUADRANT_STRATEGY
 
 # Trends are drawn for the whole book (segment_type OVERALL), not per segment.
@@ -350,40 +351,12 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
 
 
 # --- formatting ---------------------------------------------------------------------------
-MISSING = "n/a"
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _absent(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
-
-
-def money(value: Any) -> str:
-    """Whole currency units with thousands separators: 1234567.8 -> '1,234,568'."""
-    return MISSING if _absent(value) else f"{float(value):,.0f}"
-
-
-def count(value: Any) -> str:
-    return MISSING if _absent(value) else f"{int(value):,}"
-
-
-def pct(value: Any, digits: int = 2) -> str:
-    return MISSING if _absent(value) else f"{float(value):.{digits}%}"
-
-
-def num(value: Any, digits: int = 4) -> str:
-    """A metric or indicator value: thousands separators from 1,000, else ``digits``."""
-    if _absent(value):
-        return MISSING
-    value = float(value)
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
-
-
 def _day(value: Any) -> str:
-    return MISSING if _absent(value) else pd.Timestamp(value).date().isoformat()
+    return MISSING if absent(value) else pd.Timestamp(value).date().isoformat()
 
 
 # --- charts -------------------------------------------------------------------------------
@@ -772,7 +745,7 @@ def _alerts(data: ReportData) -> str:
             _e(r["quadrant"]),
             _e(r["stage"]),
             _e(_day(r["first_breach_date"])),
-            _e(MISSING if _absent(r["first"]) else count((as_of - r["first"]).days)),
+            _e(MISSING if absent(r["first"]) else count((as_of - r["first"]).days)),
             _e(num(r["value"])),
             _e(num(r["threshold"])),
             _e(money(r["exposure"])),
@@ -826,7 +799,7 @@ def _model(data: ReportData) -> str:
         ["Out-of-time Gini", _e(num(m.get("oot_gini")))],
         [
             "PSI (out-of-time vs training)",
-            _e(num(psi) if _absent(psi) else f"{num(psi)} ({psi_reading(float(psi))})"),
+            _e(num(psi) if absent(psi) else f"{num(psi)} ({psi_reading(float(psi))})"),
         ],
     ]
     body = _table_html(["Metric", "value"], [[_e(a), b] for a, b in rows])

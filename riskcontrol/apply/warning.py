@@ -36,6 +36,7 @@ import yaml
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from riskcontrol.core.catalog import GOLD_WARNING_INDICATORS
 from riskcontrol.core.dates import pit_dpd
 
 ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
@@ -79,18 +80,9 @@ COUNTED = (
     "vintage_mob3_dpd30",
     "approval_rate_shift",
 )
-OUTPUT_COLUMNS = (
-    "as_of_date",
-    "indicator",
-    "segment_type",
-    "segment",
-    "value",
-    "numerator",
-    "denominator",
-    "warning_threshold",
-    "critical_threshold",
-    "status",
-    "exposure",
+# gold.warning_indicators as computed here (the run's bookkeeping columns come on writing)
+OUTPUT_COLUMNS = tuple(
+    c for c in GOLD_WARNING_INDICATORS.columns if c not in ("run_id", "computed_at")
 )
 
 

@@ -18,7 +18,6 @@ import importlib
 import json
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from types import ModuleType
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE
+from riskcrawl.sources import SPIDERS
 
 from riskcontrol.collect.extracts import land
 from riskcontrol.core.catalog import (
@@ -38,13 +39,12 @@ from riskcontrol.core.catalog import (
     PROVENANCE_COLUMNS,
     Table,
 )
-from riskcontrol.core.config import PROJECT_ROOT, Settings
+from riskcontrol.core.config import Settings
 from riskcontrol.core.landing import Rule, with_provenance
 from riskcontrol.core.runs import Run, StepCounts
 from riskcontrol.synthetic.site.server import SiteServer, build_and_write
 
 STAGE = "collect"
-SPIDERS = ("court", "penalties", "news")
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,9 @@ REJECT_SCHEMA = T.StructType(
 
 
 def riskcrawl() -> ModuleType:
-    """The crawler project's runner module (``crawlers/riskcrawl/run.py``)."""
-    crawlers = str(PROJECT_ROOT / "crawlers")
-    if crawlers not in sys.path:
-        sys.path.insert(0, crawlers)
+    """The crawler project's runner module (``crawlers/riskcrawl/run.py``, installed with
+    the library). Imported only here, on demand: it must not pull Scrapy or Twisted into
+    the Spark driver (``run`` itself imports neither until a crawl starts in its child)."""
     return importlib.import_module("riskcrawl.run")
 
 
@@ -186,7 +185,7 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
     """Land one crawl's pages, records and rejects in bronze; one manifest row per table."""
     spark = run.spark
     steps = []
-    pages = _read_jsonl(spark, crawl_dir / "pages.jsonl", _data_schema(BRONZE_CRAWL_PAGES))
+    pages = _read_jsonl(spark, crawl_dir / PAGES_FILE, _data_schema(BRONZE_CRAWL_PAGES))
     page_cols = [c for c in BRONZE_CRAWL_PAGES.columns if c not in PROVENANCE_COLUMNS]
     pages = with_provenance(
         pages,
@@ -206,8 +205,8 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
             drop=("_corrupt_record",),
         )
     )
-    rejects = _read_jsonl(spark, crawl_dir / "rejects.jsonl", REJECT_SCHEMA).cache()
-    records_path = crawl_dir / "records.jsonl"
+    rejects = _read_jsonl(spark, crawl_dir / REJECTS_FILE, REJECT_SCHEMA).cache()
+    records_path = crawl_dir / RECORDS_FILE
     for kind in RECORD_KINDS:
         schema = _data_schema(kind.table, "record_type", "source")
         # Lines that name no known kind (not JSON, say) are counted once, with the first.
@@ -257,7 +256,7 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
 
 
 LANDED_FILE = "landed.json"
-DATA_FILES = ("pages.jsonl", "records.jsonl", "rejects.jsonl")
+DATA_FILES = (PAGES_FILE, RECORDS_FILE, REJECTS_FILE)
 
 
 def retire_landing_files(crawl_dir: Path, steps: list[StepCounts]) -> dict:

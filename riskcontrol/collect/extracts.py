@@ -27,6 +27,7 @@ from riskcontrol.core.catalog import (
     BRONZE_LOANS,
     BRONZE_NOTES,
     BRONZE_REPAYMENTS,
+    NOTE_PATTERN,
     OPS_WATERMARKS,
     Table,
 )
@@ -69,8 +70,6 @@ _DRIVERS = {
     "postgresql": "org.postgresql.Driver",
     "mysql": "com.mysql.cj.jdbc.Driver",
 }
-
-NOTE_HEADER = r"^#NOTE id=\S+ customer=\S+ time=\S+ \S+ agent=\S+ channel=\S+"
 
 
 def jdbc_driver(url: str) -> str:
@@ -318,7 +317,7 @@ FILE_SOURCES: dict[str, FileSource] = {
         lambda: [
             Rule(
                 "missing_note_header",
-                F.col("payload").rlike(NOTE_HEADER),
+                F.col("payload").rlike(NOTE_PATTERN),
                 "note text without its '#NOTE id=... customer=... time=...' header line",
             )
         ],

@@ -207,6 +207,13 @@ BRONZE_NOTES = _bronze(
     keys=("_content_hash",),
     description="customer-service notes, one raw text record per row (file drop)",
 )
+# A service note is a header line, then its text:
+#   #NOTE id=<note_id> customer=<customer_id> time=<yyyy-MM-dd HH:mm:ss> agent=<id> channel=<c>
+# Groups 1-6: note id, customer id, time, agent, channel, text. Collect quarantines a record
+# that does not match; silver splits the ones that do.
+NOTE_PATTERN = (
+    r"^#NOTE id=(\S+) customer=(\S+) time=(\S+ \S+) agent=(\S+) channel=(\S+)\s*\n?([\s\S]*)$"
+)
 BRONZE_SETTLEMENTS = _bronze(
     "settlements",
     "settlement_id string",
