@@ -12,7 +12,7 @@ SEED      ?= 42
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv jars run test test-fast lint format bench mlflow-ui airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench mlflow-ui airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -31,6 +31,9 @@ $(STAMPS)/jars: infra/maven/pom.xml
 	mvn --batch-mode --quiet -f infra/maven/pom.xml dependency:copy-dependencies
 	@touch $@
 
+system: ## OS packages the tests need (PostgreSQL, Chromium, a CJK font), as root or sudo
+	bash infra/ci/setup-system.sh
+
 venv: $(STAMPS)/venv ## create .venv and install pinned dependencies
 jars: $(STAMPS)/jars ## fetch Delta and JDBC jars from Maven Central into ./jars
 setup: venv jars ## everything run and test need
@@ -48,11 +51,11 @@ SCRAPY_TESTS := tests/test_crawlers.py
 # in collection order (tests/conftest.py puts the end-to-end book first), not by size.
 XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
-test: setup ## run every test (pytest)
+test: system setup ## run every test (pytest); installs the OS packages it needs
 	$(BIN)/pytest $(XDIST) --durations=15 --ignore=$(SCRAPY_TESTS) $(PYTEST_ARGS)
 	$(BIN)/pytest $(SCRAPY_TESTS) $(PYTEST_ARGS)
 
-test-fast: setup ## the tests without the slow end-to-end ones
+test-fast: system setup ## the tests without the slow end-to-end ones
 	$(BIN)/pytest $(XDIST) -m "not slow" --ignore=$(SCRAPY_TESTS) $(PYTEST_ARGS)
 	$(BIN)/pytest -m "not slow" $(SCRAPY_TESTS) $(PYTEST_ARGS)
 

@@ -15,8 +15,15 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-zenhei)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    as_root=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
   else
-    echo "missing OS packages: ${need[*]} (install them with apt-get)" >&2; exit 1
+    echo "missing OS packages: ${need[*]}" >&2
+    echo "install them as root: apt-get update && apt-get install -y ${need[*]}" >&2
+    exit 1
   fi
+  echo "installing OS packages: ${need[*]}"
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
