@@ -53,6 +53,13 @@ def test_a_bad_setting_is_named_without_echoing_any_other_value(tmp_path, monkey
     assert os.environ["RISK_TUNE_SAMPLER"] == "bogus"
 
 
+def test_a_score_scale_that_cannot_score_is_refused_on_load(tmp_path):
+    with pytest.raises(SettingsError, match=r"RISK_SCORE_MIN \(900\) must be below"):
+        load_settings(home=tmp_path, score_min=900, score_max=300)
+    with pytest.raises(SettingsError, match=r"RISK_SCORE_PDO \(0.0\) must be > 0"):
+        load_settings(home=tmp_path, score_pdo=0)
+
+
 def test_missing_key_error_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("RISK_PII_KEY", raising=False)
     s = Settings(home=tmp_path, _env_file=None)

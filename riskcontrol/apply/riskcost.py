@@ -1,4 +1,4 @@
-"""Risk-cost balance of the approval cut-off (DESIGN.md, "Risk methods").
+"""Risk-cost balance of the approval cut-off.
 
 A candidate cut-off PD ``t`` sets the degree of control: applications with PD >= t are
 rejected, those in the review band ``t - review_band <= PD < t`` are approved after a manual

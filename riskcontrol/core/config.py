@@ -218,6 +218,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"RISK_TUNE_SAMPLER={self.tune_sampler!r}: use one of {', '.join(TUNE_SAMPLERS)}"
             )
+        if not (self.score_base_odds > 0 and self.score_pdo > 0):
+            raise ValueError(
+                f"RISK_SCORE_BASE_ODDS ({self.score_base_odds}) and RISK_SCORE_PDO "
+                f"({self.score_pdo}) must be > 0"
+            )
+        if not self.score_min < self.score_max:
+            raise ValueError(
+                f"RISK_SCORE_MIN ({self.score_min}) must be below RISK_SCORE_MAX "
+                f"({self.score_max})"
+            )
         return self
 
     @property
