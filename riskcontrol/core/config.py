@@ -225,8 +225,7 @@ class Settings(BaseSettings):
             )
         if not self.score_min < self.score_max:
             raise ValueError(
-                f"RISK_SCORE_MIN ({self.score_min}) must be below RISK_SCORE_MAX "
-                f"({self.score_max})"
+                f"RISK_SCORE_MIN ({self.score_min}) must be below RISK_SCORE_MAX ({self.score_max})"
             )
         return self
 
