@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from riskcontrol.apply.formats import money, sig
 from riskcontrol.apply.scoring import QUADRANT_STRATEGY, quadrant_of
+from riskcontrol.apply.warning import INDICATOR_COLUMNS
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import GOLD_ALERTS
 from riskcontrol.core.config import Settings
@@ -75,17 +76,7 @@ PLAYBOOKS: dict[str, list[str]] = {
     ],
 }
 
-BREACH_COLUMNS = (
-    "as_of_date",
-    "indicator",
-    "segment_type",
-    "segment",
-    "value",
-    "warning_threshold",
-    "critical_threshold",
-    "status",
-    "exposure",
-)
+BREACH_COLUMNS = (*INDICATOR_COLUMNS, "exposure")
 KEY = ("indicator", "segment_type", "segment")
 
 

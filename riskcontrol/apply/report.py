@@ -37,7 +37,7 @@ from riskcontrol.apply.formats import MISSING, absent, count, money, num, pct
 from riskcontrol.apply.scoring import QUADRANT_STRATEGY
 
 # Trends are drawn for the whole book (segment_type OVERALL), not per segment.
-from riskcontrol.apply.warning import OVERALL, SIGNED
+from riskcontrol.apply.warning import INDICATOR_COLUMNS, OVERALL, SIGNED
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     GOLD_ALERTS,
@@ -66,16 +66,6 @@ BUILT_BY = {
     GOLD_WARNING_INDICATORS.full_name: "riskctl warn",
     GOLD_ALERTS.full_name: "riskctl warn",
 }
-INDICATOR_COLUMNS = (
-    "as_of_date",
-    "indicator",
-    "segment_type",
-    "segment",
-    "value",
-    "warning_threshold",
-    "critical_threshold",
-    "status",
-)
 ALERT_COLUMNS = (
     "alert_id",
     "indicator",

@@ -80,6 +80,17 @@ COUNTED = (
     "vintage_mob3_dpd30",
     "approval_rate_shift",
 )
+# What one indicator row says, as alerts and the report read it.
+INDICATOR_COLUMNS = (
+    "as_of_date",
+    "indicator",
+    "segment_type",
+    "segment",
+    "value",
+    "warning_threshold",
+    "critical_threshold",
+    "status",
+)
 # gold.warning_indicators as computed here (the run's bookkeeping columns come on writing)
 OUTPUT_COLUMNS = tuple(
     c for c in GOLD_WARNING_INDICATORS.columns if c not in ("run_id", "computed_at")

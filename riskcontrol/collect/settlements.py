@@ -24,7 +24,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from riskcontrol.core.catalog import BRONZE_SETTLEMENTS
+from riskcontrol.core.catalog import BRONZE_SETTLEMENTS, SETTLEMENT_COLUMNS
 from riskcontrol.core.landing import (
     Rule,
     checked_rows,
@@ -40,16 +40,6 @@ STAGE = "collect"
 SOURCE = "files:settlements"
 FOLDER = "settlements"
 
-SETTLEMENT_COLUMNS = (
-    "settlement_id",
-    "loan_id",
-    "paid_at",
-    "amount",
-    "currency",
-    "channel",
-    "payer_account",
-    "memo",
-)
 # Header titles seen in processors' files, compared without case, blanks or punctuation.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "settlement_id": ("settlementid", "settlementno", "结算单号", "交易流水号", "流水号"),

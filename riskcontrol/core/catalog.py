@@ -214,6 +214,17 @@ BRONZE_NOTES = _bronze(
 NOTE_PATTERN = (
     r"^#NOTE id=(\S+) customer=(\S+) time=(\S+ \S+) agent=(\S+) channel=(\S+)\s*\n?([\s\S]*)$"
 )
+# A settlement file's columns, whatever a processor calls them (collect maps the titles).
+SETTLEMENT_COLUMNS = (
+    "settlement_id",
+    "loan_id",
+    "paid_at",
+    "amount",
+    "currency",
+    "channel",
+    "payer_account",
+    "memo",
+)
 BRONZE_SETTLEMENTS = _bronze(
     "settlements",
     "settlement_id string",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riskcontrol.core.catalog import SETTLEMENT_COLUMNS
 from riskcontrol.synthetic.generate.activity import Lines
 from riskcontrol.synthetic.generate.dates import DAY, format_timestamps, month_index
 from riskcontrol.synthetic.generate.lending import NEVER, Applications, Loans
@@ -41,16 +42,7 @@ BAD_AMOUNTS = ("#VALUE!", "待核实", "ERR")
 BAD_DATES = ("#N/A", "0000-00-00 00:00:00", "昨天")
 SHORT_ROW_FIELDS = 3  # a cut row keeps only its first three fields
 
-CANONICAL = (
-    "settlement_id",
-    "loan_id",
-    "paid_at",
-    "amount",
-    "currency",
-    "channel",
-    "payer_account",
-    "memo",
-)
+CANONICAL = SETTLEMENT_COLUMNS
 _TITLE_HEADER = (
     "Settlement ID",
     "Loan No",
