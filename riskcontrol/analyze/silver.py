@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from riskcontrol.analyze import resolve, text
-from riskcontrol.core import pii
+from riskcontrol.core import pii, values
 from riskcontrol.core.catalog import (
     NOTE_PATTERN,
     SILVER_APPLICATIONS,
@@ -51,6 +51,7 @@ def latest_by_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
     return _apply
 
 
+# The timestamp forms the lending sources send (parsed by ``core.values``, the one parser).
 TIMESTAMP_FORMATS = (
     "yyyy-MM-dd HH:mm:ss",
     "yyyy-MM-dd'T'HH:mm:ssXXX",
@@ -68,10 +69,7 @@ def parse_ts(col: str | Column) -> Column:
     Dates also come as 2024年3月6日, 2024/3/6 or 2024.3.6 (Chinese sources).
     """
     c = F.col(col) if isinstance(col, str) else col
-    c = F.trim(c.cast("string"))
-    return F.coalesce(
-        *[F.try_to_timestamp(c, F.lit(fmt)) for fmt in TIMESTAMP_FORMATS],
-    )
+    return values.parse_timestamp(F.trim(c.cast("string")), TIMESTAMP_FORMATS)
 
 
 def parse_date(col: str | Column) -> Column:
