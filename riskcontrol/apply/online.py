@@ -32,7 +32,7 @@ from typing import Any
 
 from riskcontrol.analyze import feature_store
 from riskcontrol.apply import scoring
-from riskcontrol.apply.localscore import classify_row
+from riskcontrol.apply.localscore import LocalScorer, NotSupported, classify_row
 from riskcontrol.core.catalog import (
     CATEGORICAL_FEATURES,
     GOLD_APPLICATION_FEATURES,
@@ -148,8 +148,6 @@ class ApplicationScorer:
         self._schema = GOLD_APPLICATION_FEATURES.schema
         # The fitted pipeline read once into plain Python: a request then costs no Spark
         # job. Kinds or stages it cannot evaluate exactly fall back to Spark.
-        from riskcontrol.apply.localscore import LocalScorer, NotSupported
-
         try:
             self.local: LocalScorer | None = LocalScorer.from_champion(self.champion)
             self.mode = "local"

@@ -11,6 +11,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+# The tiers are imported inside the commands that use them, not here: `riskctl --help`
+# and a command's own start-up then load no Spark, MLflow or Airflow they do not need.
 from riskcontrol.cli.common import load_settings, new_run, print_steps, say, start_spark
 
 

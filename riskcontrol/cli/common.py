@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+# The tiers are imported inside the commands that use them, not here: `riskctl --help`
+# and a command's own start-up then load no Spark, MLflow or Airflow they do not need.
 from riskcontrol.core import config
 from riskcontrol.core.config import Settings, ensure_local_secrets, get_settings
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+# The tiers are imported inside the commands that use them, not here: `riskctl --help`
+# and a command's own start-up then load no Spark, MLflow or Airflow they do not need.
 from riskcontrol.cli.apply import add_apply_parsers
 from riskcontrol.cli.common import load_settings, new_run, print_steps, say, start_spark
 from riskcontrol.core.config import PROJECT_ROOT, Settings, ensure_local_secrets, get_settings
