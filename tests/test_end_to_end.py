@@ -25,7 +25,7 @@ import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from pyspark.sql import functions as F
 
-from riskcontrol.cli.main import main
+from riskcontrol.cli import main
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     BRONZE_BUREAU,

@@ -12,7 +12,7 @@ import json
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 
-from riskcontrol.cli.main import main
+from riskcontrol.cli import main
 from riskcontrol.core.config import get_settings
 from riskcontrol.modeling import tracking
 from riskcontrol.synthetic.generate import loanfile

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, make_settings
 
-from riskcontrol.cli.main import main
+from riskcontrol.cli import main
 from riskcontrol.core.config import get_settings
 from riskcontrol.privacy import scan
 

@@ -15,7 +15,7 @@ import yaml
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, make_settings
 
 from riskcontrol.analyze import feature_store
-from riskcontrol.cli.main import main
+from riskcontrol.cli import main
 from riskcontrol.core.config import ensure_local_secrets
 from riskcontrol.core.redact import has_password, redact
 from riskcontrol.core.spark import private_data, set_secrets, split_secrets
