@@ -170,6 +170,15 @@ class RiskSpider(scrapy.Spider):
             return None
         return scrapy.Request(url, callback=callback, errback=self.on_error, **kwargs)
 
+    def follow_listing(self, listing: dict, detail: Any):
+        """Requests for a list page's entries (``detail`` parses each) and for the other
+        list pages it links (``parse_list`` again), each URL once."""
+        for entry in listing["entries"]:
+            yield scrapy.Request(entry["url"], callback=detail, errback=self.on_error)
+        for url in dict.fromkeys([listing["next_url"], *listing["page_urls"]]):
+            if url:
+                yield scrapy.Request(url, callback=self.parse_list, errback=self.on_error)
+
     # --- failures -----------------------------------------------------------------------
 
     def on_error(self, failure: Failure):

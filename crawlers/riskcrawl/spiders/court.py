@@ -49,11 +49,7 @@ class CourtSpider(RiskSpider):
         if page := self.page_item(response, "list"):
             yield page
         listing = parsers.parse_court_list(self.text(response), response.url)
-        for entry in listing["entries"]:
-            yield Request(entry["url"], callback=self.parse_case, errback=self.on_error)
-        for url in dict.fromkeys([listing["next_url"], *listing["page_urls"]]):
-            if url:
-                yield Request(url, callback=self.parse_list, errback=self.on_error)
+        yield from self.follow_listing(listing, self.parse_case)
 
     def parse_case(self, response: Response):
         """A case page: the page and its court_record (or a reject without 案号).

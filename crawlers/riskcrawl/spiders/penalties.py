@@ -35,11 +35,7 @@ class PenaltiesSpider(RiskSpider):
         if page := self.page_item(response, "list"):
             yield page
         listing = parsers.parse_penalty_list(self.text(response), response.url)
-        for entry in listing["entries"]:
-            yield Request(entry["url"], callback=self.parse_penalty, errback=self.on_error)
-        for url in dict.fromkeys([listing["next_url"], *listing["page_urls"]]):
-            if url:
-                yield Request(url, callback=self.parse_list, errback=self.on_error)
+        yield from self.follow_listing(listing, self.parse_penalty)
 
     def parse_penalty(self, response: Response):
         """An announcement: the page and its penalty, or the request for its attachment.
