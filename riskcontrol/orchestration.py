@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 # Assets link the three DAGs: collect produces bronze, analyze consumes it and
@@ -58,10 +59,11 @@ def _counts(steps) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in dataclasses.asdict(s).items()} for s in steps]
 
 
-def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Run one named task of the pipeline in this process; returns its step counts."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+def task_functions() -> dict[str, Callable[[Any], list[dict[str, Any]]]]:
+    """Each task name -> the library function that runs it on a ``Run``.
+
+    The imports are here, not at the top, so that parsing a DAG file does not load Spark.
+    """
     from riskcontrol.analyze.pipeline import (
         run_features,
         run_gold,
@@ -69,30 +71,24 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
         run_resolve,
         run_silver,
     )
-    from riskcontrol.apply.pipeline import steps
+    from riskcontrol.apply import pipeline as apply
     from riskcontrol.collect.pipeline import (
         run_collect_file_drops,
         run_collect_lending_db,
         run_collect_public_web,
     )
-    from riskcontrol.core.config import ensure_local_secrets, get_settings
-    from riskcontrol.core.runs import Run
-    from riskcontrol.core.spark import get_spark, private_data
     from riskcontrol.modeling.training import run_train
 
-    private_data()  # an Airflow worker's umask is 022: files of this task are 0600
-    ensure_local_secrets()
-    settings = get_settings()
-    private_data(settings)
-    run = Run(get_spark(settings), settings, run_id=run_id)
-    if task == "build_feature_store":
+    def features(run) -> list[dict[str, Any]]:
         return [{"table": k, "rows": v} for k, v in run_features(run).items()]
-    if task == "check_quality":
+
+    def quality(run) -> list[dict[str, Any]]:
         return [
             {"table": r.table, "expectation": r.expectation, "status": r.status}
             for r in run_quality(run)
         ]
-    if task == "train_models":
+
+    def train(run) -> list[dict[str, Any]]:
         result = run_train(run)
         return [
             {
@@ -106,8 +102,9 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
             }
             for t in result.trained
         ]
-    if task == "choose_cutoff":
-        result = steps.run_cutoff(run)
+
+    def cutoff(run) -> list[dict[str, Any]]:
+        result = apply.run_cutoff(run)
         chosen = result.chosen
         return [
             {
@@ -118,28 +115,55 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
                 "approval_rate": float(chosen["approval_rate"]),
             }
         ]
-    if task == "early_warning":
-        result = steps.run_warning(run)
+
+    def warn(run) -> list[dict[str, Any]]:
+        result = apply.run_warning(run)
         if result.failures:
             raise RuntimeError(f"alert notifications failed: {result.failures}")
         return [
             *_counts([result.counts]),
             {"breaches": result.breaches, "alerts": [a["alert_id"] for a in result.alerts]},
         ]
-    if task == "risk_report":
-        html, pdf = steps.run_report(run)
+
+    def report(run) -> list[dict[str, Any]]:
+        html, pdf = apply.run_report(run)
         return [{"html": str(html), "pdf": str(pdf) if pdf else None}]
-    stages = {
-        "collect_lending_db": run_collect_lending_db,
-        "collect_file_drops": run_collect_file_drops,
-        "collect_public_web": run_collect_public_web,
-        "build_silver": run_silver,
-        "resolve_entities": run_resolve,
-        "build_gold": run_gold,
-        "score_applications": lambda r: [steps.run_score(r)],
-        "loan_book_risk": lambda r: [steps.run_book(r)],
+
+    def counted(stage):
+        return lambda run: _counts(stage(run))
+
+    return {
+        "collect_lending_db": counted(run_collect_lending_db),
+        "collect_file_drops": counted(run_collect_file_drops),
+        "collect_public_web": counted(run_collect_public_web),
+        "build_silver": counted(run_silver),
+        "resolve_entities": counted(run_resolve),
+        "build_gold": counted(run_gold),
+        "build_feature_store": features,
+        "check_quality": quality,
+        "train_models": train,
+        "choose_cutoff": cutoff,
+        "score_applications": counted(lambda r: [apply.run_score(r)]),
+        "loan_book_risk": counted(lambda r: [apply.run_book(r)]),
+        "early_warning": warn,
+        "risk_report": report,
     }
-    return _counts(stages[task](run))
+
+
+def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Run one named task of the pipeline in this process; returns its step counts."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    function = task_functions()[task]
+    from riskcontrol.core.config import ensure_local_secrets, get_settings
+    from riskcontrol.core.runs import Run
+    from riskcontrol.core.spark import get_spark, private_data
+
+    private_data()  # an Airflow worker's umask is 022: files of this task are 0600
+    ensure_local_secrets()
+    settings = get_settings()
+    private_data(settings)
+    return function(Run(get_spark(settings), settings, run_id=run_id))
 
 
 def job_main(tasks: tuple[str, ...], argv: list[str]) -> int:
