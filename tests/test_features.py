@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from riskcontrol.analyze import feature_store
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
+    NUMERIC_FEATURES,
     SILVER_APPLICATIONS,
     SILVER_BUREAU,
     SILVER_CUSTOMERS,
@@ -19,6 +20,7 @@ from riskcontrol.core.catalog import (
     SILVER_LOANS,
     SILVER_NOTES,
     SILVER_REPAYMENTS,
+    ZERO_WHEN_MISSING,
     Table,
 )
 from riskcontrol.core.runs import Run
@@ -412,6 +414,9 @@ def test_feast_definitions_match_the_table_contracts():
         # every column is a feature, an id or a timestamp: nothing is built and not served
         assert set(types) - set(declared) <= set(feature_store.ID_COLUMNS), view.name
         assert view.batch_source.name == table.name
+    # what the store fills with 0 when missing is what gold fills with 0, for the model's features
+    zero = {f.name for v in views for f in v.schema if f.tags.get("missing") == "zero"}
+    assert sorted(zero & set(NUMERIC_FEATURES)) == sorted(ZERO_WHEN_MISSING)
 
 
 def test_feature_store_yaml_is_rendered_from_settings(settings):

@@ -18,6 +18,7 @@ from riskcontrol.core.catalog import (
     CATEGORICAL_FEATURES,
     GOLD_APPLICATION_FEATURES,
     NUMERIC_FEATURES,
+    ZERO_WHEN_MISSING,
 )
 from riskcontrol.core.dates import pit_dpd
 
@@ -157,21 +158,11 @@ def application_features(
         "amount_to_income": F.try_divide("requested_amount", "monthly_income"),
         "utilization": F.try_divide("total_balance", "total_credit_limit"),
     }
-    # Counts over an empty window are 0, not unknown; a missing bureau field stays null.
-    zero_if_missing = {
-        "ev_count_30d",
-        "ev_loan_calc_30d",
-        "ev_apply_click_30d",
-        "notes_count_90d",
-        "notes_negative_90d",
-        "prior_loans",
-        "prior_max_dpd",
-        "prior_late_installments",
-    }
 
     def numeric(c: str) -> Column:
+        # a count over an empty window is 0, not unknown; a missing bureau field stays null
         value = derived.get(c, F.col(c)).cast("double")
-        return (F.coalesce(value, F.lit(0.0)) if c in zero_if_missing else value).alias(c)
+        return (F.coalesce(value, F.lit(0.0)) if c in ZERO_WHEN_MISSING else value).alias(c)
 
     out = df.select(
         "application_id",

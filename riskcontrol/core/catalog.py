@@ -585,6 +585,19 @@ NUMERIC_FEATURES = (
     "prior_late_installments",
 )
 CATEGORICAL_FEATURES = ("channel", "purpose", "province", "employment_type", "education")
+# Counts over a window: 0 when there is nothing to count (no events, notes or prior
+# loans), where a missing bureau or application field stays null. The feature store tags
+# the same fields {"missing": "zero"} (feature_store/definitions.py; a test keeps them equal).
+ZERO_WHEN_MISSING = (
+    "ev_count_30d",
+    "ev_loan_calc_30d",
+    "ev_apply_click_30d",
+    "notes_count_90d",
+    "notes_negative_90d",
+    "prior_loans",
+    "prior_max_dpd",
+    "prior_late_installments",
+)
 
 GOLD_APPLICATION_FEATURES = Table(
     "gold",
