@@ -303,7 +303,7 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
 
 
 def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    progress("analyze: silver -> application_features.application_features")
+    progress("analyze: silver -> gold.application_features")
     return [build_gold(run)]
 
 
