@@ -166,5 +166,13 @@ def test_the_package_itself_imports_nothing():
     assert graph()["riskcontrol"] == set()
 
 
+def test_every_declared_task_has_exactly_one_function():
+    """``TASKS`` (read by the DAGs without importing Spark) and the functions that run them
+    name the same tasks."""
+    from riskcontrol import orchestration
+
+    assert sorted(orchestration.task_functions()) == sorted(orchestration.TASKS)
+
+
 if __name__ == "__main__":
     print("modules:", len(graph()), "import depth:", depth())
