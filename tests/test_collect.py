@@ -100,9 +100,13 @@ def test_jdbc_extract_is_incremental_by_watermark_and_idempotent(spark, settings
         ("A3", 3000.0, "r3", "lending_db.applications"),
         ("A4", 4000.0, "r3", "lending_db.applications"),
     ]
-    # The row without a key was quarantined once, not once per run.
-    (q,) = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
-    assert (q.target, q.rule, q.stage) == ("bronze.applications", "missing_key", "collect")
+    # The row without a key was quarantined by each run that read it (as its manifest row
+    # counts), under the same keyed hash.
+    quarantined = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).orderBy("run_id").collect()
+    assert [(q.run_id, q.target, q.rule, q.stage) for q in quarantined] == [
+        (run_id, "bronze.applications", "missing_key", "collect") for run_id in ("r1", "r5")
+    ]
+    assert len({q.record_hash for q in quarantined}) == 1
     manifest = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("run_id").collect()
     assert [(m.run_id, m.window_start, m.window_end, m.rows_in) for m in manifest] == [
         ("r1", None, "2024-01-03", 3),

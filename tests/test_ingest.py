@@ -268,7 +268,11 @@ LOANS_CSV = (
 
 def _manifest(spark, settings):
     rows = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("run_id").collect()
-    return [(m.run_id, m.rows_in, m.rows_out, m.rows_unchanged, m.rows_quarantined) for m in rows]
+    return [
+        (m.run_id, m.rows_in, m.rows_out, m.rows_unchanged, m.rows_duplicate)
+        + (m.rows_quarantined, m.rows_rescued)
+        for m in rows
+    ]
 
 
 def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, settings, tmp_path):
@@ -285,13 +289,15 @@ def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, s
         "verified": "boolean",
     }
     assert first.key == ("id",)
-    assert first.quarantined_by_rule == {"malformed_row": 1, "type_loan_amount": 1}
+    # "12O.00" (a letter O) is no money amount: the row lands, the value is rescued
+    assert first.quarantined_by_rule == {"malformed_row": 1}
+    assert first.rescued_by_column == {"loan_amount": 1}
     again = land.ingest_file(Run(spark, settings, run_id="i2"), path, "lc_loans", threshold=0.75)
-    assert _manifest(spark, settings) == [("i1", 5, 3, 0, 2), ("i2", 5, 0, 3, 2)]
+    assert _manifest(spark, settings) == [("i1", 5, 4, 0, 0, 1, 1), ("i2", 5, 0, 4, 0, 1, 1)]
     assert again.counts.source == str(path) and again.counts.stage == "ingest"
 
     bronze = lakehouse.read(spark, first.table, settings)
-    assert [f"{f.name} {f.dataType.simpleString()}" for f in bronze.schema][:7] == [
+    assert [f"{f.name} {f.dataType.simpleString()}" for f in bronze.schema][:8] == [
         "id bigint",
         "loan_amount double",
         "int_rate double",
@@ -299,32 +305,32 @@ def test_csv_lands_typed_quarantines_bad_rows_and_a_rerun_lands_nothing(spark, s
         "memo string",
         "grade string",
         "verified boolean",
+        "_rescued_data map<string,string>",
     ]
-    got = sorted(tuple(r)[:7] + (r._ingest_id, r._source) for r in bronze.collect())
+    got = sorted(tuple(r)[:8] + (r._ingest_id, r._source) for r in bronze.collect())
     assert got == [
-        (1, 1000.0, 0.105, dt.date(2015, 12, 1), 'He said "hi", then\nleft', "A", True)
+        (1, 1000.0, 0.105, dt.date(2015, 12, 1), 'He said "hi", then\nleft', "A", True, None)
         + ("i1", "file.lc_loans"),
-        (2, 250.0, None, dt.date(2016, 1, 1), "plain", "B", False) + ("i1", "file.lc_loans"),
-        (3, 2500.0, 0.07, dt.date(2016, 2, 1), None, "C", True) + ("i1", "file.lc_loans"),
+        (2, 250.0, None, dt.date(2016, 1, 1), "plain", "B", False, None) + ("i1", "file.lc_loans"),
+        (3, 2500.0, 0.07, dt.date(2016, 2, 1), None, "C", True, None) + ("i1", "file.lc_loans"),
+        (4, None, 0.08, dt.date(2016, 3, 1), "typo", "A", False, {"loan_amount": "12O.00"})
+        + ("i1", "file.lc_loans"),
     ]
-    quarantine = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).orderBy("rule").collect()
-    assert [(q.stage, q.target, q.rule, q.reason) for q in quarantine] == [
+    # every attempt keeps its own rejected rows: as many as its manifest row counts
+    quarantine = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).orderBy("run_id").collect()
+    assert [(q.run_id, q.stage, q.target, q.rule, q.reason) for q in quarantine] == [
         (
+            run_id,
             "ingest",
             "bronze.lc_loans",
             "malformed_row",
             "record does not split into the header's fields: 5,$30.00,9%",
-        ),
-        (
-            "ingest",
-            "bronze.lc_loans",
-            "type_loan_amount",
-            "loan_amount: '12O.00' is not a money amount",
-        ),
+        )
+        for run_id in ("i1", "i2")
     ]
-    record = json.loads(quarantine[1].record)
-    assert (record["id"], record["loan_amount"], record["memo"]) == ("4", "12O.00", "typo")
-    assert quarantine[1].source_uri.endswith("loans.csv")
+    record = json.loads(quarantine[0].record)
+    assert (record["id"], record["__corrupt"]) == ("5", "5,$30.00,9%")
+    assert quarantine[0].source_uri.endswith("loans.csv")
 
 
 PARTNER_MAPPING = """\

@@ -184,7 +184,11 @@ def test_collect_settlements_parses_every_variant_and_a_rerun_lands_nothing(spar
         ("S9", "L9", "2024-05-10 09:31:00", 1707.95, "人民币", "银联代扣", "622848******6312",
          "还款,第2期", "2024年5月10日 9:31", "￥1,707.95", "s1"),
     ]  # fmt: skip
-    quarantine = lakehouse.read_clear(spark, OPS_QUARANTINE, settings).collect()
+    everything = lakehouse.read_clear(spark, OPS_QUARANTINE, settings)
+    # each attempt keeps its rejected rows: s2 rejected the same records as s1
+    by_run = {r.run_id: r["count"] for r in everything.groupBy("run_id").count().collect()}
+    assert by_run == {"s1": 4, "s2": 4}
+    quarantine = everything.where("run_id = 's1'").collect()
     got = sorted((json.loads(q.record)["settlement_id"], q.rule, q.reason) for q in quarantine)
     assert got == [
         ("S10", "missing_loan_id", "loan_id is empty"),

@@ -110,7 +110,9 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     valid, rejected = step.clean(bronze, settings, *refs)
     valid = valid.cache()
     n_valid = valid.count()
-    counts.rows_quarantined = run.quarantine(rejected, "analyze", step.silver.full_name)
+    counts.rows_quarantined = run.quarantine(
+        rejected, "analyze", step.silver.full_name, attempt_id=counts.attempt_id
+    )
     result = lakehouse.merge(
         valid, step.silver, settings, update_when=lakehouse.changed(step.silver)
     )

@@ -244,6 +244,7 @@ def run_book(
         ),
         "apply",
         GOLD_LOAN_BOOK_RISK.full_name,
+        attempt_id=counts.attempt_id,
     )
     counts.rows_out = lakehouse.replace_where(
         rows.where(F.col("pd").isNotNull()),

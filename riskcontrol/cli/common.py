@@ -42,10 +42,11 @@ def new_run(settings: Settings):
 def print_steps(steps) -> None:
     print(
         f"  {'stage':8} {'source':24} {'target':30} {'in':>9} {'out':>9} "
-        f"{'unchanged':>9} {'quarant.':>8}"
+        f"{'unchanged':>9} {'dupl.':>6} {'quarant.':>8} {'rescued':>8}"
     )
     for s in steps:
         print(
             f"  {s.stage:8} {s.source:24} {s.target:30} {s.rows_in:>9,} {s.rows_out:>9,} "
-            f"{s.rows_unchanged:>9,} {s.rows_quarantined:>8,}"
+            f"{s.rows_unchanged:>9,} {s.rows_duplicate:>6,} {s.rows_quarantined:>8,} "
+            f"{s.rows_rescued:>8,}"
         )

@@ -407,7 +407,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     timings["apply"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
-    print(f"\nrun {run.run_id}: every step reconciles (in = out + unchanged + quarantined)")
+    print(
+        f"\nrun {run.run_id}: every step reconciles "
+        "(in = out + unchanged + duplicate + quarantined)"
+    )
     print_steps(steps)
     print(f"\nmodels (registered as {settings.registered_model!r}):")
     _print_models(trained)

@@ -946,9 +946,14 @@ OPS_MANIFEST = Table(
         "rows_quarantined long",
         "started_at timestamp",
         "finished_at timestamp",
+        "attempt_id string",
+        "rows_duplicate long",
+        "rows_rescued long",
     ),
-    keys=("run_id", "stage", "source", "target"),
-    description="one row per step and run: rows_in = rows_out + rows_unchanged + rows_quarantined",
+    keys=("attempt_id",),
+    description="one row per attempt of a step (append-only: a retry adds a row): rows_in = "
+    "rows_out + rows_unchanged + rows_duplicate + rows_quarantined; rows_rescued: of the rows "
+    "not quarantined, those with a value that did not parse kept raw in _rescued_data",
 )
 OPS_QUARANTINE = Table(
     "ops",
@@ -963,8 +968,12 @@ OPS_QUARANTINE = Table(
         "record_hash string",
         "source_uri string",
         "quarantined_at timestamp",
+        "attempt_id string",
+        "occurrence int",
     ),
-    keys=("target", "rule", "record_hash"),
+    # one row per rejected record of an attempt: identical records are the 1st, 2nd...
+    # occurrence, so the rows of an attempt equal its manifest's rows_quarantined
+    keys=("attempt_id", "rule", "record_hash", "occurrence"),
     description="every rejected row, with the rule it broke and why (record and reason "
     "encrypted at rest: they may quote any value of the row)",
     sensitive=("record", "reason"),

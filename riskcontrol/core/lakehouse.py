@@ -1,12 +1,21 @@
 """Delta IO for the catalog's tables: read, MERGE (never blind INSERT), versions.
 
-Every write goes through ``merge`` or ``overwrite`` here, so idempotency and schema
-validation live in one place: re-running a step with the same input changes nothing.
+Every write goes through ``merge``, ``overwrite`` or ``replace_where`` here, so
+idempotency, schema validation and concurrency live in one place: re-running a step with
+the same input changes nothing, and steps running at once (the Airflow tasks of one DAG
+all write ``ops.manifest``) each land their rows. Writers of one table take turns on its
+lock (``locks.table_lock``); a write Delta still refuses because another writer committed
+first (a writer without the lock: another machine, an object-store lakehouse) is done
+again from the start, re-reading the table, up to ``WRITE_ATTEMPTS`` times.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import random
+import re
+import time
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -17,6 +26,19 @@ from pyspark.sql import types as T
 from riskcontrol.core import locks, pii
 from riskcontrol.core.catalog import ALL_TABLES, Table, validate
 from riskcontrol.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Delta refusing a commit because another writer committed to the table since this one
+# read it (its Java exception classes), and the race of two first writers, where the
+# second one's create finds the table already there (an error condition).
+_CONFLICT = re.compile(
+    r"io\.delta\.exceptions\.((?:Concurrent(?:Append|DeleteRead|DeleteDelete|Transaction"
+    r"|Write)|MetadataChanged|ProtocolChanged)Exception)|\[(DELTA_PATH_EXISTS)\]"
+)
+WRITE_ATTEMPTS = 8
+RETRY_PAUSE = 0.5  # seconds before the 2nd attempt; doubles each time, jittered
+RETRY_PAUSE_MAX = 20.0
 
 
 @dataclass(frozen=True)
@@ -53,15 +75,78 @@ def read_clear(spark: SparkSession, table: Table, settings: Settings) -> DataFra
     return pii.decrypt_columns(df, table.full_name, settings, columns=names)
 
 
-def _locked(write):
-    """Run a write under the shared lakehouse lock (an erasure holds it exclusively)."""
+class ConcurrentWriteError(RuntimeError):
+    """Other writers kept committing to a table first, ``WRITE_ATTEMPTS`` times in a row."""
+
+
+def conflict(error: BaseException) -> str | None:
+    """The Delta write conflict ``error`` reports (a Java class name such as
+    ``ConcurrentAppendException``, or ``DELTA_PATH_EXISTS``); None for any other error.
+
+    A Py4J error's text starts with the Java class; the errors PySpark and Delta convert
+    keep the JVM stack trace, which starts with it, in ``_stackTrace``.
+    """
+    found = _CONFLICT.search(f"{error}\n{getattr(error, '_stackTrace', None) or ''}")
+    return None if found is None else found.group(1) or found.group(2)
+
+
+def _pause(attempt: int) -> float:
+    """Seconds to wait after failed ``attempt``: doubling, and jittered so that writers
+    that collided do not collide again."""
+    return random.uniform(0.5, 1.0) * min(RETRY_PAUSE * 2 ** (attempt - 1), RETRY_PAUSE_MAX)
+
+
+def _pause_or_raise(error: Exception, table: Table, attempt: int) -> None:
+    """After failed ``attempt``: wait before the next one if ``error`` is a write conflict
+    and attempts are left; else raise ``error``, or ``ConcurrentWriteError`` when the
+    conflicts used up every attempt."""
+    name = conflict(error)
+    if name is None:
+        raise error
+    if attempt >= WRITE_ATTEMPTS:
+        raise ConcurrentWriteError(
+            f"{table.full_name}: another writer committed first {attempt} times in a row "
+            f"({name}), so this write was not done. Run the step again; if it keeps "
+            f"happening, let fewer tasks write {table.full_name} at once."
+        ) from error
+    pause = _pause(attempt)
+    log.warning(
+        "%s: another writer committed first (%s); writing again in %.1f s (attempt %d of %d)",
+        table.full_name,
+        name,
+        pause,
+        attempt + 1,
+        WRITE_ATTEMPTS,
+    )
+    time.sleep(pause)
+
+
+def _guarded(write):
+    """Make ``write(df, table, settings, ...)`` safe next to other writers of the table.
+
+    Each attempt holds the lakehouse lock shared (an erasure holds it alone) and the
+    table's own lock, from its read of the table to its commit; an attempt Delta refuses
+    with a write conflict is run again after a pause. Nothing of a refused attempt was
+    committed, and the next one starts from the table as it is then (a MERGE finds the
+    keys landed meanwhile and inserts only the others), so it lands what one writer
+    alone would have.
+    """
 
     @functools.wraps(write)
-    def locked(df: DataFrame, table: Table, settings: Settings, *args, **kwargs):
-        with locks.lakehouse_lock(settings):
-            return write(df, table, settings, *args, **kwargs)
+    def guarded(df: DataFrame, table: Table, settings: Settings, *args, **kwargs):
+        attempt = 1
+        while True:
+            try:
+                with (
+                    locks.lakehouse_lock(settings, waiting=log.warning),
+                    locks.table_lock(settings, table.full_name),
+                ):
+                    return write(df, table, settings, *args, **kwargs)
+            except Exception as error:
+                _pause_or_raise(error, table, attempt)
+            attempt += 1
 
-    return locked
+    return guarded
 
 
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
@@ -71,7 +156,7 @@ def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
     writer.save(table.path(settings))
 
 
-@_locked
+@_guarded
 def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     """Replace the table's content (used for derived tables rebuilt from their inputs)."""
     df = validate(df, table)
@@ -94,7 +179,7 @@ def changed(table: Table, ignore: tuple[str, ...] = ()) -> str:
     return " OR ".join(differs(f) for f in table.schema.fields if f.name not in ignore)
 
 
-@_locked
+@_guarded
 def replace_where(df: DataFrame, table: Table, settings: Settings, condition: str) -> int:
     """Replace the rows matching ``condition`` (e.g. one day) with ``df``; returns rows written.
 
@@ -111,7 +196,7 @@ def replace_where(df: DataFrame, table: Table, settings: Settings, condition: st
     return read(df.sparkSession, table, settings).where(condition).count()
 
 
-@_locked
+@_guarded
 def merge(
     df: DataFrame,
     table: Table,

@@ -132,6 +132,7 @@ def land_rows(
     by_rule: dict[str | None, int] | None = None,
     window: tuple[str | None, str | None] = (None, None),
     rejects: DataFrame | None = None,
+    rescued: int = 0,
 ) -> tuple[StepCounts, dict[str, int]]:
     """Quarantine the failing rows of ``checked`` (see ``checked_rows``), MERGE the others
     insert-only into ``table`` and record the reconciled counts in the manifest.
@@ -141,6 +142,7 @@ def land_rows(
     (in ``REJECT_COLUMNS`` form, e.g. pages a crawler could not parse): they count as
     read and go to the quarantine. Every column the table does not keep in clear is
     encrypted once the rules have read it, and the quarantine encrypts its records.
+    ``rescued`` (of the passing rows, those with a value kept raw) goes to the manifest.
     Returns the step counts and the quarantined rows by rule.
     """
     counts = StepCounts(
@@ -151,6 +153,7 @@ def land_rows(
         rows_out=0,
         window_start=window[0],
         window_end=window[1],
+        rows_rescued=rescued,
     )
     if by_rule is None:
         by_rule = rows_by_rule(checked)
@@ -168,14 +171,22 @@ def land_rows(
         counts.rows_in += rejects.count()
         bad = rejects.select(*REJECT_COLUMNS) if bad is None else bad.unionByName(rejects)
     if bad is not None:
-        counts.rows_quarantined = run.quarantine(bad, stage, table.full_name)
+        counts.rows_quarantined = run.quarantine(
+            bad, stage, table.full_name, attempt_id=counts.attempt_id
+        )
     valid = checked.where(F.col(RULE).isNull()).drop(RULE, REASON, RECORD)
+    passing = by_rule.get(None, 0)
+    if passing:
+        # Counted, not inferred: the same record (keys and content) twice in the input is
+        # a duplicate; a distinct record already in the table is unchanged.
+        distinct = valid.dropDuplicates(list(merge_keys)).count()
+        counts.rows_duplicate = passing - distinct
     valid = protect_sensitive(table, run.settings)(valid)
     # An empty MERGE still costs a Delta commit: skip it once the table exists.
-    if by_rule.get(None, 0) or not lakehouse.exists(run.spark, table, run.settings):
+    if passing or not lakehouse.exists(run.spark, table, run.settings):
         merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
         counts.rows_out = merged.inserted
-    counts.rows_unchanged = counts.rows_in - counts.rows_quarantined - counts.rows_out
+        counts.rows_unchanged = (passing - counts.rows_duplicate) - merged.inserted
     return run.record(counts), failed
 
 

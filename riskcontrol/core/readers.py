@@ -100,6 +100,11 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
 
 
+def open_text(path: Path, encoding: str):
+    """``path`` (``.gz`` or not) as text; undecodable bytes become U+FFFD."""
+    return io.TextIOWrapper(_open_bytes(path), encoding=encoding, errors="replace", newline="")
+
+
 def _data_suffix(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
@@ -142,24 +147,125 @@ def discover(path: Path, fmt: str | None = None) -> tuple[list[Path], str]:
     return files, fmt
 
 
-def detect_encoding(path: Path, block: int = 8 << 20) -> str:
-    """``utf-8-sig`` if the file starts with a UTF-8 byte-order mark, else ``utf-8`` if the
-    whole file decodes as UTF-8, else ``gb18030`` (the superset of GBK) if it decodes as
-    that; an error otherwise (pass the encoding explicitly)."""
+class UnreadableFile(ValueError):
+    """A file that cannot be read as what it claims to be. The message names the file,
+    the line where it can, and what to do."""
+
+
+# Limits a file must respect (riskctl ingest-file --max-field-chars / --max-bytes): one
+# huge field or a compression bomb gets this error, not a Java OutOfMemoryError.
+MAX_FIELD_CHARS = 1 << 20  # characters in one CSV field
+MAX_RECORD_BYTES = 16 << 20  # bytes in one JSON line
+MAX_BYTES = 8 << 30  # bytes of one file once decompressed
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _convert_hint(path: Path, encoding: str) -> str:
+    target = path.with_name(f"{path.stem}.utf8{path.suffix}")
+    return f"convert it to UTF-8 first, e.g. `iconv -f {encoding} -t UTF-8 {path} > {target}`"
+
+
+def refuse_wide_encoding(path: Path, encoding: str | None) -> None:
+    """UTF-16 and UTF-32 files are refused with what to do: Spark splits records on the
+    byte 0x0A, which also occurs inside their characters, so a record would be cut apart.
+    Told by a byte-order mark, by the encoding asked for, or by NUL bytes every other byte."""
+    if encoding and re.sub(r"[-_]", "", encoding.lower()).startswith(("utf16", "utf32")):
+        raise UnreadableFile(
+            f"{path}: {encoding} cannot be read as it is; {_convert_hint(path, encoding.upper())}"
+        )
+    with _open_bytes(path) as fh:
+        head = fh.read(4096)
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise UnreadableFile(f"{path} is {name} (byte-order mark); {_convert_hint(path, name)}")
+    if len(head) >= 16 and head.count(0) * 4 >= len(head):
+        raise UnreadableFile(
+            f"{path}: a quarter or more of its bytes are NUL, as in UTF-16 or UTF-32 text; "
+            f"if it is, {_convert_hint(path, 'UTF-16')}; otherwise it is not a text file"
+        )
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The encoding a file is read with, and its lines that do not decode in it."""
+
+    name: str  # Python codec name
+    bad: int = 0  # lines with bytes that do not decode
+    bad_lines: tuple[tuple[int, int], ...] = ()  # (line, byte offset), the first 20
+
+    def describe_bad(self) -> str:
+        where = ", ".join(f"line {n} (byte {o:,})" for n, o in self.bad_lines)
+        more = (
+            f" and {self.bad - len(self.bad_lines)} more" if self.bad > len(self.bad_lines) else ""
+        )
+        return f"{self.bad} line(s) not valid {self.name}: {where}{more}"
+
+
+def _decodes(path: Path, encoding: str, block: int) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with _open_bytes(path) as fh:
+            while chunk := fh.read(block):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _utf8_lines(path: Path) -> tuple[int, int, list[tuple[int, int]]]:
+    """(lines with valid non-ASCII UTF-8, lines that are not UTF-8, (line, offset) of those)."""
+    good, bad, where, offset = 0, 0, [], 0
+    with _open_bytes(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.isascii():
+                try:
+                    line.decode("utf-8")
+                    good += 1
+                except UnicodeDecodeError as exc:
+                    bad += 1
+                    if len(where) < 20:
+                        where.append((number, offset + exc.start))
+            offset += len(line)
+    return good, bad, where
+
+
+def detect_file_encoding(path: Path, block: int = 8 << 20) -> Encoding:
+    """How to decode ``path``, per line rather than per file.
+
+    A UTF-8 byte-order mark: UTF-8. A file that decodes as UTF-8 throughout: UTF-8. A file
+    that is mostly UTF-8 (at least as many non-ASCII lines decode as fail) stays UTF-8,
+    and its undecodable lines are reported (``bad_lines``) for the quarantine: one stray
+    Latin-1 byte does not turn every other value into mojibake. Otherwise GB18030 (the
+    superset of GBK) if the whole file decodes as that; else an error saying what to pass.
+    UTF-16 and UTF-32 are refused (``refuse_wide_encoding``).
+    """
+    refuse_wide_encoding(path, None)
     with _open_bytes(path) as fh:
         if fh.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
-    for enc in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(enc)()
-        try:
-            with _open_bytes(path) as fh:
-                while chunk := fh.read(block):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-            return enc
-        except UnicodeDecodeError:
-            continue
-    raise ValueError(f"{path} is neither UTF-8 nor GBK/GB18030: pass --encoding")
+            return Encoding("utf-8-sig")
+    if _decodes(path, "utf-8", block):
+        return Encoding("utf-8")
+    good, bad, where = _utf8_lines(path)
+    if good >= bad:
+        return Encoding("utf-8", bad, tuple(where))
+    if _decodes(path, "gb18030", block):
+        return Encoding("gb18030")
+    raise UnreadableFile(
+        f"{path} is neither UTF-8 nor GBK/GB18030 ({bad} line(s) are not UTF-8, the first "
+        f"at line {where[0][0]}): pass --encoding (e.g. latin-1, cp1252, big5)"
+    )
+
+
+def detect_encoding(path: Path, block: int = 8 << 20) -> str:
+    """The Python codec name ``detect_file_encoding`` chooses for ``path``."""
+    return detect_file_encoding(path, block).name
 
 
 def has_multiline_records(path: Path, quote: bytes = b'"', block: int = 8 << 20) -> bool:
@@ -192,13 +298,16 @@ class CsvFile:
     header: tuple[str, ...]  # column titles as in the file
     multiline: bool  # a quoted field holds a line break somewhere
     size: int
+    undecodable: Encoding | None = None  # lines that do not decode, when the encoding was detected
 
 
 def sniff_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
     """Encoding (unless given), delimiter (unless given: the most frequent of , ; tab | in
     the header line), the header titles and whether records span lines."""
     path = Path(path)
-    encoding = encoding or detect_encoding(path)
+    refuse_wide_encoding(path, encoding)
+    detected = None if encoding else detect_file_encoding(path)
+    encoding = encoding or detected.name
     with _open_bytes(path) as fh:
         head = fh.read(256 << 10)
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
@@ -218,6 +327,7 @@ def sniff_csv(path: Path, encoding: str | None = None, delimiter: str | None = N
         header=tuple(header),
         multiline=has_multiline_records(path),
         size=path.stat().st_size,
+        undecodable=detected if detected and detected.bad else None,
     )
 
 
@@ -238,6 +348,7 @@ def read_csv(
     spark: SparkSession,
     files: Sequence[CsvFile],
     names: Callable[[Sequence[str]], list[str]] = normalize_headers,
+    max_field_chars: int = MAX_FIELD_CHARS,
 ) -> DataFrame:
     """Read sniffed CSV files as string columns named ``names(header)``, plus
     ``__corrupt`` (the raw record when its field count differs from the header's) and
@@ -270,6 +381,7 @@ def read_csv(
             .option("encoding", _spark_charset(spark, encoding))
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", _SPARK_CORRUPT)
+            .option("maxCharsPerColumn", max_field_chars)
             .load([str(f.path) for f in group])
         )
         frames.append(_with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path"))))
@@ -307,3 +419,142 @@ def read_json(
         .load([str(p) for p in paths])
     )
     return _with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path")))
+
+
+# --- counting records independently of Spark ---------------------------------------------
+
+
+class _Limited(io.RawIOBase):
+    """A binary stream that refuses to yield more than ``limit`` bytes (a compression bomb
+    or a file larger than allowed)."""
+
+    def __init__(self, raw, path: Path, limit: int):
+        self.raw, self.path, self.limit, self.read_so_far = raw, path, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        self.read_so_far += len(data)
+        if self.read_so_far > self.limit:
+            raise UnreadableFile(
+                f"{self.path} holds more than {self.limit:,} bytes once decompressed (the limit, "
+                "--max-bytes): split it, or raise the limit if the file is what you expect"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _text(path: Path, encoding: str, max_bytes: int) -> io.TextIOWrapper:
+    raw = _Limited(_open_bytes(path), path, max_bytes)
+    return io.TextIOWrapper(
+        io.BufferedReader(raw, 1 << 20), encoding=encoding, errors="replace", newline=""
+    )
+
+
+@dataclass(frozen=True)
+class RecordScan:
+    """What an independent pass over a file found: the number of records (what Spark must
+    read, no more, no fewer) and the records that do not fit, by physical line."""
+
+    path: Path
+    records: int
+    ragged: int = 0  # records whose field count differs from the header's
+    ragged_lines: tuple[int, ...] = ()  # their first lines, the first 20
+
+
+def scan_csv(
+    f: CsvFile, max_field_chars: int = MAX_FIELD_CHARS, max_bytes: int = MAX_BYTES
+) -> RecordScan:
+    """Count the data records of a sniffed CSV file by reading it with Python's csv module
+    (RFC 4180 quoting, as Spark is configured here); blank lines are not records.
+
+    Raises ``UnreadableFile`` naming the line for a quoted field that never closes (it would
+    swallow the rest of the file into one value), a field longer than ``max_field_chars``
+    and a file larger than ``max_bytes`` once decompressed.
+    """
+    previous = csv.field_size_limit(max_field_chars)
+    records, ragged, ragged_lines = 0, 0, []
+    width = len(f.header)
+    start, last_start, last_multiline = 0, 0, False
+    try:
+        with _text(f.path, f.encoding, max_bytes) as fh:
+            reader = csv.reader(fh, delimiter=f.delimiter, quotechar='"', doublequote=True)
+            next(reader, None)  # the header
+            for row in _rows(reader, f.path, max_field_chars):
+                start, row = row
+                if not row:
+                    continue
+                records += 1
+                last_start, last_multiline = start, reader.line_num > start
+                if len(row) != width:
+                    ragged += 1
+                    if len(ragged_lines) < 20:
+                        ragged_lines.append(start)
+    finally:
+        csv.field_size_limit(previous)
+    if last_multiline and _ends_inside_quotes(f, last_start, max_bytes):
+        raise UnreadableFile(
+            f"{f.path} line {last_start}: a quoted field opens and never closes, so every "
+            "line after it would be read as one value. Close the quote (inside a quoted "
+            'field a quote is written twice: "")'
+        )
+    return RecordScan(f.path, records, ragged, tuple(ragged_lines))
+
+
+def _rows(reader, path: Path, max_field_chars: int):
+    """(first line, fields) of each record; a too-long field is a clear error."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise UnreadableFile(
+                    f"{path} line {start}: a field is longer than {max_field_chars:,} characters "
+                    "(the limit, --max-field-chars); is a quote missing? Raise the limit if "
+                    "the value is meant to be that long"
+                ) from None
+            raise UnreadableFile(f"{path} line {start}: {exc}") from None
+        yield start, row
+
+
+def _ends_inside_quotes(f: CsvFile, first_line: int, max_bytes: int) -> bool:
+    """True when the text from ``first_line`` to the end is a record whose quote never
+    closes (Python's csv in strict mode says "unexpected end of data")."""
+    with _text(f.path, f.encoding, max_bytes) as fh:
+        for _ in range(first_line - 1):
+            fh.readline()
+        try:
+            for _ in csv.reader(fh, delimiter=f.delimiter, quotechar='"', strict=True):
+                pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+    return False
+
+
+def scan_json_lines(
+    path: Path, max_record_bytes: int = MAX_RECORD_BYTES, max_bytes: int = MAX_BYTES
+) -> RecordScan:
+    """Count the records of a JSON-lines file: its non-blank lines. A line longer than
+    ``max_record_bytes`` or a file larger than ``max_bytes`` is an ``UnreadableFile``."""
+    records = 0
+    with _open_bytes(path) as fh:
+        raw = _Limited(fh, path, max_bytes)
+        for number, line in enumerate(io.BufferedReader(raw, 1 << 20), start=1):
+            if len(line) > max_record_bytes:
+                raise UnreadableFile(
+                    f"{path} line {number}: a record of {len(line):,} bytes is longer than "
+                    f"{max_record_bytes:,} (the limit, --max-record-bytes); split it or raise "
+                    "the limit"
+                )
+            if line.strip():
+                records += 1
+    return RecordScan(path, records)

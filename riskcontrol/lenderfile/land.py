@@ -2,18 +2,22 @@
 
 ``riskctl ingest-file PATH --table NAME [--mapping mapping.yaml]`` reads a file (or a
 folder of them), names its columns in snake_case, gives every text column a type
-(declared in a mapping, or inferred from a sample), quarantines the rows whose values do
-not parse -- each under rule ``type_<column>`` with the value quoted in the reason, never
-silently nulled -- and MERGEs the rest into ``bronze.<NAME>`` (insert-only on key and
-content hash, so ingesting the same file again lands nothing). One manifest row per run
-reconciles rows read = landed + unchanged + quarantined.
+(declared in a mapping, or inferred from a sample and confirmed on the whole column),
+keeps a value that does not parse as received in ``_rescued_data`` (the typed column is
+null; the row lands), quarantines the records that cannot be read (wrong field count,
+undecodable bytes, empty key) with their raw text, and MERGEs the rest into
+``bronze.<NAME>`` (insert-only on key and content hash, so ingesting the same file again
+lands nothing). Every file's records are counted without Spark first (a quote-aware CSV
+reading, JSON lines, Parquet footers): a file Spark reads differently fails before
+anything lands. One manifest row per attempt reconciles rows read = landed + unchanged +
+duplicate + quarantined.
 
 Built from the shared pieces in ``riskcontrol.core``: ``readers`` (encoding, RFC 4180
 CSV, JSON, snake_case headers), ``values`` (the parsers and ``ColumnType``) and
 ``landing`` (rules, quarantine, insert-only MERGE, reconciled manifest row). This module
 adds what is particular to a file nobody here wrote: ``infer_types`` (two small
-aggregations over a sample) and ``decide_type``, ``type_checks`` (rule ``type_<col>``
-per typed column), the YAML mapping, and the ``ingest-file`` command.
+aggregations over a sample) and ``decide_type``, ``rescued_data``, ``verify_counts``, the
+YAML mapping, and the ``ingest-file`` command.
 
 Everything runs as Spark SQL expressions (no Python UDF, nothing collected but a
 per-column summary), so a million-row file is fine on a laptop.
@@ -22,14 +26,17 @@ per-column summary), so a million-row file is fine on a laptop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -47,12 +54,23 @@ from riskcontrol.core.landing import (
 from riskcontrol.core.readers import (
     CORRUPT,
     FORMATS,
+    MAX_BYTES,
+    MAX_FIELD_CHARS,
+    MAX_RECORD_BYTES,
+    CsvFile,
+    Encoding,
+    RecordScan,
+    UnreadableFile,
     _json_multiline,
     detect_encoding,
     discover,
     normalize_headers,
+    open_text,
     read_csv,
     read_json,
+    refuse_wide_encoding,
+    scan_csv,
+    scan_json_lines,
     sniff_csv,
 )
 from riskcontrol.core.runs import Run, StepCounts
@@ -113,27 +131,35 @@ class MappingError(ValueError):
 # --- parsing columns -------------------------------------------------------------------
 
 
-def type_checks(
+RESCUED = "_rescued_data"
+RESCUED_TYPE = T.MapType(T.StringType(), T.StringType())
+
+
+def failed_to_parse(raw: Column, typed: Column, null_tokens: Sequence[str]) -> Column:
+    """True where ``raw`` holds a value (not a null token) and its typed value is null."""
+    return ~is_null_token(raw, null_tokens) & typed.isNull()
+
+
+def rescued_data(
     types: dict[str, ColumnType],
     null_tokens: Sequence[str] = DEFAULT_NULL_TOKENS,
     typed: Callable[[str], str] = lambda c: TYPED_PREFIX + c,
-) -> list[Rule]:
-    """One check per non-string column: rule ``type_<col>`` fails when the raw value is not
-    a null token and does not parse; the reason quotes the value. ``typed(col)`` names
-    the column holding the typed value."""
-    checks = []
-    for c, t in types.items():
-        if t.type == "string":
-            continue
-        raw = F.col(f"`{c}`").cast("string")
-        checks.append(
-            Rule(
-                f"type_{c}",
-                is_null_token(raw, null_tokens) | F.col(f"`{typed(c)}`").isNotNull(),
-                F.format_string("%s: '%s' is not %s", F.lit(c), raw, F.lit(_a(t))),
-            )
+) -> Column:
+    """``_rescued_data``: column -> raw value, for each typed column whose value is there
+    but does not parse (the typed column is null on that row); null when every value
+    parsed. The row lands; nothing is silently nulled or dropped."""
+    entries = [
+        F.when(
+            failed_to_parse(F.col(f"`{c}`").cast("string"), F.col(f"`{typed(c)}`"), null_tokens),
+            F.struct(F.lit(c).alias("key"), F.col(f"`{c}`").cast("string").alias("value")),
         )
-    return checks
+        for c, t in types.items()
+        if t.type != "string"
+    ]
+    if not entries:
+        return F.lit(None).cast(RESCUED_TYPE)
+    kept = F.filter(F.array(*entries), lambda e: e.isNotNull())
+    return F.when(F.size(kept) > 0, F.map_from_entries(kept)).cast(RESCUED_TYPE)
 
 
 def _a(t: ColumnType) -> str:
@@ -542,6 +568,7 @@ class IngestResult:
     quarantined_by_rule: dict[str, int]
     details: list[str]
     seconds: float
+    rescued_by_column: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         c = self.counts
@@ -562,19 +589,37 @@ class IngestResult:
         lines.append(f"  key: {key}; merge insert-only on (key, _content_hash)")
         lines.append(
             f"  rows read {c.rows_in:,} = landed {c.rows_out:,} + unchanged {c.rows_unchanged:,}"
-            f" + quarantined {c.rows_quarantined:,}"
+            f" + duplicate {c.rows_duplicate:,} + quarantined {c.rows_quarantined:,}"
         )
         for rule, n in self.quarantined_by_rule.items():
             lines.append(f"    quarantined {rule}: {n:,}")
+        if c.rows_rescued:
+            lines.append(
+                f"  {c.rows_rescued:,} row(s) with values that do not parse: the typed column "
+                "is null, the value as received is in _rescued_data"
+            )
+        for column, n in self.rescued_by_column.items():
+            lines.append(f"    {column}: {n:,} value(s) rescued")
         rate = c.rows_in / self.seconds if self.seconds else 0.0
         lines.append(f"  {self.seconds:.1f}s, {rate:,.0f} rows/s")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one file may hold before it is refused with a clear error (see readers)."""
+
+    max_field_chars: int = MAX_FIELD_CHARS
+    max_record_bytes: int = MAX_RECORD_BYTES
+    max_bytes: int = MAX_BYTES
+
+
+@dataclass(frozen=True)
 class Source:
     """A file or folder read as a DataFrame: data columns named ``names`` (snake_case
-    of the file's ``raw_names``), ``__corrupt`` and ``_source_uri``."""
+    of the file's ``raw_names``), ``__corrupt`` and ``_source_uri``; ``expected`` is the
+    record count of each file by a pass independent of Spark, ``undecodable`` the files
+    (by the URI Spark gives them) with lines that do not decode."""
 
     df: DataFrame
     format: str
@@ -583,6 +628,51 @@ class Source:
     names: list[str]
     details: list[str]
     spread: int = 0  # repartition to this many partitions before per-row work (0: no)
+    expected: dict[str, int] = field(default_factory=dict)
+    undecodable: dict[str, tuple[str, Encoding]] = field(default_factory=dict)
+
+
+def _uri(path: Path) -> str:
+    """The URI Spark's ``_metadata.file_path`` gives a local file."""
+    return path.resolve().as_uri().replace("file:///", "file:/", 1)
+
+
+def _json_document_records(path: Path, encoding: str, limits: Limits) -> int:
+    """Records of a whole-document JSON file: the items of a top-level array, else 1."""
+    if path.stat().st_size > limits.max_bytes:
+        raise UnreadableFile(f"{path} is larger than {limits.max_bytes:,} bytes (--max-bytes)")
+    try:
+        with open_text(path, encoding) as fh:
+            doc = json.load(fh)
+    except ValueError:
+        return 1  # Spark reads an unparseable document as one corrupt record
+    return len(doc) if isinstance(doc, list) else 1
+
+
+def _parquet_records(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _csv_details(sniffed: Sequence[CsvFile], scans: Sequence[RecordScan]) -> list[str]:
+    multi = sum(f.multiline for f in sniffed)
+    details = [
+        f"encoding {', '.join(sorted({f.encoding for f in sniffed}))}; delimiter "
+        f"{', '.join(sorted({repr(f.delimiter) for f in sniffed}))}; {multi} of "
+        f"{len(sniffed)} file(s) with line breaks inside quoted fields"
+    ]
+    for f, scan in zip(sniffed, scans, strict=True):
+        if scan.ragged:
+            lines = ", ".join(map(str, scan.ragged_lines))
+            more = "..." if scan.ragged > len(scan.ragged_lines) else ""
+            details.append(
+                f"{f.path.name}: {scan.ragged} record(s) with another number of fields than "
+                f"the header, at line(s) {lines}{more}"
+            )
+        if f.undecodable:
+            details.append(f"{f.path.name}: {f.undecodable.describe_bad()} (quarantined)")
+    return details
 
 
 def read_source(
@@ -591,40 +681,62 @@ def read_source(
     fmt: str,
     encoding: str | None = None,
     delimiter: str | None = None,
+    limits: Limits = Limits(),
 ) -> Source:
-    """Read ``files`` of format ``fmt`` (see ``discover``) with snake_case column names."""
+    """Read ``files`` of format ``fmt`` (see ``discover``) with snake_case column names,
+    and count each file's records without Spark, for ``verify_counts``."""
     files = list(files)
-    details: list[str] = []
     if fmt == "csv":
         sniffed = [sniff_csv(p, encoding, delimiter) for p in files]
-        df = read_csv(spark, sniffed)
+        scans = [scan_csv(f, limits.max_field_chars, limits.max_bytes) for f in sniffed]
+        df = read_csv(spark, sniffed, max_field_chars=limits.max_field_chars)
         names = [c for c in df.columns if c not in (CORRUPT, "_source_uri")]
         raw_names = list(dict.fromkeys(h for f in sniffed for h in f.header))
         if len(raw_names) != len(names):  # files with different headers: no 1:1 titles
             raw_names = names
-        multi = sum(f.multiline for f in sniffed)
-        details.append(
-            f"encoding {', '.join(sorted({f.encoding for f in sniffed}))}; delimiter "
-            f"{', '.join(sorted({repr(f.delimiter) for f in sniffed}))}; {multi} of "
-            f"{len(sniffed)} file(s) with line breaks inside quoted fields"
-        )
+        details = _csv_details(sniffed, scans)
         spread = 0
-        if multi:
+        if any(f.multiline for f in sniffed):
             # Such files are read whole, one task each: spread the rows over the cores
             # before the per-row work when there are fewer files than cores.
             cores = spark.sparkContext.defaultParallelism
             if sum(f.size for f in sniffed) > SPREAD_BYTES and len(sniffed) < cores:
                 spread = cores
                 details.append(f"read whole, then spread over {cores} partitions")
-        return Source(df, fmt, files, raw_names, names, details, spread)
+        return Source(
+            df,
+            fmt,
+            files,
+            raw_names,
+            names,
+            details,
+            spread,
+            expected={str(s.path.resolve()): s.records for s in scans},
+            undecodable={
+                _uri(f.path): (str(f.path), f.undecodable) for f in sniffed if f.undecodable
+            },
+        )
+    details: list[str] = []
     if fmt in ("json", "jsonl"):
+        for p in files:
+            refuse_wide_encoding(p, encoding)
         enc = encoding or detect_encoding(files[0])
         multiline = fmt == "json" and _json_multiline(files[0], enc)
+        if multiline:
+            expected = {str(p.resolve()): _json_document_records(p, enc, limits) for p in files}
+        else:
+            expected = {
+                str(p.resolve()): scan_json_lines(
+                    p, limits.max_record_bytes, limits.max_bytes
+                ).records
+                for p in files
+            }
         df = read_json(spark, files, multiline, enc)
         details.append(f"encoding {enc}; {'whole documents' if multiline else 'JSON lines'}")
         corrupt = F.col(CORRUPT)
         source_uri = F.col("_source_uri")
     elif fmt == "parquet":
+        expected = {str(p.resolve()): _parquet_records(p) for p in files}
         df = spark.read.parquet(*[str(p) for p in files])
         corrupt = F.lit(None).cast("string")
         source_uri = F.col("_metadata.file_path")
@@ -637,10 +749,137 @@ def read_source(
         corrupt.alias(CORRUPT),
         source_uri.alias("_source_uri"),
     )
-    return Source(df, fmt, files, raw_names, names, details)
+    return Source(df, fmt, files, raw_names, names, details, expected=expected)
 
 
 SPREAD_BYTES = 64 << 20
+
+
+def _record_checks(
+    fmt: str, key: Sequence[str], null_tokens: Sequence[str], src: Source
+) -> list[Rule]:
+    """What makes a record unreadable, so quarantined: it does not split into the header's
+    fields (or is not a JSON object), its key is empty, or it holds bytes that are not
+    valid in the file's encoding. A value that does not parse is rescued, not a reason."""
+    checks = [
+        Rule(
+            "malformed_row",
+            F.col(CORRUPT).isNull(),
+            F.format_string(
+                "record does not split into the header's fields: %s"
+                if fmt == "csv"
+                else "not a complete JSON record: %s",
+                F.col(CORRUPT),
+            ),
+        )
+    ]
+    if src.undecodable:
+        text = F.concat_ws(" ", *[F.col(f"`{c}`").cast("string") for c in src.names], CORRUPT)
+        where = F.coalesce(
+            *[
+                F.when(
+                    F.col("_source_uri") == uri, F.lit(f"{Path(name).name}: {enc.describe_bad()}")
+                )
+                for uri, (name, enc) in src.undecodable.items()
+            ],
+            F.lit("its file"),
+        )
+        checks.append(
+            Rule(
+                "undecodable",
+                ~text.contains("\ufffd"),
+                F.format_string(
+                    "bytes that are not valid text in the file's encoding (shown as U+FFFD); %s",
+                    where,
+                ),
+            )
+        )
+    if key:
+        ok = F.lit(True)
+        for k in key:
+            ok = ok & clean(F.col(f"`{k}`").cast("string"), null_tokens).isNotNull()
+        checks.append(Rule("missing_key", ok, F.lit(f"key {', '.join(key)} is empty")))
+    return checks
+
+
+def _checked(
+    df: DataFrame,
+    run: Run,
+    table_name: str,
+    data_cols: list[str],
+    ctypes: dict[str, ColumnType],
+    checks: list[Rule],
+    null_tokens: Sequence[str],
+) -> DataFrame:
+    """Raw columns typed, ``_rescued_data``, provenance and the rules' verdict; cached.
+    The content hash is that of the row as received; a quarantined record keeps the raw
+    text of a record that did not split (``__corrupt``)."""
+    staged = df.withColumns(
+        {
+            TYPED_PREFIX + c: typed_value(F.col(f"`{c}`").cast("string"), t, null_tokens)
+            for c, t in ctypes.items()
+        }
+    )
+    staged = staged.withColumn(RESCUED, rescued_data(ctypes, null_tokens))
+    staged = with_provenance(
+        staged, run.run_id, f"file.{table_name}", F.col("_source_uri"), hashed=data_cols
+    )
+    final = [
+        F.col(f"`{TYPED_PREFIX + c}`" if c in ctypes else f"`{c}`").alias(c) for c in data_cols
+    ]
+    final += [F.col(RESCUED), *[F.col(c) for c in PROVENANCE.fieldNames()]]
+    record = [*data_cols, CORRUPT, "_source", "_source_uri", "_content_hash"]
+    with sql_conf(run.spark, WIDE_ROWS_CONF):  # the cache's plan is made here
+        return checked_rows(tag_failures(staged, checks), final, record).cache()
+
+
+def _unparsed(checked: DataFrame, ctypes: dict[str, ColumnType]) -> dict[str, tuple[int, int]]:
+    """Per typed column of the passing rows: (values rescued, values parsed), one pass."""
+    typed = [c for c, t in ctypes.items() if t.type != "string"]
+    if not typed:
+        return {}
+    rows = checked.where(F.col("__rule").isNull())
+    aggs = []
+    for i, c in enumerate(typed):
+        aggs += [
+            F.count_if(F.map_contains_key(F.col(RESCUED), F.lit(c))).alias(f"f{i}"),
+            F.count(F.col(f"`{c}`")).alias(f"p{i}"),
+        ]
+    got = rows.agg(*aggs).first()
+    return {c: (got[f"f{i}"] or 0, got[f"p{i}"] or 0) for i, c in enumerate(typed)}
+
+
+def _rescued_rows(checked: DataFrame) -> int:
+    return checked.where(F.col("__rule").isNull() & F.col(RESCUED).isNotNull()).count()
+
+
+class RecordCountError(RuntimeError):
+    """Spark read another number of records than an independent pass over the file."""
+
+
+def _file_path(uri: str) -> str:
+    return unquote(urlparse(uri).path) if "://" in uri or uri.startswith("file:") else uri
+
+
+def verify_counts(checked: DataFrame, expected: dict[str, int], read: int) -> None:
+    """Fail when the records Spark read differ from the independent count of each file
+    (``Source.expected``: a quote-aware CSV reading, non-blank JSON lines, Parquet
+    footers), naming the files and both numbers. No step lands anything after that."""
+    if not expected or read == sum(expected.values()):
+        return
+    per_file = {
+        _file_path(r["_source_uri"]): r["count"]
+        for r in checked.groupBy("_source_uri").count().collect()
+    }
+    wrong = [
+        f"{name}: {n:,} record(s) in the file, {per_file.get(name, 0):,} read"
+        for name, n in expected.items()
+        if per_file.get(name, 0) != n
+    ]
+    raise RecordCountError(
+        f"records read ({read:,}) differ from the records in the file(s) "
+        f"({sum(expected.values()):,}); nothing was landed. " + "; ".join(wrong)
+    )
 
 
 def ingest_file(
@@ -657,6 +896,7 @@ def ingest_file(
     pii_columns: Sequence[str] = (),
     not_pii: Sequence[str] = (),
     subject_column: str | None = None,
+    limits: Limits = Limits(),
 ) -> IngestResult:
     """Land a CSV/Parquet/JSON(-lines) file or folder in ``bronze.<table_name>``.
 
@@ -680,7 +920,7 @@ def ingest_file(
     size = sum(p.stat().st_size for p in files)
     say(f"ingest {path} ({len(files)} {fmt} file(s), {size / 1e6:,.1f} MB) -> bronze.{table_name}")
     src = read_source(
-        spark, files, fmt, encoding or mapping.encoding, delimiter or mapping.delimiter
+        spark, files, fmt, encoding or mapping.encoding, delimiter or mapping.delimiter, limits
     )
     rename, drop = resolve_mapping(mapping, src.raw_names, src.names)
     data_cols = [rename.get(n, n) for n in src.names if n not in drop]
@@ -713,49 +953,34 @@ def ingest_file(
 
     if src.spread:
         df = df.repartition(src.spread)
-    # Raw columns (for the quarantine), typed ones, provenance; the content hash is that
-    # of the row as received. Cached: every later step reads it.
-    staged = df.withColumns(
-        {
-            TYPED_PREFIX + c: typed_value(F.col(f"`{c}`").cast("string"), t, null_tokens)
-            for c, t in ctypes.items()
-        }
-    )
-    staged = with_provenance(
-        staged, run.run_id, f"file.{table_name}", F.col("_source_uri"), hashed=data_cols
-    )
-    checks = [
-        Rule(
-            "malformed_row",
-            F.col(CORRUPT).isNull(),
-            F.format_string(
-                "record does not split into the header's fields: %s"
-                if fmt == "csv"
-                else "not a complete JSON record: %s",
-                F.col(CORRUPT),
-            ),
-        )
-    ]
-    if mapping.key:
-        ok = F.lit(True)
-        for k in mapping.key:
-            ok = ok & clean(F.col(f"`{k}`").cast("string"), null_tokens).isNotNull()
-        checks.append(Rule("missing_key", ok, F.lit(f"key {', '.join(mapping.key)} is empty")))
-    checks += type_checks(ctypes, null_tokens)
-    final = [
-        F.col(f"`{TYPED_PREFIX + c}`" if c in ctypes else f"`{c}`").alias(c) for c in data_cols
-    ] + [F.col(c) for c in PROVENANCE.fieldNames()]
-    record = [*data_cols, "_source", "_source_uri", "_content_hash"]
-    with sql_conf(spark, WIDE_ROWS_CONF):  # the cache's plan is made here
-        checked = checked_rows(tag_failures(staged, checks), final, record).cache()
+    checks = _record_checks(fmt, mapping.key, null_tokens, src)
+    declared = set(mapping.columns)
+    checked = _checked(df, run, table_name, data_cols, ctypes, checks, null_tokens)
     try:
         say("reading, typing and checking every row")
         with spark_progress(spark, progress):
             by_rule = rows_by_rule(checked)
+            verify_counts(checked, src.expected, sum(by_rule.values()))
+            unparsed = _unparsed(checked, ctypes)
+            # The sample chose a type; the whole column confirms it, or it is read as text.
+            wrong = [
+                c
+                for c, (failed, parsed) in unparsed.items()
+                if c not in declared and failed > (1 - threshold) * (failed + parsed)
+            ]
+            if wrong:
+                say(f"{', '.join(wrong)}: too many values do not parse further down; read as text")
+                checked.unpersist()
+                for c in wrong:
+                    ctypes[c] = ColumnType("string")
+                    types[c] = dataclasses.replace(types[c], type=ColumnType("string"))
+                checked = _checked(df, run, table_name, data_cols, ctypes, checks, null_tokens)
+                by_rule = rows_by_rule(checked)
+                unparsed = _unparsed(checked, ctypes)
             key = mapping.key
             if not key:
                 candidates = key_candidates(data_cols, table_name)
-                found = unique_key(checked, candidates)
+                found = unique_key(checked.where(F.col("__rule").isNull()), candidates)
                 key = (found,) if found else ()
         schema = checked.drop("__rule", "__reason", "__record").schema
         table = bronze_table(
@@ -763,7 +988,7 @@ def ingest_file(
             T.StructType([f for f in schema.fields if f.name not in PROVENANCE.fieldNames()]),
             key or ("_content_hash",),
             f"ingested with riskctl ingest-file from {path.name}",
-            sensitive=tuple(d.column for d in personal),
+            sensitive=(*(d.column for d in personal), *((RESCUED,) if personal else ())),
         )
         _check_compatible(spark, table, run, schema)
         say(f"landing in {table.full_name} ({table.path(run.settings)})")
@@ -776,6 +1001,7 @@ def ingest_file(
                 source=str(path),
                 merge_keys=(*key, "_content_hash") if key else ("_content_hash",),
                 by_rule=by_rule,
+                rescued=_rescued_rows(checked),
             )
     finally:
         checked.unpersist()
@@ -795,6 +1021,7 @@ def ingest_file(
         quarantined_by_rule=failed,
         details=src.details,
         seconds=time.perf_counter() - t0,
+        rescued_by_column={c: f for c, (f, _) in unparsed.items() if f},
     )
 
 
@@ -818,11 +1045,19 @@ what happens:
     "1234.50元"), percent ("13.56%" -> 0.1356), date (28-Feb-97, Dec-2015, 2024/3/5...),
     timestamp, boolean, else string; a type is chosen when >= 98% of the sampled
     non-null values parse; null tokens ("", NA, N/A, n/a, null, None, NaN) are nulls
-  * rows whose values do not parse are quarantined in ops.quarantine under rule
-    type_<column> with the value in the reason, never silently nulled
+  * a type is kept only if it holds on the whole column, else the column is text;
+    a value that still does not parse lands as received in _rescued_data (column ->
+    value) with the typed column null, counted per column in the summary
+  * records that cannot be read go to ops.quarantine with the raw text and the
+    reason: another number of fields than the header, bytes that are not valid in
+    the file's encoding (the file's other lines stay readable), an empty key
+  * each file's records are counted without Spark first; a quoted field that never
+    closes, a field longer than --max-field-chars or a file larger than --max-bytes
+    is refused with the line to look at; UTF-16/UTF-32 files are refused with the
+    command that converts them
   * the key: --mapping's key, else a unique id / <table>_id / *_id column, else the
     row's content hash; MERGE insert-only on (key, _content_hash): ingesting the same
-    file again lands nothing. ops.manifest gets one reconciled row per run.
+    file again lands nothing. ops.manifest gets one reconciled row per attempt.
   mapping example: infra/examples/mapping.yaml
 """
 
@@ -847,6 +1082,7 @@ def cmd_ingest_file(args: argparse.Namespace) -> int:
         not_pii=args.not_pii,
         subject_column=args.subject_column,
         progress=_say,
+        limits=Limits(args.max_field_chars, args.max_record_bytes, args.max_bytes),
     )
     print(f"\nrun {run.run_id}: {result.summary()}")
     if result.counts.rows_quarantined:
@@ -910,6 +1146,27 @@ def add_ingest_parser(subparsers) -> argparse.ArgumentParser:
         metavar="COL",
         help="the column identifying the person a row is about (e.g. customer_id): "
         "`riskctl erase` then finds and deletes their rows in this table",
+    )
+    p.add_argument(
+        "--max-field-chars",
+        type=int,
+        default=MAX_FIELD_CHARS,
+        metavar="N",
+        help=f"refuse a file with a CSV field longer than N characters ({MAX_FIELD_CHARS:,})",
+    )
+    p.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=MAX_RECORD_BYTES,
+        metavar="N",
+        help=f"refuse a file with a JSON line longer than N bytes ({MAX_RECORD_BYTES:,})",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=int,
+        default=MAX_BYTES,
+        metavar="N",
+        help=f"refuse a file larger than N bytes once decompressed ({MAX_BYTES:,})",
     )
     p.set_defaults(fn=cmd_ingest_file)
     return p
