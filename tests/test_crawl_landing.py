@@ -1,4 +1,9 @@
-"""Landing a crawl's JSON lines in bronze: exact counts, quarantine, idempotency."""
+"""Landing a crawl's JSON lines in bronze: exact counts, quarantine, idempotency, and
+nothing lost when a landing fails (the crawler's page store only advances after bronze
+committed; every crawl folder not landed yet is landed by the next collect, once).
+
+Scrapy never loads here: crawls run in their own process (``riskcrawl.run``), and the
+page store (``riskcrawl.state``) is plain SQLite."""
 
 from __future__ import annotations
 
@@ -9,10 +14,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, make_settings
+from riskcrawl.state import CrawlFolderBusy, crawl_folder_lock
 
 from riskcontrol.collect import crawl
 from riskcontrol.core import lakehouse
-from riskcontrol.core.catalog import BRONZE_COURT_RECORDS, BRONZE_PENALTIES, OPS_QUARANTINE
+from riskcontrol.core.catalog import (
+    BRONZE_COURT_RECORDS,
+    BRONZE_CRAWL_PAGES,
+    BRONZE_NEWS,
+    BRONZE_PENALTIES,
+    OPS_QUARANTINE,
+)
 from riskcontrol.core.runs import Run
 
 COURT = {
@@ -256,3 +269,146 @@ def test_launching_a_crawl_keeps_scrapy_out_of_the_spark_driver():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_crawl_folders_to_land_are_those_holding_files_oldest_first(settings):
+    root = settings.crawl_landing_dir
+    for name, started in (("zz-old", "2026-01-01T00:00:00+00:00"),
+                          ("aa-new", "2026-01-03T00:00:00+00:00"),
+                          ("mm-landed", "2026-01-02T00:00:00+00:00")):  # fmt: skip
+        attempt = {"attempt": 1, "started_at": started, "pid": 1}
+        _write(root / name, "attempts.jsonl", [attempt])
+    _write(root / "zz-old", "records.jsonl", [COURT])
+    _write(root / "aa-new", "pages.jsonl", [])  # a crawl that found nothing new: still landed
+    _write(root / "mm-landed", "landed.json", [{}])
+    assert [d.name for d in crawl.pending_crawls(root)] == ["zz-old", "aa-new"]
+    assert crawl.pending_crawls(root / "nowhere") == []
+
+
+def test_a_folder_a_crawl_is_writing_is_left_for_a_later_run(spark, settings):
+    """The landing takes the crawl folder's lock: while a crawl attempt holds it, nothing
+    of that folder is read, marked or retired."""
+    c1 = settings.crawl_landing_dir / "c1"
+    _write(c1, "records.jsonl", [COURT])
+    messages = []
+    with crawl_folder_lock(c1):  # as ``python -m riskcrawl.run`` holds it while crawling
+        assert crawl.land_pending_crawls(Run(spark, settings, run_id="r1"), messages.append) == {}
+        with pytest.raises(CrawlFolderBusy):
+            crawl.land_crawl(Run(spark, settings, run_id="r1"), c1)
+    assert messages == [
+        "collect: landing crawl c1 in bronze",
+        "collect: crawl c1 is being written: landed by a later run",
+    ]
+    assert sorted(p.name for p in c1.iterdir()) == ["records.jsonl"]
+
+
+def test_a_failed_landing_loses_nothing_the_next_collect_lands_both_crawls_once(
+    spark, tmp_path, monkeypatch
+):
+    """Crawl, then the landing fails half-way (the pages committed, the records did not);
+    the next collect's crawl of the unchanged site emits every page again (epoch1 never
+    landed, so the page store has not advanced) and it lands both folders, oldest first;
+    the collect after that crawls nothing new and lands only its own, empty, folder."""
+    from riskcontrol.synthetic.generate import generate
+    from riskcontrol.synthetic.site import SiteServer, build_site, write_ground_truth
+
+    # The crawl's child process seals its HTTP cache with the bronze key.
+    monkeypatch.setenv("RISK_BRONZE_KEY", TEST_BRONZE_KEY)
+    monkeypatch.setenv("RISK_PII_KEY", TEST_PII_KEY)
+    book = tmp_path / "book"
+    generate(book, customers=400, seed=7)
+    content = build_site(book, seed=7)
+    truth = [t for t in _read_jsonl(write_ground_truth(content, tmp_path / "site"))
+             if t["epoch_added"] == 1 and t["expect_record"]]  # fmt: skip
+    with SiteServer(content, port=0, faults=False) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        settings = make_settings(tmp_path / "home", site_port=port)
+        landing = settings.crawl_landing_dir
+
+        land = crawl.land
+
+        def land_then_fail(run, df, table, source, *args, **kwargs):
+            if source == "crawl:court":  # after bronze.crawl_pages committed
+                raise RuntimeError("Delta commit failed")
+            return land(run, df, table, source, *args, **kwargs)
+
+        monkeypatch.setattr(crawl, "land", land_then_fail)
+        with pytest.raises(RuntimeError, match="Delta commit failed"):
+            crawl.collect_public_web(Run(spark, settings, run_id="r1"))
+        monkeypatch.setattr(crawl, "land", land)
+        r1 = landing / "r1"
+        pages = len(_read_jsonl(r1 / "pages.jsonl"))
+        records = {}
+        for r in _read_jsonl(r1 / "records.jsonl"):
+            records[r["record_type"]] = records.get(r["record_type"], 0) + 1
+        rejects = {}
+        for r in _read_jsonl(r1 / "rejects.jsonl"):
+            rejects[r["spider"]] = rejects.get(r["spider"], 0) + 1
+        assert records == {
+            "court_record": sum(t["kind"] == "court" for t in truth),
+            "penalty": sum(t["kind"] == "penalty" for t in truth),
+            "news_article": sum(t["kind"] == "news" for t in truth),
+        }
+
+        messages = []
+        stats, steps = crawl.collect_public_web(Run(spark, settings, run_id="r2"), messages.append)
+        # r1 never landed: the unchanged site is emitted again, nothing counts as seen
+        assert (
+            stats["totals"]["pages_written"],
+            stats["totals"]["pages_unchanged"],
+            stats["totals"]["pages_pending"],
+        ) == (pages, 0, pages)
+        assert [m for m in messages if m.startswith("collect: landing crawl")] == [
+            "collect: landing crawl r1 in bronze",
+            "collect: landing crawl r2 in bronze",
+        ]
+
+        def expected(new):
+            def row(kind, spider):
+                n, bad = records[kind], rejects.get(spider, 0)
+                return (n + bad, n if new else 0, 0 if new else n, bad)
+
+            return {
+                "bronze.crawl_pages": (pages, 0, pages, 0),  # r1's pages committed at once
+                "bronze.court_records": row("court_record", "court"),
+                "bronze.penalties": row("penalty", "penalties"),
+                "bronze.news_articles": row("news_article", "news"),
+            }
+
+        assert len(steps) == 8
+        assert _counts(steps[:4]) == expected(new=True)  # r1: its records land now
+        assert _counts(steps[4:]) == expected(new=False)  # r2: the same again, unchanged
+        assert crawl.pending_crawls(landing) == []
+
+        # Both crawls landed: a third collect emits nothing and lands only its own folder.
+        messages = []
+        stats, steps = crawl.collect_public_web(Run(spark, settings, run_id="r3"), messages.append)
+        assert (stats["totals"]["pages_written"], stats["totals"]["pages_unchanged"]) == (
+            0,
+            pages,
+        )
+        assert stats["totals"]["pages_pending"] == 0
+        assert [m for m in messages if m.startswith("collect: landing crawl")] == [
+            "collect: landing crawl r3 in bronze"
+        ]
+        assert [(s.rows_in, s.rows_out) for s in steps] == [(0, 0)] * 4
+
+    for table, kind in (
+        (BRONZE_COURT_RECORDS, "court"),
+        (BRONZE_PENALTIES, "penalty"),
+        (BRONZE_NEWS, "news"),
+    ):
+        got = sorted(r.record_id for r in lakehouse.read(spark, table, settings).collect())
+        assert got == sorted(t["record_id"] for t in truth if t["kind"] == kind), kind
+    assert lakehouse.read(spark, BRONZE_CRAWL_PAGES, settings).count() == pages
+    for name in ("r1", "r2", "r3"):
+        assert sorted(p.name for p in (landing / name).iterdir()) == [
+            "attempts.jsonl",
+            "crawl.log",
+            "landed.json",
+            "stats.json",
+        ]

@@ -3,18 +3,26 @@ crawls over real HTTP against the generated site (riskcontrol.synthetic.site).
 
 Saved pages (tests/data/pages, raw bytes, see MANIFEST.json) come from the default site
 (20,000 customers, seed 42, epoch 1, faults on). The live tests serve a small book
-(400 customers, seed 7, scale 3) on a free port and crawl it three times: epoch 1,
-the same site again (nothing new), and epoch 2 (only new and changed records).
+(400 customers, seed 7, scale 3) on a free port and crawl it four times: epoch 1, the
+same site before epoch 1 landed in bronze (everything again), the same site after it
+landed (nothing new), and epoch 2 (only new and changed records). A tiny hostile server
+(5xx, 429, slow, oversized, redirects off-site and to private addresses) checks the
+crawl policy with exact outcomes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,11 +30,18 @@ import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
 from riskcrawl import parsers as P
 from riskcrawl.items import RECORD_TYPES, CourtRecordItem, NewsArticleItem, PageItem
-from riskcrawl.middlewares import BackoffRetryMiddleware, retry_after_seconds
+from riskcrawl.middlewares import (
+    BackoffRetryMiddleware,
+    non_public_address,
+    redirect_refusal,
+    retry_after_seconds,
+)
 from riskcrawl.parsers import ParseError
 from riskcrawl.pipelines import InvalidItem, validate_record
-from riskcrawl.run import crawl, main
+from riskcrawl.run import CrawlError, crawl, main
 from riskcrawl.sources import SPIDERS, load_sources
+from riskcrawl.spiders.base import EmptyAllowList, allow_list
+from riskcrawl.state import PageStore, crawl_folder_lock, mark_landed
 from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
 
@@ -638,6 +653,122 @@ def test_runner_locks_its_state_directory(tmp_path, capsys):
     assert "another crawl is using the state directory" in capsys.readouterr().err
 
 
+def test_page_store_counts_a_page_as_seen_only_once_its_crawl_landed(tmp_path):
+    """Written is not landed: a page is seen (not emitted again) only after the bronze
+    landing marked its crawl landed; crawls land in any order, the latest hash wins."""
+    path = tmp_path / "pages-court.sqlite"
+    store = PageStore(path)
+    store.put("http://s/a", "h1", "detail", "c1")
+    store.put("http://s/b", "h2", "detail", "c1")
+    store.close()  # the crawl wrote both lines; its landing failed (or never ran)
+    store = PageStore(path)
+    assert (len(store), store.pending_count()) == (0, 2)
+    assert not store.is_unchanged("http://s/a", "h1")  # so the next crawl emits it again
+    store.put("http://s/a", "h1-new", "detail", "c2")  # ... or its new version
+    store.close()
+    assert mark_landed(tmp_path, "c2") == 1  # c2 landed first
+    assert mark_landed(tmp_path, "c1") == 2  # then c1: its older "a" does not win
+    assert mark_landed(tmp_path, "c1") == 0  # marking again changes nothing
+    assert mark_landed(tmp_path / "nowhere", "c1") == mark_landed(None, "c1") == 0
+    store = PageStore(path)
+    assert (len(store), store.pending_count()) == (2, 0)
+    assert (store.get("http://s/a"), store.get("http://s/b")) == ("h1-new", "h2")
+    assert store.is_unchanged("http://s/b", "h2") and not store.is_unchanged("http://s/a", "h1")
+    store.close()
+
+
+def test_a_page_store_of_an_earlier_version_keeps_its_pages_as_landed(tmp_path):
+    path = tmp_path / "pages-news.sqlite"
+    with sqlite3.connect(path) as db:  # the schema before pages were marked landed
+        db.execute(
+            "CREATE TABLE pages (url TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
+            "page_kind TEXT, crawl_id TEXT, first_seen TEXT NOT NULL, last_changed TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO pages VALUES ('http://s/a', 'h1', 'detail', 'c0', 't', 't')")
+    db.close()
+    store = PageStore(path)
+    assert store.is_unchanged("http://s/a", "h1") and store.pending_count() == 0
+    store.put("http://s/a", "h2", "detail", "c1")
+    store.close()
+    assert mark_landed(tmp_path, "c1") == 1
+    store = PageStore(path)
+    assert store.get("http://s/a") == "h2"
+    store.close()
+
+
+def test_runner_refuses_a_crawl_folder_in_use(tmp_path, capsys):
+    """One attempt at a time writes a crawl folder; the bronze landing holds the same lock
+    while it reads and retires the folder's files."""
+    (tmp_path / "out" / "c1").mkdir(parents=True)
+    with crawl_folder_lock(tmp_path / "out" / "c1"):
+        code = main(["--spiders", "penalties", "--out", str(tmp_path / "out"), "--crawl-id", "c1"])
+    assert code == 3
+    assert "another crawl or a landing is using" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out" / "c1").iterdir()) == []
+
+
+def test_an_empty_allow_list_is_refused_before_any_request(tmp_path):
+    """Scrapy follows links to every site when ``allowed_domains`` is empty: the runner
+    refuses such a source at start (exit 2), and so does the spider itself."""
+    requests = []
+    with _serve(lambda handler: requests.append(handler.path) or handler.answer(200)) as url:
+        sources = tmp_path / "sources.yaml"
+        sources.write_text(
+            'penalties:\n  start_urls: ["{site_url}/p/list.html"]\n  allowed_domains: []\n',
+            encoding="utf-8",
+        )
+        with pytest.raises(CrawlError) as err:
+            crawl("penalties", url, tmp_path / "out", None, "open", sources, timeout=60)
+    assert err.value.returncode == 2
+    assert "[penalties] allowed_domains is empty" in err.value.output
+    assert requests == []
+    assert sorted(p.name for p in (tmp_path / "out" / "open").iterdir()) == []
+    with pytest.raises(EmptyAllowList, match="penalties: allowed_domains is empty"):
+        allow_list({"allowed_domains": []}, "penalties")
+    with pytest.raises(EmptyAllowList):
+        allow_list({"allowed_domains": ["", None]}, "penalties")
+    assert allow_list({"allowed_domains": ["gov.example"]}, "penalties") == ["gov.example"]
+
+
+@pytest.mark.parametrize(
+    ("target", "refusal"),
+    [
+        ("http://127.0.0.1:8765/regulator/penalty/x.html", None),  # on the allow-list
+        ("http://127.0.0.1:22/", None),  # the allow-list names hosts, not ports
+        ("http://news.127.0.0.1/x", None),  # a subdomain, as Scrapy's OffsiteMiddleware
+        ("http://www.external-example.com/x.html", "offsite_redirect"),
+        ("//www.external-example.com/x.html", "offsite_redirect"),  # scheme-relative
+        ("http://169.254.169.254/latest/meta-data/", "private_address"),
+        ("http://2852039166/latest/meta-data/", "private_address"),  # 169.254.169.254
+        ("http://0xa9.0xfe.0xa9.0xfe/", "private_address"),
+        ("http://10.1.2.3/admin", "private_address"),
+        ("http://192.168.0.1/", "private_address"),
+        ("http://localhost:8080/", "private_address"),
+        ("http://127.0.0.2/", "private_address"),  # loopback, but not the allowed host
+        ("http://[::1]/", "private_address"),
+        ("http://[::ffff:10.0.0.1]/", "private_address"),
+        ("http://100.64.0.1/", "private_address"),  # shared address space: not public
+        ("http://93.184.216.34/", "offsite_redirect"),  # public, off the allow-list
+    ],
+)
+def test_redirect_refusals(target, refusal):
+    from urllib.parse import urljoin
+
+    got = redirect_refusal(urljoin("http://127.0.0.1:8765/p/a.html", target), ["127.0.0.1"])
+    assert (got[0] if got else None) == refusal
+
+
+def test_non_public_address_kinds():
+    assert [
+        non_public_address(h)
+        for h in ("169.254.169.254", "10.0.0.1", "127.0.0.1", "localhost", "8.8.8.8", "gov.cn")
+    ] == ["link-local", "private", "loopback", "loopback", None, None]
+    # the allow-list names the loopback site itself: its redirects are followed
+    assert redirect_refusal("http://127.0.0.1:8765/court/list?page=1", ["127.0.0.1"]) is None
+    # ...and an allow-list that names a private address as it is written allows it
+    assert redirect_refusal("http://10.1.2.3/x", ["10.1.2.3"]) is None
+
+
 def test_unreachable_source_ends_in_rejects(tmp_path):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -741,12 +872,21 @@ def first(site):
 
 
 @pytest.fixture(scope="module")
-def again(site, first):
+def unlanded(site, first):
+    """The same site again while epoch1 is not in bronze yet (its landing failed)."""
+    return run_crawl(site, "epoch1-unlanded")
+
+
+@pytest.fixture(scope="module")
+def again(site, first, unlanded):
+    # What the bronze landing does once its Delta commits of the crawl went through.
+    assert mark_landed(site.state, "epoch1") == len(first.pages)
     return run_crawl(site, "epoch1-again")
 
 
 @pytest.fixture(scope="module")
 def second(site, again):
+    mark_landed(site.state, "epoch1-again")
     site.server.set_epoch(2)
     return run_crawl(site, "epoch2")
 
@@ -859,7 +999,13 @@ def test_robots_offsite_schemes_and_size_limit(site, first):
     for scheme in ("mailto", "javascript", "ftp"):
         assert news[f"riskcrawl/scheme_filtered/{scheme}"] >= 1
     assert totals["maxsize_refused"] == 1
+    assert totals["refused_by_reason"] == {"max_size": 1}  # no redirect leaves the site
     assert not [p for p in first.pages if p["url"].endswith("/news/archive/full-dump.html")]
+    log = (site.out / "epoch1" / "crawl.log").read_text(encoding="utf-8")
+    assert (
+        f"Refused {site.url}/news/archive/full-dump.html (max_size): larger than "
+        f"DOWNLOAD_MAXSIZE ({2 * 1024 * 1024} bytes)"
+    ) in log
 
 
 def test_court_search_form_mode(site, tmp_path):
@@ -896,9 +1042,68 @@ def test_court_search_form_mode(site, tmp_path):
     assert stats["spiders"]["court"]["records_written"] == len(expected)
 
 
-def test_recrawl_of_an_unchanged_site_emits_nothing(site, first, again):
+def test_a_crawl_not_landed_yet_is_emitted_again(site, first, unlanded):
+    """Written is not landed: until the bronze landing marks epoch1 landed, a re-crawl of
+    the unchanged site emits every page, record and reject of it again (the bronze MERGE
+    adds nothing for what did land), so a landing that failed loses nothing."""
+
+    def pages(crawl):
+        return sorted((p["url"], p["content_hash"], p["page_kind"]) for p in crawl.pages)
+
+    def records(crawl):
+        return sorted((r["record_type"], r["record_id"], r["content_hash"]) for r in crawl.records)
+
+    assert pages(unlanded) == pages(first)
+    assert records(unlanded) == records(first)
+    assert sorted((r["url"], r["rule"]) for r in unlanded.rejects) == sorted(
+        (r["url"], r["rule"]) for r in first.rejects
+    )
+    totals = unlanded.stats["totals"]
+    assert totals["pages_unchanged"] == 0
+    assert totals["pages_pending"] == len(first.pages)  # epoch1's lines, not landed
+    assert set(totals["wire_status"]) <= {"302", "304"}  # the HTTP cache still revalidates
+    assert unlanded.stats["failed"] == []
+
+
+def test_a_retry_of_a_crawl_appends_to_its_first_attempt(site, tmp_path):
+    """An Airflow retry runs the same crawl id again: it never truncates what the first
+    attempt wrote. Nothing landed in between, so the retry emits every page again (the
+    bronze landing counts the second copy as a duplicate); after the landing, a third
+    attempt adds nothing and still keeps both."""
+    out, state = tmp_path / "out", tmp_path / "state"
+
+    def attempt():
+        stats = crawl("penalties", site.url, out, state, "r1", settings=TEST_SETTINGS, timeout=120)
+        return (
+            stats,
+            read_jsonl(out / "r1" / "pages.jsonl"),
+            read_jsonl(out / "r1" / "records.jsonl"),
+        )
+
+    stats1, pages1, records1 = attempt()
+    assert pages1 and records1
+    stats2, pages2, records2 = attempt()
+    assert pages2[: len(pages1)] == pages1 and records2[: len(records1)] == records1
+    assert len(pages2) == 2 * len(pages1) and len(records2) == 2 * len(records1)
+    assert (stats1["attempt"], stats2["attempt"]) == (1, 2)
+    assert sorted((p["url"], p["content_hash"]) for p in pages2[len(pages1) :]) == sorted(
+        (p["url"], p["content_hash"]) for p in pages1
+    )
+    assert stats2["totals"]["pages_pending"] == len(pages1)
+    assert mark_landed(state, "r1") == 2 * len(pages1)
+    stats3, pages3, records3 = attempt()
+    assert (pages3, records3) == (pages2, records2)
+    assert stats3["totals"]["pages_unchanged"] == len(pages1)
+    attempts = read_jsonl(out / "r1" / "attempts.jsonl")
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    site.server.reset_stats()  # the fixtures' crawls count only their own requests
+
+
+def test_recrawl_of_an_unchanged_site_emits_nothing(site, first, unlanded, again):
     assert (again.pages, again.records, again.rejects) == ([], [], [])
     totals = again.stats["totals"]
+    # epoch1 landed; the re-emitted lines of epoch1-unlanded are still pending
+    assert totals["pages_pending"] == len(unlanded.pages)
     assert set(totals["wire_status"]) <= {"302", "304"}  # conditional requests only
     # every page of the first crawl came back 304 (so did robots.txt, once per spider)
     assert totals["pages_unchanged"] == len(first.pages)
@@ -970,6 +1175,200 @@ def test_recrawl_after_an_update_emits_only_new_and_changed_records(site, second
         if t["kind"] == "court" and any(c["epoch"] == 2 for c in t["status_changes"])
     }
     assert detail_paths == new_paths | changed_paths
+
+
+# ======================================================================================
+# a hostile server: every answer a real source may give, each with an exact outcome
+# ======================================================================================
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the default 5 drops simultaneous connections (SYN retried 1 s on)
+
+    def handle_error(self, request, client_address):  # the client gave up (timeouts)
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.server.route(self)
+
+    def answer(self, status, body=b"", headers=None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+class _serve:
+    """A tiny HTTP server on loopback answering with ``route(handler)``; yields its URL."""
+
+    def __init__(self, route):
+        self.server = _QuietServer(("127.0.0.1", 0), _Handler)
+        self.server.route = route
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+HOSTILE = ["ok", "throttled", "down", "slow", "huge", "away", "metadata", "intranet", "moved"]
+HOSTILE_SETTINGS = {
+    **TEST_SETTINGS,
+    "DOWNLOAD_TIMEOUT": 1,
+    "DOWNLOAD_MAXSIZE": 64 * 1024,
+    "DOWNLOAD_WARNSIZE": 32 * 1024,
+    "RETRY_TIMES": 2,
+}
+
+
+def test_a_hostile_server_gets_exact_outcomes(tmp_path):
+    """A list page linking nine announcements, each answered differently:
+
+    ok: a page and its record; throttled: 429 with Retry-After 1, then the page (the
+    retry waits at least 1 s); down: 503 every time (retried twice, then a reject);
+    slow: slower than DOWNLOAD_TIMEOUT (retried twice, then a reject); huge: above
+    DOWNLOAD_MAXSIZE (refused, not retried); away: a redirect off the allowed domains,
+    metadata and intranet: redirects to 169.254.169.254 and 10.1.2.3 (refused, never
+    requested); moved: a redirect on the site (followed). The crawl finishes."""
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    listing = "".join(
+        f'<li><a href="/p/{name}.html">{name}</a><span class="date">2025-01-0{i + 1}</span></li>'
+        for i, name in enumerate(HOSTILE)
+    )
+    hits, lock = [], threading.Lock()
+
+    def route(h):
+        with lock:
+            hits.append((h.path, time.monotonic()))
+            n = sum(1 for path, _ in hits if path == h.path)
+        if h.path == "/p/list.html":
+            h.answer(200, f'<ul class="penalty-list">{listing}</ul>'.encode(), html)
+        elif h.path == "/p/ok.html":
+            h.answer(200, page("penalty_table.html"), html)
+        elif h.path == "/p/throttled.html" and n == 1:
+            h.answer(429, b"slow down", {"Retry-After": "1"})
+        elif h.path == "/p/throttled.html":
+            h.answer(200, page("penalty_text_zh.html"), html)
+        elif h.path == "/p/down.html":
+            h.answer(503, b"down for maintenance")
+        elif h.path == "/p/slow.html":
+            time.sleep(2.5)
+            h.answer(200, page("penalty_broken.html"), html)
+        elif h.path == "/p/huge.html":
+            h.answer(200, b"<html>" + b"x" * 100_000 + b"</html>", html)
+        elif h.path == "/p/away.html":
+            h.answer(302, headers={"Location": "http://www.external-example.com/x.html"})
+        elif h.path == "/p/metadata.html":
+            h.answer(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+        elif h.path == "/p/intranet.html":
+            h.answer(301, headers={"Location": "http://10.1.2.3/admin"})
+        elif h.path == "/p/moved.html":
+            h.answer(302, headers={"Location": "/p/moved-here.html"})
+        elif h.path == "/p/moved-here.html":
+            h.answer(200, page("penalty_person_zh.html"), html)
+        else:
+            h.answer(404, b"not found")
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "penalties:\n"
+        "  source: regulator_penalties\n"
+        '  start_urls: ["{site_url}/p/list.html"]\n'
+        '  allowed_domains: ["{site_host}"]\n'
+        "  download_delay: 0.0\n"
+        "  concurrency_per_domain: 8\n"
+        "  autothrottle_enabled: false\n",
+        encoding="utf-8",
+    )
+    with _serve(route) as url:
+        stats = crawl(
+            "penalties", url, tmp_path, None, "hostile", sources, settings=HOSTILE_SETTINGS,
+            timeout=120,
+        )  # fmt: skip
+    folder = tmp_path / "hostile"
+    pages = read_jsonl(folder / "pages.jsonl")
+    assert sorted((p["url"][len(url) :], p["page_kind"]) for p in pages) == [
+        ("/p/list.html", "list"),
+        ("/p/moved-here.html", "detail"),
+        ("/p/ok.html", "detail"),
+        ("/p/throttled.html", "detail"),
+    ]
+    records = read_jsonl(folder / "records.jsonl")
+    assert sorted((r["url"][len(url) :], r["record_id"]) for r in records) == [
+        ("/p/moved-here.html", "京金罚决字〔2025〕5号"),
+        ("/p/ok.html", "湘金罚决字〔2026〕77号"),
+        ("/p/throttled.html", "苏金罚决字〔2024〕76号"),
+    ]
+    rejects = read_jsonl(folder / "rejects.jsonl")
+    assert sorted((r["url"][len(url) :], r["rule"], r["reason"]) for r in rejects) == [
+        ("/p/down.html", "http_503", "HTTP 503 after 2 retries"),
+        ("/p/slow.html", "timeout", "no complete answer within 1 s, 2 retries"),
+    ]
+    assert Counter(path for path, _ in hits) == {
+        "/robots.txt": 1,
+        "/p/list.html": 1,
+        "/p/ok.html": 1,
+        "/p/throttled.html": 2,
+        "/p/down.html": 3,
+        "/p/slow.html": 3,
+        "/p/huge.html": 1,
+        "/p/away.html": 1,
+        "/p/metadata.html": 1,
+        "/p/intranet.html": 1,
+        "/p/moved.html": 1,
+        "/p/moved-here.html": 1,
+    }
+    throttled = [t for path, t in hits if path == "/p/throttled.html"]
+    assert throttled[1] - throttled[0] >= 1.0  # Retry-After: 1 was honoured
+
+    assert stats["failed"] == []
+    summary = stats["spiders"]["penalties"]
+    assert {k: summary[k] for k in (
+        "pages_written", "records_written", "rejects_written", "retries", "retries_given_up",
+        "retry_after_honoured", "maxsize_refused", "refused", "offsite_filtered",
+    )} == {
+        "pages_written": 4, "records_written": 3, "rejects_written": 2, "retries": 5,
+        "retries_given_up": 2, "retry_after_honoured": 1, "maxsize_refused": 1, "refused": 4,
+        "offsite_filtered": 0,
+    }  # fmt: skip
+    assert summary["refused_by_reason"] == {
+        "max_size": 1,
+        "offsite_redirect": 1,
+        "private_address": 2,
+    }
+    assert summary["retry_reasons"] == {
+        "429 Unknown Status": 1,  # Scrapy 2.19 has no name for 429
+        "503 Service Unavailable": 2,
+        "scrapy.exceptions.DownloadTimeoutError": 2,
+    }
+    assert summary["rejects_by_rule"] == {"http_503": 1, "timeout": 1}
+    assert "[penalties] finished: " in stats["output"]
+    assert "3 records, 2 rejects, 5 retries" in stats["output"]
+    log = (folder / "crawl.log").read_text(encoding="utf-8")
+    for line in (
+        f"Refused {url}/p/huge.html (max_size): larger than DOWNLOAD_MAXSIZE (65536 bytes)",
+        f"Refused {url}/p/away.html (offsite_redirect): redirect to "
+        "http://www.external-example.com/x.html, off the allowed domains",
+        f"Refused {url}/p/metadata.html (private_address): redirect to "
+        "http://169.254.169.254/latest/meta-data/, a link-local address",
+        f"Refused {url}/p/intranet.html (private_address): redirect to "
+        "http://10.1.2.3/admin, a private address",
+    ):
+        assert line in log
 
 
 # ======================================================================================

@@ -6,4 +6,6 @@ parameter introspection in the same interpreter.
 """
 
 PAGES_FILE, RECORDS_FILE, REJECTS_FILE = "pages.jsonl", "records.jsonl", "rejects.jsonl"
-STATS_FILE = "stats.json"
+DATA_FILES = (PAGES_FILE, RECORDS_FILE, REJECTS_FILE)  # what the landing reads and retires
+STATS_FILE = "stats.json"  # of the folder's latest attempt
+ATTEMPTS_FILE = "attempts.jsonl"  # one line per attempt: {"attempt", "started_at", "pid"}

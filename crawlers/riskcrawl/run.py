@@ -5,15 +5,20 @@
     python -m riskcrawl.run --spiders court,penalties,news --site-url http://127.0.0.1:8765 \\
         --out data/landing/crawl --state-dir data/crawl_state --crawl-id 20240305T0100
 
-runs the spiders in one ``CrawlerProcess`` and writes, into ``<out>/<crawl-id>/``,
-``pages.jsonl``, ``records.jsonl``, ``rejects.jsonl`` (crawlers/CONTRACT.md) and ``stats.json``
-(per spider and in total: requests, responses by status, retries, 304s, items scraped
-and dropped, unchanged pages, off-site / robots / size-limit refusals, seconds). The
-state directory keeps the HTTP cache and the hashes of emitted pages between crawls, so
-a re-crawl emits only new and changed pages and records (one crawl at a time per state
-directory: it is locked). The exit code is 1 when a spider failed (did not finish, or a
-callback raised), 2 for bad arguments, 3 when the state directory is in use. Everything
-it writes is private to its user (umask 077); log lines never hold a record's content.
+runs the spiders in one ``CrawlerProcess`` and appends, into ``<out>/<crawl-id>/``,
+``pages.jsonl``, ``records.jsonl``, ``rejects.jsonl`` (crawlers/CONTRACT.md); it writes
+``stats.json`` (per spider and in total: requests, responses by status, retries, 304s,
+items scraped and dropped, unchanged pages, off-site / robots / size-limit / redirect
+refusals by reason, seconds) and adds a line to ``attempts.jsonl``. A second attempt of
+the same crawl id (an Airflow retry) appends to the first one's files, never truncates
+them: the bronze landing removes duplicates. The state directory keeps the HTTP cache
+and the hashes of pages already in bronze between crawls, so a re-crawl emits only pages
+that are new, changed or not landed yet (one crawl at a time per state directory, and
+one attempt at a time per crawl folder: both are locked). The exit code is 1 when a
+spider failed (did not finish, or a callback raised), 2 for bad arguments (an unknown
+spider, a source without ``allowed_domains``), 3 when the state directory or the crawl
+folder is in use. Everything it writes is private to its user (umask 077); log lines
+never hold a record's content.
 
 :func:`crawl` runs the same command in a subprocess (Twisted's reactor cannot be started
 twice in one process) and returns the parsed ``stats.json``: call it from the pipeline,
@@ -32,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE, STATS_FILE
+from riskcrawl.outputs import ATTEMPTS_FILE, DATA_FILES, STATS_FILE
 from riskcrawl.sources import DEFAULT_SITE_URL, DEFAULT_SOURCES, SPIDERS, load_sources
+from riskcrawl.state import CrawlFolderBusy, crawl_folder_lock
 
 
 class CrawlError(RuntimeError):
@@ -67,6 +73,8 @@ SUMMARY_KEYS = {
     "offsite_filtered": "offsite/filtered",
     "robots_forbidden": "robotstxt/forbidden",
     "maxsize_refused": "riskcrawl/maxsize_refused",
+    "refused": "riskcrawl/refused",
+    "pages_pending": "riskcrawl/pages_pending",
     "scheme_filtered": "riskcrawl/scheme_filtered",
     "retry_after_honoured": "riskcrawl/retry_after_honoured",
 }
@@ -77,6 +85,7 @@ PREFIX_KEYS = {
     "records_by_type": "riskcrawl/records_written/",
     "rejects_by_rule": "riskcrawl/rejects/",
     "pages_by_kind": "riskcrawl/pages_written/",
+    "refused_by_reason": "riskcrawl/refused/",
 }
 
 
@@ -231,18 +240,29 @@ def _lock_state(state_dir: str | None) -> Any:
 PRIVATE_UMASK = 0o077
 
 
+def _start_attempt(crawl_dir: Path) -> int:
+    """Create the crawl's files if missing (never truncate: a retry appends to what the
+    first attempt wrote) and add this attempt to ``attempts.jsonl``; its number."""
+    for name in DATA_FILES:
+        os.close(os.open(crawl_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    attempts = crawl_dir / ATTEMPTS_FILE
+    number = 1
+    if attempts.exists():
+        number += sum(1 for line in attempts.read_text(encoding="utf-8").splitlines() if line)
+    line = {
+        "attempt": number,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pid": os.getpid(),
+    }
+    fd = os.open(attempts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
     args = parse_args(argv)
-    lock = _lock_state(args.state_dir)
-    if lock is None:
-        print(f"another crawl is using the state directory {args.state_dir}", file=sys.stderr)
-        return 3
-    crawl_dir = Path(args.out).resolve() / args.crawl_id
-    crawl_dir.mkdir(parents=True, exist_ok=True)
-    for name in (PAGES_FILE, RECORDS_FILE, REJECTS_FILE):
-        (crawl_dir / name).write_bytes(b"")  # a crawl's files start empty, even if nothing new
-
     sources = load_sources(Path(args.sources).resolve(), args.site_url)
     unknown = [s for s in args.spiders if s not in SPIDERS]
     if unknown:
@@ -251,7 +271,31 @@ def main(argv: list[str] | None = None) -> int:
     enabled = [s for s in args.spiders if sources.get(s, {}).get("enabled", True)]
     for name in sorted(set(args.spiders) - set(enabled)):
         print(f"[{name}] disabled in {args.sources}: skipped")
+    for name in enabled:
+        if not [d for d in sources.get(name, {}).get("allowed_domains") or [] if d]:
+            # Scrapy's OffsiteMiddleware lets everything through an empty allow-list
+            print(
+                f"[{name}] allowed_domains is empty in {args.sources}: refusing to crawl "
+                "(an empty allow-list would follow links to any site)",
+                file=sys.stderr,
+            )
+            return 2
+    lock = _lock_state(args.state_dir)
+    if lock is None:
+        print(f"another crawl is using the state directory {args.state_dir}", file=sys.stderr)
+        return 3
+    crawl_dir = Path(args.out).resolve() / args.crawl_id
+    crawl_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with crawl_folder_lock(crawl_dir):
+            return _crawl(args, crawl_dir, enabled)
+    except CrawlFolderBusy:
+        print(f"another crawl or a landing is using {crawl_dir}", file=sys.stderr)
+        return 3
 
+
+def _crawl(args: argparse.Namespace, crawl_dir: Path, enabled: list[str]) -> int:
+    attempt = _start_attempt(crawl_dir)
     from scrapy.crawler import CrawlerProcess
 
     settings = build_settings(args, crawl_dir)
@@ -269,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
 
         process.crawl(crawler, **args.spider_args.get(name, {})).addErrback(failed)
     print(
-        f"crawl {args.crawl_id}: {', '.join(enabled) or 'no spiders'} on {args.site_url} "
-        f"-> {crawl_dir}",
+        f"crawl {args.crawl_id} (attempt {attempt}): {', '.join(enabled) or 'no spiders'} "
+        f"on {args.site_url} -> {crawl_dir}",
         flush=True,
     )
     if crawlers:
@@ -297,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     totals["pages_per_second"] = round(totals.get("responses", 0) / elapsed, 1) if elapsed else 0
     report = {
         "crawl_id": args.crawl_id,
+        "attempt": attempt,
         "site_url": args.site_url,
         "out_dir": str(crawl_dir),
         "state_dir": str(Path(args.state_dir).resolve()) if args.state_dir else None,
@@ -316,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['pages_written']} pages, {s['records_written']} records, "
             f"{s['rejects_written']} rejects, {s['retries']} retries, "
             f"{s['not_modified_304']} not modified, {s['pages_unchanged']} unchanged, "
-            f"{s['elapsed_seconds']:.1f}s"
+            f"{s['refused']} refused, {s['elapsed_seconds']:.1f}s"
         )
     print(
         f"total: {totals.get('pages_written', 0)} pages, {totals.get('records_written', 0)} "

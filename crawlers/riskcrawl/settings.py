@@ -31,8 +31,8 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
 # --- robustness -----------------------------------------------------------------------
-DOWNLOAD_TIMEOUT = 30
-DOWNLOAD_MAXSIZE = 2 * 1024 * 1024  # larger pages are refused (riskcrawl/maxsize_refused)
+DOWNLOAD_TIMEOUT = 30  # a page still not there is retried, then a reject (rule timeout)
+DOWNLOAD_MAXSIZE = 2 * 1024 * 1024  # larger pages are refused (riskcrawl/refused/max_size)
 DOWNLOAD_WARNSIZE = 1024 * 1024
 RETRY_ENABLED = True
 RETRY_TIMES = 3
@@ -68,6 +68,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "riskcrawl.middlewares.BackoffRetryMiddleware": 550,
     "riskcrawl.middlewares.IncrementalMiddleware": 540,
+    # sees a 3xx before RedirectMiddleware (600) follows it: off-site / private refused
+    "riskcrawl.middlewares.RedirectPolicyMiddleware": 620,
     "riskcrawl.middlewares.WireStatsMiddleware": 950,
 }
 ITEM_PIPELINES = {

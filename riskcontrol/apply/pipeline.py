@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -147,12 +146,16 @@ def run_cutoff(
         created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
     )
     df = spark.createDataFrame(out[GOLD_CUTOFF_POLICY.columns], GOLD_CUTOFF_POLICY.schema)
-    lakehouse.merge(df, GOLD_CUTOFF_POLICY, settings)
-    if activate:
-        DeltaTable.forPath(spark, GOLD_CUTOFF_POLICY.path(settings)).update(
-            condition=(F.col("status") == "active") & (F.col("policy_version") != version),
-            set={"status": F.lit("superseded")},
+    if activate and existing is not None:
+        # The new version and the old ones it supersedes in one commit: a crash between
+        # two commits would leave two active policies, or none.
+        superseded = (
+            lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+            .where(F.col("status") == "active")
+            .withColumn("status", F.lit("superseded"))
         )
+        df = df.unionByName(superseded.select(*GOLD_CUTOFF_POLICY.columns))
+    lakehouse.merge(df, GOLD_CUTOFF_POLICY, settings)
     chosen = frame[frame["chosen"]].iloc[0]
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     plot = settings.reports_dir / f"cutoff_policy_v{version}.png"

@@ -820,9 +820,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)
     try:
         return args.fn(args)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        print(f"riskctl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"riskctl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("RISK_DEBUG"):
+            raise
+        return _fail(args.command, exc)
+
+
+def _fail(command: str, exc: Exception) -> int:
+    """Print what went wrong as one line, with no secret in it, and return exit status 2;
+    an error this does not know (a bug) keeps its traceback."""
+    from riskcontrol.cli.errors import explain
+
+    try:
+        settings = get_settings()
+    except Exception:  # the settings themselves are what failed
+        settings = None
+    if isinstance(exc, RuntimeError | ValueError | TimeoutError):
+        line = explain(exc, settings) or str(exc)
+    else:
+        line = explain(exc, settings)
+        if line is None:
+            raise exc
+    print(f"riskctl {command}: error: {redact(line, settings)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,14 @@ in ``bronze.crawl_pages`` and the three record tables, rejects go to ``ops.quara
 and one manifest row per table reconciles lines read with rows landed, unchanged and
 quarantined. Landing is a MERGE on (key, content hash), so landing a crawl twice, or a
 re-crawl that re-emits an unchanged record, adds nothing.
+
+Nothing crawled is lost on the way (crawlers/riskcrawl/state.py): the crawler counts a
+page as seen only once the crawl that wrote it has landed. :func:`land_crawl` holds the
+crawl folder's lock (no crawl attempt writes meanwhile), lands its files, then marks the
+crawl landed in the crawler's page store, then retires the files; a crash anywhere
+leaves the folder to be landed again and its pages to be emitted again. Every collect
+lands every crawl folder still holding files (:func:`land_pending_crawls`, oldest first),
+so a crawl whose landing failed is landed by the next run, once.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import importlib
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +36,9 @@ from types import ModuleType
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from riskcrawl.outputs import PAGES_FILE, RECORDS_FILE, REJECTS_FILE
+from riskcrawl.outputs import ATTEMPTS_FILE, DATA_FILES, PAGES_FILE, RECORDS_FILE, REJECTS_FILE
 from riskcrawl.sources import SPIDERS
+from riskcrawl.state import CrawlFolderBusy, crawl_folder_lock, mark_landed
 
 from riskcontrol.collect.extracts import land
 from riskcontrol.core.catalog import (
@@ -182,7 +192,22 @@ def _reject_rows(rejects: DataFrame) -> DataFrame:
 
 
 def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
-    """Land one crawl's pages, records and rejects in bronze; one manifest row per table."""
+    """Land one crawl's pages, records and rejects in bronze; one manifest row per table.
+
+    Under the crawl folder's lock (:class:`CrawlFolderBusy` at once while a crawl attempt
+    writes there): the Delta commits, then the crawl marked landed in the crawler's page
+    store (its pages count as seen from now on), then the files retired."""
+    crawl_dir = Path(crawl_dir)
+    with crawl_folder_lock(crawl_dir):
+        steps = _land_files(run, crawl_dir)
+        if not all(s.reconciles for s in steps):
+            raise ValueError(f"landing {crawl_dir.name}: a step does not reconcile")
+        mark_landed(run.settings.crawl_state_dir, crawl_dir.name)
+        retire_landing_files(crawl_dir, steps)
+    return steps
+
+
+def _land_files(run: Run, crawl_dir: Path) -> list[StepCounts]:
     spark = run.spark
     steps = []
     pages = _read_jsonl(spark, crawl_dir / PAGES_FILE, _data_schema(BRONZE_CRAWL_PAGES))
@@ -251,12 +276,10 @@ def land_crawl(run: Run, crawl_dir: Path) -> list[StepCounts]:
             )
         )
     rejects.unpersist()
-    retire_landing_files(crawl_dir, steps)
     return steps
 
 
 LANDED_FILE = "landed.json"
-DATA_FILES = (PAGES_FILE, RECORDS_FILE, REJECTS_FILE)
 
 
 def retire_landing_files(crawl_dir: Path, steps: list[StepCounts]) -> dict:
@@ -266,7 +289,8 @@ def retire_landing_files(crawl_dir: Path, steps: list[StepCounts]) -> dict:
     holds them encrypted. What stays is ``landed.json``: per file its lines and SHA-256,
     per step its reconciled counts -- nothing personal. Only called after the last step
     was recorded (``Run.record`` raises on a step that does not reconcile), so a landing
-    that failed leaves the files for a retry.
+    that failed leaves the files for a retry. A folder landed before (a later attempt of
+    the same crawl wrote to it again) keeps the earlier manifests under ``earlier``.
     """
     if not all(s.reconciles for s in steps):
         raise ValueError("retire_landing_files: a step does not reconcile; files kept")
@@ -293,22 +317,71 @@ def retire_landing_files(crawl_dir: Path, steps: list[StepCounts]) -> dict:
         ],
     }
     out = crawl_dir / LANDED_FILE
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        before = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = None
+    if isinstance(before, dict):
+        manifest["earlier"] = [*before.pop("earlier", []), before]
+    fd, tmp = tempfile.mkstemp(dir=crawl_dir, prefix=".landed-", suffix=".tmp")  # 0600
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2)
+    os.replace(tmp, out)  # a crash leaves the old manifest or the new one, whole
     for name in files:
         (crawl_dir / name).unlink()
     return manifest
 
 
+def _first_attempt(folder: Path) -> float:
+    """When the crawl in ``folder`` started (its first attempt); for a folder written by
+    other means, the oldest modification time of its files."""
+    try:
+        first = (folder / ATTEMPTS_FILE).read_text(encoding="utf-8").splitlines()[0]
+        return dt.datetime.fromisoformat(json.loads(first)["started_at"]).timestamp()
+    except (OSError, IndexError, ValueError, KeyError, TypeError):
+        times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+        return min(times, default=folder.stat().st_mtime)
+
+
+def pending_crawls(landing_dir: Path) -> list[Path]:
+    """The crawl folders under ``landing_dir`` that still hold files to land (a crawl not
+    landed yet, a landing that failed, a later attempt of a landed crawl), oldest first."""
+    if not Path(landing_dir).is_dir():
+        return []
+    folders = [
+        d
+        for d in Path(landing_dir).iterdir()
+        if d.is_dir() and any((d / name).exists() for name in DATA_FILES)
+    ]
+    return sorted(folders, key=lambda d: (_first_attempt(d), d.name))
+
+
+def land_pending_crawls(
+    run: Run, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, list[StepCounts]]:
+    """Land every pending crawl folder, oldest first: {crawl id: its steps}, in order.
+
+    A folder a crawl attempt is still writing is left for a later run; a landing that
+    fails stops here (the folders after it stay pending too)."""
+    landed: dict[str, list[StepCounts]] = {}
+    for folder in pending_crawls(run.settings.crawl_landing_dir):
+        progress(f"collect: landing crawl {folder.name} in bronze")
+        try:
+            landed[folder.name] = land_crawl(run, folder)
+        except CrawlFolderBusy:
+            progress(f"collect: crawl {folder.name} is being written: landed by a later run")
+    return landed
+
+
 def collect_public_web(
     run: Run, progress: Callable[[str], None] = lambda _: None, epoch: int = 1
 ) -> tuple[dict, list[StepCounts]]:
-    """Crawl (crawl id = the run id) and land the result; returns (crawl stats, steps)."""
+    """Crawl (crawl id = the run id), then land every crawl not landed yet, this one
+    included; returns (crawl stats, steps of every crawl landed, oldest first)."""
     progress(f"collect: crawling {', '.join(SPIDERS)} -> {run.settings.crawl_landing_dir}")
     stats = run_crawl(run.settings, run.run_id, epoch=epoch)
-    progress(f"collect: landing crawl {run.run_id} in bronze")
-    return stats, land_crawl(run, run.settings.crawl_landing_dir / run.run_id)
+    landed = land_pending_crawls(run, progress)
+    return stats, [step for steps in landed.values() for step in steps]
 
 
 def describe_stats(stats: dict) -> str:

@@ -149,6 +149,23 @@ def _guarded(write):
     return guarded
 
 
+def add_missing_columns(spark: SparkSession, table: Table, settings: Settings) -> None:
+    """Give a table written by an earlier release the columns declared since (null on its
+    old rows), so that appending to it keeps working after an upgrade; under the table's
+    lock, and retried on a write conflict, like every other write."""
+
+    def alter(_df, table: Table, settings: Settings) -> None:
+        if not exists(spark, table, settings):
+            return
+        have = set(read(spark, table, settings).columns)
+        new = [f for f in table.schema.fields if f.name not in have]
+        if new:
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
+            spark.sql(f"ALTER TABLE delta.`{table.path(settings)}` ADD COLUMNS ({columns})")
+
+    _guarded(alter)(None, table, settings)
+
+
 def _write_new(df: DataFrame, table: Table, settings: Settings) -> None:
     writer = df.write.format("delta").mode("errorifexists")
     if table.partition_by:

@@ -17,6 +17,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,36 @@ def normalize_headers(names: Sequence[str]) -> list[str]:
     return out
 
 
+class _Gunzip(io.RawIOBase):
+    """A gzip file's decompressed bytes; a truncated or corrupt stream is an
+    ``UnreadableFile`` naming how far it got, not an ``EOFError`` from deep inside."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.inner = gzip.open(path, "rb")  # noqa: SIM115
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        try:
+            n = self.inner.readinto(buffer)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise UnreadableFile(
+                f"{self.path} is not a complete gzip file ({exc}): it was cut short or "
+                "damaged; copy it again"
+            ) from None
+        return n
+
+
 def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    if path.suffix == ".gz":
+        return io.BufferedReader(_Gunzip(path), 1 << 20)
+    return open(path, "rb")  # noqa: SIM115
 
 
 def open_text(path: Path, encoding: str):
@@ -166,6 +195,16 @@ _WIDE_BOMS = (
 )
 
 
+# Binary formats a text file is most often confused with, by their first bytes.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one): export the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook (.xls): export the sheet as CSV"),
+    (b"\x1f\x8b", "gzip-compressed but its name does not end in .gz: rename it to end in .gz"),
+    (b"PAR1", "a Parquet file: name it .parquet or pass --format parquet"),
+    (b"%PDF", "a PDF document"),
+)
+
+
 def _convert_hint(path: Path, encoding: str) -> str:
     target = path.with_name(f"{path.stem}.utf8{path.suffix}")
     return f"convert it to UTF-8 first, e.g. `iconv -f {encoding} -t UTF-8 {path} > {target}`"
@@ -181,6 +220,9 @@ def refuse_wide_encoding(path: Path, encoding: str | None) -> None:
         )
     with _open_bytes(path) as fh:
         head = fh.read(4096)
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            raise UnreadableFile(f"{path} is not a text file: it is {what}")
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             raise UnreadableFile(f"{path} is {name} (byte-order mark); {_convert_hint(path, name)}")
@@ -319,6 +361,11 @@ def sniff_csv(path: Path, encoding: str | None = None, delimiter: str | None = N
         else:
             first = text.splitlines()[0]
             delimiter = max(",;\t|", key=lambda d: (first.count(d), d == ","))
+    if "\r" in text and "\n" not in text:
+        raise UnreadableFile(
+            f"{path} ends its lines with a carriage return alone (classic Mac OS); convert "
+            f"them first, e.g. `tr '\\r' '\\n' < {path} > {path.with_suffix('.lf.csv')}`"
+        )
     header = next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'))
     return CsvFile(
         path=path,
@@ -409,16 +456,30 @@ def read_json(
     spark: SparkSession, paths: Sequence[Path], multiline: bool, encoding: str
 ) -> DataFrame:
     """JSON (lines, or whole documents) with Spark's schema inference; broken records
-    keep their text in ``__corrupt``."""
-    df = (
-        spark.read.format("json")
-        .option("multiLine", multiline)
-        .option("encoding", _spark_charset(spark, encoding))
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", _SPARK_CORRUPT)
-        .load([str(p) for p in paths])
-    )
-    return _with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path")))
+    keep their text in ``__corrupt``. Keys that are one column twice (the same key twice
+    in an object, or keys that differ only in case) are an ``UnreadableFile``."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        df = (
+            spark.read.format("json")
+            .option("multiLine", multiline)
+            .option("encoding", _spark_charset(spark, encoding))
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", _SPARK_CORRUPT)
+            .load([str(p) for p in paths])
+        )
+        return _with_corrupt(df.withColumn("_source_uri", F.col("_metadata.file_path")))
+    except AnalysisException as exc:
+        found = re.search(r"COLUMN_ALREADY_EXISTS\].*?`([^`]+)`", str(exc))
+        if not found:
+            raise
+        where = paths[0] if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
+        raise UnreadableFile(
+            f"{where}: the key {found.group(1)!r} occurs twice in one object, or with another "
+            "upper/lower case, so it cannot be one column; fix the producer, or rename one of "
+            "them before landing"
+        ) from None
 
 
 # --- counting records independently of Spark ---------------------------------------------

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse, pii
-from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE, Table
+from riskcontrol.core.catalog import OPS_MANIFEST, OPS_QUARANTINE
 from riskcontrol.core.config import Settings
 
 
@@ -50,18 +50,6 @@ class StepCounts:
 class ReconciliationError(RuntimeError):
     """A step's rows in differ from rows out + unchanged + duplicate + quarantined, or the
     quarantine kept fewer rows than it was given."""
-
-
-def _add_new_columns(spark: SparkSession, table: Table, settings: Settings) -> None:
-    """Give a table written by an earlier release the columns declared since (null on its
-    old rows), so that appending to it keeps working after an upgrade."""
-    if not lakehouse.exists(spark, table, settings):
-        return
-    have = set(lakehouse.read(spark, table, settings).columns)
-    new = [f for f in table.schema.fields if f.name not in have]
-    if new:
-        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
-        spark.sql(f"ALTER TABLE delta.`{table.path(settings)}` ADD COLUMNS ({columns})")
 
 
 class Run:
@@ -109,7 +97,7 @@ class Run:
             n = rows.count()
             if not n:
                 return 0
-            _add_new_columns(self.spark, OPS_QUARANTINE, self.settings)
+            lakehouse.add_missing_columns(self.spark, OPS_QUARANTINE, self.settings)
             kept = lakehouse.merge(rows, OPS_QUARANTINE, self.settings, insert_only=True).inserted
         finally:
             rows.unpersist()
@@ -141,7 +129,7 @@ class Run:
             "rows_rescued": counts.rows_rescued,
         }
         df = self.spark.createDataFrame([row], OPS_MANIFEST.schema)
-        _add_new_columns(self.spark, OPS_MANIFEST, self.settings)
+        lakehouse.add_missing_columns(self.spark, OPS_MANIFEST, self.settings)
         lakehouse.merge(df, OPS_MANIFEST, self.settings, insert_only=True)
         if not counts.reconciles:
             raise ReconciliationError(

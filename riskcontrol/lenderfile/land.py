@@ -40,7 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskcontrol.core import lakehouse
+from riskcontrol.core import lakehouse, locks
 from riskcontrol.core.catalog import PROVENANCE, SUBJECT_PROPERTY, TABLES, Table
 from riskcontrol.core.config import get_settings
 from riskcontrol.core.landing import (
@@ -534,13 +534,42 @@ def bronze_table(
     )
 
 
+# A bronze column's Spark type -> the type a new file's text is parsed as to match it.
+_TABLE_TYPES = {"bigint": "integer", "double": "double", "boolean": "boolean", "string": "string"}
+
+
+def _types_of_existing_table(
+    spark: SparkSession, table_name: str, run: Run, types: dict[str, Inference]
+) -> dict[str, Inference]:
+    """For a table that exists, the columns whose type the file's sample would change:
+    the table is the contract, so they keep its type and values that do not parse are
+    rescued (dates keep the file's formats and are checked by ``_check_compatible``).
+    Encrypted columns count with their type before encryption."""
+    table = bronze_table(table_name, T.StructType([]), (), "")
+    if not lakehouse.exists(spark, table, run.settings):
+        return {}
+    stored = {
+        f.name: f.dataType.simpleString()
+        for f in lakehouse.read_clear(spark, table, run.settings).schema
+    }
+    out = {}
+    for c, inf in types.items():
+        want = _TABLE_TYPES.get(stored.get(c, ""))
+        if not inf.declared and want and inf.type.spark_type.simpleString() != stored[c]:
+            out[c] = dataclasses.replace(inf, type=ColumnType(want), declared=True)
+    return out
+
+
 def _check_compatible(spark: SparkSession, table: Table, run: Run, schema: T.StructType) -> None:
     if not lakehouse.exists(spark, table, run.settings):
         return
     # simpleString: types without nullability, which Delta may record differently
     read = lakehouse.read(spark, table, run.settings).schema
     existing = {f.name: f.dataType.simpleString() for f in read}
-    new = {f.name: f.dataType.simpleString() for f in schema}
+    # Sensitive columns are stored encrypted, as text, whatever their type before.
+    new = {
+        f.name: "string" if f.name in table.sensitive else f.dataType.simpleString() for f in schema
+    }
     problems = [f"new column {c}" for c in new if c not in existing]
     problems += [f"missing column {c}" for c in existing if c not in new]
     problems += [
@@ -551,7 +580,8 @@ def _check_compatible(spark: SparkSession, table: Table, run: Run, schema: T.Str
     if problems:
         raise ValueError(
             f"{table.full_name} exists with another schema ({'; '.join(problems)}): declare the "
-            "types in a mapping to match it, or ingest into a new --table"
+            "types and drop the new columns in a mapping (--mapping, keys columns: and drop:) "
+            "to match it, or ingest into a new --table"
         )
 
 
@@ -649,10 +679,37 @@ def _json_document_records(path: Path, encoding: str, limits: Limits) -> int:
     return len(doc) if isinstance(doc, list) else 1
 
 
+def path_of(files: Sequence[Path]) -> str:
+    """One file's path, or the folder and the number of files."""
+    return str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"
+
+
+def _same_parquet_schema(files: Sequence[Path]) -> None:
+    """Parquet files read together must give each column one type: Spark would fail
+    mid-read on the first file that differs."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, tuple[str, Path]] = {}
+    for p in files:
+        for f in pq.read_schema(p):
+            first = seen.setdefault(f.name, (str(f.type), p))
+            if first[0] != str(f.type):
+                raise UnreadableFile(
+                    f"{p.name} has column {f.name} as {f.type} but {first[1].name} has it as "
+                    f"{first[0]}: land them with separate --table names, or rewrite one"
+                )
+
+
 def _parquet_records(path: Path) -> int:
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise UnreadableFile(
+            f"{path} is not a readable Parquet file ({exc}): it is damaged or cut short, or "
+            "not Parquet; copy it again, or pass the right --format"
+        ) from None
 
 
 def _csv_details(sniffed: Sequence[CsvFile], scans: Sequence[RecordScan]) -> list[str]:
@@ -731,12 +788,15 @@ def read_source(
                 ).records
                 for p in files
             }
+        if not sum(expected.values()):
+            raise UnreadableFile(f"{path_of(files)} holds no JSON records: nothing to land")
         df = read_json(spark, files, multiline, enc)
         details.append(f"encoding {enc}; {'whole documents' if multiline else 'JSON lines'}")
         corrupt = F.col(CORRUPT)
         source_uri = F.col("_source_uri")
     elif fmt == "parquet":
         expected = {str(p.resolve()): _parquet_records(p) for p in files}
+        _same_parquet_schema(files)
         df = spark.read.parquet(*[str(p) for p in files])
         corrupt = F.lit(None).cast("string")
         source_uri = F.col("_metadata.file_path")
@@ -949,12 +1009,19 @@ def ingest_file(
         with spark_progress(spark, progress), sql_conf(spark, WIDE_ROWS_CONF):
             types.update(infer_types(df, to_infer, null_tokens, sample_rows, threshold))
     types = {c: types[c] for c in data_cols if c in types}
+    as_table = _types_of_existing_table(spark, table_name, run, types)
+    for c, inf in as_table.items():
+        say(
+            f"{c}: typed {inf.type.describe()} as in bronze.{table_name} (this file alone "
+            f"suggests {types[c].type.describe()})"
+        )
+    types |= as_table
     ctypes = {c: inf.type for c, inf in types.items()}
 
     if src.spread:
         df = df.repartition(src.spread)
     checks = _record_checks(fmt, mapping.key, null_tokens, src)
-    declared = set(mapping.columns)
+    declared = set(mapping.columns) | set(as_table)
     checked = _checked(df, run, table_name, data_cols, ctypes, checks, null_tokens)
     try:
         say("reading, typing and checking every row")
@@ -1007,10 +1074,11 @@ def ingest_file(
         checked.unpersist()
     if subject_column is not None:
         quoted = subject_column.replace("'", "''")
-        spark.sql(
-            f"ALTER TABLE delta.`{table.path(run.settings)}` SET TBLPROPERTIES "
-            f"('{SUBJECT_PROPERTY}' = '{quoted}')"
-        )
+        with locks.table_lock(run.settings, table.full_name):
+            spark.sql(
+                f"ALTER TABLE delta.`{table.path(run.settings)}` SET TBLPROPERTIES "
+                f"('{SUBJECT_PROPERTY}' = '{quoted}')"
+            )
     return IngestResult(
         table=table,
         counts=counts,

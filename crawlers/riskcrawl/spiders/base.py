@@ -9,16 +9,33 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadTimeoutError, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import TCPTimedOutError
+from twisted.internet.error import TimeoutError as TwistedTimeoutError
 from twisted.python.failure import Failure
 
 from riskcrawl.items import PageItem, RejectItem, make_record
 from riskcrawl.middlewares import UNCHANGED_FLAG, count_filtered_scheme
 from riskcrawl.parsers import ParseError
 from riskcrawl.sources import SETTING_KEYS, source_for
+
+
+class EmptyAllowList(ValueError):
+    """A source without ``allowed_domains``: Scrapy would follow links to every site."""
+
+
+def allow_list(conf: dict[str, Any], spider: str) -> list[str]:
+    """The source's ``allowed_domains``; :class:`EmptyAllowList` when it names none."""
+    domains = [str(d).strip() for d in conf.get("allowed_domains") or [] if str(d or "").strip()]
+    if not domains:
+        raise EmptyAllowList(
+            f"{spider}: allowed_domains is empty in the sources file; refusing to crawl "
+            "(an empty allow-list would follow links to any site)"
+        )
+    return domains
 
 
 class RiskSpider(scrapy.Spider):
@@ -53,7 +70,7 @@ class RiskSpider(scrapy.Spider):
         spider.conf = conf
         if not getattr(spider, "start_urls", None):
             spider.start_urls = list(conf.get("start_urls", []))
-        spider.allowed_domains = list(conf.get("allowed_domains", []))
+        spider.allowed_domains = allow_list(conf, cls.name)
         spider.source = conf.get("source", cls.name)
         spider.crawl_id = crawler.settings.get("RISKCRAWL_CRAWL_ID") or (
             "adhoc-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -183,17 +200,29 @@ class RiskSpider(scrapy.Spider):
 
     def on_error(self, failure: Failure):
         """Errback: a page that could not be downloaded after the retries is a reject
-        (``http_<status>`` or ``download_error``); refusals by policy (robots.txt,
-        off-site, size limit) are only counted in the stats."""
+        (``http_<status>``, ``timeout`` or ``download_error``); refusals by policy
+        (robots.txt, off-site, off-site or private redirects, size limit) are counted in
+        the stats and logged with their reason, not written as rejects."""
         request = failure.request
-        if failure.check(IgnoreRequest) or request.meta.get("refused"):
-            return
-        if failure.check(HttpError):
+        retries = request.meta.get("retry_times", 0)
+        if failure.check(HttpError):  # an IgnoreRequest too: checked first
             response = failure.value.response
             yield self.reject(
                 f"http_{response.status}",
-                f"HTTP {response.status} after {request.meta.get('retry_times', 0)} retries",
+                f"HTTP {response.status} after {retries} retries",
                 url=response.url,
+            )
+            return
+        if failure.check(IgnoreRequest) or request.meta.get("refused"):
+            return
+        if failure.check(DownloadTimeoutError, TwistedTimeoutError, TCPTimedOutError):
+            timeout = request.meta.get("download_timeout")
+            yield self.reject(
+                "timeout",
+                f"no complete answer within {timeout:g} s, {retries} retries"
+                if timeout
+                else f"timed out after {retries} retries",
+                url=request.url,
             )
             return
         yield self.reject(

@@ -1,0 +1,60 @@
+"""Errors from Spark, the JVM and the system as one line that says what to do.
+
+A failing command prints ``riskctl <command>: error: <one line>`` and exits 2, never a
+Java stack trace. ``RISK_DEBUG=1`` keeps the full traceback for a bug report.
+"""
+
+from __future__ import annotations
+
+import re
+
+# (pattern in the error text, what to tell the user); the first match wins.
+_JVM_HINTS = (
+    (
+        re.compile(r"OutOfMemoryError|Java heap space|GC overhead limit"),
+        "Spark ran out of memory: raise RISK_SPARK_DRIVER_MEMORY (now {memory}), or split "
+        "the input into smaller files",
+    ),
+    (
+        re.compile(r"No space left on device"),
+        "the disk is full: free space under RISK_HOME ({home}) or point RISK_HOME elsewhere",
+    ),
+    (
+        re.compile(r"Answer from Java side is empty|Error while receiving|Connection refused"),
+        "the Spark JVM stopped (killed, or out of memory): see the lines above, raise "
+        "RISK_SPARK_DRIVER_MEMORY (now {memory}) and run again; finished steps are not redone",
+    ),
+)
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")):
+            return line
+    return text.strip()
+
+
+def explain(exc: BaseException, settings=None) -> str | None:
+    """One line for an error from Spark, Py4J or the system; None for other errors."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    memory = getattr(settings, "spark_driver_memory", "?")
+    home = getattr(settings, "home", "?")
+    text = str(exc)
+    if isinstance(exc, Py4JError | PySparkException | MemoryError):
+        for pattern, hint in _JVM_HINTS:
+            if pattern.search(text) or pattern.search(type(exc).__name__):
+                return hint.format(memory=memory, home=home)
+        if isinstance(exc, PySparkException):
+            cls = exc.getCondition() or type(exc).__name__
+            line = _first_line(exc.getMessage() or text)
+            line = re.sub(r"^\[[A-Z_.]+\]\s*", "", line)
+            return f"Spark: {line} [{cls}]"
+        return f"Spark: {_first_line(text)}"
+    if isinstance(exc, OSError):
+        if "No space left on device" in text:
+            return _JVM_HINTS[1][1].format(memory=memory, home=home)
+        return text or type(exc).__name__
+    return None
