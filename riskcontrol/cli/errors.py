@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+_DISK_FULL = "the disk is full: free space under RISK_HOME ({home}) or point RISK_HOME elsewhere"
+
 # (pattern in the error text, what to tell the user); the first match wins.
 _JVM_HINTS = (
     (
@@ -15,10 +17,7 @@ _JVM_HINTS = (
         "Spark ran out of memory: raise RISK_SPARK_DRIVER_MEMORY (now {memory}), or split "
         "the input into smaller files",
     ),
-    (
-        re.compile(r"No space left on device"),
-        "the disk is full: free space under RISK_HOME ({home}) or point RISK_HOME elsewhere",
-    ),
+    (re.compile(r"No space left on device"), _DISK_FULL),
     (
         re.compile(r"Answer from Java side is empty|Error while receiving|Connection refused"),
         "the Spark JVM stopped (killed, or out of memory): see the lines above, raise "
@@ -55,6 +54,6 @@ def explain(exc: BaseException, settings=None) -> str | None:
         return f"Spark: {_first_line(text)}"
     if isinstance(exc, OSError):
         if "No space left on device" in text:
-            return _JVM_HINTS[1][1].format(memory=memory, home=home)
+            return _DISK_FULL.format(home=home)
         return text or type(exc).__name__
     return None

@@ -205,6 +205,11 @@ _NOT_TEXT = (
 )
 
 
+def describe_files(files: Sequence[Path]) -> str:
+    """One file's path, or the folder and the number of files, for a message."""
+    return str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"
+
+
 def _convert_hint(path: Path, encoding: str) -> str:
     target = path.with_name(f"{path.stem}.utf8{path.suffix}")
     return f"convert it to UTF-8 first, e.g. `iconv -f {encoding} -t UTF-8 {path} > {target}`"
@@ -474,11 +479,10 @@ def read_json(
         found = re.search(r"COLUMN_ALREADY_EXISTS\].*?`([^`]+)`", str(exc))
         if not found:
             raise
-        where = paths[0] if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
         raise UnreadableFile(
-            f"{where}: the key {found.group(1)!r} occurs twice in one object, or with another "
-            "upper/lower case, so it cannot be one column; fix the producer, or rename one of "
-            "them before landing"
+            f"{describe_files(paths)}: the key {found.group(1)!r} occurs twice in one object, "
+            "or with another upper/lower case, so it cannot be one column; fix the producer, "
+            "or rename one of them before landing"
         ) from None
 
 

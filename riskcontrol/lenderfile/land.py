@@ -62,6 +62,7 @@ from riskcontrol.core.readers import (
     RecordScan,
     UnreadableFile,
     _json_multiline,
+    describe_files,
     detect_encoding,
     discover,
     normalize_headers,
@@ -679,37 +680,31 @@ def _json_document_records(path: Path, encoding: str, limits: Limits) -> int:
     return len(doc) if isinstance(doc, list) else 1
 
 
-def path_of(files: Sequence[Path]) -> str:
-    """One file's path, or the folder and the number of files."""
-    return str(files[0]) if len(files) == 1 else f"{files[0].parent} ({len(files)} files)"
-
-
-def _same_parquet_schema(files: Sequence[Path]) -> None:
-    """Parquet files read together must give each column one type: Spark would fail
-    mid-read on the first file that differs."""
+def _parquet_records(files: Sequence[Path]) -> dict[str, int]:
+    """Each Parquet file's row count, from its footer, read once per file. A damaged file,
+    or files that give one column two types (Spark would fail mid-read on the first that
+    differs), is an ``UnreadableFile``."""
     import pyarrow.parquet as pq
 
+    counts: dict[str, int] = {}
     seen: dict[str, tuple[str, Path]] = {}
     for p in files:
-        for f in pq.read_schema(p):
+        try:
+            footer = pq.ParquetFile(p)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise UnreadableFile(
+                f"{p} is not a readable Parquet file ({exc}): it is damaged or cut short, or "
+                "not Parquet; copy it again, or pass the right --format"
+            ) from None
+        counts[str(p.resolve())] = footer.metadata.num_rows
+        for f in footer.schema_arrow:
             first = seen.setdefault(f.name, (str(f.type), p))
             if first[0] != str(f.type):
                 raise UnreadableFile(
                     f"{p.name} has column {f.name} as {f.type} but {first[1].name} has it as "
                     f"{first[0]}: land them with separate --table names, or rewrite one"
                 )
-
-
-def _parquet_records(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path).metadata.num_rows
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise UnreadableFile(
-            f"{path} is not a readable Parquet file ({exc}): it is damaged or cut short, or "
-            "not Parquet; copy it again, or pass the right --format"
-        ) from None
+    return counts
 
 
 def _csv_details(sniffed: Sequence[CsvFile], scans: Sequence[RecordScan]) -> list[str]:
@@ -789,14 +784,13 @@ def read_source(
                 for p in files
             }
         if not sum(expected.values()):
-            raise UnreadableFile(f"{path_of(files)} holds no JSON records: nothing to land")
+            raise UnreadableFile(f"{describe_files(files)} holds no JSON records: nothing to land")
         df = read_json(spark, files, multiline, enc)
         details.append(f"encoding {enc}; {'whole documents' if multiline else 'JSON lines'}")
         corrupt = F.col(CORRUPT)
         source_uri = F.col("_source_uri")
     elif fmt == "parquet":
-        expected = {str(p.resolve()): _parquet_records(p) for p in files}
-        _same_parquet_schema(files)
+        expected = _parquet_records(files)
         df = spark.read.parquet(*[str(p) for p in files])
         corrupt = F.lit(None).cast("string")
         source_uri = F.col("_metadata.file_path")
