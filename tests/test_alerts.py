@@ -1,8 +1,10 @@
-"""Alerts: quadrants, opening from breaches, the five-stage workflow, the notifiers."""
+"""Alerts: quadrants, opening from breaches, the five-stage workflow, the notifiers and
+their delivery until sent (ops.alert_notifications)."""
 
 from __future__ import annotations
 
 import asyncore
+import contextlib
 import datetime as dt
 import email
 import hashlib
@@ -14,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import make_settings
+from conftest import TEST_PII_KEY, make_settings
 
 from riskcontrol.apply.alerts import (
     PLAYBOOKS,
@@ -31,15 +33,20 @@ from riskcontrol.apply.alerts import (
     reconcile,
     transition,
 )
+from riskcontrol.apply.alerts import _frame as alert_frame
 from riskcontrol.apply.notify import (
     EmailNotifier,
     LogNotifier,
     WebhookNotifier,
+    alert_json,
+    deliver,
+    delivery_state,
+    error_text,
     notifiers_from_settings,
     notify,
 )
 from riskcontrol.core import lakehouse
-from riskcontrol.core.catalog import GOLD_ALERTS, GOLD_WARNING_INDICATORS
+from riskcontrol.core.catalog import GOLD_ALERTS, GOLD_WARNING_INDICATORS, OPS_ALERT_NOTIFICATIONS
 
 D1, D2, D3, D4, D5 = (dt.date(2026, 3, d) for d in range(1, 6))
 NOW = dt.datetime(2026, 3, 4, 8, 0)  # naive: UTC
@@ -487,3 +494,163 @@ def test_notifiers_from_settings_builds_the_named_kinds_or_says_what_to_set(tmp_
         2525,
         ["a@x.test", "b@x.test"],
     )
+
+
+# --- delivery until sent: ops.alert_notifications ---------------------------------------
+
+PARTNER = PARTNER_A_ALERT["alert_id"]  # critical, quadrant D
+SHIFT = _id("approval_rate_shift", "overall", "all", D2)  # warning, quadrant A
+REFUSED = "URLError: <urlopen error [Errno 111] Connection refused>"
+LATER = NOW + dt.timedelta(hours=1)
+
+
+@contextlib.contextmanager
+def _receiver(port: int):
+    """A real webhook receiver on ``port`` (loopback); yields the JSON bodies POSTed."""
+    posts: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # http.server calls it by this name
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield posts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _delivery(alert_id, notifier, state, attempts, error, at, notified, level=None):
+    severity, quadrant = level or (("critical", "D") if alert_id == PARTNER else ("warning", "A"))
+    return {
+        "alert_id": alert_id,
+        "notifier": notifier,
+        "severity": severity,
+        "quadrant": quadrant,
+        "state": state,
+        "attempts": attempts,
+        "last_error": error,
+        "last_attempt_at": at,
+        "notified_at": notified,
+    }
+
+
+def test_a_failed_send_stays_pending_and_the_retry_delivers_it_once(spark, settings):
+    port = _closed_port()  # the webhook is down: nothing listens there yet
+    webhook = [WebhookNotifier(f"http://127.0.0.1:{port}/hook", timeout=2)]
+    indicators = _indicators(spark, PARTNER_A + OTHERS)
+
+    # First run: both alerts are committed to gold.alerts, then every send fails.
+    assert len(open_alerts(spark, settings, indicators, now=NOW)) == 2
+    first = deliver(spark, settings, webhook, now=NOW)
+    assert first.sent == []
+    assert first.failures == [("webhook", PARTNER, REFUSED), ("webhook", SHIFT, REFUSED)]
+    assert first.undelivered == 2
+    assert first.summary() == (
+        "0 notification(s) sent; 2 UNDELIVERED, pending in ops.alert_notifications (the next "
+        f"run sends them again): webhook {PARTNER}: {REFUSED}; webhook {SHIFT}: {REFUSED}"
+    )
+    assert delivery_state(spark, settings) == [  # by alert id
+        _delivery(PARTNER, "webhook", "pending", 1, REFUSED, NOW, None),
+        _delivery(SHIFT, "webhook", "pending", 1, REFUSED, NOW, None),
+    ]
+
+    with _receiver(port) as posts:
+        # The retry (Airflow task retry, `riskctl warn` again): no alert is new, yet
+        # exactly the two pending ones go out, once each, and are recorded sent.
+        assert open_alerts(spark, settings, indicators, now=LATER) == []
+        retry = deliver(spark, settings, webhook, now=LATER)
+        assert (retry.sent, retry.failures) == ([("webhook", PARTNER), ("webhook", SHIFT)], [])
+        assert retry.summary() == "2 notification(s) sent"
+        assert posts == [json.loads(alert_json(a)) for a in list_alerts(spark, settings)]
+        assert [p["alert_id"] for p in posts] == [PARTNER, SHIFT]
+        assert delivery_state(spark, settings) == [
+            _delivery(PARTNER, "webhook", "sent", 2, None, LATER, LATER),
+            _delivery(SHIFT, "webhook", "sent", 2, None, LATER, LATER),
+        ]
+
+        # A third run sends nothing and commits nothing: the receiver got 2 posts in all.
+        version = lakehouse.version(spark, OPS_ALERT_NOTIFICATIONS, settings)
+        third = deliver(spark, settings, webhook, now=LATER + dt.timedelta(hours=1))
+        assert (third.sent, third.failures, third.summary()) == ([], [], "0 notification(s) sent")
+        assert len(posts) == 2
+    assert lakehouse.version(spark, OPS_ALERT_NOTIFICATIONS, settings) == version
+
+
+def test_a_notifier_added_later_gets_the_open_alerts_once(spark, settings, caplog):
+    caplog.set_level(logging.WARNING, logger="riskcontrol.apply.notify")
+
+    def logged() -> list[str]:  # alert ids the log notifier wrote
+        return [
+            r.getMessage().split(":")[0].removeprefix("alert ")
+            for r in caplog.records
+            if r.getMessage().startswith("alert ") and r.funcName == "send"
+        ]
+
+    open_alerts(spark, settings, _indicators(spark, PARTNER_A + OTHERS), now=NOW)
+    assert deliver(spark, settings, [LogNotifier()], now=NOW).sent == [
+        ("log", PARTNER),
+        ("log", SHIFT),
+    ]
+    assert logged() == [PARTNER, SHIFT]
+    # The shift alert is worked to closure: a closed alert is not sent to a new notifier.
+    closed = {**get_alert(spark, settings, SHIFT), "stage": "feedback"}
+    lakehouse.merge(alert_frame(spark, [closed]), GOLD_ALERTS, settings)
+
+    port = _closed_port()
+    with _receiver(port) as posts:
+        both = [LogNotifier(), WebhookNotifier(f"http://127.0.0.1:{port}/hook", timeout=2)]
+        added = deliver(spark, settings, both, now=LATER)
+        assert (added.sent, added.failures) == ([("webhook", PARTNER)], [])
+        again = deliver(spark, settings, both, now=LATER + dt.timedelta(hours=1))
+        assert (again.sent, again.failures) == ([], [])
+    assert [p["alert_id"] for p in posts] == [PARTNER]  # once
+    assert logged() == [PARTNER, SHIFT]  # the log notifier got nothing twice
+    assert delivery_state(spark, settings) == [
+        _delivery(PARTNER, "log", "sent", 1, None, NOW, NOW),
+        _delivery(PARTNER, "webhook", "sent", 1, None, LATER, LATER),
+        _delivery(SHIFT, "log", "sent", 1, None, NOW, NOW),
+    ]
+
+
+def test_an_escalation_is_announced_again_once(spark, settings):
+    port = _closed_port()
+    webhook = [WebhookNotifier(f"http://127.0.0.1:{port}/hook", timeout=2)]
+    with _receiver(port) as posts:
+        # D2 warning (240,000 x 0.45 = 108,000: high impact, B), then D3 critical (D).
+        open_alerts(spark, settings, _indicators(spark, PARTNER_A[:2]), now=NOW)
+        assert deliver(spark, settings, webhook, now=NOW).sent == [("webhook", PARTNER)]
+        [escalated] = open_alerts(spark, settings, _indicators(spark, PARTNER_A), now=LATER)
+        assert (escalated["severity"], escalated["quadrant"]) == ("critical", "D")
+        assert deliver(spark, settings, webhook, now=LATER).sent == [("webhook", PARTNER)]
+        assert deliver(spark, settings, webhook, now=LATER).sent == []
+    assert [(p["alert_id"], p["severity"], p["quadrant"]) for p in posts] == [
+        (PARTNER, "warning", "B"),
+        (PARTNER, "critical", "D"),
+    ]
+    assert delivery_state(spark, settings) == [
+        _delivery(PARTNER, "webhook", "sent", 1, None, LATER, LATER),
+    ]
+
+
+def test_the_recorded_error_has_no_webhook_token_credential_key_or_email(tmp_path):
+    url = "https://bot:pw@hooks.chat.test:8443/services/T01/B02/s3cr3tT0ken?sig=abc"
+    hook = WebhookNotifier(url)
+    error = ValueError(
+        f"cannot post to {url}\n(path /services/T01/B02/s3cr3tT0ken?sig=abc) for "
+        f"risk.team@lender.test with key {TEST_PII_KEY}"
+    )
+    assert error_text(error, hook, make_settings(tmp_path)) == (
+        "ValueError: cannot post to https://hooks.chat.test:8443/*** (path /***) for *** "
+        "with key ***"
+    )
+    assert error_text(OSError("x" * 600), LogNotifier()) == "OSError: " + "x" * 488 + "..."

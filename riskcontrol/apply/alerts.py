@@ -128,7 +128,9 @@ def open_alerts(
     by: str = "system",
 ) -> list[dict]:
     """Open or escalate alerts for the breaches in ``indicators`` (gold.warning_indicators
-    rows); returns the alerts opened or escalated, for notification.
+    rows); returns the alerts opened or escalated. Notifying goes by the stored alerts,
+    not by this list (``notify.deliver``), so an alert committed here whose send fails
+    is sent by the next run.
 
     Idempotent: the same indicators again change nothing and commit nothing.
     """

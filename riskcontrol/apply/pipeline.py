@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -277,7 +277,10 @@ class WarningResult:
     counts: StepCounts
     breaches: int
     alerts: list[dict]
+    # Notifications of this run that failed (notifier, alert_id, redacted error): all that
+    # is undelivered, pending in ops.alert_notifications for the next run to send again.
     failures: list[tuple[str, str, str]]
+    sent: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_warning(
@@ -347,15 +350,16 @@ def run_warning(
     )
     breaches = window.where(F.col("status").isin("warning", "critical")).count()
     opened = alerts.open_alerts(spark, settings, window)
-    failures = notify.notify(opened, notifiers) if opened else []
+    # Every open alert a notifier has not got yet, not only those opened now: a send that
+    # failed on an earlier run (or attempt) goes out now.
+    delivery = notify.deliver(spark, settings, notifiers)
     out.unpersist()
     loan_days.unpersist()
     progress(
         f"apply: early warning: {breaches} breached indicator-days; {len(opened)} alert(s) "
-        f"opened or escalated (gold.alerts; `riskctl alerts list`)"
-        + (f"; {len(failures)} notification(s) failed" if failures else "")
+        f"opened or escalated (gold.alerts; `riskctl alerts list`); {delivery.summary()}"
     )
-    return WarningResult(counts, breaches, opened, failures)
+    return WarningResult(counts, breaches, opened, delivery.failures, delivery.sent)
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -1034,6 +1034,26 @@ OPS_DQ_RESULTS = Table(
     description="one row per run, table and data-quality expectation: observed vs threshold",
 )
 
+OPS_ALERT_NOTIFICATIONS = Table(
+    "ops",
+    "alert_notifications",
+    schema(
+        "alert_id string",
+        "notifier string",
+        "severity string",
+        "quadrant string",
+        "state string",
+        "attempts int",
+        "last_error string",
+        "last_attempt_at timestamp",
+        "notified_at timestamp",
+    ),
+    keys=("alert_id", "notifier"),
+    description="delivery of each alert to each notifier: 'pending' until a send succeeds "
+    "('sent', notified_at), retried by every early-warning run; severity and quadrant are "
+    "the alert's as last announced (an escalation is announced again); last_error redacted",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BRONZE_CUSTOMERS,
     BRONZE_APPLICATIONS,
@@ -1071,6 +1091,7 @@ ALL_TABLES: tuple[Table, ...] = (
     OPS_ERASURES,
     OPS_DQ_RESULTS,
     OPS_FEATURE_STATS,
+    OPS_ALERT_NOTIFICATIONS,
 )
 TABLES = {t.full_name: t for t in ALL_TABLES}
 
