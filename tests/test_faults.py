@@ -1,0 +1,487 @@
+"""Fault injection: the pipeline killed (SIGKILL) at Delta commits and in the middle of
+large writes, then run again, ends with the tables a clean run writes.
+
+One small book, two lakehouses. The clean one is built in this process: collect,
+analyze, train, apply, then the erasure of one customer. The other is built by pipeline
+processes (``faultkit``) that a watcher kills at the ``KILLS`` below, one kill per
+attempt: after a kill, the next attempt starts again at the killed task, as an Airflow
+retry does, and goes on with the tasks after it until the next kill; a last attempt
+runs the rest to the end. It trains no model: it scores with the one the clean run
+registered (one MLflow store for both), so the apply tier can be compared row for row.
+
+Then every table of the two lakehouses must hold the same rows, apart from the columns
+that name a run or an attempt or say when something ran, and no key twice. The manifest
+and the quarantine keep one row per attempt by design: there the last attempt of each
+step must count and quarantine what the clean run's step did.
+
+``pytest -s`` prints every kill point and what the attempt had committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
+from faultkit import At, Pipeline, attempt, delta_tables, run_tasks
+from pyspark.sql import Row
+
+from riskcontrol.core.catalog import TABLES
+from riskcontrol.core.config import get_settings
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = 400
+SEED = 3
+RUN_ID = "faulted-run"
+ATTEMPT_TIMEOUT = 900
+
+TASKS = (
+    "collect_lending_db",
+    "collect_file_drops",
+    "collect_public_web",
+    "build_silver",
+    "resolve_entities",
+    "build_gold",
+    "choose_cutoff",
+    "score_applications",
+    "loan_book_risk",
+    "early_warning",
+)
+
+# In order. Each is counted from the start of its attempt, and an attempt starts again
+# at the beginning of the killed task, so the commits of the steps of that task it had
+# finished come again (a MERGE with nothing new commits nothing; manifest rows do).
+KILLS = (
+    # collect, the lending database: per table the bronze MERGE, its manifest row, the
+    # watermark
+    At("bronze.customers"),  # landed, not recorded
+    At("ops.manifest"),  # customers recorded again, the watermark not saved
+    At("bronze.repayments", mid_write=True),
+    At("ops.watermarks"),  # the last commit of the task
+    # collect, the file drops: per source the quarantine, the bronze MERGE, the manifest
+    At("ops.quarantine"),  # settlements' rejects quarantined, nothing landed
+    At("bronze.app_events", mid_write=True),
+    At("bronze.service_notes"),
+    # collect, the public web: the crawl, then its landing, then the crawl marked landed
+    At("bronze.crawl_pages"),
+    At("bronze.news_articles"),
+    # analyze
+    At("silver.customers"),
+    At("silver.repayments", mid_write=True),
+    At("ops.quarantine"),  # silver.applications' rejects, before its MERGE
+    At("silver.court_records"),
+    At("silver.entity_links"),
+    At("gold.application_features", mid_write=True),
+    At("gold.application_features"),
+    # apply
+    At("gold.cutoff_policy"),
+    At("gold.scored_applications"),
+    At("gold.loan_book_risk"),
+    At("gold.warning_indicators", mid_write=True),
+    At("gold.alerts"),
+    # erase: the audit row first, then each table's deletion and its history removed
+    At("ops.erasures"),
+    At("bronze.customers"),
+    At("bronze.applications"),
+)
+
+# Columns that name a run or an attempt, or say when something ran: they differ between
+# any two runs. Everything else must be equal.
+VOLATILE = {
+    "run_id",
+    "attempt_id",
+    "_ingest_id",
+    "_ingested_at",
+    "crawl_id",
+    "fetched_at",
+    "quarantined_at",
+    "started_at",
+    "finished_at",
+    "computed_at",
+    "created_at",
+    "created_timestamp",
+    "scored_at",
+    "checked_at",
+    "opened_at",
+    "erasure_id",
+    "erased_at",
+}
+VOLATILE_IN = {
+    "ops.watermarks": {"updated_at"},
+    "gold.alerts": {"updated_at", "history"},
+}
+# Comma lists whose order is the order parallel work finished in.
+UNORDERED = {"ops.erasures": "vacuumed"}
+PER_ATTEMPT = {"ops.manifest", "ops.quarantine"}
+
+
+def _env(home: Path, port: int, shared: Path) -> dict[str, str]:
+    return {
+        "RISK_HOME": str(home),
+        "RISK_ENV": "test",
+        "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
+        "RISK_SITE_PORT": str(port),  # one port for both: crawled URLs name it
+        "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
+        "RISK_SPARK_DRIVER_MEMORY": "1g",
+        "RISK_SPARK_CONF": json.dumps({"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}),
+        "RISK_MODEL_KINDS": "decision_tree",
+        # a small book: no cut-off keeps the residual risk within the default 3 %
+        "RISK_RISK_TOLERANCE": "0.1",
+        "RISK_MLFLOW_TRACKING_URI": f"sqlite:///{shared / 'mlflow.db'}",
+        "RISK_MLFLOW_ARTIFACT_ROOT": (shared / "mlartifacts").as_uri(),
+    }
+
+
+def _erasure_subject(data_dir: Path) -> str:
+    """An applicant turned down (one application, no loan): the erasure touches a dozen
+    tables, not every one, and searches them all."""
+    with sqlite3.connect(data_dir / "lending.db") as db:
+        (customer,) = db.execute(
+            "SELECT customer_id FROM applications GROUP BY customer_id"
+            " HAVING count(*) = 1 AND max(status) = 'rejected'"
+            " AND customer_id NOT IN (SELECT customer_id FROM loans)"
+            " ORDER BY customer_id LIMIT 1"
+        ).fetchone()
+    return customer
+
+
+def _show(n: int, a) -> str:
+    if a.killed:
+        where = f"in {a.killed_in}" if a.killed_in else "between tasks"
+        return f"{n:>2}. {a.at.describe():44} {where:22} {a.kill_point}"
+    return f"{n:>2}. {'(no kill: ran to the end)':44} {'':22} {len(a.commits)} commits"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, spark):
+    from riskcontrol.synthetic.generate import generate
+
+    t0 = time.monotonic()
+    root = tmp_path_factory.mktemp("faults")
+    pristine = root / "pristine"
+    generate(pristine, customers=CUSTOMERS, seed=SEED)
+    customer = _erasure_subject(pristine)
+    port = free_port()
+    homes = {name: root / name for name in ("clean", "faulted")}
+    for home in homes.values():
+        shutil.copytree(pristine, home / "data")
+    envs = {name: _env(home, port, root) for name, home in homes.items()}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "PYSPARK_"))}
+    workdir = root / "attempts"
+    workdir.mkdir()
+    gate = root / "champion.trained"
+    faulted = Faulted(
+        [*TASKS, f"erase:{customer}"],
+        homes["faulted"] / "lakehouse",
+        {**inherited, **envs["faulted"]},
+        workdir,
+        gate,
+    )
+    # Side by side: the faulted run's attempts in their processes (a thread here watches
+    # them), the clean run in this process; the faulted run's apply tasks wait for the
+    # model the clean run trains.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(faulted.run)
+        try:
+            clean = _clean_run(envs["clean"], customer, gate)
+        except BaseException:
+            faulted.stop()
+            raise
+        clean_seconds = time.monotonic() - t0
+        attempts = future.result()
+    faulted.stop()
+    yield {
+        "clean": clean,
+        "faulted": _settings_for(envs["faulted"]),
+        "attempts": attempts,
+        "customer": customer,
+        "timings": {
+            "clean run (in this process)": clean_seconds,
+            "faulted run (attempts, side by side)": time.monotonic() - t0,
+        },
+        "t0": t0,
+    }
+
+
+def _clean_run(env: dict[str, str], customer: str, gate: Path):
+    """Every task in this process (its Spark session), training included, then the
+    erasure; ``gate`` is touched once the model is trained. Returns the settings."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        settings = get_settings()
+        run_tasks([*TASKS[: TASKS.index("choose_cutoff")], "train_models"], run_id="clean-run")
+        gate.touch()
+        run_tasks([*TASKS[TASKS.index("choose_cutoff") :], f"erase:{customer}"], "clean-run")
+    get_settings.cache_clear()
+    return settings
+
+
+class Faulted:
+    """The faulted run: attempts killed at ``KILLS``, each a retry of the killed task and
+    on from there, and a last one that runs to the end. The next attempt's process is
+    started (Spark up, waiting) while one runs."""
+
+    def __init__(self, tasks, lake: Path, env, workdir: Path, gate: Path):
+        self.tasks, self.lake, self.env, self.workdir, self.gate = tasks, lake, env, workdir, gate
+        self.spawned: list[Pipeline] = []
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def _spawn(self, n: int) -> Pipeline:
+        with self.lock:
+            if self.stopped.is_set():
+                raise RuntimeError("stopped")
+            p = Pipeline(self.env, self.workdir, RUN_ID, f"attempt-{n:02d}", self.gate)
+            self.spawned.append(p)
+            return p
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped.set()
+            for p in self.spawned:
+                p.finish()
+
+    def run(self) -> list:
+        attempts, left = [], list(self.tasks)
+        current = self._spawn(1)
+        for n, at in enumerate([*KILLS, None], start=1):
+            following = self._spawn(n + 1) if at is not None else None
+            a = attempt(current, left, self.lake, at, ATTEMPT_TIMEOUT)
+            attempts.append(a)
+            print(_show(n, a), flush=True)
+            if not a.killed:
+                if following is not None:
+                    following.finish()
+                log = current.log.read_text(errors="replace")[-4000:]
+                assert a.returncode == 0, f"attempt {n} ({a.at}) failed:\n{log}"
+                return attempts
+            left = left[left.index(a.killed_in) :] if a.killed_in else left[_done(current) :]
+            current = following
+        raise AssertionError(f"tasks never run to the end: {left}")
+
+
+def _done(pipeline: Pipeline) -> int:
+    lines = pipeline.status.read_text(encoding="utf-8").splitlines()
+    return sum(1 for line in lines if line.startswith("done "))
+
+
+def _settings_for(env: dict[str, str]):
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        settings = get_settings()
+    get_settings.cache_clear()
+    return settings
+
+
+# --- reading a table as comparable rows -------------------------------------------------
+def _plain(value, home: str):
+    """A cell as a hashable, comparable value; the home folder's path left out."""
+    if isinstance(value, Row):
+        return tuple(_plain(v, home) for v in value)
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v, home) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v, home)) for k, v in value.items()))
+    if isinstance(value, str):
+        return value.replace(home, "<home>")
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _frame(spark, settings, name: str):
+    from riskcontrol.core import lakehouse
+
+    if name in TABLES:
+        return lakehouse.read_clear(spark, TABLES[name], settings)
+    return spark.read.format("delta").load(f"{settings.lakehouse_root}/{name.replace('.', '/')}")
+
+
+def _rows(spark, settings, name: str) -> tuple[list, list]:
+    df = _frame(spark, settings, name)
+    skip = VOLATILE | VOLATILE_IN.get(name, set())
+    cols = sorted(c for c in df.columns if c not in skip)
+    home = str(settings.home)
+    rows = [[_plain(v, home) for v in r] for r in df.select(*cols).collect()]
+    if name in UNORDERED:
+        i = cols.index(UNORDERED[name])
+        for r in rows:
+            r[i] = ",".join(sorted((r[i] or "").split(",")))
+    return cols, [tuple(r) for r in rows]
+
+
+def _difference(name: str, cols, clean: list, faulted: list) -> str | None:
+    a, b = Counter(clean), Counter(faulted)
+    if a == b:
+        return None
+    only_clean, only_faulted = a - b, b - a
+
+    def sample(c: Counter) -> str:
+        return "\n".join(
+            f"      {dict(zip(cols, r, strict=True))} x{n}" for r, n in c.most_common(3)
+        )
+
+    return (
+        f"{name}: clean {len(clean)} rows, faulted {len(faulted)}; "
+        f"{sum(only_clean.values())} only in the clean run, "
+        f"{sum(only_faulted.values())} only in the faulted one\n"
+        f"    only clean:\n{sample(only_clean)}\n    only faulted:\n{sample(only_faulted)}"
+    )
+
+
+# --- the tests ------------------------------------------------------------------------
+def test_kill_points(runs):
+    attempts = runs["attempts"]
+    killed = [a for a in attempts if a.killed]
+    print(f"\n{len(killed)} kill points, {len(attempts)} attempts:")
+    for n, a in enumerate(attempts, start=1):
+        print(_show(n, a))
+    for name, seconds in runs["timings"].items():
+        print(f"{name}: {seconds:.0f} s")
+    assert len(killed) >= 20
+    assert len(killed) == len(KILLS), "a kill point was never reached: the plan needs a look"
+    mid = [a for a in killed if a.at.mid_write and a.mid_write_confirmed]
+    assert len(mid) >= 2, [a.kill_point for a in killed if a.at.mid_write]
+    tiers = {
+        "collect": TASKS[:3],
+        "analyze": TASKS[3:6],
+        "apply": TASKS[6:],
+        "erase": (),
+    }
+
+    def tier(task: str) -> str:
+        return (
+            "erase" if task.startswith("erase:") else next(k for k, v in tiers.items() if task in v)
+        )
+
+    assert {tier(a.killed_in) for a in killed if a.killed_in} == set(tiers)
+
+
+def test_every_table_holds_the_clean_runs_rows(spark, runs):
+    clean, faulted = runs["clean"], runs["faulted"]
+    names = sorted(delta_tables(Path(clean.lakehouse_root)))
+    assert sorted(delta_tables(Path(faulted.lakehouse_root))) == names
+    problems = []
+    for name in names:
+        if name in PER_ATTEMPT:
+            continue
+        cols, a = _rows(spark, clean, name)
+        _, b = _rows(spark, faulted, name)
+        diff = _difference(name, cols, a, b)
+        if diff:
+            problems.append(diff)
+        table = TABLES.get(name)
+        if table is not None and table.keys:
+            keys = [k for k in table.keys if k not in VOLATILE]
+            df = _frame(spark, faulted, name)
+            dupes = df.groupBy(*keys).count().where("count > 1").count()
+            if dupes:
+                problems.append(f"{name}: {dupes} key(s) held more than once")
+    assert not problems, "\n".join(problems)
+
+
+def _last_attempts(spark, settings) -> dict[tuple, Row]:
+    """Per step (stage, source, target): its manifest row of the last attempt."""
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import OPS_MANIFEST
+
+    last = {}
+    for r in lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("finished_at").collect():
+        last[(r.stage, r.source, r.target)] = r
+    return last
+
+
+def test_the_last_attempt_of_each_step_counts_what_the_clean_run_counted(spark, runs):
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import OPS_MANIFEST
+
+    clean, faulted = runs["clean"], runs["faulted"]
+    rows = lakehouse.read(spark, OPS_MANIFEST, faulted).collect()
+    bad = [
+        r
+        for r in rows
+        if r.rows_in != r.rows_out + r.rows_unchanged + r.rows_duplicate + r.rows_quarantined
+    ]
+    assert not bad
+    want, got = _last_attempts(spark, clean), _last_attempts(spark, faulted)
+    assert sorted(got) == sorted(want)
+
+    def counts(r: Row) -> dict:
+        return {
+            "window_end": r.window_end,
+            "rows_in": r.rows_in,
+            "landed": r.rows_out + r.rows_unchanged,
+            "rows_quarantined": r.rows_quarantined,
+            "rows_duplicate": r.rows_duplicate,
+            "rows_rescued": r.rows_rescued,
+        }
+
+    differ = {
+        step: (counts(want[step]), counts(got[step]))
+        for step in want
+        if counts(want[step]) != counts(got[step])
+        and want[step].window_start == got[step].window_start
+    }
+    assert not differ, differ
+
+
+def _quarantine_of_last_attempts(spark, settings) -> tuple[list, list, Counter]:
+    """ops.quarantine rows of each step's last attempt (comparable), and the number of
+    rows per attempt that has no manifest row (an attempt killed before it recorded)."""
+    recorded = {r.attempt_id for r in _frame(spark, settings, "ops.manifest").collect()}
+    last = {r.attempt_id for r in _last_attempts(spark, settings).values()}
+    df = _frame(spark, settings, "ops.quarantine")
+    cols = sorted(c for c in df.columns if c not in VOLATILE)
+    home = str(settings.home)
+    rows, orphans = [], Counter()
+    for r in df.collect():
+        if r.attempt_id in last:
+            rows.append(tuple(_plain(r[c], home) for c in cols))
+        elif r.attempt_id not in recorded:
+            orphans[r.attempt_id] += 1
+    return cols, rows, orphans
+
+
+def test_the_quarantine_of_each_steps_last_attempt_equals_the_clean_runs(spark, runs):
+    cols, want, none = _quarantine_of_last_attempts(spark, runs["clean"])
+    assert not none
+    _, got, orphans = _quarantine_of_last_attempts(spark, runs["faulted"])
+    if orphans:
+        print(
+            f"\nops.quarantine: {sum(orphans.values())} row(s) of {len(orphans)} killed "
+            "attempt(s) that never wrote their manifest row"
+        )
+    diff = _difference("ops.quarantine (last attempts)", cols, want, got)
+    assert diff is None, diff
+
+
+def test_the_erased_customer_is_in_no_file_of_either_lakehouse(runs):
+    from lakescan import file_text
+
+    customer = runs["customer"]
+    for settings in (runs["clean"], runs["faulted"]):
+        root = Path(settings.lakehouse_root)
+        holding = [
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and customer in file_text(p)
+        ]
+        assert holding == [], (settings.home.name, holding)
+    print(f"\nfault-injection test module: {time.monotonic() - runs['t0']:.0f} s so far")
