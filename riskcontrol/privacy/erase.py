@@ -375,6 +375,36 @@ def _truncate_log(spark: SparkSession, path: str) -> int:
     return removed
 
 
+@contextmanager
+def _commits_tagged(spark: SparkSession, erasure_id: str) -> Iterator[None]:
+    """Every Delta commit of this session carries ``erasure_id`` as its user metadata
+    for the duration: a resumed erasure finds the deletions of an attempt cut short."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, erasure_id)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def _deleted_by(spark: SparkSession, path: str, erasure_id: str) -> int:
+    """Rows the MERGE commits tagged with ``erasure_id`` deleted from a table: what an
+    attempt of the erasure cut short (a kill) deleted before it could record it."""
+    history = (
+        DeltaTable.forPath(spark, path)
+        .history()
+        .where((F.col("userMetadata") == erasure_id) & (F.col("operation") == "MERGE"))
+    )
+    return sum(
+        int((r.operationMetrics or {}).get("numTargetRowsDeleted", "0"))
+        for r in history.select("operationMetrics").collect()
+    )
+
+
 def _forget(spark: SparkSession, path: str) -> None:
     """Make the erasure final: old data files vacuumed, old log entries removed."""
     _vacuum_all_history(spark, path)
@@ -461,20 +491,29 @@ def erase_customer(
             else:
                 rows = subject_rows(spark, settings, subject, table)
                 path = table.path(settings)
+            name = table.full_name
             n = 0 if rows is None else delete_rows(spark, settings, table, rows)
-            if not n:
+            if not n and pending is not None and name not in rows_deleted:
+                # An attempt killed between its deletion and the audit row: the rows are
+                # gone, their history is not, and only the tagged commit counts them.
+                n = _deleted_by(spark, path, erasure_id)
+            if n:
+                # Counted in the audit row before the history is removed: a kill in
+                # between leaves a table counted and not vacuumed, vacuumed on resume.
+                with audit_lock:
+                    rows_deleted[name] = rows_deleted.get(name, 0) + n
+                    audit("pending")
+            elif name not in rows_deleted or name in vacuumed:
                 return
-            progress(f"erase: {table.full_name}: {n} row(s) deleted; removing its history")
+            progress(f"erase: {name}: {rows_deleted[name]} row(s) deleted; removing its history")
             _forget(spark, path)
             with audit_lock:
-                rows_deleted[table.full_name] = rows_deleted.get(table.full_name, 0) + n
-                vacuumed.append(table.full_name)
-                audit("pending")
+                vacuumed.append(name)  # in the audit row with the next table's count
 
         by_name = {t.full_name: t for t in ALL_TABLES}
         first: list[Table | UserTable] = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
         first += users
-        with _history_vacuum_allowed(spark):
+        with _history_vacuum_allowed(spark), _commits_tagged(spark, erasure_id):
             # Tables are independent Delta logs: erase from several at once (Spark runs
             # the jobs of concurrent threads side by side).
             with ThreadPoolExecutor(max_workers=4) as pool:
