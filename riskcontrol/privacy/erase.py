@@ -394,6 +394,8 @@ def _commits_tagged(spark: SparkSession, erasure_id: str) -> Iterator[None]:
 def _deleted_by(spark: SparkSession, path: str, erasure_id: str) -> int:
     """Rows the MERGE commits tagged with ``erasure_id`` deleted from a table: what an
     attempt of the erasure cut short (a kill) deleted before it could record it."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return 0
     history = (
         DeltaTable.forPath(spark, path)
         .history()
