@@ -36,10 +36,11 @@ def make_settings(home, **overrides) -> Settings:
     return Settings(**values)
 
 
-# The module that builds a whole book runs first, on one pytest-xdist worker, while the
-# other worker takes the short modules (the Makefile passes --no-loadscope-reorder, so
-# --dist loadfile hands out modules in this collection order).
-FIRST_MODULES = ("test_end_to_end.py",)
+# The two longest modules start first, one on each pytest-xdist worker: the one that
+# builds a whole book and the fault-injection run; the short modules go to whichever
+# worker is free next (the Makefile passes --no-loadscope-reorder, so --dist loadfile
+# hands out modules in this collection order).
+FIRST_MODULES = ("test_end_to_end.py", "test_faults.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -26,8 +27,12 @@ def _unnest(value):
 def file_text(path: Path) -> str:
     """Everything a file holds, as searchable text (Parquet: every cell of every row)."""
     if path.suffix == ".parquet":
-        rows = pq.read_table(path).to_pylist()
-        return json.dumps(rows, ensure_ascii=False, default=str)
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pa.ArrowInvalid, OSError):
+            pass  # a data file a killed write left unfinished (no footer): its raw bytes
+        else:
+            return json.dumps(rows, ensure_ascii=False, default=str)
     raw = path.read_bytes().decode("utf-8", errors="replace")
     if path.suffix in (".json", ".crc"):
         parts = [raw]

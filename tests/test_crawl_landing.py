@@ -310,9 +310,9 @@ def test_a_failed_landing_loses_nothing_the_next_collect_lands_both_crawls_once(
     spark, tmp_path, monkeypatch
 ):
     """Crawl, then the landing fails half-way (the pages committed, the records did not);
-    the next collect's crawl of the unchanged site emits every page again (epoch1 never
-    landed, so the page store has not advanced) and it lands both folders, oldest first;
-    the collect after that crawls nothing new and lands only its own, empty, folder."""
+    the next collect lands that crawl first, so its crawl of the unchanged site fetches
+    nothing again (the page store advanced) and lands only its own, empty, folder; so
+    does the collect after that."""
     from riskcontrol.synthetic.generate import generate
     from riskcontrol.synthetic.site import SiteServer, build_site, write_ground_truth
 
@@ -356,32 +356,31 @@ def test_a_failed_landing_loses_nothing_the_next_collect_lands_both_crawls_once(
 
         messages = []
         stats, steps = crawl.collect_public_web(Run(spark, settings, run_id="r2"), messages.append)
-        # r1 never landed: the unchanged site is emitted again, nothing counts as seen
+        # r1 landed before r2 crawled: the unchanged site is not emitted again
         assert (
             stats["totals"]["pages_written"],
             stats["totals"]["pages_unchanged"],
             stats["totals"]["pages_pending"],
-        ) == (pages, 0, pages)
+        ) == (0, pages, 0)
         assert [m for m in messages if m.startswith("collect: landing crawl")] == [
             "collect: landing crawl r1 in bronze",
             "collect: landing crawl r2 in bronze",
         ]
 
-        def expected(new):
-            def row(kind, spider):
-                n, bad = records[kind], rejects.get(spider, 0)
-                return (n + bad, n if new else 0, 0 if new else n, bad)
+        def row(kind, spider):
+            n, bad = records[kind], rejects.get(spider, 0)
+            return (n + bad, n, 0, bad)
 
-            return {
-                "bronze.crawl_pages": (pages, 0, pages, 0),  # r1's pages committed at once
-                "bronze.court_records": row("court_record", "court"),
-                "bronze.penalties": row("penalty", "penalties"),
-                "bronze.news_articles": row("news_article", "news"),
-            }
+        expected = {
+            "bronze.crawl_pages": (pages, 0, pages, 0),  # r1's pages committed at once
+            "bronze.court_records": row("court_record", "court"),
+            "bronze.penalties": row("penalty", "penalties"),
+            "bronze.news_articles": row("news_article", "news"),
+        }
 
         assert len(steps) == 8
-        assert _counts(steps[:4]) == expected(new=True)  # r1: its records land now
-        assert _counts(steps[4:]) == expected(new=False)  # r2: the same again, unchanged
+        assert _counts(steps[:4]) == expected  # r1: its records land now
+        assert [(s.rows_in, s.rows_out) for s in steps[4:]] == [(0, 0)] * 4  # r2: nothing
         assert crawl.pending_crawls(landing) == []
 
         # Both crawls landed: a third collect emits nothing and lands only its own folder.

@@ -376,12 +376,16 @@ def land_pending_crawls(
 def collect_public_web(
     run: Run, progress: Callable[[str], None] = lambda _: None, epoch: int = 1
 ) -> tuple[dict, list[StepCounts]]:
-    """Crawl (crawl id = the run id), then land every crawl not landed yet, this one
-    included; returns (crawl stats, steps of every crawl landed, oldest first)."""
+    """Land every crawl an earlier attempt left unlanded, crawl (crawl id = the run id),
+    then land this crawl; returns (crawl stats, steps of every landing, oldest first).
+
+    Landing first marks the pages of an attempt that was cut short (a kill, a failed
+    landing) as seen: a retry does not fetch them again, nor land them twice."""
+    steps = [s for found in land_pending_crawls(run, progress).values() for s in found]
     progress(f"collect: crawling {', '.join(SPIDERS)} -> {run.settings.crawl_landing_dir}")
     stats = run_crawl(run.settings, run.run_id, epoch=epoch)
-    landed = land_pending_crawls(run, progress)
-    return stats, [step for steps in landed.values() for step in steps]
+    steps += [s for found in land_pending_crawls(run, progress).values() for s in found]
+    return stats, steps
 
 
 def describe_stats(stats: dict) -> str:
