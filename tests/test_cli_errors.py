@@ -24,6 +24,23 @@ def test_a_spark_analysis_error_is_one_line_with_its_condition(spark):
     assert line.endswith("[UNRESOLVED_COLUMN.WITH_SUGGESTION]")
 
 
+def test_a_value_spark_quotes_in_an_error_is_masked(spark):
+    """ANSI casts fail naming the value; a value can be an ID number or a name."""
+    with pytest.raises(Exception) as caught:
+        spark.sql("SELECT CAST('32050619881009447X' AS INT) AS v").collect()
+    line = errors.explain(caught.value)
+    assert "32050619881009447" not in line
+    assert line.startswith("Spark: The value '<value>' of the type \"STRING\" cannot be cast")
+    assert line.endswith("[CAST_INVALID_INPUT]")
+    java = Py4JError('java.lang.NumberFormatException: For input string: "张三 13812345678"')
+    assert errors.explain(java) == (
+        'Spark: java.lang.NumberFormatException: For input string: "<value>"'
+    )
+    assert errors.mask_values('id 13812345678 in "DECIMAL(10,2)", "spark.sql.x"') == (
+        'id <value> in "DECIMAL(10,2)", "spark.sql.x"'
+    )
+
+
 def test_jvm_failures_say_what_to_do():
     settings = Settings(home="/data/risk", spark_driver_memory="3g")
     oom = Py4JError(

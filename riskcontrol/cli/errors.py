@@ -26,6 +26,26 @@ _JVM_HINTS = (
 )
 
 
+# Spark quotes a value with single quotes ('0x12'), a type or a setting with double
+# quotes ("INT", "spark.sql.ansi.enabled"); Java quotes a value with double quotes
+# (For input string: "12x"). Long digit runs are values too (ID or phone numbers).
+_SINGLE_QUOTED = re.compile(r"'[^'\n]*'")
+_DOUBLE_QUOTED = re.compile(r'"([^"\n]*)"')
+_NAME = re.compile(r"[A-Z][A-Z0-9_]*(\(.*\))?|[a-z][a-zA-Z0-9_]*(\.[a-zA-Z0-9_]+)+")
+_DIGITS = re.compile(r"\d{6,}")
+VALUE_MASK = "<value>"
+
+
+def mask_values(line: str) -> str:
+    """``line`` with the data values an error message quotes replaced by ``<value>``:
+    a failed cast or parse names the value, and a value may be personal data."""
+    line = _SINGLE_QUOTED.sub(f"'{VALUE_MASK}'", line)
+    line = _DOUBLE_QUOTED.sub(
+        lambda m: m.group(0) if _NAME.fullmatch(m.group(1)) else f'"{VALUE_MASK}"', line
+    )
+    return _DIGITS.sub(VALUE_MASK, line)
+
+
 def _first_line(text: str) -> str:
     for line in text.strip().splitlines():
         line = line.strip()
@@ -50,8 +70,8 @@ def explain(exc: BaseException, settings=None) -> str | None:
             cls = exc.getCondition() or type(exc).__name__
             line = _first_line(exc.getMessage() or text)
             line = re.sub(r"^\[[A-Z_.]+\]\s*", "", line)
-            return f"Spark: {line} [{cls}]"
-        return f"Spark: {_first_line(text)}"
+            return f"Spark: {mask_values(line)} [{cls}]"
+        return f"Spark: {mask_values(_first_line(text))}"
     if isinstance(exc, OSError):
         if "No space left on device" in text:
             return _DISK_FULL.format(home=home)
