@@ -37,12 +37,62 @@ def jvm_rss_mb() -> float:
     return sum(int(x) for x in out.split()) / 1024
 
 
+class Stages(list):
+    """The benchmark's rows (name, seconds, rows, unit); each also marks its window of
+    wall-clock time, ending now, for ``--profile``."""
+
+    def __init__(self):
+        super().__init__()
+        self.windows: list[tuple[str, float, float]] = []
+
+    def append(self, row, window: bool = True) -> None:
+        super().append(row)
+        if window:
+            end = time.time()
+            self.windows.append((row[0], end - row[1], end))
+
+
+def print_profile(spark, settings, windows, event_log: Path) -> None:
+    """Spark jobs and Delta commits per benchmark stage and per manifest step (the 20
+    longest), from the event log and the Delta logs."""
+    from pyspark.sql import functions as F
+
+    from riskcontrol.core import lakehouse, profiling
+    from riskcontrol.core.catalog import OPS_MANIFEST
+
+    steps = [
+        (f"{r.stage} {r.target}", r.start / 1e6, r.end / 1e6)
+        for r in lakehouse.read(spark, OPS_MANIFEST, settings)
+        .select(
+            "stage",
+            "target",
+            F.expr("unix_micros(started_at)").alias("start"),
+            F.expr("unix_micros(finished_at)").alias("end"),
+        )
+        .collect()
+    ]
+    spark.stop()  # the event log is complete once the session stops
+    jobs = profiling.read_event_log(event_log)
+    commits = profiling.delta_commits(Path(settings.lakehouse_root))
+    print("\nwhere the time goes, per stage (Spark event log, Delta logs):")
+    print(profiling.format_breakdown(profiling.breakdown(windows, jobs, commits), "stage"))
+    longest = sorted(profiling.breakdown(steps, jobs, commits), key=lambda p: -p.seconds)[:20]
+    print("\nthe 20 longest manifest steps:")
+    print(profiling.format_breakdown(longest, "manifest step"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--home", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--skip-pipeline", action="store_true", help="only time generation")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="write Spark's event log and print, per stage and per manifest step, the Spark "
+        "jobs, tasks, busy and idle seconds and the Delta commits",
+    )
     parser.add_argument(
         "--collect-only", action="store_true", help="stop after the collect tier (and re-extract)"
     )
@@ -85,6 +135,14 @@ def main() -> int:
     os.environ["RISK_HOME"] = str(home)
     os.environ.setdefault("RISK_PII_KEY", "benchmark-only-key")
     os.environ.setdefault("RISK_BRONZE_KEY", "42" * 32)
+    event_log = home / "eventlog"
+    if args.profile:
+        import json
+
+        from riskcontrol.core.profiling import event_log_conf
+
+        conf = json.loads(os.environ.get("RISK_SPARK_CONF") or "{}")
+        os.environ["RISK_SPARK_CONF"] = json.dumps({**conf, **event_log_conf(event_log)})
     if args.evaluate_dataset:
         return bench_evaluate_dataset(home, args.evaluate_dataset, args.seed)
     if args.reuse:
@@ -94,7 +152,7 @@ def main() -> int:
     from riskcontrol.synthetic.generate import generate
 
     settings = get_settings()
-    rows: list[tuple[str, float, int, str]] = []
+    rows = Stages()
 
     t = time.perf_counter()
     summary = generate(settings.data_dir, customers=args.customers, seed=args.seed)
@@ -126,16 +184,19 @@ def main() -> int:
             if name not in wanted:
                 continue
             t = time.perf_counter()
+            web_start = time.time()
             if name == "web":
                 stats, steps = crawl.collect_public_web(run, print)
                 secs = time.perf_counter() - t
                 total = stats["totals"]
                 crawl_s = max(s["elapsed_seconds"] for s in stats["spiders"].values())
                 responses = total["responses"]
-                rows.append(("crawl", crawl_s, responses, "pages fetched (loopback site)"))
+                rows.append(("crawl", crawl_s, responses, "pages fetched (loopback site)"), False)
                 rows.append(
-                    ("land crawl", secs - crawl_s, sum(s.rows_in for s in steps), "lines landed")
+                    ("land crawl", secs - crawl_s, sum(s.rows_in for s in steps), "lines landed"),
+                    False,
                 )
+                rows.windows.append(("collect web (crawl + land)", web_start, time.time()))
             else:
                 steps = source_fn(run, print)
                 secs = time.perf_counter() - t
@@ -178,7 +239,7 @@ def main() -> int:
         t = time.perf_counter()
         results = run_quality(run, print)
         rows.append(("quality", time.perf_counter() - t, len(results), "expectations"))
-        rows.append(("analyze", time.perf_counter() - analyze_start, 0, "all of the above"))
+        rows.append(("analyze", time.perf_counter() - analyze_start, 0, "all of the above"), False)
         er = settings.reports_dir / "entity_resolution.json"
         if er.exists():
             import json
@@ -216,7 +277,7 @@ def main() -> int:
         t = time.perf_counter()
         steps.run_report(run, print)
         rows.append(("report", time.perf_counter() - t, 0, "HTML + PDF"))
-        rows.append(("apply", time.perf_counter() - apply_start, 0, "all of the above"))
+        rows.append(("apply", time.perf_counter() - apply_start, 0, "all of the above"), False)
         if args.score_applications:
             rows += bench_scoring(run, champion, args.score_applications)
         for tm in trained:
@@ -232,6 +293,8 @@ def main() -> int:
         rate = f"{n / secs:,.0f}" if n else "-"
         print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10}  {unit}")
     print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
+    if args.profile and not args.skip_pipeline:
+        print_profile(run.spark, settings, rows.windows, event_log)
     print(f"home: {home}")
     return 0
 
