@@ -257,7 +257,7 @@ def main() -> int:
         t = time.perf_counter()
         trained = run_train(run, print).trained
         rows.append(("train", time.perf_counter() - t, 0, ""))
-        from riskcontrol.apply.pipeline import steps
+        from riskcontrol.apply import pipeline as steps
         from riskcontrol.modeling import tracking
 
         apply_start = time.perf_counter()
