@@ -156,3 +156,43 @@ def test_a_step_that_loses_rows_fails_loudly(spark, settings):
     # The failing step's numbers are still on record for whoever investigates.
     (m,) = lakehouse.read(spark, OPS_MANIFEST, settings).collect()
     assert (m.run_id, m.rows_in, m.rows_out) == ("bad", 10, 7)
+
+
+def test_manifest_and_quarantine_rows_are_appended_one_commit_each(spark, settings):
+    """Their keys hold a fresh attempt id: one append per step, its count read back from
+    that commit (tagged with the attempt id), never a MERGE searching for the key."""
+    from delta.tables import DeltaTable
+
+    run = Run(spark, settings, run_id="a1")
+    rejected = spark.createDataFrame(
+        [("bad", "why", "r1", "file:///x"), ("bad", "why", "r1", "file:///x")],
+        "rule string, reason string, record string, source_uri string",
+    )
+    first = StepCounts("collect", "src", "bronze.x", rows_in=5, rows_out=3, rows_quarantined=2)
+    assert run.quarantine(rejected, "collect", "bronze.x", attempt_id=first.attempt_id) == 2
+    run.record(first)
+    second = StepCounts("collect", "src", "bronze.y", rows_in=1, rows_out=1)
+    run.record(second)
+    with pytest.raises(ValueError, match=f"attempt {second.attempt_id} is recorded already"):
+        run.record(second)
+    history = (
+        DeltaTable.forPath(spark, OPS_MANIFEST.path(settings))
+        .history()
+        .orderBy("version")
+        .select("version", "operation", "userMetadata", "operationMetrics.numOutputRows")
+        .collect()
+    )
+    assert [tuple(h) for h in history] == [
+        (0, "WRITE", first.attempt_id, "1"),
+        (1, "WRITE", second.attempt_id, "1"),
+    ]
+    rows = lakehouse.read(spark, OPS_MANIFEST, settings).orderBy("target").collect()
+    assert [(r.target, r.rows_in, r.rows_quarantined) for r in rows] == [
+        ("bronze.x", 5, 2),
+        ("bronze.y", 1, 0),
+    ]
+    (q,) = DeltaTable.forPath(spark, OPS_QUARANTINE.path(settings)).history().collect()
+    assert (q.operation, q.userMetadata) == ("WRITE", first.attempt_id)
+    assert sorted(
+        r.occurrence for r in lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
+    ) == [1, 2]

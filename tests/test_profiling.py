@@ -86,3 +86,14 @@ def test_event_log_conf_names_a_folder_spark_can_write(tmp_path):
     assert conf["spark.eventLog.enabled"] == "true"
     assert conf["spark.eventLog.dir"] == (tmp_path / "ev").resolve().as_uri()
     assert (tmp_path / "ev").is_dir()
+
+
+def test_rolled_event_logs_are_read_from_their_folder(tmp_path):
+    rolled = tmp_path / "eventlog" / "eventlog_v2_local-1"
+    rolled.mkdir(parents=True)
+    _event_log(rolled / "events_1_local-1", [*_job(0, 1_000, 2_000, [0]), _task(0, 300)])
+    _event_log(rolled / "events_2_local-1", [*_job(1, 3_000, 4_000, [1]), _task(1, 200)])
+    (rolled / "appstatus_local-1").write_text("", "utf-8")
+    (rolled / ".appstatus_local-1.crc").write_bytes(b"\x00crc")
+    jobs = profiling.read_event_log(tmp_path / "eventlog")
+    assert [(j.job_id, j.tasks, j.task_ms) for j in jobs] == [(0, 1, 300), (1, 1, 200)]

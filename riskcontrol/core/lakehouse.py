@@ -149,10 +149,19 @@ def _guarded(write):
     return guarded
 
 
+# Tables (by path) this process has seen with every declared column: columns are only
+# ever added, so once is enough (the manifest is written after every step).
+_COMPLETE: set[str] = set()
+
+
 def add_missing_columns(spark: SparkSession, table: Table, settings: Settings) -> None:
     """Give a table written by an earlier release the columns declared since (null on its
     old rows), so that appending to it keeps working after an upgrade; under the table's
-    lock, and retried on a write conflict, like every other write."""
+    lock, and retried on a write conflict, like every other write. Checked once per
+    table and process."""
+    path = table.path(settings)
+    if path in _COMPLETE:
+        return
 
     def alter(_df, table: Table, settings: Settings) -> None:
         if not exists(spark, table, settings):
@@ -161,7 +170,8 @@ def add_missing_columns(spark: SparkSession, table: Table, settings: Settings) -
         new = [f for f in table.schema.fields if f.name not in have]
         if new:
             columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
-            spark.sql(f"ALTER TABLE delta.`{table.path(settings)}` ADD COLUMNS ({columns})")
+            spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+        _COMPLETE.add(path)
 
     _guarded(alter)(None, table, settings)
 
@@ -194,6 +204,40 @@ def changed(table: Table, ignore: tuple[str, ...] = ()) -> str:
         return f"NOT (t.`{f.name}` <=> s.`{f.name}`)"
 
     return " OR ".join(differs(f) for f in table.schema.fields if f.name not in ignore)
+
+
+@_guarded
+def append(df: DataFrame, table: Table, settings: Settings, tag: str) -> int:
+    """Add ``df``'s rows to ``table`` (created when new) in a commit tagged ``tag`` (its
+    ``userMetadata``: an attempt id, nothing personal); returns the rows that commit
+    wrote (Delta's ``numOutputRows``).
+
+    For logs whose every row is new by construction (a fresh attempt id in the key: the
+    manifest, the quarantine), where a MERGE would only search for keys that cannot be
+    there: one job and one commit instead of a scan, a join and a MERGE. Appends do not
+    conflict with each other; the tag finds this commit among other writers' ones."""
+    df = validate(df, table)
+    spark = df.sparkSession
+    writer = df.write.format("delta").option("userMetadata", tag)
+    if not exists(spark, table, settings):
+        writer = writer.mode("errorifexists")
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+    else:
+        writer = writer.mode("append")
+        if not table.strict:
+            writer = writer.option("mergeSchema", "true")
+    writer.save(table.path(settings))
+    mine = (
+        DeltaTable.forPath(spark, table.path(settings))
+        .history(100)
+        .where(F.col("userMetadata") == tag)
+        .select("operationMetrics")
+        .first()
+    )
+    if mine is None:
+        raise RuntimeError(f"{table.full_name}: the commit of {tag} is not in its last 100")
+    return int((mine["operationMetrics"] or {}).get("numOutputRows", "0"))
 
 
 @_guarded

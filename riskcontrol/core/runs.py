@@ -98,7 +98,7 @@ class Run:
             if not n:
                 return 0
             lakehouse.add_missing_columns(self.spark, OPS_QUARANTINE, self.settings)
-            kept = lakehouse.merge(rows, OPS_QUARANTINE, self.settings, insert_only=True).inserted
+            kept = lakehouse.append(rows, OPS_QUARANTINE, self.settings, attempt_id)
         finally:
             rows.unpersist()
         if kept != n:
@@ -109,7 +109,10 @@ class Run:
         return n
 
     def record(self, counts: StepCounts) -> StepCounts:
-        """Write the step's manifest row; raise if its numbers do not reconcile."""
+        """Write the step's manifest row (appended: its attempt id is new); raise if its
+        numbers do not reconcile."""
+        if any(s.attempt_id == counts.attempt_id for s in self.steps):
+            raise ValueError(f"attempt {counts.attempt_id} is recorded already")
         self.steps.append(counts)
         row = {
             "run_id": self.run_id,
@@ -130,7 +133,7 @@ class Run:
         }
         df = self.spark.createDataFrame([row], OPS_MANIFEST.schema)
         lakehouse.add_missing_columns(self.spark, OPS_MANIFEST, self.settings)
-        lakehouse.merge(df, OPS_MANIFEST, self.settings, insert_only=True)
+        lakehouse.append(df, OPS_MANIFEST, self.settings, counts.attempt_id)
         if not counts.reconciles:
             raise ReconciliationError(
                 f"{counts.stage} {counts.source} -> {counts.target}: rows in {counts.rows_in} != "
