@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from riskcontrol.core.lakehouse import delta_tables
+
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _DATA = re.compile(r"^part-.*\.parquet$")
 POLL_SECONDS = 0.02
@@ -61,20 +63,6 @@ class Attempt:
     mid_write_confirmed: bool = False
     returncode: int | None = None
     seconds: float = 0.0
-
-
-def delta_tables(root: Path) -> dict[str, Path]:
-    """``layer.name`` -> folder of every Delta table under ``root`` (two levels down)."""
-    out = {}
-    if not os.path.isdir(root):
-        return out
-    for layer in os.scandir(root):
-        if not layer.is_dir():
-            continue
-        for table in os.scandir(layer.path):
-            if table.is_dir() and os.path.isdir(os.path.join(table.path, "_delta_log")):
-                out[f"{layer.name}.{table.name}"] = Path(table.path)
-    return out
 
 
 def _versions(folder: Path) -> set[int]:

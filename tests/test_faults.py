@@ -32,12 +32,13 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port
-from faultkit import At, Pipeline, attempt, delta_tables, run_tasks
+from faultkit import At, Pipeline, attempt, run_tasks
 from pyspark.sql import Row
 
 from riskcontrol import orchestration
 from riskcontrol.core.catalog import TABLES
 from riskcontrol.core.config import get_settings
+from riskcontrol.core.lakehouse import delta_tables
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -45,6 +46,18 @@ RETRY_PAUSE_MAX = 20.0
 class MergeResult:
     inserted: int
     updated: int
+
+
+def delta_tables(root: str | Path) -> dict[str, Path]:
+    """``layer.name`` -> folder of every Delta table under ``root``
+    (``<layer>/<table>/_delta_log``), catalog or not, in name order."""
+    root = Path(str(root))
+    if not root.is_dir():
+        return {}
+    return {
+        f"{log.parent.parent.name}.{log.parent.name}": log.parent
+        for log in sorted(root.glob("*/*/_delta_log"))
+    }
 
 
 def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:

@@ -14,10 +14,11 @@ it is large (about 280 MB for the benchmark's 20,000-customer run).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from riskcontrol.core.lakehouse import delta_tables
 
 
 def event_log_conf(folder: Path) -> dict[str, str]:
@@ -120,13 +121,8 @@ def _jobs(file: Path) -> list[Job]:
 def delta_commits(root: Path) -> list[Commit]:
     """Every commit of every Delta table under ``root`` (``layer/table/_delta_log``)."""
     commits = []
-    for dirpath, dirnames, _files in os.walk(root):
-        if "_delta_log" not in dirnames:
-            continue
-        dirnames[:] = []  # a table's own folders hold no other table
-        table = os.path.relpath(dirpath, root).replace(os.sep, ".")
-        log = Path(dirpath) / "_delta_log"
-        for entry in log.iterdir():
+    for table, folder in delta_tables(root).items():
+        for entry in (folder / "_delta_log").iterdir():
             if not (entry.suffix == ".json" and entry.stem.isdigit()):
                 continue
             info = _commit_info(entry)

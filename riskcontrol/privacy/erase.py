@@ -49,7 +49,6 @@ from riskcontrol.core.catalog import (
 )
 from riskcontrol.core.config import Settings
 from riskcontrol.core.dates import observation_time
-from riskcontrol.privacy.keys import delta_tables
 
 
 @dataclass
@@ -246,9 +245,10 @@ def user_tables(spark: SparkSession, settings: Settings) -> list[UserTable]:
 
     catalog = {t.full_name for t in ALL_TABLES}
     found = []
-    for name, path in delta_tables(settings):
+    for name, folder in lakehouse.delta_tables(settings.lakehouse_root).items():
         if name in catalog:
             continue
+        path = str(folder)
         props = DeltaTable.forPath(spark, path).detail().first()["properties"] or {}
         if props.get(SUBJECT_PROPERTY):
             found.append(UserTable(name, path, props[SUBJECT_PROPERTY]))

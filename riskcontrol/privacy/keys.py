@@ -11,15 +11,14 @@ in neither variable fails with a message naming both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol.core import pii
+from riskcontrol.core import lakehouse, pii
 from riskcontrol.core.catalog import ALL_TABLES
 from riskcontrol.core.config import Settings
 
@@ -29,16 +28,6 @@ class Rotated:
     table: str
     columns: tuple[str, ...]
     stale_values: int
-
-
-def delta_tables(settings: Settings) -> Iterator[tuple[str, str]]:
-    """(name, path) of every Delta table under the lakehouse root, catalog or not."""
-    root = Path(str(settings.lakehouse_root))
-    if not root.exists():
-        return
-    for log in sorted(root.glob("*/*/_delta_log")):
-        table = log.parent
-        yield f"{table.parent.name}.{table.name}", str(table)
 
 
 def _sensitive(name: str) -> tuple[str, ...]:
@@ -102,7 +91,8 @@ def rotate_all(
 ) -> list[Rotated]:
     """Rotate every table; VACUUM the rewritten ones so old ciphertexts leave the disk."""
     done = []
-    for name, path in delta_tables(settings):
+    for name, folder in lakehouse.delta_tables(settings.lakehouse_root).items():
+        path = str(folder)
         result = rotate_table(spark, name, path, settings, dry_run)
         if result is None:
             continue
