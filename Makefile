@@ -9,6 +9,8 @@ STAMPS    := .stamps
 RISKCTL   := $(BIN)/riskctl
 CUSTOMERS ?= 20000
 SEED      ?= 42
+BENCH_ROWS      ?= 1000000
+BENCH_CUSTOMERS ?= $(CUSTOMERS)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -29,6 +31,11 @@ $(STAMPS)/jars: infra/maven/pom.xml
 	@mkdir -p $(STAMPS)
 	rm -rf jars
 	mvn --batch-mode --quiet -f infra/maven/pom.xml dependency:copy-dependencies
+	@touch $@
+
+# The benchmark's peers (DuckDB, Polars): the bench extra, installed on first `make bench`.
+$(STAMPS)/bench: $(STAMPS)/venv
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@touch $@
 
 system: ## OS packages the tests need (PostgreSQL, Chromium, a CJK font), as root or sudo
@@ -67,8 +74,9 @@ format: venv ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup ## benchmark generation and the pipeline; prints figures
-	$(BIN)/python infra/benchmark.py
+bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pandas (BENCH_ROWS=1000000), then the pipeline (BENCH_CUSTOMERS=20000)
+	$(BIN)/python infra/benchmark.py --peers $(BENCH_ROWS)
+	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS) --seed $(SEED)
 
 tables: venv ## list every table with row count and Delta version
 	$(RISKCTL) tables

@@ -115,6 +115,15 @@ def main() -> int:
         "rows (generation, landing, each model's fit and test AUC/KS/Gini)",
     )
     parser.add_argument(
+        "--peers",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="instead: time `riskctl ingest-file` on a generated messy loan file of ROWS rows "
+        "next to plain PySpark, DuckDB, Polars and pandas doing the same parsing, each in its "
+        "own process (infra/peers.py; needs the bench extra)",
+    )
+    parser.add_argument(
         "--score-applications",
         type=int,
         default=None,
@@ -145,6 +154,10 @@ def main() -> int:
         os.environ["RISK_SPARK_CONF"] = json.dumps({**conf, **event_log_conf(event_log)})
     if args.evaluate_dataset:
         return bench_evaluate_dataset(home, args.evaluate_dataset, args.seed)
+    if args.peers:
+        from peers import SEED, run_peers  # infra/peers.py, beside this script
+
+        return run_peers(home, args.peers, SEED)
     if args.reuse:
         return bench_reuse(args.score_applications or 1_000_000)
 
