@@ -27,10 +27,13 @@ $(STAMPS)/venv: constraints.txt setup.cfg setup.py pyproject.toml
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-$(STAMPS)/jars: infra/maven/pom.xml
+# Delta's and the JDBC drivers' jars from Maven Central, then the project's own UDF jar
+# (infra/jvm: the bronze cipher in the JVM), compiled against the venv's PySpark.
+$(STAMPS)/jars: infra/maven/pom.xml infra/jvm/build.sh $(wildcard infra/jvm/src/*/*/*/*/*.java) $(STAMPS)/venv
 	@mkdir -p $(STAMPS)
 	rm -rf jars
 	mvn --batch-mode --quiet -f infra/maven/pom.xml dependency:copy-dependencies
+	bash infra/jvm/build.sh $(BIN)/python jars
 	@touch $@
 
 # The benchmark's peers (DuckDB, Polars): the bench extra, installed on first `make bench`.
@@ -42,7 +45,7 @@ system: ## OS packages the tests need (PostgreSQL, Chromium, a CJK font), as roo
 	bash infra/ci/setup-system.sh
 
 venv: $(STAMPS)/venv ## create .venv and install pinned dependencies
-jars: $(STAMPS)/jars ## fetch Delta and JDBC jars from Maven Central into ./jars
+jars: $(STAMPS)/jars ## fetch Delta and JDBC jars from Maven Central into ./jars; build the UDF jar
 setup: venv jars ## everything run and test need
 
 run: setup ## run the whole pipeline on embedded defaults (CUSTOMERS=20000 SEED=42)

@@ -8,12 +8,13 @@ provenance encrypted (AES-256-GCM).
 **No key ever enters a Spark expression.** Spark records literal values in query plans
 (the UI, event logs) and Delta records the predicates of DELETE, UPDATE and MERGE in
 its log, so a key passed as ``F.lit(key)`` ends up in files anyone with read access to
-the lakehouse can open. Encryption, decryption and HMAC therefore run in Arrow Python
-UDFs that read the keys on the executor from the worker's environment
-(``RISK_KEYRING``, set for those UDFs only when they are created; on a cluster where it
-is absent, from the executor's own ``RISK_*`` environment). The plan shows the UDF's
-name and its non-secret arguments (the column, the associated data, the key id), never
-a key.
+the lakehouse can open. Encryption, decryption and HMAC therefore run in Spark UDFs
+of the project's own jar (``infra/jvm``, built by ``make jars``) whose objects hold the
+keys: Spark serializes them into its tasks, and the plan shows the function's name and
+its non-secret arguments (the column, the associated data), never a key. They run in
+the JVM, next to the data, with no Python worker in between; the plain-Python
+``encrypt_text``/``decrypt_text`` below are the same cipher for single values on the
+driver, and the tests check the two give the same bytes.
 
 Ciphertexts read ``enc:v2:<kid>:<base64(nonce | ciphertext | tag)>``:
 
@@ -39,17 +40,13 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-
-from riskcontrol.core.config import load_settings
 
 _BLOCK = 64  # SHA-256 block size in bytes
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -58,7 +55,6 @@ ID_CHECK_CHARS = "10X98765432"
 ENCRYPTED_PREFIX = "enc:v2:"
 LEGACY_PREFIX = "enc:v1:"
 ANY_PREFIX = "enc:"
-KEYRING_ENV = "RISK_KEYRING"
 # Field metadata marking an encrypted column: {"riskcontrol_encrypted": {"aad", "type"}}.
 META = "riskcontrol_encrypted"
 
@@ -112,20 +108,6 @@ class Keyring:
 
 
 _RING_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=8)
-def _ring_from_env_text(text: str) -> Keyring:
-    return Keyring.from_env(text)
-
-
-def _worker_ring() -> Keyring:
-    """The keyring on an executor: the UDF's environment, else the process's settings."""
-    text = os.environ.get(KEYRING_ENV)
-    if text:
-        return _ring_from_env_text(text)
-
-    return Keyring.from_settings(load_settings())
 
 
 @lru_cache(maxsize=16)
@@ -189,83 +171,49 @@ def is_encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith(ANY_PREFIX)
 
 
-# --- the UDFs (module-level functions: pickled by reference, no key inside) --------------
-def _encrypt_series(values: pd.Series, aad: pd.Series) -> pd.Series:
-    ring = _worker_ring()
-    out = [
-        None
-        if v is None or (not isinstance(v, str) and pd.isna(v))
-        else v
-        if v.startswith(ANY_PREFIX)  # already sealed: never twice
-        else _seal(ring, v, a)
-        for v, a in zip(values, aad, strict=True)
-    ]
-    return pd.Series(out, dtype=object)
-
-
-def _decrypt_series(values: pd.Series, aad: pd.Series) -> pd.Series:
-    ring = _worker_ring()
-    out = [
-        None if v is None or (not isinstance(v, str) and pd.isna(v)) else _open(ring, v, a)
-        for v, a in zip(values, aad, strict=True)
-    ]
-    return pd.Series(out, dtype=object)
-
-
-def _hmac_series(values: pd.Series) -> pd.Series:
-    key = _worker_ring().pii
-    out = [
-        None
-        if v is None or (not isinstance(v, str) and pd.isna(v))
-        else hmac.digest(key, v.encode("utf-8"), "sha256").hex()
-        for v in values
-    ]
-    return pd.Series(out, dtype=object)
-
-
+# --- the Spark functions: the JVM implementation (infra/jvm), keys inside the UDF objects ---
 _UDFS: dict[tuple[int, str], dict[str, object]] = {}
 
 
 def _udfs(settings) -> tuple[Keyring, dict[str, object]]:
-    """The UDFs carrying ``settings``' keyring in their worker environment.
+    """Spark UDFs (``io.github.riskcontrol.pii``, the project's jar) holding ``settings``'
+    keys: ``encrypt`` (the active bronze key), ``decrypt`` (every bronze key) and
+    ``pseudonym`` (the pseudonym key).
 
-    The keyring is put in ``SparkContext.environment`` only while the UDFs are wrapped
-    (each captures a copy of it), so no other Python UDF of the session carries it.
+    The keys are fields of the Java UDF objects, which Spark serializes into its tasks
+    (as the Python UDFs carried them in their worker environment): the plan and the
+    Delta log show the function's name and its non-secret arguments, never a key. The
+    JVM gives the same bytes as ``_seal``/``_open`` above (the tests compare them) and
+    spares every value a trip through a Python worker.
     """
     from pyspark import SparkContext
-    from pyspark.sql.udf import PythonEvalType, UserDefinedFunction
 
     ring = Keyring.from_settings(settings)
     sc = SparkContext._active_spark_context
     if sc is None:
         raise RuntimeError("personal-data functions need an active Spark session")
-    text = ring.to_env()
-    slot = (id(sc), hashlib.sha256(text.encode()).hexdigest())
+    slot = (id(sc), hashlib.sha256(ring.to_env().encode()).hexdigest())
     with _RING_LOCK:
         made = _UDFS.get(slot)
         if made is None:
+            udfs = sc._jvm.io.github.riskcontrol.pii.Udfs
             made = {
-                name: UserDefinedFunction(
-                    fn, T.StringType(), name, evalType=PythonEvalType.SQL_SCALAR_PANDAS_UDF
-                )
-                for name, fn in (
-                    ("encrypt", _encrypt_series),
-                    ("decrypt", _decrypt_series),
-                    ("pseudonym", _hmac_series),
-                )
+                "encrypt": udfs.encrypt(bytearray(ring.bronze[0])),
+                "decrypt": udfs.decrypt([bytearray(k) for k in ring.bronze]),
+                "pseudonym": udfs.pseudonym(bytearray(ring.pii)),
             }
-            before = sc.environment.get(KEYRING_ENV)
-            sc.environment[KEYRING_ENV] = text
-            try:
-                for fn in made.values():
-                    _ = fn._judf  # wrap now: the Java function copies the environment
-            finally:
-                if before is None:
-                    sc.environment.pop(KEYRING_ENV, None)
-                else:
-                    sc.environment[KEYRING_ENV] = before
             _UDFS[slot] = made
     return ring, made
+
+
+def _apply(judf, *cols: Column) -> Column:
+    """A Java ``UserDefinedFunction`` applied to PySpark columns."""
+    from pyspark import SparkContext
+    from pyspark.sql.classic.column import Column as ClassicColumn
+    from pyspark.sql.classic.column import _to_java_column, _to_seq
+
+    sc = SparkContext._active_spark_context
+    return ClassicColumn(judf.apply(_to_seq(sc, list(cols), _to_java_column)))
 
 
 def _c(col: Column | str) -> Column:
@@ -275,13 +223,13 @@ def _c(col: Column | str) -> Column:
 def pseudonym(col: Column | str, settings) -> Column:
     """Keyed HMAC-SHA256 (RFC 2104) of a string column as 64 hex characters."""
     _, u = _udfs(settings)
-    return u["pseudonym"](_c(col).cast("string"))
+    return _apply(u["pseudonym"], _c(col).cast("string"))
 
 
 def encrypt(col: Column | str, aad: str, settings) -> Column:
     """AES-256-GCM ciphertext ``enc:v2:<kid>:...`` of a column (cast to string); null stays null."""
     _, u = _udfs(settings)
-    return u["encrypt"](_c(col).cast("string"), F.lit(aad))
+    return _apply(u["encrypt"], _c(col).cast("string"), F.lit(aad))
 
 
 def decrypt(col: Column | str, aad: str, settings) -> Column:
@@ -292,7 +240,7 @@ def decrypt(col: Column | str, aad: str, settings) -> Column:
     the query.
     """
     _, u = _udfs(settings)
-    return u["decrypt"](_c(col).cast("string"), F.lit(aad))
+    return _apply(u["decrypt"], _c(col).cast("string"), F.lit(aad))
 
 
 def _serialized(field: T.StructField) -> Column:

@@ -22,15 +22,22 @@ from riskcontrol.core.config import Settings, get_settings
 from riskcontrol.core.redact import is_secret_conf
 
 DELTA_JAR_PREFIX = "delta-spark_"
+UDF_JAR = "riskcontrol-udf.jar"
 
 
 def local_jars(jars_dir: Path) -> list[Path]:
-    """The jars Spark must load; fails with instructions when Delta's jar is missing."""
+    """The jars Spark must load; fails with instructions when Delta's jar or the
+    project's UDF jar (the bronze cipher, built from infra/jvm) is missing."""
     jars = sorted(Path(jars_dir).glob("*.jar"))
     if not any(j.name.startswith(DELTA_JAR_PREFIX) for j in jars):
         raise RuntimeError(
             f"Delta Lake's jar is not in {jars_dir}. Run `make jars` (Maven copies it from "
             "Maven Central) or set RISK_JARS_DIR to the folder that holds it."
+        )
+    if not any(j.name == UDF_JAR for j in jars):
+        raise RuntimeError(
+            f"{UDF_JAR} is not in {jars_dir}. Run `make jars` (it compiles infra/jvm with the "
+            "JDK's javac) or set RISK_JARS_DIR to the folder that holds it."
         )
     return jars
 
