@@ -721,9 +721,11 @@ def report(timings: dict[str, Timing], rows: int, truth: dict, say: Callable[[st
             continue
         c = t.checks
         line = (
-            f"  {t.engine:10} rows {c['rows']:,}, loan_amnt sum {c['loan_amnt sum'] / 1e6:,.2f}, "
-            f"issue_d non-null {c['issue_d non-null']:,}, row hash checksum "
-            f"{c['row hash checksum']:x}; short records {SHORT_RECORDS[t.engine]}"
+            f"  {t.engine:10} rows checked {c['rows']:,}, "
+            f"loan_amnt sum {c['loan_amnt sum'] / 1e6:,.2f}, "
+            f"issue_d non-null {c['issue_d non-null']:,}, "
+            f"row hash checksum {c['row hash checksum']:x}; "
+            f"short records {SHORT_RECORDS[t.engine]}"
         )
         if ok(base) and t is not base:
             differ = [k for k in c if c[k] != base.checks.get(k)]
