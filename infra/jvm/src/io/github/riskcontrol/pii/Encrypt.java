@@ -1,5 +1,6 @@
 package io.github.riskcontrol.pii;
 
+import java.security.InvalidAlgorithmParameterException;
 import java.util.Base64;
 import javax.crypto.Cipher;
 import javax.crypto.Mac;
@@ -39,8 +40,19 @@ public final class Encrypt implements UDF2<String, String, String> {
         ivMac = ThreadLocal.withInitial(() -> Bronze.hmac(ivKey));
       }
     }
-    byte[] blob =
-        Bronze.seal(cipher.get(), ivMac.get(), key, Bronze.utf8(value), Bronze.utf8(aad));
+    byte[] data = Bronze.utf8(value);
+    byte[] ad = Bronze.utf8(aad);
+    byte[] blob;
+    try {
+      blob = Bronze.seal(cipher.get(), ivMac.get(), key, data, ad);
+    } catch (InvalidAlgorithmParameterException e) {
+      // The JDK's GCM refuses to encrypt twice in a row under the same key and nonce on
+      // one Cipher; a synthetic IV repeats by design for an equal value (same ciphertext,
+      // so nothing is revealed beyond that equality): a fresh Cipher takes it.
+      Cipher fresh = Bronze.gcm();
+      cipher.set(fresh);
+      blob = Bronze.seal(fresh, ivMac.get(), key, data, ad);
+    }
     return prefix + Base64.getEncoder().encodeToString(blob);
   }
 
