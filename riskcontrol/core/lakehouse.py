@@ -278,13 +278,16 @@ def merge(
     keys: tuple[str, ...] | None = None,
     update_when: str | None = None,
     insert_only: bool = False,
+    unique: bool = False,
 ) -> MergeResult:
     """Upsert ``df`` into ``table`` on ``keys`` (default: the table's keys).
 
     ``insert_only`` lands rows whose key is new and leaves existing ones untouched
     (append-only logs such as bronze and the quarantine). ``update_when`` is a SQL
     condition on aliases ``t`` (target) and ``s`` (source) that must hold for a matched
-    row to be updated, e.g. ``"s.updated_at > t.updated_at"``.
+    row to be updated, e.g. ``"s.updated_at > t.updated_at"``. ``unique``: the caller
+    counted no two rows of ``df`` with the same keys, so the first write of the table
+    needs no de-duplication (a shuffle of every row).
     """
     df = validate(df, table)
     keys = keys or table.keys
@@ -293,9 +296,13 @@ def merge(
     spark = df.sparkSession
     if not exists(spark, table, settings):
         # First write: still de-duplicate on the keys so the result equals a merge.
-        first = df.dropDuplicates(list(keys))
+        first = df if unique else df.dropDuplicates(list(keys))
         _write_new(first, table, settings)
-        return MergeResult(inserted=read(spark, table, settings).count(), updated=0)
+        # Counted by the write itself (its commit's metrics), not by reading the table again.
+        metrics = (
+            DeltaTable.forPath(spark, table.path(settings)).history(1).first()["operationMetrics"]
+        )
+        return MergeResult(inserted=int((metrics or {}).get("numOutputRows", "0")), updated=0)
     source = df.dropDuplicates(list(keys))
     if insert_only:
         # Rows whose key is already there would not be inserted: finding the new ones on

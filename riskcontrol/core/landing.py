@@ -184,7 +184,14 @@ def land_rows(
     valid = protect_sensitive(table, run.settings)(valid)
     # An empty MERGE still costs a Delta commit: skip it once the table exists.
     if passing or not lakehouse.exists(run.spark, table, run.settings):
-        merged = lakehouse.merge(valid, table, run.settings, keys=merge_keys, insert_only=True)
+        merged = lakehouse.merge(
+            valid,
+            table,
+            run.settings,
+            keys=merge_keys,
+            insert_only=True,
+            unique=passing > 0 and counts.rows_duplicate == 0,
+        )
         counts.rows_out = merged.inserted
         counts.rows_unchanged = (passing - counts.rows_duplicate) - merged.inserted
     return run.record(counts), failed
