@@ -27,12 +27,15 @@ $(STAMPS)/venv: constraints.txt setup.cfg setup.py pyproject.toml
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-# Delta's and the JDBC drivers' jars from Maven Central, then the project's own UDF jar
-# (infra/jvm: the bronze cipher in the JVM), compiled against the venv's PySpark.
-$(STAMPS)/jars: infra/maven/pom.xml infra/jvm/build.sh $(wildcard infra/jvm/src/*/*/*/*/*.java) $(STAMPS)/venv
+$(STAMPS)/maven: infra/maven/pom.xml
 	@mkdir -p $(STAMPS)
 	rm -rf jars
 	mvn --batch-mode --quiet -f infra/maven/pom.xml dependency:copy-dependencies
+	@touch $@
+
+# The project's own UDF jar (infra/jvm: the bronze cipher in the JVM), compiled against
+# the venv's PySpark; rebuilt when its sources, PySpark or the jars folder change.
+$(STAMPS)/jars: $(STAMPS)/maven $(STAMPS)/venv infra/jvm/build.sh $(wildcard infra/jvm/src/*/*/*/*/*.java)
 	bash infra/jvm/build.sh $(BIN)/python jars
 	@touch $@
 

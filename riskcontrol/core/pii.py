@@ -94,13 +94,10 @@ class Keyring:
             "that is neither RISK_BRONZE_KEY nor listed in RISK_BRONZE_RETIRED_KEYS"
         )
 
-    def to_env(self) -> str:
-        return json.dumps({"pii": self.pii.hex(), "bronze": [k.hex() for k in self.bronze]})
-
-    @classmethod
-    def from_env(cls, text: str) -> Keyring:
-        data = json.loads(text)
-        return cls(bytes.fromhex(data["pii"]), tuple(bytes.fromhex(k) for k in data["bronze"]))
+    def fingerprint(self) -> str:
+        """A hash of every key: tells keyrings apart without holding them."""
+        text = json.dumps({"pii": self.pii.hex(), "bronze": [k.hex() for k in self.bronze]})
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
     def from_settings(cls, settings) -> Keyring:
@@ -175,7 +172,7 @@ def is_encrypted(value: object) -> bool:
 _UDFS: dict[tuple[int, str], dict[str, object]] = {}
 
 
-def _udfs(settings) -> tuple[Keyring, dict[str, object]]:
+def _udfs(settings) -> dict[str, object]:
     """Spark UDFs (``io.github.riskcontrol.pii``, the project's jar) holding ``settings``'
     keys: ``encrypt`` (the active bronze key), ``decrypt`` (every bronze key) and
     ``pseudonym`` (the pseudonym key).
@@ -192,7 +189,7 @@ def _udfs(settings) -> tuple[Keyring, dict[str, object]]:
     sc = SparkContext._active_spark_context
     if sc is None:
         raise RuntimeError("personal-data functions need an active Spark session")
-    slot = (id(sc), hashlib.sha256(ring.to_env().encode()).hexdigest())
+    slot = (id(sc), ring.fingerprint())
     with _RING_LOCK:
         made = _UDFS.get(slot)
         if made is None:
@@ -203,7 +200,7 @@ def _udfs(settings) -> tuple[Keyring, dict[str, object]]:
                 "pseudonym": udfs.pseudonym(bytearray(ring.pii)),
             }
             _UDFS[slot] = made
-    return ring, made
+    return made
 
 
 def _apply(judf, *cols: Column) -> Column:
@@ -222,13 +219,13 @@ def _c(col: Column | str) -> Column:
 
 def pseudonym(col: Column | str, settings) -> Column:
     """Keyed HMAC-SHA256 (RFC 2104) of a string column as 64 hex characters."""
-    _, u = _udfs(settings)
+    u = _udfs(settings)
     return _apply(u["pseudonym"], _c(col).cast("string"))
 
 
 def encrypt(col: Column | str, aad: str, settings) -> Column:
     """AES-256-GCM ciphertext ``enc:v2:<kid>:...`` of a column (cast to string); null stays null."""
-    _, u = _udfs(settings)
+    u = _udfs(settings)
     return _apply(u["encrypt"], _c(col).cast("string"), F.lit(aad))
 
 
@@ -239,7 +236,7 @@ def decrypt(col: Column | str, aad: str, settings) -> Column:
     the prefix but fails authentication (tampered, another column, unknown key) fails
     the query.
     """
-    _, u = _udfs(settings)
+    u = _udfs(settings)
     return _apply(u["decrypt"], _c(col).cast("string"), F.lit(aad))
 
 
