@@ -20,9 +20,8 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -49,6 +48,7 @@ from riskcontrol.core.catalog import (
 )
 from riskcontrol.core.config import Settings
 from riskcontrol.core.dates import observation_time
+from riskcontrol.core.spark import sql_conf
 
 
 @dataclass
@@ -340,22 +340,6 @@ _ERASURE_CONF = {
 }
 
 
-@contextmanager
-def _history_vacuum_allowed(spark: SparkSession) -> Iterator[None]:
-    """The erasure's Delta settings (``_ERASURE_CONF``) for the duration."""
-    before = {key: spark.conf.get(key, None) for key in _ERASURE_CONF}
-    for key, value in _ERASURE_CONF.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def _vacuum_all_history(spark: SparkSession, path: str) -> None:
     """VACUUM with zero retention: only the current version's files remain.
 
@@ -408,22 +392,6 @@ def _truncate_log(spark: SparkSession, path: str) -> int:
         fs.delete(status.getPath(), False)
         removed += 1
     return removed
-
-
-@contextmanager
-def _commits_tagged(spark: SparkSession, erasure_id: str) -> Iterator[None]:
-    """Every Delta commit of this session carries ``erasure_id`` as its user metadata
-    for the duration: a resumed erasure finds the deletions of an attempt cut short."""
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, erasure_id)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def _deleted_by(spark: SparkSession, path: str, erasure_id: str) -> int:
@@ -550,7 +518,10 @@ def erase_customer(
         by_name = {t.full_name: t for t in ALL_TABLES}
         first: list[Table | UserTable] = [t for t in ALL_TABLES if t.full_name not in KEY_TABLES]
         first += users
-        with _history_vacuum_allowed(spark), _commits_tagged(spark, erasure_id):
+        # Every Delta commit of the erasure carries its id as user metadata: a resumed
+        # erasure finds the deletions of an attempt cut short.
+        tagged = {"spark.databricks.delta.commitInfo.userMetadata": erasure_id}
+        with sql_conf(spark, {**_ERASURE_CONF, **tagged}):
             # Tables are independent Delta logs: erase from several at once (Spark runs
             # the jobs of concurrent threads side by side).
             with ThreadPoolExecutor(max_workers=4) as pool:
