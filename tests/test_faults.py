@@ -160,8 +160,9 @@ def _erasure_subject(data_dir: Path) -> str:
 def _show(n: int, a) -> str:
     if a.killed:
         where = f"in {a.killed_in}" if a.killed_in else "between tasks"
-        return f"{n:>2}. {a.at.describe():44} {where:22} {a.kill_point}"
-    return f"{n:>2}. {'(no kill: ran to the end)':44} {'':22} {len(a.commits)} commits"
+        return f"{n:>2}. {a.seconds:6.1f}s {a.at.describe():44} {where:22} {a.kill_point}"
+    end = "(no kill: ran to the end)"
+    return f"{n:>2}. {a.seconds:6.1f}s {end:44} {'':22} {len(a.commits)} commits"
 
 
 @pytest.fixture(scope="module")

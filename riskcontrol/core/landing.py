@@ -133,6 +133,7 @@ def land_rows(
     window: tuple[str | None, str | None] = (None, None),
     rejects: DataFrame | None = None,
     rescued: int = 0,
+    distinct: int | None = None,
 ) -> tuple[StepCounts, dict[str, int]]:
     """Quarantine the failing rows of ``checked`` (see ``checked_rows``), MERGE the others
     insert-only into ``table`` and record the reconciled counts in the manifest.
@@ -143,6 +144,8 @@ def land_rows(
     read and go to the quarantine. Every column the table does not keep in clear is
     encrypted once the rules have read it, and the quarantine encrypts its records.
     ``rescued`` (of the passing rows, those with a value kept raw) goes to the manifest.
+    ``distinct``: the passing rows' distinct ``merge_keys``, when the caller counted them
+    already (else counted here, one pass).
     Returns the step counts and the quarantined rows by rule.
     """
     counts = StepCounts(
@@ -179,7 +182,8 @@ def land_rows(
     if passing:
         # Counted, not inferred: the same record (keys and content) twice in the input is
         # a duplicate; a distinct record already in the table is unchanged.
-        distinct = valid.dropDuplicates(list(merge_keys)).count()
+        if distinct is None:
+            distinct = valid.dropDuplicates(list(merge_keys)).count()
         counts.rows_duplicate = passing - distinct
     valid = protect_sensitive(table, run.settings)(valid)
     # An empty MERGE still costs a Delta commit: skip it once the table exists.

@@ -30,8 +30,10 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -44,10 +46,10 @@ from riskcontrol.core import lakehouse, locks
 from riskcontrol.core.catalog import PROVENANCE, SUBJECT_PROPERTY, TABLES, Table
 from riskcontrol.core.config import get_settings
 from riskcontrol.core.landing import (
+    RULE,
     Rule,
     checked_rows,
     land_rows,
-    rows_by_rule,
     tag_failures,
     with_provenance,
 )
@@ -487,11 +489,14 @@ def key_candidates(columns: Sequence[str], table_name: str) -> list[str]:
     return firsts + [c for c in columns if c.endswith("_id") and c not in firsts][:4]
 
 
-def unique_key(df: DataFrame, candidates: Sequence[str]) -> str | None:
-    """The first candidate column with a value on every row, all distinct (one pass)."""
-    if not candidates:
-        return None
-    aggs = [F.count(F.lit(1)).alias("rows")]
+def unique_key(df: DataFrame, candidates: Sequence[str]) -> tuple[str | None, int]:
+    """The first candidate column with a value on every row, all distinct, and the rows'
+    distinct merge keys, in one pass: ``(column, rows)`` (a unique column makes every
+    row distinct), else ``(None, distinct content hashes)``."""
+    aggs = [
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(F.col("_content_hash")).alias("hashes"),
+    ]
     for i, c in enumerate(candidates):
         aggs += [
             F.count(F.col(f"`{c}`")).alias(f"n{i}"),
@@ -500,8 +505,8 @@ def unique_key(df: DataFrame, candidates: Sequence[str]) -> str | None:
     row = df.agg(*aggs).first()
     for i, c in enumerate(candidates):
         if row["rows"] and row[f"n{i}"] == row["rows"] == row[f"d{i}"]:
-            return c
-    return None
+            return c, row["rows"]
+    return None, row["hashes"]
 
 
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -645,12 +650,44 @@ class Limits:
     max_bytes: int = MAX_BYTES
 
 
-@dataclass(frozen=True)
+class _Counting:
+    """The independent record count of CSV files (``scan_csv``), in a thread beside Spark's
+    first passes over them: a CSV with line breaks in quoted fields is read whole by one
+    task, so on a small machine a core is free for it."""
+
+    def __init__(self, sniffed: Sequence[CsvFile], limits: Limits):
+        self.sniffed = list(sniffed)
+        self._scans: list[RecordScan] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(limits,), name="record-count", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, limits: Limits) -> None:
+        try:
+            self._scans = [
+                scan_csv(f, limits.max_field_chars, limits.max_bytes) for f in self.sniffed
+            ]
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> list[RecordScan]:
+        """The scans, once done; raises the scan's refusal (``UnreadableFile``)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._scans is not None
+        return self._scans
+
+
+@dataclass
 class Source:
     """A file or folder read as a DataFrame: data columns named ``names`` (snake_case
     of the file's ``raw_names``), ``__corrupt`` and ``_source_uri``; ``expected`` is the
-    record count of each file by a pass independent of Spark, ``undecodable`` the files
-    (by the URI Spark gives them) with lines that do not decode."""
+    record count of each file by a pass independent of Spark (for CSV, done once
+    ``counted()`` returns), ``undecodable`` the files (by the URI Spark gives them) with
+    lines that do not decode."""
 
     df: DataFrame
     format: str
@@ -661,6 +698,27 @@ class Source:
     spread: int = 0  # repartition to this many partitions before per-row work (0: no)
     expected: dict[str, int] = field(default_factory=dict)
     undecodable: dict[str, tuple[str, Encoding]] = field(default_factory=dict)
+    counting: _Counting | None = None
+
+    def counted(self) -> dict[str, int]:
+        """``expected``, waiting for a count still running; raises its refusal of the
+        file (a quote that never closes, a field or file too large)."""
+        if self.counting is not None:
+            counting, self.counting = self.counting, None
+            scans = counting.result()
+            self.expected = {str(s.path.resolve()): s.records for s in scans}
+            self.details[:0] = _csv_details(counting.sniffed, scans)
+        return self.expected
+
+    @contextmanager
+    def refusals_first(self) -> Iterator[None]:
+        """Spark's work on the file inside: when it fails, the independent count's refusal
+        of the file, if it has one, is the error raised (it says what to fix)."""
+        try:
+            yield
+        except Exception:
+            self.counted()
+            raise
 
 
 def _uri(path: Path) -> str:
@@ -736,17 +794,18 @@ def read_source(
     limits: Limits = Limits(),
 ) -> Source:
     """Read ``files`` of format ``fmt`` (see ``discover``) with snake_case column names,
-    and count each file's records without Spark, for ``verify_counts``."""
+    and count each file's records without Spark, for ``verify_counts`` (CSV: in a thread,
+    see ``Source.counted``)."""
     files = list(files)
     if fmt == "csv":
         sniffed = [sniff_csv(p, encoding, delimiter) for p in files]
-        scans = [scan_csv(f, limits.max_field_chars, limits.max_bytes) for f in sniffed]
+        counting = _Counting(sniffed, limits)
         df = read_csv(spark, sniffed, max_field_chars=limits.max_field_chars)
         names = [c for c in df.columns if c not in (CORRUPT, "_source_uri")]
         raw_names = list(dict.fromkeys(h for f in sniffed for h in f.header))
         if len(raw_names) != len(names):  # files with different headers: no 1:1 titles
             raw_names = names
-        details = _csv_details(sniffed, scans)
+        details = []
         spread = 0
         if any(f.multiline for f in sniffed):
             # Such files are read whole, one task each: spread the rows over the cores
@@ -763,10 +822,10 @@ def read_source(
             names,
             details,
             spread,
-            expected={str(s.path.resolve()): s.records for s in scans},
             undecodable={
                 _uri(f.path): (str(f.path), f.undecodable) for f in sniffed if f.undecodable
             },
+            counting=counting,
         )
     details: list[str] = []
     if fmt in ("json", "jsonl"):
@@ -887,24 +946,35 @@ def _checked(
         return checked_rows(tag_failures(staged, checks), final, record).cache()
 
 
-def _unparsed(checked: DataFrame, ctypes: dict[str, ColumnType]) -> dict[str, tuple[int, int]]:
-    """Per typed column of the passing rows: (values rescued, values parsed), one pass."""
+@dataclass(frozen=True)
+class Tally:
+    """What one aggregation over the checked rows counts."""
+
+    by_rule: dict[str | None, int]  # rows per rule they failed (None: passing)
+    rescued: int  # passing rows with a value kept raw in _rescued_data
+    unparsed: dict[str, tuple[int, int]]  # typed column -> (values rescued, values parsed)
+
+
+def tally(checked: DataFrame, ctypes: dict[str, ColumnType]) -> Tally:
+    """Rows per rule, and of the passing rows those rescued and, per typed column, the
+    values rescued and parsed: one pass over the cached rows."""
     typed = [c for c, t in ctypes.items() if t.type != "string"]
-    if not typed:
-        return {}
-    rows = checked.where(F.col("__rule").isNull())
-    aggs = []
+    aggs = [F.count(F.lit(1)).alias("rows"), F.count_if(F.col(RESCUED).isNotNull()).alias("r")]
     for i, c in enumerate(typed):
         aggs += [
             F.count_if(F.map_contains_key(F.col(RESCUED), F.lit(c))).alias(f"f{i}"),
             F.count(F.col(f"`{c}`")).alias(f"p{i}"),
         ]
-    got = rows.agg(*aggs).first()
-    return {c: (got[f"f{i}"] or 0, got[f"p{i}"] or 0) for i, c in enumerate(typed)}
-
-
-def _rescued_rows(checked: DataFrame) -> int:
-    return checked.where(F.col("__rule").isNull() & F.col(RESCUED).isNotNull()).count()
+    groups = {g[RULE]: g for g in checked.groupBy(RULE).agg(*aggs).collect()}
+    passing = groups.get(None)
+    return Tally(
+        by_rule={rule: g["rows"] for rule, g in groups.items()},
+        rescued=passing["r"] if passing else 0,
+        unparsed={
+            c: (passing[f"f{i}"], passing[f"p{i}"]) if passing else (0, 0)
+            for i, c in enumerate(typed)
+        },
+    )
 
 
 class RecordCountError(RuntimeError):
@@ -988,29 +1058,32 @@ def ingest_file(
         raise MappingError(
             f"--subject-column {subject_column}: no such column; columns: {', '.join(data_cols)}"
         )
-    personal = pii_detect.detect(
-        df.where(F.col(CORRUPT).isNull()), data_cols, force=pii_columns, exempt=not_pii
-    )
-    say(pii_detect.describe(personal) + (" -- encrypted in bronze" if personal else ""))
-
-    string_cols = {f.name for f in df.schema if isinstance(f.dataType, T.StringType)}
-    types: dict[str, Inference] = {
-        c: Inference(c, t, 0, 0, declared=True) for c, t in mapping.columns.items()
-    }
-    to_infer = [c for c in data_cols if c in string_cols and c not in types and mapping.infer]
-    if to_infer:
-        say(f"inferring the types of {len(to_infer)} column(s) from {sample_rows or 'all'} rows")
-        with spark_progress(spark, progress), sql_conf(spark, WIDE_ROWS_CONF):
-            types.update(infer_types(df, to_infer, null_tokens, sample_rows, threshold))
-    types = {c: types[c] for c in data_cols if c in types}
-    as_table = _types_of_existing_table(spark, table_name, run, types)
-    for c, inf in as_table.items():
-        say(
-            f"{c}: typed {inf.type.describe()} as in bronze.{table_name} (this file alone "
-            f"suggests {types[c].type.describe()})"
+    with src.refusals_first():  # Spark reads the file before it is counted
+        personal = pii_detect.detect(
+            df.where(F.col(CORRUPT).isNull()), data_cols, force=pii_columns, exempt=not_pii
         )
-    types |= as_table
-    ctypes = {c: inf.type for c, inf in types.items()}
+        say(pii_detect.describe(personal) + (" -- encrypted in bronze" if personal else ""))
+
+        string_cols = {f.name for f in df.schema if isinstance(f.dataType, T.StringType)}
+        types: dict[str, Inference] = {
+            c: Inference(c, t, 0, 0, declared=True) for c, t in mapping.columns.items()
+        }
+        to_infer = [c for c in data_cols if c in string_cols and c not in types and mapping.infer]
+        if to_infer:
+            say(
+                f"inferring the types of {len(to_infer)} column(s) from {sample_rows or 'all'} rows"
+            )
+            with spark_progress(spark, progress), sql_conf(spark, WIDE_ROWS_CONF):
+                types.update(infer_types(df, to_infer, null_tokens, sample_rows, threshold))
+        types = {c: types[c] for c in data_cols if c in types}
+        as_table = _types_of_existing_table(spark, table_name, run, types)
+        for c, inf in as_table.items():
+            say(
+                f"{c}: typed {inf.type.describe()} as in bronze.{table_name} (this file alone "
+                f"suggests {types[c].type.describe()})"
+            )
+        types |= as_table
+        ctypes = {c: inf.type for c, inf in types.items()}
 
     if src.spread:
         df = df.repartition(src.spread)
@@ -1020,13 +1093,13 @@ def ingest_file(
     try:
         say("reading, typing and checking every row")
         with spark_progress(spark, progress):
-            by_rule = rows_by_rule(checked)
-            verify_counts(checked, src.expected, sum(by_rule.values()))
-            unparsed = _unparsed(checked, ctypes)
+            with src.refusals_first():
+                counted = tally(checked, ctypes)
+            verify_counts(checked, src.counted(), sum(counted.by_rule.values()))
             # The sample chose a type; the whole column confirms it, or it is read as text.
             wrong = [
                 c
-                for c, (failed, parsed) in unparsed.items()
+                for c, (failed, parsed) in counted.unparsed.items()
                 if c not in declared and failed > (1 - threshold) * (failed + parsed)
             ]
             if wrong:
@@ -1036,12 +1109,11 @@ def ingest_file(
                     ctypes[c] = ColumnType("string")
                     types[c] = dataclasses.replace(types[c], type=ColumnType("string"))
                 checked = _checked(df, run, table_name, data_cols, ctypes, checks, null_tokens)
-                by_rule = rows_by_rule(checked)
-                unparsed = _unparsed(checked, ctypes)
-            key = mapping.key
-            if not key:
+                counted = tally(checked, ctypes)
+            key, distinct = mapping.key, None
+            if not key and counted.by_rule.get(None):
                 candidates = key_candidates(data_cols, table_name)
-                found = unique_key(checked.where(F.col("__rule").isNull()), candidates)
+                found, distinct = unique_key(checked.where(F.col(RULE).isNull()), candidates)
                 key = (found,) if found else ()
         schema = checked.drop("__rule", "__reason", "__record").schema
         table = bronze_table(
@@ -1061,8 +1133,9 @@ def ingest_file(
                 stage=STAGE,
                 source=str(path),
                 merge_keys=(*key, "_content_hash") if key else ("_content_hash",),
-                by_rule=by_rule,
-                rescued=_rescued_rows(checked),
+                by_rule=counted.by_rule,
+                rescued=counted.rescued,
+                distinct=distinct,
             )
     finally:
         checked.unpersist()
@@ -1083,7 +1156,7 @@ def ingest_file(
         quarantined_by_rule=failed,
         details=src.details,
         seconds=time.perf_counter() - t0,
-        rescued_by_column={c: f for c, (f, _) in unparsed.items() if f},
+        rescued_by_column={c: f for c, (f, _) in counted.unparsed.items() if f},
     )
 
 
