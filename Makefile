@@ -11,6 +11,7 @@ CUSTOMERS ?= 20000
 SEED      ?= 42
 BENCH_ROWS      ?= 1000000
 BENCH_CUSTOMERS ?= $(CUSTOMERS)
+BENCH_CUSTOMERS_LARGE ?= 100000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -80,9 +81,10 @@ format: venv ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pandas (BENCH_ROWS=1000000), then the pipeline (BENCH_CUSTOMERS=20000)
+bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pandas (BENCH_ROWS=1000000), the pipeline (BENCH_CUSTOMERS=20000), collect + analyze (BENCH_CUSTOMERS_LARGE=100000)
 	$(BIN)/python infra/benchmark.py --peers $(BENCH_ROWS)
 	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS) --seed $(SEED)
+	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS_LARGE) --seed $(SEED) --analyze-only
 
 tables: venv ## list every table with row count and Delta version
 	$(RISKCTL) tables
