@@ -446,6 +446,139 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     assert "channel" in capsys.readouterr().err
 
 
+# --- the decision service -------------------------------------------------------------
+
+
+def _wait_ready(url: str, proc, seconds: float = 300) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"riskctl serve exited with {proc.returncode}"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError("riskctl serve did not become ready")
+
+
+def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp_path, capsys):
+    """`riskctl serve` on the book: it scores as `riskctl score-application` does, each
+    answered decision is in the journal after a kill -9, and `riskctl decisions land`
+    copies every one into gold.decision_log, with no identifier and no key in the table."""
+    import signal
+
+    import httpx
+
+    from riskcontrol.core.catalog import GOLD_DECISION_LOG
+    from riskcontrol.serve.journal import DecisionJournal
+
+    settings, _ = book
+    key_file = tmp_path / "channel.key"
+    assert (
+        main.main(
+            ["keys", "add", "--name", "e2e", "--scope", "decide,read", "--out", str(key_file)]
+        )
+        == 0
+    )
+    token = key_file.read_text().strip()
+    feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
+    row = feats.where("status = 'pending'").orderBy("application_id").first().asDict()
+    bare = {
+        c: row[c]
+        for c in (
+            "customer_id",
+            "requested_amount",
+            "purpose",
+            "channel",
+            "province",
+            "monthly_income",
+            "employment_type",
+            "education",
+        )
+    }
+    bare.update(
+        term_months=int(row["term_months"]),
+        age=int(row["age"]),
+        application_date=row["application_date"].isoformat(),
+    )
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps({**bare, "application_id": "SVC-0"}))
+    assert main.main(["score-application", "--json", str(path)]) == 0
+    cli = _json_output(capsys.readouterr().out)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "riskcontrol.cli.main", "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(url, proc)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+            first = c.post("/v1/decisions", json={**bare, "application_id": "SVC-0"}).json()
+            ids = [first["decision_id"]]
+            for i in range(1, 25):
+                r = c.post("/v1/decisions", json={**bare, "application_id": f"SVC-{i}"})
+                assert r.status_code == 200, r.text
+                ids.append(r.json()["decision_id"])
+            stored = c.get("/v1/decisions/SVC-0").json()
+        os.kill(proc.pid, signal.SIGKILL)  # right after the last answer
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the same champion, policy and online features as the CLI's single-application path
+    champion = stored["champion"]
+    assert (champion["pd"], champion["score"], champion["risk_band"], champion["quadrant"]) == (
+        cli["pd"],
+        cli["score"],
+        cli["risk_band"],
+        cli["quadrant"],
+    )
+    assert champion["decision"] == cli["decision"]
+    assert first["versions"]["model"] == f"{cli['model_name']}/{cli['model_version']}"
+    assert first["versions"]["policy"] == cli["policy_version"] == "1"
+    assert first["decision"] in ("approve", "review", "reject")
+    assert stored["caller"] and stored["latency_ms"] > 0
+
+    journal = DecisionJournal(settings.home / "service" / "decisions.db")
+    assert sorted(e.seq for e in journal.since(0)) == sorted(ids)
+
+    assert main.main(["decisions", "land"]) == 0
+    assert main.main(["decisions", "land"]) == 0  # nothing new: nothing twice
+    log_df = _read(spark, GOLD_DECISION_LOG, settings)
+    assert sorted(r.decision_seq for r in log_df.select("decision_seq").collect()) == sorted(ids)
+    landed = log_df.where(F.col("decision_seq") == first["decision_id"]).first()
+    assert (landed.decision, landed.pd, landed.policy_version) == (
+        first["decision"],
+        first["pd"],
+        "1",
+    )
+    assert landed.champion_model == first["versions"]["model"]
+    assert json.loads(landed.features_json)["requested_amount"] == bare["requested_amount"]
+    assert landed.rules_version == first["versions"]["rules"]
+    assert (
+        landed.application_key
+        == hmac.new(TEST_PII_KEY.encode(), b"SVC-0", hashlib.sha256).hexdigest()
+    )
+    # no clear id, customer id or API key in the table's files or log
+    table_dir = Path(GOLD_DECISION_LOG.path(settings))
+    data = b"".join(p.read_bytes() for p in table_dir.rglob("*") if p.is_file())
+    for clear in (b"SVC-0", bare["customer_id"].encode(), token.encode(), token[:20].encode()):
+        assert clear not in data, clear
+    served = log_path.read_text(encoding="utf-8", errors="replace")
+    assert token not in served and bare["customer_id"] not in served
+
+
 # --- Airflow -------------------------------------------------------------------------
 
 

@@ -490,16 +490,21 @@ class Champion:
 
 def load_champion(settings: Settings) -> Champion:
     """The model holding the ``champion`` alias, with its kind (for reason codes)."""
+    return load_alias(settings, CHAMPION)
+
+
+def load_alias(settings: Settings, alias: str) -> Champion:
+    """The model holding ``alias`` (``champion``, ``challenger``), ready to score."""
     import mlflow.spark
 
     c = client(settings)
     try:
-        mv = c.get_model_version_by_alias(settings.registered_model, CHAMPION)
+        mv = c.get_model_version_by_alias(settings.registered_model, alias)
     except Exception as exc:
         if not missing(exc):
             raise
         raise RuntimeError(
-            f"no '{CHAMPION}' version of registered model {settings.registered_model!r} in "
+            f"no '{alias}' version of registered model {settings.registered_model!r} in "
             f"{redact(settings.mlflow_tracking_uri)}: run `riskctl train` first"
         ) from exc
     import mlflow.artifacts
