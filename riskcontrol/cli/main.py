@@ -810,6 +810,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p = add("airflow", cmd_airflow, "run the airflow CLI with this project's home and DAGs")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
+    from riskcontrol.serve.cli import register
+
+    register(sub)
     return parser
 
 
