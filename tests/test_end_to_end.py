@@ -577,6 +577,11 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
         assert clear not in data, clear
     served = log_path.read_text(encoding="utf-8", errors="replace")
     assert token not in served and bare["customer_id"] not in served
+    # the report reads the landed log: every decision, and the rules that fired
+    assert main.main(["report"]) == 0
+    (page,) = settings.reports_dir.glob("risk_report_*.html")
+    section = page.read_text(encoding="utf-8").split('<section id="realtime">')[1]
+    assert f"<td>Decisions</td><td>{len(ids)}</td>" in section.split("</section>")[0]
 
 
 # --- Airflow -------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def test_report_html_figures_matrix_and_self_contained():
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert [_png_size(s)[0] > 300 for s in sources] == [True] * 4
     # one page per section when printed
-    assert page.count("<section ") == 7
+    assert page.count("<section ") == 8
     assert "section + section { break-before: page; page-break-before: always; }" in page
 
 
@@ -271,6 +271,53 @@ def test_report_empty_sections():
     assert "<img" not in page
     # every quadrant cell still shows, with zeros and its strategy
     assert _cell(page, "B") == ("BLoans: 0Exposure: 0Expected loss: 0" + QUADRANT_STRATEGY["B"])
+
+
+def test_report_realtime_section_from_the_decision_log():
+    page = report.render_html(make_data())
+    assert "no gold.decision_log: the service made no decision" in page
+    service = {
+        "decisions": 8,
+        "since": date(2026, 11, 5),
+        "approve": 5,
+        "review": 2,
+        "reject": 1,
+        "approval_rate": 5 / 8,
+        "p50_ms": 4.3,
+        "p99_ms": 31.5,
+        "challenger_agreement": 0.75,
+    }
+    hits = pd.DataFrame({"code": ["KO_BLOCKLIST", "RF_VELOCITY"], "hits": [1, 2]})
+    hits["rate"] = hits["hits"] / 8
+    page = report.render_html(make_data(service=service, rule_hits=hits))
+    section = page.split('<section id="realtime">')[1].split("</section>")[0]
+    text = re.sub(r"<[^>]+>", "|", section)
+    cells = [c for c in text.split("|") if c.strip()]
+    assert cells == [
+        "Real-time decisions (riskctl serve)",
+        "Decisions since 2026-11-05.",
+        "Measure",
+        "value",
+        "Decisions",
+        "8",
+        "Approve / review / reject",
+        "5 / 2 / 1",
+        "Approval rate (approve only)",
+        "62.50%",
+        "Latency p50 / p99 (ms)",
+        "4.3 / 31.5",
+        "Champion-challenger agreement",
+        "75.00%",
+        "Rule",
+        "Hits",
+        "Hit rate",
+        "KO_BLOCKLIST",
+        "1",
+        "12.50%",
+        "RF_VELOCITY",
+        "2",
+        "25.00%",
+    ]
 
 
 def _chromium() -> str:

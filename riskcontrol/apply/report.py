@@ -42,6 +42,7 @@ from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     GOLD_ALERTS,
     GOLD_CUTOFF_POLICY,
+    GOLD_DECISION_LOG,
     GOLD_LOAN_BOOK_RISK,
     GOLD_SCORED_APPLICATIONS,
     GOLD_WARNING_INDICATORS,
@@ -103,6 +104,11 @@ class ReportData:
     # quadrant_pd_threshold, quadrant_impact_threshold, lgd
     policy: dict[str, Any]
     scale: ScoreScale = ScoreScale()  # the settings' score scale
+    # gold.decision_log (the real-time service), when it exists: decisions, approve,
+    # review, reject, approval_rate, p50_ms, p99_ms, challenger_agreement; and the rule
+    # hit counts (code, hits, rate)
+    service: dict[str, Any] | None = None
+    rule_hits: pd.DataFrame | None = None
 
 
 # --- collect ------------------------------------------------------------------------------
@@ -308,6 +314,7 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
 
     cutoff = _active_cutoff(spark, settings)
     model, auc_by_month = champion_metrics(settings)
+    service, rule_hits = _service(spark, settings, datetime.now(UTC).date())
     portfolio: dict[str, float | int] = {
         "active_loans": loans,
         "exposure": exposure,
@@ -337,7 +344,58 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
         model=model,
         auc_by_month=auc_by_month,
         policy=_policy(cutoff, settings),
+        service=service,
+        rule_hits=rule_hits,
     )
+
+
+SERVICE_DAYS = 30  # the real-time section covers the decisions of the last 30 days
+
+
+def _service(
+    spark: SparkSession, settings: Settings, as_of: date
+) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    """The real-time service's last ``SERVICE_DAYS`` days up to ``as_of`` (today: the
+    service decides now, whatever day the book is reported as of), from gold.decision_log: outcomes, latency, champion/challenger agreement, and
+    how often each policy rule fired."""
+    if not lakehouse.exists(spark, GOLD_DECISION_LOG, settings):
+        return None, None
+    since = as_of - timedelta(days=SERVICE_DAYS - 1)
+    log = lakehouse.read(spark, GOLD_DECISION_LOG, settings).where(
+        F.to_date("decided_at").between(F.lit(since), F.lit(as_of))
+    )
+    row = log.agg(
+        F.count(F.lit(1)).alias("decisions"),
+        *[F.sum((F.col("decision") == d).cast("int")).alias(d) for d in DECISIONS],
+        F.percentile_approx("latency_ms", 0.5).alias("p50_ms"),
+        F.percentile_approx("latency_ms", 0.99).alias("p99_ms"),
+        F.sum(F.col("challenger_decision").isNotNull().cast("int")).alias("paired"),
+        F.sum((F.col("challenger_decision") == F.col("champion_decision")).cast("int")).alias(
+            "agree"
+        ),
+    ).first()
+    n = int(row["decisions"])
+    if n == 0:
+        return {"decisions": 0, "since": since}, None
+    summary = {d: int(row[d] or 0) for d in DECISIONS}
+    paired = int(row["paired"] or 0)
+    summary.update(
+        decisions=n,
+        since=since,
+        approval_rate=summary["approve"] / n,
+        p50_ms=row["p50_ms"],
+        p99_ms=row["p99_ms"],
+        challenger_agreement=int(row["agree"] or 0) / paired if paired else None,
+    )
+    hits = (
+        log.select(F.explode("rules_fired").alias("code"))
+        .groupBy("code")
+        .agg(F.count(F.lit(1)).alias("hits"))
+        .orderBy(F.desc("hits"), "code")
+        .toPandas()
+    )
+    hits["rate"] = hits["hits"] / n
+    return summary, hits
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -801,6 +859,43 @@ def _model(data: ReportData) -> str:
     return _section("model", title, body)
 
 
+def _realtime(data: ReportData) -> str:
+    title = "Real-time decisions (riskctl serve)"
+    s = data.service
+    if not s:
+        return _section(
+            "realtime",
+            title,
+            _empty(
+                "no gold.decision_log: the service made no decision, or none was landed "
+                "(`riskctl decisions land`)"
+            ),
+        )
+    if not s["decisions"]:
+        return _section("realtime", title, _empty(f"no decision since {_day(s['since'])}"))
+    agreement = s.get("challenger_agreement")
+    rows = [
+        ["Decisions", count(s["decisions"])],
+        ["Approve / review / reject", " / ".join(count(s[d]) for d in DECISIONS)],
+        ["Approval rate (approve only)", pct(s["approval_rate"])],
+        ["Latency p50 / p99 (ms)", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f}"],
+        ["Champion-challenger agreement", MISSING if agreement is None else pct(agreement)],
+    ]
+    body = f"<p>Decisions since {_e(_day(s['since']))}.</p>" + _table_html(
+        ["Measure", "value"], [[_e(a), _e(b)] for a, b in rows]
+    )
+    hits = data.rule_hits
+    if hits is not None and not hits.empty:
+        body += _table_html(
+            ["Rule", "Hits", "Hit rate"],
+            [[_e(r["code"]), _e(count(r["hits"])), _e(pct(r["rate"]))] for _, r in hits.iterrows()],
+            numeric={1, 2},
+        )
+    else:
+        body += _empty("no policy rule fired")
+    return _section("realtime", title, body)
+
+
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document: inline CSS, charts as data URIs."""
     body = "".join(
@@ -812,6 +907,7 @@ def render_html(data: ReportData) -> str:
             _cutoff(data),
             _indicators(data),
             _alerts(data),
+            _realtime(data),
             _model(data),
         ]
     )

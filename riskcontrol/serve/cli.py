@@ -65,21 +65,42 @@ def cmd_keys_add(args) -> int:
     from riskcontrol.serve.keys import parse_scopes
 
     scopes = parse_scopes(args.scope or [])
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists():
-        raise ValueError(f"{out} exists: --out writes a new file only (the key is secret)")
-    token, key = _store().create(args.name, scopes, args.days)
-    expires = key.expires_at.strftime("%Y-%m-%d %H:%M UTC") if key.expires_at else "never"
-    print(f"key id {key.key_id}  name {key.name}  scopes {','.join(key.scopes)}  expires {expires}")
-    if out is not None:
+    store = _store()
+    if args.out is None:
+        token, key = store.create(args.name, scopes, args.days)
+        _print_new_key(key)
+        print(f"key: {token}")
+        print("this is the only time the key is shown: it cannot be shown again, store it now")
+        return 0
+    out = Path(args.out)
+    # The file first (new, 0600), then the key: no key is made when the file cannot be.
+    try:
         fd = os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise ValueError(f"{out} exists: --out writes a new file only (the key is secret)") from None
+    except OSError as exc:
+        raise ValueError(f"cannot create {out}: {exc.strerror}") from None
+    key = None
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            token, key = store.create(args.name, scopes, args.days)
             f.write(token + "\n")
-        print(f"the key is in {out} (mode 0600); it is not stored anywhere else")
-    else:
-        print(token)
-        print("this is the only time the key is shown: store it now")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        if key is not None:  # written nowhere: nobody may hold it
+            store.revoke(key.key_id)
+        raise
+    _print_new_key(key)
+    print(f"key: written to {out} (mode 0600); it is not shown and not stored anywhere else")
     return 0
+
+
+def _print_new_key(key) -> None:
+    expires = f"{key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else "never"
+    print(f"key id:  {key.key_id}")
+    print(f"name:    {key.name}")
+    print(f"scopes:  {','.join(key.scopes)}")
+    print(f"expires: {expires}")
 
 
 def cmd_keys_list(args) -> int:

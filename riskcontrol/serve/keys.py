@@ -13,12 +13,14 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from riskcontrol.serve.sqlite import private_db
 
 SCOPES = frozenset({"decide", "read"})
+# Matched with fullmatch: `$` alone would also accept the key followed by a newline.
 _TOKEN = re.compile(r"^rk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
 SCHEMA = """
@@ -56,7 +58,10 @@ class ApiKey:
     revoked_at: dt.datetime | None
 
     def state(self, now: dt.datetime | None = None) -> str:
+        """active, revoked or expired (at ``now``; a naive ``now`` is taken as UTC)."""
         now = now or dt.datetime.now(dt.UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=dt.UTC)
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
@@ -77,15 +82,17 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def parse_scopes(values) -> tuple[str, ...]:
+def parse_scopes(values: str | Iterable[str]) -> tuple[str, ...]:
+    """Sorted, distinct scopes from ``["decide", "read"]``, ``"decide,read"`` or both."""
+    if isinstance(values, str):
+        values = [values]
     scopes = sorted({s.strip() for v in values for s in str(v).split(",") if s.strip()})
+    valid = ", ".join(sorted(SCOPES))
     unknown = [s for s in scopes if s not in SCOPES]
-    if unknown or not scopes:
-        raise ValueError(
-            f"unknown scope(s) {unknown}; scopes: {', '.join(sorted(SCOPES))}"
-            if unknown
-            else f"give at least one scope: {', '.join(sorted(SCOPES))}"
-        )
+    if unknown:
+        raise ValueError(f"unknown scope {', '.join(map(repr, unknown))}; valid scopes: {valid}")
+    if not scopes:
+        raise ValueError(f"give at least one scope: {valid}")
     return tuple(scopes)
 
 
@@ -96,7 +103,9 @@ class KeyStore:
     def _db(self):
         return private_db(self.path, SCHEMA)
 
-    def create(self, name: str, scopes, days: int | None = None) -> tuple[str, ApiKey]:
+    def create(
+        self, name: str, scopes: str | Iterable[str], days: int | None = None
+    ) -> tuple[str, ApiKey]:
         """A new key: (the key itself, shown once; its stored description)."""
         name = (name or "").strip()
         if not name or len(name) > 64 or not name.isprintable():
@@ -126,7 +135,7 @@ class KeyStore:
         with self._db() as db:
             rows = db.execute(
                 "SELECT key_id, name, scopes, created_at, expires_at, revoked_at FROM api_keys "
-                "ORDER BY created_at"
+                "ORDER BY created_at, key_id"
             ).fetchall()
         return [_key(r) for r in rows]
 
@@ -150,7 +159,7 @@ class KeyStore:
         """The key behind ``token`` if it may use ``scope``; else raises Refused."""
         if not token:
             raise Refused(401, "missing key")
-        m = _TOKEN.match(token)
+        m = _TOKEN.fullmatch(token) if isinstance(token, str) else None
         if not m:
             raise Refused(401, "malformed key")
         with self._db() as db:
@@ -170,5 +179,5 @@ class KeyStore:
         if state != "active":
             raise Refused(401, state)
         if scope not in key.scopes:
-            raise Refused(403, f"scope {scope!r} not granted to this key")
+            raise Refused(403, f"scope {scope!r} not granted")
         return key
