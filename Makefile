@@ -15,7 +15,7 @@ BENCH_CUSTOMERS_LARGE ?= 100000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench mlflow-ui airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-service mlflow-ui airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -85,6 +85,9 @@ bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pa
 	$(BIN)/python infra/benchmark.py --peers $(BENCH_ROWS)
 	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS) --seed $(SEED)
 	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS_LARGE) --seed $(SEED) --analyze-only
+
+bench-service: setup ## load-test riskctl serve on loopback: 200 decisions/s for 60 s, then rising rates (needs make run first)
+	$(BIN)/python infra/bench_service.py
 
 tables: venv ## list every table with row count and Delta version
 	$(RISKCTL) tables
