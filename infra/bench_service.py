@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"riskctl serve exited with status {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise SystemExit("riskctl serve did not become ready in time")
 
 
 def main(argv=None) -> int:
@@ -61,6 +44,7 @@ def main(argv=None) -> int:
     from riskcontrol.serve.journal import DecisionJournal, default_path
     from riskcontrol.serve.keys import KeyStore
     from riskcontrol.serve.keys import default_path as keys_path
+    from riskcontrol.serve.runtime import wait_ready
 
     settings = load_settings()
     keys = KeyStore(keys_path(settings.home))

@@ -449,23 +449,6 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
 # --- the decision service -------------------------------------------------------------
 
 
-def _wait_ready(url: str, proc, seconds: float = 300) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"riskctl serve exited with {proc.returncode}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError("riskctl serve did not become ready")
-
-
 def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp_path, capsys):
     """`riskctl serve` on the book: it scores as `riskctl score-application` does, each
     answered decision is in the journal after a kill -9, and `riskctl decisions land`
@@ -476,6 +459,7 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
 
     from riskcontrol.core.catalog import GOLD_DECISION_LOG
     from riskcontrol.serve.journal import DecisionJournal
+    from riskcontrol.serve.runtime import wait_ready
 
     settings, _ = book
     key_file = tmp_path / "channel.key"
@@ -488,19 +472,9 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
     token = key_file.read_text().strip()
     feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
     row = feats.where("status = 'pending'").orderBy("application_id").first().asDict()
-    bare = {
-        c: row[c]
-        for c in (
-            "customer_id",
-            "requested_amount",
-            "purpose",
-            "channel",
-            "province",
-            "monthly_income",
-            "employment_type",
-            "education",
-        )
-    }
+    from riskcontrol.apply import online
+
+    bare = {c: row[c] for c in online.REQUIRED if c != "application_id"}
     bare.update(
         term_months=int(row["term_months"]),
         age=int(row["age"]),
@@ -521,7 +495,7 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
             first = c.post("/v1/decisions", json={**bare, "application_id": "SVC-0"}).json()

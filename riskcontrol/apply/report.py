@@ -356,8 +356,9 @@ def _service(
     spark: SparkSession, settings: Settings, as_of: date
 ) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
     """The real-time service's last ``SERVICE_DAYS`` days up to ``as_of`` (today: the
-    service decides now, whatever day the book is reported as of), from gold.decision_log: outcomes, latency, champion/challenger agreement, and
-    how often each policy rule fired."""
+    service decides now, whatever day the book is reported as of), from
+    gold.decision_log: outcomes, latency, champion/challenger agreement, and how often
+    each policy rule fired."""
     if not lakehouse.exists(spark, GOLD_DECISION_LOG, settings):
         return None, None
     since = as_of - timedelta(days=SERVICE_DAYS - 1)

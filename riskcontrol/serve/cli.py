@@ -77,7 +77,9 @@ def cmd_keys_add(args) -> int:
     try:
         fd = os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        raise ValueError(f"{out} exists: --out writes a new file only (the key is secret)") from None
+        raise ValueError(
+            f"{out} exists: --out writes a new file only (the key is secret)"
+        ) from None
     except OSError as exc:
         raise ValueError(f"cannot create {out}: {exc.strerror}") from None
     key = None

@@ -163,7 +163,9 @@ class RuleSet:
         return Outcome(action, tuple(fired), tuple(undecided))
 
 
-def _check_condition(cond: Any, where: str, fields: set[str], errors: list[str]) -> Condition | None:
+def _check_condition(
+    cond: Any, where: str, fields: set[str], errors: list[str]
+) -> Condition | None:
     if not isinstance(cond, dict):
         errors.append(f"{where}: a condition is a mapping with field, op and value")
         return None
@@ -236,7 +238,12 @@ def _check_rule(raw: Any, i: int, src: str, fields: set[str], errors: list[str])
     if len(errors) > n:
         return None
     return Rule(
-        code, action, tuple(conditions), on_missing, texts["en"], texts["zh"],
+        code,
+        action,
+        tuple(conditions),
+        on_missing,
+        texts["en"],
+        texts["zh"],
         str(raw.get("description") or ""),
     )
 
@@ -289,7 +296,7 @@ def parse_rules(text: str, source: str, fields: Iterable[str]) -> RuleSet:
     version = doc.get("version")
     if not isinstance(version, str) or not version.strip():
         errors.append(
-            f"{source}: version must be a quoted string, e.g. version: \"2026-12-01\" "
+            f'{source}: version must be a quoted string, e.g. version: "2026-12-01" '
             f"(got {version!r})"
         )
     products = _check_products(doc.get("products"), source, errors)

@@ -189,6 +189,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def wait_ready(url: str, proc, seconds: float = 300) -> None:
+    """Wait until the service started as ``proc`` answers ``/readyz`` with 200."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"riskctl serve exited with status {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"riskctl serve did not become ready in {seconds:.0f} s")
+
+
 def serve(
     settings: Settings,
     host: str,
