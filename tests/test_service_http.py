@@ -525,17 +525,74 @@ def test_a_broken_rules_file_keeps_the_current_bundle(service, http):
 
 
 # --- metrics and the journal ---------------------------------------------------------------
+def _metrics(http) -> dict[str, float]:
+    out = {}
+    for line in http.get("/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def test_metrics_count_decisions_rule_hits_and_refusals(service, http):
-    text = http.get("/metrics").text
-    assert 'riskcontrol_rule_hits_total{code="KO_DISHONEST_DEBTOR"} 1.0' in text
-    assert 'riskcontrol_auth_refusals_total{status="401"}' in text
-    assert "riskcontrol_http_request_seconds_bucket" in text
-    decided = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("riskcontrol_decisions_total{")
+    hit = 'riskcontrol_rule_hits_total{code="KO_DISHONEST_DEBTOR"}'
+    refused = 'riskcontrol_auth_refusals_total{status="401"}'
+    rejected = 'riskcontrol_decisions_total{arm="champion",decision="reject"}'
+    before = _metrics(http)
+    body = application(application_id="MET-1", customer_id="C000002")
+    assert post(http, service.decide_key, body).json()["decision"] == "reject"
+    assert post(http, service.decide_key, body).json()["replayed"] is True
+    assert http.post("/v1/decisions", json=body).status_code == 401
+    after = _metrics(http)
+    assert after[hit] - before.get(hit, 0) == 1
+    assert after[rejected] - before.get(rejected, 0) == 1
+    assert after[refused] - before.get(refused, 0) == 1
+    assert (
+        after["riskcontrol_decision_replays_total"]
+        - before.get("riskcontrol_decision_replays_total", 0)
+        == 1
     )
+    decided = sum(v for k, v in after.items() if k.startswith("riskcontrol_decisions_total{"))
     assert decided == service.journal.count()
+    assert after['riskcontrol_http_request_seconds_count{route="/v1/decisions"}'] >= 3
+
+
+def test_logs_are_json_lines_without_ids_or_keys(service, http):
+    import io
+    import logging
+
+    from riskcontrol.serve.app import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("riskcontrol.serve")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        post(http, service.decide_key, application(application_id="LOG-1"))
+        http.get("/v1/decisions/LOG-1", headers={"X-API-Key": service.read_key})
+        post(http, "rk_" + "0" * 16 + "_" + "s" * 43, application(application_id="LOG-2"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    requests = [(x["method"], x["path"], x["status"]) for x in lines if x["msg"] == "request"]
+    assert requests == [
+        ("POST", "/v1/decisions", 200),
+        ("GET", "/v1/decisions/{id}", 200),
+        ("POST", "/v1/decisions", 401),
+    ]
+    (refused,) = [x for x in lines if x["msg"] == "refused"]
+    assert (refused["status"], refused["reason"], refused["level"]) == (
+        401,
+        "unknown key",
+        "warning",
+    )
+    text = stream.getvalue()
+    for secret in ("LOG-1", "LOG-2", "s" * 43, service.decide_key, service.read_key):
+        assert secret not in text
 
 
 def test_the_journal_holds_no_identifier(service, http):

@@ -116,9 +116,11 @@ def create_app(engine: Engine, keys: KeyStore, metrics: Metrics | None = None) -
     @app.middleware("http")
     async def guard(request: Request, call_next):
         t0 = time.perf_counter()
-        route = request.url.path if request.url.path in _ROUTES else "other"
-        if route.startswith("/v1/decisions/"):
-            route = "/v1/decisions/{id}"
+        path = request.url.path
+        if path.startswith("/v1/decisions/"):
+            route = "/v1/decisions/{id}"  # the id stays out of labels and logs
+        else:
+            route = path if path in _ROUTES else "other"
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             response = _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
