@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--steps", default="100,200,300,400,500", help="rates for the p99 search")
     p.add_argument("--step-duration", type=float, default=20.0)
-    p.add_argument("--customers", type=int, default=1000, help="customer ids C000001..N")
+    p.add_argument("--customers", type=int, default=1000, help="customer ids C00000001..N")
     args = p.parse_args(argv)
 
     from riskcontrol.cli.common import load_settings

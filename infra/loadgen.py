@@ -32,10 +32,10 @@ EMPLOYMENT = ("salaried", "self_employed", "student", "retired")
 EDUCATION = ("high_school", "college", "bachelor", "master")
 
 
-def application(i: int, run: str, customers: int, rng: random.Random) -> dict:
+def application(i: int, run: str, customers: int, rng: random.Random, fmt: str) -> dict:
     return {
         "application_id": f"LG-{run}-{i}",
-        "customer_id": f"C{rng.randint(1, customers):06d}",
+        "customer_id": fmt.format(rng.randint(1, customers)),
         "requested_amount": float(rng.choice((3000, 8000, 15000, 30000, 60000))),
         "term_months": rng.choice((6, 12, 24, 36)),
         "purpose": rng.choice(PURPOSES),
@@ -88,7 +88,7 @@ async def run_step(args, rate: float, run: str) -> dict:
     ) as client:
 
         async def one(i: int) -> None:
-            body = json.dumps(application(i, run, args.customers, rng))
+            body = json.dumps(application(i, run, args.customers, rng, args.customer_format))
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/decisions", content=body)
@@ -139,7 +139,12 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=60.0, help="seconds per rate (60)")
     p.add_argument("--steps", default=None, help="comma-separated rates, run in turn")
     p.add_argument("--p99-limit-ms", type=float, default=100.0)
-    p.add_argument("--customers", type=int, default=1000, help="customer ids C000001..N")
+    p.add_argument("--customers", type=int, default=1000, help="customer ids 1..N")
+    p.add_argument(
+        "--customer-format",
+        default="C{:08d}",
+        help="how a customer number becomes an id (C{:08d}, as the generated book)",
+    )
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--server-pid", type=int, default=None, help="for the server's CPU time")
     p.add_argument("--seed", type=int, default=7)

@@ -510,6 +510,15 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
     finally:
         if proc.poll() is None:
             proc.kill()
+    # the service's direct online-store reader gives what Feast's lookup gives
+    from riskcontrol.analyze import feature_store as fs
+
+    store = fs.feature_store(settings)
+    reader = fs.OnlineReader(store)
+    customers = [r.customer_id for r in feats.select("customer_id").distinct().limit(30).collect()]
+    on = dt.date(2026, 1, 15)
+    for customer in [*customers, "NO-SUCH-CUSTOMER"]:
+        assert reader(customer, as_of=on) == fs.online_features(store, customer, as_of=on)
     # the same champion, policy and online features as the CLI's single-application path
     champion = stored["champion"]
     assert (champion["pd"], champion["score"], champion["risk_band"], champion["quadrant"]) == (

@@ -121,12 +121,12 @@ def online_features(settings: Settings):
     SQLite connection is not shared across threads)."""
     from riskcontrol.analyze import feature_store
 
-    store = feature_store.feature_store(settings)
+    reader = feature_store.OnlineReader(feature_store.feature_store(settings))
     lock = threading.Lock()
 
     def lookup(customer_id: str, on: dt.date) -> dict[str, Any]:
         with lock:
-            out = feature_store.online_features(store, customer_id, as_of=on)
+            out = reader(customer_id, as_of=on)
         out.pop("customer_id", None)
         # A customer the store does not know has every feature missing or zero.
         out["_has_history"] = any(v not in (None, 0, 0.0) for v in out.values())
