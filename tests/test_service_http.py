@@ -574,6 +574,7 @@ def test_logs_are_json_lines_without_ids_or_keys(service, http):
         post(http, service.decide_key, application(application_id="LOG-1"))
         http.get("/v1/decisions/LOG-1", headers={"X-API-Key": service.read_key})
         post(http, "rk_" + "0" * 16 + "_" + "s" * 43, application(application_id="LOG-2"))
+        http.get("/v1/decisions/LOG-3", headers={"X-API-Key": service.decide_key})
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -583,16 +584,33 @@ def test_logs_are_json_lines_without_ids_or_keys(service, http):
         ("POST", "/v1/decisions", 200),
         ("GET", "/v1/decisions/{id}", 200),
         ("POST", "/v1/decisions", 401),
+        ("GET", "/v1/decisions/{id}", 403),
     ]
-    (refused,) = [x for x in lines if x["msg"] == "refused"]
-    assert (refused["status"], refused["reason"], refused["level"]) == (
-        401,
-        "unknown key",
-        "warning",
-    )
+    refused = [x for x in lines if x["msg"] == "refused"]
+    assert [(x["status"], x["path"], x["level"]) for x in refused] == [
+        (401, "/v1/decisions", "warning"),
+        (403, "/v1/decisions/{id}", "warning"),
+    ]
+    assert refused[0]["reason"] == "unknown key"
     text = stream.getvalue()
-    for secret in ("LOG-1", "LOG-2", "s" * 43, service.decide_key, service.read_key):
+    for secret in ("LOG-1", "LOG-2", "LOG-3", "s" * 43, service.decide_key, service.read_key):
         assert secret not in text
+
+
+def test_a_bug_is_a_json_500_without_details(service, http):
+    def broken(customer_id, on):
+        raise RuntimeError(f"lookup failed for {customer_id}")
+
+    features, service.engine._features = service.engine._features, broken
+    try:
+        r = post(http, service.decide_key, application(application_id="BUG-1"))
+    finally:
+        service.engine._features = features
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error; the service log has the details"}
+    assert "H-BUG-1" not in r.text
+    assert service.journal.get(hmac_hex(b"BUG-1", TEST_PII_KEY.encode())) is None
+    assert post(http, service.decide_key, application(application_id="BUG-1")).status_code == 200
 
 
 def test_the_journal_holds_no_identifier(service, http):

@@ -107,43 +107,13 @@ def create_app(engine: Engine, keys: KeyStore, metrics: Metrics | None = None) -
                     "event": "refused",
                     "status": exc.status,
                     "reason": exc.reason,
-                    "path": request.url.path,
+                    "path": route_of(request.url.path),
                     "client": request.client.host if request.client else None,
                 },
             )
             raise
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        t0 = time.perf_counter()
-        path = request.url.path
-        if path.startswith("/v1/decisions/"):
-            route = "/v1/decisions/{id}"  # the id stays out of labels and logs
-        else:
-            route = path if path in _ROUTES else "other"
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # a bug: logged with its type, answered without details
-                log.exception("unhandled error", extra={"event": "error", "path": route})
-                response = _error(500, "internal error; the service log has the details")
-        seconds = time.perf_counter() - t0
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(seconds)
-        access.info(
-            "request",
-            extra={
-                "event": "request",
-                "method": request.method,
-                "path": route,
-                "status": response.status_code,
-                "ms": round(seconds * 1000, 2),
-            },
-        )
-        return response
+    app.add_middleware(Guard, metrics=metrics)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused):
@@ -235,6 +205,65 @@ def create_app(engine: Engine, keys: KeyStore, metrics: Metrics | None = None) -
 
 
 _ROUTES = {"/v1/decisions", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
+
+
+def route_of(path: str) -> str:
+    """The route of a path, for labels and logs: a stored decision's id stays out."""
+    if path.startswith("/v1/decisions/"):
+        return "/v1/decisions/{id}"
+    return path if path in _ROUTES else "other"
+
+
+class Guard:
+    """Plain ASGI middleware around every request: refuses a declared body over the
+    limit, turns a bug into a JSON 500 (its detail goes to the log only), and records
+    the request's metrics and access-log line (route, status, milliseconds)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        route = route_of(scope["path"])
+        status = 500
+        started = False
+
+        async def sending(message):
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")(
+                scope, receive, sending
+            )
+        else:
+            try:
+                await self.app(scope, receive, sending)
+            except Exception:  # a bug: logged with its type, answered without details
+                log.exception("unhandled error", extra={"event": "error", "path": route})
+                if not started:
+                    await _error(500, "internal error; the service log has the details")(
+                        scope, receive, sending
+                    )
+                status = 500
+        seconds = time.perf_counter() - t0
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
+        access.info(
+            "request",
+            extra={
+                "event": "request",
+                "method": scope["method"],
+                "path": route,
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+            },
+        )
 
 
 async def _body(request: Request) -> bytes | Response:
