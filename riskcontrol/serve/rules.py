@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,12 +50,35 @@ class _Missing(Exception):
     """A condition's field is unknown, or of a type its operator cannot compare."""
 
 
+def _is_bool(value: Any) -> bool:
+    """Python's bool, or NumPy's (values may come from a feature store's arrays)."""
+    t = type(value)
+    return t is bool or (t.__module__ == "numpy" and t.__name__ in ("bool_", "bool"))
+
+
+def _is_number(value: Any) -> bool:
+    """int, float and NumPy's numbers, but never a bool (True is not 1 here)."""
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_number(value):
         raise _Missing
-    if isinstance(value, float) and math.isnan(value):
+    x = float(value)
+    if math.isnan(x):
         raise _Missing
-    return float(value)
+    return x
+
+
+def _unknown(value: Any) -> bool:
+    """None and NaN are unknown values, whatever the operator."""
+    return value is None or (_is_number(value) and math.isnan(float(value)))
+
+
+def _scalar(value: Any) -> bool:
+    """What ``==``, ``!=``, ``in`` and ``not_in`` may compare with: a string, a boolean or
+    a finite number."""
+    return isinstance(value, str | bool) or (_is_number(value) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -66,14 +90,14 @@ class Condition:
     def holds(self, values: Mapping[str, Any]) -> bool:
         """True or False; raises _Missing when the field's value cannot be judged."""
         v = values.get(self.field)
-        if v is None:
+        if _unknown(v):
             raise _Missing
         if self.op in COMPARE:
             return COMPARE[self.op](_number(v), float(self.value))
         if self.op in ("is_true", "is_false"):
-            if not isinstance(v, bool):
+            if not _is_bool(v):
                 raise _Missing
-            return v is (self.op == "is_true")
+            return bool(v) is (self.op == "is_true")
         if self.op in ("==", "!="):
             same = _equal(v, self.value)
             return same if self.op == "==" else not same
@@ -83,11 +107,26 @@ class Condition:
 
 def _equal(a: Any, b: Any) -> bool:
     """Numbers equal numbers, strings strings, bools bools; never across kinds."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
+    if _is_bool(a) or _is_bool(b):
+        return _is_bool(a) and _is_bool(b) and bool(a) is bool(b)
+    if _is_number(a) and _is_number(b):
         return float(a) == float(b)
-    return type(a) is type(b) and a == b
+    return isinstance(a, str) and isinstance(b, str) and a == b
+
+
+def _all(conditions: Iterable[Condition], values: Mapping[str, Any]) -> bool:
+    """AND of the conditions: False if any is False (whatever else is unknown), else
+    _Missing if any is unknown, else True. So the outcome does not depend on their order."""
+    unknown = False
+    for cond in conditions:
+        try:
+            if not cond.holds(values):
+                return False
+        except _Missing:
+            unknown = True
+    if unknown:
+        raise _Missing
+    return True
 
 
 @dataclass(frozen=True)
@@ -152,7 +191,7 @@ class RuleSet:
         undecided: list[str] = []
         for rule in self.rules:
             try:
-                hit = all(c.holds(values) for c in rule.when)
+                hit = _all(rule.when, values)
                 action, missing = (rule.action if hit else "pass"), False
             except _Missing:
                 undecided.append(rule.code)
@@ -169,12 +208,15 @@ def _check_condition(
     if not isinstance(cond, dict):
         errors.append(f"{where}: a condition is a mapping with field, op and value")
         return None
-    bad = sorted(set(cond) - CONDITION_KEYS)
+    bad = sorted(map(str, set(cond) - CONDITION_KEYS))
     if bad:
         errors.append(f"{where}: unknown key(s) {bad} in a condition (allowed: field, op, value)")
     field, op, value = cond.get("field"), cond.get("op"), cond.get("value")
     ok = True
-    if field not in fields:
+    if field is None:
+        errors.append(f"{where}: a condition needs a field")
+        ok = False
+    elif not isinstance(field, str) or field not in fields:
         close = difflib.get_close_matches(str(field), sorted(fields), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         errors.append(f"{where}: unknown field {field!r}{hint}")
@@ -182,17 +224,22 @@ def _check_condition(
     if op not in OPS:
         errors.append(f"{where}: unknown op {op!r} (one of {' '.join(OPS)})")
         return None
-    if op in COMPARE and (isinstance(value, bool) or not isinstance(value, int | float)):
+    if op in COMPARE and not (_is_number(value) and math.isfinite(value)):
         errors.append(f"{where}: op {op!r} compares with a number, got {value!r}")
         ok = False
     elif op in ("in", "not_in") and (not isinstance(value, list) or not value):
-        errors.append(f"{where}: op {op!r} takes a non-empty list as its value")
+        errors.append(f"{where}: op {op!r} takes a non-empty list as its value, got {value!r}")
+        ok = False
+    elif op in ("in", "not_in") and not all(_scalar(x) for x in value):
+        errors.append(f"{where}: op {op!r} takes a list of numbers, strings or booleans")
         ok = False
     elif op in ("is_true", "is_false") and "value" in cond:
         errors.append(f"{where}: op {op!r} takes no value")
         ok = False
-    elif op in ("==", "!=") and (value is None or isinstance(value, list | dict)):
-        errors.append(f"{where}: op {op!r} compares with a number, string or boolean")
+    elif op in ("==", "!=") and not _scalar(value):
+        errors.append(
+            f"{where}: op {op!r} compares with a number, string or boolean, got {value!r}"
+        )
         ok = False
     return Condition(field, op, value) if ok else None
 
@@ -204,7 +251,7 @@ def _check_rule(raw: Any, i: int, src: str, fields: set[str], errors: list[str])
     code = raw.get("code")
     where = f"{src}: rule {i + 1} ({code})"
     n = len(errors)
-    bad = sorted(set(raw) - RULE_KEYS)
+    bad = sorted(map(str, set(raw) - RULE_KEYS))
     if bad:
         errors.append(f"{where}: unknown key(s) {bad} (allowed: {', '.join(sorted(RULE_KEYS))})")
     if not isinstance(code, str) or not CODE.match(code):
@@ -232,9 +279,12 @@ def _check_rule(raw: Any, i: int, src: str, fields: set[str], errors: list[str])
             if not isinstance(text, str) or not text.strip():
                 errors.append(f"{where}: reason.{lang} is missing or empty")
             texts[lang] = text
-        extra = sorted(set(reason) - {"en", "zh"})
+        extra = sorted(map(str, set(reason) - {"en", "zh"}))
         if extra:
             errors.append(f"{where}: reason has unknown language(s) {extra} (en, zh)")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        errors.append(f"{where}: description must be text")
     if len(errors) > n:
         return None
     return Rule(
@@ -244,7 +294,7 @@ def _check_rule(raw: Any, i: int, src: str, fields: set[str], errors: list[str])
         on_missing,
         texts["en"],
         texts["zh"],
-        str(raw.get("description") or ""),
+        description or "",
     )
 
 
@@ -280,17 +330,32 @@ def _check_products(raw: Any, src: str, errors: list[str]) -> dict[str, Product]
     return out
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`` at line L, column C: what`` on one line, from PyYAML's multi-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    what = ", ".join(
+        str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x
+    )
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {what or ' '.join(str(exc).split())}"
+
+
 def parse_rules(text: str, source: str, fields: Iterable[str]) -> RuleSet:
-    """Check a whole rules file; RulesError lists every problem."""
+    """Check a whole rules file (``source`` names it in the messages) against the
+    ``fields`` the rules may name; RulesError lists every problem, one a line."""
+    return _parse(text, source, fields, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def _parse(text: str, source: str, fields: Iterable[str], digest: str) -> RuleSet:
     fields = set(fields)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RulesError(f"{source}: not valid YAML: {exc}") from None
+        raise RulesError(f"{source}: not valid YAML{_yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise RulesError(f"{source}: expected a mapping with version, products and rules")
     errors: list[str] = []
-    bad = sorted(set(doc) - TOP_KEYS)
+    bad = sorted(map(str, set(doc) - TOP_KEYS))
     if bad:
         errors.append(f"{source}: unknown top-level key(s) {bad} (version, products, rules)")
     version = doc.get("version")
@@ -305,31 +370,39 @@ def parse_rules(text: str, source: str, fields: Iterable[str]) -> RuleSet:
     if not isinstance(rules_raw, list):
         errors.append(f"{source}: 'rules' must be a list (it may be empty)")
     else:
-        seen: set[str] = set()
+        first: dict[str, int] = {}  # code -> the rule number that has it first
         for i, raw in enumerate(rules_raw):
             rule = _check_rule(raw, i, source, fields, errors)
-            if rule is None:
+            code = raw.get("code") if isinstance(raw, dict) else None
+            if isinstance(code, str) and code in first:
+                errors.append(
+                    f"{source}: rule {i + 1} ({code}): duplicate code "
+                    f"(rule {first[code]} has it already)"
+                )
                 continue
-            if rule.code in seen:
-                errors.append(f"{source}: rule {i + 1} ({rule.code}): duplicate code")
-                continue
-            seen.add(rule.code)
-            rules.append(rule)
+            if isinstance(code, str):
+                first[code] = i + 1
+            if rule is not None:
+                rules.append(rule)
     if errors:
         raise RulesError("\n".join(errors))
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return RuleSet(version, digest, source, tuple(rules), products)
 
 
-def load_rules(path: Path, fields: Iterable[str]) -> RuleSet:
+def load_rules(path: str | Path, fields: Iterable[str]) -> RuleSet:
+    """Read and check a rules file; its digest is the sha256 of its bytes."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RulesError(f"{path}: no such rules file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise RulesError(f"{path}: cannot read the rules file ({exc})") from None
-    return parse_rules(text, str(path), fields)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{path}: the rules file is not UTF-8 text ({exc})") from None
+    return _parse(text, str(path), fields, hashlib.sha256(data).hexdigest())
 
 
 DEFAULT_RULES = """\
@@ -402,4 +475,5 @@ rules:
 
 
 def default_rules(fields: Iterable[str]) -> RuleSet:
+    """The example rules (``DEFAULT_RULES``), checked against ``fields``."""
     return parse_rules(DEFAULT_RULES, "<default rules>", fields)
