@@ -4,7 +4,7 @@ Every ``riskcontrol`` import is read from the source (module level and inside fu
 so a cycle cannot hide behind a lazy import) and checked against the tiers' order:
 
     core < synthetic < collect < analyze < modeling < apply < lenderfile, privacy
-         < orchestration < cli
+         < orchestration < cli, serve
 
 A module may import its own tier and the tiers below it. ARCHITECTURE.md explains what
 belongs where.
@@ -32,6 +32,8 @@ LEVELS = {
     "privacy": 6,
     "orchestration": 7,
     "cli": 8,
+    # the decision service: an entry point beside the CLI (its commands are riskctl's)
+    "serve": 8,
 }
 
 
