@@ -268,7 +268,7 @@ class Engine:
         except RequestError as exc:
             raise DecisionError(422, str(exc)) from None
 
-        values = self._rule_values(req, row, online, bundle, subject, has_history, on)
+        values = self._rule_values(req, row, online, bundle, subject, has_history)
         outcome = bundle.rules.evaluate(values)
 
         champion = self._score(bundle.champion, row, bundle.policy)
@@ -289,7 +289,6 @@ class Engine:
             for code in acting["reason_codes"]:
                 en, zh = FEATURE_REASONS.get(code, GENERIC_REASON)
                 reasons.append({"code": code, "source": "model", "en": en, "zh": zh})
-        notices = [] if has_history else [_NO_HISTORY]
         latency_ms = round((time.perf_counter() - t0) * 1000, 2)
         now = dt.datetime.now(dt.UTC)
         record = {
@@ -323,7 +322,7 @@ class Engine:
         entry, created = self.journal.record(key, record)
         if not created:  # a concurrent request for the same id won: answer as it did
             return self._replay(entry.record, entry.seq, fingerprint, req), True
-        return self._response(record, entry.seq, req, reasons, notices, replayed=False), False
+        return self._response(record, entry.seq, req, replayed=False), False
 
     def _score(self, model: Model, row: dict[str, Any], policy: CutoffPolicy) -> dict[str, Any]:
         pd, codes = model.scorer.predict(row)
@@ -338,7 +337,7 @@ class Engine:
             "reason_codes": list(codes),
         }
 
-    def _rule_values(self, req, row, online, bundle, subject, has_history, on) -> dict[str, Any]:
+    def _rule_values(self, req, row, online, bundle, subject, has_history) -> dict[str, Any]:
         values = {c: row.get(c) for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)}
         for c in RULE_FIELDS:
             if c not in values and c in online:
@@ -365,11 +364,10 @@ class Engine:
                 "send a new application id for a new application",
                 "application_id",
             )
-        reasons = record["reasons"]
-        notices = [] if record["has_history"] else [_NO_HISTORY]
-        return self._response(record, seq, req, reasons, notices, replayed=True)
+        return self._response(record, seq, req, replayed=True)
 
-    def _response(self, record, seq, req, reasons, notices, replayed) -> dict[str, Any]:
+    def _response(self, record, seq, req, replayed) -> dict[str, Any]:
+        """The answer to ``req`` from its journal record (new or stored alike)."""
         return {
             "application_id": req.application_id,
             "decision_id": seq,
@@ -379,12 +377,12 @@ class Engine:
             "risk_band": record["risk_band"],
             "quadrant": record["quadrant"],
             "reason_codes": record["reason_codes"],
-            "decline_reasons": [] if record["decision"] == "approve" else reasons,
+            "decline_reasons": [] if record["decision"] == "approve" else record["reasons"],
             "rules_fired": record["rules_fired"],
             "arm": record["arm"],
             "versions": record["versions"],
             "has_history": record["has_history"],
-            "notices": notices,
+            "notices": [] if record["has_history"] else [_NO_HISTORY],
             "replayed": replayed,
             "decided_at": record["decided_at"],
         }

@@ -85,12 +85,13 @@ class Sources:
     rules: Path
     lists: Path
 
-    def signature(self) -> tuple:
+    def _state(self) -> tuple[Any, tuple]:
+        """(the active policy, the signature): what the sources hold now."""
         from riskcontrol.apply import scoring
         from riskcontrol.modeling import tracking
 
         policy = scoring.active_policy(self.spark, self.settings)
-        return (
+        return policy, (
             hashlib.sha256(self.rules.read_bytes()).hexdigest() if self.rules.exists() else None,
             lists_mod.signature(self.lists),
             tracking.alias_version(self.settings, "champion"),
@@ -98,21 +99,18 @@ class Sources:
             (policy.version, policy.approve_below_pd, policy.reject_from_pd),
         )
 
-    def load(self) -> Bundle:
-        from riskcontrol.apply import scoring
-        from riskcontrol.modeling import tracking
+    def signature(self) -> tuple:
+        return self._state()[1]
 
-        signature = self.signature()
-        rules = load_rules(self.rules, RULE_FIELDS)
-        challenger = None
-        if tracking.alias_version(self.settings, "challenger") is not None:
-            challenger = _model(self.settings, self.spark, "challenger")
+    def load(self) -> Bundle:
+        policy, signature = self._state()
+        has_challenger = signature[3] is not None
         return Bundle(
-            rules=rules,
+            rules=load_rules(self.rules, RULE_FIELDS),
             lists=lists_mod.Lists.load(self.lists),
             champion=_model(self.settings, self.spark, "champion"),
-            challenger=challenger,
-            policy=scoring.active_policy(self.spark, self.settings),
+            challenger=_model(self.settings, self.spark, "challenger") if has_challenger else None,
+            policy=policy,
             signature=signature,
         )
 
