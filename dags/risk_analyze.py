@@ -69,7 +69,7 @@ def risk_analyze():
 
     silver = build_silver()
     checked = check_quality()
-    silver >> resolve_entities() >> [build_gold(), build_feature_store()] >> checked
+    silver >> resolve_entities() >> build_feature_store() >> build_gold() >> checked
     checked >> train_models()
 
 

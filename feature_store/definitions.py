@@ -11,8 +11,6 @@ The sources point at the tables under ``RISK_LAKEHOUSE_ROOT`` (the pipeline's se
 settings it is given.
 """
 
-from datetime import timedelta
-
 from feast import Entity, FeatureService, FeatureView, Field, ValueType
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.table_format import DeltaFormat
@@ -57,7 +55,7 @@ application = FeatureView(
     description="the application's own fields and the applicant's attributes at applied_at",
     entities=[customer],
     # The row of the application itself (event time applied_at), never an older one.
-    ttl=timedelta(days=1),
+    ttl=fs.VIEW_TTL["fs_application"],
     online=False,  # at scoring time these come with the request
     source=application_source,
     schema=[
@@ -78,7 +76,7 @@ repayment = FeatureView(
     name="fs_repayment",
     description="repayment behaviour with the lender: DPD, late installments, open principal",
     entities=[customer],
-    ttl=timedelta(0),  # a snapshot stays true until the next one (window ends are snapshots)
+    ttl=fs.VIEW_TTL["fs_repayment"],
     online=True,
     source=repayment_source,
     schema=[
@@ -93,6 +91,7 @@ repayment = FeatureView(
         Field(name="prior_late_12m", dtype=Int32, tags=ZERO),
         Field(name="prior_open_principal", dtype=Float64, tags=ZERO),
         Field(name="prior_utilization", dtype=Float64),
+        Field(name="prior_snapshot_ts", dtype=UnixTimestamp),
     ],
 )
 
@@ -100,7 +99,7 @@ bureau = FeatureView(
     name="fs_bureau",
     description="the latest credit bureau report on the customer",
     entities=[customer],
-    ttl=timedelta(days=365),  # an older report is too stale to stand for the customer
+    ttl=fs.VIEW_TTL["fs_bureau"],
     online=True,
     source=bureau_source,
     schema=[
@@ -123,7 +122,7 @@ events = FeatureView(
     name="fs_events",
     description="app/device events over the 7 and 30 days before",
     entities=[customer],
-    ttl=timedelta(0),  # the snapshot after a window empties holds zeros
+    ttl=fs.VIEW_TTL["fs_events"],
     online=True,
     source=events_source,
     schema=[
@@ -139,7 +138,7 @@ text = FeatureView(
     name="fs_text",
     description="customer-service notes over the 90 days before: count, negative, negativity",
     entities=[customer],
-    ttl=timedelta(0),
+    ttl=fs.VIEW_TTL["fs_text"],
     online=True,
     source=text_source,
     schema=[
@@ -153,7 +152,7 @@ public_records = FeatureView(
     name="fs_public_records",
     description="court, penalty and news records linked to the customer or employer",
     entities=[customer],
-    ttl=timedelta(0),  # cumulative counts
+    ttl=fs.VIEW_TTL["fs_public_records"],
     online=True,
     source=public_records_source,
     schema=[

@@ -363,6 +363,146 @@ def test_application_entities_move_to_the_own_bureau_report(spark):
     ]
 
 
+def history_case(spark: SparkSession) -> dict[Table, DataFrame]:
+    """C1 applies (A1) on Mar 31 2024 at 12:00 and its bureau report comes at 12:05; C2
+    applies (A2) with nothing but a report older than a year."""
+    night = {"event_type": "loan_calc", "is_night": True}
+    day_click = {"event_type": "apply_click", "is_night": False}
+    data = {
+        SILVER_CUSTOMERS: [
+            {"customer_id": "C1", "customer_key": "K1", "birth_year": 1990}
+            | {"monthly_income": 10000.0, "employment_type": "salaried", "education": "college"},
+            {"customer_id": "C2", "customer_key": "K2", "birth_year": 1985}
+            | {"monthly_income": 8000.0},
+        ],
+        SILVER_APPLICATIONS: [
+            {"application_id": "A1", "customer_id": "C1", "applied_at": TS(2024, 3, 31, 12)}
+            | {"application_date": D(2024, 3, 31), "requested_amount": 5000.0}
+            | {"term_months": 12, "channel": "app", "status": "approved"},
+            {"application_id": "A2", "customer_id": "C2", "applied_at": TS(2024, 3, 31, 10)}
+            | {"application_date": D(2024, 3, 31), "requested_amount": 3000.0}
+            | {"term_months": 3, "channel": "web", "status": "pending"},
+        ],
+        SILVER_BUREAU: [
+            {"report_id": "B0", "customer_key": "K1", "report_time": TS(2023, 1, 5, 8)}
+            | {"bureau_score": 700, "total_balance": 1000.0, "total_credit_limit": 20000.0},
+            {"report_id": "B1", "customer_key": "K1", "report_time": TS(2024, 3, 31, 12, 5)}
+            | {"application_id": "A1", "bureau_score": 640, "total_balance": 5000.0}
+            | {"total_credit_limit": 20000.0},
+            # more than 365 days before A2: too stale to stand for C2
+            {"report_id": "B2", "customer_key": "K2", "report_time": TS(2023, 3, 30, 8)}
+            | {"bureau_score": 610},
+        ],
+        SILVER_EVENTS: [
+            {"event_id": "E1", "customer_id": "C1", "event_ts": TS(2024, 3, 30, 23, 30)} | night,
+            {"event_id": "E2", "customer_id": "C1", "event_ts": TS(2024, 3, 10, 10)} | day_click,
+            # 40 days before: outside the 30
+            {"event_id": "E3", "customer_id": "C1", "event_ts": TS(2024, 2, 20, 10)} | night,
+            # the application's own day: known once the day is complete, after the decision
+            {"event_id": "E4", "customer_id": "C1", "event_ts": TS(2024, 3, 31, 9)} | night,
+            {"event_id": "E5", "customer_id": "C1", "event_ts": TS(2024, 3, 31, 13)} | night,
+            {"event_id": "E6", "customer_id": "C3", "event_ts": TS(2024, 3, 30, 10)} | night,
+        ],
+        SILVER_NOTES: [
+            {"note_id": "N1", "customer_id": "C1", "noted_at": TS(2024, 3, 1), "negative_hits": 2},
+            {"note_id": "N2", "customer_id": "C1", "noted_at": TS(2024, 3, 2), "negative_hits": 0},
+            {"note_id": "N3", "customer_id": "C1", "noted_at": TS(2024, 4, 1), "negative_hits": 5},
+        ],
+        SILVER_LOANS: [
+            {"loan_id": "L0", "customer_id": "C1", "disbursed_date": D(2023, 12, 1)}
+            | {"principal": 750.0},
+            # disbursed after A1
+            {"loan_id": "L9", "customer_id": "C1", "disbursed_date": D(2024, 4, 5)}
+            | {"principal": 500.0},
+        ],
+        SILVER_REPAYMENTS: [
+            {"repayment_id": f"P{n}", "loan_id": loan, "due_date": due, "paid_date": paid}
+            | {"installment_no": n, "amount_due": 250.0}
+            for n, loan, due, paid in [
+                (1, "L0", D(2024, 1, 1), D(2024, 1, 11)),  # 10 days late
+                (2, "L0", D(2024, 2, 1), None),  # unpaid: 59 days late on Mar 31
+                (3, "L0", D(2024, 4, 1), None),  # due after the application
+                (1, "L9", D(2024, 5, 5), None),
+            ]
+        ],
+    }
+    return {t: frame(spark, t, r) for t, r in data.items()}
+
+
+HISTORY_CHECKED = [
+    "prior_loans",
+    "prior_max_dpd",
+    "prior_current_dpd",
+    "prior_late_installments",
+    "bureau_score",
+    "utilization",
+    "ev_count_30d",
+    "ev_night_share_30d",
+    "ev_loan_calc_30d",
+    "ev_apply_click_30d",
+    "notes_count_90d",
+    "notes_negative_90d",
+    "pr_court_hits",
+    "pr_days_since_last",
+]
+
+
+def test_gold_reads_the_customers_history_from_the_feature_store_as_of_the_decision(spark):
+    from riskcontrol.analyze import application_features
+
+    silver = history_case(spark)
+    links = links_frame(spark, [("court", "R1", "C1", "id_number", D(2024, 3, 1))])
+    views = {
+        feature_store.FS_REPAYMENT: feature_store.fs_repayment(
+            silver[SILVER_LOANS], silver[SILVER_REPAYMENTS], CREATED
+        ),
+        feature_store.FS_BUREAU: feature_store.fs_bureau(
+            silver[SILVER_BUREAU], silver[SILVER_CUSTOMERS], CREATED
+        ),
+        feature_store.FS_EVENTS: feature_store.fs_events(silver[SILVER_EVENTS], CREATED),
+        feature_store.FS_TEXT: feature_store.fs_text(silver[SILVER_NOTES], CREATED),
+        feature_store.FS_PUBLIC_RECORDS: feature_store.fs_public_records(links, CREATED),
+    }
+    history = feature_store.history_at_applications(
+        silver[SILVER_APPLICATIONS], silver[SILVER_BUREAU], views
+    )
+    got = {r.application_id: tuple(r[c] for c in HISTORY_CHECKED) for r in history.collect()}
+    assert got == {
+        # the repayment snapshot of Mar 2 (installment 2 at 30 DPD) read on Mar 31: 59 DPD
+        "A1": (1, 59, 59, 2, 640, 0.25, 2, 0.5, 1, 1, 2, 1, 1, 30),
+        "A2": (None,) * 4 + (None, None) + (None,) * 8,
+    }
+    # the one-row reading of the online store is the same arithmetic
+    (snapshot,) = (
+        views[feature_store.FS_REPAYMENT]
+        .where(F.col("event_timestamp") == TS(2024, 3, 2))
+        .collect()
+    )
+    assert (snapshot.prior_max_dpd, snapshot.prior_current_dpd) == (30, 30)
+    online = feature_store._as_of_row(snapshot.asDict(), D(2024, 3, 31))
+    assert (online["prior_max_dpd"], online["prior_current_dpd"]) == (59, 59)
+
+    gold = application_features.application_features(
+        silver[SILVER_APPLICATIONS],
+        silver[SILVER_CUSTOMERS],
+        history,
+        silver[SILVER_LOANS],
+        silver[SILVER_REPAYMENTS],
+        as_of=D(2024, 4, 30),
+        performance_months=6,
+        bad_dpd=60,
+    )
+    checked = [c for c in HISTORY_CHECKED if c in NUMERIC_FEATURES]
+    checked += ["requested_amount", "age", "amount_to_income", "label_matured"]
+    by_id = {r.application_id: tuple(r[c] for c in checked) for r in gold.collect()}
+    assert by_id == {
+        "A1": (1.0, 59.0, 2.0, 640.0, 0.25, 2.0, 0.5, 1.0, 1.0, 2.0, 1.0, 5000.0, 33.0, 0.5, False),
+        # no history: counts are 0, the stale report and the night share unknown
+        "A2": (0.0, 0.0, 0.0, None, None, 0.0, None, 0.0, 0.0, 0.0, 0.0, 3000.0, 38.0, 0.375)
+        + (False,),
+    }
+
+
 # --- feature statistics ---------------------------------------------------------------------
 def test_feature_stats_per_feature_merged_per_run(spark, settings):
     run = Run(spark, settings, run_id="run-1")
@@ -565,6 +705,19 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     training = feature_store.training_set(store, entities)
     got = {r.application_id: r for r in training.collect()}
     historical_s = time.perf_counter() - started
+
+    # gold's point-in-time join (feature_store.point_in_time) reads what Feast reads
+    views = {t: lakehouse.read(spark, t, settings) for t in feature_store.HISTORY_TABLES}
+    ours = feature_store.as_of_day(
+        feature_store.point_in_time(entities, views), F.to_date("event_timestamp")
+    )
+    _, zero = feature_store._missing_as_zero(store.get_feature_service("application_pd"))
+    history = [c for t in views for c in t.columns if c not in feature_store.ID_COLUMNS]
+    history.append("pr_days_since_last")
+    for r in ours.collect():
+        mine = {c: zero.get(c) if r[c] is None else r[c] for c in history}
+        assert mine == {c: got[r.application_id][c] for c in history}, r.application_id
+    assert ours.count() == 3
 
     assert set(training.columns) >= set(CHECKED) | {"customer_id", "event_timestamp"}
     assert [tuple(got[a][c] for c in CHECKED) for a in ("A1", "A2", "A3")] == [

@@ -1,9 +1,9 @@
-"""Analyze tier, silver -> gold: point-in-time application features and matured labels.
+"""Analyze tier, silver + feature store -> gold: application features and matured labels.
 
-Every feature of an application is computed from what was known before the
-application was made (events and notes before ``applied_at``, repayments due before the
-application date, the bureau report pulled for that application), so a model trained on
-history sees what a live decision would have seen.
+Every feature of an application is what was known when it was decided: its own fields,
+and the customer's history read point in time from the feature store's ``fs_*`` tables
+(``feature_store.history_at_applications``), the rows and reading the online store
+gives a live decision. Training and serving thus share one definition of every feature.
 """
 
 from __future__ import annotations
@@ -53,77 +53,23 @@ def loan_labels(
     )
 
 
-def _before_application(apps: DataFrame, facts: DataFrame, ts_col: str, days: int) -> DataFrame:
-    """A customer's ``facts`` in the ``days`` before each application (never after)."""
-    joined = apps.select("application_id", "customer_id", "applied_at").join(facts, "customer_id")
-    since = F.col("applied_at") - F.expr(f"INTERVAL {days} DAYS")
-    return joined.where((F.col(ts_col) < F.col("applied_at")) & (F.col(ts_col) >= since))
-
-
-def event_features(apps: DataFrame, events: DataFrame, days: int = 30) -> DataFrame:
-    """App-event aggregates in the ``days`` before each application."""
-    facts = events.select("customer_id", "event_ts", "event_type", "is_night")
-    return (
-        _before_application(apps, facts, "event_ts", days)
-        .groupBy("application_id")
-        .agg(
-            F.count("*").cast("double").alias("ev_count_30d"),
-            F.avg(F.col("is_night").cast("double")).alias("ev_night_share_30d"),
-            F.sum((F.col("event_type") == "loan_calc").cast("double")).alias("ev_loan_calc_30d"),
-            F.sum((F.col("event_type") == "apply_click").cast("double")).alias(
-                "ev_apply_click_30d"
-            ),
-        )
-    )
-
-
-def note_features(apps: DataFrame, notes: DataFrame, days: int = 90) -> DataFrame:
-    """Service-note counts (all, and with negative-lexicon hits) before each application."""
-    facts = notes.select("customer_id", "noted_at", "negative_hits")
-    return (
-        _before_application(apps, facts, "noted_at", days)
-        .groupBy("application_id")
-        .agg(
-            F.count("*").cast("double").alias("notes_count_90d"),
-            F.sum((F.col("negative_hits") > 0).cast("double")).alias("notes_negative_90d"),
-        )
-    )
-
-
-def prior_loan_features(apps: DataFrame, loans: DataFrame, repayments: DataFrame) -> DataFrame:
-    """The customer's own repayment record with this lender before the application date."""
-    prior = (
-        apps.select("application_id", "customer_id", "application_date")
-        .join(loans.select("loan_id", "customer_id", "disbursed_date"), "customer_id")
-        .where(F.col("disbursed_date") < F.col("application_date"))
-    )
-    lines = prior.join(repayments.select("loan_id", "due_date", "paid_date"), "loan_id", "left")
-    lines = lines.where(
-        F.col("due_date").isNull() | (F.col("due_date") < F.col("application_date"))
-    )
-    dpd = pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("application_date"))
-    return lines.groupBy("application_id").agg(
-        F.countDistinct("loan_id").cast("double").alias("prior_loans"),
-        F.coalesce(F.max(dpd), F.lit(0)).cast("double").alias("prior_max_dpd"),
-        F.sum(F.when(F.col("due_date").isNotNull() & (dpd > 0), 1).otherwise(0))
-        .cast("double")
-        .alias("prior_late_installments"),
-    )
-
-
 def application_features(
     applications: DataFrame,
     customers: DataFrame,
-    bureau: DataFrame,
-    events: DataFrame,
-    notes: DataFrame,
+    history: DataFrame,
     loans: DataFrame,
     repayments: DataFrame,
     as_of: dt.date,
     performance_months: int,
     bad_dpd: int,
 ) -> DataFrame:
-    """One gold row per application: features known at application time and the label."""
+    """One gold row per application: features known at application time and the label.
+
+    ``history`` holds, per ``application_id``, the customer's history as the feature
+    store knew it when the application was decided
+    (``feature_store.history_at_applications``): the same rows and the same reading as
+    the online store gives a live decision, so a model is trained on what it is served.
+    """
     apps = applications
     cust = customers.select(
         "customer_id",
@@ -133,20 +79,13 @@ def application_features(
         "employment_type",
         "education",
     )
-    # The report pulled for this application, never one pulled after it was made.
-    bur = (
-        apps.select("application_id", "applied_at")
-        .join(bureau, "application_id")
-        .where(F.to_date("report_time") <= F.to_date("applied_at"))
-        .drop("applied_at", "customer_key")
-        .dropDuplicates(["application_id"])
+    own = {"customer_id", "customer_key", "monthly_income", "employment_type", "education"}
+    hist = history.select(
+        "application_id", *[c for c in history.columns if c in NUMERIC_FEATURES and c not in own]
     )
     df = (
         apps.join(cust, "customer_id", "left")
-        .join(bur, "application_id", "left")
-        .join(event_features(apps, events), "application_id", "left")
-        .join(note_features(apps, notes), "application_id", "left")
-        .join(prior_loan_features(apps, loans, repayments), "application_id", "left")
+        .join(hist, "application_id", "left")
         .join(
             loan_labels(loans, repayments, as_of, performance_months, bad_dpd),
             "application_id",
@@ -156,7 +95,6 @@ def application_features(
     derived = {
         "age": silver.age_at("application_date"),
         "amount_to_income": F.try_divide("requested_amount", "monthly_income"),
-        "utilization": F.try_divide("total_balance", "total_credit_limit"),
     }
 
     def numeric(c: str) -> Column:

@@ -20,9 +20,12 @@ snapshots carry ``event_timestamp = d 00:00`` and use only facts dated before ``
     known from ``p + 1``. A loan counts from ``disbursed_date + 1``. Snapshots are taken
     on ``disbursed + 1``, ``due + 1``, ``paid + 1``, on the days an unpaid installment
     crosses 30/60/90 DPD, and on the days a late installment leaves the 3/6/12-month
-    windows, so a window count is exact at every moment and the DPD read between two
-    snapshots is a lower bound, never a look-ahead. The ``dpd`` column of silver (the
-    DPD as of extraction) is never used.
+    windows, so a window count is exact at every moment. Between two snapshots the
+    unpaid overdue installments stay the same and their DPD grows by one a day: each row
+    carries its day (``prior_snapshot_ts``), and a read as of a later day adds the days
+    since to ``prior_current_dpd`` and ``prior_max_dpd`` (``as_of_day``), so both are
+    exact at every moment too. The ``dpd`` column of silver (the DPD as of extraction)
+    is never used.
 ``gold.fs_bureau`` (one row per report)
     Known at ``report_time``. A report pulled for an application minutes after
     ``applied_at`` is therefore not in that application's row when the entity time is
@@ -114,6 +117,20 @@ ENTITY_TIME = "event_timestamp"
 EPOCH = dt.date(1970, 1, 1)
 DPD_MARKS = (30, 60, 90)
 LATE_WINDOWS_MONTHS = (3, 6, 12)
+# How far back a point-in-time join looks for a view's row (0: no limit); Feast's ttl of
+# each feature view (feature_store/definitions.py declares them with these).
+VIEW_TTL = {
+    FS_APPLICATION.name: dt.timedelta(days=1),  # the application's own row, never an older one
+    # a snapshot stays true until the next one (window ends are snapshots)
+    FS_REPAYMENT.name: dt.timedelta(0),
+    FS_BUREAU.name: dt.timedelta(days=365),  # an older report is too stale to stand for anyone
+    FS_EVENTS.name: dt.timedelta(0),  # the snapshot after a window empties holds zeros
+    FS_TEXT.name: dt.timedelta(0),
+    FS_PUBLIC_RECORDS.name: dt.timedelta(0),  # cumulative counts
+}
+# The customer's history: what single-application scoring reads from the online store
+# (the rest is the request) and what gold.application_features joins point in time.
+HISTORY_TABLES = (FS_REPAYMENT, FS_BUREAU, FS_EVENTS, FS_TEXT, FS_PUBLIC_RECORDS)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -266,7 +283,8 @@ def fs_repayment(loans: DataFrame, repayments: DataFrame, created_at: dt.datetim
     return out.select(
         "customer_id",
         d.cast("timestamp").alias("event_timestamp"),
-        *[c for c in FS_REPAYMENT.columns if c.startswith("prior_")],
+        *[c for c in FS_REPAYMENT.columns if c.startswith("prior_") and c != "prior_snapshot_ts"],
+        d.cast("timestamp").alias("prior_snapshot_ts"),
         _created(created_at),
     )
 
@@ -458,6 +476,71 @@ def application_entities(applications: DataFrame, bureau: DataFrame | None = Non
         "customer_id",
         F.greatest("applied_at", F.coalesce("report_time", "applied_at")).alias(ENTITY_TIME),
     )
+
+
+# --- point in time: the one way features are read ------------------------------------------
+def point_in_time(entities: DataFrame, views: Mapping[Table, DataFrame]) -> DataFrame:
+    """Feast's point-in-time join, in Spark: ``entities`` with each view's features.
+
+    ``entities`` has ``application_id`` (unique), ``customer_id`` and ``event_timestamp``.
+    Per entity row and view, the features are those of the customer's latest row with
+    ``event_timestamp`` at or before the entity's and, for a view with a ttl
+    (``VIEW_TTL``), not older than the ttl; none (null) if there is no such row. This is
+    what ``get_historical_features`` computes (a test holds the two equal) and what the
+    online store holds after ``materialize`` up to the entity time.
+    """
+    out = entities
+    base = entities.select("application_id", "customer_id", F.col(ENTITY_TIME).alias("__t"))
+    for table, df in views.items():
+        features = [c for c in table.columns if c not in ID_COLUMNS]
+        rows = df.select("customer_id", F.col(ENTITY_TIME).alias("__ft"), *features)
+        known = F.col("__ft") <= F.col("__t")
+        ttl = int(VIEW_TTL[table.name].total_seconds())
+        if ttl:
+            known = known & (F.col("__ft") >= F.col("__t") - F.make_interval(secs=F.lit(ttl)))
+        latest = Window.partitionBy("application_id").orderBy(F.col("__ft").desc())
+        picked = (
+            base.join(rows, "customer_id")
+            .where(known)
+            .withColumn("__n", F.row_number().over(latest))
+            .where("__n = 1")
+            .select("application_id", *features)
+        )
+        out = out.join(picked, "application_id", "left")
+    return out
+
+
+def as_of_day(df: DataFrame, day: Column) -> DataFrame:
+    """The features a row's values imply on ``day`` (a date at or after the row's).
+
+    ``pr_days_since_last``: days from the latest court or penalty record to ``day``.
+    ``prior_current_dpd`` and ``prior_max_dpd``: the unpaid overdue installments of the
+    snapshot grew one day late per day since ``prior_snapshot_ts`` (a payment or a new
+    due date would have made a newer snapshot). ``_as_of_row`` is the same for one row.
+    """
+    if "pr_last_record_ts" in df.columns:
+        since = F.datediff(day, F.to_date("pr_last_record_ts"))
+        df = df.withColumn("pr_days_since_last", since)
+    if "prior_snapshot_ts" in df.columns:
+        grown = F.col("prior_current_dpd") + F.datediff(day, F.to_date("prior_snapshot_ts"))
+        current = F.when(F.col("prior_current_dpd") > 0, grown).otherwise(
+            F.col("prior_current_dpd")
+        )
+        df = df.withColumn("prior_current_dpd", current.cast("int")).withColumn(
+            "prior_max_dpd", F.greatest("prior_max_dpd", "prior_current_dpd")
+        )
+    return df
+
+
+def history_at_applications(
+    applications: DataFrame, bureau: DataFrame, views: Mapping[Table, DataFrame]
+) -> DataFrame:
+    """Per application: the customer's history features from the ``HISTORY_TABLES`` as
+    known when it was decided (``application_entities`` with its own bureau report),
+    read as the online store serves them on that day; a missing count stays null."""
+    entities = application_entities(applications, bureau)
+    joined = point_in_time(entities, {t: views[t] for t in HISTORY_TABLES})
+    return as_of_day(joined, F.to_date(ENTITY_TIME)).drop("customer_id", ENTITY_TIME)
 
 
 # --- the gold build -------------------------------------------------------------------------
@@ -738,12 +821,7 @@ def training_set(
     names, zero = _missing_as_zero(svc)
     fills = {c: F.coalesce(F.col(c), F.lit(v)).alias(c) for c, v in zero.items()}
     df = df.select(*[fills.get(c, F.col(c)) for c in df.columns])
-    if "pr_last_record_ts" in names:
-        df = df.withColumn(
-            "pr_days_since_last",
-            F.datediff(F.to_date(ENTITY_TIME), F.to_date("pr_last_record_ts")),
-        )
-    return df
+    return as_of_day(df, F.to_date(ENTITY_TIME))
 
 
 def materialize(store: FeatureStore, end: dt.datetime) -> None:
@@ -806,14 +884,26 @@ class OnlineReader:
 def _online_row(
     out: dict[str, Any], names: list[str], zero: dict[str, Any], as_of: dt.date | None
 ) -> dict[str, Any]:
-    """Counts of no history as 0, and the days since the last public record."""
+    """Counts of no history as 0, then ``_as_of_row`` on ``as_of`` (default: today)."""
     for c, v in zero.items():
         if out.get(c) is None:
             out[c] = v
-    if "pr_last_record_ts" in names:
-        last = out.get("pr_last_record_ts")
-        as_of = as_of or dt.datetime.now(dt.UTC).date()
-        out["pr_days_since_last"] = (as_of - last.date()).days if last is not None else None
+    return _as_of_row(out, as_of or dt.datetime.now(dt.UTC).date())
+
+
+def _as_of_row(out: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """``as_of_day`` for one online row (a dict of its features)."""
+    if "pr_last_record_ts" in out:
+        last = out["pr_last_record_ts"]
+        out["pr_days_since_last"] = (day - last.date()).days if last is not None else None
+    if "prior_snapshot_ts" in out:
+        snapshot, current = out["prior_snapshot_ts"], out.get("prior_current_dpd")
+        if snapshot is not None and current is not None and current > 0:
+            out["prior_current_dpd"] = current + (day - snapshot.date()).days
+        values = [
+            v for v in (out.get("prior_max_dpd"), out.get("prior_current_dpd")) if v is not None
+        ]
+        out["prior_max_dpd"] = max(values) if values else None
     return out
 
 

@@ -136,12 +136,13 @@ def build_gold(run: Run) -> StepCounts:
     )
     counts.rows_in = apps.count()
     as_of = as_of_date(spark, settings)
+    history = feature_store.history_at_applications(
+        apps, read(SILVER_BUREAU), {t: read(t) for t in feature_store.HISTORY_TABLES}
+    )
     features = application_features.application_features(
         apps,
         read(SILVER_CUSTOMERS),
-        read(SILVER_BUREAU),
-        read(SILVER_EVENTS),
-        read(SILVER_NOTES),
+        history,
         read(SILVER_LOANS),
         read(SILVER_REPAYMENTS),
         as_of=as_of,
@@ -305,7 +306,7 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
 
 
 def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    progress("analyze: silver -> gold.application_features")
+    progress("analyze: silver + feature store -> gold.application_features")
     return [build_gold(run)]
 
 
@@ -357,7 +358,8 @@ def run_features(run: Run, progress: Progress = _quiet) -> dict[str, int]:
 
 
 def run_analyze(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
-    steps = run_silver(run, progress) + run_resolve(run, progress) + run_gold(run, progress)
-    run_features(run, progress)
+    steps = run_silver(run, progress) + run_resolve(run, progress)
+    run_features(run, progress)  # gold reads the customer's history from the feature store
+    steps += run_gold(run, progress)
     run_quality(run, progress)
     return steps

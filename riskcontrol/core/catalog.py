@@ -823,6 +823,7 @@ FS_REPAYMENT = Table(
         "prior_late_12m int",
         "prior_open_principal double",
         "prior_utilization double",
+        "prior_snapshot_ts timestamp",
         _CREATED,
     ),
     keys=("customer_id", "event_timestamp"),
