@@ -736,7 +736,7 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     feature_store.materialize(store, end=TS(2024, 9, 2))
     materialize_s = time.perf_counter() - started
 
-    online = feature_store.online_features(store, "C1", as_of=D(2024, 9, 2))
+    online = feature_store.online_features(store, "C1", at=TS(2024, 9, 2))
     assert {c: online[c] for c in CHECKED[4:]} == {
         "prior_max_dpd": 45,
         "prior_late_3m": 1,
@@ -758,7 +758,15 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
         "pr_days_since_last": 63,
     }
     assert "requested_amount" not in online  # the application's own fields: the request's
-    unknown = feature_store.online_features(store, "C2", as_of=D(2024, 9, 2))
+    reader = feature_store.OnlineReader(store)
+    assert reader("C1", at=TS(2024, 9, 2)) == online
+    # a year after the report of Jul 20 it is too old to stand for C1 (the view's ttl),
+    # although it stays in the online store; the repayment record never ages out
+    late = feature_store.online_features(store, "C1", at=TS(2025, 7, 21))
+    assert (late["bureau_score"], late["utilization"], late["prior_max_dpd"]) == (None, None, 45)
+    assert reader("C1", at=TS(2025, 7, 21)) == late
+    assert feature_store.online_features(store, "C1", at=TS(2025, 7, 19))["bureau_score"] == 580
+    unknown = feature_store.online_features(store, "C2", at=TS(2024, 9, 2))
     assert {c: unknown[c] for c in ("prior_loans", "prior_open_principal", "bureau_score")} == {
         "prior_loans": 0,
         "prior_open_principal": 0.0,

@@ -522,7 +522,8 @@ def as_of_day(df: DataFrame, day: Column) -> DataFrame:
         since = F.datediff(day, F.to_date("pr_last_record_ts"))
         df = df.withColumn("pr_days_since_last", since)
     if "prior_snapshot_ts" in df.columns:
-        grown = F.col("prior_current_dpd") + F.datediff(day, F.to_date("prior_snapshot_ts"))
+        days = F.greatest(F.lit(0), F.datediff(day, F.to_date("prior_snapshot_ts")))
+        grown = F.col("prior_current_dpd") + days
         current = F.when(F.col("prior_current_dpd") > 0, grown).otherwise(
             F.col("prior_current_dpd")
         )
@@ -812,13 +813,12 @@ def training_set(
 
     Feast joins, per entity row and feature view, the latest feature row with
     ``event_timestamp`` at or before the entity's (and within the view's ttl). Counts
-    with no row (no history) become 0; ``pr_days_since_last`` is the days from the
-    latest court or penalty record to the entity date.
+    with no row (no history) become 0; then ``as_of_day`` on the entity's date.
     """
     with _feast_spark():
         svc = store.get_feature_service(service)
         df = store.get_historical_features(entity_df=entity_df, features=svc).to_spark_df()
-    names, zero = _missing_as_zero(svc)
+    _, zero = _missing_as_zero(svc)
     fills = {c: F.coalesce(F.col(c), F.lit(v)).alias(c) for c, v in zero.items()}
     df = df.select(*[fills.get(c, F.col(c)) for c in df.columns])
     return as_of_day(df, F.to_date(ENTITY_TIME))
@@ -866,29 +866,46 @@ class OnlineReader:
         self.config = store.config
         self.provider = store._get_provider()
 
-    def __call__(self, customer_id: str, as_of: dt.date | None = None) -> dict[str, Any]:
+    def __call__(
+        self, customer_id: str, as_of: dt.date | None = None, at: dt.datetime | None = None
+    ) -> dict[str, Any]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
         from feast.type_map import feast_value_type_to_python_type
 
+        at = _moment(at)
         key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=customer_id)])
         out: dict[str, Any] = {"customer_id": customer_id}
         for view, features in self.views:
-            ((_, values),) = self.provider.online_read(self.config, view, [key], features)
+            ((written, values),) = self.provider.online_read(self.config, view, [key], features)
+            if _expired(view.ttl, written, at):
+                values = None
             for f in features:
                 value = (values or {}).get(f)
                 out[f] = None if value is None else feast_value_type_to_python_type(value)
-        return _online_row(out, self.names, self.zero, as_of)
+        return _online_row(out, self.zero, as_of or at.date())
 
 
-def _online_row(
-    out: dict[str, Any], names: list[str], zero: dict[str, Any], as_of: dt.date | None
-) -> dict[str, Any]:
-    """Counts of no history as 0, then ``_as_of_row`` on ``as_of`` (default: today)."""
+def _moment(at: dt.datetime | None) -> dt.datetime:
+    """``at`` as naive UTC (default: now)."""
+    return _naive_utc(at) if at else _naive_utc(dt.datetime.now(dt.UTC))
+
+
+def _expired(ttl: dt.timedelta | None, written: dt.datetime | None, at: dt.datetime) -> bool:
+    """A row older than its view's ttl at ``at``: the point-in-time join would not use it.
+
+    Materialization only adds rows, so a customer's last report stays in the online store
+    after it ages out; Feast does not check the ttl on read, this does.
+    """
+    return bool(ttl) and written is not None and _naive_utc(written) < at - ttl
+
+
+def _online_row(out: dict[str, Any], zero: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """Counts of no history as 0, then ``_as_of_row`` on ``day``."""
     for c, v in zero.items():
         if out.get(c) is None:
             out[c] = v
-    return _as_of_row(out, as_of or dt.datetime.now(dt.UTC).date())
+    return _as_of_row(out, day)
 
 
 def _as_of_row(out: dict[str, Any], day: dt.date) -> dict[str, Any]:
@@ -899,11 +916,10 @@ def _as_of_row(out: dict[str, Any], day: dt.date) -> dict[str, Any]:
     if "prior_snapshot_ts" in out:
         snapshot, current = out["prior_snapshot_ts"], out.get("prior_current_dpd")
         if snapshot is not None and current is not None and current > 0:
-            out["prior_current_dpd"] = current + (day - snapshot.date()).days
-        values = [
-            v for v in (out.get("prior_max_dpd"), out.get("prior_current_dpd")) if v is not None
-        ]
-        out["prior_max_dpd"] = max(values) if values else None
+            out["prior_current_dpd"] = current + max(0, (day - snapshot.date()).days)
+        dpds = [out.get("prior_max_dpd"), out.get("prior_current_dpd")]
+        known = [v for v in dpds if v is not None]
+        out["prior_max_dpd"] = max(known) if known else None
     return out
 
 
@@ -912,17 +928,29 @@ def online_features(
     customer_id: str,
     as_of: dt.date | None = None,
     service: str = ONLINE_SERVICE,
+    at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The customer's latest materialized features, for scoring one application.
 
     The application's own fields (amount, term, channel, ...) come with the request; this
     returns the customer's history: repayment, bureau, events, text and public records.
-    Counts of a customer with no history are 0; ``pr_days_since_last`` counts to
-    ``as_of`` (default: today, UTC).
+    Counts of a customer with no history are 0. A row older than its view's ttl at ``at``
+    (default: now) is left out, as the point-in-time join leaves it out;
+    ``pr_days_since_last`` and the DPD of unpaid installments count to ``as_of``
+    (default: the day of ``at``).
     """
+    at = _moment(at)
     with _feast_spark():
         svc = store.get_feature_service(service)
         rows = [{"customer_id": customer_id}]
-        response = store.get_online_features(features=svc, entity_rows=rows).to_dict()
-    names, zero = _missing_as_zero(svc)
-    return _online_row({k: v[0] for k, v in response.items()}, names, zero, as_of)
+        response = store.get_online_features(features=svc, entity_rows=rows)
+        out = {k: v[0] for k, v in response.to_dict(include_event_timestamps=True).items()}
+        out.pop("customer_id__ts", None)
+        for p in svc.feature_view_projections:
+            ttl = store.get_feature_view(p.name).ttl
+            stamps = [out.pop(f"{f.name}__ts", 0) for f in p.features]
+            written = dt.datetime.fromtimestamp(max(stamps), dt.UTC) if max(stamps) else None
+            if _expired(ttl, written, at):
+                out.update({f.name: None for f in p.features})
+    _, zero = _missing_as_zero(svc)
+    return _online_row(out, zero, as_of or at.date())
