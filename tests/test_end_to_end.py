@@ -43,6 +43,8 @@ from riskcontrol.core.catalog import (
     NUMERIC_FEATURES,
     OPS_MANIFEST,
     OPS_QUARANTINE,
+    SILVER_APPLICATIONS,
+    SILVER_BUREAU,
     SILVER_CUSTOMERS,
     SILVER_LOANS,
     SILVER_REPAYMENTS,
@@ -445,6 +447,69 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
     path.write_text(json.dumps({k: v for k, v in bare.items() if k != "channel"}))
     assert main.main(["score-application", "--json", str(path)]) == 2
     assert "channel" in capsys.readouterr().err
+
+
+# Applications whose history touches every view: a late prior loan, service notes, app
+# events, no bureau report; pending (scored by the batch) and matured (trained on).
+PARITY_CASES = (
+    "status = 'pending' AND prior_max_dpd > 0",
+    "status = 'pending' AND notes_count_90d > 0 AND prior_loans > 0",
+    "status = 'pending' AND ev_count_30d > 0 AND bureau_score IS NOT NULL",
+    "status = 'pending' AND bureau_score IS NULL",
+    "label_matured AND prior_late_installments > 0 AND ev_count_30d > 0",
+)
+
+
+def test_features_read_online_as_of_each_decision_equal_the_training_rows(spark, book, tmp_path):
+    """One feature definition. For applications of the book, the customer's history read
+    the online way as of the decision (an online store materialized up to that moment,
+    read by the service's reader) plus the request's own fields is the gold row the model
+    was trained or scored on, and the service's local scorer gives the batch's PD."""
+    settings, _ = book
+    from riskcontrol.analyze import feature_store as fs
+    from riskcontrol.apply import online, scoring
+    from riskcontrol.apply.localscore import LocalScorer
+    from riskcontrol.modeling import tracking
+
+    feats = _read(spark, GOLD_APPLICATION_FEATURES, settings)
+    decided = fs.application_entities(
+        _read(spark, SILVER_APPLICATIONS, settings), _read(spark, SILVER_BUREAU, settings)
+    )
+    rows = feats.join(decided, ["application_id", "customer_id"])
+    picked = []
+    for case in PARITY_CASES:
+        row = rows.where(case).orderBy("application_id").first()
+        assert row is not None, f"the book has no application with {case}"
+        picked.append(row)
+    picked.sort(key=lambda r: r.event_timestamp)  # materialized in time order
+
+    # an online store of its own, over the book's feature tables
+    private = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    store = fs.feature_store(private)
+    reader = fs.OnlineReader(store)
+    served = {}
+    for row in picked:
+        fs.materialize(store, end=row.event_timestamp)
+        history = reader(row.customer_id, as_of=row.application_date, at=row.event_timestamp)
+        request = {c: row[c] for c in (*online.REQUIRED, "age")}
+        served[row.application_id] = online.feature_row(request, history, on=row.application_date)
+    model_features = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
+    for row in picked:
+        got = {c: served[row.application_id][c] for c in model_features}
+        assert got == {c: row[c] for c in model_features}, row.application_id
+    assert {r.prior_max_dpd > 0 for r in picked} == {True, False}
+
+    champion = tracking.load_champion(settings)
+    ids = [r.application_id for r in picked]
+    batch = scoring.score_applications(
+        feats.where(F.col("application_id").isin(ids)),
+        champion,
+        settings,
+        scoring.active_policy(spark, settings),
+    )
+    batch_pd = {r.application_id: r.pd for r in batch.collect()}
+    local = LocalScorer.from_champion(champion)
+    assert {a: local.predict(served[a])[0] for a in ids} == batch_pd
 
 
 # --- the decision service -------------------------------------------------------------

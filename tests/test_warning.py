@@ -232,6 +232,24 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         ],
         "cohort string, complete_date date, loans double, ever30_loans double",
     )
+    decided = [  # the decision service: (days before DAY, decision, rules fired)
+        (1, "approve", []),
+        (2, "reject", ["KO_LIST"]),
+        (3, "review", ["REF_APPS_24H"]),
+        (6, "reject", ["KO_LIST", "KO_LIST"]),  # a rule counts once per decision
+        (8, "approve", None),  # the 23 days before the recent 7: 2 of 3 approved
+        (20, "approve", []),
+        (30, "reject", ["KO_LIST"]),
+        (31, "approve", []),  # before the window
+        (0, "reject", ["KO_LIST"]),  # known only tomorrow
+    ]
+    decisions = spark.createDataFrame(
+        [
+            (dt.datetime.combine(DAY - dt.timedelta(days=n), dt.time(10)), decision, fired)
+            for n, decision, fired in decided
+        ],
+        "decided_at timestamp, decision string, rules_fired array<string>",
+    )
     thresholds = warning.load_thresholds(None)
     thresholds["dpd30_rate"] = {"warning": 0.5, "critical": 0.6}
     thresholds["approval_rate_shift"] = {"warning": 0.3, "critical": 0.6}
@@ -246,6 +264,7 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         score_frame=scores,
         baseline_pd=(np.arange(1, 101) / 100).tolist(),
         cohorts=cohorts,
+        decisions=decisions,
     ).collect()
     assert {r.as_of_date for r in rows} == {DAY}
     assert all(
@@ -305,6 +324,11 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         ),
         # R1 (C2), R2 (C5 and C6 through their employer) and R8 (C9)
         ("public_record_hits_30d", *ov): (3, 3, 8, "warning", 1200),
+        # the service's last 7 days: 1 of 4 approved, against 2 of 3 before
+        ("rt_approval_rate_shift", *ov): (0.25 - 2 / 3, 1, 4, "critical", 3900),
+        ("rt_rule_hit_rate", *ov): (0.75, 3, 4, "critical", 3900),
+        ("rt_rule_hit_rate", "rule", "KO_LIST"): (0.5, 2, 4, "critical", 3900),
+        ("rt_rule_hit_rate", "rule", "REF_APPS_24H"): (0.25, 1, 4, "warning", 3900),
     }
     assert got.keys() == expected.keys()
     for key, want in expected.items():

@@ -31,6 +31,7 @@ from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     GOLD_APPLICATION_FEATURES,
     GOLD_CUTOFF_POLICY,
+    GOLD_DECISION_LOG,
     GOLD_LOAN_BOOK_RISK,
     GOLD_SCORED_APPLICATIONS,
     GOLD_WARNING_INDICATORS,
@@ -331,6 +332,11 @@ def run_warning(
         score_frame=score_frame,
         baseline_pd=baseline,
         cohorts=warning.vintage_cohorts(loans, repayments),
+        decisions=(
+            _read(run, GOLD_DECISION_LOG)
+            if lakehouse.exists(spark, GOLD_DECISION_LOG, settings)
+            else None
+        ),
     )
     out = indicators.select(
         "*",

@@ -22,7 +22,11 @@ its absolute value is compared):
 * ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before;
 * ``concentration_province``, ``concentration_channel``: the largest segment's share of
   the active outstanding;
-* ``public_record_hits_30d``: new court or penalty records linked to current borrowers.
+* ``public_record_hits_30d``: new court or penalty records linked to current borrowers;
+* ``rt_approval_rate_shift``: the decision service's approval rate over its decisions of
+  the last 7 days minus that of the 23 days before (``gold.decision_log``);
+* ``rt_rule_hit_rate``: the share of the service's decisions of the last 7 days on which
+  a policy rule fired: any rule (whole book), and each rule (segment type ``rule``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from riskcontrol.core.catalog import GOLD_WARNING_INDICATORS
 from riskcontrol.core.dates import pit_dpd
 
 ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
+RT_DAYS = 7  # the decision service's recent window (of ROLL_DAYS; the rest is its baseline)
 APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
 VINTAGE_MOB = 3  # month on book of the vintage indicator
 PSI_FLOOR = 1e-4  # bin share floor, so an empty bin adds a large but finite PSI term
@@ -66,9 +71,14 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "concentration_province": {"warning": 0.30, "critical": 0.45},  # generated ~0.2
     "concentration_channel": {"warning": 0.55, "critical": 0.70},  # generated ~0.41
     "public_record_hits_30d": {"warning": 1.0, "critical": 5.0},  # every new hit is news
+    # The decision service (gold.decision_log): a week's approvals against the weeks
+    # before, and how often a policy rule stops or refers an application; a list or fraud
+    # rule that suddenly fires on many applications is an attack or a broken feed.
+    "rt_approval_rate_shift": {"warning": 0.10, "critical": 0.20},
+    "rt_rule_hit_rate": {"warning": 0.25, "critical": 0.40},
 }
 INDICATORS = tuple(DEFAULT_THRESHOLDS)
-SIGNED = ("approval_rate_shift",)  # breach on the absolute value
+SIGNED = ("approval_rate_shift", "rt_approval_rate_shift")  # breach on the absolute value
 # Rates over counted loans or applications: 'too_few' when the denominator is small.
 COUNTED = (
     "dpd1_rate",
@@ -79,7 +89,10 @@ COUNTED = (
     "roll_30_60",
     "vintage_mob3_dpd30",
     "approval_rate_shift",
+    "rt_approval_rate_shift",
+    "rt_rule_hit_rate",
 )
+RULE = "rule"  # segment_type of a policy rule's own hit rate
 # What one indicator row says, as alerts and the report read it.
 INDICATOR_COLUMNS = (
     "as_of_date",
@@ -531,6 +544,61 @@ def _approval_shift(applications: DataFrame, days_df: DataFrame) -> DataFrame:
     )
 
 
+def _service(decisions: DataFrame, days_df: DataFrame) -> DataFrame:
+    """The decision service's indicators from ``gold.decision_log`` rows (``decided_at``,
+    ``decision``, ``rules_fired``): a decision counts on ``d`` if made in [d-30, d),
+    in the recent window if made in [d-7, d)."""
+    made = decisions.select(
+        F.to_date("decided_at").alias("day"),
+        (F.col("decision") == "approve").cast("int").alias("approved"),
+        F.array_distinct(F.coalesce("rules_fired", F.array().cast("array<string>"))).alias("fired"),
+    )
+    d, day = F.col("as_of_date"), F.col("day")
+    known = days_df.join(made, (day < d) & (day >= F.date_sub(d, ROLL_DAYS)))
+    recent = day >= F.date_sub(d, RT_DAYS)
+
+    def total(value: Column, in_recent: bool) -> Column:
+        return F.sum(F.when(recent if in_recent else ~recent, value).otherwise(0))
+
+    counts = known.groupBy("as_of_date").agg(
+        total(F.lit(1), True).alias("now"),
+        total(F.col("approved"), True).alias("approved_now"),
+        total(F.lit(1), False).alias("before"),
+        total(F.col("approved"), False).alias("approved_before"),
+        total((F.size("fired") > 0).cast("int"), True).alias("hit"),
+    )
+    now, before = F.col("now"), F.col("before")
+    shift = F.col("approved_now") / now - F.col("approved_before") / before
+    per_rule = (
+        known.where(recent)
+        .select("as_of_date", F.explode("fired").alias("rule"))
+        .groupBy("as_of_date", "rule")
+        .agg(F.count("*").alias("rule_hits"))
+        .join(counts.select("as_of_date", "now"), "as_of_date")
+    )
+    return (
+        counts.where((now > 0) & (before > 0))
+        .select(*_row("rt_approval_rate_shift", OVERALL, ALL, shift, F.col("approved_now"), now))
+        .unionByName(
+            counts.where(now > 0).select(
+                *_row("rt_rule_hit_rate", OVERALL, ALL, F.col("hit") / now, F.col("hit"), now)
+            )
+        )
+        .unionByName(
+            per_rule.select(
+                *_row(
+                    "rt_rule_hit_rate",
+                    RULE,
+                    F.col("rule"),
+                    F.col("rule_hits") / now,
+                    F.col("rule_hits"),
+                    now,
+                )
+            )
+        )
+    )
+
+
 def _concentration(cells: DataFrame, segment_type: str) -> DataFrame:
     """The largest segment's share of the active outstanding (ties: first name)."""
     per = cells.groupBy("as_of_date", F.col(segment_type).alias("segment")).agg(
@@ -633,6 +701,7 @@ def compute_indicators(
     score_frame: DataFrame | None = None,
     baseline_pd: Sequence[float] | None = None,
     cohorts: DataFrame | None = None,
+    decisions: DataFrame | None = None,
 ) -> DataFrame:
     """``gold.warning_indicators`` rows (without run_id, computed_at) for each day of
     ``days_df``.
@@ -642,7 +711,8 @@ def compute_indicators(
     and roll rates of the first ``ROLL_DAYS`` days are left out. Cache it: every
     indicator reads it. Optional inputs add their indicator: ``entity_links`` the
     public-record hits, ``score_frame`` (application_date, pd) with ``baseline_pd`` the
-    score PSI, ``cohorts`` (``vintage_cohorts``) the MOB-3 vintage.
+    score PSI, ``cohorts`` (``vintage_cohorts``) the MOB-3 vintage, ``decisions``
+    (``gold.decision_log``) the decision service's approval shift and rule hit rates.
 
     A rate without loans in its denominator is not reported; one over fewer than
     ``min_segment_loans`` loans or applications gets status ``too_few``. ``exposure``:
@@ -670,6 +740,8 @@ def compute_indicators(
         parts.append(_psi(score_frame, baseline_pd, report_days))
     if cohorts is not None:
         parts.append(_vintage(cohorts, report_days))
+    if decisions is not None:
+        parts.append(_service(decisions, report_days))
     rows = parts[0]
     for part in parts[1:]:
         rows = rows.unionByName(part)
