@@ -793,6 +793,21 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     )
     assert linked is not None, "the generated site names customers: ER must link some"
     cid = linked.customer_id
+    # The decision service decided for this customer too: its journal and its landed log
+    # name the customer by the pseudonym of the id, not silver's.
+    from riskcontrol.core.catalog import GOLD_DECISION_LOG
+    from riskcontrol.serve.journal import DecisionJournal, default_path
+
+    journal = DecisionJournal(default_path(settings.home))
+    ref = hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
+    marker = "fe" * 32  # a value only these decisions hold
+    template = next(iter(journal.since(0, limit=1)), None)
+    record = {**(template.record if template else {}), "customer_key": ref}
+    for i in range(2):
+        app_key = hashlib.sha256(f"erase-{i}".encode()).hexdigest()
+        journal.record(app_key, {**record, "request_fingerprint": marker})
+    others = journal.count() - 2
+    assert main.main(["decisions", "land"]) == 0
     with sqlite3.connect(settings.data_dir / "lending.db") as db:
         n_apps, n_loans, n_lines = db.execute(
             "SELECT (SELECT count(*) FROM applications WHERE customer_id = ?),"
@@ -809,6 +824,15 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
     assert deleted[BRONZE_REPAYMENTS.full_name] == n_lines
     assert deleted[SILVER_REPAYMENTS.full_name] == n_lines
     assert deleted["silver.entity_links"] >= 1
+    assert deleted["service.decision_journal"] == deleted["gold.decision_log"] == 2
+    assert journal.count() == others and not journal.holds(ref) and journal.erased(ref)
+    log = _read(spark, GOLD_DECISION_LOG, settings)
+    assert log.where(F.col("request_fingerprint") == marker).count() == 0
+    assert main.main(["decisions", "land"]) == 0  # nothing of them comes back
+    assert _read(spark, GOLD_DECISION_LOG, settings).count() == log.count()
+    service = default_path(settings.home).parent
+    kept = [p.name for p in service.iterdir() if p.is_file() and marker.encode() in p.read_bytes()]
+    assert kept == []
     assert audit.rows_deleted == sum(deleted.values())
     assert audit.subject_ref == hmac.new(TEST_PII_KEY.encode(), cid.encode(), "sha256").hexdigest()
     assert cid not in (audit.tables + audit.reason + audit.requested_by)
@@ -818,7 +842,9 @@ def test_erase_removes_a_customer_everywhere_history_included(spark, book):
 
     root = Path(settings.lakehouse_root)
     holding = [
-        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and cid in file_text(p)
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and (cid in (text := file_text(p)) or marker in text)
     ]
     assert holding == []
     with pytest.raises(

@@ -209,6 +209,65 @@ def test_count_subject_counts_recent_decisions_of_one_customer(journal):
     assert "decisions_subject" in " ".join(str(row) for row in plan)
 
 
+def test_an_erasure_deletes_one_subjects_decisions_and_leaves_no_byte_of_them(journal):
+    alice, bob = key(100), key(200)
+    marker = "0f" * 20  # a value only Alice's records hold
+    for i in range(3):
+        journal.record(key(i), {"customer_key": alice, "fingerprint": f"{marker}{i}"})
+    kept, _ = journal.record(key(3), {"customer_key": bob, "fingerprint": "ab" * 20})
+    files = [journal.path, journal.path.with_name(journal.path.name + "-wal")]
+    assert any(marker.encode() in f.read_bytes() for f in files if f.exists())
+
+    # before the erasure the rows are as immutable as any
+    conn = sqlite3.connect(journal.path)
+    with pytest.raises(sqlite3.IntegrityError, match="decisions are immutable"):
+        conn.execute("DELETE FROM decisions WHERE subject = ?", (alice,))
+    conn.close()
+
+    assert journal.holds(alice) and journal.holds(bob)
+    assert journal.erase(alice) == 3
+    assert not journal.holds(alice) and journal.holds(bob)
+    assert journal.since(0) == [kept]
+    assert journal.erased(alice) and not journal.erased(bob)
+    assert journal.count_subject(alice, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) == 0
+    # zeroed in the file, and the write-ahead log emptied
+    assert not any(marker.encode() in f.read_bytes() for f in files if f.exists())
+    wal = files[1]
+    assert not wal.exists() or wal.stat().st_size == 0
+    # the rest stays immutable, the tombstone too; a second erasure finds nothing
+    conn = sqlite3.connect(journal.path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="decisions are immutable"):
+            conn.execute("DELETE FROM decisions")
+        conn.rollback()
+        with pytest.raises(sqlite3.IntegrityError, match="erasures are kept"):
+            conn.execute("DELETE FROM erasures")
+        conn.rollback()
+    finally:
+        conn.close()
+    assert journal.erase(alice) == 0
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        journal.erase("C00000001")
+
+
+def test_a_journal_from_before_erasures_can_erase_once_opened(tmp_path):
+    path = default_path(tmp_path)
+    path.parent.mkdir(mode=0o700)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE "
+        "NOT NULL, subject TEXT, created_at TEXT NOT NULL, record TEXT NOT NULL);"
+        "CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions "
+        "BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;"
+        f"INSERT INTO decisions (key, subject, created_at, record) VALUES "
+        f"('{key(1)}', '{key(100)}', '2026-01-01T00:00:00.000000+00:00', '{{}}');"
+    )
+    conn.close()
+    journal = DecisionJournal(path)
+    assert journal.erase(key(100)) == 1
+    assert journal.count() == 0
+
+
 def test_threads_recording_overlapping_keys_store_each_key_once(journal):
     threads, per_thread, step = 8, 50, 25  # thread t records keys t*25 .. t*25+49
     distinct = step * (threads - 1) + per_thread

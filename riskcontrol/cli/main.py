@@ -223,11 +223,23 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from riskcontrol.privacy.erase import erase_customer
+    from riskcontrol.serve.journal import DecisionJournal
+    from riskcontrol.serve.journal import default_path as journal_path
 
     settings = load_settings()
+    stores = {}
+    journal = journal_path(settings.home)
+    if journal.exists():
+        stores["service.decision_journal"] = DecisionJournal(journal)
     try:
         result = erase_customer(
-            start_spark(settings), settings, args.customer, args.requested_by, args.reason, say
+            start_spark(settings),
+            settings,
+            args.customer,
+            args.requested_by,
+            args.reason,
+            say,
+            stores=stores,
         )
     except LookupError as exc:
         print(f"riskctl erase: error: {exc}", file=sys.stderr)
@@ -646,7 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
         "erase",
         cmd_erase,
         "erase one customer from every table, Delta history included (VACUUM, and the log "
-        "entries before the erasure), with an audit row in ops.erasures written first and "
+        "entries before the erasure), and the decision service's journal (first, its files "
+        "left with no copy), with an audit row in ops.erasures written first and "
         "updated per table. Earlier table versions become unreadable (time travel ends at "
         "the erasure). Holds the lakehouse lock: pipeline writes wait until it is done. If "
         "it stops half-way, run the same command again: it resumes. Erase the customer in "

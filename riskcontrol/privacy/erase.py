@@ -20,9 +20,10 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 from delta.tables import DeltaTable
@@ -40,6 +41,7 @@ from riskcontrol.core.catalog import (
     BRONZE_LOANS,
     BRONZE_NEWS,
     BRONZE_PENALTIES,
+    GOLD_DECISION_LOG,
     OPS_ERASURES,
     SILVER_CUSTOMERS,
     SILVER_ENTITY_LINKS,
@@ -64,9 +66,26 @@ class Subject:
     # national ID, mobile and name, from bronze (decrypted in memory): a quarantined row
     # may name the person by those only
     identity: list[str] = field(default_factory=list)
+    # the keyed pseudonym of customer_id: how the decision service's log names the
+    # customer (and how ops.erasures names the subject)
+    ref: str = ""
 
     def ids(self) -> list[str]:
         return [self.customer_id, *self.application_ids, *self.loan_ids]
+
+
+class Store(Protocol):
+    """A store outside the lakehouse holding a subject's rows under its pseudonym."""
+
+    def holds(self, ref: str) -> bool: ...
+
+    def erase(self, ref: str) -> int:
+        """Delete the subject's rows, leaving no copy in the store's files; how many."""
+        ...
+
+
+def _has_rows(rows: DataFrame | None) -> bool:
+    return rows is not None and not rows.isEmpty()
 
 
 @dataclass(frozen=True)
@@ -119,7 +138,7 @@ def find_subject(spark: SparkSession, settings: Settings, customer_id: str) -> S
     """Collect the keys of a customer's rows from silver and bronze (read queries only)."""
 
     me = [customer_id]
-    subject = Subject(customer_id)
+    subject = Subject(customer_id, ref=pii.hmac_hex(customer_id.encode(), settings.pii_secret()))
     subject.customer_keys = _values(
         spark, settings, SILVER_CUSTOMERS, "customer_id", me, "customer_key"
     )
@@ -210,6 +229,9 @@ def subject_rows(
         if table.full_name == "bronze.bureau_reports" and not s.application_ids:
             return None
         return df.where(matcher(F.col(col))).select(*keys)
+    if table.full_name == GOLD_DECISION_LOG.full_name:
+        # the decision service names a customer by the pseudonym of the id it was sent
+        return _semi(df, "customer_key", _ids(spark, [s.ref])).select(*keys)
     if table.layer == "ops":
         return None
     by_column = [
@@ -434,8 +456,14 @@ def erase_customer(
     requested_by: str,
     reason: str,
     progress: Callable[[str], None] = lambda _: None,
+    stores: Mapping[str, Store] | None = None,
 ) -> ErasureResult:
     """Delete ``customer_id`` from every table and from its history; write the audit row.
+
+    ``stores`` are places outside the lakehouse that hold the subject too, by name (the
+    decision service's journal): each is a ``Store`` and is erased first, so nothing
+    there can be landed into a table again after it was erased from it; its count goes
+    into the audit row under its name.
 
     The audit row is written first (status ``pending``) and updated as each table is
     done. Tables that only other tables' rows lead to go first, the tables naming the
@@ -443,23 +471,30 @@ def erase_customer(
     a ``kill -9``) is finished by running it again: it resumes the pending row. The whole
     erasure holds the lakehouse lock alone (``riskcontrol.core.locks``): pipeline writes wait.
     """
-    ref = pii.hmac_hex(customer_id.encode(), settings.pii_secret())
+    stores = dict(stores or {})
     with locks.lakehouse_lock(settings, exclusive=True, waiting=progress):
-        pending = _pending(spark, settings, ref)
         subject = find_subject(spark, settings, customer_id)
+        ref = subject.ref
+        pending = _pending(spark, settings, ref)
         users = user_tables(spark, settings)
         in_user_tables = any(
-            not rows.isEmpty()
-            for rows in (user_subject_rows(spark, settings, subject, t) for t in users)
-            if rows is not None
+            _has_rows(user_subject_rows(spark, settings, subject, t)) for t in users
         )
+        in_stores = any(store.holds(ref) for store in stores.values())
+        in_service_log = _has_rows(subject_rows(spark, settings, subject, GOLD_DECISION_LOG))
         if pending is None and not (
-            subject.customer_keys or subject.application_ids or subject.loan_ids or in_user_tables
+            subject.customer_keys
+            or subject.application_ids
+            or subject.loan_ids
+            or in_user_tables
+            or in_stores
+            or in_service_log
         ):
             raise LookupError(
                 f"no customer {customer_id!r} in the lakehouse (looked in silver.customers, "
-                "bronze.applications, bronze.loans and the subject column of every table "
-                "landed with --subject-column); check the id with `riskctl tables`"
+                "bronze.applications, bronze.loans, gold.decision_log, the subject column "
+                "of every table landed with --subject-column and "
+                f"{', '.join(stores) or 'no other store'}); check the id with `riskctl tables`"
             )
         if pending is not None:
             progress(f"erase: resuming {pending['erasure_id']}, cut short before")
@@ -488,6 +523,13 @@ def erase_customer(
             lakehouse.merge(frame, OPS_ERASURES, settings)
 
         audit("pending")
+        for name, store in stores.items():
+            n = store.erase(ref)
+            if n:
+                rows_deleted[name] = rows_deleted.get(name, 0) + n
+                vacuumed.append(name)  # the store removes what it deleted from its files
+                audit("pending")
+                progress(f"erase: {name}: {n} row(s) deleted")
 
         def erase_from(table: Table | UserTable) -> None:
             if isinstance(table, UserTable):

@@ -7,7 +7,11 @@ and a process killed at any point leaves a readable file.
 The key of a row is a keyed pseudonym of the application id (64 hex characters), so a
 repeated application finds its decision and is not decided twice, and no clear id is ever
 stored. Triggers refuse any UPDATE, DELETE or INSERT OR REPLACE (whose implicit delete
-fires no delete trigger): what is written stays as written. ``seq`` has no gaps and grows
+fires no delete trigger): what is written stays as written. The one exception is an
+erasure (``riskctl erase``): :meth:`DecisionJournal.erase` records the customer's
+pseudonym in ``erasures`` first, and only the decisions of a subject recorded there can
+be deleted; deleted bytes are zeroed (``secure_delete``) and the WAL emptied, so no copy
+of them is left in the files. ``seq`` has no gaps and grows
 in commit order (SQLite has one writer at a time), so a lander that copies the rows after
 the highest ``seq`` it has seen never misses one.
 """
@@ -39,10 +43,17 @@ WHEN EXISTS (SELECT 1 FROM decisions WHERE key = NEW.key OR seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+CREATE TABLE IF NOT EXISTS erasures (subject TEXT PRIMARY KEY, erased_at TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS erasures_kept BEFORE DELETE ON erasures
+BEGIN SELECT RAISE(ABORT, 'erasures are kept'); END;
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS decisions_no_delete;
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+WHEN NOT EXISTS (SELECT 1 FROM erasures WHERE subject = OLD.subject)
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
+COMMIT;
 """
-PRAGMAS = ("journal_mode=WAL", "synchronous=FULL")
+PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON")
 OPEN_TIMEOUT = 30.0  # seconds to wait for another process creating the same file
 _KEY = re.compile(r"[0-9a-f]{64}")
 _SELECT = "SELECT seq, key, created_at, record FROM decisions"
@@ -168,6 +179,47 @@ class DecisionJournal:
                 (subject, _stamp(since)),
             ).fetchone()
         return n
+
+    def erase(self, subject: str) -> int:
+        """Delete every decision of one customer (pseudonym); the number deleted.
+
+        The subject is recorded in ``erasures`` (kept: the trigger then lets its rows
+        go), the rows are deleted with their bytes zeroed, and the WAL is checkpointed
+        into the file and truncated. A WAL that a reader holds open cannot be truncated:
+        that is an error to retry, not a silent leftover.
+        """
+        _check_key(subject, "subject")
+        now = _stamp(dt.datetime.now(dt.UTC))
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO erasures (subject, erased_at) VALUES (?, ?)", (subject, now)
+            )
+            deleted = db.execute("DELETE FROM decisions WHERE subject = ?", (subject,)).rowcount
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+        if busy:
+            raise RuntimeError(
+                f"{self.path}: the erased decisions are deleted, but a reader kept the "
+                "write-ahead log from being emptied; run the erasure again"
+            )
+        return deleted
+
+    def holds(self, subject: str) -> bool:
+        """Whether any decision of this customer (pseudonym) is in the journal."""
+        _check_key(subject, "subject")
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM decisions WHERE subject = ?", (subject,)).fetchone()
+        return row is not None
+
+    def erased(self, subject: str) -> bool:
+        _check_key(subject, "subject")
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM erasures WHERE subject = ?", (subject,)).fetchone()
+        return row is not None
 
     def count(self) -> int:
         with self._db() as db:

@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol.core import lakehouse
+from riskcontrol.core import lakehouse, locks
 from riskcontrol.core.catalog import GOLD_DECISION_LOG
 from riskcontrol.core.config import Settings
 from riskcontrol.serve.journal import DecisionJournal, Entry
@@ -96,7 +96,17 @@ def landed_seq(spark: SparkSession, settings: Settings) -> int:
 def land(
     spark: SparkSession, settings: Settings, journal: DecisionJournal, batch: int = BATCH
 ) -> Landing:
-    """Append every journal row not yet in ``gold.decision_log``."""
+    """Append every journal row not yet in ``gold.decision_log``.
+
+    Under the lakehouse lock (shared): an erasure (exclusive) deletes a customer from
+    the journal and then from this table, and a landing never reads the journal before
+    and appends after it.
+    """
+    with locks.lakehouse_lock(settings):
+        return _land(spark, settings, journal, batch)
+
+
+def _land(spark: SparkSession, settings: Settings, journal: DecisionJournal, batch: int) -> Landing:
     after = landed_seq(spark, settings)
     landed = 0
     while True:
