@@ -450,12 +450,12 @@ def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
 
 
 # Applications whose history touches every view: a late prior loan, service notes, app
-# events, no bureau report; pending (scored by the batch) and matured (trained on).
+# events, no bureau report; pending (scored by the batch) and decided (trained on).
 PARITY_CASES = (
     "status = 'pending' AND prior_max_dpd > 0",
     "status = 'pending' AND notes_count_90d > 0 AND prior_loans > 0",
     "status = 'pending' AND ev_count_30d > 0 AND bureau_score IS NOT NULL",
-    "status = 'pending' AND bureau_score IS NULL",
+    "bureau_score IS NULL",
     "label_matured AND prior_late_installments > 0 AND ev_count_30d > 0",
 )
 
@@ -501,8 +501,9 @@ def test_features_read_online_as_of_each_decision_equal_the_training_rows(spark,
 
     champion = tracking.load_champion(settings)
     ids = [r.application_id for r in picked]
+    # the batch's scoring of these rows (it scores pending ones: the decided ones as if)
     batch = scoring.score_applications(
-        feats.where(F.col("application_id").isin(ids)),
+        feats.where(F.col("application_id").isin(ids)).withColumn("status", F.lit("pending")),
         champion,
         settings,
         scoring.active_policy(spark, settings),
@@ -677,6 +678,9 @@ def test_dagbag_imports_three_linked_dags(dagbag):
     assert produced == {"riskcontrol://lakehouse/bronze"}
     analyze_outlets = {o.uri for t in dagbag.dags["risk_analyze"].tasks for o in t.outlets}
     assert "riskcontrol://lakehouse/gold/application_features" in analyze_outlets
+    analyze = [t.task_id for t in dagbag.dags["risk_analyze"].topological_sort()]
+    # gold reads the customer's history from the feature store
+    assert analyze.index("build_feature_store") < analyze.index("build_gold")
     apply_dag = dagbag.dags["risk_apply"]
     order = [t.task_id for t in apply_dag.topological_sort()]
     assert order == [

@@ -227,3 +227,42 @@ def test_pipeline_writes_wait_while_an_erasure_holds_the_lakehouse(spark, settin
     assert not writer.is_alive()
     assert lakehouse.read(spark, OPS_WATERMARKS, settings).count() == 1
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_customer_only_the_decision_service_knows_is_erased_from_its_journal_and_log(
+    spark, settings, tmp_path
+):
+    """The service names a customer by the pseudonym of the id it was sent (not silver's
+    customer_key): the erasure finds them by that, in the journal first, then the log."""
+    from riskcontrol.core import pii
+    from riskcontrol.core.catalog import GOLD_DECISION_LOG
+    from riskcontrol.serve.journal import DecisionJournal
+
+    walk_in, kept = "CUST-WALKIN-0003", KEPT
+
+    def ref(customer_id: str) -> str:
+        return pii.hmac_hex(customer_id.encode(), settings.pii_secret())
+
+    journal = DecisionJournal(tmp_path / "service" / "decisions.db")
+    owners = [walk_in, kept, walk_in]
+    for seq, owner in enumerate(owners, start=1):
+        journal.record(ref(f"APP-{seq}"), {"customer_key": ref(owner), "decision": "review"})
+    rows = [(seq, ref(f"APP-{seq}"), ref(owner)) for seq, owner in enumerate(owners, start=1)]
+    log = spark.createDataFrame(
+        rows, "decision_seq long, application_key string, customer_key string"
+    )
+    for f in GOLD_DECISION_LOG.schema.fields:
+        if f.name not in log.columns:
+            log = log.withColumn(f.name, F.lit(None).cast(f.dataType))
+    lakehouse.merge(log.select(*GOLD_DECISION_LOG.columns), GOLD_DECISION_LOG, settings)
+    stores = {"service.decision_journal": journal}
+
+    result = erase.erase_customer(spark, settings, walk_in, "dpo", "test", stores=stores)
+
+    assert result.rows_deleted == {"gold.decision_log": 2, "service.decision_journal": 2}
+    assert [e.seq for e in journal.since(0)] == [2]
+    left = lakehouse.read(spark, GOLD_DECISION_LOG, settings).select("decision_seq").collect()
+    assert [r.decision_seq for r in left] == [2]
+    assert _files_naming(Path(settings.lakehouse_root), (ref("APP-1"), ref("APP-3"))) == []
+    with pytest.raises(LookupError, match="no customer"):
+        erase.erase_customer(spark, settings, walk_in, "dpo", "again", stores=stores)
