@@ -305,7 +305,9 @@ def _plain(value, home: str):
             value = value.replace(f"/{run_id}/", "/<run>/")
         return value
     if isinstance(value, float):
-        return round(value, 9)
+        # 12 significant digits: a sum over partitions (a mean, a stddev of the feature
+        # statistics) ends in a different last bit when the rows arrive in another order
+        return float(f"{value:.12g}")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
