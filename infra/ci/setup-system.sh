@@ -3,6 +3,7 @@
 #   maven       fetches Delta's and the JDBC drivers' jars (make jars)
 #   postgresql  the JDBC extract tests start their own server from its initdb/pg_ctl
 #   chromium    renders the risk report headless (its test, and the PDF of `riskctl report`)
+#   chromium-driver  lets the workbench's browser tests drive Chromium (Selenium, WebDriver)
 #   fonts-wqy-zenhei  a CJK font, so Chinese province and company names render in the report
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-zenhei)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -132,12 +132,7 @@ def run_cutoff(
         progress(f"apply: cut-off policy v{version} is unchanged and stays active")
         chosen = frame[frame["chosen"]].iloc[0]
         return CutoffResult(version, frame, chosen, False, None)
-    existing = (
-        _read(run, GOLD_CUTOFF_POLICY).agg(F.max("policy_version")).first()[0]
-        if lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings)
-        else None
-    )
-    version = (existing or 0) + 1
+    version = scoring.next_policy_version(spark, settings)
     out = frame.assign(
         policy_version=version,
         status="active" if activate else "draft",
@@ -147,16 +142,7 @@ def run_cutoff(
         created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
     )
     df = spark.createDataFrame(out[GOLD_CUTOFF_POLICY.columns], GOLD_CUTOFF_POLICY.schema)
-    if activate and existing is not None:
-        # The new version and the old ones it supersedes in one commit: a crash between
-        # two commits would leave two active policies, or none.
-        superseded = (
-            lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
-            .where(F.col("status") == "active")
-            .withColumn("status", F.lit("superseded"))
-        )
-        df = df.unionByName(superseded.select(*GOLD_CUTOFF_POLICY.columns))
-    lakehouse.merge(df, GOLD_CUTOFF_POLICY, settings)
+    scoring.write_policy_version(spark, settings, df, activate)
     chosen = frame[frame["chosen"]].iloc[0]
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     plot = settings.reports_dir / f"cutoff_policy_v{version}.png"

@@ -107,6 +107,30 @@ def active_policy(spark: SparkSession, settings: Settings) -> CutoffPolicy:
     return CutoffPolicy(str(row.policy_version), row.approve_below_pd, row.cutoff_pd)
 
 
+def next_policy_version(spark: SparkSession, settings: Settings) -> int:
+    """The number the next gold.cutoff_policy version takes."""
+    if not lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings):
+        return 1
+    latest = lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings).agg(F.max("policy_version"))
+    return (latest.first()[0] or 0) + 1
+
+
+def write_policy_version(
+    spark: SparkSession, settings: Settings, version: DataFrame, activate: bool
+) -> None:
+    """Write one gold.cutoff_policy version; when ``activate``, the active versions it
+    supersedes change in the same commit (a crash between two commits would leave two
+    active policies, or none)."""
+    if activate and lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings):
+        superseded = (
+            lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+            .where(F.col("status") == "active")
+            .withColumn("status", F.lit("superseded"))
+        )
+        version = version.unionByName(superseded.select(*GOLD_CUTOFF_POLICY.columns))
+    lakehouse.merge(version, GOLD_CUTOFF_POLICY, settings)
+
+
 def classify(
     scored: DataFrame,
     settings: Settings,

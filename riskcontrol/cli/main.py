@@ -824,8 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("airflow", cmd_airflow, "run the airflow CLI with this project's home and DAGs")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
     from riskcontrol.serve.cli import register
+    from riskcontrol.workbench.cli import register as register_workbench
 
     register(sub)
+    register_workbench(sub)
     return parser
 
 

@@ -92,9 +92,17 @@ def cmd_keys_add(args) -> int:
         if key is not None:  # written nowhere: nobody may hold it
             store.revoke(key.key_id)
         raise
+    _audit("key.add", key)
     _print_new_key(key)
     print(f"key: written to {out} (mode 0600); it is not shown and not stored anywhere else")
     return 0
+
+
+def _audit(action: str, key) -> None:
+    """A key change in the workbench's audit log (its id, name and scopes; never the key)."""
+    from riskcontrol.workbench.cli import audit_from_cli
+
+    audit_from_cli(action, key.key_id, {"name": key.name, "scopes": list(key.scopes)})
 
 
 def _print_new_key(key) -> None:
@@ -122,6 +130,7 @@ def cmd_keys_list(args) -> int:
 
 def cmd_keys_revoke(args) -> int:
     key = _store().revoke(args.key_id)
+    _audit("key.revoke", key)
     print(f"revoked {key.key_id} ({key.name}) at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 

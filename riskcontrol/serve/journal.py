@@ -43,6 +43,18 @@ WHEN EXISTS (SELECT 1 FROM decisions WHERE key = NEW.key OR seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
+CREATE TABLE IF NOT EXISTS reviews (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT UNIQUE NOT NULL,
+    subject TEXT,
+    created_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS reviews_no_replace BEFORE INSERT ON reviews
+WHEN EXISTS (SELECT 1 FROM reviews WHERE key = NEW.key OR seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'reviews are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS reviews_no_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are immutable'); END;
 CREATE TABLE IF NOT EXISTS erasures (subject TEXT PRIMARY KEY, erased_at TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS erasures_kept BEFORE DELETE ON erasures
 BEGIN SELECT RAISE(ABORT, 'erasures are kept'); END;
@@ -51,6 +63,10 @@ DROP TRIGGER IF EXISTS decisions_no_delete;
 CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
 WHEN NOT EXISTS (SELECT 1 FROM erasures WHERE subject = OLD.subject)
 BEGIN SELECT RAISE(ABORT, 'decisions are immutable'); END;
+DROP TRIGGER IF EXISTS reviews_no_delete;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+WHEN NOT EXISTS (SELECT 1 FROM erasures WHERE subject = OLD.subject)
+BEGIN SELECT RAISE(ABORT, 'reviews are immutable'); END;
 COMMIT;
 """
 PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON")
@@ -181,7 +197,7 @@ class DecisionJournal:
         return n
 
     def erase(self, subject: str) -> int:
-        """Delete every decision of one customer (pseudonym); the number deleted.
+        """Delete every decision and review of one customer (pseudonym); how many rows.
 
         The subject is recorded in ``erasures`` (kept: the trigger then lets its rows
         go), the rows are deleted with their bytes zeroed, and the WAL is checkpointed
@@ -195,6 +211,7 @@ class DecisionJournal:
                 "INSERT OR IGNORE INTO erasures (subject, erased_at) VALUES (?, ?)", (subject, now)
             )
             deleted = db.execute("DELETE FROM decisions WHERE subject = ?", (subject,)).rowcount
+            deleted += db.execute("DELETE FROM reviews WHERE subject = ?", (subject,)).rowcount
         conn = sqlite3.connect(self.path, timeout=30)
         try:
             conn.execute("PRAGMA busy_timeout=30000")
@@ -212,7 +229,11 @@ class DecisionJournal:
         """Whether any decision of this customer (pseudonym) is in the journal."""
         _check_key(subject, "subject")
         with self._db() as db:
-            row = db.execute("SELECT 1 FROM decisions WHERE subject = ?", (subject,)).fetchone()
+            row = db.execute(
+                "SELECT 1 FROM decisions WHERE subject = ? UNION ALL "
+                "SELECT 1 FROM reviews WHERE subject = ?",
+                (subject, subject),
+            ).fetchone()
         return row is not None
 
     def erased(self, subject: str) -> bool:
@@ -228,3 +249,92 @@ class DecisionJournal:
     def last_seq(self) -> int:
         with self._db() as db:
             return db.execute("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()[0]
+
+    # --- human reviews of "review" decisions (the workbench) ------------------------------
+    def review(self, key: str, record: dict[str, Any]) -> Entry:
+        """Record a reviewer's final decision on the application ``key`` as a new event;
+        the original decision stays as it was. A second review of one application is
+        refused (ValueError), as is a review of anything but a "review" decision."""
+        _check_key(key)
+        text = _dump(record)
+        now = _stamp(dt.datetime.now(dt.UTC))
+        with self._db() as db:
+            row = db.execute("SELECT subject, record FROM decisions WHERE key = ?", (key,))
+            row = row.fetchone()
+            if row is None:
+                raise ValueError("no decision for this application in the journal")
+            if json.loads(row[1]).get("decision") != "review":
+                raise ValueError("only an application decided 'review' is reviewed")
+            cur = db.execute(
+                "INSERT INTO reviews (key, subject, created_at, record) "
+                "SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM reviews WHERE key = ?)",
+                (key, row[0], now, text, key),
+            )
+            if cur.rowcount != 1:
+                raise ValueError("this application was reviewed already; a review is final")
+            seq, created = db.execute(
+                "SELECT seq, created_at FROM reviews WHERE key = ?", (key,)
+            ).fetchone()
+        return Entry(seq, key, dt.datetime.fromisoformat(created), record)
+
+    def review_of(self, key: str) -> Entry | None:
+        _check_key(key)
+        with self._db() as db:
+            row = db.execute(
+                "SELECT seq, key, created_at, record FROM reviews WHERE key = ?", (key,)
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def awaiting_review(self, limit: int = 500) -> list[Entry]:
+        """Decisions of "review" with no review yet, oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                f"{_SELECT} d WHERE json_extract(d.record, '$.decision') = 'review' "
+                "AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.key = d.key) "
+                "ORDER BY d.seq LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def reviews_since(self, since: dt.datetime) -> list[Entry]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT seq, key, created_at, record FROM reviews WHERE created_at >= ? "
+                "ORDER BY seq",
+                (_stamp(since),),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def decided_since(self, since: dt.datetime) -> list[dict[str, Any]]:
+        """The dashboard's fields of every decision at or after ``since``, in order."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT created_at, json_extract(record, '$.decision'), "
+                "json_extract(record, '$.arm'), json_extract(record, '$.pd'), "
+                "json_extract(record, '$.latency_ms'), json_extract(record, '$.rules_fired'), "
+                "json_extract(record, '$.champion.pd'), "
+                "json_extract(record, '$.challenger.pd'), "
+                "json_extract(record, '$.features.requested_amount'), "
+                "json_extract(record, '$.rules_action') "
+                "FROM decisions WHERE created_at >= ? ORDER BY seq",
+                (_stamp(since),),
+            ).fetchall()
+        cols = [
+            "created_at",
+            "decision",
+            "arm",
+            "pd",
+            "latency_ms",
+            "rules_fired",
+            "champion_pd",
+            "challenger_pd",
+            "requested_amount",
+            "rules_action",
+        ]
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r, strict=True))
+            d["rules_fired"] = json.loads(d["rules_fired"] or "[]")
+            d["created_at"] = dt.datetime.fromisoformat(d["created_at"])
+            out.append(d)
+        return out

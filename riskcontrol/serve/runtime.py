@@ -239,6 +239,9 @@ def serve(
     if not keys.list():
         say("no API keys yet: create one with `riskctl keys add --name CHANNEL --scope decide`")
     app = create_app(engine, keys)
+    from riskcontrol.workbench.app import build as build_workbench
+
+    app.mount("/ui", build_workbench(settings, spark, rules))
     # Spark, MLflow and Feast leave millions of long-lived objects: frozen, the collector
     # no longer walks them in a full collection (a pause of a large share of a second,
     # felt by whichever request triggers it).
@@ -251,7 +254,10 @@ def serve(
         lambda *_: threading.Thread(target=engine.reload_if_changed, args=(True,)).start(),
     )
     scheme = "https" if tls else "http"
-    say(f"serving on {scheme}://{host}:{port}  (docs: {scheme}://{host}:{port}/docs)")
+    say(
+        f"serving on {scheme}://{host}:{port}  (docs: {scheme}://{host}:{port}/docs, "
+        f"workbench: {scheme}://{host}:{port}/ui/login)"
+    )
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, **tls)
     try:
         uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""The risk team's web workbench: reviews, alerts, policy approvals, audit."""

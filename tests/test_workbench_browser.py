@@ -1,0 +1,624 @@
+"""The workbench as a person uses it: the real server (`riskctl workbench`, with its own
+Spark over the test's lakehouse) driven by headless Chromium through Selenium.
+
+One server and one browser for the module; the tests run in order and build on each
+other's state, as a day at the risk desk does: log in as each role, work a review end to
+end, advance an alert through every stage, propose a policy and approve it as another
+user, and be refused without the role or the CSRF token. Planted ``<script>`` and
+``onerror=`` payloads (a news title, an alert note, a review reason) stay inert text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port, make_settings
+
+from riskcontrol.apply import alerts, scoring
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import (
+    GOLD_WARNING_INDICATORS,
+    SILVER_COURT_RECORDS,
+    SILVER_ENTITY_LINKS,
+    SILVER_NEWS,
+)
+from riskcontrol.core.pii import hmac_hex
+from riskcontrol.serve.journal import DecisionJournal
+from riskcontrol.serve.journal import default_path as journal_path
+from riskcontrol.workbench.store import WorkbenchStore, default_path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+PW = "correct horse battery staple"
+USERS = {
+    "vera": "viewer",
+    "andy": "analyst",
+    "rita": "reviewer",
+    "mona": "risk_manager",
+    "abe": "approver",
+    "alice": "approver",
+    "root": "admin",
+}
+KEY = TEST_PII_KEY.encode()
+# Planted where crawled and typed text is shown; inert means: shown as text, no element
+# made of it, and the page's title untouched.
+NEWS_TITLE = '<script>document.title="pwned"</script>Lender fined <img src=x onerror="document.title=\'pwned\'">'
+NOTE = (
+    '<img src=x onerror="document.title=\'pwned\'">checked <script>document.title="pwned"</script>'
+)
+REASON = "<svg onload=\"document.title='pwned'\"></svg>income verified <script>x()</script>"
+D1, D2, D3 = (dt.date(2026, 3, d) for d in (1, 2, 3))
+STAMP = dt.datetime(2026, 3, 4, 8, 0)
+SCREENSHOTS = os.environ.get("WORKBENCH_SCREENSHOTS")
+
+
+def key(value: str) -> str:
+    return hmac_hex(value.encode(), KEY)
+
+
+def _decision(customer, decision, pd_, amount, rules_action="pass", fired=(), arm="champion"):
+    return {
+        "application_key": None,
+        "customer_key": key(customer),
+        "product": "consumer_loan",
+        "decision": decision,
+        "pd": pd_,
+        "score": 600,
+        "risk_band": "medium",
+        "quadrant": "B",
+        "champion": {"pd": pd_},
+        "challenger": None,
+        "features": {"requested_amount": amount, "age": 31, "monthly_income": 9000.0},
+        "rules_action": rules_action,
+        "rules_fired": list(fired),
+        "arm": arm,
+        "latency_ms": 4.0,
+        "reasons": [{"code": "utilization", "source": "model", "en": "High use", "zh": "高"}],
+        "decided_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+# The six applications of the unit tests' book (tests/test_workbench.py), so the preview
+# figures are the same: current cut-off 0.08 / 0.20, proposed 0.11 / 0.25.
+BOOK = {
+    "A1": _decision("C1", "review", 0.10, 10_000),
+    "A2": _decision("C2", "review", 0.12, 20_000, "review", ["RF_PENALTY"]),
+    "A3": _decision("C3", "review", 0.08, 5_000, arm="challenger"),
+    "A4": _decision("C4", "approve", 0.02, 8_000),
+    "A5": _decision("C5", "approve", 0.04, 12_000),
+    "A6": _decision("C6", "reject", 0.30, 15_000, "reject", ["KO_DEBTOR", "RF_PENALTY"]),
+}
+
+
+def _row(table, **values):
+    row = dict.fromkeys(table.columns)
+    row.update(values)
+    return row
+
+
+def _seed_lake(spark, settings):
+    links = [
+        _row(
+            SILVER_ENTITY_LINKS,
+            record_kind="news",
+            record_id="N1",
+            entity_type="customer",
+            customer_id="C1",
+            match_method="name+employer",
+            confidence=0.9,
+        ),
+        _row(
+            SILVER_ENTITY_LINKS,
+            record_kind="court",
+            record_id="K1",
+            entity_type="customer",
+            customer_id="C1",
+            match_method="id_key",
+            confidence=1.0,
+        ),
+        _row(
+            SILVER_ENTITY_LINKS,
+            record_kind="news",
+            record_id="N2",
+            entity_type="customer",
+            customer_id="C9",
+            match_method="name",
+            confidence=0.7,
+        ),
+    ]
+    news = [
+        _row(
+            SILVER_NEWS,
+            record_id="N1",
+            title=NEWS_TITLE,
+            news_source="Daily",
+            published_at=dt.datetime(2026, 2, 1, 9),
+        ),
+        _row(
+            SILVER_NEWS,
+            record_id="N2",
+            title="Another customer's news",
+            news_source="X",
+            published_at=dt.datetime(2026, 2, 2, 9),
+        ),
+    ]
+    court = [
+        _row(
+            SILVER_COURT_RECORDS,
+            record_id="K1",
+            case_no="(2025)京01执123号",
+            court="北京一中院",
+            subject_display="张*",
+            list_type="enforcement",
+            amount=50000.0,
+            filing_date=dt.date(2025, 11, 3),
+        ),
+    ]
+    for table, rows in (
+        (SILVER_ENTITY_LINKS, links),
+        (SILVER_NEWS, news),
+        (SILVER_COURT_RECORDS, court),
+    ):
+        lakehouse.merge(spark.createDataFrame(rows, table.schema), table, settings)
+    indicators = [
+        (
+            D1,
+            "dpd30_rate",
+            "channel",
+            "partner_a",
+            0.04,
+            None,
+            None,
+            0.05,
+            0.10,
+            "ok",
+            230_000.0,
+            "run-1",
+            STAMP,
+        ),
+        (
+            D2,
+            "dpd30_rate",
+            "channel",
+            "partner_a",
+            0.06,
+            None,
+            None,
+            0.05,
+            0.10,
+            "warning",
+            240_000.0,
+            "run-1",
+            STAMP,
+        ),
+        (
+            D3,
+            "dpd30_rate",
+            "channel",
+            "partner_a",
+            0.12,
+            None,
+            None,
+            0.05,
+            0.10,
+            "critical",
+            250_000.0,
+            "run-1",
+            STAMP,
+        ),
+    ]
+    df = spark.createDataFrame(indicators, GOLD_WARNING_INDICATORS.schema)
+    lakehouse.merge(df, GOLD_WARNING_INDICATORS, settings)
+    (opened,) = alerts.open_alerts(spark, settings, df, now=STAMP)
+    return opened["alert_id"]
+
+
+@pytest.fixture(scope="module")
+def desk(spark, tmp_path_factory):
+    """The seeded home, the server on a free port, and the alert's id."""
+    home = tmp_path_factory.mktemp("workbench")
+    settings = make_settings(home)
+    store = WorkbenchStore(default_path(home))
+    for name, role in USERS.items():
+        store.add_user(name, role, PW, by="test")
+    journal = DecisionJournal(journal_path(home))
+    for app_id, record in BOOK.items():
+        journal.record(key(app_id), {**record, "application_key": key(app_id)})
+    alert_id = _seed_lake(spark, settings)
+    port = free_port()
+    env = {
+        **os.environ,
+        "RISK_HOME": str(home),
+        "RISK_ENV": "test",
+        "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
+        "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
+        "RISK_SPARK_DRIVER_MEMORY": "2g",
+    }
+    riskctl = str(Path(sys.executable).with_name("riskctl"))
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen(
+        [riskctl, "workbench", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the workbench did not answer in 180 s")
+    yield {"url": url, "home": home, "settings": settings, "alert": alert_id, "store": store}
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.fail(
+            "Chromium and its driver are needed: `apt-get install chromium chromium-driver` "
+            "(or `bash infra/ci/setup-system.sh`)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--lang=en-US",
+    ):
+        options.add_argument(arg)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never fetch a driver
+    driver = webdriver.Chrome(service=Service(driver_bin), options=options)
+    driver.set_page_load_timeout(240)
+    yield driver
+    driver.quit()
+
+
+def press(browser, element) -> None:
+    """Click a button or link (an element or its id) and wait for the next page."""
+    if isinstance(element, str):
+        element = browser.find_element(By.ID, element)
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 240).until(EC.staleness_of(old))
+    WebDriverWait(browser, 240).until(EC.presence_of_element_located((By.TAG_NAME, "main")))
+
+
+def login(browser, desk, user: str, password: str = PW) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{desk['url']}/login")
+    browser.find_element(By.ID, "username").send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(password)
+    press(browser, "submit")
+
+
+def text(browser, css: str = "main") -> str:
+    return browser.find_element(By.CSS_SELECTOR, css).text
+
+
+def inert(browser) -> None:
+    """No planted payload became an element or ran."""
+    assert "pwned" not in browser.title
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, main svg[onload], main script") == []
+
+
+def shot(browser, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
+
+
+def session_cookie(browser) -> str:
+    return browser.get_cookie("rk_session")["value"]
+
+
+def csrf_of(browser) -> str:
+    return browser.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+
+
+# --- the tests, in the order of a day ---------------------------------------------------
+NAV = {  # what each role's menu shows
+    "viewer": ["Dashboard", "Alerts"],
+    "analyst": ["Dashboard", "Review queue", "Alerts"],
+    "reviewer": ["Dashboard", "Review queue", "Alerts"],
+    "risk_manager": ["Dashboard", "Review queue", "Alerts", "Policy approvals", "Audit log"],
+    "approver": ["Dashboard", "Review queue", "Alerts", "Policy approvals", "Audit log"],
+    "admin": ["Dashboard", "Review queue", "Alerts", "Policy approvals", "Audit log", "Users"],
+}
+
+
+def test_each_role_logs_in_and_sees_its_menu_and_the_dashboard(desk, browser):
+    for user, role in USERS.items():
+        login(browser, desk, user)
+        assert browser.current_url == f"{desk['url']}/"
+        links = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "header > a")]
+        assert links[:-1] == NAV[role], user
+        assert text(browser, "#me") == f"{user} ({role.replace('_', ' ')})"
+    kpi = text(browser, "#kpi-today").split("\n")
+    assert kpi[:8] == [
+        "Decisions",
+        "6",
+        "Approval rate",
+        "33.3%",
+        "Review rate",
+        "50.0%",
+        "Reject rate",
+        "16.7%",
+    ]
+    matrix = text(browser, "#alert-matrix").split("\n")
+    assert matrix == ["Severity A B C D", "Critical 0 0 0 1", "Warning 0 0 0 0"]
+    assert "dpd30_rate channel=partner_a 0.1200 0.0500 0.1000 critical" in text(
+        browser, "#indicators"
+    )
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2
+    shot(browser, "dashboard")
+    # in Chinese
+    browser.get(f"{desk['url']}/?lang=zh")
+    assert text(browser, "h1") == "总览"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    browser.get(f"{desk['url']}/?lang=en")
+
+
+def test_a_wrong_password_is_refused_and_five_lock_the_user(desk, browser):
+    login(browser, desk, "vera", "not the password")
+    assert browser.current_url.endswith("/login")
+    assert "Wrong user name or password" in text(browser, "#error")
+    for _ in range(4):
+        login(browser, desk, "vera", "not the password")
+    login(browser, desk, "vera")  # the right password, but locked now
+    assert "Wrong user name or password" in text(browser, "#error")
+    desk["store"].reset("vera", by="test")  # what `riskctl users reset` does
+    login(browser, desk, "vera")
+    assert browser.current_url == f"{desk['url']}/"
+
+
+def test_a_review_worked_end_to_end(desk, browser):
+    login(browser, desk, "rita")
+    browser.get(f"{desk['url']}/reviews")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queue tr.item")
+    assert [r.get_attribute("data-key") for r in rows] == [key("A1"), key("A2"), key("A3")]
+    press(browser, rows[0].find_element(By.CSS_SELECTOR, "a.open"))
+    assert text(browser, "#pd") == "0.1000"
+    assert "utilization (model): High use" in text(browser, "#reasons")
+    assert "requested_amount 10000" in text(browser, "#features")
+    records = text(browser, "#records")
+    assert "(2025)京01执123号 · 北京一中院 · 张* · enforcement · 50000.0" in records
+    assert "Lender fined" in records and '<script>document.title="pwned"</script>' in records
+    assert "Another customer's news" not in records  # linked to someone else
+    inert(browser)
+    shot(browser, "review")
+    press(browser, "assign")
+    assert text(browser, "#assignee") == "rita"
+    browser.find_element(By.ID, "d-approve").click()
+    browser.find_element(By.ID, "reason").send_keys(REASON)
+    press(browser, "decide")
+    assert text(browser, "#reviewed-as").startswith("Reviewed: approve by rita")
+    assert REASON in text(browser, "#reviewed-as .reason")
+    inert(browser)
+    # the queue moved on; the journal holds the original decision and the review event
+    browser.get(f"{desk['url']}/reviews")
+    keys = [r.get_attribute("data-key") for r in browser.find_elements(By.CSS_SELECTOR, "tr.item")]
+    assert keys == [key("A2"), key("A3")]
+    journal = DecisionJournal(journal_path(desk["home"]))
+    assert journal.get(key("A1")).record["decision"] == "review"
+    review = journal.review_of(key("A1")).record
+    assert (review["decision"], review["reviewer"], review["reason"]) == ("approve", "rita", REASON)
+    browser.get(f"{desk['url']}/")
+    assert text(browser, "#reviewed") == "Approve: 1 · Reject: 0"
+    # an analyst reads the queue but may not decide
+    login(browser, desk, "andy")
+    browser.get(f"{desk['url']}/reviews/{key('A2')}")
+    assert browser.find_elements(By.ID, "decide") == []
+
+
+def test_an_alert_advanced_through_every_stage(desk, browser):
+    alert_id = desk["alert"]
+    login(browser, desk, "andy")
+    browser.get(f"{desk['url']}/alerts")
+    assert alert_id in text(browser, "#alerts")
+    press(browser, browser.find_element(By.LINK_TEXT, alert_id))
+    assert text(browser, "#stage") == "identify"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart polyline")) == 1
+    assert text(browser, "#breaches").split("\n")[1:] == [
+        "2026-03-02 0.0600 warning",
+        "2026-03-03 0.1200 critical",
+    ]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#playbook li")) >= 3
+    shot(browser, "alert")
+    press(browser, "advance")  # identify -> assess needs no note
+    assert text(browser, "#stage") == "assess"
+    press(browser, "advance")  # assess -> decide needs one
+    assert "needs a note" in text(browser, "#refusal")
+    browser.get(f"{desk['url']}/alerts/{alert_id}")
+    for stage, note in (("decide", NOTE), ("dispose", "limits cut"), ("feedback", "fixed")):
+        browser.find_element(By.ID, "note").send_keys(note)
+        press(browser, "advance")
+        assert text(browser, "#stage") == stage
+    assert NOTE in text(browser, "#history")
+    inert(browser)
+    assert browser.find_elements(By.ID, "advance") == []
+    history = text(browser, "#history").split("\n")[1:]
+    assert [h.split()[0] for h in history] == [
+        "identify",
+        "assess",
+        "decide",
+        "dispose",
+        "feedback",
+    ]
+    assert all("andy" in h.split() for h in history[1:])
+
+
+def test_skipping_a_stage_is_refused_as_in_the_cli(desk, browser, spark):
+    # A second breach key: a new alert, advanced by a crafted POST that skips a stage.
+    settings = desk["settings"]
+    df = spark.createDataFrame(
+        [
+            (
+                D3,
+                "dpd30_rate",
+                "channel",
+                "app",
+                0.2,
+                None,
+                None,
+                0.05,
+                0.10,
+                "critical",
+                10_000.0,
+                "run-2",
+                STAMP,
+            )
+        ],
+        GOLD_WARNING_INDICATORS.schema,
+    )
+    (opened,) = alerts.open_alerts(spark, settings, df, now=STAMP)
+    login(browser, desk, "andy")
+    browser.get(f"{desk['url']}/alerts/{opened['alert_id']}")
+    token = csrf_of(browser)
+    answer = httpx.post(
+        f"{desk['url']}/alerts/{opened['alert_id']}/advance",
+        cookies={"rk_session": session_cookie(browser)},
+        data={"csrf": token, "note": "skip", "to_stage": "decide"},
+    )
+    assert answer.status_code == 409
+    assert "the only allowed next stage is 'assess', not 'decide'" in html.unescape(answer.text)
+    assert alerts.get_alert(spark, settings, opened["alert_id"])["stage"] == "identify"
+
+
+def test_a_policy_proposed_by_one_and_approved_by_another(desk, browser, spark):
+    login(browser, desk, "abe")
+    browser.get(f"{desk['url']}/policies")
+    assert text(browser, "#active").startswith("configured defaults: approve below PD 0.080")
+    browser.find_element(By.ID, "approve_below_pd").send_keys("0.11")
+    browser.find_element(By.ID, "reject_from_pd").send_keys("0.25")
+    browser.find_element(By.ID, "rationale").send_keys("grow the prime segment")
+    press(browser, "submit-cutoff")
+    preview = text(browser, "#preview").split("\n")
+    assert preview == [
+        "Current Proposed",
+        "Applications 6 6",
+        "Approval rate 33.3% 66.7%",
+        "Expected bad rate 3.0% 6.0%",
+        "Expected loss of the approved 288.00 918.00",
+    ]
+    shot(browser, "policy")
+    pid = re.search(r"/policies/(\d+)$", browser.current_url).group(1)
+    press(browser, "approve")  # the proposer may not approve
+    assert "maker-checker" in text(browser, "#refusal")
+    # a risk manager may propose but not approve
+    login(browser, desk, "mona")
+    browser.get(f"{desk['url']}/policies/{pid}")
+    assert browser.find_elements(By.ID, "approve") == []
+    token = csrf_of(browser)
+    answer = httpx.post(
+        f"{desk['url']}/policies/{pid}/decide",
+        cookies={"rk_session": session_cookie(browser)},
+        data={"csrf": token, "decision": "approve"},
+    )
+    assert answer.status_code == 403
+    assert scoring.active_policy(spark, desk["settings"]).version == "config"
+    # another approver approves: the policy is active for the decision service
+    login(browser, desk, "alice")
+    browser.get(f"{desk['url']}/policies/{pid}")
+    browser.find_element(By.ID, "note").send_keys("ok within appetite")
+    press(browser, "approve")
+    assert text(browser, "#status") == "approved"
+    assert "active as gold.cutoff_policy v1" in text(browser, "main")
+    assert scoring.active_policy(spark, desk["settings"]) == scoring.CutoffPolicy("1", 0.11, 0.25)
+    rows = desk["store"].audit_rows(action="policy.")
+    assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
+        ("abe", "policy.propose"),
+        ("abe", "policy.refused"),
+        ("alice", "policy.approved"),
+        ("alice", "policy.activate"),
+    ]
+
+
+def test_a_role_without_the_right_gets_403(desk, browser):
+    login(browser, desk, "vera")
+    for path in ("/reviews", "/policies", "/audit", "/users", f"/reviews/{key('A2')}"):
+        answer = httpx.get(f"{desk['url']}{path}", cookies={"rk_session": session_cookie(browser)})
+        assert answer.status_code == 403, path
+        assert "this needs the role" in html.unescape(answer.text)
+    browser.get(f"{desk['url']}/audit")
+    assert text(browser, "h1") == "Your role may not do this."
+    login(browser, desk, "rita")
+    token = csrf_of(browser)
+    answer = httpx.post(
+        f"{desk['url']}/policies",
+        cookies={"rk_session": session_cookie(browser)},
+        data={
+            "csrf": token,
+            "kind": "cutoff",
+            "approve_below_pd": "0.5",
+            "reject_from_pd": "0.9",
+            "rationale": "x",
+        },
+    )
+    assert answer.status_code == 403
+    # without a session: to the login page
+    answer = httpx.get(f"{desk['url']}/audit")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+
+
+def test_posts_without_the_csrf_token_are_refused(desk, browser):
+    login(browser, desk, "rita")
+    cookie = {"rk_session": session_cookie(browser)}
+    target = f"{desk['url']}/reviews/{key('A2')}/decide"
+    form = {"decision": "reject", "reason": "forged"}
+    for extra in ({}, {"csrf": "wrong"}):
+        answer = httpx.post(target, cookies=cookie, data={**form, **extra})
+        assert answer.status_code == 403 and "CSRF token" in html.unescape(answer.text)
+    # the right token from another site's form: refused by origin
+    answer = httpx.post(
+        target,
+        cookies=cookie,
+        data={**form, "csrf": csrf_of(browser)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403
+    assert DecisionJournal(journal_path(desk["home"])).review_of(key("A2")) is None
+    # a login form posted without its token
+    answer = httpx.post(f"{desk['url']}/login", data={"username": "rita", "password": PW})
+    assert answer.status_code == 403 and "rk_session" not in answer.headers.get("set-cookie", "")
+    cookie_header = httpx.get(f"{desk['url']}/login").headers["set-cookie"]
+    assert "HttpOnly" in cookie_header and "Secure" in cookie_header
+    assert "SameSite=strict" in cookie_header
+
+
+def test_the_audit_log_shows_who_did_what(desk, browser):
+    login(browser, desk, "root")
+    browser.get(f"{desk['url']}/audit?action=review.")
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audit tr")][1:]
+    assert [r.split()[2:4] for r in rows] == [["rita", "review.decide"], ["rita", "review.assign"]]
+    browser.get(f"{desk['url']}/audit?actor=vera")
+    actions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#audit td.action")]
+    assert actions.count("login.failed") == 5 and "user.locked" in actions
+    assert actions.count("login.refused") == 1 and actions.count("login.ok") == 3
+    shot(browser, "audit")
+    browser.get(f"{desk['url']}/users")
+    assert "vera viewer" in text(browser, "#users")
