@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -516,6 +517,9 @@ def test_features_read_online_as_of_each_decision_equal_the_training_rows(spark,
 # --- the decision service -------------------------------------------------------------
 
 
+DESK_PASSWORD = "a long desk password"
+
+
 def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp_path, capsys):
     """`riskctl serve` on the book: it scores as `riskctl score-application` does, each
     answered decision is in the journal after a kill -9, and `riskctl decisions land`
@@ -555,6 +559,10 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "serve.log"
+    from riskcontrol.workbench.store import WorkbenchStore
+    from riskcontrol.workbench.store import default_path as workbench_path
+
+    WorkbenchStore(workbench_path(settings.home)).add_user("desk", "viewer", DESK_PASSWORD, "e2e")
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "riskcontrol.cli.main", "serve", "--port", str(port)],
@@ -572,6 +580,20 @@ def test_the_service_decides_journals_survives_kill_9_and_lands(spark, book, tmp
                 assert r.status_code == 200, r.text
                 ids.append(r.json()["decision_id"])
             stored = c.get("/v1/decisions/SVC-0").json()
+            # the workbench is served beside the API, under /ui, over the same journal
+            page = c.get("/ui/login")
+            assert page.status_code == 200 and 'action="/ui/login"' in page.text
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+            login = c.post(
+                "/ui/login",
+                data={"username": "desk", "password": DESK_PASSWORD, "csrf": csrf},
+                cookies={"rk_login": page.cookies["rk_login"]},
+            )
+            assert (login.status_code, login.headers["location"]) == (303, "/ui/")
+            board = c.get("/ui/", cookies={"rk_session": login.cookies["rk_session"]})
+            assert board.status_code == 200
+            today = re.search(r'id="kpi-today".*?class="volume">(\d+)<', board.text, re.S)
+            assert today.group(1) == "25"
         os.kill(proc.pid, signal.SIGKILL)  # right after the last answer
         proc.wait(30)
     finally:

@@ -258,3 +258,15 @@ def test_a_user_store_refuses_an_unknown_role(tmp_path):
     store = WorkbenchStore(tmp_path / "wb.db")
     with pytest.raises(UserError, match="unknown role 'boss'"):
         store.add_user("x", "boss", PW, by="t")
+
+
+def test_a_customers_assignments_are_erased_without_a_trace(tmp_path):
+    store = WorkbenchStore(tmp_path / "wb.db")
+    store.assign(key("A1"), key("C1"), "rita", "mona")
+    store.assign(key("A2"), key("C2"), "rita", "mona")
+    assert store.holds(key("C1")) and not store.holds(key("C9"))
+    assert store.erase(key("C1")) == 1
+    assert store.assignments() == {key("A2"): "rita"}
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("wb.db*"))
+    assert key("A1").encode() not in raw and key("C1").encode() not in raw
+    assert key("A2").encode() in raw

@@ -23,6 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, free_port, make_settings
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 from riskcontrol.apply import alerts, scoring
 from riskcontrol.core import lakehouse
@@ -37,12 +43,6 @@ from riskcontrol.serve.journal import DecisionJournal
 from riskcontrol.serve.journal import default_path as journal_path
 from riskcontrol.workbench.store import WorkbenchStore, default_path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-
 PW = "correct horse battery staple"
 USERS = {
     "vera": "viewer",
@@ -56,7 +56,10 @@ USERS = {
 KEY = TEST_PII_KEY.encode()
 # Planted where crawled and typed text is shown; inert means: shown as text, no element
 # made of it, and the page's title untouched.
-NEWS_TITLE = '<script>document.title="pwned"</script>Lender fined <img src=x onerror="document.title=\'pwned\'">'
+NEWS_TITLE = (
+    '<script>document.title="pwned"</script>Lender fined '
+    "<img src=x onerror=\"document.title='pwned'\">"
+)
 NOTE = (
     '<img src=x onerror="document.title=\'pwned\'">checked <script>document.title="pwned"</script>'
 )
@@ -304,7 +307,15 @@ def press(browser, element) -> None:
         element = browser.find_element(By.ID, element)
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 240).until(EC.staleness_of(old))
+
+    def gone(_) -> bool:
+        try:
+            old.tag_name  # noqa: B018 - asks the browser whether the old page is there
+        except WebDriverException:  # stale, or a node of a document being replaced
+            return True
+        return False
+
+    WebDriverWait(browser, 240).until(gone)
     WebDriverWait(browser, 240).until(EC.presence_of_element_located((By.TAG_NAME, "main")))
 
 
@@ -429,6 +440,14 @@ def test_a_review_worked_end_to_end(desk, browser):
     assert (review["decision"], review["reviewer"], review["reason"]) == ("approve", "rita", REASON)
     browser.get(f"{desk['url']}/")
     assert text(browser, "#reviewed") == "Approve: 1 · Reject: 0"
+    # a risk manager assigns the next one to a reviewer
+    login(browser, desk, "mona")
+    browser.get(f"{desk['url']}/reviews/{key('A2')}")
+    options = browser.find_elements(By.CSS_SELECTOR, "#assignee-select option")
+    assert [o.text for o in options] == ["abe", "alice", "mona", "rita", "root"]
+    options[3].click()
+    press(browser, "assign-other")
+    assert text(browser, "#assignee") == "rita"
     # an analyst reads the queue but may not decide
     login(browser, desk, "andy")
     browser.get(f"{desk['url']}/reviews/{key('A2')}")
@@ -549,12 +568,42 @@ def test_a_policy_proposed_by_one_and_approved_by_another(desk, browser, spark):
     assert text(browser, "#status") == "approved"
     assert "active as gold.cutoff_policy v1" in text(browser, "main")
     assert scoring.active_policy(spark, desk["settings"]) == scoring.CutoffPolicy("1", 0.11, 0.25)
+    # a rule set: a broken one is refused with its error, a valid one waits for approval
+    login(browser, desk, "mona")
+    browser.get(f"{desk['url']}/policies")
+    rules_box = browser.find_element(By.ID, "rules-text")
+    original = rules_box.get_attribute("value")
+    assert original.startswith("# Policy rules of the decision service")
+    rules_box.clear()
+    rules_box.send_keys("version: broken\nrules: [")
+    browser.find_elements(By.NAME, "rationale")[1].send_keys("tighten")
+    press(browser, "submit-rules")
+    assert "the proposed rules" in text(browser, "#refusal")
+    browser.get(f"{desk['url']}/policies")
+    rules_box = browser.find_element(By.ID, "rules-text")
+    rules_box.clear()
+    changed = original.replace('version: "example-1"', 'version: "desk-2"')
+    rules_box.send_keys(changed)
+    browser.find_elements(By.NAME, "rationale")[1].send_keys("new version label")
+    press(browser, "submit-rules")
+    assert "rules, version desk-2" in text(browser, "main")
+    rules_file = desk["home"] / "service" / "rules.yaml"
+    assert rules_file.read_text(encoding="utf-8") == original  # not before approval
+    login(browser, desk, "abe")
+    browser.get(f"{desk['url']}/policies")
+    press(browser, browser.find_elements(By.CSS_SELECTOR, "#proposals a")[0])
+    press(browser, "approve")
+    assert text(browser, "#status") == "approved"
+    assert rules_file.read_text(encoding="utf-8") == changed
     rows = desk["store"].audit_rows(action="policy.")
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("abe", "policy.propose"),
         ("abe", "policy.refused"),
         ("alice", "policy.approved"),
         ("alice", "policy.activate"),
+        ("mona", "policy.propose"),
+        ("abe", "policy.approved"),
+        ("abe", "policy.activate"),
     ]
 
 
@@ -614,7 +663,11 @@ def test_the_audit_log_shows_who_did_what(desk, browser):
     login(browser, desk, "root")
     browser.get(f"{desk['url']}/audit?action=review.")
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audit tr")][1:]
-    assert [r.split()[2:4] for r in rows] == [["rita", "review.decide"], ["rita", "review.assign"]]
+    assert [r.split()[2:8] for r in rows] == [
+        ["mona", "review.assign", "decision", "#2", "rita", "127.0.0.1"],
+        ["rita", "review.decide", "decision", "#1", '{"decision":', '"approve"}'],
+        ["rita", "review.assign", "decision", "#1", "rita", "127.0.0.1"],
+    ]
     browser.get(f"{desk['url']}/audit?actor=vera")
     actions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#audit td.action")]
     assert actions.count("login.failed") == 5 and "user.locked" in actions

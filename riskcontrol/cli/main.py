@@ -231,6 +231,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
     journal = journal_path(settings.home)
     if journal.exists():
         stores["service.decision_journal"] = DecisionJournal(journal)
+    from riskcontrol.workbench.store import WorkbenchStore
+    from riskcontrol.workbench.store import default_path as workbench_path
+
+    if workbench_path(settings.home).exists():
+        stores["workbench.assignments"] = WorkbenchStore(workbench_path(settings.home))
     try:
         result = erase_customer(
             start_spark(settings),

@@ -300,16 +300,24 @@ def create_workbench(
             records=records,
             records_error=records_error,
             assignee=store.assignments().get(key),
+            reviewers=[u.username for u in store.users() if u.has("reviewer") and not u.disabled],
             done=journal.review_of(key),
             title=f"#{e.seq}",
         )
 
     @app.post("/reviews/{key}/assign")
-    def assign(request: Request, key: str, csrf: str = Form("")):
+    def assign(request: Request, key: str, csrf: str = Form(""), assignee: str = Form("")):
         ctx = post(request, "reviewer", csrf)
-        entry(key)
-        store.assign(key, ctx.me.username, ctx.me.username)
-        store.audit(ctx.me.username, "review.assign", key[:16], ctx.me.username, ctx.client())
+        e = entry(key)
+        to = assignee.strip() or ctx.me.username
+        if to != ctx.me.username:
+            if not ctx.me.has("risk_manager"):
+                raise Refusal(403, "a reviewer assigns to themself; a risk manager assigns others")
+            target = store.user(to)
+            if target is None or target.disabled or not target.has("reviewer"):
+                raise Refusal(422, f"{to!r} is not an active user with the reviewer role")
+        store.assign(key, e.record.get("customer_key"), to, ctx.me.username)
+        store.audit(ctx.me.username, "review.assign", f"decision #{e.seq}", to, ctx.client())
         return RedirectResponse(url(request, f"/reviews/{key}"), status_code=303)
 
     @app.post("/reviews/{key}/decide")
@@ -343,7 +351,11 @@ def create_workbench(
         except ValueError as exc:
             raise Refusal(409, str(exc)) from None
         store.audit(
-            ctx.me.username, "review.decide", key[:16], {"decision": decision}, ctx.client()
+            ctx.me.username,
+            "review.decide",
+            f"decision #{e.seq}",
+            {"decision": decision},
+            ctx.client(),
         )
         return RedirectResponse(url(request, f"/reviews/{key}"), status_code=303)
 
@@ -503,6 +515,7 @@ def create_workbench(
             from riskcontrol.serve.engine import RULE_FIELDS
             from riskcontrol.serve.rules import RulesError, _parse
 
+            rules = rules.replace("\r\n", "\n")  # a form's textarea sends CRLF
             digest = hashlib.sha256(rules.encode()).hexdigest()
             try:
                 parsed = _parse(rules, "the proposed rules", RULE_FIELDS, digest)

@@ -147,6 +147,10 @@ def cmd_workbench(args) -> int:
             file=sys.stderr,
         )
         return 2
+    from riskcontrol.serve.runtime import ensure_rules, rules_path
+
+    if ensure_rules(rules_path(settings)):
+        print(f"no rules file yet: wrote the example rules to {rules_path(settings)}")
     app = build(settings)
     if not _store().users():
         print("no users yet: create the first admin with `riskctl users add NAME --role admin`")

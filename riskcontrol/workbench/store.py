@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS assignments (
     application_key TEXT PRIMARY KEY,
+    customer_key TEXT,
     assignee TEXT NOT NULL,
     assigned_by TEXT NOT NULL,
     at TEXT NOT NULL
@@ -83,7 +85,7 @@ CREATE TABLE IF NOT EXISTS proposals (
     activated TEXT
 );
 """
-PRAGMAS = ("journal_mode=WAL", "synchronous=FULL")
+PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON")
 _HASHER = PasswordHasher()
 # Verified against when the user is unknown, so an unknown name costs the same time.
 _DUMMY = _HASHER.hash("not a password of anyone")
@@ -340,15 +342,36 @@ class WorkbenchStore:
             db.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
 
     # --- review assignments ----------------------------------------------------------------
-    def assign(self, application_key: str, assignee: str, by: str) -> None:
+    def assign(
+        self, application_key: str, customer_key: str | None, assignee: str, by: str
+    ) -> None:
         with self._db() as db:
             db.execute(
-                "INSERT INTO assignments (application_key, assignee, assigned_by, at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (application_key) DO UPDATE SET "
-                "assignee = excluded.assignee, assigned_by = excluded.assigned_by, "
+                "INSERT INTO assignments (application_key, customer_key, assignee, "
+                "assigned_by, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (application_key) DO "
+                "UPDATE SET assignee = excluded.assignee, assigned_by = excluded.assigned_by, "
                 "at = excluded.at",
-                (application_key, assignee, by, _stamp(_now())),
+                (application_key, customer_key, assignee, by, _stamp(_now())),
             )
+
+    # The erasure store of `riskctl erase`: a customer's review assignments (by the keyed
+    # pseudonym of the customer id), deleted with their bytes zeroed and the WAL emptied.
+    def holds(self, ref: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM assignments WHERE customer_key = ?", (ref,))
+            return row.fetchone() is not None
+
+    def erase(self, ref: str) -> int:
+        with self._db() as db:
+            n = db.execute("DELETE FROM assignments WHERE customer_key = ?", (ref,)).rowcount
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+        if busy:
+            raise RuntimeError(f"{self.path}: a reader kept the WAL; run the erasure again")
+        return n
 
     def assignments(self) -> dict[str, str]:
         with self._db() as db:

@@ -147,6 +147,12 @@ REVIEW = """{% extends "base.html" %}{% block body %}
 <input type="hidden" name="csrf" value="{{ csrf }}">
 <button id="assign">{{ t('assign_me') }}</button>
 </form>
+{% if me.has('risk_manager') %}
+<form method="post" action="{{ url('/reviews/' ~ e.key ~ '/assign') }}" class="card">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<select name="assignee" id="assignee-select">{% for u in reviewers %}<option>{{ u }}</option>
+{% endfor %}</select> <button id="assign-other">{{ t('assign') }}</button></form>
+{% endif %}
 <form method="post" action="{{ url('/reviews/' ~ e.key ~ '/decide') }}" class="card">
 <input type="hidden" name="csrf" value="{{ csrf }}">
 <p><label><input type="radio" name="decision" value="approve" id="d-approve" required>
@@ -236,9 +242,10 @@ POLICY = """{% extends "base.html" %}{% block body %}
 <table id="preview"><tr><th></th><th>{{ t('current') }}</th><th>{{ t('proposed') }}</th></tr>
 {% for key, fmt in (('applications', 'int'), ('approval_rate', 'pct'), ('bad_rate', 'pct'),
  ('el_approved', 'money')) %}<tr><th>{{ t(key) }}</th>
-{% for side in (p.preview.current, p.preview.proposed) %}<td class="num">{% if fmt == 'pct' %}{{
- pct(side[key]) }}{% elif fmt == 'money' %}{{ money(side['expected_loss']) }}{% else %}{{ side[key] }}{%
- endif %}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for side in (p.preview.current, p.preview.proposed) %}<td class="num">
+{%- if fmt == 'pct' %}{{ pct(side[key]) }}
+{%- elif fmt == 'money' %}{{ money(side['expected_loss']) }}
+{%- else %}{{ side[key] }}{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>
 <p>{{ t('current') }}: {{ p.preview.current_policy }}</p>
 {% else %}<h2>{{ t('rules_text') }}</h2><pre id="rules">{{ p.payload.rules }}</pre>
 <p>{{ p.preview.summary }}</p>{% endif %}
