@@ -34,6 +34,7 @@ LEVELS = {
     "cli": 8,
     # the decision service: an entry point beside the CLI (its commands are riskctl's)
     "serve": 8,
+    "workbench": 8,
 }
 
 

@@ -477,3 +477,17 @@ rules:
 def default_rules(fields: Iterable[str]) -> RuleSet:
     """The example rules (``DEFAULT_RULES``), checked against ``fields``."""
     return parse_rules(DEFAULT_RULES, "<default rules>", fields)
+
+
+def rules_path(settings) -> Path:
+    """Where the service's rules file lives: RISK_HOME/service/rules.yaml."""
+    return Path(settings.home) / "service" / "rules.yaml"
+
+
+def ensure_rules(path: Path) -> bool:
+    """Write the example rules to ``path`` when there is no rules file yet (True if so)."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(DEFAULT_RULES, encoding="utf-8")
+    return True

@@ -28,22 +28,9 @@ from riskcontrol.serve.journal import DecisionJournal
 from riskcontrol.serve.journal import default_path as journal_path
 from riskcontrol.serve.keys import KeyStore
 from riskcontrol.serve.keys import default_path as keys_path
-from riskcontrol.serve.rules import DEFAULT_RULES, load_rules
+from riskcontrol.serve.rules import ensure_rules, load_rules
 
 log = logging.getLogger("riskcontrol.serve")
-
-
-def rules_path(settings: Settings) -> Path:
-    return Path(settings.home) / "service" / "rules.yaml"
-
-
-def ensure_rules(path: Path) -> bool:
-    """Write the example rules to ``path`` when there is no rules file yet (True if so)."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(DEFAULT_RULES, encoding="utf-8")
-    return True
 
 
 class SparkScorer:

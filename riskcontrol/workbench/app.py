@@ -648,7 +648,7 @@ def write_rules(path: Path, text: str) -> None:
 def build(settings: Settings, spark=None, rules: Path | None = None) -> FastAPI:
     """The workbench over the project's journal, store, lakehouse and rules file."""
     from riskcontrol.serve.journal import default_path as journal_path
-    from riskcontrol.serve.runtime import rules_path
+    from riskcontrol.serve.rules import rules_path
     from riskcontrol.workbench.store import default_path
 
     return create_workbench(

@@ -147,7 +147,7 @@ def cmd_workbench(args) -> int:
             file=sys.stderr,
         )
         return 2
-    from riskcontrol.serve.runtime import ensure_rules, rules_path
+    from riskcontrol.serve.rules import ensure_rules, rules_path
 
     if ensure_rules(rules_path(settings)):
         print(f"no rules file yet: wrote the example rules to {rules_path(settings)}")
