@@ -140,11 +140,12 @@ def cmd_serve(args) -> int:
     from riskcontrol.cli.common import say
     from riskcontrol.serve import runtime
     from riskcontrol.serve.engine import Routing
+    from riskcontrol.serve.rules import rules_path
 
     settings = _settings()
     routing = Routing(args.challenger_share, args.shadow, args.split_salt)
     tls = runtime.tls_options(args.tls_cert, args.tls_key, args.client_ca)
-    rules = Path(args.rules) if args.rules else runtime.rules_path(settings)
+    rules = Path(args.rules) if args.rules else rules_path(settings)
     runtime.serve(settings, args.host, args.port, rules, routing, tls, args.reload_every, say)
     return 0
 
