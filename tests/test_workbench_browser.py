@@ -33,6 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from riskcontrol.apply import alerts, scoring
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
+    GOLD_CUTOFF_POLICY,
     GOLD_WARNING_INDICATORS,
     SILVER_COURT_RECORDS,
     SILVER_ENTITY_LINKS,
@@ -595,6 +596,66 @@ def test_a_policy_proposed_by_one_and_approved_by_another(desk, browser, spark):
     press(browser, "approve")
     assert text(browser, "#status") == "approved"
     assert rules_file.read_text(encoding="utf-8") == changed
+    # a draft of `riskctl cutoff --draft` (or of any cut-off while RISK_POLICY_APPROVAL is
+    # on) waits for the same approval
+    settings = desk["settings"]
+    drafted = [
+        _row(
+            GOLD_CUTOFF_POLICY,
+            policy_version=2,
+            cutoff_pd=0.30,
+            approve_below_pd=0.10,
+            approval_rate=0.70,
+            bad_rate=0.05,
+            residual_risk=0.02,
+            chosen=True,
+            optimal=True,
+            status="draft",
+            model_name="pd",
+            model_version="3",
+            created_at=STAMP,
+            population="out-of-time 2026-01/02: 500 matured approved applications",
+        ),
+        _row(
+            GOLD_CUTOFF_POLICY,
+            policy_version=2,
+            cutoff_pd=0.35,
+            approve_below_pd=0.10,
+            chosen=False,
+            optimal=False,
+            status="draft",
+            created_at=STAMP,
+        ),
+    ]
+    df = spark.createDataFrame(drafted, GOLD_CUTOFF_POLICY.schema)
+    scoring.write_policy_version(spark, settings, df, activate=False)
+    login(browser, desk, "mona")
+    browser.get(f"{desk['url']}/policies")
+    assert text(browser, "#draft-version").startswith("v2: 0.100 / 0.300 · Approval rate 70.0%")
+    browser.find_element(By.ID, "draft-rationale").send_keys("the new sweep")
+    press(browser, "submit-draft")
+    assert "draft v2: approve below PD 0.100, reject from 0.300" in text(browser, "main")
+    assert text(browser, "#sweep").startswith(
+        "On the out-of-time window of its sweep: Approval rate 70.0% · Expected bad rate 5.0%"
+        " · Residual risk 2.0% · out-of-time 2026-01/02"
+    )
+    assert scoring.active_policy(spark, settings).version == "1"
+    login(browser, desk, "alice")
+    browser.get(f"{desk['url']}/policies")
+    press(browser, browser.find_elements(By.CSS_SELECTOR, "#proposals a")[0])
+    press(browser, "approve")
+    assert "active as gold.cutoff_policy v2" in text(browser, "main")
+    assert scoring.active_policy(spark, settings) == scoring.CutoffPolicy("2", 0.10, 0.30)
+    statuses = (
+        lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+        .select("policy_version", "status")
+        .distinct()
+        .orderBy("policy_version")
+        .collect()
+    )
+    assert [tuple(r) for r in statuses] == [(1, "superseded"), (2, "active")]
+    with pytest.raises(ValueError, match="v1 is superseded, not a draft"):
+        scoring.activate_draft(spark, settings, 1)
     rows = desk["store"].audit_rows(action="policy.")
     assert [(r["actor"], r["action"]) for r in reversed(rows)] == [
         ("abe", "policy.propose"),
@@ -604,6 +665,9 @@ def test_a_policy_proposed_by_one_and_approved_by_another(desk, browser, spark):
         ("mona", "policy.propose"),
         ("abe", "policy.approved"),
         ("abe", "policy.activate"),
+        ("mona", "policy.propose"),
+        ("alice", "policy.approved"),
+        ("alice", "policy.activate"),
     ]
 
 

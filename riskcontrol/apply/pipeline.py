@@ -108,6 +108,8 @@ def run_cutoff(
     active one; ``activate`` makes it the active policy (the previous one is superseded).
     """
     spark, settings = run.spark, run.settings
+    approval = activate and settings.policy_approval
+    activate = activate and not approval
     champion = champion or tracking.load_champion(settings)
     population, described = cutoff_population(run, champion)
     progress(f"apply: cut-off sweep with {champion.name} v{champion.version} on {described}")
@@ -127,7 +129,7 @@ def run_cutoff(
     chosen_pd = round(cutoff, 6) if cutoff is not None else float(best["cutoff_pd"])
     frame["chosen"] = (frame["cutoff_pd"] - chosen_pd).abs() < 1e-9
     active = _active_versions(run)
-    if activate and _same_policy(active, frame, champion.version):
+    if (activate or approval) and _same_policy(active, frame, champion.version):
         version = int(active["policy_version"].iloc[0])
         progress(f"apply: cut-off policy v{version} is unchanged and stays active")
         chosen = frame[frame["chosen"]].iloc[0]
@@ -143,6 +145,11 @@ def run_cutoff(
     )
     df = spark.createDataFrame(out[GOLD_CUTOFF_POLICY.columns], GOLD_CUTOFF_POLICY.schema)
     scoring.write_policy_version(spark, settings, df, activate)
+    if approval:
+        progress(
+            f"apply: cut-off policy v{version} is a draft (RISK_POLICY_APPROVAL is on): a risk "
+            "manager proposes it in the workbench and an approver activates it"
+        )
     chosen = frame[frame["chosen"]].iloc[0]
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     plot = settings.reports_dir / f"cutoff_policy_v{version}.png"

@@ -131,6 +131,47 @@ def write_policy_version(
     lakehouse.merge(version, GOLD_CUTOFF_POLICY, settings)
 
 
+def activate_draft(spark: SparkSession, settings: Settings, version: int) -> CutoffPolicy:
+    """Make the draft gold.cutoff_policy ``version`` (``riskctl cutoff --draft``, or any cut-off
+    written while RISK_POLICY_APPROVAL is on) the active one, superseding the active one in
+    the same commit; returns its chosen cut-off."""
+    rows = (
+        lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings).where(
+            F.col("policy_version") == int(version)
+        )
+        if lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings)
+        else None
+    )
+    found = rows.collect() if rows is not None else []
+    if not found:
+        raise LookupError(f"no gold.cutoff_policy version {version}")
+    statuses = {r.status for r in found}
+    if statuses != {"draft"}:
+        raise ValueError(
+            f"gold.cutoff_policy v{version} is {', '.join(sorted(statuses))}, not a draft: "
+            "only a draft is activated"
+        )
+    chosen = [r for r in found if r.chosen]
+    if len(chosen) != 1:
+        raise ValueError(f"gold.cutoff_policy v{version} has {len(chosen)} chosen cut-offs, not 1")
+    write_policy_version(spark, settings, rows.withColumn("status", F.lit("active")), True)
+    (row,) = chosen
+    return CutoffPolicy(str(version), row.approve_below_pd, row.cutoff_pd)
+
+
+def drafts(spark: SparkSession, settings: Settings) -> list[dict]:
+    """The chosen row of every draft gold.cutoff_policy version, newest first."""
+    if not lakehouse.exists(spark, GOLD_CUTOFF_POLICY, settings):
+        return []
+    rows = (
+        lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+        .where((F.col("status") == "draft") & F.col("chosen"))
+        .orderBy(F.col("policy_version").desc())
+        .collect()
+    )
+    return [r.asDict() for r in rows]
+
+
 def classify(
     scored: DataFrame,
     settings: Settings,

@@ -39,7 +39,10 @@ def cmd_cutoff(args: argparse.Namespace) -> int:
             f"{r.control_effect:12,.0f} {r.control_cost:12,.0f} {r.net_benefit:12,.0f} "
             f"{r.residual_risk:7.2%}  {r.area} {r.area_name}{mark}"
         )
-    state = "active" if not args.draft else "draft (not active)"
+    draft = args.draft or run.settings.policy_approval
+    state = "active" if not draft else "draft (not active)"
+    if not result.created:
+        state = "unchanged, stays active"
     print(
         f"\npolicy v{result.version}: {state}; gold.cutoff_policy"
         + (f"; plot {result.plot}" if result.plot else "")

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         description="highest acceptable residual risk: expected loss / exposure of approvals",
     )
     cutoff_step: float = Field(0.005, description="PD step of the candidate cut-offs swept")
+    policy_approval: bool = Field(
+        False,
+        description="maker-checker for cut-offs: `riskctl cutoff` and the pipeline write a new "
+        "policy as a draft, active only once an approver approves it in the workbench",
+    )
     delinquent_pd: dict[str, float] = Field(
         default_factory=lambda: {"1-29": 0.35, "30-59": 0.60, "60-89": 0.85, "90+": 1.0},
         description="loan-book PD floor per DPD bucket (JSON); current loans use the model PD",

@@ -442,8 +442,9 @@ def create_workbench(
     def describe(p: dict) -> str:
         if p["kind"] == "cutoff":
             q = p["payload"]
+            draft = f"draft v{q['draft_version']}" if "draft_version" in q else "cut-off"
             return (
-                f"cut-off: approve below PD {q['approve_below_pd']:.3f}, reject from "
+                f"{draft}: approve below PD {q['approve_below_pd']:.3f}, reject from "
                 f"{q['reject_from_pd']:.3f}"
             )
         return f"rule set {p['payload'].get('version', '')}"
@@ -467,11 +468,17 @@ def create_workbench(
         except Exception:
             log.exception("the active policy could not be read")
             active = i18n.translator(ctx.lang)("lake_unavailable")
+        try:
+            drafts = lake.drafts()
+        except Exception:
+            log.exception("the draft policies could not be read")
+            drafts = []
         return render(
             ctx,
             "policies.html",
             proposals=store.proposals(),
             active=active,
+            drafts=drafts,
             rules_text=current_rules(),
         )
 
@@ -484,6 +491,7 @@ def create_workbench(
         reject_from_pd: str = Form(""),
         rules: str = Form(""),
         rationale: str = Form(""),
+        draft_version: str = Form(""),
     ):
         ctx = post(request, "risk_manager", csrf)
         rationale = rationale.strip()
@@ -494,22 +502,22 @@ def create_workbench(
                 low, high = float(approve_below_pd), float(reject_from_pd)
             except ValueError:
                 raise Refusal(422, "the cut-offs are PDs such as 0.05 and 0.15") from None
-            since = dt.datetime.now(dt.UTC) - dt.timedelta(days=data.DAYS)
-            decided = journal.decided_since(since)
-            try:
-                proposed = data.preview_cutoff(decided, low, high, lgd)
-            except ValueError as exc:
-                raise Refusal(422, str(exc)) from None
-            policy = lake.active_policy()
-            current = data.preview_cutoff(
-                decided, policy.approve_below_pd, policy.reject_from_pd, lgd
-            )
             payload = {"approve_below_pd": low, "reject_from_pd": high}
-            preview = {
-                "current": current,
-                "proposed": proposed,
-                "current_policy": f"v{policy.version} ({policy.approve_below_pd:.3f} / "
-                f"{policy.reject_from_pd:.3f})",
+            preview = cutoff_preview(low, high)
+        elif kind == "draft":
+            found = [d for d in lake.drafts() if str(d["policy_version"]) == draft_version]
+            if not found:
+                raise Refusal(422, f"no draft cut-off policy v{draft_version}: see the list")
+            (d,) = found
+            kind = "cutoff"
+            payload = {
+                "draft_version": int(d["policy_version"]),
+                "approve_below_pd": float(d["approve_below_pd"]),
+                "reject_from_pd": float(d["cutoff_pd"]),
+            }
+            preview = cutoff_preview(payload["approve_below_pd"], payload["reject_from_pd"])
+            preview["sweep"] = {
+                k: d[k] for k in ("approval_rate", "bad_rate", "residual_risk", "population")
             }
         elif kind == "rules":
             from riskcontrol.serve.engine import RULE_FIELDS
@@ -537,6 +545,23 @@ def create_workbench(
             ctx.client(),
         )
         return RedirectResponse(url(request, f"/policies/{pid}"), status_code=303)
+
+    def cutoff_preview(low: float, high: float) -> dict:
+        """The current and the proposed cut-off on the service's last 30 days."""
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=data.DAYS)
+        decided = journal.decided_since(since)
+        try:
+            proposed = data.preview_cutoff(decided, low, high, lgd)
+        except ValueError as exc:
+            raise Refusal(422, str(exc)) from None
+        policy = lake.active_policy()
+        current = data.preview_cutoff(decided, policy.approve_below_pd, policy.reject_from_pd, lgd)
+        return {
+            "current": current,
+            "proposed": proposed,
+            "current_policy": f"v{policy.version} ({policy.approve_below_pd:.3f} / "
+            f"{policy.reject_from_pd:.3f})",
+        }
 
     def proposal(pid: int) -> dict:
         found = store.proposals(pid)
@@ -576,7 +601,10 @@ def create_workbench(
         if status == "approved":
             p = proposal(pid)
             try:
-                if p["kind"] == "cutoff":
+                if p["kind"] == "cutoff" and "draft_version" in p["payload"]:
+                    version = lake.activate_draft(p["payload"]["draft_version"])
+                    what = f"active as gold.cutoff_policy v{version}"
+                elif p["kind"] == "cutoff":
                     what = f"active as gold.cutoff_policy v{lake.activate_cutoff(p)}"
                 else:
                     write_rules(rules_path, p["payload"]["rules"])

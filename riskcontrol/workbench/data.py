@@ -293,6 +293,18 @@ class Lake:
         self.forget()
         return version
 
+    def drafts(self) -> list[dict]:
+        from riskcontrol.apply import scoring
+
+        return scoring.drafts(self.spark, self.settings)
+
+    def activate_draft(self, version: int) -> int:
+        from riskcontrol.apply import scoring
+
+        scoring.activate_draft(self.spark, self.settings, version)
+        self.forget()
+        return version
+
     # --- public records linked to a customer (masked as in silver) ----------------------
     def linked_records(self, customer_key: str) -> list[dict]:
         """Court, penalty and news records that entity resolution linked to the customer

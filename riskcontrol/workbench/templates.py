@@ -215,6 +215,19 @@ POLICIES = """{% extends "base.html" %}{% block body %}
  inputmode="decimal" required></label></p>
 <p><label>{{ t('rationale') }}<br><textarea name="rationale" id="rationale" rows="2" required>
 </textarea></label></p><p><button id="submit-cutoff">{{ t('propose') }}</button></p></form>
+{% if drafts %}
+<form method="post" action="{{ url('/policies') }}" class="card">
+<input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="kind" value="draft">
+<h2>{{ t('propose_draft') }}</h2>
+<p><select name="draft_version" id="draft-version">{% for d in drafts %}
+<option value="{{ d.policy_version }}">v{{ d.policy_version }}: {{ num(d.approve_below_pd, 3) }} /
+{{ num(d.cutoff_pd, 3) }} · {{ t('approval_rate') }} {{ pct(d.approval_rate) }} ·
+{{ t('bad_rate') }} {{ pct(d.bad_rate) }} · {{ d.model_name or '' }} {{ d.model_version or '' }}
+</option>{% endfor %}</select></p>
+<p><label>{{ t('rationale') }}<br><textarea name="rationale" id="draft-rationale" rows="2"
+ required></textarea></label></p><p><button id="submit-draft">{{ t('propose_draft') }}</button></p>
+</form>
+{% endif %}
 <form method="post" action="{{ url('/policies') }}" class="card">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="kind" value="rules">
 <h2>{{ t('propose_rules') }}</h2>
@@ -247,6 +260,10 @@ POLICY = """{% extends "base.html" %}{% block body %}
 {%- elif fmt == 'money' %}{{ money(side['expected_loss']) }}
 {%- else %}{{ side[key] }}{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>
 <p>{{ t('current') }}: {{ p.preview.current_policy }}</p>
+{% if p.preview.sweep %}<p id="sweep">{{ t('sweep') }}: {{ t('approval_rate') }}
+{{ pct(p.preview.sweep.approval_rate) }} · {{ t('bad_rate') }} {{ pct(p.preview.sweep.bad_rate) }}
+· {{ t('residual_risk') }} {{ pct(p.preview.sweep.residual_risk) }} ·
+{{ p.preview.sweep.population }}</p>{% endif %}
 {% else %}<h2>{{ t('rules_text') }}</h2><pre id="rules">{{ p.payload.rules }}</pre>
 <p>{{ p.preview.summary }}</p>{% endif %}
 {% if p.status == 'proposed' and me.has('approver') %}
