@@ -15,7 +15,7 @@ BENCH_CUSTOMERS_LARGE ?= 100000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench bench-service mlflow-ui airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench mlflow-ui airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -88,6 +88,9 @@ bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pa
 
 bench-service: setup ## load-test riskctl serve on loopback: 200 decisions/s for 60 s, then rising rates (needs make run first)
 	$(BIN)/python infra/bench_service.py
+
+bench-workbench: setup ## time the workbench's dashboard and review queue on journals of 100k and 1M decisions
+	$(BIN)/python infra/bench_workbench.py --decisions 100000,1000000
 
 tables: venv ## list every table with row count and Delta version
 	$(RISKCTL) tables
