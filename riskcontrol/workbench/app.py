@@ -26,6 +26,8 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -228,13 +230,28 @@ def create_workbench(
         return response
 
     # --- dashboard --------------------------------------------------------------------
+    cache: dict[str, tuple[float, dict]] = {}
+    cache_lock = threading.Lock()
+
+    def figures() -> dict:
+        """The journal's figures, computed at most once in ``data.CACHE_SECONDS`` (a
+        million decisions take seconds: infra/bench_workbench.py); a review clears it."""
+        with cache_lock:
+            hit = cache.get("figures")
+            if hit is not None and time.monotonic() - hit[0] < data.CACHE_SECONDS:
+                return hit[1]
+            now = dt.datetime.now(dt.UTC)
+            since = now - dt.timedelta(days=data.DAYS + 1)
+            reviews = [e.record for e in journal.reviews_since(since)]
+            value = data.decision_figures(journal.decided_since(since), reviews, now)
+            value["as_of"] = now.strftime("%Y-%m-%d %H:%M:%S UTC")
+            cache["figures"] = (time.monotonic(), value)
+            return value
+
     @app.get("/", response_class=HTMLResponse)
     def dashboard(request: Request):
         ctx = need(request, "viewer")
-        now = dt.datetime.now(dt.UTC)
-        since = now - dt.timedelta(days=data.DAYS + 1)
-        reviews = [e.record for e in journal.reviews_since(since)]
-        f = data.decision_figures(journal.decided_since(since), reviews, now)
+        f = figures()
         t = i18n.translator(ctx.lang)
         legend = {k: t(k) for k in ("approve", "review", "reject")}
         matrix: dict[tuple[str, str], int] = {}
@@ -350,6 +367,7 @@ def create_workbench(
             journal.review(key, record)
         except ValueError as exc:
             raise Refusal(409, str(exc)) from None
+        cache.clear()
         store.audit(
             ctx.me.username,
             "review.decide",

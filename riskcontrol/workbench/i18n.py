@@ -53,6 +53,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "loans": ("Loans", "贷款笔数"),
     "el_approved": ("Expected loss of the approved", "通过申请的预期损失"),
     "no_data": ("Nothing yet.", "暂无数据。"),
+    "figures_as_of": ("Decision figures as of", "决策数据截至"),
     "lake_unavailable": (
         "The lakehouse could not be read; the service log says why.",
         "无法读取数据湖；原因见服务日志。",

@@ -58,6 +58,7 @@ LOGIN = """{% extends "base.html" %}{% block body %}
 
 DASHBOARD = """{% extends "base.html" %}{% block body %}
 <h1>{{ t('dashboard') }}</h1>
+<p id="as-of">{{ t('figures_as_of') }} {{ f.as_of }}</p>
 {% for label, b in (('today', f.today), ('last30', f.month)) %}
 <h2>{{ t(label) }}</h2>
 <div class="grid" id="kpi-{{ label }}">
