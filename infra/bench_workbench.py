@@ -1,9 +1,10 @@
 """How the workbench's journal-backed pages scale with the decision journal's size.
 
 Fills a throw-away journal with N decisions spread over the last 29 days (PDs from a
-beta distribution: approve below 0.08, reject from 0.20, review between), then times what the dashboard and the review queue do per request:
-read the 30 days' decisions and compute the figures, and list the applications waiting
-for review. Prints seconds (best of --repeat) and the peak memory (RSS) of the process.
+beta distribution: approve below 0.08, reject from 0.20, review between), then times
+what the dashboard and the review queue do per request: read the 30 days' decisions and
+compute the figures, and list the applications waiting for review. Prints seconds (best
+of --repeat) and the peak memory (RSS) of the process.
 
     python infra/bench_workbench.py --decisions 100000,1000000
 """

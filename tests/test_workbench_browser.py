@@ -739,3 +739,37 @@ def test_the_audit_log_shows_who_did_what(desk, browser):
     shot(browser, "audit")
     browser.get(f"{desk['url']}/users")
     assert "vera viewer" in text(browser, "#users")
+
+
+def test_reviews_land_in_gold_and_an_erasure_takes_them_everywhere(desk, browser, spark):
+    from riskcontrol.core.catalog import GOLD_DECISION_LOG, GOLD_DECISION_REVIEWS
+    from riskcontrol.privacy.erase import erase_customer
+    from riskcontrol.serve import lander
+
+    settings, home = desk["settings"], desk["home"]
+    journal = DecisionJournal(journal_path(home))
+    landing = lander.land(spark, settings, journal)
+    assert (landing.landed, landing.reviews_landed, landing.review_rows) == (6, 1, 1)
+    (row,) = lakehouse.read(spark, GOLD_DECISION_REVIEWS, settings).collect()
+    assert (row.review_seq, row.application_key, row.customer_key, row.decision_seq) == (
+        1,
+        key("A1"),
+        key("C1"),
+        1,
+    )
+    assert (row.original_decision, row.decision, row.reviewer) == ("review", "approve", "rita")
+    assert "reason" not in GOLD_DECISION_REVIEWS.columns  # free text stays in the journal
+    again = lander.land(spark, settings, journal)
+    assert (again.landed, again.reviews_landed, again.review_rows) == (0, 0, 1)
+    # the customer of A1 (reviewed, and assigned to rita) asks to be erased
+    stores = {"service.decision_journal": journal, "workbench.assignments": desk["store"]}
+    result = erase_customer(spark, settings, "C1", "dpo", "art. 17 request", stores=stores)
+    assert result.rows_deleted["service.decision_journal"] == 2  # the decision and its review
+    assert result.rows_deleted["workbench.assignments"] == 1
+    assert result.rows_deleted[GOLD_DECISION_REVIEWS.full_name] == 1
+    assert result.rows_deleted[GOLD_DECISION_LOG.full_name] == 1
+    assert lakehouse.read(spark, GOLD_DECISION_REVIEWS, settings).count() == 0
+    assert key("A1") not in desk["store"].assignments()
+    login(browser, desk, "rita")
+    browser.get(f"{desk['url']}/reviews/{key('A1')}")
+    assert "no such application" in text(browser, "#refusal")

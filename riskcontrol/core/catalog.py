@@ -1099,6 +1099,27 @@ GOLD_DECISION_LOG = Table(
     "champion and challenger PDs, the model, policy and rule versions, latency and caller",
     partition_by=(),
 )
+GOLD_DECISION_REVIEWS = Table(
+    "gold",
+    "decision_reviews",
+    schema(
+        "review_seq long",
+        "application_key string",
+        "customer_key string",
+        "decision_seq long",
+        "original_decision string",
+        "decision string",
+        "reviewer string",
+        "reviewed_at timestamp",
+        "landed_at timestamp",
+    ),
+    keys=("review_seq",),
+    description="people's final decisions on the service's 'review' decisions (the "
+    "workbench), landed from the journal with the decisions; the original decision row in "
+    "gold.decision_log stays as it was. The reviewer's free-text reason stays in the "
+    "journal (erasable with it) and is not landed",
+    partition_by=(),
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     BRONZE_CUSTOMERS,
@@ -1131,6 +1152,7 @@ ALL_TABLES: tuple[Table, ...] = (
     GOLD_WARNING_INDICATORS,
     GOLD_ALERTS,
     GOLD_DECISION_LOG,
+    GOLD_DECISION_REVIEWS,
     *FEATURE_TABLES,
     OPS_MANIFEST,
     OPS_QUARANTINE,

@@ -42,6 +42,7 @@ from riskcontrol.core.catalog import (
     BRONZE_NEWS,
     BRONZE_PENALTIES,
     GOLD_DECISION_LOG,
+    GOLD_DECISION_REVIEWS,
     OPS_ERASURES,
     SILVER_CUSTOMERS,
     SILVER_ENTITY_LINKS,
@@ -229,7 +230,7 @@ def subject_rows(
         if table.full_name == "bronze.bureau_reports" and not s.application_ids:
             return None
         return df.where(matcher(F.col(col))).select(*keys)
-    if table.full_name == GOLD_DECISION_LOG.full_name:
+    if table.full_name in (GOLD_DECISION_LOG.full_name, GOLD_DECISION_REVIEWS.full_name):
         # the decision service names a customer by the pseudonym of the id it was sent
         return _semi(df, "customer_key", _ids(spark, [s.ref])).select(*keys)
     if table.layer == "ops":

@@ -199,6 +199,10 @@ def cmd_decisions_land(args) -> int:
         f"gold.decision_log: {result.landed:,} decisions landed; {result.table_rows:,} in the "
         f"table, {result.journal_rows:,} in the journal (last seq {result.last_seq})"
     )
+    say(
+        f"gold.decision_reviews: {result.reviews_landed:,} reviews landed; "
+        f"{result.review_rows:,} in the table"
+    )
     return 0
 
 

@@ -277,6 +277,16 @@ class DecisionJournal:
             ).fetchone()
         return Entry(seq, key, dt.datetime.fromisoformat(created), record)
 
+    def reviews_after(self, seq: int, limit: int = 10_000) -> list[Entry]:
+        """Up to ``limit`` reviews after review ``seq``, in order (for the lander)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT seq, key, created_at, record FROM reviews WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (int(seq), int(limit)),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
     def review_of(self, key: str) -> Entry | None:
         _check_key(key)
         with self._db() as db:

@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse, locks
-from riskcontrol.core.catalog import GOLD_DECISION_LOG
+from riskcontrol.core.catalog import GOLD_DECISION_LOG, GOLD_DECISION_REVIEWS
 from riskcontrol.core.config import Settings
 from riskcontrol.serve.journal import DecisionJournal, Entry
 
@@ -34,6 +34,8 @@ class Landing:
     landed: int  # rows this landing appended (Delta's own count of its commits)
     table_rows: int  # rows in gold.decision_log afterwards
     last_seq: int
+    reviews_landed: int = 0  # reviews (the workbench) this landing appended
+    review_rows: int = 0  # rows in gold.decision_reviews afterwards
 
 
 def _ts(text: str | None) -> dt.datetime | None:
@@ -86,10 +88,28 @@ def row_of(entry: Entry, landed_at: dt.datetime) -> dict[str, Any]:
     }
 
 
-def landed_seq(spark: SparkSession, settings: Settings) -> int:
-    if not lakehouse.exists(spark, GOLD_DECISION_LOG, settings):
+def review_row_of(entry: Entry, landed_at: dt.datetime) -> dict[str, Any]:
+    """One ``gold.decision_reviews`` row of a journal review (its reason is not landed)."""
+    r = entry.record
+    return {
+        "review_seq": entry.seq,
+        "application_key": entry.key,
+        "customer_key": r.get("customer_key"),
+        "decision_seq": r.get("original_seq"),
+        "original_decision": r.get("original_decision"),
+        "decision": r.get("decision"),
+        "reviewer": r.get("reviewer"),
+        "reviewed_at": _ts(r.get("reviewed_at")),
+        "landed_at": landed_at,
+    }
+
+
+def landed_seq(
+    spark: SparkSession, settings: Settings, table=GOLD_DECISION_LOG, col: str = "decision_seq"
+) -> int:
+    if not lakehouse.exists(spark, table, settings):
         return 0
-    top = lakehouse.read(spark, GOLD_DECISION_LOG, settings).agg(F.max("decision_seq")).first()[0]
+    top = lakehouse.read(spark, table, settings).agg(F.max(col)).first()[0]
     return int(top or 0)
 
 
@@ -119,4 +139,17 @@ def _land(spark: SparkSession, settings: Settings, journal: DecisionJournal, bat
         landed += lakehouse.append(df, GOLD_DECISION_LOG, settings, tag)
         after = entries[-1].seq
     total = lakehouse.read(spark, GOLD_DECISION_LOG, settings).count() if after else 0
-    return Landing(journal.count(), landed, total, after)
+    # then the reviews: each names a decision landed above (a review follows its decision)
+    review_after = landed_seq(spark, settings, GOLD_DECISION_REVIEWS, "review_seq")
+    reviews = 0
+    while chunk := journal.reviews_after(review_after, limit=batch):
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = [review_row_of(e, now) for e in chunk]
+        df = spark.createDataFrame(rows, GOLD_DECISION_REVIEWS.schema)
+        tag = f"decision-reviews-{chunk[0].seq}-{chunk[-1].seq}"
+        reviews += lakehouse.append(df, GOLD_DECISION_REVIEWS, settings, tag)
+        review_after = chunk[-1].seq
+    review_rows = (
+        lakehouse.read(spark, GOLD_DECISION_REVIEWS, settings).count() if review_after else 0
+    )
+    return Landing(journal.count(), landed, total, after, reviews, review_rows)
