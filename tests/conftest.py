@@ -65,6 +65,23 @@ def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)
 
 
+@pytest.fixture
+def cli_home(tmp_path, monkeypatch):
+    """A fresh home for `riskctl` commands run in this process (RISK_HOME and the test
+    keys in the environment; the settings cache cleared before and after)."""
+    from riskcontrol.core.config import get_settings
+
+    for name, value in {
+        "RISK_HOME": str(tmp_path),
+        "RISK_PII_KEY": TEST_PII_KEY,
+        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
 def _postgres_bin(tool: str) -> str:
     """A PostgreSQL server program: on PATH, or where Debian's packages put it."""
     found = shutil.which(tool) or next(

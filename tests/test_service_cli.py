@@ -7,10 +7,9 @@ import io
 import json
 
 import pytest
-from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
+from conftest import TEST_PII_KEY
 
 from riskcontrol.cli import main
-from riskcontrol.core.config import get_settings
 from riskcontrol.core.pii import hmac_hex
 from riskcontrol.serve import compare, lists
 from riskcontrol.serve.journal import DecisionJournal, default_path
@@ -19,16 +18,8 @@ KEY = TEST_PII_KEY.encode()
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    for name, value in {
-        "RISK_HOME": str(tmp_path),
-        "RISK_PII_KEY": TEST_PII_KEY,
-        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def home(cli_home):
+    return cli_home
 
 
 def test_lists_hold_pseudonyms_only(home, capsys, monkeypatch):

@@ -9,10 +9,9 @@ import io
 import sqlite3
 
 import pytest
-from conftest import TEST_BRONZE_KEY, TEST_PII_KEY
+from conftest import TEST_PII_KEY
 
 from riskcontrol.cli import main
-from riskcontrol.core.config import get_settings
 from riskcontrol.core.pii import hmac_hex
 from riskcontrol.serve.journal import DecisionJournal
 from riskcontrol.serve.journal import default_path as journal_path
@@ -36,16 +35,8 @@ def key(value: str) -> str:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    for name, value in {
-        "RISK_HOME": str(tmp_path),
-        "RISK_PII_KEY": TEST_PII_KEY,
-        "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def home(cli_home):
+    return cli_home
 
 
 def test_the_cli_role_choices_are_the_roles():

@@ -5,7 +5,6 @@ Only argparse is imported here: `riskctl --help` loads no web framework or Spark
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import sys
@@ -170,38 +169,29 @@ def _warm(app) -> None:
 
 
 def register(sub) -> None:
-    def parser(parent, name, fn, text, epilog=None):
-        p = parent.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(fn=fn)
-        return p
+    """Add users and workbench to riskctl's subcommands."""
+    from riskcontrol.serve.cli import subparser as parser
 
     users = parser(sub, "users", None, "the workbench's users and roles", USERS_EPILOG)
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    p = parser(usub, "add", cmd_users_add, "add a user with a role")
-    p.add_argument("username")
-    p.add_argument(
-        "--role",
-        required=True,
-        choices=ROLE_CHOICES,
-    )
-    p.add_argument("--password-stdin", action="store_true", help="read the password's line")
+
+    def user_args(p, role_required: bool) -> None:
+        p.add_argument("username")
+        p.add_argument(
+            "--role",
+            required=role_required,
+            default=None,
+            choices=ROLE_CHOICES,
+            help="viewer < analyst < reviewer < risk_manager < approver < admin",
+        )
+        p.add_argument("--password-stdin", action="store_true", help="read the password's line")
+
+    user_args(parser(usub, "add", cmd_users_add, "add a user with a role"), role_required=True)
     parser(usub, "list", cmd_users_list, "every user: role, state, created")
     p = parser(usub, "disable", cmd_users_disable, "disable a user (sessions end at once)")
     p.add_argument("username")
     p = parser(usub, "reset", cmd_users_reset, "new password and/or role; unlock; re-enable")
-    p.add_argument("username")
-    p.add_argument(
-        "--role",
-        default=None,
-        choices=ROLE_CHOICES,
-    )
-    p.add_argument("--password-stdin", action="store_true", help="read the password's line")
+    user_args(p, role_required=False)
     p.add_argument("--keep-password", action="store_true", help="change the role only")
 
     p = parser(
