@@ -277,10 +277,10 @@ def test_tables_command_lists_every_table(book, capsys):
     assert main.main(["tables"]) == 0
     out = capsys.readouterr().out
     assert "gold.scored_applications" in out and "ops.quarantine" in out
-    # Every table exists after a run but the real-time decision log (landed by `riskctl
-    # decisions land`) and the erasure audit (written by `riskctl erase`).
+    # Every table exists after a run but the real-time decision log and its reviews (landed
+    # by `riskctl decisions land`) and the erasure audit (written by `riskctl erase`).
     missing = [line.split()[0] for line in out.split("lakehouse:")[0].splitlines() if " - " in line]
-    assert missing == ["gold.decision_log", "ops.erasures"]
+    assert missing == ["gold.decision_log", "gold.decision_reviews", "ops.erasures"]
 
 
 def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
