@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 
 # The tiers are imported inside the commands that use them, not here: `riskctl --help`
@@ -50,3 +51,17 @@ def print_steps(steps) -> None:
             f"{s.rows_unchanged:>9,} {s.rows_duplicate:>6,} {s.rows_quarantined:>8,} "
             f"{s.rows_rescued:>8,}"
         )
+
+
+def subparser(parent, name, fn, text, epilog=None) -> argparse.ArgumentParser:
+    """A sub-command whose help and description are ``text``, with examples (``epilog``)
+    kept as written, that runs ``fn``."""
+    p = parent.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(fn=fn)
+    return p

@@ -231,23 +231,9 @@ def _share(text: str) -> float:
     return value
 
 
-def subparser(parent, name, fn, text, epilog=None) -> argparse.ArgumentParser:
-    """A sub-command whose help and description are ``text``, with examples (``epilog``)
-    kept as written, that runs ``fn``."""
-    p = parent.add_parser(
-        name,
-        help=text,
-        description=text,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.set_defaults(fn=fn)
-    return p
-
-
 def register(sub) -> None:
     """Add serve, keys, lists and decisions to riskctl's subcommands."""
-    parser = subparser
+    from riskcontrol.cli.common import subparser as parser
 
     p = parser(
         sub, "serve", cmd_serve, "serve real-time credit decisions over HTTP(S)", SERVE_EPILOG

@@ -170,7 +170,7 @@ def _warm(app) -> None:
 
 def register(sub) -> None:
     """Add users and workbench to riskctl's subcommands."""
-    from riskcontrol.serve.cli import subparser as parser
+    from riskcontrol.cli.common import subparser as parser
 
     users = parser(sub, "users", None, "the workbench's users and roles", USERS_EPILOG)
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
