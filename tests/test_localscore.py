@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import Bucketizer, SQLTransformer
+from pyspark.ml.linalg import DenseVector
 
 from riskcontrol.apply import scoring
 from riskcontrol.apply.localscore import (
@@ -32,6 +33,9 @@ FAST_PARAMS = {
     "gbt": {"maxIter": 10, "maxDepth": 3, "minInstancesPerNode": 20, "stepSize": 0.3},
     "scorecard": {"max_bins": 6, "min_iv": 0.02},
     "neural_network": {"hidden": 4, "step": 6, "rounds": 1, "patience": 1},
+    "logistic": {"regParam": 0.001, "elasticNetParam": 0.0, "maxIter": 50},
+    # Enough L1 to zero some coefficients (Spark still keeps them in a dense vector).
+    "logistic_lasso": {"regParam": 0.05, "elasticNetParam": 1.0, "maxIter": 50},
 }
 
 
@@ -104,7 +108,7 @@ def boundaries(model: PipelineModel, kind: str, reference: dict | None) -> list[
             for b in model.scorecard.bins[f].bins
             if b.lower is not None
         ]
-    else:  # the network: its imputation medians and the occlusion reference itself
+    else:  # the network and logistic: their imputation medians and the occlusion reference itself
         surrogates = model.stages[1].surrogateDF.first().asDict()
         cuts = [(f, surrogates[f]) for f in ("x1", "x2")]
         cuts += [(f, reference[f]) for f in SPEC.numeric]
@@ -113,11 +117,17 @@ def boundaries(model: PipelineModel, kind: str, reference: dict | None) -> list[
     return [{f: v} for f, v in cuts] + [{f: math.nextafter(v, math.inf)} for f, v in cuts]
 
 
-@pytest.mark.parametrize("kind", ["decision_tree", "gbt", "scorecard", "neural_network"])
-def test_local_pd_and_reason_codes_equal_the_spark_path_on_every_row(spark, book, kind):
+@pytest.mark.parametrize("variant", [*models.MODEL_KINDS, "logistic_lasso"])
+def test_local_pd_and_reason_codes_equal_the_spark_path_on_every_row(spark, book, variant):
+    kind = variant.split("_lasso")[0]
     weight = models.balanced_weight(book.train, "balanced")
-    fitted, _ = models.fit(kind, book, SPEC, dict(FAST_PARAMS[kind]), seed=3, bad_weight=weight)
-    reference = models.reference_values(book.train, SPEC) if kind == "neural_network" else None
+    params = dict(FAST_PARAMS[variant])
+    fitted, _ = models.fit(kind, book, SPEC, params, seed=3, bad_weight=weight)
+    if variant == "logistic_lasso":
+        coefficients = fitted.stages[-2].coefficients
+        assert isinstance(coefficients, DenseVector) and 0.0 in coefficients.toArray()
+    occlusion = kind in models.OCCLUSION_KINDS
+    reference = models.reference_values(book.train, SPEC) if occlusion else None
     # A champion loaded from MLflow is a bare PipelineModel (no .scorecard attribute).
     champion = tracking.Champion(
         PipelineModel(stages=list(fitted.stages)), "application_pd", "7", kind, "r", reference, SPEC

@@ -132,7 +132,7 @@ def test_the_custom_stage_loads_from_its_stable_path_and_from_the_old_flat_path(
     assert [round(r.pd, 12) for r in got] == [0.25, round(1 / 13, 12)]
 
 
-@pytest.mark.parametrize("kind", ["decision_tree", "gbt", "neural_network", "scorecard"])
+@pytest.mark.parametrize("kind", models.MODEL_KINDS)
 def test_each_kind_ranks_risk_out_of_time_and_scores_raw_rows(spark, book_split, kind):
     params = dict(models.DEFAULT_PARAMS[kind])
     params.update(
@@ -141,6 +141,7 @@ def test_each_kind_ranks_risk_out_of_time_and_scores_raw_rows(spark, book_split,
             "gbt": {"maxIter": 10, "minInstancesPerNode": 20},
             "neural_network": {"rounds": 4},
             "scorecard": {},
+            "logistic": {},
         }[kind]
     )
     weight = models.balanced_weight(book_split.train, "balanced")
@@ -163,7 +164,7 @@ def test_each_kind_ranks_risk_out_of_time_and_scores_raw_rows(spark, book_split,
     # Reason codes the way scoring adds them (test_explain and test_scorecard check the
     # values): every row gets at most three of the model's features, most rows some.
     reference = (
-        models.reference_values(book_split.train, SPEC) if kind == "neural_network" else None
+        models.reference_values(book_split.train, SPEC) if kind in models.OCCLUSION_KINDS else None
     )
     champion = tracking.Champion(tm.model, "m", "1", kind, "r", reference, SPEC)
     rows = book_split.oot.orderBy("id").limit(40)

@@ -4,10 +4,10 @@ A one-row Spark job spends about a second planning and collecting, which single-
 scoring cannot afford. ``LocalScorer.from_champion`` reads every fitted parameter of the
 champion's ``PipelineModel`` once (imputation medians, string indexes, one-hot sizes, the
 assembler's order, scaler statistics, the trees and their weights, the perceptron's
-weights, the prior correction, the scorecard's SQL); ``predict`` then evaluates one row
-(a dict) with plain Python and numpy, without any Spark call, and returns what
-``models.with_reason_codes`` and the ``pd`` column give for that row. ``classify_row`` is
-``scoring.classify`` for one row.
+weights, the logistic coefficients, the prior correction, the scorecard's SQL); ``predict``
+then evaluates one row (a dict) with plain Python and numpy, without any Spark call, and
+returns what ``models.with_reason_codes`` and the ``pd`` column give for that row.
+``classify_row`` is ``scoring.classify`` for one row.
 
 How exact (checked against Spark on every row of the tests' scoring sets):
 
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from pyspark.ml.classification import (
     GBTClassificationModel,
+    LogisticRegressionModel,
     MultilayerPerceptronClassificationModel,
 )
 from pyspark.ml.feature import (
@@ -56,6 +57,7 @@ from pyspark.ml.feature import (
     StringIndexerModel,
     VectorAssembler,
 )
+from pyspark.ml.linalg import SparseVector
 from pyspark.ml.regression import DecisionTreeRegressionModel
 
 from riskcontrol.apply.scoring import (
@@ -826,6 +828,8 @@ class _Compiler:
             self.trees(stage)
         elif kind is MultilayerPerceptronClassificationModel:
             self.perceptron(stage)
+        elif kind is LogisticRegressionModel:
+            self.logistic(stage)
         elif kind is ProbabilityOfDefault:
             self.probability_of_default(stage)
         else:
@@ -1000,6 +1004,26 @@ class _Compiler:
             for e in exps:
                 total += e
             values[target] = [e / total for e in exps]
+
+        self.steps.append(
+            Step((source,), (target,), run, (stage.getRawPredictionCol(), stage.getPredictionCol()))
+        )
+
+    def logistic(self, stage: LogisticRegressionModel) -> None:
+        _require(stage.numClasses == 2, "logistic regression with more than two classes")
+        coefficients = stage.coefficients
+        intercept = float(stage.intercept)
+        source, target = stage.getFeaturesCol(), stage.getProbabilityCol()
+        # Spark keeps binomial coefficients dense (zeros included); a sparse vector would
+        # sum in another order, so it is left to Spark.
+        _require(not isinstance(coefficients, SparseVector), "sparse logistic coefficients")
+        dense, lanes = coefficients.toArray().tolist(), spark_blas_lanes()
+
+        def run(values: Values) -> None:
+            # Spark: margin = dot(features, coefficients) + intercept, rawPrediction
+            # (-margin, margin), probability 1 / (1 + exp(-raw)) element by element.
+            margin = vector_ddot([float(v) for v in values[source]], dense, lanes) + intercept
+            values[target] = [1.0 / (1.0 + java_exp(margin)), 1.0 / (1.0 + java_exp(-margin))]
 
         self.steps.append(
             Step((source,), (target,), run, (stage.getRawPredictionCol(), stage.getPredictionCol()))

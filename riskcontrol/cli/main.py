@@ -281,6 +281,11 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["tune_trials"] = args.trials
     if getattr(args, "sampler", None):
         overrides["tune_sampler"] = args.sampler
+    if getattr(args, "tune_seconds", None) is not None:
+        overrides["tune_seconds"] = args.tune_seconds
+    for flag in ("folds", "repeats"):
+        if getattr(args, flag, None) is not None:
+            overrides[f"cv_{flag}"] = getattr(args, flag)
     return overrides
 
 
@@ -334,6 +339,7 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
         pii_columns=args.pii,
         not_pii=args.not_pii,
         allow_pii_features=args.allow_pii_feature,
+        cv=args.cv,
     )
     out = evaluate.write_report(
         report, args.report or settings.reports_dir / f"evaluate-{Path(args.path).stem}.json"
@@ -344,12 +350,26 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
         f"{report['rows_quarantined']:,} quarantined ({q}); bad rate {report['bad_rate']:.2%}"
     )
     print(f"split: {report['split']}")
-    print(f"  {'model':15} {'test AUC':>8} {'KS':>7} {'Gini':>7} {'fit s':>7}  MLflow run")
+    cv = report["cross_validation"]
+    cv_head = f" {'CV AUC mean ± sd':>17}" if cv else ""
+    print(f"  {'model':15} {'test AUC':>8}{cv_head} {'KS':>7} {'Gini':>7} {'fit s':>7}  MLflow run")
     for kind, m in report["models"].items():
+        cv_cell = f" {m['cv_auc_mean']:9.4f} ± {m['cv_auc_sd']:.4f}" if cv else ""
         print(
-            f"  {kind:15} {m['test_auc']:8.4f} {m['test_ks']:7.4f} {m['test_gini']:7.4f} "
-            f"{m['train_seconds']:7.1f}  {m['mlflow_run_id']}"
+            f"  {kind:15} {m['test_auc']:8.4f}{cv_cell} {m['test_ks']:7.4f} "
+            f"{m['test_gini']:7.4f} {m['train_seconds']:7.1f}  {m['mlflow_run_id']}"
         )
+    if cv:
+        print(
+            f"cross-validation ({cv['repeats']} x {cv['folds']} folds): best {cv['best']}; "
+            "a gap within noise means the file cannot tell the two apart"
+        )
+        for kind, gap in cv["vs_best"].items():
+            verdict = "within noise" if gap["within_noise"] else "worse beyond noise"
+            print(
+                f"  {kind:15} {gap['auc_gap']:+.4f} AUC behind (p = {gap['p_value']:.3f}): "
+                f"{verdict}"
+            )
     print(f"report: {out}   (MLflow experiment {evaluate.EXPERIMENT!r}: riskctl mlflow-ui)")
     return 0
 
@@ -733,6 +753,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Optuna sampler; nsga2 optimises validation AUC and the overfitting gap",
     )
+    p.add_argument(
+        "--tune-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="search budget per kind in seconds (RISK_TUNE_SECONDS); alone, the search runs "
+        "until it is spent; with --trials, whichever ends first",
+    )
     p = add(
         "promote",
         cmd_promote,
@@ -792,6 +820,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", default=None, help="comma-separated model kinds (default: all)")
     p.add_argument("--trials", type=int, default=None, help="Optuna trials per kind (0)")
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], default=None)
+    p.add_argument(
+        "--tune-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="search budget per kind in seconds (RISK_TUNE_SECONDS)",
+    )
+    p.add_argument(
+        "--cv",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="repeated stratified k-fold cross-validation of every kind: auto (default) when "
+        "the file has fewer usable rows than RISK_CV_MAX_ROWS (20000), where one test set is "
+        "too small to tell models apart",
+    )
+    p.add_argument("--folds", type=int, default=None, help="folds (RISK_CV_FOLDS, 5)")
+    p.add_argument("--repeats", type=int, default=None, help="repeats (RISK_CV_REPEATS, 2)")
     p = add("models", cmd_models, "list registered versions, their aliases and metrics")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add(

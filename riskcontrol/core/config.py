@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "RISK_"
 
 
-MODEL_KINDS = ("decision_tree", "gbt", "neural_network", "scorecard")
+MODEL_KINDS = ("decision_tree", "gbt", "neural_network", "scorecard", "logistic")
 TUNE_SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
 
     # --- models ------------------------------------------------------------------
     model_kinds: str = Field(
-        "decision_tree,gbt,neural_network,scorecard",
+        "decision_tree,gbt,neural_network,scorecard,logistic",
         description="model kinds `riskctl train` fits (comma-separated)",
     )
     valid_months: int = Field(
@@ -104,6 +104,17 @@ class Settings(BaseSettings):
         0, description="Optuna trials per model kind (0: the default hyperparameters)"
     )
     tune_sampler: str = Field("tpe", description="Optuna sampler: tpe, nsga2 or random")
+    tune_seconds: float = Field(
+        0.0,
+        description="search budget per model kind in seconds (0: none); with no trial count "
+        "the search runs until the budget is spent",
+    )
+    cv_max_rows: int = Field(
+        20000,
+        description="evaluate-dataset cross-validates files with fewer usable rows than this",
+    )
+    cv_folds: int = Field(5, description="folds of evaluate-dataset's cross-validation")
+    cv_repeats: int = Field(2, description="repeats of evaluate-dataset's cross-validation")
     promotion_margin: float = Field(
         0.005,
         description="out-of-time AUC a challenger must beat the champion by to be promoted",
@@ -219,6 +230,16 @@ class Settings(BaseSettings):
             )
         if self.class_weight not in ("balanced", "none"):
             raise ValueError(f"RISK_CLASS_WEIGHT={self.class_weight!r}: use balanced or none")
+        if self.cv_folds < 3 or self.cv_repeats < 1:
+            raise ValueError(
+                f"RISK_CV_FOLDS={self.cv_folds}, RISK_CV_REPEATS={self.cv_repeats}: "
+                "cross-validation needs at least 3 folds (test, validation, train) and 1 repeat"
+            )
+        if self.tune_trials < 0 or self.tune_seconds < 0:
+            raise ValueError(
+                f"RISK_TUNE_TRIALS={self.tune_trials}, RISK_TUNE_SECONDS={self.tune_seconds}: "
+                "a search budget is 0 (none) or positive"
+            )
         if self.tune_sampler not in TUNE_SAMPLERS:
             raise ValueError(
                 f"RISK_TUNE_SAMPLER={self.tune_sampler!r}: use one of {', '.join(TUNE_SAMPLERS)}"

@@ -6,6 +6,10 @@ then every model kind is trained, judged and logged to MLflow exactly as ``riskc
 (``riskcontrol.modeling.tracking``), with an out-of-time split when the file has a date column and
 a stratified one otherwise. The JSON report says what was read, used and quarantined
 (and reconciles them), and each model's test AUC, KS and Gini with its MLflow run.
+
+A file with fewer usable rows than ``RISK_CV_MAX_ROWS`` is also cross-validated
+(``riskcontrol.modeling.crossval``): each kind's mean and standard deviation over repeated
+stratified folds, and whether its gap to the best kind is within noise.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pyspark.sql import SparkSession
 from riskcontrol.core import lakehouse
 from riskcontrol.core.config import Settings
 from riskcontrol.lenderfile import prepare
-from riskcontrol.modeling import models, tracking
+from riskcontrol.modeling import crossval, models, tracking
 
 EXPERIMENT = "evaluate-dataset"
 
@@ -43,11 +47,16 @@ def evaluate_dataset(
     pii_columns: list[str] | None = None,
     not_pii: list[str] | None = None,
     allow_pii_features: list[str] | None = None,
+    cv: str = "auto",
 ) -> dict[str, Any]:
     """Clean ``path``, train every configured model kind on it, and return the report.
 
     Columns identifying a person (``pii_detect``; ``pii_columns``/``not_pii`` override)
-    are encrypted in bronze and never features unless named in ``allow_pii_features``."""
+    are encrypted in bronze and never features unless named in ``allow_pii_features``.
+    ``cv``: ``auto`` cross-validates below ``settings.cv_max_rows`` usable rows,
+    ``always`` and ``never`` say so."""
+    if cv not in CV_MODES:
+        raise ValueError(f"cv={cv!r}: use one of {', '.join(CV_MODES)}")
     started = time.perf_counter()
     progress(f"evaluate-dataset: landing {path} (bronze -> silver)")
     cleaned = prepare.land(
@@ -92,12 +101,59 @@ def evaluate_dataset(
         progress=progress,
     )
     split.unpersist()
+    trained_at = time.perf_counter()
+    validation = None
+    if cv == "always" or (cv == "auto" and counts.rows_used < settings.cv_max_rows):
+        validation = cross_validate(cleaned.data, spec, trained, settings, seed, progress)
     seconds = {
         "land": landed,
-        "train": time.perf_counter() - started - landed,
+        "train": trained_at - started - landed,
+        **({"cross_validation": time.perf_counter() - trained_at} if validation else {}),
         "total": time.perf_counter() - started,
     }
-    return report(path, target, bad_values, time_col, cleaned, counts, split, trained, seconds)
+    return report(
+        path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, validation
+    )
+
+
+def cross_validate(data, spec, trained, settings: Settings, seed: int, progress) -> dict[str, Any]:
+    """Every trained kind, with the parameters it was trained with, on repeated stratified
+    folds; the fold scores go to each kind's MLflow run as ``cv_*`` metrics."""
+    folds, repeats = settings.cv_folds, settings.cv_repeats
+    progress(
+        f"evaluate-dataset: cross-validating {len(trained)} kinds, {repeats} x {folds} folds "
+        f"(fewer than {settings.cv_max_rows:,} rows: one test set is too small to rank models)"
+    )
+    # A fitter may note what it chose in its parameters (the network its layers): drop those.
+    chosen = {
+        tm.kind: {k: v for k, v in tm.params.items() if k in models.DEFAULT_PARAMS[tm.kind]}
+        for tm in trained
+    }
+    results = crossval.cross_validate(
+        data,
+        spec,
+        [tm.kind for tm in trained],
+        chosen,
+        folds=folds,
+        repeats=repeats,
+        seed=seed,
+        class_weight=settings.class_weight,
+        progress=progress,
+    )
+    client = tracking.client(settings)
+    for tm in trained:
+        for name, value in results[tm.kind].summary().items():
+            client.log_metric(tm.run_id, name, value)
+    return {
+        "folds": folds,
+        "repeats": repeats,
+        "method": "repeated stratified k-fold; test fold, next fold validation, rest training",
+        "noise_test": "Nadeau-Bengio corrected resampled t-test, within noise when p >= 0.05",
+        "by_kind": {
+            kind: {m: round(v, 6) for m, v in r.summary().items()} for kind, r in results.items()
+        },
+        **crossval.compare(results, folds),
+    }
 
 
 def lineage(spark: SparkSession, settings: Settings, cleaned) -> list[tracking.Lineage]:
@@ -111,8 +167,11 @@ def lineage(spark: SparkSession, settings: Settings, cleaned) -> list[tracking.L
     return out
 
 
+CV_MODES = ("auto", "always", "never")
+
+
 def report(
-    path, target, bad_values, time_col, cleaned, counts, split, trained, seconds
+    path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, validation=None
 ) -> dict[str, Any]:
     """The evaluate-dataset report: counts that reconcile, features, models, run ids."""
     quarantined = dict(sorted(counts.quarantined.items()))
@@ -152,9 +211,18 @@ def report(
                 "test_rows": int(tm.metrics["oot_rows"]),
                 "train_seconds": round(tm.train_seconds, 1),
                 "mlflow_run_id": tm.run_id,
+                **(
+                    {
+                        "cv_auc_mean": validation["by_kind"][tm.kind]["cv_auc_mean"],
+                        "cv_auc_sd": validation["by_kind"][tm.kind]["cv_auc_sd"],
+                    }
+                    if validation
+                    else {}
+                ),
             }
             for tm in trained
         },
+        "cross_validation": validation,
         "mlflow_experiment": EXPERIMENT,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }

@@ -1,13 +1,15 @@
 """Credit default models in Spark MLlib: what they learn from, how they are fitted and judged.
 
-Four kinds, all trained where the data is:
+Five kinds, all trained where the data is:
 
 * ``decision_tree``: a probability tree (variance impurity on the 0/1 flag, leaves predict
   their bad rate);
 * ``gbt``: gradient-boosted trees, the challenger most teams end up with;
 * ``neural_network``: a multilayer perceptron with early stopping on the validation window;
 * ``scorecard``: WOE binning plus logistic regression on a 300-900 points scale, the
-  baseline risk teams compare everything against (``riskcontrol.modeling.scorecard``).
+  baseline risk teams compare everything against (``riskcontrol.modeling.scorecard``);
+* ``logistic``: plain regularised logistic regression on the imputed, log-transformed,
+  standardised and one-hot encoded features, the reference practitioners fit first.
 
 Every fitted model is one ``PipelineModel`` that scores raw feature rows: imputation,
 one-hot encoding and (for the network) log transform and scaling are stages of it, and its
@@ -26,7 +28,11 @@ from typing import Any
 
 import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import GBTClassifier, MultilayerPerceptronClassifier
+from pyspark.ml.classification import (
+    GBTClassifier,
+    LogisticRegression,
+    MultilayerPerceptronClassifier,
+)
 from pyspark.ml.feature import (
     Imputer,
     OneHotEncoder,
@@ -286,6 +292,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     },
     "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
     "scorecard": {"max_bins": 6, "min_iv": 0.02},
+    "logistic": {"regParam": 0.001, "elasticNetParam": 0.0, "maxIter": 100},
 }
 
 
@@ -327,10 +334,29 @@ def fit_gbt(
     return _fit_weighted(gbt, "probability", split, spec, bad_weight)
 
 
-def _fit_weighted(estimator, output: str, split: Split, spec: FeatureSpec, bad_weight: float):
+def fit_logistic(
+    split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
+) -> PipelineModel:
+    """Logistic regression (L2 by default, ``elasticNetParam`` > 0 mixes in L1) on the
+    network's inputs: log1p of heavy-tailed amounts, standardised, categoricals one-hot.
+    Weighting the bads shifts only the intercept, which ``ProbabilityOfDefault`` undoes."""
+    lr = LogisticRegression(
+        labelCol=LABEL,
+        featuresCol="features",
+        weightCol=WEIGHT,
+        predictionCol="lr_class",
+        family="binomial",
+        **params,
+    )
+    return _fit_weighted(lr, "probability", split, spec, bad_weight, scale=True)
+
+
+def _fit_weighted(
+    estimator, output: str, split: Split, spec: FeatureSpec, bad_weight: float, scale=False
+):
     """Preprocessing, ``estimator`` fitted with bads weighted, and the corrected ``pd``."""
     stages = [
-        *preprocessing(spec, scale=False),
+        *preprocessing(spec, scale=scale),
         estimator,
         ProbabilityOfDefault(output, bad_weight),
     ]
@@ -435,8 +461,12 @@ FITTERS = {
     "gbt": fit_gbt,
     "neural_network": fit_neural_network,
     "scorecard": fit_scorecard,
+    "logistic": fit_logistic,
 }
 assert set(FITTERS) == set(MODEL_KINDS)
+# Kinds without trees or points of their own: reason codes by occlusion against typical
+# good-customer values, logged with the model (explain/reference.json).
+OCCLUSION_KINDS = ("neural_network", "logistic")
 
 
 def fit(

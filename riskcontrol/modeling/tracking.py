@@ -159,7 +159,7 @@ def log_model_artifacts(tm: TrainedModel, split: Split, spec: FeatureSpec) -> No
     stage = models.tree_stage(tm.model)
     if stage is not None:
         mlflow.log_text(stage.toDebugString, "explain/trees.txt")
-    if tm.kind == "neural_network":
+    if tm.kind in models.OCCLUSION_KINDS:
         mlflow.log_dict(models.reference_values(split.train, spec), "explain/reference.json")
 
 
@@ -256,11 +256,16 @@ def train_and_log(
             mlflow.set_tags({"model_kind": kind, **(tags or {})})
             log_lineage(lineage)
             params, trials = dict(models.DEFAULT_PARAMS[kind]), 0
-            if settings.tune_trials > 0:
-                progress(
-                    f"  {kind}: Optuna search, {settings.tune_trials} trials "
-                    f"({settings.tune_sampler})"
+            if settings.tune_trials > 0 or settings.tune_seconds > 0:
+                budget = " and ".join(
+                    b
+                    for b in (
+                        f"{settings.tune_trials} trials" if settings.tune_trials > 0 else "",
+                        f"{settings.tune_seconds:g}s" if settings.tune_seconds > 0 else "",
+                    )
+                    if b
                 )
+                progress(f"  {kind}: Optuna search, {budget} ({settings.tune_sampler})")
                 params, records = tuning.search(
                     kind,
                     split,
@@ -270,6 +275,7 @@ def train_and_log(
                     seed,
                     bad_weight,
                     progress,
+                    seconds=settings.tune_seconds,
                 )
                 mlflow.log_dict(records, "tuning/trials.json")
                 trials = len(records)
@@ -282,7 +288,12 @@ def train_and_log(
                 spec,
                 example,
                 registered_model,
-                {"seed": seed, "tune_trials": trials, "tune_sampler": settings.tune_sampler},
+                {
+                    "seed": seed,
+                    "tune_trials": trials,
+                    "tune_seconds": settings.tune_seconds,
+                    "tune_sampler": settings.tune_sampler,
+                },
             )
             m = tm.metrics
             progress(
@@ -512,6 +523,6 @@ def load_alias(settings: Settings, alias: str) -> Champion:
     model = mlflow.spark.load_model(f"models:/{settings.registered_model}/{mv.version}")
     kind = mv.tags.get("model_kind", "")
     reference = None
-    if kind == "neural_network":
+    if kind in models.OCCLUSION_KINDS:
         reference = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/explain/reference.json")
     return Champion(model, settings.registered_model, str(mv.version), kind, mv.run_id, reference)

@@ -37,6 +37,11 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
         "rounds": 12,
         "patience": 3,
     },
+    "logistic": lambda t: {
+        "regParam": t.suggest_float("regParam", 1e-5, 1.0, log=True),
+        "elasticNetParam": t.suggest_float("elasticNetParam", 0.0, 1.0),
+        "maxIter": 100,
+    },
     "scorecard": lambda t: {
         "max_bins": t.suggest_int("max_bins", 3, 10),
         "min_iv": t.suggest_float("min_iv", 0.005, 0.05, log=True),
@@ -78,9 +83,16 @@ def search(
     seed: int,
     bad_weight: float,
     progress: Callable[[str], None] = lambda _: None,
+    seconds: float = 0.0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Search ``kind``'s hyperparameters; each trial is logged as a nested MLflow run of
-    the active run. Returns the chosen parameters and every trial's record."""
+    the active run. Returns the chosen parameters and every trial's record.
+
+    The budget is ``trials`` trials, ``seconds`` of wall time, or whichever ends first
+    when both are given (0 means no limit of that sort; one of them must be set). A trial
+    under way when the time is up finishes."""
+    if trials <= 0 and seconds <= 0:
+        raise ValueError("a search needs a budget: trials or seconds")
     import mlflow
     import optuna
 
@@ -101,7 +113,7 @@ def search(
             run_name=f"{kind}-trial-{trial.number}",
             nested=True,
         ) as run:
-            model, seconds = fit(kind, split, spec, params, seed, bad_weight)
+            model, fit_seconds = fit(kind, split, spec, params, seed, bad_weight)
             valid_auc, train_auc = validation_auc(model, split, spec)
             mlflow.log_params({k: str(v) for k, v in params.items()})
             mlflow.log_metrics(
@@ -109,7 +121,7 @@ def search(
                     "valid_auc": valid_auc,
                     "train_auc": train_auc,
                     "overfit_gap": train_auc - valid_auc,
-                    "train_seconds": seconds,
+                    "train_seconds": fit_seconds,
                 }
             )
             mlflow.set_tags({"trial": str(trial.number), "sampler": sampler_name})
@@ -120,16 +132,18 @@ def search(
                 "params": params,
                 "valid_auc": valid_auc,
                 "train_auc": train_auc,
-                "seconds": seconds,
+                "seconds": fit_seconds,
             }
         )
         progress(
-            f"    trial {trial.number + 1}/{trials}: validation AUC {valid_auc:.4f} "
-            f"(train {train_auc:.4f}, {seconds:.1f}s)"
+            f"    trial {trial.number + 1}{f'/{trials}' if trials > 0 else ''}: validation "
+            f"AUC {valid_auc:.4f} (train {train_auc:.4f}, {fit_seconds:.1f}s)"
         )
         trial.set_user_attr("params", params)
         return (valid_auc, train_auc - valid_auc) if multi else valid_auc
 
-    study.optimize(objective, n_trials=trials)
+    study.optimize(
+        objective, n_trials=trials if trials > 0 else None, timeout=seconds if seconds > 0 else None
+    )
     best = max(study.best_trials, key=lambda t: t.values[0]) if multi else study.best_trial
     return best.user_attrs["params"], records
