@@ -15,7 +15,7 @@ BENCH_CUSTOMERS_LARGE ?= 100000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench mlflow-ui airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench mlflow-ui notebook airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -97,6 +97,9 @@ tables: venv ## list every table with row count and Delta version
 
 mlflow-ui: venv ## MLflow UI on http://127.0.0.1:5000 over the local tracking store
 	$(RISKCTL) mlflow-ui
+
+notebook: setup ## JupyterLab on http://127.0.0.1:8888 over notebooks/, the project's environment as its kernel
+	$(RISKCTL) notebook
 
 airflow-standalone: venv ## Airflow (api-server, scheduler, dag-processor) with this project's DAGs
 	$(RISKCTL) airflow standalone

@@ -746,6 +746,46 @@ def test_the_apply_dag_runs_and_changes_nothing_on_a_rerun(spark, book, dagbag):
     ]
 
 
+# --- the data scientists' notebooks, on this book -------------------------------------
+def test_every_notebook_runs_top_to_bottom_on_the_book_and_shows_no_identifier(book, tmp_path):
+    """Each notebook in a fresh kernel of this environment, reading the book through the
+    environment (RISK_HOME) as `make notebook` does. Nothing a cell printed, displayed or
+    raised may hold a clear ID, phone or name of the book."""
+    from notebookkit import EXPECTED, NOTEBOOKS, execute, shown
+
+    from riskcontrol.modeling import tracking
+    from riskcontrol.synthetic.generate import loanfile
+
+    settings, _ = book
+    needles = _identifiers(settings)
+    versions_before = {v["version"] for v in tracking.list_versions(settings)}
+    loans = tmp_path / "loans.csv"
+    truth = loanfile.write_loan_file(loans, rows=1500, seed=4)
+    parameters = {
+        "04_evaluate_your_loan_file.ipynb": {
+            "LOAN_FILE": str(loans),
+            "TARGET": truth["target"],
+            "BAD_VALUES": list(truth["bad_values"]),
+            "TIME_COL": truth["time_col"],
+            "DROP": ["member_id"],
+        }
+    }
+    seconds = {}
+    for name in EXPECTED:
+        nb, seconds[name] = execute(NOTEBOOKS / name, parameters=parameters.get(name))
+        text = shown(nb)
+        assert text.strip(), f"{name} showed nothing"
+        leaked = sorted(n for n in needles if n in text)
+        assert leaked == [], (name, leaked[:5])
+    print("notebook seconds:", {k: round(v) for k, v in seconds.items()})
+    # The challenger notebook registered a version under the challenger alias, and left
+    # the champion where it was.
+    after = tracking.list_versions(settings)
+    new = [v for v in after if v["version"] not in versions_before]
+    assert len(new) == 1 and "challenger" in new[0]["aliases"], new
+    assert not any("champion" in v["aliases"] for v in new)
+
+
 # --- privacy: nothing in clear, and erasure (last: it changes the lakehouse) ----------
 def _identifiers(settings) -> set[str]:
     """Every clear identifier of the run: customers' IDs, phones, names; court subjects'."""

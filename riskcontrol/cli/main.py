@@ -505,6 +505,31 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebook(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    argv, env = notebook_command(settings, args.host, args.port)
+    say(f"JupyterLab on http://{args.host}:{args.port}/lab over {argv[-1].split('=', 1)[1]}")
+    os.execve(argv[0], argv, env)
+    return 0
+
+
+def notebook_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict]:
+    """``jupyter lab`` over ``notebooks/`` with this interpreter's environment as the
+    ``python3`` kernel; the kernels inherit ``RISK_HOME``, so a notebook's
+    ``load_settings()`` reads the same lakehouse and MLflow store as ``riskctl``."""
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "jupyter"),
+        "lab",
+        "--no-browser",
+        f"--ServerApp.ip={host}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        *(["--allow-root"] if os.geteuid() == 0 else []),  # containers and CI run as root
+        f"--ServerApp.root_dir={PROJECT_ROOT / 'notebooks'}",
+    ]
+    return argv, {**os.environ, "RISK_HOME": str(settings.home)}
+
+
 def mlflow_ui_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict]:
     """The ``mlflow ui`` command line and environment: the store URIs (which may carry a
     password) go in the environment, where other users' ``ps`` does not show them."""
@@ -733,9 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         cmd_train,
         "train the credit models (decision tree, gradient-boosted trees, neural network, "
-        "scorecard) on matured applications, split train / validation / out-of-time by "
-        "month; log each to MLflow, register it, and promote the best to champion if it beats "
-        "the current one by RISK_PROMOTION_MARGIN out of time",
+        "scorecard, logistic regression) on matured applications, split train / validation / "
+        "out-of-time by month; log each to MLflow, register it, and promote the best to "
+        "champion if it beats the current one by RISK_PROMOTION_MARGIN out of time",
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
@@ -871,6 +896,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI over the project's tracking store")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p = add(
+        "notebook",
+        cmd_notebook,
+        "JupyterLab over notebooks/ with the project's environment as its kernel (the "
+        "address it prints carries the access token)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8888, help="port (8888)")
     p = add("airflow", cmd_airflow, "run the airflow CLI with this project's home and DAGs")
     p.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. standalone, dags list")
     from riskcontrol.serve.cli import register
