@@ -12,10 +12,11 @@ SEED      ?= 42
 BENCH_ROWS      ?= 1000000
 BENCH_CUSTOMERS ?= $(CUSTOMERS)
 BENCH_CUSTOMERS_LARGE ?= 100000
+BENCH_MODEL_ROWS ?= 5000,50000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench mlflow-ui notebook airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench bench-models mlflow-ui notebook airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -91,6 +92,9 @@ bench-service: setup ## load-test riskctl serve on loopback: 200 decisions/s for
 
 bench-workbench: setup ## time the workbench's dashboard and review queue on journals of 100k and 1M decisions
 	$(BIN)/python infra/bench_workbench.py --decisions 100000,1000000
+
+bench-models: setup ## every model kind vs scikit-learn references on generated messy loan files (BENCH_MODEL_ROWS=5000,50000)
+	$(BIN)/python infra/bench_models.py --rows $(BENCH_MODEL_ROWS)
 
 tables: venv ## list every table with row count and Delta version
 	$(RISKCTL) tables

@@ -48,45 +48,36 @@ def evaluate_dataset(
     not_pii: list[str] | None = None,
     allow_pii_features: list[str] | None = None,
     cv: str = "auto",
+    cleaned: prepare.CleanedDataset | None = None,
 ) -> dict[str, Any]:
     """Clean ``path``, train every configured model kind on it, and return the report.
 
     Columns identifying a person (``pii_detect``; ``pii_columns``/``not_pii`` override)
     are encrypted in bronze and never features unless named in ``allow_pii_features``.
     ``cv``: ``auto`` cross-validates below ``settings.cv_max_rows`` usable rows,
-    ``always`` and ``never`` say so."""
+    ``always`` and ``never`` say so. ``cleaned``: the file already landed by
+    ``prepare.land`` with the same arguments (it is then not landed again)."""
     if cv not in CV_MODES:
         raise ValueError(f"cv={cv!r}: use one of {', '.join(CV_MODES)}")
     started = time.perf_counter()
-    progress(f"evaluate-dataset: landing {path} (bronze -> silver)")
-    cleaned = prepare.land(
-        spark,
-        settings,
-        path,
-        target,
-        bad_values,
-        drop=drop or [],
-        time_col=time_col,
-        progress=lambda m: progress(f"  {m}"),
-        pii_columns=pii_columns or (),
-        not_pii=not_pii or (),
-        allow_pii_features=allow_pii_features or (),
-    )
+    if cleaned is None:
+        cleaned = land(
+            spark,
+            settings,
+            path,
+            target,
+            bad_values,
+            drop,
+            time_col,
+            progress,
+            pii_columns,
+            not_pii,
+            allow_pii_features,
+        )
     counts = cleaned.counts()
     landed = time.perf_counter() - started
-    spec = models.FeatureSpec(
-        tuple(cleaned.numeric), tuple(cleaned.categorical), month="event_month"
-    )
-    if not spec.columns:
-        raise ValueError(
-            f"no usable feature columns in {path}: "
-            + "; ".join(f"{p.name}: {p.kind} ({p.reason})" for p in cleaned.profiles)
-        )
-    split = (
-        models.date_split(cleaned.data, "event_date")
-        if time_col
-        else models.stratified_split(cleaned.data, seed=seed)
-    ).cache()
+    spec = feature_spec(cleaned, path)
+    split = split_of(cleaned, time_col, seed).cache()
     progress(f"evaluate-dataset: {split.method} split {split.windows}")
     trained = tracking.train_and_log(
         split,
@@ -114,6 +105,57 @@ def evaluate_dataset(
     return report(
         path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, validation
     )
+
+
+def land(
+    spark: SparkSession,
+    settings: Settings,
+    path: str,
+    target: str,
+    bad_values: list[str],
+    drop: list[str] | None = None,
+    time_col: str | None = None,
+    progress: Callable[[str], None] = _quiet,
+    pii_columns: list[str] | None = None,
+    not_pii: list[str] | None = None,
+    allow_pii_features: list[str] | None = None,
+) -> prepare.CleanedDataset:
+    """The file through bronze -> silver, as evaluate-dataset lands it."""
+    progress(f"evaluate-dataset: landing {path} (bronze -> silver)")
+    return prepare.land(
+        spark,
+        settings,
+        path,
+        target,
+        bad_values,
+        drop=drop or [],
+        time_col=time_col,
+        progress=lambda m: progress(f"  {m}"),
+        pii_columns=pii_columns or (),
+        not_pii=not_pii or (),
+        allow_pii_features=allow_pii_features or (),
+    )
+
+
+def feature_spec(cleaned: prepare.CleanedDataset, path: str) -> models.FeatureSpec:
+    """The landed file's features; an error naming every column's kind if none is usable."""
+    spec = models.FeatureSpec(
+        tuple(cleaned.numeric), tuple(cleaned.categorical), month="event_month"
+    )
+    if not spec.columns:
+        raise ValueError(
+            f"no usable feature columns in {path}: "
+            + "; ".join(f"{p.name}: {p.kind} ({p.reason})" for p in cleaned.profiles)
+        )
+    return spec
+
+
+def split_of(cleaned: prepare.CleanedDataset, time_col: str | None, seed: int) -> models.Split:
+    """Out of time by the date column when there is one, else stratified by the target
+    (the same rows for the same seed)."""
+    if time_col:
+        return models.date_split(cleaned.data, "event_date")
+    return models.stratified_split(cleaned.data, seed=seed)
 
 
 def cross_validate(data, spec, trained, settings: Settings, seed: int, progress) -> dict[str, Any]:
