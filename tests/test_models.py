@@ -1,4 +1,4 @@
-"""Credit models: splits, imbalance, the four kinds, MLflow logging and the champion rule."""
+"""Credit models: splits, imbalance, the five kinds, MLflow logging and the champion rule."""
 
 from __future__ import annotations
 
