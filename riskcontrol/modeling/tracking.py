@@ -237,9 +237,11 @@ def train_and_log(
     kinds: tuple[str, ...] | None = None,
     example: DataFrame | None = None,
     progress: Progress = _quiet,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> list[TrainedModel]:
     """Search (if configured), fit, evaluate, explain and log each model kind; each kind is
-    one MLflow run with its trials nested in it. Registers versions when a name is given."""
+    one MLflow run with its trials nested in it. Registers versions when a name is given.
+    ``params``: hyperparameters per kind, over its defaults (no search for such a kind)."""
     import mlflow
 
     c = client(settings)
@@ -255,8 +257,9 @@ def train_and_log(
         with mlflow.start_run(experiment_id=exp, run_name=f"{kind}-{run_label}"):
             mlflow.set_tags({"model_kind": kind, **(tags or {})})
             log_lineage(lineage)
-            params, trials = dict(models.DEFAULT_PARAMS[kind]), 0
-            if settings.tune_trials > 0 or settings.tune_seconds > 0:
+            given = (params or {}).get(kind)
+            chosen, trials = {**models.DEFAULT_PARAMS[kind], **(given or {})}, 0
+            if given is None and (settings.tune_trials > 0 or settings.tune_seconds > 0):
                 budget = " and ".join(
                     b
                     for b in (
@@ -266,7 +269,7 @@ def train_and_log(
                     if b
                 )
                 progress(f"  {kind}: Optuna search, {budget} ({settings.tune_sampler})")
-                params, records = tuning.search(
+                chosen, records = tuning.search(
                     kind,
                     split,
                     spec,
@@ -280,7 +283,7 @@ def train_and_log(
                 mlflow.log_dict(records, "tuning/trials.json")
                 trials = len(records)
             progress(f"  {kind}: fitting on {split.windows}")
-            tm = models.train_kind(kind, split, spec, params, seed, bad_weight, cutoff, scale)
+            tm = models.train_kind(kind, split, spec, chosen, seed, bad_weight, cutoff, scale)
             tm.trials = trials
             log_training_run(
                 tm,
