@@ -24,24 +24,10 @@ pytestmark = pytest.mark.slow
 def test_evaluate_dataset_trains_every_model_and_reconciles_the_file(spark, tmp_path, capsys):
     path = tmp_path / "loans.csv"
     truth = loanfile.write_loan_file(path, rows=3000, seed=11)
-    out = tmp_path / "report.json"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "RISK_HOME": str(tmp_path / "home"),
-            "RISK_PII_KEY": TEST_PII_KEY,
-            "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
-            "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
-        }.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        argv = ["evaluate-dataset", str(path), "--target", truth["target"]]
-        argv += ["--bad", ",".join(truth["bad_values"]), "--time-col", truth["time_col"]]
-        argv += ["--drop", "member_id", "--report", str(out), "--kinds", "gbt,neural_network"]
-        argv += ["--cv", "never"]
-        assert main.main(argv) == 0
-        settings = get_settings()
-    get_settings.cache_clear()
-    report = json.loads(out.read_text())
+    argv = [str(path), "--target", truth["target"]]
+    argv += ["--bad", ",".join(truth["bad_values"]), "--time-col", truth["time_col"]]
+    argv += ["--drop", "member_id", "--kinds", "gbt,neural_network", "--cv", "never"]
+    report, settings = _evaluate(tmp_path, argv)
     assert report["rows_read"] == truth["rows"]
     assert report["rows_used"] == truth["usable"]
     assert report["quarantined_by_reason"] == truth["quarantined_by_rule"]
