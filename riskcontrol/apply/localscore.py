@@ -920,7 +920,7 @@ class _Compiler:
             for c in inputs:
                 x = values[c]
                 if c in vectors:
-                    assembled += x
+                    assembled.extend(float(v) for v in x)  # a list or a scaler's array
                 else:
                     assembled.append(math.nan if x is None else float(x))
             values[output] = assembled
@@ -933,7 +933,9 @@ class _Compiler:
         shift = stage.mean.toArray()
         # Spark multiplies by 1/std (0 for a constant slot) rather than dividing.
         scale = np.array([1.0 / s if s != 0 else 0.0 for s in stage.std.toArray()])
-        self.slots[target] = None  # a scaler drops the slot names
+        # Spark's scaler drops the ML attributes (slot names); the slots keep their order,
+        # so an assembler after it (logistic regression's) still knows what each one is.
+        self.slots[target] = self.slots.get(source)
 
         def run(values: Values) -> None:
             x = np.asarray(values[source], dtype=float)

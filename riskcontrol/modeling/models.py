@@ -248,9 +248,12 @@ def log_transform(spec: FeatureSpec) -> SQLTransformer:
     return SQLTransformer(statement=f"SELECT *, {cols} FROM __THIS__")
 
 
-def preprocessing(spec: FeatureSpec, scale: bool) -> list:
+def preprocessing(spec: FeatureSpec, scale: bool | str) -> list:
     """Impute numerics (median), one-hot categoricals (unseen levels kept), assemble;
-    for the network also log-transform and standardize."""
+    for the network (``scale=True``) also log-transform and standardize everything; for
+    logistic regression (``scale="numeric"``) log-transform and standardize the numerics
+    only: a standardized indicator of a rare level spans tens of units, and its weight
+    then escapes the penalty and fits the few rows that have it."""
     logged = scale and bool(spec.log)
     numeric = [f"{c}__log" if logged and c in spec.log else c for c in spec.numeric]
     imputed = [f"{c}__imp" for c in spec.numeric]
@@ -268,6 +271,15 @@ def preprocessing(spec: FeatureSpec, scale: bool) -> list:
             ),
             OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
         ]
+    if scale == "numeric":
+        if numeric:
+            stages += [
+                VectorAssembler(inputCols=imputed, outputCol="numeric_raw", handleInvalid="keep"),
+                StandardScaler(inputCol="numeric_raw", outputCol="numeric_scaled", withMean=True),
+            ]
+        inputs = (["numeric_scaled"] if numeric else []) + onehot
+        stages.append(VectorAssembler(inputCols=inputs, outputCol="features", handleInvalid="keep"))
+        return stages
     stages.append(
         VectorAssembler(
             inputCols=imputed + onehot,
@@ -292,7 +304,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     },
     "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
     "scorecard": {"max_bins": 6, "min_iv": 0.02},
-    "logistic": {"regParam": 0.001, "elasticNetParam": 0.0, "maxIter": 100},
+    "logistic": {"regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100},
 }
 
 
@@ -337,18 +349,20 @@ def fit_gbt(
 def fit_logistic(
     split: Split, spec: FeatureSpec, params: dict, seed: int, bad_weight: float
 ) -> PipelineModel:
-    """Logistic regression (L2 by default, ``elasticNetParam`` > 0 mixes in L1) on the
-    network's inputs: log1p of heavy-tailed amounts, standardised, categoricals one-hot.
-    Weighting the bads shifts only the intercept, which ``ProbabilityOfDefault`` undoes."""
+    """Logistic regression (L2 by default, ``elasticNetParam`` > 0 mixes in L1) on log1p
+    of heavy-tailed amounts and the other numerics, standardised, and categoricals one-hot
+    (0/1, not standardised: Spark's own standardisation is off). Weighting the bads shifts
+    mostly the intercept, which ``ProbabilityOfDefault`` corrects."""
     lr = LogisticRegression(
         labelCol=LABEL,
         featuresCol="features",
         weightCol=WEIGHT,
         predictionCol="lr_class",
         family="binomial",
+        standardization=False,
         **params,
     )
-    return _fit_weighted(lr, "probability", split, spec, bad_weight, scale=True)
+    return _fit_weighted(lr, "probability", split, spec, bad_weight, scale="numeric")
 
 
 def _fit_weighted(
