@@ -307,3 +307,68 @@ def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_sp
         assert version.tags["model_kind"] == tm.kind
     sql = mlflow.artifacts.load_text(f"runs:/{trained[1].run_id}/scorecard/score.sql")
     assert sql.startswith("CAST(LEAST(GREATEST(ROUND(CASE WHEN x1 < ")
+
+
+def test_defaults_grow_with_the_training_rows():
+    assert models.size_factor(900) == 0.0 and models.size_factor(2_000_000) == 1.0
+    assert models.size_factor(31_623) == pytest.approx(0.5, abs=1e-5)
+    small = {k: models.default_params(k, 900) for k in models.MODEL_KINDS}
+    middle = {k: models.default_params(k, 31_623) for k in models.MODEL_KINDS}
+    large = {k: models.default_params(k, 1_000_000) for k in models.MODEL_KINDS}
+    assert small == {
+        "decision_tree": {"maxDepth": 4, "minInstancesPerNode": 25, "maxBins": 32},
+        "gbt": {
+            "maxIter": 40,
+            "maxDepth": 2,
+            "stepSize": 0.05,
+            "subsamplingRate": 0.8,
+            "minInstancesPerNode": 20,
+        },
+        "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
+        "scorecard": {"max_bins": 5, "min_iv": 0.02},
+        "logistic": {"regParam": 0.05, "elasticNetParam": 0.0, "maxIter": 100},
+    }
+    assert middle["gbt"] == {
+        "maxIter": 80,
+        "maxDepth": 4,  # 2 + round(1.5): Python rounds half to even
+        "stepSize": 0.075,
+        "subsamplingRate": 0.8,
+        "minInstancesPerNode": 500,
+    }
+    assert middle["decision_tree"]["minInstancesPerNode"] == 632
+    assert middle["logistic"]["regParam"] == 0.0019  # 60 / 31,623 to two digits
+    assert large["gbt"] == {
+        "maxIter": 120,
+        "maxDepth": 5,
+        "stepSize": 0.1,
+        "subsamplingRate": 0.8,
+        "minInstancesPerNode": 500,
+    }
+    assert large["neural_network"] == {"hidden": 32, "step": 10, "rounds": 30, "patience": 3}
+    assert large["decision_tree"] == {"maxDepth": 8, "minInstancesPerNode": 1000, "maxBins": 32}
+    assert large["logistic"]["regParam"] == 0.0001 and large["scorecard"]["max_bins"] == 8
+    # Every kind's parameter names are the same at every size (the search and the
+    # cross-validation key on them).
+    for k in models.MODEL_KINDS:
+        assert set(small[k]) == set(large[k]) == set(models.DEFAULT_PARAMS[k])
+    with pytest.raises(ValueError, match="unknown model kind 'forest'"):
+        models.default_params("forest", 1000)
+
+
+def test_train_and_log_fits_with_the_defaults_for_its_training_rows(spark, book_split, settings):
+    settings.tune_trials = 0
+    goods, bads = book_split.check_classes()["train"]
+    (tm,) = tracking.train_and_log(
+        book_split,
+        SPEC,
+        settings,
+        kinds=("logistic",),
+        seed=1,
+        lineage=[],
+        run_label="rows",
+        registered_model=None,
+    )
+    assert goods + bads == 1440  # six of the ten months of 2,400 applications
+    assert tm.params == {"regParam": 0.042, "elasticNetParam": 0.0, "maxIter": 100}
+    run = tracking.client(settings).get_run(tm.run_id)
+    assert run.data.params["regParam"] == "0.042"

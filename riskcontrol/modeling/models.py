@@ -22,6 +22,7 @@ calibrated while the rare class still shapes the splits.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,20 +293,62 @@ def preprocessing(spec: FeatureSpec, scale: bool | str) -> list:
     return stages
 
 
-# --- the four model kinds ---------------------------------------------------------------
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "decision_tree": {"maxDepth": 6, "minInstancesPerNode": 150, "maxBins": 32},
-    "gbt": {
-        "maxIter": 40,
-        "maxDepth": 3,
-        "stepSize": 0.1,
-        "subsamplingRate": 0.8,
-        "minInstancesPerNode": 50,
-    },
-    "neural_network": {"hidden": 8, "step": 10, "rounds": 12, "patience": 3},
-    "scorecard": {"max_bins": 6, "min_iv": 0.02},
-    "logistic": {"regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100},
-}
+# --- the model kinds and their row-scaled hyperparameters -------------------------------
+SMALL_ROWS, LARGE_ROWS = 1_000, 1_000_000
+
+
+def size_factor(rows: int) -> float:
+    """0 at ``SMALL_ROWS`` training rows or fewer, 1 at ``LARGE_ROWS`` or more, linear in
+    log10(rows) between: how far the defaults move from a small book's towards a large one's."""
+    if rows <= SMALL_ROWS:
+        return 0.0
+    span = math.log10(LARGE_ROWS) - math.log10(SMALL_ROWS)
+    return min(1.0, (math.log10(rows) - math.log10(SMALL_ROWS)) / span)
+
+
+def default_params(kind: str, rows: int) -> dict[str, Any]:
+    """The hyperparameters ``kind`` is fitted with on ``rows`` training rows.
+
+    Capacity grows with the data and regularisation shrinks, because what overfits a
+    thousand loans underfits a million (measured: gradient boosting with a million-row
+    book's depth and rounds reaches train AUC 0.96 and validation 0.35 on 900 loans):
+
+    * trees: deeper (4 to 8 levels) with leaves of about 2% of the rows (25 to 1,000);
+    * boosting: 40 to 120 rounds of 2- to 5-level trees, learning rate 0.05 to 0.1, leaves
+      of at least about 2% of the rows (20 to 500);
+    * network: 8 to 32 hidden units, up to 12 to 30 rounds of early stopping;
+    * logistic: the L2 penalty on the mean loss is ``60 / rows`` (0.05 down to 0.0001),
+      the same prior strength whatever the size, as scikit-learn's ``C`` is;
+    * scorecard: 5 to 8 bins per feature.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: use one of {', '.join(MODEL_KINDS)}")
+    rows = max(int(rows), 1)
+    s = size_factor(rows)
+    if kind == "decision_tree":
+        return {
+            "maxDepth": 4 + round(4 * s),
+            "minInstancesPerNode": min(1_000, max(25, round(rows / 50))),
+            "maxBins": 32,
+        }
+    if kind == "gbt":
+        return {
+            "maxIter": 40 + 10 * round(8 * s),
+            "maxDepth": 2 + round(3 * s),
+            "stepSize": round(0.05 + 0.05 * s, 3),
+            "subsamplingRate": 0.8,
+            "minInstancesPerNode": min(500, max(20, round(rows / 50))),
+        }
+    if kind == "neural_network":
+        return {"hidden": round(8 * 4**s), "step": 10, "rounds": 12 + round(18 * s), "patience": 3}
+    if kind == "logistic":
+        reg = min(0.05, max(1e-4, 60 / rows))
+        return {"regParam": float(f"{reg:.2g}"), "elasticNetParam": 0.0, "maxIter": 100}
+    return {"max_bins": 5 + round(3 * s), "min_iv": 0.02}
+
+
+# Each kind's hyperparameter names, with their values at 10,000 training rows.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {k: default_params(k, 10_000) for k in MODEL_KINDS}
 
 
 def fit_decision_tree(

@@ -241,14 +241,16 @@ def train_and_log(
 ) -> list[TrainedModel]:
     """Search (if configured), fit, evaluate, explain and log each model kind; each kind is
     one MLflow run with its trials nested in it. Registers versions when a name is given.
-    ``params``: hyperparameters per kind, over its defaults (no search for such a kind)."""
+    ``params``: hyperparameters per kind, over its defaults for the training rows
+    (``models.default_params``; no search for such a kind)."""
     import mlflow
 
     c = client(settings)
     exp = experiment_id(settings, experiment)
     kinds = kinds or settings.kinds
     example = example if example is not None else split.oot.select(*spec.columns)
-    split.check_classes()
+    counts = split.check_classes()
+    train_rows = sum(counts["train"])
     cutoff = settings.reject_from_pd
     scale = ScoreScale.from_settings(settings)
     bad_weight = models.balanced_weight(split.train, settings.class_weight)
@@ -258,7 +260,7 @@ def train_and_log(
             mlflow.set_tags({"model_kind": kind, **(tags or {})})
             log_lineage(lineage)
             given = (params or {}).get(kind)
-            chosen, trials = {**models.DEFAULT_PARAMS[kind], **(given or {})}, 0
+            chosen, trials = {**models.default_params(kind, train_rows), **(given or {})}, 0
             if given is None and (settings.tune_trials > 0 or settings.tune_seconds > 0):
                 budget = " and ".join(
                     b
