@@ -5,11 +5,17 @@ audited and run anywhere: each feature is cut into a few bins, each bin carries 
 and a row's score is the sum of its bins' points. This module builds one in Spark, where
 only aggregates (quantiles, per-bin counts) ever reach the driver:
 
-1. ``fit_bins``: numeric features are pre-binned at approximate quantiles, categorical
-   levels rarer than ``min_bin_share`` are pooled into ``other``; adjacent bins are then
-   merged until every bin holds ``min_bin_share`` of the rows, the bad rate is strictly
-   monotonic and there are at most ``max_bins`` bins. Nulls get their own ``missing``
-   bin. Each bin gets a weight of evidence (WOE), each feature an information value (IV).
+1. ``fit_bins``: numeric features are pre-binned at approximate quantiles; adjacent bins
+   are then merged until every bin holds ``min_bin_share`` of the rows, the bad rate is
+   strictly monotonic and there are at most ``max_bins`` bins. A categorical's levels are
+   grouped on their bad rate the same way: each level seen in at least
+   ``MIN_LEVEL_ROWS`` rows and ``MIN_LEVEL_SHARE`` of the feature's rows (the
+   ``MAX_LEVELS`` most frequent such levels) reaches the driver on its own, the rest are
+   pooled into ``other`` in Spark; the levels and ``other`` are sorted by their bad rate
+   shrunk toward the feature's (``PRIOR_ROWS``), and adjacent ones merged as above, so a
+   feature with hundreds of small levels keeps its signal. Nulls get their own
+   ``missing`` bin. Each bin gets a weight of evidence (WOE), each feature an
+   information value (IV).
 2. ``fit_scorecard``: logistic regression on the WOE of the features with enough IV,
    dropping features whose coefficient has the wrong sign, with the intercept corrected
    for the weight given to bads; the log-odds are scaled to points.
@@ -24,10 +30,16 @@ Conventions:
   IV = sum over bins of ``(good share - bad share) * WOE`` with the same shares.
 * Label 1 = bad. The regression predicts the log-odds of bad, so a feature's coefficient
   on its WOE must be negative; a feature with a coefficient >= 0 is dropped.
-* Shares (``min_bin_share``) are of the feature's total (weighted) rows, nulls included.
-  The missing bin is never merged and is not counted in ``max_bins``. When training has
-  no nulls (or, for a categorical, no rare levels), the ``missing`` (``other``) bin is
-  kept with no rows and the neutral WOE 0, so unseen values score neutral.
+* Shares (``min_bin_share``, ``MIN_LEVEL_SHARE``) are of the feature's total (weighted)
+  rows, nulls included; ``MIN_LEVEL_ROWS`` counts rows, unweighted. The missing bin is
+  never merged and is not counted in ``max_bins``. When training has no nulls (or, for a
+  categorical, no pooled levels), the ``missing`` (``other``) bin is kept with no rows
+  and the neutral WOE 0, so unseen values score neutral.
+* A categorical bin is ``col IN (its levels)``; the bin holding the pooled levels is
+  ``col NOT IN (the levels of the other bins)``, so it also takes unseen levels. Levels
+  are compared as strings (``CAST(col AS STRING)`` for other types) and written as SQL
+  string literals, so any level name (quotes, backslashes, unicode) is exact; only a
+  level containing ``__THIS__`` (which ``SQLTransformer`` would rewrite) is always pooled.
 * Points: score = base + factor * (ln(odds of good) - ln(base_odds)), factor =
   pdo / ln 2, ln(odds of good) = -(intercept + sum coef_i * woe_i). Each feature's bin
   gets ``-factor * coef * woe`` plus an equal share of the constant
@@ -62,7 +74,26 @@ MAX_REASON_CODES = 3
 LR_TOL = 1e-10
 LR_MAX_ITER = 200
 
-# Slots of the per-bin counts: a value (prebin index or level), null, pooled rare levels.
+# A categorical level reaches the driver on its own when it holds at least MIN_LEVEL_ROWS
+# rows and MIN_LEVEL_SHARE of the feature's rows; the rest are pooled into `other` in
+# Spark. 30 rows: a bad rate seen on fewer is mostly noise (standard error 0.07 at 20%),
+# and a level seen on 30 applicants singles none of them out, which matters since the
+# level names are written into the model's SQL. From 60,000 rows on, 1/2000 of the rows
+# is the larger floor: however large the file, at most 2,000 levels qualify, and it would
+# take 100 levels that small to fill one 5% bin.
+MIN_LEVEL_ROWS = 30
+MIN_LEVEL_SHARE = 0.0005
+# At most this many levels per feature reach the driver, the most frequent first (ties by
+# level): it bounds the driver's O(levels^2) merging and the SQL's IN lists (tens of kB).
+MAX_LEVELS = 1000
+# Levels are ordered by (bads + PRIOR_ROWS * p) / (rows + PRIOR_ROWS), p the feature's bad
+# rate: at the smallest level size its own rate and p weigh the same, so a 30-row level
+# with no bad is not put at the safe end by chance; a 1,000-row level keeps 97% of its own.
+PRIOR_ROWS = 30.0
+# SQLTransformer replaces this text anywhere in its statement, string literals included.
+_THIS = "__THIS__"
+
+# Slots of the per-bin counts: a value (prebin index or level), null, pooled levels.
 _VALUE, _MISSING, _OTHER = 0, 1, 2
 
 
@@ -136,7 +167,7 @@ def fit_bins(
     features = [*numeric, *categorical]
     _check_inputs(df, features, label, weight, max_bins, prebins, min_bin_share)
     cuts = _prebin_cuts(df, numeric, prebins)
-    rows = _bin_counts(df, cuts, categorical, label, weight, min_bin_share).collect()
+    rows = _bin_counts(df, cuts, categorical, label, weight).collect()
     first = [r for r in rows if r["feature"] == features[0]]
     if not first:
         raise ValueError("no rows to bin: the training DataFrame is empty")
@@ -218,14 +249,15 @@ def _bin_counts(
     categorical: list[str],
     label: str,
     weight: str | None,
-    min_bin_share: float,
 ) -> DataFrame:
     """(feature, slot, key, n, bads, invalid): weighted rows and bads per pre-bin/level.
 
     One row per input row and feature (an explode of an array of structs), one
-    aggregation; categorical levels under ``min_bin_share`` of their feature's rows are
-    pooled into the ``other`` slot in Spark, so a feature with thousands of levels sends
-    at most ``1 / min_bin_share`` of them to the driver.
+    aggregation; a categorical level reaches the driver on its own when it holds
+    ``MIN_LEVEL_ROWS`` rows and ``MIN_LEVEL_SHARE`` of its feature's (weighted) rows and
+    is among the ``MAX_LEVELS`` most frequent of those (ties by level); the others are
+    pooled into the ``other`` slot in Spark, so a feature with millions of levels sends
+    at most ``MAX_LEVELS + 2`` rows to the driver.
     """
     y = F.col(label).cast("double")
     w = F.col(weight).cast("double") if weight else F.lit(1.0)
@@ -260,19 +292,32 @@ def _bin_counts(
             F.sum("_w").alias("n"),
             F.sum(F.col("_w") * F.col("_y")).alias("bads"),
             F.sum("_bad_row").alias("invalid"),
+            F.count(F.lit(1)).alias("rows"),
         )
     )
-    total = F.sum("n").over(Window.partitionBy("feature"))
-    rare = (
-        F.col("feature").isin(list(categorical))
-        & (F.col("slot") == _VALUE)
-        & (F.col("n") < F.lit(min_bin_share) * total)
+    if not categorical:
+        return counts.drop("rows")
+    feature = Window.partitionBy("feature")
+    level = F.col("feature").isin(list(categorical)) & (F.col("slot") == _VALUE)
+    eligible = (
+        level
+        & (F.col("rows") >= F.lit(MIN_LEVEL_ROWS))
+        & (F.col("n") > F.lit(0.0))
+        & (F.col("n") >= F.lit(MIN_LEVEL_SHARE) * F.sum("n").over(feature))
+        & ~F.col("key").contains(_THIS)
     )
+    # The most frequent eligible levels first; ties by level, so the cut is deterministic.
+    rank = F.row_number().over(
+        feature.orderBy(F.col("_eligible").desc(), F.col("n").desc(), F.col("key").asc())
+    )
+    pooled = level & ~(F.col("_eligible") & (F.col("_rank") <= F.lit(MAX_LEVELS)))
     return (
-        counts.select(
+        counts.withColumn("_eligible", F.coalesce(eligible, F.lit(False)))
+        .withColumn("_rank", rank)
+        .select(
             "feature",
-            F.when(rare, _OTHER).otherwise(F.col("slot")).alias("slot"),
-            F.when(rare, F.lit(None).cast("string")).otherwise(F.col("key")).alias("key"),
+            F.when(pooled, _OTHER).otherwise(F.col("slot")).alias("slot"),
+            F.when(pooled, F.lit(None).cast("string")).otherwise(F.col("key")).alias("key"),
             "n",
             "bads",
             "invalid",
@@ -402,30 +447,47 @@ def _numeric_bins(feature, cuts, rows, totals, max_bins, min_n) -> FeatureBins:
     return _feature_bins(feature, "numeric", bins, totals)
 
 
+def _shrunk_rate(g: _Group, prior: float) -> float:
+    """The bad rate pulled toward ``prior`` by ``PRIOR_ROWS`` rows: a sort key only."""
+    return (g.bads + PRIOR_ROWS * prior) / (g.n + PRIOR_ROWS)
+
+
 def _categorical_bins(feature, col, rows, totals, max_bins, min_n) -> FeatureBins:
-    levels = {r["key"]: r for r in rows if r["slot"] == _VALUE}
-    groups = [_Group(r["n"], r["bads"], (level,)) for level, r in levels.items()]
-    groups += [_Group(r["n"], r["bads"], (None,)) for r in rows if r["slot"] == _OTHER]
-    groups.sort(key=lambda g: (g.rate, g.members[0] is None, g.members[0] or ""))
+    """Levels (and the pooled ``other``) sorted by shrunk bad rate, then merged as
+    numeric pre-bins are: to ``min_n`` rows, a monotonic bad rate, ``max_bins`` bins."""
+    levels = sorted(r["key"] for r in rows if r["slot"] == _VALUE and r["n"] > 0)
+    groups = [
+        _Group(r["n"], r["bads"], (r["key"] if r["slot"] == _VALUE else None,))
+        for r in rows
+        if r["slot"] in (_VALUE, _OTHER) and r["n"] > 0
+    ]
+    if groups:
+        prior = sum(g.bads for g in groups) / sum(g.n for g in groups)
+        groups.sort(
+            key=lambda g: (_shrunk_rate(g, prior), g.members[0] is None, g.members[0] or "")
+        )
     groups = _pool_small(groups, min_n)
-    groups = _monotonic(groups, increasing=True)  # sorted by bad rate: merges only ties
+    groups = _monotonic(groups, increasing=True)  # ties, and what shrinkage reordered
     groups = _limit_bins(groups, max_bins, totals)
-    kept = ", ".join(_str(level) for level in sorted(levels))
-    rest = f"{col} NOT IN ({kept})" if kept else f"{col} IS NOT NULL"
+
+    def outside(named: set) -> str:
+        """Not null and none of the named levels: what the pooled ``other`` bin takes."""
+        rest = [level for level in levels if level not in named]
+        return f"{col} NOT IN ({', '.join(map(_str, rest))})" if rest else f"{col} IS NOT NULL"
+
     bins = []
     for g in groups:
         named = tuple(sorted(m for m in g.members if m is not None))
         other = None in g.members
-        in_list = f"{col} IN ({', '.join(_str(v) for v in named)})"
         if not other:
-            condition, label = in_list, "{" + ", ".join(named) + "}"
-        elif named:
-            condition, label = f"({in_list} OR {rest})", "{" + ", ".join(named) + "} + other"
+            condition = f"{col} IN ({', '.join(map(_str, named))})"
+            label = "{" + ", ".join(named) + "}"
         else:
-            condition, label = rest, "other"
+            condition = outside(set(named))
+            label = "{" + ", ".join(named) + "} + other" if named else "other"
         bins.append(_make_bin(label, condition, g.n, g.bads, totals, levels=named, other=other))
     if not any(b.other for b in bins):
-        bins.append(_make_bin("other", rest, 0.0, 0.0, totals, other=True))
+        bins.append(_make_bin("other", outside(set()), 0.0, 0.0, totals, other=True))
     bins.append(_missing_bin(col, rows, totals))
     return _feature_bins(feature, "categorical", bins, totals)
 
