@@ -104,8 +104,10 @@ def task_functions() -> dict[str, Callable[[Any], list[dict[str, Any]]]]:
         ]
 
     def cutoff(run) -> list[dict[str, Any]]:
-        result = apply.run_cutoff(run)
+        result = apply.run_cutoff(run, keep_when_infeasible=True)
         chosen = result.chosen
+        if chosen is None:  # no cut-off met the tolerance: the policy in force stays
+            return [{"policy_version": None, "created": False, "note": result.note}]
         return [
             {
                 "policy_version": result.version,

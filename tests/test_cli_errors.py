@@ -87,3 +87,22 @@ def test_the_cli_refuses_a_damaged_parquet_file_in_one_line(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"riskctl ingest-file: error: {bad} is not a readable Parquet file")
     assert "Traceback" not in done.stderr
+
+
+def test_evaluate_dataset_refuses_a_maturity_window_without_a_date_before_any_work(tmp_path):
+    env = dict(os.environ, RISK_HOME=str(tmp_path / "home"), RISK_ENV="test")
+    env.pop("RISK_DEBUG", None)
+    argv = ["evaluate-dataset", "loans.csv", "--target", "loan_status", "--bad", "Charged Off"]
+    done = subprocess.run(
+        [sys.executable, "-m", "riskcontrol.cli.main", *argv, "--outcome-months", "6"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "riskctl evaluate-dataset: error: --outcome-months needs --time-col: the date the "
+        "outcome runs from"
+    )
+    assert not (tmp_path / "home" / "lakehouse").exists()  # refused before landing anything

@@ -107,3 +107,44 @@ def test_table_lookup_lists_known_names():
     assert table("gold.scored_applications") is TABLES["gold.scored_applications"]
     with pytest.raises(KeyError, match="known: bronze.customers"):
         table("gold.nope")
+
+
+def test_features_excluded_as_reasons_or_altogether_shape_the_application_spec(tmp_path):
+    from riskcontrol.core.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from riskcontrol.modeling.models import APPLICATION_SPEC, application_spec
+
+    spec = application_spec(Settings(home=tmp_path))
+    assert spec.columns == APPLICATION_SPEC.columns
+    assert spec.not_reasons == ("age", "province", "channel")
+    assert "age" not in spec.reason_features and len(spec.reason_features) == 23
+    # age is no feature at all: not read, not logged, not a reason; province stays a
+    # feature but never a reason; a repeated or blank name counts once
+    settings = Settings(
+        home=tmp_path, feature_excluded="age, ,age", reason_excluded="province,province"
+    )
+    spec = application_spec(settings)
+    assert "age" not in spec.columns and len(spec.columns) == 25
+    assert spec.not_reasons == ("province",) and spec.log == APPLICATION_SPEC.log
+    assert "province" in spec.categorical
+    assert application_spec(Settings(home=tmp_path, reason_excluded="")).not_reasons == ()
+    with pytest.raises(ValueError, match=r"RISK_REASON_EXCLUDED names agee, not an"):
+        application_spec(Settings(home=tmp_path, reason_excluded="agee"))
+    everything = ",".join((*NUMERIC_FEATURES, *CATEGORICAL_FEATURES))
+    with pytest.raises(ValueError, match="RISK_FEATURE_EXCLUDED leaves no feature"):
+        application_spec(Settings(home=tmp_path, feature_excluded=everything))
+
+
+def test_every_feature_that_may_be_a_reason_reads_in_english_and_chinese():
+    from riskcontrol.core.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from riskcontrol.core.reasons import GENERIC_REASON, REASON_TEXTS, reason_texts
+
+    assert set(REASON_TEXTS) == {*NUMERIC_FEATURES, *CATEGORICAL_FEATURES}
+    for code, (en, zh) in REASON_TEXTS.items():
+        assert en.endswith(".") and zh.endswith("。"), code
+        assert "_" not in en  # plain words, never a column name
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), code
+    assert reason_texts("inquiries_6m") == (
+        "Many recent credit inquiries.",
+        "近期征信查询次数较多。",
+    )
+    assert reason_texts("a_users_own_column") == GENERIC_REASON

@@ -354,3 +354,60 @@ def test_land_a_generated_file_quarantines_exactly_the_planted_rows(spark, setti
     ] == [("r1", "dataset", "silver.dataset_lc_loans", 2000, truth["usable"], truth["quarantined"])]
     stages = lakehouse.read(spark, OPS_QUARANTINE, settings).select("stage").distinct().collect()
     assert [s.stage for s in stages] == ["dataset"]
+
+
+def test_dates_after_the_time_column_are_left_out_as_leaks(spark, tmp_path):
+    # 100 loans issued in 2015. earliest_cr_line is before every issue date; last_pymnt_d
+    # after it on 60 rows (a payment made after the decision: the outcome); updated_d after
+    # it on exactly 1 row (1%, a keying error the rule tolerates).
+    lines = ["id,loan_status,issue_d,earliest_cr_line,last_pymnt_d,updated_d"]
+    for i in range(100):
+        issued = dt.date(2015, 1, 1) + dt.timedelta(days=3 * i)
+        paid = issued + dt.timedelta(days=40 if i < 60 else -5)
+        updated = issued + dt.timedelta(days=1 if i == 0 else -10)
+        lines.append(
+            f"{i},{'Charged Off' if i % 4 == 0 else 'Fully Paid'},{issued:%Y-%m-%d},"
+            f"{issued.year - 5 - i % 7}-03-01,{paid:%Y-%m-%d},{updated:%Y-%m-%d}"
+        )
+    path = tmp_path / "dated.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bronze = prepare.read_bronze(spark, path, ingest_id="t2")
+    profiles = {p.name: p for p in prepare.profile(bronze, "loan_status", (), "issue_d")}
+    assert profiles["earliest_cr_line"].feature == "days_since_earliest_cr_line"
+    assert profiles["updated_d"].feature == "days_since_updated_d"
+    late = profiles["last_pymnt_d"]
+    assert (late.kind, late.feature) == ("date", None)
+    assert late.reason.endswith(
+        "; not used: later than the --time-col issue_d on 60.0% of the 100 rows where both "
+        "are dated, so it tells what happened after the decision (a payment, charge-off or "
+        "update date would leak the outcome)"
+    )
+    ds = prepare.clean(bronze, "loan_status", ["Charged Off"], time_col="issue_d")
+    assert ds.numeric == ["days_since_earliest_cr_line", "days_since_updated_d"]
+    # Without a time column no date is a feature, and nothing is counted.
+    plain = {p.name: p for p in prepare.profile(bronze, "loan_status", ())}
+    assert plain["last_pymnt_d"].reason.endswith("no date to measure it from")
+
+
+def test_rows_too_recent_for_their_outcome_are_left_out_and_counted(spark):
+    from riskcontrol.lenderfile import evaluate
+
+    days = ["2024-01-15", "2024-02-29", "2024-03-01", "2024-06-30", "2024-08-31", None]
+    df = spark.createDataFrame(
+        [(i, None if d is None else dt.date.fromisoformat(d)) for i, d in enumerate(days)],
+        "id int, event_date date",
+    )
+    # Latest 2024-08-31; six months before it is 2024-02-29 (the month's last day, as
+    # Spark's add_months): 2024-03-01 and later are too recent. A row without a date is
+    # kept for the split to place, never dropped unseen.
+    kept, maturity = evaluate.mature_rows(df, 6)
+    assert sorted(r.id for r in kept.collect()) == [0, 1, 5]
+    assert maturity["mature_through"] == "2024-02-29" and maturity["rows_immature"] == 3
+    assert maturity["note"].startswith("3 rows dated after 2024-02-29 left out")
+    everything, off = evaluate.mature_rows(df, 0)
+    assert everything.count() == 6 and off["rows_immature"] == 0
+    assert off["mature_through"] is None
+    with pytest.raises(ValueError, match="--outcome-months needs --time-col"):
+        evaluate.evaluate_dataset(spark, None, "x.csv", "t", ["1"], outcome_months=3)
+    with pytest.raises(ValueError, match="must be 0 \\(every row\\) or more, got -1"):
+        evaluate.evaluate_dataset(spark, None, "x.csv", "t", ["1"], time_col="d", outcome_months=-1)

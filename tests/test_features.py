@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from riskcontrol.analyze import feature_store
+from riskcontrol.analyze.labels import LabelDefinition
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     NUMERIC_FEATURES,
@@ -489,11 +490,12 @@ def test_gold_reads_the_customers_history_from_the_feature_store_as_of_the_decis
         silver[SILVER_LOANS],
         silver[SILVER_REPAYMENTS],
         as_of=D(2024, 4, 30),
-        performance_months=6,
-        bad_dpd=60,
+        definition=LabelDefinition(),
     )
     checked = [c for c in HISTORY_CHECKED if c in NUMERIC_FEATURES]
     checked += ["requested_amount", "age", "amount_to_income", "label_matured"]
+    statuses = {r.application_id: r.label_status for r in gold.collect()}
+    assert statuses == {"A1": "no_loan", "A2": "no_loan"}  # the loans here are earlier ones
     by_id = {r.application_id: tuple(r[c] for c in checked) for r in gold.collect()}
     assert by_id == {
         "A1": (1.0, 59.0, 2.0, 640.0, 0.25, 2.0, 0.5, 1.0, 1.0, 2.0, 1.0, 5000.0, 33.0, 0.5, False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -152,6 +153,46 @@ def test_local_pd_and_reason_codes_equal_the_spark_path_on_every_row(spark, book
         assert [k for k in got if got[k][0] != expected[k][0]] == []
     assert {k: got[k][1] for k in got} == {k: expected[k][1] for k in got}
     assert len({tuple(codes) for _, codes in got.values()}) >= 4  # the codes vary by row
+
+
+@pytest.mark.parametrize("kind", models.MODEL_KINDS)
+def test_a_feature_not_allowed_as_a_reason_is_left_out_before_the_top_three(spark, book, kind):
+    # x1 drives the risk most. Excluded, it never appears, on the Spark path or locally,
+    # and the next feature takes its place: the codes are the same model's top four with
+    # x1 struck out, cut to three (striking it from the top three would leave two).
+    private = replace(SPEC, not_reasons=("x1",))
+    weight = models.balanced_weight(book.train, "balanced")
+    fitted, _ = models.fit(kind, book, private, dict(FAST_PARAMS[kind]), 3, weight)
+    reference = (
+        models.reference_values(book.train, SPEC) if kind in models.OCCLUSION_KINDS else None
+    )
+    stages = list(fitted.stages)
+    champion = tracking.Champion(PipelineModel(stages), "m", "1", kind, "r", reference, private)
+    rows = edge_rows([])
+    frame = spark.createDataFrame(
+        [(r["id"], r["x1"], r["x2"], r["x3"], r["c"], None) for r in rows], SCHEMA
+    )
+    predicted = champion.model.transform(frame)
+    got = {
+        r.id: list(r.reason_codes)
+        for r in models.with_reason_codes(champion, frame, predicted, id_col="id").collect()
+    }
+    if kind == "scorecard":  # the same points, four reasons, every feature allowed
+        card = replace(fitted.scorecard, not_reasons=(), reasons=4)
+        assert fitted.scorecard.not_reasons == ("x1",)
+        four = {r.id: list(r.reason_codes) for r in card.model.transform(frame).collect()}
+    else:
+        open_champion = replace(champion, spec=SPEC)
+        four = {
+            r.id: list(r.reason_codes)
+            for r in models.with_reason_codes(
+                open_champion, frame, predicted, id_col="id", top=4
+            ).collect()
+        }
+    assert got == {k: [c for c in codes if c != "x1"][:3] for k, codes in four.items()}
+    assert sum("x1" in codes[:3] for codes in four.values()) >= 10  # it had places to take
+    scorer = LocalScorer.from_champion(champion)
+    assert {r["id"]: scorer.predict(r)[1] for r in rows} == got
 
 
 def test_a_stage_without_a_local_evaluator_is_refused(spark):

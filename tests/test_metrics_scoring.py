@@ -221,6 +221,17 @@ def test_calibration_plot_draws_each_bin_against_the_diagonal():
     assert list(bins.get_ydata()) == [0.25, 1.0]
     assert list(diagonal.get_xdata()) == list(diagonal.get_ydata())
     assert _legend(fig) == ["perfect calibration", "score bins (low to high)"]
+    # Rows of the Hosmer-Lemeshow test also draw each bin's observed-rate interval.
+    tested = metrics.hosmer_lemeshow([0.1] * 10 + [0.6] * 10, [1] * 2 + [0] * 8 + [1] * 5 + [0] * 5)
+    fig = plots.calibration_plot(tested["bins"])
+    (bars,) = fig.axes[0].collections
+    segments = [[tuple(p) for p in seg] for seg in bars.get_segments()]
+    assert [r["mean_score"] for r in tested["bins"]] == pytest.approx([0.1, 0.6])
+    assert segments == [
+        [(pytest.approx(x), pytest.approx(r["rate_low"])), (pytest.approx(x), r["rate_high"])]
+        for x, r in zip((0.1, 0.6), tested["bins"], strict=True)
+    ]
+    assert _legend(fig)[-1] == "95% interval of the observed rate"
 
 
 def test_score_distribution_plot_puts_psi_in_title():
@@ -306,3 +317,84 @@ def test_quadrant_thresholds_are_inclusive(spark):
         for r in df.select(scoring.quadrant(F.col("pd"), F.col("impact"), 0.10, 9000.0)).collect()
     ]
     assert got == ["D", "A"]
+
+
+def test_delong_on_a_hand_computed_pair_of_models():
+    # Bads score .9 .6 .4 under A and .8 .7 .5 under B; goods .7 .3 .3 .2 .1 and
+    # .6 .4 .2 .2 .1. Each bad's share of goods below it: A 1, .8, .8 (AUC 13/15); B 1, 1,
+    # .8 (AUC 14/15). Each good's share of bads above it: A 1/3, 1, 1, 1, 1; B 2/3, 1, 1,
+    # 1, 1. The paired differences' variances: bads [0, .2, 0] -> 1/75, over 3 bads ->
+    # 1/225; goods [1/3, 0, 0, 0, 0] -> 1/45, over 5 goods -> 1/225. se = sqrt(2)/15.
+    labels = [1, 1, 1, 0, 0, 0, 0, 0]
+    a = [0.9, 0.6, 0.4, 0.7, 0.3, 0.3, 0.2, 0.1]
+    b = [0.8, 0.7, 0.5, 0.6, 0.4, 0.2, 0.2, 0.1]
+    got = metrics.delong(a, b, labels)
+    assert got["auc_a"] == pytest.approx(13 / 15) and got["auc_b"] == pytest.approx(14 / 15)
+    assert got["diff"] == pytest.approx(1 / 15)
+    assert got["se"] == pytest.approx(math.sqrt(2) / 15)
+    assert got["z"] == pytest.approx(1 / math.sqrt(2))
+    assert got["p_value"] == pytest.approx(0.2397500611)
+    # Swapping the models flips the sign; a model against itself is no evidence at all.
+    assert metrics.delong(b, a, labels)["p_value"] == pytest.approx(1 - 0.2397500611)
+    same = metrics.delong(a, a, labels)
+    assert (same["diff"], same["se"], same["z"], same["p_value"]) == (0.0, 0.0, 0.0, 0.5)
+
+
+def test_delong_separates_a_real_gain_from_noise():
+    rng = np.random.default_rng(1)
+    labels = (rng.uniform(size=2000) < 0.2).astype(int)
+    base = rng.normal(size=2000) + 0.8 * labels
+    better = base + rng.normal(size=2000) * 0.5 + 0.5 * labels
+    noisy = base + rng.normal(size=2000) * 0.05
+    assert metrics.delong(base, better, labels)["p_value"] < 1e-6
+    assert metrics.delong(base, noisy, labels)["p_value"] > 0.05
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.delong(base, better[:-1], labels)
+
+
+def test_platt_recovers_a_rescaling_that_fits_the_observed_rates_exactly():
+    # Scores at logit -2, 0, 2 observed at bad rates 1/10, 1/4, 1/2, i.e. log-odds
+    # ln(1/9), ln(1/3), 0: a straight line in the logit, slope ln(3)/2, intercept -ln(3).
+    # The likelihood is then maximised by that line exactly.
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    scores = [sig(-2)] * 20 + [sig(0)] * 20 + [sig(2)] * 20
+    labels = [1] * 2 + [0] * 18 + [1] * 5 + [0] * 15 + [1] * 10 + [0] * 10
+    a, b = metrics.platt(scores, labels)
+    assert a == pytest.approx(math.log(3) / 2, abs=1e-9)
+    assert b == pytest.approx(-math.log(3), abs=1e-9)
+    with pytest.raises(ValueError, match="needs both goods and bads"):
+        metrics.platt([0.1, 0.2], [0, 0])
+    with pytest.raises(ValueError, match="scores that vary"):
+        metrics.platt([0.3, 0.3], [0, 1])
+    with pytest.raises(ValueError, match="separate goods from bads perfectly"):
+        metrics.platt([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
+
+
+def test_hosmer_lemeshow_on_hand_computed_bins_and_a_shifted_model():
+    scores = [0.1] * 10 + [0.3] * 10 + [0.6] * 10
+    labels = [1] * 2 + [0] * 8 + [1] * 3 + [0] * 7 + [1] * 5 + [0] * 5
+    # Expected bads 1, 3, 6 against 2, 3, 5: (2-1)^2/(1*0.9) + 0 + (5-6)^2/(6*0.4).
+    got = metrics.hosmer_lemeshow(scores, labels, bins=3)
+    assert got["statistic"] == pytest.approx(1 / 0.9 + 1 / 2.4)
+    assert got["dof"] == 3  # new rows: one degree of freedom per bin
+    assert got["p_value"] == pytest.approx(0.6758742321)
+    assert metrics.hosmer_lemeshow(scores, labels, bins=3, fitted=True)["dof"] == 1
+    first = got["bins"][0]
+    assert (first["n"], first["bads"], first["expected"]) == (10, 2, 1.0)
+    # Jeffreys interval of 2 bads in 10: Beta(2.5, 8.5) quantiles.
+    assert (first["rate_low"], first["rate_high"]) == pytest.approx((0.0440594136, 0.5027744964))
+    assert [b["inside"] for b in got["bins"]] == [True, True, True]
+    # The same outcomes under PDs twice as high (0.9 at most): the test rejects them.
+    shifted = metrics.hosmer_lemeshow([min(0.9, 2 * s) for s in scores], labels, bins=3)
+    assert shifted["statistic"] == pytest.approx(0 + 9 / 2.4 + 16 / 0.9)
+    assert shifted["p_value"] < 0.001
+    # 3 bads in 10 leave room up to 0.61 (PD 0.6 inside); 5 in 10 only up to 0.79.
+    assert [b["inside"] for b in shifted["bins"]] == [True, True, False]
+    # A PD of exactly 1 in a bin with goods can never be calibrated.
+    assert (
+        metrics.hosmer_lemeshow([min(1, 2 * s) for s in scores], labels, bins=3)["p_value"] == 0.0
+    )
+    with pytest.raises(ValueError, match="probabilities in"):
+        metrics.hosmer_lemeshow([s * 2 for s in scores], labels, bins=3)
+    with pytest.raises(ValueError, match="no degree of freedom"):
+        metrics.hosmer_lemeshow([0.2] * 30, labels, fitted=True)

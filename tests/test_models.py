@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from pyspark.ml.feature import SQLTransformer
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 
-from riskcontrol.modeling import models, tracking
+from riskcontrol.modeling import metrics, models, tracking
 from riskcontrol.modeling.models import FeatureSpec, Split
 
 SPEC = FeatureSpec(("x1", "x2", "x3"), ("c",), log=("x3",), month="month")
@@ -110,6 +111,36 @@ def test_balanced_weight_and_prior_correction(spark):
     assert [round(r.pd, 12) for r in got.orderBy("id").collect()] == [0.25, round(1 / 13, 12)]
 
 
+def test_platt_scaling_calibrates_gbt_on_the_validation_window_without_reranking(spark, book_split):
+    weight = models.balanced_weight(book_split.train, "balanced")
+    params = {"maxIter": 10, "maxDepth": 3, "minInstancesPerNode": 20, "stepSize": 0.3}
+    model, _ = models.fit("gbt", book_split, SPEC, params, seed=3, bad_weight=weight)
+    calibration = model.calibration
+    assert calibration["method"] == "platt" and calibration["a"] > 0
+    stage = model.stages[-1]
+    assert stage.platt == (calibration["a"], calibration["b"])
+    valid = models.predictions(model, book_split.valid, SPEC)
+    # At the likelihood's optimum the validation PDs add up to its bads exactly.
+    assert valid["pd"].sum() == pytest.approx(valid["label"].sum(), abs=1e-8)
+    uncalibrated = models.predictions(
+        PipelineModel(
+            stages=[*model.stages[:-1], models.ProbabilityOfDefault("probability", weight)]
+        ),
+        book_split.valid,
+        SPEC,
+    )
+    assert abs(uncalibrated["pd"].sum() - valid["pd"].sum()) > 1.0  # it did move the PDs
+    assert metrics.auc(valid["pd"], valid["label"]) == pytest.approx(
+        metrics.auc(uncalibrated["pd"], uncalibrated["label"]), abs=1e-12
+    )
+    # One class cannot be rescaled: the PDs are left as fitted, and the reason says why.
+    assert models.platt_calibrate(model, book_split.valid.where("label = 0")) == {
+        "method": "none",
+        "reason": "Platt scaling needs both goods and bads",
+    }
+    assert stage.platt is None  # left as fitted
+
+
 def test_the_custom_stage_loads_from_its_stable_path_and_from_the_old_flat_path(spark, tmp_path):
     """Saved pipelines name the stage's class; versions saved before the sub-package layout
     name ``riskcontrol.models.ProbabilityOfDefault`` and must still load."""
@@ -121,13 +152,18 @@ def test_the_custom_stage_loads_from_its_stable_path_and_from_the_old_flat_path(
     )
     (meta,) = (tmp_path / "pd" / "stages").glob("0_*/metadata/part-*")
     text = meta.read_text()
-    assert json.loads(text)["class"] == "riskcontrol.modeling.stages.ProbabilityOfDefault"
+    saved = json.loads(text)
+    assert saved["class"] == "riskcontrol.modeling.stages.ProbabilityOfDefault"
+    # A version saved before Platt scaling existed names neither of its params.
+    for params in (saved["paramMap"], saved["defaultParamMap"]):
+        assert params.pop("plattA") == 1.0 and params.pop("plattB") == 0.0
+    text = json.dumps(saved)
     meta.write_text(text.replace("riskcontrol.modeling.stages.", "riskcontrol.models."))
     for crc in meta.parent.glob(".*.crc"):
         crc.unlink()  # the checksum of the rewritten file no longer matches
     loaded = PipelineModel.load(str(tmp_path / "pd"))
     (stage,) = loaded.stages
-    assert type(stage) is models.ProbabilityOfDefault
+    assert type(stage) is models.ProbabilityOfDefault and stage.platt is None
     got = loaded.transform(probs).orderBy("id").collect()
     assert [round(r.pd, 12) for r in got] == [0.25, round(1 / 13, 12)]
 
@@ -189,24 +225,52 @@ def test_champion_rule_in_both_directions():
     assert "does not beat" in short.reason
     assert tracking.decide("4", 0.71, "1", 0.70, margin=0.01).promote  # exactly the margin
     assert not tracking.decide("1", 0.9, "1", 0.9, margin=0.0).promote
+    # The gain must be beyond noise, and the PDs calibrated.
+    noise = tracking.decide("5", 0.72, "1", 0.70, margin=0.01, p_value=0.2, calibration_p=0.5)
+    assert not noise.promote
+    assert noise.reason == (
+        "out-of-time AUC 0.7200 beats the champion's 0.7000 by the margin 0.0100 "
+        "(difference +0.0200); the gain is within noise (DeLong p 0.2000 >= 0.05); its PDs "
+        "pass the calibration test (Hosmer-Lemeshow p 0.5000 >= 0.01)"
+    )
+    shifted = tracking.decide("6", 0.72, "1", 0.70, margin=0.01, p_value=0.001, calibration_p=0.004)
+    assert not shifted.promote
+    assert shifted.reason.endswith(
+        "the gain is beyond noise (DeLong p 0.0010 < 0.05); its PDs fail the calibration "
+        "test (Hosmer-Lemeshow p 0.0040 < 0.01)"
+    )
+    both = tracking.decide("7", 0.72, "1", 0.70, margin=0.01, p_value=0.049, calibration_p=0.01)
+    assert both.promote and (both.p_value, both.calibration_p) == (0.049, 0.01)
+    first_uncalibrated = tracking.decide("1", 0.7, None, None, margin=0.01, calibration_p=0.0)
+    assert first_uncalibrated.promote  # something must score; the failure is on record
+    assert first_uncalibrated.reason == (
+        "no champion yet; its PDs fail the calibration test (Hosmer-Lemeshow p 0.0000 < "
+        "0.01), but there is nothing to compare it with"
+    )
 
 
 def _fixed_model(expr: str) -> PipelineModel:
     return PipelineModel(stages=[SQLTransformer(statement=f"SELECT *, {expr} AS pd FROM __THIS__")])
 
 
-def test_promote_moves_the_champion_only_when_the_margin_is_beaten(spark, settings):
+def test_promote_moves_the_champion_only_for_a_calibrated_gain_beyond_noise(spark, settings):
     import mlflow
     import mlflow.spark
 
-    settings.promotion_margin = 0.05
-    # Out-of-time rows: strong ranks perfectly (AUC 1.0), weak gets 3 of 4 pairs (0.75).
-    oot = spark.createDataFrame(
-        [(0.0, 0.1, 0.1), (0.0, 0.2, 0.8), (1.0, 0.8, 0.2), (1.0, 0.9, 0.9)],
-        "label double, strong double, weak double",
-    ).withColumn("month", F.lit("2024-01"))
+    settings.promotion_margin = 0.02
+    # 40 out-of-time rows, 20 bads and 20 goods (good i scores i/100 under every model
+    # but `strong`). `strong` separates them perfectly (AUC 1), with PDs near the observed
+    # rates; `low` ranks exactly as `strong` with PDs a tenth of them. `weak` puts 10
+    # bads above every good and 10 at 0.095, above half the goods: AUC (10 + 10 * 0.5) /
+    # 20 = 0.75. `weak_plus` moves one of those 10 above every good: AUC 0.775.
+    rows = []
+    for i in range(20):
+        rows.append((0.0, 0.1 + i / 200, i / 100, i / 100))
+        middle = 0.095 if i < 10 else 0.9
+        rows.append((1.0, 0.7 + i / 200, middle, 0.9 if i == 0 else middle))
+    oot = spark.createDataFrame(rows, "label double, strong double, weak double, plus double")
+    oot = oot.withColumn("month", F.lit("2024-01"))
     split = Split(oot, oot, oot, "time", {"oot": "2024-01..2024-01"})
-    spec = FeatureSpec(("strong", "weak"), (), month="month")
     client = tracking.client(settings)
     exp = tracking.experiment_id(settings)
 
@@ -221,29 +285,69 @@ def test_promote_moves_the_champion_only_when_the_margin_is_beaten(spark, settin
         return str(info.registered_model_version)
 
     weak = register("weak")
-    d1 = tracking.promote(settings, split, spec, challenger=weak)
-    assert (d1.promote, d1.challenger_auc, d1.champion_version) == (True, 0.75, None)
+    d1 = tracking.promote(settings, split, challenger=weak)
+    assert (d1.promote, d1.challenger_auc, d1.champion_version, d1.p_value) == (
+        True,
+        0.75,
+        None,
+        None,
+    )
+    assert tracking.alias_version(settings, "champion") == weak
+
+    # +0.025 beats the margin, but it is one bad's ranking. DeLong: the bads' paired
+    # differences are 0.5 once in 20 (variance 0.0125, over 20 bads 0.000625), the goods'
+    # 0.05 for the 10 above 0.095 (variance 0.000658, over 20 goods 0.0000329): se 0.02565,
+    # z 0.975, p 0.1649.
+    plus = register("plus")
+    d2 = tracking.promote(settings, split, challenger=plus)
+    assert (d2.promote, d2.challenger_auc, d2.champion_auc) == (False, 0.775, 0.75)
+    assert d2.p_value == pytest.approx(0.1649, abs=1e-4)
+    assert "the gain is within noise (DeLong p 0.1649 >= 0.05)" in d2.reason
+
+    # A real gain (+0.25, p 0.0010) from PDs a tenth of the observed rates: refused.
+    low = register("strong / 10")
+    d3 = tracking.promote(settings, split, challenger=low)
+    assert (d3.promote, d3.challenger_auc) == (False, 1.0)
+    assert d3.p_value == pytest.approx(0.0010, abs=1e-4) and d3.calibration_p < 1e-6
+    assert "its PDs fail the calibration test" in d3.reason
     assert tracking.alias_version(settings, "champion") == weak
 
     strong = register("strong")
-    d2 = tracking.promote(settings, split, spec, challenger=strong)
-    assert (d2.promote, d2.challenger_auc, d2.champion_auc) == (True, 1.0, 0.75)
+    d4 = tracking.promote(settings, split, challenger=strong)
+    assert (d4.promote, d4.challenger_auc, d4.champion_auc) == (True, 1.0, 0.75)
+    assert d4.calibration_p >= 0.01
     assert tracking.alias_version(settings, "champion") == strong
+    record = json.loads(client.get_model_version("application_pd", strong).tags["promotion"])
+    assert record["oot_rows"] == 40 and record["p_value"] == pytest.approx(0.0010, abs=1e-4)
 
     weak_again = register("weak")
     tracking.set_challenger(settings, weak_again)
-    d3 = tracking.promote(settings, split, spec)
-    assert (d3.promote, d3.challenger_version, d3.champion_auc) == (False, weak_again, 1.0)
+    d5 = tracking.promote(settings, split)
+    assert (d5.promote, d5.challenger_version, d5.champion_auc) == (False, weak_again, 1.0)
     assert tracking.alias_version(settings, "champion") == strong
     assert tracking.alias_version(settings, "challenger") == weak_again
     tag = client.get_model_version("application_pd", weak_again).tags["promotion"]
     assert '"promote": false' in tag and "does not beat" in tag
 
-    forced = tracking.promote(settings, split, spec, challenger=weak_again, force=True)
+    forced = tracking.promote(settings, split, challenger=weak_again, force=True)
     assert forced.promote and forced.reason.startswith("forced by the operator")
     assert tracking.alias_version(settings, "champion") == weak_again
     listed = {r["version"]: r["aliases"] for r in tracking.list_versions(settings)}
-    assert listed == {1: [], 2: [], 3: ["champion"]}
+    assert listed == {1: [], 2: [], 3: [], 4: [], 5: ["champion"]}
+
+
+def test_paired_scores_keep_each_row_with_its_own_scores(spark):
+    df = spark.createDataFrame(
+        [(float(i % 2), i / 10) for i in range(10)], "label double, x double"
+    ).repartition(3)
+    scorers = {
+        "same": _fixed_model("x"),
+        "reversed": _fixed_model("1 - x"),
+    }
+    frame = tracking.paired_scores(scorers, df)
+    assert len(frame) == 10
+    assert np.allclose(frame["same"] + frame["reversed"], 1.0)
+    assert list(frame["label"]) == [round(x * 10) % 2 for x in frame["same"]]
 
 
 def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_split, settings):
@@ -252,9 +356,10 @@ def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_sp
     settings.tune_trials = 2
     settings.tune_sampler = "nsga2"
     lineage = [tracking.Lineage("gold.book", "/nowhere", None)]
+    private = replace(SPEC, not_reasons=("x1",))  # read, never given as a reason
     trained = tracking.train_and_log(
         book_split,
-        SPEC,
+        private,
         settings,
         kinds=("decision_tree", "scorecard"),
         seed=1,
@@ -307,6 +412,14 @@ def test_train_and_log_records_lineage_plots_trials_and_the_model(spark, book_sp
         assert version.tags["model_kind"] == tm.kind
     sql = mlflow.artifacts.load_text(f"runs:/{trained[1].run_id}/scorecard/score.sql")
     assert sql.startswith("CAST(LEAST(GREATEST(ROUND(CASE WHEN x1 < ")
+    # A registered version reads back with the features it was trained on and the ones it
+    # may not give as a reason; x1, the strongest driver, scores but is never a reason.
+    tracking.set_challenger(settings, "2")
+    loaded = tracking.load_alias(settings, "challenger")
+    assert loaded.spec == private
+    scored = loaded.model.transform(book_split.oot).select("x1", "reason_codes").collect()
+    assert scored and not any("x1" in r.reason_codes for r in scored)
+    assert any(r.reason_codes for r in scored)
 
 
 def test_defaults_grow_with_the_training_rows():
@@ -372,3 +485,14 @@ def test_train_and_log_fits_with_the_defaults_for_its_training_rows(spark, book_
     assert tm.params == {"regParam": 0.042, "elasticNetParam": 0.0, "maxIter": 100}
     run = tracking.client(settings).get_run(tm.run_id)
     assert run.data.params["regParam"] == "0.042"
+    # The calibration test per window: k - 2 degrees of freedom on the rows it was fitted
+    # on, k on the others; the out-of-time table carries each bin's observed-rate interval.
+    for window, fitted in (("train", True), ("valid", False), ("oot", False)):
+        frame = tm.evaluation.scores[window]
+        want = metrics.hosmer_lemeshow(frame["pd"], frame["label"], fitted=fitted)
+        assert run.data.metrics[f"{window}_hl_p"] == pytest.approx(want["p_value"])
+        assert run.data.metrics[f"{window}_hl_stat"] == pytest.approx(want["statistic"])
+    table = tm.evaluation.calibration
+    assert len(table) == 10 and sum(r["n"] for r in table) == len(tm.evaluation.scores["oot"])
+    assert all(r["rate_low"] <= r["bad_rate"] <= r["rate_high"] for r in table)
+    assert {"expected", "inside"} <= set(table[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,11 +169,12 @@ def test_duplicate_candidates_give_one_row():
 def test_cost_model_from_settings(tmp_path):
     settings = make_settings(
         tmp_path, lgd=0.4, good_margin=0.12, review_cost=25.0, review_band_pd=0.03,
-        risk_tolerance=0.02,
+        risk_tolerance=0.02, review_catch=0.3,
     )  # fmt: skip
     assert CostModel.from_settings(settings) == CostModel(
-        lgd=0.4, good_margin=0.12, review_cost=25.0, review_band=0.03, risk_tolerance=0.02
-    )
+        lgd=0.4, good_margin=0.12, review_cost=25.0, review_band=0.03, risk_tolerance=0.02,
+        review_catch=0.3,
+    )  # fmt: skip
 
 
 def test_candidate_cutoffs_grid():
@@ -283,3 +286,73 @@ def test_plot_balance_refuses_rows_of_several_versions(balance):
         riskcost.plot_balance(pd.concat([balance, balance]))
     with pytest.raises(ValueError, match=r"missing \['area'\]"):
         riskcost.plot_balance(balance.drop(columns=["area"]))
+
+
+def test_a_review_that_catches_bads_moves_a_cut_off_into_area_3():
+    # t=0.3 reviews row 7 (a bad, exposure 1000). Catching half the band's bads avoids
+    # 500 x 0.5 more: effect (3000 + 500) x 0.5 = 1750; approved exposure 17000 - 500,
+    # its loss (2000 - 500) x 0.5 = 750: residual 750 / 16500 = 0.04545 <= 0.05, area 3
+    # (2 without the review's effect); bads 2 - 0.5 of 7 - 0.5 approvals.
+    frame = riskcost.sweep(POPULATION, [0.3], replace(COST, review_catch=0.5))
+    row = frame.iloc[0]
+    assert row["control_effect"] == pytest.approx(1750.0)
+    assert row["control_cost"] == pytest.approx(420.0)
+    assert row["residual_risk"] == pytest.approx(750 / 16500)
+    assert row["bad_rate"] == pytest.approx(1.5 / 6.5)
+    assert (row["area"], row["area_name"]) == (3, "reasonable")
+
+
+def test_a_good_earns_its_interest_by_rate_and_term():
+    # 1,200 over 12 months at 12% a year: 1% a month, installments of
+    # 12 / (1 - 1.01^-12) = 106.61855; 12 of them pay 79.42256 of interest. At 0%: none.
+    got = riskcost.lifetime_interest([1200.0, 1200.0, 3000.0], [0.12, 0.0, 0.24], [12, 12, 3])
+    assert got[0] == pytest.approx(79.42256, abs=1e-5)
+    assert got[1] == 0.0
+    # 3,000 over 3 months at 2% a month: 60 / (1 - 1.02^-3) = 1040.26402, x 3 - 3000
+    assert got[2] == pytest.approx(120.79205, abs=1e-5)
+    # A revenue column equal to exposure x margin sweeps as the margin does; a richer
+    # rejected good costs more: row 11 (PD 0.70, rejected from t=0.5) earning 500, not 200.
+    revenue = POPULATION.assign(revenue=POPULATION["exposure"] * COST.good_margin)
+    pd.testing.assert_frame_equal(
+        riskcost.sweep(revenue, CANDIDATES, COST), riskcost.sweep(POPULATION, CANDIDATES, COST)
+    )
+    revenue.loc[10, "revenue"] = 500.0
+    row = riskcost.sweep(revenue, [0.5], COST).iloc[0]
+    assert row["control_cost"] == pytest.approx(500.0)
+    with pytest.raises(ValueError, match="revenue must be a non-negative amount: 1 row"):
+        riskcost.sweep(revenue.assign(revenue=[-1.0] + [0.0] * 11), [0.5], COST)
+
+
+def test_the_bootstrap_band_of_a_clear_optimum_is_one_point():
+    # 20 goods at PD 0.05 and 20 bads at PD 0.9: a resample with a bad in it is best cut
+    # at 0.5 (every bad out, no good), never at 0.01 (every good out too); one with no bad
+    # (a chance of 2^-40) would have no optimum at all.
+    population = pd.DataFrame(
+        {"pd": [0.05] * 20 + [0.9] * 20, "bad": [0] * 20 + [1] * 20, "exposure": [1000.0] * 40}
+    )
+    band = riskcost.bootstrap_band(population, [1.0, 0.5, 0.01], COST, draws=50)
+    assert band == {"draws": 50, "found": 50, "low": 0.5, "median": 0.5, "high": 0.5}
+    strict = replace(COST, risk_tolerance=0.0, review_band=0.0)
+    none = riskcost.bootstrap_band(population.assign(pd=0.5), [1.0, 0.6], strict, draws=5)
+    assert none == {"draws": 5, "found": 0, "low": None, "median": None, "high": None}
+
+
+def test_sensitivity_of_the_optimum_to_lgd_revenue_and_review_cost():
+    # Worked from the table above with one input scaled. LGD x 0.5: at t=0.2 effect 1000,
+    # cost 420, net 580, the best in area 3 (t=0.12: 1250 - 840 = 410). LGD x 1.5: t=0.12
+    # 3750 - 840 = 2910. Margin x 0.5: t=0.12 2500 - 440 = 2060. Margin x 1.5: t=0.2
+    # 2000 - 620 = 1380 beats t=0.12 2500 - 1240 = 1260. Review cost x 0.5 and x 1.5:
+    # t=0.12 2500 - 820 = 1680 and 2500 - 860 = 1640.
+    rows = riskcost.sensitivity(POPULATION, CANDIDATES, COST)
+    got = [(r["input"], r["factor"], r["cutoff_pd"], round(r["net_benefit"], 6)) for r in rows]
+    assert got == [
+        ("lgd", 0.5, 0.2, 580.0),
+        ("lgd", 1.0, 0.12, 1660.0),
+        ("lgd", 1.5, 0.12, 2910.0),
+        ("revenue", 0.5, 0.12, 2060.0),
+        ("revenue", 1.0, 0.12, 1660.0),
+        ("revenue", 1.5, 0.2, 1380.0),
+        ("review_cost", 0.5, 0.12, 1680.0),
+        ("review_cost", 1.0, 0.12, 1660.0),
+        ("review_cost", 1.5, 0.12, 1640.0),
+    ]

@@ -183,6 +183,52 @@ def test_reason_codes_name_the_three_largest_shortfalls(spark, hand):
     assert got == {1: ["x", "c", "k"], 2: ["c", "k2"], 3: ["x", "k"], 4: []}
 
 
+def test_a_tiny_best_bin_is_no_standard_and_excluded_features_are_never_reasons(spark, hand):
+    # x: below 5, 100 rows at 10% bad; from 5, 100 rows at 30%; 4 missing, all good.
+    rows = [(float(i % 5), int(i < 10)) for i in range(100)]
+    rows += [(5.0 + i % 5, int(i < 30)) for i in range(100)]
+    rows += [(None, 0)] * 4
+    x = scorecard.fit_bins(spark.createDataFrame(rows, "x double, label int"), ["x"], [])["x"]
+    assert [(b.label, b.count, b.bads) for b in x.bins] == [
+        ("(-inf, 5)", 100, 10),
+        ("[5, +inf)", 100, 30),
+        ("missing", 4, 0),
+    ]
+    card = scorecard.Scorecard(bins={"x": x}, coefficients={"x": -1.0}, intercept=-1.0)
+    points = [card.points("x", b.woe) for b in x.bins]
+    assert points[2] > points[0] > points[1]  # the 4 missing rows hold the best points
+    # The best of x is its best bin of at least 5% of the rows (204 * 5% = 10.2): the low
+    # bin. Applicants there fall short of nothing; above 5 they do; missing beats the best.
+    assert card.max_points("x") == points[0]
+    df = spark.createDataFrame([(1, 2.0), (2, 7.0), (3, None)], "id int, x double")
+    got = {r["id"]: r["reason_codes"] for r in card.model.transform(df).collect()}
+    assert got == {1: [], 2: ["x"], 3: []}
+    # A feature declared not a reason: scored the same, never named; the next one moves up.
+    coefficients = {"x": -0.02, "c": -0.015, "k": -0.005, "k2": -0.005}
+    full = scorecard.Scorecard(bins=hand, coefficients=coefficients, intercept=-1.0)
+    private = scorecard.Scorecard(
+        bins=hand, coefficients=coefficients, intercept=-1.0, not_reasons=("x",)
+    )
+    df = spark.createDataFrame(
+        [(1, 1.0, "Z", "v", "v")], "id int, x double, c string, k string, k2 string"
+    )
+    ((a,), (b,)) = (
+        m.model.transform(df).select("pd", "reason_codes").collect() for m in (full, private)
+    )
+    assert a["pd"] == b["pd"]
+    assert (a["reason_codes"], b["reason_codes"]) == (["x", "c", "k"], ["c", "k", "k2"])
+    assert private.to_dict()["not_reasons"] == ["x"]
+    everything = scorecard.Scorecard(
+        bins=hand, coefficients={"x": -0.02}, intercept=-1.0, not_reasons=("x",)
+    )
+    (row,) = everything.model.transform(df).collect()
+    assert row["reason_codes"] == []
+    local = LocalScorer.from_champion(
+        tracking.Champion(everything.model, "m", "1", "scorecard", "r")
+    )
+    assert local.predict({"x": 1.0}) == (row["pd"], [])
+
+
 def test_fit_bins_counts_row_weights_and_rejects_labels_other_than_0_1(spark, monkeypatch):
     rows = [
         ("a", 2.0, 1),

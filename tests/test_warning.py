@@ -464,3 +464,42 @@ def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -
         )
         >= warning.DEFAULT_THRESHOLDS["dpd30_rate"]["warning"]
     )
+
+
+def test_score_psi_baseline_is_every_application_of_the_training_months(spark) -> None:
+    apps = spark.createDataFrame(
+        [
+            ("X1", "2023-12", "approved", True),
+            ("X2", "2024-01", "rejected", False),
+            ("X3", "2024-02", "pending", False),
+            ("X4", "2024-03", "approved", False),  # not matured yet: still through the door
+            ("X5", "2024-03", "approved", True),
+            ("X6", "2024-04", "approved", True),
+        ],
+        "application_id string, application_month string, status string, label_matured boolean",
+    )
+    door = warning.through_the_door(apps, "2024-01..2024-03")
+    assert sorted(r.application_id for r in door.collect()) == ["X2", "X3", "X4", "X5"]
+    for bad in ("2024-01", "2024-03..2024-01", "..2024-01"):
+        with pytest.raises(ValueError, match="must read 'first..last'"):
+            warning.through_the_door(apps, bad)
+
+
+def test_score_psi_of_identical_populations_is_zero_and_of_a_cut_one_is_not(spark) -> None:
+    day = dt.date(2024, 5, 1)
+    baseline = [round(0.01 * i, 2) for i in range(1, 101)]  # every application, PDs .01-1
+    # The same 100 PDs on the 30 days before the day: the same population.
+    same = spark.createDataFrame(
+        [(day - dt.timedelta(days=1 + i % 30), pd_) for i, pd_ in enumerate(baseline)],
+        "application_date date, pd double",
+    )
+    days_df = warning.days_frame(spark, [day])
+    row = warning._psi(same, baseline, days_df).first()
+    assert (row.value, row.numerator, row.denominator) == (0.0, 100, 100)
+    # Against the approved half only (PDs up to 0.5, as a cut-off leaves them), the very
+    # same applications look drifted: its deciles end at .05, .10, ..., .45, so the first
+    # nine bins get 5% of the applications each against 10%, and the last 55%.
+    approved = [p for p in baseline if p <= 0.5]
+    cut = warning._psi(same, approved, days_df).first()
+    expected = 9 * (0.05 - 0.1) * math.log(0.05 / 0.1) + (0.55 - 0.1) * math.log(0.55 / 0.1)
+    assert cut.value == pytest.approx(expected)  # 1.079: critical, for no change at all

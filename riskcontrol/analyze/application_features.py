@@ -14,43 +14,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from riskcontrol.analyze import silver
+from riskcontrol.analyze.labels import LabelDefinition, loan_labels
 from riskcontrol.core.catalog import (
     CATEGORICAL_FEATURES,
     GOLD_APPLICATION_FEATURES,
     NUMERIC_FEATURES,
     ZERO_WHEN_MISSING,
 )
-from riskcontrol.core.dates import pit_dpd
-
-
-def loan_labels(
-    loans: DataFrame, repayments: DataFrame, as_of: dt.date, performance_months: int, bad_dpd: int
-) -> DataFrame:
-    """Per loan: ``label`` 1 if it reached ``bad_dpd`` within the performance window.
-
-    The window ends ``performance_months`` after disbursement; a loan whose window has
-    not ended by ``as_of`` is not matured and gets a null label.
-    """
-    window_end = F.add_months("disbursed_date", performance_months)
-    lw = loans.select("loan_id", "application_id", window_end.alias("window_end"))
-    worst = (
-        lw.join(repayments.select("loan_id", "due_date", "paid_date"), "loan_id", "left")
-        .where(F.col("due_date").isNull() | (F.col("due_date") <= F.col("window_end")))
-        .groupBy("loan_id", "application_id", "window_end")
-        .agg(
-            F.max(pit_dpd(F.col("due_date"), F.col("paid_date"), F.col("window_end"))).alias(
-                "worst_dpd"
-            )
-        )
-    )
-    matured = F.col("window_end") <= F.lit(as_of)
-    return worst.select(
-        "application_id",
-        F.when(matured, (F.coalesce(F.col("worst_dpd"), F.lit(0)) >= bad_dpd).cast("int")).alias(
-            "label"
-        ),
-        matured.alias("label_matured"),
-    )
 
 
 def application_features(
@@ -60,8 +30,7 @@ def application_features(
     loans: DataFrame,
     repayments: DataFrame,
     as_of: dt.date,
-    performance_months: int,
-    bad_dpd: int,
+    definition: LabelDefinition,
 ) -> DataFrame:
     """One gold row per application: features known at application time and the label.
 
@@ -87,7 +56,7 @@ def application_features(
         apps.join(cust, "customer_id", "left")
         .join(hist, "application_id", "left")
         .join(
-            loan_labels(loans, repayments, as_of, performance_months, bad_dpd),
+            loan_labels(loans, repayments, as_of, definition).drop("worst_dpd", "judged_on"),
             "application_id",
             "left",
         )
@@ -112,6 +81,7 @@ def application_features(
         *[numeric(c) for c in NUMERIC_FEATURES],
         *CATEGORICAL_FEATURES,
         "label",
+        F.coalesce("label_status", F.lit("no_loan")).alias("label_status"),
         F.coalesce("label_matured", F.lit(False)).alias("label_matured"),
         F.current_timestamp().alias("feature_time"),
     )

@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from riskcontrol.analyze import application_features, feature_store, quality, resolve, silver
+from riskcontrol.analyze.labels import LabelDefinition
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     BRONZE_APPLICATIONS,
@@ -146,8 +147,7 @@ def build_gold(run: Run) -> StepCounts:
         read(SILVER_LOANS),
         read(SILVER_REPAYMENTS),
         as_of=as_of,
-        performance_months=settings.performance_months,
-        bad_dpd=settings.bad_dpd,
+        definition=LabelDefinition.from_settings(settings),
     )
     lakehouse.overwrite(features, GOLD_APPLICATION_FEATURES, settings)
     counts.rows_out = read(GOLD_APPLICATION_FEATURES).count()

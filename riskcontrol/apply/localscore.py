@@ -69,7 +69,7 @@ from riskcontrol.apply.scoring import (
 )
 from riskcontrol.modeling import explain, models
 from riskcontrol.modeling.scale import PD_EPSILON, ScoreScale
-from riskcontrol.modeling.stages import ProbabilityOfDefault
+from riskcontrol.modeling.stages import PLATT_CLIP, ProbabilityOfDefault
 
 PD_COL = explain.PD_COL
 REASON_CODES_COL = explain.REASON_CODES_COL
@@ -1034,13 +1034,19 @@ class _Compiler:
     def probability_of_default(self, stage: ProbabilityOfDefault) -> None:
         source = stage.getOrDefault(stage.inputCol)
         w = float(stage.getOrDefault(stage.badWeight))
+        platt = stage.platt
 
         def run(values: Values) -> None:
             raw = values[source]
             if isinstance(raw, list):
                 raw = raw[1]
             p = least(greatest(raw, 0.0), 1.0)
-            values[PD_COL] = values["prediction"] = p if w == 1.0 else p / (p + (1.0 - p) * w)
+            p = p if w == 1.0 else p / (p + (1.0 - p) * w)
+            if platt is not None and p is not None:
+                a, b = platt
+                q = least(greatest(p, PLATT_CLIP), 1.0 - PLATT_CLIP)
+                p = 1.0 / (1.0 + strict_exp(-(a * strict_log(q / (1.0 - q)) + b)))
+            values[PD_COL] = values["prediction"] = p
 
         self.steps.append(Step((source,), (PD_COL, "prediction"), run))
 
@@ -1119,7 +1125,7 @@ class LocalScorer:
         if REASON_CODES_COL in writes:
             scorer.explainer = _own_codes
         elif tree is not None:
-            scorer.explainer = _tree_explainer(tree, compiler, top)
+            scorer.explainer = _tree_explainer(tree, compiler, top, champion.spec.not_reasons)
         else:
             scorer.explainer = _occlusion_explainer(scorer, champion, top)
         return scorer
@@ -1144,7 +1150,7 @@ def _own_codes(row: dict[str, Any], values: Values) -> list[str]:
     return list(values[REASON_CODES_COL])
 
 
-def _tree_explainer(stage, compiler: _Compiler, top: int):
+def _tree_explainer(stage, compiler: _Compiler, top: int, not_reasons: tuple[str, ...]):
     """Path contributions of ``stage``'s leaves, exactly as explain.tree_reason_codes."""
     leaf_col = stage.getLeafCol()
     slot_names = compiler.slots.get(FEATURES_COL)
@@ -1152,7 +1158,7 @@ def _tree_explainer(stage, compiler: _Compiler, top: int):
     slot_names = [explain.original_feature(n) for n in slot_names]
     _require(len(slot_names) == stage.numFeatures, "slot names do not match the tree's width")
     trees, weights = compiler.trees_of[id(stage)]
-    features = sorted(set(slot_names))
+    features = explain.reason_candidates(slot_names, not_reasons)
     tables = [
         explain.contribution_table(tree, weight, slot_names, features)
         for tree, weight in zip(trees, weights, strict=True)
@@ -1170,13 +1176,15 @@ def _occlusion_explainer(scorer: LocalScorer, champion, top: int):
     """Occlusion against ``champion.reference``, exactly as explain.occlusion_reason_codes."""
     spec = champion.spec
     reference = champion.reference
-    features = [*spec.numeric, *spec.categorical]
+    features = spec.reason_features
     _require(
         reference is not None and all(f in reference for f in features),
         "no reference values for occlusion reason codes",
     )
-    replaced = {f: None if reference[f] is None else float(reference[f]) for f in spec.numeric}
-    replaced |= {f: None if reference[f] is None else str(reference[f]) for f in spec.categorical}
+    replaced = {
+        f: None if reference[f] is None else (float if f in spec.numeric else str)(reference[f])
+        for f in features
+    }
 
     def codes(row: dict[str, Any], values: Values) -> list[str]:
         pd = values[PD_COL]

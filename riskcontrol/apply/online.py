@@ -124,6 +124,7 @@ def feature_row(
     for c in CATEGORICAL_FEATURES:
         row[c] = str(request[c]) if request.get(c) is not None else None
     row["label"] = None
+    row["label_status"] = "no_loan"
     row["label_matured"] = False
     row["feature_time"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return row

@@ -17,7 +17,9 @@ Each step reads the tables the tiers before it wrote and writes its own, idempot
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,24 +62,48 @@ def _read(run: Run, table) -> DataFrame:
 # --- cut-off policy ---------------------------------------------------------------------
 @dataclass
 class CutoffResult:
-    version: int
+    version: int | None  # None: no policy written (no cut-off met the tolerance)
     frame: pd.DataFrame  # the sweep, one row per candidate cut-off
-    chosen: pd.Series
-    created: bool  # False: the active policy already said the same
+    chosen: pd.Series | None
+    created: bool  # False: the active policy already said the same, or none was chosen
     plot: Path | None
+    note: str = ""  # why no policy was chosen, when none was
 
 
 def cutoff_population(run: Run, champion: tracking.Champion) -> tuple[pd.DataFrame, str]:
-    """The out-of-time window's matured, approved applications with the champion's PD, the
-    observed outcome and the exposure (the amount applied for)."""
+    """The out-of-time window's judged, approved applications with the champion's PD, the
+    observed outcome, the exposure (the amount its loan disbursed) and the revenue the loan
+    earns if good: its lifetime interest by rate and term (``riskcost.lifetime_interest``);
+    a loan without them (or an application without its loan) falls back to the amount
+    applied for and ``RISK_GOOD_MARGIN`` of it."""
 
     split = training_split(run.spark, run.settings)
-    scored = champion.model.transform(split.oot).select(
-        "pd", F.col("label").alias("bad"), F.col("requested_amount").alias("exposure")
+    loans = _read(run, SILVER_LOANS).select(
+        "application_id",
+        F.col("principal").alias("_principal"),
+        F.col("annual_rate").alias("_rate"),
+        F.col("term_months").alias("_term"),
     )
-    population = scored.toPandas()
+    population = (
+        champion.model.transform(split.oot)
+        .join(loans, "application_id", "left")
+        .select(
+            "pd",
+            F.col("label").alias("bad"),
+            F.coalesce("_principal", "requested_amount").alias("exposure"),
+            "_rate",
+            "_term",
+        )
+        .toPandas()
+    )
+    known = (population["_rate"].notna() & population["_term"].gt(0)).to_numpy()
+    revenue = population["exposure"].to_numpy(dtype=float) * run.settings.good_margin
+    revenue[known] = riskcost.lifetime_interest(
+        population["exposure"][known], population["_rate"][known], population["_term"][known]
+    )
+    population = population.drop(columns=["_rate", "_term"]).assign(revenue=revenue)
     window = split.windows.get("oot", "")
-    return population, f"out-of-time {window}: {len(population):,} matured approved applications"
+    return population, f"out-of-time {window}: {len(population):,} judged approved applications"
 
 
 def _active_versions(run: Run) -> pd.DataFrame:
@@ -101,11 +127,15 @@ def run_cutoff(
     cutoff: float | None = None,
     activate: bool = True,
     champion: tracking.Champion | None = None,
+    keep_when_infeasible: bool = False,
 ) -> CutoffResult:
     """Sweep the approval cut-off, choose the optimal one (or ``cutoff``) and record it.
 
     A new policy version is written only when the sweep or the choice differs from the
     active one; ``activate`` makes it the active policy (the previous one is superseded).
+    When no candidate is in area 3 the command fails, saying what to do; a scheduled run
+    (``keep_when_infeasible``) instead keeps the active policy (or the configured
+    thresholds), says so, and goes on to score and watch the book.
     """
     spark, settings = run.spark, run.settings
     approval = activate and settings.policy_approval
@@ -121,11 +151,20 @@ def run_cutoff(
     frame = riskcost.sweep(population, candidates, riskcost.CostModel.from_settings(settings))
     best = riskcost.optimal_row(frame)
     if cutoff is None and best is None:
-        raise RuntimeError(
+        message = (
             "no candidate cut-off is in area 3 (control effect above cost with residual risk "
             f"within RISK_RISK_TOLERANCE={settings.risk_tolerance}): raise the tolerance, or "
             "choose a cut-off yourself with `riskctl cutoff --cutoff PD`"
         )
+        if not keep_when_infeasible:
+            raise RuntimeError(message)
+        lowest = frame.loc[frame["residual_risk"].idxmin()]
+        note = (
+            f"{message}. The lowest residual risk of the sweep is {lowest['residual_risk']:.2%} "
+            f"(reject from PD {lowest['cutoff_pd']:.3f}); the policy in force stays"
+        )
+        progress(f"apply: WARNING: {note}")
+        return CutoffResult(None, frame, None, False, None, note)
     chosen_pd = round(cutoff, 6) if cutoff is not None else float(best["cutoff_pd"])
     frame["chosen"] = (frame["cutoff_pd"] - chosen_pd).abs() < 1e-9
     active = _active_versions(run)
@@ -155,6 +194,26 @@ def run_cutoff(
     plot = settings.reports_dir / f"cutoff_policy_v{version}.png"
     fig = riskcost.plot_balance(frame, title=f"Risk-cost balance, policy v{version}")
     fig.savefig(plot, dpi=110, bbox_inches="tight")
+    # How far the optimum owes to the sample, and to the two settings that move it most.
+    cost = riskcost.CostModel.from_settings(settings)
+    band = riskcost.bootstrap_band(population, candidates, cost)
+    evidence = {
+        "policy_version": version,
+        "population": described,
+        "cost_model": dataclasses.asdict(cost),
+        "chosen_cutoff_pd": float(chosen["cutoff_pd"]),
+        "bootstrap_band": band,
+        "sensitivity": riskcost.sensitivity(population, candidates, cost),
+    }
+    (settings.reports_dir / f"cutoff_policy_v{version}.json").write_text(
+        json.dumps(evidence, indent=2) + "\n"
+    )
+    if band["found"]:
+        progress(
+            f"apply: the optimum over {band['draws']} resamples: PD {band['low']:.3f} to "
+            f"{band['high']:.3f} (90%), median {band['median']:.3f}; "
+            f"{band['found']} of them had one"
+        )
     progress(
         f"apply: cut-off policy v{version} ({'active' if activate else 'draft'}): reject from "
         f"PD {chosen['cutoff_pd']:.3f}, review from {chosen['approve_below_pd']:.3f}; "
@@ -256,13 +315,16 @@ def run_book(
 
 # --- early warning and alerts ---------------------------------------------------------------
 def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list[float]]:
-    """Applications' PDs from 30 days before the window on, and the training window's PDs."""
+    """Applications' PDs from 30 days before the window on, and the PDs of every
+    application of the training months (``warning.through_the_door``: all applications
+    against all applications)."""
 
     features = _read(run, GOLD_APPLICATION_FEATURES)
     recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
     score_frame = champion.model.transform(recent).select("application_date", "pd")
-    train = training_split(run.spark, run.settings).train
-    baseline = [r.pd for r in champion.model.transform(train).select("pd").collect()]
+    months = training_split(run.spark, run.settings).windows["train"]
+    door = warning.through_the_door(features, months)
+    baseline = [r.pd for r in champion.model.transform(door).select("pd").collect()]
     return score_frame, baseline
 
 
@@ -374,7 +436,7 @@ def run_report(run: Run, progress: Progress = _quiet, out_dir: Path | None = Non
 def run_apply(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     """The whole apply tier in order, with the champion loaded once."""
     champion = tracking.load_champion(run.settings)
-    run_cutoff(run, progress, champion=champion)
+    run_cutoff(run, progress, champion=champion, keep_when_infeasible=True)
     steps = [run_score(run, progress, champion), run_book(run, progress, champion=champion)]
     steps.append(run_warning(run, progress, champion=champion).counts)
     run_report(run, progress)

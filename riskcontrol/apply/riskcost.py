@@ -27,7 +27,7 @@ classic risk-cost balance diagram of a sweep.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,9 @@ COLUMNS = (
     "optimal",
 )
 POPULATION_COLUMNS = ("pd", "bad", "exposure")
+# Optional: what a good loan earns over its life (its interest, from its rate and term).
+# Without it a good earns ``exposure x good_margin``.
+REVENUE_COLUMN = "revenue"
 AREA_NAMES = {1: "invalid", 2: "weaker", 3: "reasonable", 4: "override"}
 AREA_COLORS = {1: "#f6c6c6", 2: "#fde2b8", 3: "#cdeccd", 4: "#cfe0f5"}
 # Relative tolerance under which summed amounts count as equal: float noise must not move
@@ -79,6 +82,9 @@ class CostModel:
     review_cost: float
     review_band: float
     risk_tolerance: float
+    # Share of the bads in the review band that a review catches (declines): the review's
+    # effect. 0: a review costs money and changes no outcome.
+    review_catch: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +95,7 @@ class CostModel:
             "risk_tolerance (RISK_RISK_TOLERANCE) must be within [0, 1]": (
                 0 <= self.risk_tolerance <= 1
             ),
+            "review_catch (RISK_REVIEW_CATCH) must be within [0, 1]": (0 <= self.review_catch <= 1),
         }
         failed = [rule for rule, ok in checks.items() if not ok]
         if failed:
@@ -104,6 +111,7 @@ class CostModel:
             review_cost=settings.review_cost,
             review_band=settings.review_band_pd,
             risk_tolerance=settings.risk_tolerance,
+            review_catch=settings.review_catch,
         )
 
 
@@ -122,6 +130,18 @@ def candidate_cutoffs(step: float, low: float | None = None, high: float = 1.0) 
     else:
         grid.append(float(high))
     return grid
+
+
+def lifetime_interest(principal, annual_rate, term_months) -> np.ndarray:
+    """Interest a fully repaid annuity loan pays over its life: ``n`` equal installments
+    of ``P r / (1 - (1 + r)^-n)`` (r the monthly rate) less the principal; a rate of 0
+    pays none. What a good loan earns, and what rejecting it gives up."""
+    p = np.asarray(principal, dtype=float)
+    r = np.asarray(annual_rate, dtype=float) / 12.0
+    n = np.asarray(term_months, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        installment = np.where(r > 0, p * r / (1.0 - (1.0 + r) ** (-n)), p / n)
+    return installment * n - p
 
 
 def _population_arrays(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,12 +201,13 @@ def sweep(population: pd.DataFrame, candidates: Sequence[float], cost: CostModel
     computes). The marginal effect and cost of a row are its increase over the previous
     row; the first row's are measured against no control at all."""
     pd_, bad, exposure = _population_arrays(population)
+    revenue = _revenue(population, exposure, cost)
     cutoffs = _cutoff_array(candidates)
     # any order of equal PDs will do: a cut-off never separates them
     order = np.argsort(pd_)
     sorted_pd = pd_[order]
     bad_exposure = (exposure * bad)[order]
-    good_exposure = (exposure * (1.0 - bad))[order]
+    good_revenue = (revenue * (1.0 - bad))[order]
     applications = len(sorted_pd)
 
     # Sorted positions: rows [0, approved) have PD < cut-off, rows [auto, approved) are in
@@ -197,20 +218,23 @@ def sweep(population: pd.DataFrame, candidates: Sequence[float], cost: CostModel
     reviewed = approved - auto
     rejected = applications - approved
 
-    effect = _suffix(bad_exposure)[approved] * cost.lgd
-    control_cost = _suffix(good_exposure)[approved] * cost.good_margin + reviewed * cost.review_cost
-    approved_exposure = _prefix(exposure[order])[approved]
-    approved_loss = _prefix(bad_exposure)[approved] * cost.lgd
-    approved_bads = _prefix(bad[order])[approved]
+    # Reviews catch a share of the bads in the band: their loss is avoided too.
+    band_bad_exposure = _prefix(bad_exposure)[approved] - _prefix(bad_exposure)[auto]
+    caught = band_bad_exposure * cost.review_catch
+    effect = (_suffix(bad_exposure)[approved] + caught) * cost.lgd
+    control_cost = _suffix(good_revenue)[approved] + reviewed * cost.review_cost
+    approved_exposure = _prefix(exposure[order])[approved] - caught
+    approved_loss = (_prefix(bad_exposure)[approved] - caught) * cost.lgd
+    caught_bads = (_prefix(bad[order])[approved] - _prefix(bad[order])[auto]) * cost.review_catch
+    approved_bads = _prefix(bad[order])[approved] - caught_bads
     residual = np.divide(
         approved_loss,
         approved_exposure,
         out=np.zeros_like(approved_loss),
         where=approved_exposure > 0,
     )
-    bad_rate = np.divide(
-        approved_bads, approved, out=np.zeros_like(approved_bads), where=approved > 0
-    )
+    kept = approved - caught_bads  # expected approvals once reviews decline what they catch
+    bad_rate = np.divide(approved_bads, kept, out=np.zeros_like(approved_bads), where=kept > 0)
     net = effect - control_cost
 
     effective = _at_least(effect, control_cost)
@@ -248,6 +272,92 @@ def sweep(population: pd.DataFrame, candidates: Sequence[float], cost: CostModel
         },
         columns=list(COLUMNS),
     )
+
+
+def _revenue(population: pd.DataFrame, exposure: np.ndarray, cost: CostModel) -> np.ndarray:
+    """Each row's lifetime revenue if good: its ``revenue`` column when it has one, else
+    ``exposure x good_margin``."""
+    if REVENUE_COLUMN not in population.columns:
+        return exposure * cost.good_margin
+    revenue = population[REVENUE_COLUMN].to_numpy(dtype=float, na_value=np.nan)
+    wrong = ~(revenue >= 0)
+    if wrong.any():
+        rows = population.index[wrong][:5].tolist()
+        raise ValueError(
+            f"revenue must be a non-negative amount: {int(wrong.sum())} row(s) break it, "
+            f"e.g. index {rows}"
+        )
+    return revenue
+
+
+def bootstrap_band(
+    population: pd.DataFrame,
+    candidates: Sequence[float],
+    cost: CostModel,
+    draws: int = 200,
+    seed: int = 7,
+    level: float = 0.9,
+) -> dict[str, float | int | None]:
+    """How much the optimal cut-off owes to the sample: the sweep on ``draws`` resamples
+    of ``population`` (rows drawn with replacement), and the central ``level`` interval
+    of the optimal cut-offs found. ``found``: draws with an area-3 optimum at all."""
+    if draws < 1 or not 0 < level < 1:
+        raise ValueError(f"draws must be >= 1 and level within (0, 1), got {draws}, {level}")
+    rng = np.random.default_rng(seed)
+    n = len(population)
+    optima = []
+    for _ in range(draws):
+        frame = sweep(population.iloc[rng.integers(0, n, n)], candidates, cost)
+        best = optimal_row(frame)
+        if best is not None:
+            optima.append(float(best["cutoff_pd"]))
+    if not optima:
+        return {"draws": draws, "found": 0, "low": None, "median": None, "high": None}
+    tail = (1.0 - level) / 2.0
+    low, median, high = np.quantile(optima, [tail, 0.5, 1.0 - tail], method="lower")
+    return {
+        "draws": draws,
+        "found": len(optima),
+        "low": float(low),
+        "median": float(median),
+        "high": float(high),
+    }
+
+
+SENSITIVITY_FACTORS = (0.5, 1.0, 1.5)
+
+
+def sensitivity(
+    population: pd.DataFrame,
+    candidates: Sequence[float],
+    cost: CostModel,
+    factors: Sequence[float] = SENSITIVITY_FACTORS,
+) -> list[dict[str, float | str | None]]:
+    """The optimal cut-off with one input scaled at a time: the LGD (capped at 1), what a
+    good earns (the revenue column or the margin) and the cost of a review."""
+    rows = []
+    for name in ("lgd", "revenue", "review_cost"):
+        for factor in factors:
+            scaled_cost, scaled = cost, population
+            if name == "lgd":
+                scaled_cost = replace(cost, lgd=min(cost.lgd * factor, 1.0))
+            elif name == "review_cost":
+                scaled_cost = replace(cost, review_cost=cost.review_cost * factor)
+            elif REVENUE_COLUMN in population.columns:
+                scaled = population.assign(revenue=population[REVENUE_COLUMN] * factor)
+            else:
+                scaled_cost = replace(cost, good_margin=cost.good_margin * factor)
+            best = optimal_row(sweep(scaled, candidates, scaled_cost))
+            rows.append(
+                {
+                    "input": name,
+                    "factor": float(factor),
+                    "cutoff_pd": None if best is None else float(best["cutoff_pd"]),
+                    "approval_rate": None if best is None else float(best["approval_rate"]),
+                    "net_benefit": None if best is None else float(best["net_benefit"]),
+                }
+            )
+    return rows
 
 
 def optimal_row(frame: pd.DataFrame) -> pd.Series | None:

@@ -17,8 +17,9 @@ its absolute value is compared):
   (60+) at d;
 * ``vintage_mob3_dpd30``: share of the latest disbursement-month cohort fully at
   month-on-book 3 that was ever 30+ DPD by then;
-* ``score_psi``: population stability of recent applications' PDs against the training
-  window's, on the training deciles;
+* ``score_psi``: population stability of recent applications' PDs against the PDs of
+  every application made in the training months (``through_the_door``: like against
+  like, whatever became of them), on that baseline's deciles;
 * ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before;
 * ``concentration_province``, ``concentration_channel``: the largest segment's share of
   the active outstanding;
@@ -453,6 +454,22 @@ def _vintage(cohorts: DataFrame, days_df: DataFrame) -> DataFrame:
         .where(F.col("rank") == 1)
         .select(_share("vintage_mob3_dpd30", "ever30_loans", "loans"))
     )
+
+
+def through_the_door(
+    applications: DataFrame, months: str, month_col: str = "application_month"
+) -> DataFrame:
+    """Every application made in ``months`` ("first..last", as a split's window names
+    them), whatever became of it: approved or not, matured or not.
+
+    The score PSI compares recent applications, all of them, with this population. The
+    model's training rows are the wrong baseline: only approved loans whose outcome has
+    matured, a population the policy has already cut, so against it the applications
+    would show drift by construction."""
+    first, sep, last = months.partition("..")
+    if not sep or not first or not last or first > last:
+        raise ValueError(f"months must read 'first..last' (e.g. 2024-01..2024-06), got {months!r}")
+    return applications.where(F.col(month_col).between(first, last))
 
 
 def _psi(score_frame: DataFrame, baseline_pd: Sequence[float], days_df: DataFrame) -> DataFrame:

@@ -298,7 +298,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from riskcontrol.modeling import models, tracking
+    from riskcontrol.modeling import tracking
     from riskcontrol.modeling.training import training_split
 
     margin = {} if args.margin is None else {"promotion_margin": args.margin}
@@ -307,7 +307,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
     d = tracking.promote(
         settings,
         split,
-        models.APPLICATION_SPEC,
         challenger=args.version,
         force=args.force,
         progress=say,
@@ -315,6 +314,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
     champion = f"v{d.champion_version} ({d.champion_auc:.4f})" if d.champion_version else "none"
     print(f"challenger v{d.challenger_version} out-of-time AUC {d.challenger_auc:.4f}")
     print(f"champion   {champion}")
+    if d.p_value is not None:
+        print(f"gain       DeLong p {d.p_value:.4f} (significant below {d.alpha:g})")
+    if d.calibration_p is not None:
+        print(
+            f"calibration Hosmer-Lemeshow p {d.calibration_p:.4f} "
+            f"(fails below {d.calibration_alpha:g})"
+        )
     print(f"decision   {'PROMOTED' if d.promote else 'NOT promoted'}: {d.reason}")
     return 0
 
@@ -322,6 +328,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
     from riskcontrol.lenderfile import evaluate
 
+    if args.outcome_months and not args.time_col:  # before Spark starts
+        raise ValueError("--outcome-months needs --time-col: the date the outcome runs from")
     settings = load_settings(**_train_overrides(args))
     spark = start_spark(settings)
     bad = [v.strip() for v in args.bad.split(",") if v.strip()]
@@ -340,6 +348,7 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
         not_pii=args.not_pii,
         allow_pii_features=args.allow_pii_feature,
         cv=args.cv,
+        outcome_months=args.outcome_months,
     )
     out = evaluate.write_report(
         report, args.report or settings.reports_dir / f"evaluate-{Path(args.path).stem}.json"
@@ -349,6 +358,13 @@ def cmd_evaluate_dataset(args: argparse.Namespace) -> int:
         f"\n{args.path}: {report['rows_read']:,} rows read = {report['rows_used']:,} used + "
         f"{report['rows_quarantined']:,} quarantined ({q}); bad rate {report['bad_rate']:.2%}"
     )
+    maturity = report["maturity"]
+    if maturity["rows_immature"]:
+        print(
+            f"of those used, {maturity['rows_immature']:,} dated after "
+            f"{maturity['mature_through']} are too recent for their outcome "
+            f"(--outcome-months {maturity['outcome_months']}) and not modelled"
+        )
     print(f"split: {report['split']}")
     cv = report["cross_validation"]
     cv_head = f" {'CV AUC mean ± sd':>17}" if cv else ""
@@ -837,6 +853,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--time-col", default=None, help="date column: split train/validation/test by time"
+    )
+    p.add_argument(
+        "--outcome-months",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --time-col: leave out rows dated within N months of the file's latest "
+        "date, whose outcome has not had time to show (a loan issued last month is still "
+        "'Current'); they are counted in the report's maturity (default 0: every row)",
     )
     p.add_argument(
         "--report", default=None, help="JSON report path (default reports/evaluate-NAME.json)"

@@ -636,6 +636,7 @@ GOLD_APPLICATION_FEATURES = Table(
         "employment_type string",
         "education string",
         "label int",
+        "label_status string",
         "label_matured boolean",
         "feature_time timestamp",
     ),

@@ -31,6 +31,11 @@ MODEL_KINDS = ("decision_tree", "gbt", "neural_network", "scorecard", "logistic"
 TUNE_SAMPLERS = ("tpe", "nsga2", "random")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, blanks dropped, each once."""
+    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
 class Settings(BaseSettings):
     """Pipeline configuration; see README "Configuration" for every variable."""
 
@@ -119,6 +124,29 @@ class Settings(BaseSettings):
         0.005,
         description="out-of-time AUC a challenger must beat the champion by to be promoted",
     )
+    promotion_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="a challenger's AUC gain must be significant at this level (DeLong, "
+        "one-sided) to be promoted",
+    )
+    reason_excluded: str = Field(
+        "age,province,channel",
+        description="features never given as a reason code (comma-separated): a lender may "
+        "not cite them in a decline notice; they may still be features",
+    )
+    feature_excluded: str = Field(
+        "",
+        description="application features no model may read (comma-separated), e.g. age",
+    )
+    calibration_alpha: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="a challenger whose PDs fail the Hosmer-Lemeshow test at this level on "
+        "the out-of-time rows is not promoted (0: never blocks)",
+    )
 
     # --- Airflow -----------------------------------------------------------------
     airflow_home: Path | None = None
@@ -135,8 +163,17 @@ class Settings(BaseSettings):
     )
 
     # --- risk policy -------------------------------------------------------------
-    performance_months: int = Field(6, description="months on book before a label matures")
-    bad_dpd: int = Field(60, description="DPD that makes a loan 'bad' within the window")
+    bad_dpd: int = Field(
+        90, description="the default definition: days past due that make a loan bad"
+    )
+    performance_cycles: int = Field(
+        6, description="installments a loan's label is judged on (the performance window)"
+    )
+    indeterminate_dpd: int = Field(
+        30,
+        description="worst delay from this many days up to RISK_BAD_DPD is indeterminate: "
+        "not fitted, still scored and counted",
+    )
     oot_months: int = Field(3, description="matured months held out as the out-of-time test")
     lgd: float = Field(0.45, description="loss given default for impact = EAD x LGD")
     quadrant_pd_threshold: float = Field(0.10, description="PD at or above = high probability")
@@ -149,6 +186,13 @@ class Settings(BaseSettings):
         0.02, description="PD band just below the cut-off whose applications go to review"
     )
     review_cost: float = Field(30.0, description="cost of one manual review (currency units)")
+    review_catch: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the bads in the review band a manual review declines (its "
+        "effect); measure it from your reviews' outcomes",
+    )
     good_margin: float = Field(
         0.10, description="profit on a good loan as a share of its amount (lost when rejected)"
     )
@@ -218,6 +262,12 @@ class Settings(BaseSettings):
                 "need 0 < RISK_APPROVE_BELOW_PD <= RISK_REJECT_FROM_PD < 1, got "
                 f"{self.approve_below_pd} and {self.reject_from_pd}"
             )
+        if not 0 < self.indeterminate_dpd <= self.bad_dpd or self.performance_cycles < 1:
+            raise ValueError(
+                "need 0 < RISK_INDETERMINATE_DPD <= RISK_BAD_DPD and RISK_PERFORMANCE_CYCLES "
+                f">= 1, got {self.indeterminate_dpd}, {self.bad_dpd} and "
+                f"{self.performance_cycles}"
+            )
         if self.oot_months < 1 or self.valid_months < 1:
             raise ValueError(
                 f"RISK_OOT_MONTHS ({self.oot_months}) and RISK_VALID_MONTHS "
@@ -259,6 +309,16 @@ class Settings(BaseSettings):
     def kinds(self) -> tuple[str, ...]:
         """The model kinds to train, in the configured order."""
         return tuple(k.strip() for k in self.model_kinds.split(",") if k.strip())
+
+    @property
+    def not_reasons(self) -> tuple[str, ...]:
+        """Features never given as a reason code, in the configured order."""
+        return _names(self.reason_excluded)
+
+    @property
+    def not_features(self) -> tuple[str, ...]:
+        """Application features no model reads."""
+        return _names(self.feature_excluded)
 
     # --- derived locations -------------------------------------------------------
     @property

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse
 from riskcontrol.core.config import Settings
@@ -49,8 +50,14 @@ def evaluate_dataset(
     allow_pii_features: list[str] | None = None,
     cv: str = "auto",
     cleaned: prepare.CleanedDataset | None = None,
+    outcome_months: int = 0,
 ) -> dict[str, Any]:
     """Clean ``path``, train every configured model kind on it, and return the report.
+
+    ``outcome_months`` (with ``time_col``): rows dated within that many months of the
+    file's latest date have not had the time to show their outcome (a loan issued last
+    month is "Current", so it would count as good); they are left out of every window
+    and counted as immature (``maturity``).
 
     Columns identifying a person (``pii_detect``; ``pii_columns``/``not_pii`` override)
     are encrypted in bronze and never features unless named in ``allow_pii_features``.
@@ -59,6 +66,10 @@ def evaluate_dataset(
     ``prepare.land`` with the same arguments (it is then not landed again)."""
     if cv not in CV_MODES:
         raise ValueError(f"cv={cv!r}: use one of {', '.join(CV_MODES)}")
+    if outcome_months and not time_col:
+        raise ValueError("--outcome-months needs --time-col: the date the outcome runs from")
+    if outcome_months < 0:
+        raise ValueError(f"--outcome-months must be 0 (every row) or more, got {outcome_months}")
     started = time.perf_counter()
     if cleaned is None:
         cleaned = land(
@@ -77,7 +88,9 @@ def evaluate_dataset(
     counts = cleaned.counts()
     landed = time.perf_counter() - started
     spec = feature_spec(cleaned, path)
-    split = split_of(cleaned, time_col, seed).cache()
+    data, maturity = mature_rows(cleaned.data, outcome_months)
+    progress(f"evaluate-dataset: {maturity['note']}")
+    split = split_of(data, time_col, seed).cache()
     progress(f"evaluate-dataset: {split.method} split {split.windows}")
     trained = tracking.train_and_log(
         split,
@@ -95,7 +108,7 @@ def evaluate_dataset(
     trained_at = time.perf_counter()
     validation = None
     if cv == "always" or (cv == "auto" and counts.rows_used < settings.cv_max_rows):
-        validation = cross_validate(cleaned.data, spec, trained, settings, seed, progress)
+        validation = cross_validate(data, spec, trained, settings, seed, progress)
     seconds = {
         "land": landed,
         "train": trained_at - started - landed,
@@ -103,8 +116,49 @@ def evaluate_dataset(
         "total": time.perf_counter() - started,
     }
     return report(
-        path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, validation
+        path,
+        target,
+        bad_values,
+        time_col,
+        cleaned,
+        counts,
+        split,
+        trained,
+        seconds,
+        validation,
+        maturity,
     )
+
+
+def mature_rows(data: DataFrame, outcome_months: int) -> tuple[DataFrame, dict[str, Any]]:
+    """``data`` less the rows dated after its latest ``event_date`` minus
+    ``outcome_months`` months, and what was left out: the cut date and the count of
+    rows after it, counted by the filter itself (0 months: every row is kept)."""
+    if not outcome_months:
+        return data, {
+            "outcome_months": 0,
+            "mature_through": None,
+            "rows_immature": 0,
+            "note": "every dated row used (pass --outcome-months N if the latest N months' "
+            "outcomes are still open)",
+        }
+    latest = data.agg(F.max("event_date")).first()[0]
+    if latest is None:
+        raise ValueError("no row has a parsed --time-col date: nothing to measure maturity from")
+    cut = data.select(F.add_months(F.lit(latest), -outcome_months)).first()[0]
+    # A row without a date stays as it was (the split places it); only a later date is cut.
+    marked = data.withColumn(
+        "_mature", F.col("event_date").isNull() | (F.col("event_date") <= F.lit(cut))
+    )
+    tally = marked.groupBy("_mature").count().collect()
+    immature = sum(r["count"] for r in tally if r["_mature"] is False)
+    return marked.where("_mature").drop("_mature"), {
+        "outcome_months": outcome_months,
+        "mature_through": cut.isoformat(),
+        "rows_immature": immature,
+        "note": f"{immature:,} rows dated after {cut.isoformat()} left out: their outcome has "
+        f"not had {outcome_months} months to show",
+    }
 
 
 def land(
@@ -150,12 +204,12 @@ def feature_spec(cleaned: prepare.CleanedDataset, path: str) -> models.FeatureSp
     return spec
 
 
-def split_of(cleaned: prepare.CleanedDataset, time_col: str | None, seed: int) -> models.Split:
+def split_of(data: DataFrame, time_col: str | None, seed: int) -> models.Split:
     """Out of time by the date column when there is one, else stratified by the target
     (the same rows for the same seed)."""
     if time_col:
-        return models.date_split(cleaned.data, "event_date")
-    return models.stratified_split(cleaned.data, seed=seed)
+        return models.date_split(data, "event_date")
+    return models.stratified_split(data, seed=seed)
 
 
 def cross_validate(data, spec, trained, settings: Settings, seed: int, progress) -> dict[str, Any]:
@@ -213,7 +267,17 @@ CV_MODES = ("auto", "always", "never")
 
 
 def report(
-    path, target, bad_values, time_col, cleaned, counts, split, trained, seconds, validation=None
+    path,
+    target,
+    bad_values,
+    time_col,
+    cleaned,
+    counts,
+    split,
+    trained,
+    seconds,
+    validation=None,
+    maturity=None,
 ) -> dict[str, Any]:
     """The evaluate-dataset report: counts that reconcile, features, models, run ids."""
     quarantined = dict(sorted(counts.quarantined.items()))
@@ -230,6 +294,8 @@ def report(
         "rows_quarantined": counts.rows_quarantined,
         "quarantined_by_reason": quarantined,
         "reconciles": counts.rows_read == counts.rows_used + counts.rows_quarantined,
+        # of the rows used, those too recent for their outcome to show (not modelled)
+        "maturity": {k: v for k, v in (maturity or {}).items() if k != "note"} or None,
         "unparsed_values": {k: v for k, v in sorted(counts.unparsed.items()) if v},
         "bad_rate": round(bads / rows, 6) if rows else None,
         "features": {

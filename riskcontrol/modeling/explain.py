@@ -234,13 +234,19 @@ def contribution_table(
     tree: Node, weight: float, slot_names: list[str], features: list[str]
 ) -> np.ndarray:
     """The tree's path contributions as a (leaves x ``features``) matrix, slots summed per
-    original feature."""
+    original feature; features not in ``features`` are left out."""
     table = np.zeros((sum(1 for _ in leaves(tree)), len(features)))
     column = {name: j for j, name in enumerate(features)}
     for leaf, slots in leaf_contributions(tree, weight).items():
         for name, value in by_feature(slots, slot_names).items():
-            table[leaf, column[name]] = value
+            if name in column:
+                table[leaf, column[name]] = value
     return table
+
+
+def reason_candidates(slot_names: Sequence[str], not_reasons: Sequence[str] = ()) -> list[str]:
+    """The original features a reason code may name, sorted (ties then break by name)."""
+    return sorted(set(slot_names) - set(not_reasons))
 
 
 def top_features(totals: np.ndarray, features: list[str], top: int) -> list[list[str]]:
@@ -259,8 +265,10 @@ def tree_reason_codes(
     slot_names: list[str],
     leaf_col: str,
     top: int = 3,
+    not_reasons: Sequence[str] = (),
 ) -> DataFrame:
-    """Add ``reason_codes`` (array<string>) from the trees' path contributions.
+    """Add ``reason_codes`` (array<string>) from the trees' path contributions; features
+    in ``not_reasons`` are never ranked, so the next ones take their places.
 
     ``predictions`` carries Spark's ``leaf_col``: a double for one tree, a vector of leaf
     indices (one per tree) for an ensemble. Each tree's contributions per (leaf, original
@@ -278,7 +286,7 @@ def tree_reason_codes(
         leaf_array = F.array(F.col(leaf_col))
     else:
         leaf_array = vector_to_array(F.col(leaf_col))
-    features = sorted(set(slot_names))
+    features = reason_candidates(slot_names, not_reasons)
     tables = [
         contribution_table(tree, weight, slot_names, features)
         for tree, weight in zip(trees, tree_weights, strict=True)

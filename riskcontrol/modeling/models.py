@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -48,7 +48,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from riskcontrol.core.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from riskcontrol.core.config import MODEL_KINDS
+from riskcontrol.core.config import MODEL_KINDS, Settings
 from riskcontrol.modeling import explain, metrics, scorecard
 from riskcontrol.modeling.scale import ScoreScale
 from riskcontrol.modeling.stages import ProbabilityOfDefault
@@ -84,13 +84,83 @@ class FeatureSpec:
     categorical: tuple[str, ...]
     log: tuple[str, ...] = ()
     month: str = "application_month"
+    # Features the model reads but never gives as a reason code (a decline notice may not
+    # cite age or region); every explanation path leaves them out before the top codes.
+    not_reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.not_reasons if f not in self.columns]
+        if unknown:
+            raise ValueError(f"not_reasons {unknown} are not features of this spec")
 
     @property
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
+    @property
+    def reason_features(self) -> list[str]:
+        """The features a reason code may name."""
+        return [f for f in self.columns if f not in self.not_reasons]
+
+    def without(self, *features: str) -> FeatureSpec:
+        """This spec less ``features`` (from every list they are in)."""
+        unknown = [f for f in features if f not in self.columns]
+        if unknown:
+            raise ValueError(f"{unknown} are not features of this spec: {self.columns}")
+
+        def keep(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(n for n in names if n not in features)
+
+        return replace(
+            self,
+            numeric=keep(self.numeric),
+            categorical=keep(self.categorical),
+            log=keep(self.log),
+            not_reasons=keep(self.not_reasons),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "log": list(self.log),
+            "month": self.month,
+            "not_reasons": list(self.not_reasons),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        """The spec ``as_dict`` wrote; a model logged before ``log`` and ``not_reasons``
+        were recorded reads back with none."""
+        return cls(
+            tuple(d["numeric"]),
+            tuple(d["categorical"]),
+            tuple(d.get("log", ())),
+            d.get("month", "application_month"),
+            tuple(d.get("not_reasons", ())),
+        )
+
 
 APPLICATION_SPEC = FeatureSpec(NUMERIC_FEATURES, CATEGORICAL_FEATURES, LOG_FEATURES)
+
+
+def application_spec(settings: Settings) -> FeatureSpec:
+    """The application features less ``RISK_FEATURE_EXCLUDED``, with
+    ``RISK_REASON_EXCLUDED`` never given as a reason."""
+    known = set(APPLICATION_SPEC.columns)
+    for name, names in (
+        ("RISK_REASON_EXCLUDED", settings.not_reasons),
+        ("RISK_FEATURE_EXCLUDED", settings.not_features),
+    ):
+        if set(names) - known:
+            raise ValueError(
+                f"{name} names {', '.join(sorted(set(names) - known))}, not an application "
+                f"feature: choose from {', '.join(sorted(known))}"
+            )
+    if not known - set(settings.not_features):
+        raise ValueError("RISK_FEATURE_EXCLUDED leaves no feature for a model to read")
+    every = replace(APPLICATION_SPEC, not_reasons=settings.not_reasons)
+    return every.without(*settings.not_features)
 
 
 @dataclass
@@ -130,9 +200,18 @@ class Split:
         return counts
 
 
-def matured_applications(features: DataFrame) -> DataFrame:
-    """Approved applications whose performance window has ended: the only usable labels."""
-    return features.where("label_matured AND label IS NOT NULL AND status = 'approved'")
+def matured_applications(features: DataFrame, month_col: str = "application_month") -> DataFrame:
+    """Approved applications judged good or bad, from the months none of whose approved
+    loans is still immature.
+
+    A short loan is judged months before a long one of the same month, so the latest
+    months with any label hold only short loans: a sample the policy and the book never
+    see. Whole months keep every window (out-of-time above all) like the book."""
+    approved = features.where(F.col("status") == "approved")
+    open_months = approved.where(F.col("label_status") == "immature").select(month_col)
+    return approved.where("label_matured AND label IS NOT NULL").join(
+        open_months.distinct(), month_col, "left_anti"
+    )
 
 
 def time_split(
@@ -249,14 +328,13 @@ def log_transform(spec: FeatureSpec) -> SQLTransformer:
     return SQLTransformer(statement=f"SELECT *, {cols} FROM __THIS__")
 
 
-def preprocessing(spec: FeatureSpec, scale: bool | str) -> list:
+def preprocessing(spec: FeatureSpec, scale: bool) -> list:
     """Impute numerics (median), one-hot categoricals (unseen levels kept), assemble;
-    ``scale="numeric"`` (the network and logistic regression) also log-transforms and
-    standardizes the numerics, and only them: a standardized indicator of a rare level
-    spans tens of units, so its weight escapes the penalty and fits the few rows that have
-    it (measured on a 5,000-row messy loan file: the network's out-of-time AUC 0.643 with
-    every input standardized, 0.673 with the numerics only). ``scale=True`` standardizes
-    every input."""
+    ``scale`` (the network and logistic regression) also log-transforms and standardizes
+    the numerics, and only them: a standardized indicator of a rare level spans tens of
+    units, so its weight escapes the penalty and fits the few rows that have it (measured
+    on a 5,000-row messy loan file: the network's out-of-time AUC 0.643 with every input
+    standardized, 0.673 with the numerics only)."""
     logged = scale and bool(spec.log)
     numeric = [f"{c}__log" if logged and c in spec.log else c for c in spec.numeric]
     imputed = [f"{c}__imp" for c in spec.numeric]
@@ -274,24 +352,15 @@ def preprocessing(spec: FeatureSpec, scale: bool | str) -> list:
             ),
             OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
         ]
-    if scale == "numeric":
-        if numeric:
-            stages += [
-                VectorAssembler(inputCols=imputed, outputCol="numeric_raw", handleInvalid="keep"),
-                StandardScaler(inputCol="numeric_raw", outputCol="numeric_scaled", withMean=True),
-            ]
-        inputs = (["numeric_scaled"] if numeric else []) + onehot
-        stages.append(VectorAssembler(inputCols=inputs, outputCol="features", handleInvalid="keep"))
-        return stages
+    if scale and numeric:
+        stages += [
+            VectorAssembler(inputCols=imputed, outputCol="numeric_raw", handleInvalid="keep"),
+            StandardScaler(inputCol="numeric_raw", outputCol="numeric_scaled", withMean=True),
+        ]
+        imputed = ["numeric_scaled"]
     stages.append(
-        VectorAssembler(
-            inputCols=imputed + onehot,
-            outputCol="features_raw" if scale else "features",
-            handleInvalid="keep",
-        )
+        VectorAssembler(inputCols=imputed + onehot, outputCol="features", handleInvalid="keep")
     )
-    if scale:
-        stages.append(StandardScaler(inputCol="features_raw", outputCol="features", withMean=True))
     return stages
 
 
@@ -407,7 +476,7 @@ def fit_logistic(
         standardization=False,
         **params,
     )
-    return _fit_weighted(lr, "probability", split, spec, bad_weight, scale="numeric")
+    return _fit_weighted(lr, "probability", split, spec, bad_weight, scale=True)
 
 
 def _fit_weighted(
@@ -441,7 +510,7 @@ def fit_neural_network(
     improvement. Bads are oversampled ``round(bad_weight)`` times.
     """
     copies = max(1, round(bad_weight))
-    prep = Pipeline(stages=preprocessing(spec, scale="numeric")).fit(split.train)
+    prep = Pipeline(stages=preprocessing(spec, scale=True)).fit(split.train)
     prepared = prep.transform(oversample(split.train, copies)).select("features", LABEL).cache()
     held_out = prep.transform(split.valid).select("features", LABEL).cache()
     try:
@@ -503,6 +572,7 @@ def fit_scorecard(
         max_bins=int(params["max_bins"]),
         min_iv=float(params["min_iv"]),
         scale=scale,
+        not_reasons=spec.not_reasons,
     )
     # ``prediction`` is what MLflow's pyfunc flavor serves: the PD.
     model = PipelineModel(
@@ -528,6 +598,36 @@ assert set(FITTERS) == set(MODEL_KINDS)
 OCCLUSION_KINDS = ("neural_network", "logistic")
 
 
+# Kinds whose odds correction after class weighting is only approximate (the margin of
+# boosted trees, a network's softmax): their PDs are Platt-scaled on the validation
+# window once fitted. The logistic models are calibrated by their own likelihood, and a
+# probability tree's leaves are exact bad rates once the odds are corrected.
+PLATT_KINDS = ("gbt", "neural_network")
+
+
+def platt_calibrate(model: PipelineModel, valid: DataFrame) -> dict[str, Any]:
+    """Fit Platt scaling of ``model``'s PDs on ``valid`` and set it on its PD stage.
+
+    Returns what was done: ``{"method": "platt", "a", "b"}``, or ``{"method": "none",
+    "reason"}`` when the validation rows cannot support it (one class, a perfect split,
+    or a slope that is not positive: the model ranks backwards there) and the PDs are
+    left as fitted. The rescaling is monotonic, so the ranking (AUC, KS) is unchanged.
+    """
+    stage = model.stages[-1]
+    if not isinstance(stage, ProbabilityOfDefault):
+        raise ValueError(f"the last stage is {type(stage).__name__}, not ProbabilityOfDefault")
+    stage._set(plattA=1.0, plattB=0.0)
+    frame = model.transform(valid).select("pd", F.col(LABEL).cast("int").alias(LABEL)).toPandas()
+    try:
+        a, b = metrics.platt(frame["pd"].to_numpy(), frame[LABEL].to_numpy())
+    except ValueError as exc:
+        return {"method": "none", "reason": str(exc)}
+    if not a > 0:
+        return {"method": "none", "reason": f"the slope on the validation window is {a:.4g}"}
+    stage._set(plattA=a, plattB=b)
+    return {"method": "platt", "a": a, "b": b}
+
+
 def fit(
     kind: str,
     split: Split,
@@ -538,7 +638,9 @@ def fit(
     scale: ScoreScale | None = None,
 ) -> tuple[PipelineModel, float]:
     """Fit one model kind; returns the model and the wall time in seconds. A fitter may add
-    what it chose to ``params`` (the network its layers and iterations). ``scale`` (default:
+    what it chose to ``params`` (the network its layers and iterations). The
+    ``PLATT_KINDS`` are then Platt-scaled on ``split.valid`` (``model.calibration`` says
+    how). ``scale`` (default:
     the default ``ScoreScale``) is the score scale the scorecard's points are fitted on; the
     other kinds write a PD only and are put on the scale at scoring time."""
     started = time.perf_counter()
@@ -546,6 +648,8 @@ def fit(
         model = fit_scorecard(split, spec, params, seed, bad_weight, scale)
     else:
         model = FITTERS[kind](split, spec, params, seed, bad_weight)
+    if kind in PLATT_KINDS:
+        model.calibration = platt_calibrate(model, split.valid)  # logged with the run
     return model, time.perf_counter() - started
 
 
@@ -580,13 +684,24 @@ class Evaluation:
 
 
 def evaluate(model: PipelineModel, split: Split, spec: FeatureSpec, cutoff: float) -> Evaluation:
-    """AUC, KS, Gini, Brier per window; calibration and confusion at ``cutoff`` out of time;
-    PSI of the out-of-time scores against training; AUC by month across all windows."""
+    """AUC, KS, Gini, Brier and the Hosmer-Lemeshow calibration test per window
+    (``<window>_hl_stat``, ``<window>_hl_p``: on the training rows with k - 2 degrees of
+    freedom, on the others with k); the calibration table out of time with each bin's
+    observed-rate interval; the confusion at ``cutoff``; PSI of the out-of-time scores
+    against training; AUC by month across all windows."""
     scores = {name: predictions(model, df, spec) for name, df in split_frames(split).items()}
     flat: dict[str, float] = {}
+    tests: dict[str, dict] = {}
     for name, frame in scores.items():
-        summary = metrics.summary(frame["pd"].to_numpy(), frame[LABEL].to_numpy(), cutoff)
+        pd_, labels = frame["pd"].to_numpy(), frame[LABEL].to_numpy()
+        summary = metrics.summary(pd_, labels, cutoff)
         flat.update({f"{name}_{k}": float(v) for k, v in summary.items() if v is not None})
+        try:
+            tests[name] = metrics.hosmer_lemeshow(pd_, labels, fitted=name == "train")
+        except ValueError:  # too few distinct PDs for the test: no verdict, not a failure
+            continue
+        flat[f"{name}_hl_stat"] = tests[name]["statistic"]
+        flat[f"{name}_hl_p"] = tests[name]["p_value"]
     train_pd, oot = scores["train"]["pd"].to_numpy(), scores["oot"]
     flat["psi_train_oot"] = metrics.psi(train_pd, oot["pd"].to_numpy())
     every = pd.concat(scores.values(), ignore_index=True)
@@ -598,7 +713,11 @@ def evaluate(model: PipelineModel, split: Split, spec: FeatureSpec, cutoff: floa
     return Evaluation(
         metrics=flat,
         scores=scores,
-        calibration=metrics.calibration_table(oot["pd"].to_numpy(), oot[LABEL].to_numpy()),
+        calibration=(
+            tests["oot"]["bins"]
+            if "oot" in tests
+            else metrics.calibration_table(oot["pd"].to_numpy(), oot[LABEL].to_numpy())
+        ),
         confusion=metrics.confusion(oot["pd"].to_numpy(), oot[LABEL].to_numpy(), cutoff),
         psi_table=metrics.psi_table(train_pd, oot["pd"].to_numpy()),
         auc_by_month=by_month,
@@ -704,6 +823,8 @@ def with_reason_codes(
 ) -> DataFrame:
     """Add ``reason_codes``: the ``top`` features that pushed each row's risk up.
 
+    Features in ``champion.spec.not_reasons`` are never given: each path leaves them
+    out before it ranks (the scorecard's SQL does since it was fitted).
     The scorecard writes its own (points furthest below each feature's best); trees use
     path contributions (exact for the tree's prediction); the network uses occlusion
     against a typical good customer (``champion.reference``). ``rows`` are the raw rows
@@ -712,24 +833,30 @@ def with_reason_codes(
 
     if "reason_codes" in predicted.columns:
         return predicted
+    spec = champion.spec
     stage = tree_stage(champion.model)
     if stage is not None:
         trees, weights = explain.spark_trees(stage)
         slots = explain.slot_features(predicted)
         return explain.tree_reason_codes(
-            predicted, trees, weights, slots, stage.getLeafCol(), top=top
+            predicted,
+            trees,
+            weights,
+            slots,
+            stage.getLeafCol(),
+            top=top,
+            not_reasons=spec.not_reasons,
         )
     if champion.reference is None:
         raise RuntimeError(
             f"model v{champion.version} ({champion.kind}) has no explain/reference.json: "
             "retrain it with this version of riskcontrol (`riskctl train`)"
         )
-    spec = champion.spec
     codes = explain.occlusion_reason_codes(
         champion.model,
         rows.select(id_col, *spec.columns),
-        list(spec.numeric),
-        list(spec.categorical),
+        [f for f in spec.numeric if f not in spec.not_reasons],
+        [f for f in spec.categorical if f not in spec.not_reasons],
         champion.reference,
         top=top,
         id_col=id_col,

@@ -85,15 +85,33 @@ def ks_plot(scores, labels, title: str = "Kolmogorov-Smirnov") -> Figure:
 
 def calibration_plot(table: list[dict], title: str = "Calibration by score bin") -> Figure:
     """Mean predicted PD vs observed bad rate per bin of ``metrics.calibration_table``;
-    points on the diagonal are well calibrated."""
+    points on the diagonal are well calibrated. Rows from ``metrics.hosmer_lemeshow`` also
+    draw each bin's observed-rate interval: a bin whose interval misses the diagonal is
+    mispriced beyond chance."""
     if not table:
         raise ValueError("calibration_plot needs the rows of metrics.calibration_table")
     predicted = [row["mean_score"] for row in table]
     observed = [row["bad_rate"] for row in table]
-    top = max(max(predicted), max(observed)) * 1.05 or 1.0
+    intervals = all("rate_low" in row for row in table)
+    highs = [row["rate_high"] for row in table] if intervals else observed
+    top = max(max(predicted), max(highs)) * 1.05 or 1.0
     fig, ax = _figure(6.0, 6.0)
     ax.plot([0, top], [0, top], linestyle="--", color="grey", label="perfect calibration")
     ax.plot(predicted, observed, marker="o", color=BAD_COLOR, label="score bins (low to high)")
+    if intervals:
+        ax.errorbar(
+            predicted,
+            observed,
+            yerr=[
+                [o - row["rate_low"] for o, row in zip(observed, table, strict=True)],
+                [row["rate_high"] - o for o, row in zip(observed, table, strict=True)],
+            ],
+            fmt="none",
+            ecolor=BAD_COLOR,
+            alpha=0.5,
+            capsize=3,
+            label="95% interval of the observed rate",
+        )
     for row in table:
         ax.annotate(
             f"{row['bin']}",
@@ -191,6 +209,43 @@ def auc_by_month_plot(
     handles = ax.get_legend_handles_labels()[0] + rates.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def label_choice_plot(justification: dict) -> Figure:
+    """The evidence for the default definition (``label_choice.justify``): the share of
+    loans back under 30 DPD after each depth of delay, and the bad rate by installment of
+    the loans watched the longest, with the definition's depth and window marked."""
+    definition = justification["definition"]
+    fig = Figure(figsize=(11.0, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    cures, curve = fig.subplots(1, 2)
+    rows = justification["cure_rates"]
+    labels = [f"{r['dpd']}+\n({r['loans']:,} loans)" for r in rows]
+    cures.bar(
+        labels,
+        [r["cure_rate"] or 0.0 for r in rows],
+        color=[BAD_COLOR if r["dpd"] == definition["bad_dpd"] else "lightgrey" for r in rows],
+    )
+    cures.set(
+        title="How late is too late: cured after the delay",
+        xlabel="ever this many days past due",
+        ylabel="share now under 30 DPD",
+        ylim=(0, 1),
+    )
+    cures.grid(axis="y", alpha=0.3)
+    vintage = justification["vintage"]
+    cycles = range(1, vintage["horizon"] + 1)
+    rates = [r if r is not None else np.nan for r in vintage["bad_rate_by_cycle"]]
+    curve.plot(cycles, rates, marker="o", color=BAD_COLOR)
+    curve.axvline(definition["cycles"], color="black", linestyle="--", label="the window")
+    curve.set(
+        title=f"How long to watch: {vintage['loans']:,} loans, {vintage['horizon']} installments",
+        xlabel="installments watched",
+        ylabel=f"bad rate ({definition['bad_dpd']}+ DPD)",
+    )
+    curve.legend(loc="lower right")
+    curve.grid(alpha=0.3)
     return fig
 
 

@@ -70,6 +70,11 @@ WOE_SUFFIX = "__woe"
 SMOOTHING = 0.5
 QUANTILE_ERROR = 0.001
 MAX_REASON_CODES = 3
+# A feature's best attribute, the one its reason-code shortfall is measured from, is taken
+# over bins holding at least this share of the training rows (the merge rule's minimum):
+# a tiny missing bin, or a bin no training row fell in (WOE 0), is no applicant's
+# standard to fall short of.
+MIN_REASON_BIN_SHARE = 0.05
 # Tight enough that a saturated model reproduces the bins' bad rates to ~1e-9.
 LR_TOL = 1e-10
 LR_MAX_ITER = 200
@@ -503,6 +508,8 @@ class Scorecard:
     scale: ScoreScale = field(default_factory=ScoreScale)
     bad_weight: float = 1.0
     dropped: dict[str, str] = field(default_factory=dict)  # feature -> low_iv | wrong_sign
+    not_reasons: tuple[str, ...] = ()  # scored, never given as a reason code
+    reasons: int = MAX_REASON_CODES  # reason codes per row
     model: PipelineModel = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -512,6 +519,7 @@ class Scorecard:
                 f"a scorecard needs at least one feature, each with bins; "
                 f"coefficients {list(self.coefficients)} lack bins for {unknown}"
             )
+        self.not_reasons = tuple(self.not_reasons)
         self.model = PipelineModel(stages=self._stages())
 
     @property
@@ -542,7 +550,12 @@ class Scorecard:
         return self._slope(feature) * woe + self._share()
 
     def max_points(self, feature: str) -> float:
-        return max(self.points(feature, b.woe) for b in self.bins[feature].bins)
+        """The feature's best points over its bins of at least ``MIN_REASON_BIN_SHARE`` of
+        the training rows (over every bin when none is that large)."""
+        bins = self.bins[feature].bins
+        total = sum(b.count for b in bins)
+        sizeable = [b for b in bins if b.count >= MIN_REASON_BIN_SHARE * total] or bins
+        return max(self.points(feature, b.woe) for b in sizeable)
 
     def points_table(self) -> pandas.DataFrame:
         """One row per model feature and bin: label, WOE, coefficient, points."""
@@ -600,6 +613,7 @@ class Scorecard:
             "coefficients": dict(self.coefficients),
             "iv": self.iv,
             "dropped": dict(self.dropped),
+            "not_reasons": list(self.not_reasons),
             "features": features,
             "sql": self.sql_expression(),
         }
@@ -611,8 +625,9 @@ class Scorecard:
     def _stages(self) -> list[SQLTransformer]:
         """WOE columns, then pd, score and reason_codes, each a SQLTransformer.
 
-        ``reason_codes`` are adverse-action reasons: the (up to 3) features whose points
-        fall furthest below that feature's best bin, largest shortfall first.
+        ``reason_codes`` are adverse-action reasons: the (up to ``reasons``) features whose
+        points fall furthest below that feature's best sizeable bin (``max_points``),
+        largest shortfall first; ``not_reasons`` are never among them.
         """
         logit = " + ".join(
             [_num(self.intercept)]
@@ -624,11 +639,14 @@ class Scorecard:
             f"named_struct('gap', {self._point_sql(f)} - {_num(self.max_points(f))}, "
             f"'feature', {_str(f)})"
             for f in self.coefficients
+            if f not in self.not_reasons
         )
         # Ascending (negative gap, name): the largest shortfall first, ties by name.
         reasons_sql = (
             f"transform(slice(sort_array(filter(array({gaps}), r -> r.gap < 0)), "
-            f"1, {MAX_REASON_CODES}), r -> r.feature)"
+            f"1, {int(self.reasons)}), r -> r.feature)"
+            if gaps
+            else "slice(array(''), 1, 0)"  # every feature excluded: an empty array<string>
         )
         return [
             woe_transformer([self.bins[f] for f in self.coefficients]),
@@ -648,8 +666,10 @@ def fit_scorecard(
     min_iv: float = 0.02,
     max_bins: int = 8,
     reg_param: float = 0.0,
+    not_reasons: tuple[str, ...] = (),
 ) -> Scorecard:
     """Bin, keep features with IV >= ``min_iv``, fit the logistic regression on their WOE.
+    Features in ``not_reasons`` are scored but never given as a reason code.
 
     Bads weigh ``bad_weight`` in the fit; the intercept is then corrected by
     ``-ln(bad_weight)`` so ``pd`` is calibrated to the true bad rate. While some
@@ -694,6 +714,7 @@ def fit_scorecard(
         scale=scale or ScoreScale(),
         bad_weight=bad_weight,
         dropped=dropped,
+        not_reasons=tuple(f for f in not_reasons if f in coefficients),
     )
 
 

@@ -18,6 +18,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+PLATT_CLIP = 1e-6
+
 
 class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWritable):
     """``pd`` from a classifier's ``probability`` vector (class 1) or a probability tree's
@@ -32,11 +34,28 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
     badWeight = Param(
         Params._dummy(), "badWeight", "weight of bads in fitting", TypeConverters.toFloat
     )
+    # Platt scaling after the odds correction: pd = 1 / (1 + exp(-(a * logit(p) + b))),
+    # p clipped to [PLATT_CLIP, 1 - PLATT_CLIP]; a = 1, b = 0 (the default, and what a
+    # version saved before these params loads with) leaves p as it is.
+    plattA = Param(Params._dummy(), "plattA", "Platt slope on logit(p)", TypeConverters.toFloat)
+    plattB = Param(Params._dummy(), "plattB", "Platt intercept", TypeConverters.toFloat)
 
-    def __init__(self, inputCol: str = "probability", badWeight: float = 1.0):
+    def __init__(
+        self,
+        inputCol: str = "probability",
+        badWeight: float = 1.0,
+        plattA: float = 1.0,
+        plattB: float = 0.0,
+    ):
         super().__init__()
-        self._setDefault(inputCol="probability", badWeight=1.0)
-        self._set(inputCol=inputCol, badWeight=badWeight)
+        self._setDefault(inputCol="probability", badWeight=1.0, plattA=1.0, plattB=0.0)
+        self._set(inputCol=inputCol, badWeight=badWeight, plattA=plattA, plattB=plattB)
+
+    @property
+    def platt(self) -> tuple[float, float] | None:
+        """(a, b) when the stage rescales its PDs, else None."""
+        a, b = self.getOrDefault(self.plattA), self.getOrDefault(self.plattB)
+        return None if (a, b) == (1.0, 0.0) else (a, b)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         name = self.getOrDefault(self.inputCol)
@@ -48,5 +67,10 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
         )
         p = F.least(F.greatest(raw, F.lit(0.0)), F.lit(1.0))
         corrected = (p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))).cast("double")
+        if self.platt is not None:
+            a, b = self.platt
+            q = F.least(F.greatest(corrected, F.lit(PLATT_CLIP)), F.lit(1.0 - PLATT_CLIP))
+            z = F.lit(a) * F.log(q / (F.lit(1.0) - q)) + F.lit(b)
+            corrected = F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
         # ``prediction`` is what MLflow's pyfunc flavor serves: the PD, not a class.
         return dataset.withColumns({"pd": corrected, "prediction": corrected})

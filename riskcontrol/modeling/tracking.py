@@ -6,7 +6,8 @@ feature list, plots, evaluation tables, the model with its signature and an inpu
 example, and (for a search) the Optuna trials as nested runs. One registered model per
 use (``application_pd``); the best model of a training run takes the ``challenger``
 alias, and ``champion`` moves to it only when it beats the current champion on the same
-out-of-time window by the configured margin. The decision is logged either way.
+out-of-time rows by the configured margin, the gain is beyond noise (DeLong's test) and
+its PDs pass a calibration test (Hosmer-Lemeshow). The decision is logged either way.
 Scoring always loads ``champion``.
 """
 
@@ -15,10 +16,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from matplotlib.figure import Figure
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
@@ -189,9 +192,10 @@ def log_training_run(
         }
     )
     mlflow.log_metrics(tm.metrics)
-    mlflow.log_dict(
-        {"numeric": list(spec.numeric), "categorical": list(spec.categorical)}, "features.json"
-    )
+    calibration = getattr(tm.model, "calibration", None)
+    if calibration is not None:
+        mlflow.log_params({f"calibration.{k}": v for k, v in calibration.items()})
+    mlflow.log_dict(spec.as_dict(), "features.json")
     for name, table in tm.evaluation.tables().items():
         mlflow.log_dict(table, f"evaluation/{name}")
     mlflow.log_dict(tm.importance, "explain/importance.json")
@@ -238,11 +242,14 @@ def train_and_log(
     example: DataFrame | None = None,
     progress: Progress = _quiet,
     params: dict[str, dict[str, Any]] | None = None,
+    artifacts: dict[str, Any] | None = None,
 ) -> list[TrainedModel]:
     """Search (if configured), fit, evaluate, explain and log each model kind; each kind is
     one MLflow run with its trials nested in it. Registers versions when a name is given.
     ``params``: hyperparameters per kind, over its defaults for the training rows
-    (``models.default_params``; no search for such a kind)."""
+    (``models.default_params``; no search for such a kind). ``artifacts``: JSON documents
+    and figures logged with every kind's run, by artifact path (the label definition,
+    its exclusions table and its justification)."""
     import mlflow
 
     c = client(settings)
@@ -259,6 +266,11 @@ def train_and_log(
         with mlflow.start_run(experiment_id=exp, run_name=f"{kind}-{run_label}"):
             mlflow.set_tags({"model_kind": kind, **(tags or {})})
             log_lineage(lineage)
+            for name, document in (artifacts or {}).items():
+                if isinstance(document, Figure):
+                    mlflow.log_figure(document, name)
+                else:
+                    mlflow.log_dict(document, name)
             given = (params or {}).get(kind)
             chosen, trials = {**models.default_params(kind, train_rows), **(given or {})}, 0
             if given is None and (settings.tune_trials > 0 or settings.tune_seconds > 0):
@@ -330,6 +342,10 @@ class PromotionDecision:
     margin: float
     reason: str
     decided_at: float = 0.0
+    p_value: float | None = None  # DeLong, one-sided: the challenger ranks better
+    calibration_p: float | None = None  # Hosmer-Lemeshow of the challenger's PDs
+    alpha: float = 0.05
+    calibration_alpha: float = 0.01
 
 
 def decide(
@@ -338,21 +354,53 @@ def decide(
     champion_version: str | None,
     champion_auc: float | None,
     margin: float,
+    *,
+    p_value: float | None = None,
+    calibration_p: float | None = None,
+    alpha: float = 0.05,
+    calibration_alpha: float = 0.01,
 ) -> PromotionDecision:
-    """The champion rule: promote when there is no champion, or when the challenger's
-    out-of-time AUC beats the champion's (on the same window) by at least ``margin``."""
+    """The champion rule. Promote when there is no champion; otherwise only when all hold
+    on the same out-of-time rows:
+
+    * the challenger's AUC beats the champion's by at least ``margin``;
+    * the gain is beyond noise: DeLong's one-sided ``p_value`` is below ``alpha`` (a gain
+      of 0.005 on a few thousand rows is well inside an AUC's standard error of ~0.02);
+    * its PDs are calibrated: the Hosmer-Lemeshow ``calibration_p`` is at least
+      ``calibration_alpha`` (a model that ranks better but prices risk wrongly would move
+      every cut-off and expected loss with it).
+
+    ``None`` for a test means it was not measured, and it does not block."""
+    calibrated = calibration_p is None or calibration_p >= calibration_alpha
+    calibration = (
+        ""
+        if calibration_p is None
+        else f"; its PDs {'pass' if calibrated else 'fail'} the calibration test "
+        f"(Hosmer-Lemeshow p {calibration_p:.4f} {'>=' if calibrated else '<'} "
+        f"{calibration_alpha:g})"
+    )
     if champion_version is None or champion_auc is None:
         promote, reason = True, "no champion yet"
+        if not calibrated:
+            reason += calibration + ", but there is nothing to compare it with"
     elif champion_version == challenger_version:
         promote, reason = False, "the challenger already is the champion"
     else:
         gain = round(challenger_auc - champion_auc, 10)
-        promote = gain >= margin
-        verb = "beats" if promote else "does not beat"
+        beats = gain >= margin
+        significant = p_value is None or p_value < alpha
+        promote = beats and significant and calibrated
+        verb = "beats" if beats else "does not beat"
         reason = (
             f"out-of-time AUC {challenger_auc:.4f} {verb} the champion's {champion_auc:.4f} "
             f"by the margin {margin:.4f} (difference {gain:+.4f})"
         )
+        if p_value is not None:
+            reason += (
+                f"; the gain is {'beyond' if significant else 'within'} noise "
+                f"(DeLong p {p_value:.4f} {'<' if significant else '>='} {alpha:g})"
+            )
+        reason += calibration
     return PromotionDecision(
         promote,
         challenger_version,
@@ -362,7 +410,52 @@ def decide(
         margin,
         reason,
         time.time(),
+        p_value,
+        calibration_p,
+        alpha,
+        calibration_alpha,
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models on the same rows: what the champion rule reads."""
+
+    challenger_auc: float
+    champion_auc: float | None
+    p_value: float | None  # DeLong, one-sided: the challenger ranks better
+    calibration_p: float  # Hosmer-Lemeshow of the challenger's PDs on these rows
+    rows: int
+
+
+def paired_scores(scorers: dict[str, PipelineModel], df: DataFrame) -> pd.DataFrame:
+    """Every model's ``pd`` on the same rows, aligned row by row: a column per name, and
+    ``label``. The rows are numbered and frozen first, so the models cannot see them in
+    different orders."""
+    from pyspark.sql import functions as F
+
+    rows = df.withColumn("_row", F.monotonically_increasing_id()).localCheckpoint(eager=True)
+    frame = rows.select("_row", F.col(LABEL).cast("int").alias(LABEL)).toPandas()
+    frame = frame.set_index("_row")
+    for name, model in scorers.items():
+        scored = model.transform(rows).select("_row", F.col("pd").alias(name)).toPandas()
+        frame = frame.join(scored.set_index("_row"), how="left")
+    return frame.sort_index().reset_index(drop=True)
+
+
+def compare(challenger: PipelineModel, champion: PipelineModel | None, df: DataFrame) -> Comparison:
+    """The challenger (and the champion, if any) on the same rows of ``df``: both AUCs,
+    DeLong's p of the challenger ranking better, and the Hosmer-Lemeshow p of the
+    challenger's PDs (new rows: one degree of freedom per bin)."""
+    scorers = {"challenger": challenger, **({"champion": champion} if champion else {})}
+    frame = paired_scores(scorers, df)
+    labels = frame[LABEL].to_numpy()
+    mine = frame["challenger"].to_numpy()
+    calibration_p = metrics.hosmer_lemeshow(mine, labels)["p_value"]
+    if champion is None:
+        return Comparison(metrics.auc(mine, labels), None, None, calibration_p, len(frame))
+    test = metrics.delong(frame["champion"].to_numpy(), mine, labels)
+    return Comparison(test["auc_b"], test["auc_a"], test["p_value"], calibration_p, len(frame))
 
 
 def missing(exc: Exception) -> bool:
@@ -395,23 +488,16 @@ def load_version(settings: Settings, version: str) -> PipelineModel:
     return mlflow.spark.load_model(f"models:/{settings.registered_model}/{version}")
 
 
-def oot_auc(model: PipelineModel, split: Split, spec: FeatureSpec) -> float:
-    frame = models.predictions(model, split.oot, spec)
-    return metrics.auc(frame["pd"].to_numpy(), frame[LABEL].to_numpy())
-
-
 def promote(
     settings: Settings,
     split: Split,
-    spec: FeatureSpec,
     challenger: str | None = None,
-    challenger_auc: float | None = None,
     force: bool = False,
     progress: Progress = _quiet,
 ) -> PromotionDecision:
-    """Apply the champion rule to ``challenger`` (default: the ``challenger`` alias),
-    scoring both models on the same out-of-time window (``challenger_auc`` when the caller
-    has just measured it there), and log the decision."""
+    """Apply the champion rule to ``challenger`` (default: the ``challenger`` alias):
+    score it and the champion on the same out-of-time rows (``compare``), decide, and log
+    the decision with its tests."""
     c = client(settings)
     name = settings.registered_model
     challenger = challenger or alias_version(settings, CHALLENGER)
@@ -420,32 +506,38 @@ def promote(
             f"registered model {name!r} has no '{CHALLENGER}' version: run `riskctl train`, "
             "or name one with `riskctl promote --version N`"
         )
-    if challenger_auc is None:  # not judged on this window yet
-        challenger_auc = oot_auc(load_version(settings, challenger), split, spec)
     champion = alias_version(settings, CHAMPION)
-    champion_auc = None
-    if champion is not None and champion != challenger:
-        progress(f"promote: scoring champion v{champion} on the out-of-time window")
-        champion_auc = oot_auc(load_version(settings, champion), split, spec)
-    elif champion == challenger:
-        champion_auc = challenger_auc
-    decision = decide(challenger, challenger_auc, champion, champion_auc, settings.promotion_margin)
+    rival = champion if champion is not None and champion != challenger else None
+    progress(
+        f"promote: scoring v{challenger}"
+        + (f" and champion v{rival}" if rival else "")
+        + " on the same out-of-time rows"
+    )
+    judged = compare(
+        load_version(settings, challenger),
+        load_version(settings, rival) if rival else None,
+        split.oot,
+    )
+    decision = decide(
+        challenger,
+        judged.challenger_auc,
+        champion,
+        judged.challenger_auc if champion == challenger else judged.champion_auc,
+        settings.promotion_margin,
+        p_value=judged.p_value,
+        calibration_p=judged.calibration_p,
+        alpha=settings.promotion_alpha,
+        calibration_alpha=settings.calibration_alpha,
+    )
     if force and not decision.promote:
-        decision = PromotionDecision(
-            True,
-            challenger,
-            champion,
-            challenger_auc,
-            champion_auc,
-            settings.promotion_margin,
-            f"forced by the operator ({decision.reason})",
-            decision.decided_at,
+        decision = replace(
+            decision, promote=True, reason=f"forced by the operator ({decision.reason})"
         )
     if decision.promote and champion != challenger:
         c.set_registered_model_alias(name, CHAMPION, challenger)
         if alias_version(settings, CHALLENGER) == challenger:
             c.delete_registered_model_alias(name, CHALLENGER)
-    record = {**asdict(decision), "oot_window": split.windows.get("oot")}
+    record = {**asdict(decision), "oot_window": split.windows.get("oot"), "oot_rows": judged.rows}
     run_id = c.get_model_version(name, challenger).run_id
     c.log_dict(run_id, record, f"promotion/decision-{int(decision.decided_at)}.json")
     c.set_model_version_tag(name, challenger, "promotion", json.dumps(record))
@@ -530,4 +622,10 @@ def load_alias(settings: Settings, alias: str) -> Champion:
     reference = None
     if kind in models.OCCLUSION_KINDS:
         reference = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/explain/reference.json")
-    return Champion(model, settings.registered_model, str(mv.version), kind, mv.run_id, reference)
+    # The features it was trained on, and those it may never give as a reason.
+    spec = models.FeatureSpec.from_dict(
+        mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/features.json")
+    )
+    return Champion(
+        model, settings.registered_model, str(mv.version), kind, mv.run_id, reference, spec
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from riskcontrol.analyze import label_choice, labels
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     GOLD_APPLICATION_FEATURES,
@@ -18,9 +19,10 @@ from riskcontrol.core.catalog import (
     SILVER_REPAYMENTS,
 )
 from riskcontrol.core.config import Settings
+from riskcontrol.core.dates import as_of_date
 from riskcontrol.core.redact import redact
 from riskcontrol.core.runs import Run
-from riskcontrol.modeling import models, tracking
+from riskcontrol.modeling import models, plots, tracking
 
 Progress = Callable[[str], None]
 
@@ -67,11 +69,28 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
     """Fit every configured model kind, log and register each, and apply the champion rule
     to the best of them (by validation AUC; the rule then compares out of time)."""
     spark, settings = run.spark, run.settings
-    spec = models.APPLICATION_SPEC
+    spec = models.application_spec(settings)
     split = training_split(spark, settings).cache()
     progress(
         f"train: {', '.join(settings.kinds)} on {split.windows} "
         f"(MLflow {redact(settings.mlflow_tracking_uri)})"
+    )
+    definition = labels.LabelDefinition.from_settings(settings)
+    table = labels.exclusions(lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings))
+    justification = label_choice.justify(
+        lakehouse.read(spark, SILVER_REPAYMENTS, settings),
+        as_of_date(spark, settings),
+        definition,
+    )
+    progress(f"train: label {definition.describe()}")
+    progress(f"train: depth: {justification['verdict']['depth']}")
+    progress(f"train: window: {justification['verdict']['window']}")
+    progress(
+        "train: applications by label: "
+        + ", ".join(
+            f"{r['label_status']} {r['rows']:,}{'' if r['fitted'] else ' (not fitted)'}"
+            for r in table
+        )
     )
     try:
         trained = tracking.train_and_log(
@@ -84,13 +103,17 @@ def run_train(run: Run, progress: Progress = _quiet, seed: int = 42) -> TrainRes
             registered_model=settings.registered_model,
             tags={"pipeline_run_id": run.run_id},
             progress=progress,
+            artifacts={
+                "label/definition.json": definition.as_dict(),
+                "label/exclusions.json": table,
+                "label/justification.json": justification,
+                "label/justification.png": plots.label_choice_plot(justification),
+            },
         )
         # Chosen on validation; the out-of-time window then judges it against the champion.
         best = max(trained, key=lambda t: t.metrics["valid_auc"])
         tracking.set_challenger(settings, best.version)
-        decision = tracking.promote(
-            settings, split, spec, challenger=best.version, challenger_auc=best.metrics["oot_auc"]
-        )
+        decision = tracking.promote(settings, split, challenger=best.version)
     finally:
         split.unpersist()
     verdict = "promoted to champion" if decision.promote else "stays challenger"

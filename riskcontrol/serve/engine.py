@@ -27,6 +27,7 @@ from riskcontrol.apply.online import RequestError, feature_row
 from riskcontrol.apply.scoring import CutoffPolicy
 from riskcontrol.core.catalog import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from riskcontrol.core.pii import hmac_hex
+from riskcontrol.core.reasons import reason_texts
 from riskcontrol.serve import lists, split
 from riskcontrol.serve.journal import DecisionJournal
 from riskcontrol.serve.lists import Lists
@@ -56,41 +57,6 @@ RULE_FIELDS = frozenset(
     }
 )
 
-# Applicant-facing reasons for the model's reason codes (the features that raised the
-# risk most), in plain English and Chinese.
-FEATURE_REASONS: dict[str, tuple[str, str]] = {
-    "requested_amount": ("The amount requested is high.", "申请金额较高。"),
-    "term_months": ("The loan term requested.", "申请的借款期限。"),
-    "age": ("Your age band carries higher risk.", "您所在年龄段的风险较高。"),
-    "monthly_income": ("Your income is low for this loan.", "您的收入相对本笔借款偏低。"),
-    "amount_to_income": (
-        "The amount is high compared with your income.",
-        "申请金额相对您的收入偏高。",
-    ),
-    "bureau_score": ("Your credit bureau score.", "您的征信评分。"),
-    "inquiries_6m": (
-        "Many recent credit inquiries.",
-        "近期征信查询次数较多。",
-    ),
-    "open_loans": ("You have many open loans.", "您当前未结清的贷款较多。"),
-    "utilization": ("High use of your credit limits.", "您的授信额度使用率较高。"),
-    "overdue_accounts": ("You have overdue accounts.", "您有逾期账户。"),
-    "max_dpd_24m": ("Late payments in the past 24 months.", "过去24个月内有逾期还款。"),
-    "credit_history_months": ("Your credit history is short.", "您的信用记录较短。"),
-    "ev_count_30d": ("Unusual recent account activity.", "近期账户活动异常。"),
-    "ev_night_share_30d": ("Unusual recent account activity.", "近期账户活动异常。"),
-    "ev_loan_calc_30d": ("Unusual recent account activity.", "近期账户活动异常。"),
-    "ev_apply_click_30d": ("Many recent applications.", "近期申请次数较多。"),
-    "notes_count_90d": ("Recent service contacts.", "近期客服沟通记录。"),
-    "notes_negative_90d": ("Recent service contacts.", "近期客服沟通记录。"),
-    "prior_loans": ("Your repayment history with us.", "您在本机构的还款记录。"),
-    "prior_max_dpd": ("Late payments on earlier loans with us.", "您在本机构的历史借款有逾期。"),
-    "prior_late_installments": (
-        "Late instalments on earlier loans with us.",
-        "您在本机构的历史借款有逾期期数。",
-    ),
-}
-GENERIC_REASON = ("Your overall credit profile.", "您的综合信用状况。")
 ACTION_RANK = {"pass": 0, "approve": 0, "review": 1, "reject": 2}
 
 
@@ -287,7 +253,7 @@ class Engine:
         ]
         if acting["decision"] != "approve":
             for code in acting["reason_codes"]:
-                en, zh = FEATURE_REASONS.get(code, GENERIC_REASON)
+                en, zh = reason_texts(code)
                 reasons.append({"code": code, "source": "model", "en": en, "zh": zh})
         latency_ms = round((time.perf_counter() - t0) * 1000, 2)
         now = dt.datetime.now(dt.UTC)

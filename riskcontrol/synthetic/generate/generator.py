@@ -26,8 +26,9 @@ from riskcontrol.synthetic.generate.lending import (
     BAD_DPD,
     DETERIORATION_CHANNEL,
     DETERIORATION_SHARE,
+    INDETERMINATE_DPD,
     NEVER,
-    PERFORMANCE_MONTHS,
+    PERFORMANCE_CYCLES,
     Applications,
     Loans,
     deterioration_start,
@@ -69,13 +70,14 @@ class GenerationSummary:
     loans_by_status: dict[str, int]
     matured_loans: int
     bad_loans: int
+    indeterminate_loans: int
     schema_drift_from: str  # 'YYYY-MM': first month of the version-2 landing schemas
     faults: dict[str, int]
     deterioration: dict[str, str | float]  # the planted deterioration (ground truth)
 
     @property
     def bad_rate(self) -> float:
-        """Share of matured loans that went 60+ days past due within 6 months."""
+        """Share of matured loans that are bad by the default definition."""
         return self.bad_loans / self.matured_loans if self.matured_loans else 0.0
 
     def __str__(self) -> str:
@@ -105,10 +107,12 @@ class GenerationSummary:
             "applications_by_status": self.applications_by_status,
             "loans_by_status": self.loans_by_status,
             "label": {
-                "performance_months": PERFORMANCE_MONTHS,
+                "performance_cycles": PERFORMANCE_CYCLES,
                 "bad_dpd": BAD_DPD,
+                "indeterminate_dpd": INDETERMINATE_DPD,
                 "matured_loans": self.matured_loans,
                 "bad_loans": self.bad_loans,
+                "indeterminate_loans": self.indeterminate_loans,
                 "bad_rate": round(self.bad_rate, 6),
             },
             "schema_drift_from": self.schema_drift_from,
@@ -142,7 +146,7 @@ class _Run:
         self.app_status: Counter[str] = Counter()
         self.loan_status: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
-        self.matured = self.bad = 0
+        self.matured = self.bad = self.indeterminate = 0
 
     def chunk(self, index: np.ndarray) -> None:
         """Generate and write the customers with global indices ``index``."""
@@ -175,6 +179,7 @@ class _Run:
         )
         self.matured += int(loans.matured.sum())
         self.bad += int(loans.bad.sum())
+        self.indeterminate += int(loans.indeterminate.sum())
 
         self._bureau(pop, apps, app_ids)
         events = event_lines(seed, pop, apps, cal, self.next_event, self.customers)
@@ -342,6 +347,7 @@ def generate(
         loans_by_status={s: run.loan_status[s] for s in _LOAN_STATUS},
         matured_loans=run.matured,
         bad_loans=run.bad,
+        indeterminate_loans=run.indeterminate,
         schema_drift_from=f"{yyyymm(cal.drift_month)[:4]}-{yyyymm(cal.drift_month)[4:]}",
         faults={k: run.faults[k] for k in FAULT_KINDS},
         deterioration={

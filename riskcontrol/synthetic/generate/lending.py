@@ -25,8 +25,10 @@ from riskcontrol.synthetic.generate.population import Population
 from riskcontrol.synthetic.generate.rng import KeyedRandom, ragged_index, sigmoid
 
 NONPOSITIVE_AMOUNT_RATE = 0.001
-PERFORMANCE_MONTHS = 6  # label window, = RISK_PERFORMANCE_MONTHS default
-BAD_DPD = 60  # label threshold, = RISK_BAD_DPD default
+# The default definition (riskcontrol.analyze.labels), at the settings' defaults:
+PERFORMANCE_CYCLES = 6  # installments judged, = RISK_PERFORMANCE_CYCLES
+BAD_DPD = 90  # bad at this many days past due, = RISK_BAD_DPD
+INDETERMINATE_DPD = 30  # the indeterminate band's start, = RISK_INDETERMINATE_DPD
 WRITE_OFF_DPD = 90  # a loan counts as 'defaulted' once an installment is this late
 NEVER = np.iinfo(np.int64).max // 4  # "paid" day of an installment that is never paid
 
@@ -75,8 +77,9 @@ class Loans:
     rate: np.ndarray
     status: np.ndarray  # 0 active, 1 closed, 2 defaulted
     updated_ts: np.ndarray
-    matured: np.ndarray
+    matured: np.ndarray  # judged by the default definition's day
     bad: np.ndarray
+    indeterminate: np.ndarray
     trouble_day: np.ndarray  # first day the loan was in arrears, -1 if never
     inst_loan: np.ndarray  # loan position of each installment
     inst_no: np.ndarray
@@ -309,12 +312,15 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
     )
     updated_ts = np.maximum(np.maximum(disbursed_ts, last_paid_ts), written_off_ts)
 
-    window_end = add_months(disbursed_day, PERFORMANCE_MONTHS)
-    in_window = due_day <= window_end[loan]
-    worst = np.where(in_window, np.minimum(paid_day, window_end[loan]) - due_day, 0)
+    # Judged BAD_DPD days after the last of the first PERFORMANCE_CYCLES installments
+    # falls due, on the delays as of that day (core.dates.pit_dpd's rule).
+    cycles = np.minimum(term, PERFORMANCE_CYCLES)
+    judged = add_months(disbursed_day, cycles) + BAD_DPD
+    due_by = (k <= cycles[loan]) & (due_day < judged[loan])
+    worst = np.where(due_by, np.maximum(np.minimum(paid_day, judged[loan]) - due_day, 0), 0)
     max_window_dpd = np.zeros(nloans, dtype=np.int64)
     np.maximum.at(max_window_dpd, loan, worst)
-    matured = window_end <= as_of
+    matured = judged <= as_of
 
     troubled = overdue_unpaid | (recorded & (paid_day - due_day > 10))
     trouble_day = np.full(nloans, NEVER)
@@ -330,6 +336,7 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
         updated_ts=updated_ts,
         matured=matured,
         bad=matured & (max_window_dpd >= BAD_DPD),
+        indeterminate=matured & (max_window_dpd >= INDETERMINATE_DPD) & (max_window_dpd < BAD_DPD),
         trouble_day=np.where(trouble_day == NEVER, -1, trouble_day),
         inst_loan=loan,
         inst_no=k,
