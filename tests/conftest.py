@@ -17,6 +17,10 @@ from riskcontrol.core.config import Settings
 
 TEST_PII_KEY = "test-only-pii-key-0123456789abcdef"
 TEST_BRONZE_KEY = "0123456789abcdef" * 4  # 32 bytes as hex, tests only
+# Tests run many small, different queries: the C1 JIT alone compiles them sooner. A
+# fault-injection run's JVM once died with "Out of space in CodeCache for adapters" under
+# it: the code cache is reserved larger (address space only, committed as it fills).
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 # py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
@@ -29,8 +33,7 @@ def make_settings(home, **overrides) -> Settings:
         "bronze_key": TEST_BRONZE_KEY,
         "spark_shuffle_partitions": 2,
         "spark_driver_memory": "3g",
-        # Tests run many small, different queries: the C1 JIT alone compiles them sooner.
-        "spark_conf": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"},
+        "spark_conf": {"spark.driver.extraJavaOptions": JAVA_OPTIONS},
     }
     values.update(overrides)
     return Settings(**values)
