@@ -74,6 +74,14 @@ def book(tmp_path_factory, spark):
         "RISK_MODEL_KINDS": "decision_tree",
         # From 15 days before the planted deterioration starts (75 days before as-of).
         "RISK_WARNING_LOOKBACK_DAYS": "90",
+        # The tree fitted on this book's 456 matured loans (36 bads at 90 DPD) ranks out
+        # of time at AUC 0.60: approving everyone leaves a residual risk of 4.3%, and no
+        # cut-off gets under the default 3% with an effect above its cost (the sweep's
+        # lowest residual, 2.0%, rejects half the book). A lender with such a model raises
+        # the tolerance or sets the cut-off by hand; here the tolerance is 5%, so the
+        # policy path (area 3, activation, scoring by it) runs. The infeasible path is
+        # tested in test_riskcost.
+        "RISK_RISK_TOLERANCE": "0.05",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -334,6 +342,36 @@ def test_the_active_cutoff_policy_decides_every_score(spark, book):
     )
     assert scored.where(F.col("decision") != expected).count() == 0
     assert {r[0] for r in scored.select("policy_version").distinct().collect()} == {"1"}
+
+
+def test_without_a_reasonable_cutoff_the_policy_in_force_stays(spark, book, capsys, monkeypatch):
+    """At a 1% tolerance no cut-off of this book is in area 3: `riskctl cutoff` refuses and
+    says what to do; a scheduled run keeps the active policy and writes nothing."""
+    from riskcontrol.apply.pipeline import run_cutoff
+    from riskcontrol.core.runs import Run
+
+    settings, _ = book
+
+    def policy() -> pd.DataFrame:
+        frame = _read(spark, GOLD_CUTOFF_POLICY, settings).toPandas()
+        return frame.sort_values(["policy_version", "cutoff_pd"]).reset_index(drop=True)
+
+    before = policy()
+    monkeypatch.setenv("RISK_RISK_TOLERANCE", "0.01")
+    get_settings.cache_clear()
+    try:
+        assert main.main(["cutoff"]) == 2
+        err = capsys.readouterr().err
+        assert "no candidate cut-off is in area 3" in err
+        assert "RISK_RISK_TOLERANCE=0.01" in err and "riskctl cutoff --cutoff PD" in err
+        result = run_cutoff(Run(spark, get_settings()), keep_when_infeasible=True)
+    finally:
+        get_settings.cache_clear()
+    assert (result.version, result.chosen, result.created, result.plot) == (None, None, False, None)
+    assert result.note.endswith("the policy in force stays")
+    assert "The lowest residual risk of the sweep is" in result.note
+    assert len(result.frame) > 1 and not (result.frame["area"] == 3).any()
+    pd.testing.assert_frame_equal(policy(), before)
 
 
 def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
