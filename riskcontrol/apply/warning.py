@@ -256,9 +256,10 @@ def calibrate(
         )
     values = np.array([v for _, v in known])
     mean, sd = float(values.mean()), float(values.std(ddof=1))
-    if sd == 0:
+    if values.min() == values.max():
         raise ValueError(
-            f"{name}: the value is {mean:g} on every day ({span}): no spread to set a limit from"
+            f"{name}: the value is {values[0]:g} on every day ({span}): no spread to set a "
+            "limit from"
         )
     return {
         "warning": mean + k_warning * sd,
