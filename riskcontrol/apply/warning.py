@@ -830,8 +830,11 @@ def _csi(feature_frame: DataFrame, bins: Sequence[FeatureBins], days_df: DataFra
         .join(counts, ["as_of_date", "feature", "bin"], "left")
         .fillna(0, ["count"])
     )
+    # Summed in sorted order, not as the partitions come: a re-run gives the same bits,
+    # so the MERGE into gold.warning_indicators finds the rows unchanged.
+    terms = F.array_sort(F.collect_list(_psi_term(F.col("count") / F.col("n"), F.col("expected"))))
     per_day = grid.groupBy("as_of_date", "feature", "n", "baseline_rows").agg(
-        F.sum(_psi_term(F.col("count") / F.col("n"), F.col("expected"))).alias("csi")
+        F.aggregate(terms, F.lit(0.0), lambda total, term: total + term).alias("csi")
     )
     return per_day.select(
         *_row("csi", FEATURE, F.col("feature"), F.col("csi"), F.col("n"), F.col("baseline_rows"))
