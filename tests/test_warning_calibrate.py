@@ -101,3 +101,44 @@ def test_an_old_indicators_table_gets_threshold_source(spark, settings) -> None:
         for r in lakehouse.read(spark, GOLD_WARNING_INDICATORS, settings).collect()
     }
     assert got == {FIRST: None, FIRST + dt.timedelta(days=1): "default: x"}
+
+
+def test_the_stability_inputs_are_the_recent_and_the_through_the_door_applications(
+    spark, monkeypatch
+) -> None:
+    """What `riskctl warn` hands the score PSI and the CSI: the applications from 30 days
+    before the first day on, and every application of the training months, with the
+    champion's features (a stub model: pd = x / 10)."""
+    from types import SimpleNamespace
+
+    from pyspark.sql import functions as F
+
+    from riskcontrol.apply import pipeline
+    from riskcontrol.modeling.models import FeatureSpec
+
+    features = spark.createDataFrame(
+        [
+            ("A1", dt.date(2025, 1, 5), "2025-01", 1, "a", "ignored"),
+            ("A2", dt.date(2025, 2, 5), "2025-02", 2, None, "ignored"),
+            ("A3", dt.date(2025, 3, 5), "2025-03", 3, "b", "ignored"),  # not a training month
+            ("A4", dt.date(2025, 5, 2), "2025-05", None, "z", "ignored"),  # recent
+        ],
+        "application_id string, application_date date, application_month string, x int, "
+        "c string, other string",
+    )
+    monkeypatch.setattr(pipeline, "_read", lambda run, table: features)
+    monkeypatch.setattr(
+        pipeline,
+        "training_split",
+        lambda spark, settings: SimpleNamespace(windows={"train": "2025-01..2025-02"}),
+    )
+    model = SimpleNamespace(transform=lambda df: df.withColumn("pd", F.col("x") / 10))
+    champion = SimpleNamespace(model=model, spec=FeatureSpec(("x",), ("c",)))
+    run = SimpleNamespace(spark=spark, settings=None)
+    got = pipeline._stability_inputs(run, champion, dt.date(2025, 6, 1))
+    assert got.baseline_pd == [0.1, 0.2]  # A1, A2: the training months, whatever their fate
+    assert [tuple(r) for r in got.score_frame.collect()] == [(dt.date(2025, 5, 2), None)]
+    assert [tuple(r) for r in got.feature_frame.collect()] == [(dt.date(2025, 5, 2), None, "z")]
+    x, c = got.feature_bins
+    assert (x.feature, x.rows, c.feature, c.levels) == ("x", 2, "c", ("a",))
+    assert c.shares == {0: 0.5, 1: 0.0, -1: 0.5}
