@@ -72,6 +72,7 @@ def _row(day, indicator, segment_type, segment, value, status, exposure, warn=0.
         exposure,
         "run-1",
         NOW,
+        None,  # threshold_source
     )
 
 

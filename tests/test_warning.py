@@ -11,8 +11,9 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
-from riskcontrol.apply import warning
+from riskcontrol.apply import alerts, warning
 from riskcontrol.synthetic.generate import generate
 
 D = dt.date
@@ -34,16 +35,32 @@ def test_days_end_on_the_as_of_day() -> None:
 
 
 def test_yaml_overrides_merge_into_the_defaults(tmp_path) -> None:
-    assert warning.load_thresholds(None) == warning.DEFAULT_THRESHOLDS
+    defaults = warning.load_thresholds(None)
+    assert defaults == warning.default_thresholds()
+    assert {
+        k: {"warning": v["warning"], "critical": v["critical"]} for k, v in defaults.items()
+    } == (warning.DEFAULT_THRESHOLDS)
+    assert set(warning.DEFAULT_SOURCES) == set(warning.DEFAULT_THRESHOLDS)
     path = tmp_path / "thresholds.yaml"
-    path.write_text("dpd30_rate: {warning: 0.1}\nscore_psi:\n  warning: 0.2\n  critical: 0.3\n")
+    path.write_text(
+        "dpd30_rate: {warning: 0.1}\nscore_psi:\n  warning: 0.2\n  critical: 0.3\n"
+        "dpd1_rate: {warning: 0.2, critical: 0.3, source: risk committee 2025-05}\n"
+    )
     got = warning.load_thresholds(path)
-    assert got["dpd30_rate"] == {"warning": 0.1, "critical": 0.35}
-    assert got["score_psi"] == {"warning": 0.2, "critical": 0.3}
-    assert {k: v for k, v in got.items() if k not in ("dpd30_rate", "score_psi")} == {
-        k: v for k, v in warning.DEFAULT_THRESHOLDS.items() if k not in ("dpd30_rate", "score_psi")
+    generated = "generated books seeds 1-11, see tests/test_warning.py"
+    assert got["dpd30_rate"] == {
+        "warning": 0.1,
+        "critical": 0.35,
+        "source": f"warning file {path}; critical default: {generated}",
+    }
+    assert got["score_psi"] == {"warning": 0.2, "critical": 0.3, "source": f"file {path}"}
+    assert got["dpd1_rate"]["source"] == f"file {path}: risk committee 2025-05"
+    changed = ("dpd30_rate", "score_psi", "dpd1_rate")
+    assert {k: v for k, v in got.items() if k not in changed} == {
+        k: v for k, v in defaults.items() if k not in changed
     }
     assert warning.DEFAULT_THRESHOLDS["dpd30_rate"]["warning"] == 0.25  # defaults untouched
+    assert defaults["csi"]["source"].startswith("default: PSI convention: under 0.1 stable")
 
     path.write_text("dpd31_rate: {warning: 0.1}\n")
     with pytest.raises(ValueError, match="unknown indicator 'dpd31_rate'; known: dpd1_rate, "):
@@ -54,6 +71,8 @@ def test_yaml_overrides_merge_into_the_defaults(tmp_path) -> None:
     path.write_text("dpd30_rate: {warn: 0.1}\n")
     with pytest.raises(ValueError, match="only 'warning' and 'critical'"):
         warning.load_thresholds(path)
+    path.write_text("dpd30_rate: {source: no numbers}\n")  # a source alone changes nothing
+    assert warning.load_thresholds(path)["dpd30_rate"] == defaults["dpd30_rate"]
 
 
 # --- loan state per day, vintages -----------------------------------------------------------
@@ -250,6 +269,9 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         ],
         "decided_at timestamp, decision string, rules_fired array<string>",
     )
+    baseline, shifted = csi_populations(spark)
+    recent = shifted.select(F.lit(DAY - dt.timedelta(days=2)).alias("application_date"), "*")
+    outside = baseline.select(F.lit(DAY).alias("application_date"), "*")  # known tomorrow
     thresholds = warning.load_thresholds(None)
     thresholds["dpd30_rate"] = {"warning": 0.5, "critical": 0.6}
     thresholds["approval_rate_shift"] = {"warning": 0.3, "critical": 0.6}
@@ -265,12 +287,20 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         baseline_pd=(np.arange(1, 101) / 100).tolist(),
         cohorts=cohorts,
         decisions=decisions,
+        feature_frame=recent.unionByName(outside),
+        feature_bins=warning.csi_baseline(baseline, ["x"], ["c"]),
     ).collect()
     assert {r.as_of_date for r in rows} == {DAY}
     assert all(
         (r.warning_threshold, r.critical_threshold)
         == (thresholds[r.indicator]["warning"], thresholds[r.indicator]["critical"])
         for r in rows
+    )
+    sources = {r.indicator: r.threshold_source for r in rows}
+    assert sources["dpd30_rate"] == "given by the caller, source not stated"
+    assert sources["csi"] == sources["score_psi"] == f"default: {warning.DEFAULT_SOURCES['csi']}"
+    assert sources["dpd1_rate"] == (
+        "default: generated books seeds 1-11, see tests/test_warning.py"
     )
     got = {
         (r.indicator, r.segment_type, r.segment): (
@@ -322,8 +352,12 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
             "critical",
             2900,
         ),
-        # R1 (C2), R2 (C5 and C6 through their employer) and R8 (C9)
-        ("public_record_hits_30d", *ov): (3, 3, 8, "warning", 1200),
+        # R1 (C2), R2 (C5 and C6 through their employer) and R8 (C9): 3 records over the
+        # 8 customers with an active loan, per 1,000 of them
+        ("public_record_hits_30d", *ov): (375, 3, 8, "critical", 1200),
+        # the features of the 10 applications two days before DAY against the baseline's
+        ("csi", "feature", "x"): (CSI_X, 10, 10, "critical", 3900),
+        ("csi", "feature", "c"): (CSI_C, 10, 10, "critical", 3900),
         # the service's last 7 days: 1 of 4 approved, against 2 of 3 before
         ("rt_approval_rate_shift", *ov): (0.25 - 2 / 3, 1, 4, "critical", 3900),
         ("rt_rule_hit_rate", *ov): (0.75, 3, 4, "critical", 3900),
@@ -503,3 +537,226 @@ def test_score_psi_of_identical_populations_is_zero_and_of_a_cut_one_is_not(spar
     cut = warning._psi(same, approved, days_df).first()
     expected = 9 * (0.05 - 0.1) * math.log(0.05 / 0.1) + (0.55 - 0.1) * math.log(0.55 / 0.1)
     assert cut.value == pytest.approx(expected)  # 1.079: critical, for no change at all
+
+
+# --- characteristic stability of the model's features --------------------------------------
+FLOOR = warning.PSI_FLOOR
+
+
+def _term(actual: float, expected: float) -> float:
+    a, e = max(actual, FLOOR), max(expected, FLOOR)
+    return (a - e) * math.log(a / e)
+
+
+# x: baseline 1..10, one per decile bin; recent five 1s, a 2, 3 and 4, two missing
+CSI_X = _term(0.5, 0.1) + 3 * _term(0.1, 0.1) + 6 * _term(0.0, 0.1) + _term(0.2, 0.0)
+# c: baseline a 50%, b 40%, missing 10%; recent a 30%, b 30%, unseen z 20%, missing 20%
+CSI_C = _term(0.3, 0.5) + _term(0.3, 0.4) + _term(0.2, 0.0) + _term(0.2, 0.1)
+
+
+def csi_populations(spark):
+    """A through-the-door baseline of 10 applications and a shifted recent population."""
+    schema = "x int, c string"
+    baseline = spark.createDataFrame(
+        [(x, c) for x, c in zip(range(1, 11), ["a"] * 5 + ["b"] * 4 + [None], strict=True)],
+        schema,
+    )
+    shifted = spark.createDataFrame(
+        list(
+            zip(
+                [1, 1, 1, 1, 1, 2, 3, 4, None, None],
+                ["a"] * 3 + ["b"] * 3 + ["z"] * 2 + [None] * 2,
+                strict=True,
+            )
+        ),
+        schema,
+    )
+    return baseline, shifted
+
+
+def test_csi_baseline_bins_on_deciles_and_levels(spark) -> None:
+    baseline, _ = csi_populations(spark)
+    x, c = warning.csi_baseline(baseline, ["x"], ["c"])
+    assert (x.feature, x.rows, x.levels) == ("x", 10, None)
+    assert x.edges == pytest.approx([1.9, 2.8, 3.7, 4.6, 5.5, 6.4, 7.3, 8.2, 9.1])
+    assert x.shares == {**{i: 0.1 for i in range(10)}, warning.NULL_BIN: 0.0}
+    # levels a, b; bin 2 for a level the baseline never had; missing values their own bin
+    assert (c.feature, c.rows, c.levels, c.edges) == ("c", 10, ("a", "b"), ())
+    assert c.shares == {0: 0.5, 1: 0.4, 2: 0.0, warning.NULL_BIN: 0.1}
+
+
+def test_csi_of_identical_populations_is_zero_and_of_a_shift_is_hand_computed(spark) -> None:
+    day = D(2024, 5, 1)
+    baseline, shifted = csi_populations(spark)
+    bins = warning.csi_baseline(baseline, ["x"], ["c"])
+    days_df = warning.days_frame(spark, [day])
+
+    def csi(population, dated: dt.date = day - dt.timedelta(days=3)) -> dict:
+        frame = population.select(F.lit(dated).alias("application_date"), "*")
+        return {
+            r.segment: (r.indicator, r.segment_type, r.value, r.numerator, r.denominator)
+            for r in warning._csi(frame, bins, days_df).collect()
+        }
+
+    assert csi(baseline) == {
+        "x": ("csi", "feature", 0.0, 10, 10),  # exactly 0: the very same shares
+        "c": ("csi", "feature", 0.0, 10, 10),
+    }
+    got = csi(shifted)
+    assert got["x"] == ("csi", "feature", pytest.approx(CSI_X), 10, 10)
+    assert got["c"] == ("csi", "feature", pytest.approx(CSI_C), 10, 10)
+    # the unseen level z and the missing values count: without them c would be far lower
+    assert _term(0.3, 0.5) + _term(0.3, 0.4) + 1.0 < CSI_C
+    assert csi(shifted, day) == {}  # applications of the day itself are known tomorrow
+    assert csi(shifted, day - dt.timedelta(days=31)) == {}  # before the 30-day window
+
+
+# --- public-record hits as a rate -------------------------------------------------------------
+def test_public_record_hits_are_per_thousand_current_borrowers(spark) -> None:
+    day = D(2025, 6, 30)
+    active = spark.createDataFrame(
+        [(day, f"C{i}", 100.0) for i in range(400)] + [(day, "C0", 50.0)],  # C0: two loans
+        "as_of_date date, customer_id string, outstanding double",
+    )
+    links = spark.createDataFrame(
+        [("court", "R1", "customer", "C0", day - dt.timedelta(days=3))],
+        "record_kind string, record_id string, entity_type string, customer_id string, "
+        "record_date date",
+    )
+    (row,) = warning._public_record_hits(active, links).collect()
+    # one record among 400 borrowers: 2.5 per 1,000, under the warning of 5
+    assert (row.value, row.numerator, row.denominator, row.exposure) == (2.5, 1, 400, 150.0)
+    assert warning.DEFAULT_THRESHOLDS["public_record_hits_30d"] == {
+        "warning": 5.0,
+        "critical": 10.0,
+    }
+    assert "per 1,000 current borrowers" in warning.DEFAULT_SOURCES["public_record_hits_30d"]
+
+
+# --- thresholds calibrated on the book's history ----------------------------------------------
+def _series(values, start: dt.date | None = None) -> list[tuple[dt.date, float | None]]:
+    start = start or D(2025, 1, 1)
+    return [(start + dt.timedelta(days=i), v) for i, v in enumerate(values)]
+
+
+def test_calibration_gives_mean_plus_k_sd_control_limits() -> None:
+    # 45 days at 0.1 and 45 at 0.3: mean 0.2, sample sd 0.1 * sqrt(90 / 89)
+    series = _series([0.1, 0.3] * 45 + [None])  # a day without a value is left out
+    got = warning.calibrate("dpd30_rate", series)
+    sd = 0.1 * math.sqrt(90 / 89)
+    assert got["warning"] == pytest.approx(0.2 + 3 * sd, rel=1e-12)
+    assert got["critical"] == pytest.approx(0.2 + 4 * sd, rel=1e-12)
+    assert got["source"] == (
+        "calibrated: control limit mean+3sd (critical mean+4sd) over 90 days "
+        "2025-01-01..2025-03-31: mean 0.2, sd 0.10056"
+    )
+    # a signed indicator is compared by its absolute value, so calibrated on it
+    signed = warning.calibrate("approval_rate_shift", _series([-0.1, 0.3] * 45))
+    assert signed["warning"] == pytest.approx(got["warning"], rel=1e-12)
+    other_k = warning.calibrate("dpd30_rate", series, k=(2.0, 2.5))
+    assert other_k["critical"] == pytest.approx(0.2 + 2.5 * sd, rel=1e-12)
+    assert "mean+2sd (critical mean+2.5sd)" in other_k["source"]
+
+
+def test_calibration_refuses_too_few_days_and_no_spread() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"dpd30_rate: 89 day\(s\) with a value \(2025-01-01..2025-03-30\); calibrating "
+        r"needs at least 90: compute more days \(riskctl warn --days\) or keep the current",
+    ):
+        warning.calibrate("dpd30_rate", _series([0.1, 0.3] * 44 + [0.2, None]))
+    with pytest.raises(ValueError, match=r"0 day\(s\) with a value \(no days\)"):
+        warning.calibrate("dpd30_rate", [])
+    with pytest.raises(ValueError, match="the value is 0.1 on every day .* no spread"):
+        warning.calibrate("dpd30_rate", _series([0.1] * 90))
+    with pytest.raises(ValueError, match="more than one value on a day"):
+        warning.calibrate("dpd30_rate", _series([0.1, 0.3] * 45) * 2)
+    with pytest.raises(ValueError, match="0 < warning <= critical"):
+        warning.calibrate("dpd30_rate", _series([0.1, 0.3] * 45), k=(4.0, 3.0))
+
+
+INDICATOR_SCHEMA = (
+    "as_of_date date, indicator string, segment_type string, segment string, value double, "
+    "status string"
+)
+
+
+def test_calibrated_thresholds_round_trip_with_their_source_into_the_rows(spark, tmp_path) -> None:
+    first = D(2025, 1, 1)
+    history = spark.createDataFrame(
+        [
+            *[(d, "dpd30_rate", "overall", "all", v, "ok") for d, v in _series([0.1, 0.2, 0.3])],
+            (first, "dpd30_rate", "channel", "app", 0.9, "ok"),  # the whole book's is used
+            (D(2025, 1, 4), "dpd30_rate", "overall", "all", 5.0, "ok"),  # after the window
+            # no whole-book row: the day's largest, too_few rows left out
+            *[(d, "csi", "feature", "x", v, "ok") for d, v in _series([0.01, 0.02, 0.06])],
+            *[(d, "csi", "feature", "c", v, "ok") for d, v in _series([0.03, 0.01, 0.01])],
+            (first, "csi", "feature", "y", 0.9, "too_few"),
+            (first, "score_psi", "overall", "all", 0.05, "ok"),  # one day: refused
+        ],
+        INDICATOR_SCHEMA,
+    )
+    last = D(2025, 1, 3)
+    assert warning.daily_series(history, "csi", first, last) == _series([0.03, 0.02, 0.06])
+    done, refused = warning.calibrate_history(
+        history, first, last, ["dpd30_rate", "csi", "score_psi"], min_days=3
+    )
+    assert set(done) == {"dpd30_rate", "csi"}
+    assert done["dpd30_rate"]["warning"] == pytest.approx(0.2 + 3 * 0.1)
+    assert refused == {
+        "score_psi": "score_psi: 1 day(s) with a value (2025-01-01..2025-01-01); calibrating "
+        "needs at least 3: compute more days (riskctl warn --days) or keep the current thresholds"
+    }
+    with pytest.raises(ValueError, match="unknown indicator"):
+        warning.calibrate_history(history, first, last, ["dpd31_rate"])
+
+    path = tmp_path / "calibrated.yaml"
+    warning.write_thresholds(path, done)
+    loaded = warning.load_thresholds(path)
+    calibrated = "calibrated: control limit mean+3sd (critical mean+4sd) over 3 days"
+    assert loaded["dpd30_rate"]["source"] == (
+        f"file {path}: {calibrated} 2025-01-01..2025-01-03: mean 0.2, sd 0.1"
+    )
+    assert loaded["dpd30_rate"]["critical"] == pytest.approx(0.2 + 4 * 0.1)
+
+    # each row carries its thresholds' source: calibrated (through the file), default
+    rows = spark.createDataFrame(
+        [
+            (last, "dpd30_rate", "overall", "all", 0.55, 1.0, 2.0, None),
+            (last, "dpd1_rate", "overall", "all", 0.1, 1.0, 10.0, None),
+        ],
+        "as_of_date date, indicator string, segment_type string, segment string, "
+        "value double, numerator double, denominator double, exposure double",
+    )
+    got = {
+        r.indicator: (r.status, r.warning_threshold, r.threshold_source)
+        for r in warning._with_status(rows, loaded, 0).collect()
+    }
+    assert got == {
+        "dpd30_rate": ("warning", pytest.approx(0.5), loaded["dpd30_rate"]["source"]),
+        "dpd1_rate": ("ok", 0.3, f"default: {warning.DEFAULT_SOURCES['dpd1_rate']}"),
+    }
+
+
+def test_the_alert_text_says_where_the_breached_threshold_comes_from() -> None:
+    breach = {
+        "as_of_date": D(2025, 6, 30),
+        "indicator": "csi",
+        "segment_type": "feature",
+        "segment": "bureau_score",
+        "value": 0.3,
+        "warning_threshold": 0.1,
+        "critical_threshold": 0.25,
+        "status": "critical",
+        "exposure": 1000.0,
+        "threshold_source": "default: PSI convention",
+    }
+    now = dt.datetime(2025, 6, 30, 12)
+    kwargs = {"now": now, "by": "system", "lgd": 0.45, "impact_threshold": 100_000.0}
+    _, (opened,) = alerts.reconcile([breach], [], **kwargs)
+    assert opened["history"][0]["note"] == (
+        "CRITICAL breach: csi feature=bureau_score = 0.3 breaches its critical threshold 0.25 "
+        "(thresholds: default: PSI convention) on 2025-06-30"
+    )
+    _, (plain,) = alerts.reconcile([{**breach, "threshold_source": None}], [], **kwargs)
+    assert "thresholds:" not in plain["history"][0]["note"]

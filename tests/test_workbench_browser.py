@@ -193,6 +193,7 @@ def _seed_lake(spark, settings):
             230_000.0,
             "run-1",
             STAMP,
+            None,
         ),
         (
             D2,
@@ -208,6 +209,7 @@ def _seed_lake(spark, settings):
             240_000.0,
             "run-1",
             STAMP,
+            None,
         ),
         (
             D3,
@@ -223,6 +225,7 @@ def _seed_lake(spark, settings):
             250_000.0,
             "run-1",
             STAMP,
+            None,
         ),
     ]
     df = spark.createDataFrame(indicators, GOLD_WARNING_INDICATORS.schema)
@@ -511,6 +514,7 @@ def test_skipping_a_stage_is_refused_as_in_the_cli(desk, browser, spark):
                 10_000.0,
                 "run-2",
                 STAMP,
+                None,
             )
         ],
         GOLD_WARNING_INDICATORS.schema,

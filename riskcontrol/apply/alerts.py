@@ -77,6 +77,7 @@ PLAYBOOKS: dict[str, list[str]] = {
 }
 
 BREACH_COLUMNS = (*INDICATOR_COLUMNS, "exposure")
+SOURCE = "threshold_source"  # where the breached threshold comes from, when the rows say
 KEY = ("indicator", "segment_type", "segment")
 
 
@@ -138,7 +139,7 @@ def open_alerts(
     breaches = [
         r.asDict()
         for r in indicators.where(F.col("status").isin(*SEVERITIES))
-        .select(*BREACH_COLUMNS)
+        .select(*BREACH_COLUMNS, *[c for c in (SOURCE,) if c in indicators.columns])
         .collect()
     ]
     if not breaches:
@@ -296,9 +297,11 @@ def _threshold(row: dict) -> float | None:
 
 
 def _describe(row: dict) -> str:
+    source = f" (thresholds: {row[SOURCE]})" if row.get(SOURCE) else ""
     return (
         f"{row['indicator']} {row['segment_type']}={row['segment']} = {sig(row['value'])} "
-        f"breaches its {row['status']} threshold {sig(_threshold(row))} on {row['as_of_date']}"
+        f"breaches its {row['status']} threshold {sig(_threshold(row))}{source} on "
+        f"{row['as_of_date']}"
     )
 
 

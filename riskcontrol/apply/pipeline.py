@@ -314,10 +314,21 @@ def run_book(
 
 
 # --- early warning and alerts ---------------------------------------------------------------
-def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list[float]]:
-    """Applications' PDs from 30 days before the window on, and the PDs of every
-    application of the training months (``warning.through_the_door``: all applications
-    against all applications)."""
+@dataclass
+class StabilityInputs:
+    """What the score PSI and the features' CSI compare: the recent applications (their
+    PDs, and their model features) against every application of the training months."""
+
+    score_frame: DataFrame  # application_date, pd
+    baseline_pd: list[float]
+    feature_frame: DataFrame  # application_date and the champion's features
+    feature_bins: list[warning.FeatureBins]
+
+
+def _stability_inputs(run: Run, champion, first_day: dt.date) -> StabilityInputs:
+    """Applications from 30 days before the window on, and every application of the
+    training months (``warning.through_the_door``: all applications against all
+    applications): their PDs for the score PSI, the champion's features for the CSI."""
 
     features = _read(run, GOLD_APPLICATION_FEATURES)
     recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
@@ -325,7 +336,11 @@ def _psi_inputs(run: Run, champion, first_day: dt.date) -> tuple[DataFrame, list
     months = training_split(run.spark, run.settings).windows["train"]
     door = warning.through_the_door(features, months)
     baseline = [r.pd for r in champion.model.transform(door).select("pd").collect()]
-    return score_frame, baseline
+    spec = champion.spec
+    bins = warning.csi_baseline(door, spec.numeric, spec.categorical) if baseline else []
+    return StabilityInputs(
+        score_frame, baseline, recent.select("application_date", *spec.columns), bins
+    )
 
 
 @dataclass
@@ -370,13 +385,13 @@ def run_warning(
         if lakehouse.exists(spark, SILVER_ENTITY_LINKS, settings)
         else None
     )
-    score_frame, baseline = None, None
+    stability = None
     try:
         champion = champion or tracking.load_champion(settings)
     except RuntimeError:
-        progress("apply: no champion model yet: score PSI is left out")
+        progress("apply: no champion model yet: score PSI and feature CSI are left out")
     else:
-        score_frame, baseline = _psi_inputs(run, champion, day_list[0])
+        stability = _stability_inputs(run, champion, day_list[0])
     indicators = warning.compute_indicators(
         loan_days,
         applications,
@@ -384,8 +399,10 @@ def run_warning(
         thresholds,
         settings.min_segment_loans,
         days_df,
-        score_frame=score_frame,
-        baseline_pd=baseline,
+        score_frame=stability and stability.score_frame,
+        baseline_pd=stability and stability.baseline_pd,
+        feature_frame=stability and stability.feature_frame,
+        feature_bins=stability and stability.feature_bins,
         cohorts=warning.vintage_cohorts(loans, repayments),
         decisions=(
             _read(run, GOLD_DECISION_LOG)
@@ -401,6 +418,8 @@ def run_warning(
     counts = StepCounts("apply", SILVER_LOANS.full_name, GOLD_WARNING_INDICATORS.full_name, 0, 0)
     counts.window_start, counts.window_end = day_list[0].isoformat(), as_of.isoformat()
     counts.rows_in = out.count()
+    # A table written before threshold_source existed gets the column (null on old rows).
+    lakehouse.add_missing_columns(spark, GOLD_WARNING_INDICATORS, settings)
     changed = lakehouse.changed(GOLD_WARNING_INDICATORS, ignore=("run_id", "computed_at"))
     result = lakehouse.merge(out, GOLD_WARNING_INDICATORS, settings, update_when=changed)
     counts.rows_out = result.inserted + result.updated
@@ -421,6 +440,47 @@ def run_warning(
         f"opened or escalated (gold.alerts; `riskctl alerts list`); {delivery.summary()}"
     )
     return WarningResult(counts, breaches, opened, delivery.failures, delivery.sent)
+
+
+@dataclass
+class CalibrationResult:
+    path: Path
+    first: dt.date
+    last: dt.date
+    thresholds: dict[str, dict]  # indicator -> warning, critical, source
+    refused: dict[str, str]  # indicator -> why it was not calibrated
+
+
+def run_calibration(
+    run: Run,
+    out: Path,
+    progress: Progress = _quiet,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    names: list[str] | None = None,
+) -> CalibrationResult:
+    """Thresholds calibrated on ``gold.warning_indicators`` history (``warning.calibrate``:
+    mean + 3 / 4 sd of the days ``first..last``, by default the look-back days up to the
+    latest day computed) into a YAML for ``RISK_WARNING_THRESHOLDS``; an indicator
+    with too few days is left out and says why. Writes nothing when none calibrates."""
+    spark, settings = run.spark, run.settings
+    if not lakehouse.exists(spark, GOLD_WARNING_INDICATORS, settings):
+        raise ValueError("no gold.warning_indicators yet: run `riskctl warn --days N` first")
+    history = _read(run, GOLD_WARNING_INDICATORS)
+    last = last or history.agg(F.max("as_of_date")).first()[0]
+    if last is None:
+        raise ValueError("gold.warning_indicators is empty: run `riskctl warn --days N` first")
+    first = first or last - dt.timedelta(days=settings.warning_lookback_days - 1)
+    if first > last:
+        raise ValueError(f"calibration window {first}..{last} is empty: first after last")
+    progress(f"apply: calibrating thresholds on gold.warning_indicators {first}..{last}")
+    done, refused = warning.calibrate_history(history, first, last, names)
+    if not done:
+        raise ValueError(
+            "no indicator could be calibrated:\n" + "\n".join(f"  {m}" for m in refused.values())
+        )
+    warning.write_thresholds(out, done)
+    return CalibrationResult(Path(out), first, last, done, refused)
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -23,17 +23,28 @@ its absolute value is compared):
 * ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before;
 * ``concentration_province``, ``concentration_channel``: the largest segment's share of
   the active outstanding;
-* ``public_record_hits_30d``: new court or penalty records linked to current borrowers;
+* ``public_record_hits_30d``: new court or penalty records linked to current borrowers,
+  per 1,000 of them (a count would alert on any book of size);
+* ``csi``: characteristic stability of each model feature (segment type ``feature``,
+  segment its name): the same recent applications as ``score_psi`` against the same
+  through-the-door baseline, on the baseline's deciles (numerics) or levels
+  (categoricals, with a bin for a level the baseline never had), missing values a bin
+  of their own;
 * ``rt_approval_rate_shift``: the decision service's approval rate over its decisions of
   the last 7 days minus that of the 23 days before (``gold.decision_log``);
 * ``rt_rule_hit_rate``: the share of the service's decisions of the last 7 days on which
   a policy rule fired: any rule (whole book), and each rule (segment type ``rule``).
+
+Every row says where its thresholds come from (``threshold_source``): the default and
+its evidence (``DEFAULT_SOURCES``), a file (``RISK_WARNING_THRESHOLDS``), or a
+calibration on the book's own history (``calibrate``, ``riskctl warn --calibrate``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +59,7 @@ ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record i
 RT_DAYS = 7  # the decision service's recent window (of ROLL_DAYS; the rest is its baseline)
 APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
 VINTAGE_MOB = 3  # month on book of the vintage indicator
+PER_BORROWERS = 1000  # public-record hits are a rate per this many current borrowers
 PSI_FLOOR = 1e-4  # bin share floor, so an empty bin adds a large but finite PSI term
 OVERALL = "overall"  # segment_type of whole-book indicators (segment "all")
 ALL = "all"
@@ -68,15 +80,43 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "roll_30_60": {"warning": 0.90, "critical": 0.97},
     "vintage_mob3_dpd30": {"warning": 0.10, "critical": 0.15},  # generated 0.04-0.08
     "score_psi": {"warning": 0.10, "critical": 0.25},  # the usual PSI rule of thumb
+    "csi": {"warning": 0.10, "critical": 0.25},  # the same rule, one row per feature
     "approval_rate_shift": {"warning": 0.08, "critical": 0.15},  # generated within 0.06
     "concentration_province": {"warning": 0.30, "critical": 0.45},  # generated ~0.2
     "concentration_channel": {"warning": 0.55, "critical": 0.70},  # generated ~0.41
-    "public_record_hits_30d": {"warning": 1.0, "critical": 5.0},  # every new hit is news
+    # Per 1,000 current borrowers over 30 days (a count alerted on any book of size).
+    "public_record_hits_30d": {"warning": 5.0, "critical": 10.0},
     # The decision service (gold.decision_log): a week's approvals against the weeks
     # before, and how often a policy rule stops or refers an application; a list or fraud
     # rule that suddenly fires on many applications is an attack or a broken feed.
     "rt_approval_rate_shift": {"warning": 0.10, "critical": 0.20},
     "rt_rule_hit_rate": {"warning": 0.25, "critical": 0.40},
+}
+_GENERATED = "generated books seeds 1-11, see tests/test_warning.py"
+_PSI_CONVENTION = (
+    "PSI convention: under 0.1 stable, 0.1-0.25 moderate shift, 0.25+ major shift "
+    "(Siddiqi, Credit Risk Scorecards, 2006)"
+)
+# Where each default comes from: the provenance a row carries when nothing overrides it.
+DEFAULT_SOURCES: dict[str, str] = {
+    "dpd1_rate": _GENERATED,
+    "dpd30_rate": _GENERATED,
+    "dpd90_rate": _GENERATED,
+    "default_rate": f"{_GENERATED} (generated ~0.01 a month)",
+    "roll_1_30": f"{_GENERATED} (generated ~0.55)",
+    "roll_30_60": f"{_GENERATED} (generated 30+ DPD loans never cure)",
+    "vintage_mob3_dpd30": f"{_GENERATED} (generated 0.04-0.08)",
+    "score_psi": _PSI_CONVENTION,
+    "csi": _PSI_CONVENTION,
+    "approval_rate_shift": f"{_GENERATED} (generated within 0.06)",
+    "concentration_province": f"{_GENERATED} (generated ~0.2)",
+    "concentration_channel": f"{_GENERATED} (generated ~0.41)",
+    "public_record_hits_30d": (
+        "judgement, not fitted on data: new court or penalty records per 1,000 current "
+        "borrowers in 30 days (0.5% / 1% of the book); calibrate it on the book's history"
+    ),
+    "rt_approval_rate_shift": "judgement: a week's approval rate 10 (20) points off the month's",
+    "rt_rule_hit_rate": "judgement: a quarter (40%) of decisions stopped or referred by rules",
 }
 INDICATORS = tuple(DEFAULT_THRESHOLDS)
 SIGNED = ("approval_rate_shift", "rt_approval_rate_shift")  # breach on the absolute value
@@ -94,6 +134,7 @@ COUNTED = (
     "rt_rule_hit_rate",
 )
 RULE = "rule"  # segment_type of a policy rule's own hit rate
+FEATURE = "feature"  # segment_type of a model feature's CSI (segment: the feature's name)
 # What one indicator row says, as alerts and the report read it.
 INDICATOR_COLUMNS = (
     "as_of_date",
@@ -112,13 +153,25 @@ OUTPUT_COLUMNS = tuple(
 
 
 # --- thresholds and days -------------------------------------------------------------------
-def load_thresholds(path: Path | None) -> dict[str, dict[str, float]]:
-    """``DEFAULT_THRESHOLDS`` with a YAML file's overrides merged in.
+def default_thresholds() -> dict[str, dict[str, float | str]]:
+    """``DEFAULT_THRESHOLDS`` with each indicator's ``source`` (``DEFAULT_SOURCES``)."""
+    return {
+        name: {**levels, "source": f"default: {DEFAULT_SOURCES[name]}"}
+        for name, levels in DEFAULT_THRESHOLDS.items()
+    }
+
+
+def load_thresholds(path: Path | None) -> dict[str, dict[str, float | str]]:
+    """The default thresholds with a YAML file's overrides merged in; each indicator's
+    ``source`` says where its two numbers come from.
 
     The file maps indicator names to ``warning`` and/or ``critical`` values, e.g.
-    ``dpd30_rate: {warning: 0.15}``; what it leaves out keeps its default.
+    ``dpd30_rate: {warning: 0.15}``, and optionally a ``source`` text (``calibrate``
+    writes one); what it leaves out keeps its default. Source: ``file <path>`` (then the
+    file's own text), and, when the file sets one level only, which level it set and
+    where the other one comes from.
     """
-    merged = {name: dict(levels) for name, levels in DEFAULT_THRESHOLDS.items()}
+    merged = default_thresholds()
     if path is None:
         return merged
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -127,9 +180,12 @@ def load_thresholds(path: Path | None) -> dict[str, dict[str, float]]:
     for name, levels in data.items():
         if name not in merged:
             raise ValueError(f"{path}: unknown indicator {name!r}; known: {', '.join(INDICATORS)}")
-        if not isinstance(levels, dict) or not set(levels) <= {"warning", "critical"}:
-            raise ValueError(f"{path}: {name} takes only 'warning' and 'critical' numbers")
-        for level, value in levels.items():
+        if not isinstance(levels, dict) or not set(levels) <= {"warning", "critical", "source"}:
+            raise ValueError(
+                f"{path}: {name} takes only 'warning' and 'critical' numbers (and a 'source')"
+            )
+        numbers = {k: v for k, v in levels.items() if k != "source"}
+        for level, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{path}: {name}.{level} must be a number, not {value!r}")
             merged[name][level] = float(value)
@@ -138,7 +194,143 @@ def load_thresholds(path: Path | None) -> dict[str, dict[str, float]]:
                 f"{path}: {name} warning {merged[name]['warning']} is above critical "
                 f"{merged[name]['critical']}; set warning <= critical"
             )
+        if numbers:
+            text = f"file {path}"
+            if levels.get("source"):
+                text += f": {levels['source']}"
+            if len(numbers) == 1:
+                (level,) = numbers
+                other = "critical" if level == "warning" else "warning"
+                text = f"{level} {text}; {other} {merged[name]['source']}"
+            merged[name]["source"] = text
     return merged
+
+
+def _source(levels: dict) -> str:
+    return str(levels.get("source") or "given by the caller, source not stated")
+
+
+# --- thresholds calibrated on the book's own history -------------------------------------
+CALIBRATION_K = (3.0, 4.0)  # warning and critical: mean + k standard deviations
+MIN_CALIBRATION_DAYS = 90  # about three independent 30-day windows
+
+
+def calibrate(
+    name: str,
+    series: Sequence[tuple[dt.date, float | None]],
+    k: tuple[float, float] = CALIBRATION_K,
+    min_days: int = MIN_CALIBRATION_DAYS,
+) -> dict[str, float | str]:
+    """Warning and critical thresholds for indicator ``name`` from its daily values over
+    a window of calm days (``series``: day, value; one per day): upper control limits
+    mean + k·sd (sample sd), k = 3 and 4 by default, with the provenance as ``source``.
+
+    Why control limits: they extrapolate from the book's own day-to-day spread, so a
+    quiet book gets tight limits and a noisy one wide ones, and a breach means "unlike
+    the calm days". Under any distribution (Cantelli) at most 1/(1+k^2) of calm days
+    exceed mean + k·sd: 10% at 3, 6% at 4; about 0.1% and 0.003% when roughly normal.
+    A high quantile would instead sit at the calm window's own extremes: the indicators
+    are rolling 30-day rates, so consecutive days share 29 of their 30 days and 90 days
+    hold only about three independent readings, whose largest is no limit at all.
+    That autocorrelation is also why fewer than ``min_days`` days are refused: the sd
+    of fewer independent readings says little. Pick calm days (no known incident in
+    the window): a breach inside it widens the limits.
+
+    Signed indicators (``SIGNED``) are compared by their absolute value, so they are
+    calibrated on it. Missing values are left out; a constant series is refused (no
+    spread to set a limit from).
+    """
+    k_warning, k_critical = k
+    if not 0 < k_warning <= k_critical:
+        raise ValueError(f"k must be 0 < warning <= critical, got {k}")
+    known = sorted((d, float(v)) for d, v in series if v is not None and not np.isnan(v))
+    if name in SIGNED:
+        known = [(d, abs(v)) for d, v in known]
+    if len({d for d, _ in known}) != len(known):
+        raise ValueError(f"{name}: more than one value on a day: give one value per day")
+    span = f"{known[0][0]}..{known[-1][0]}" if known else "no days"
+    if len(known) < min_days:
+        raise ValueError(
+            f"{name}: {len(known)} day(s) with a value ({span}); calibrating needs at least "
+            f"{min_days}: compute more days (riskctl warn --days) or keep the current thresholds"
+        )
+    values = np.array([v for _, v in known])
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    if values.min() == values.max():
+        raise ValueError(
+            f"{name}: the value is {values[0]:g} on every day ({span}): no spread to set a "
+            "limit from"
+        )
+    return {
+        "warning": mean + k_warning * sd,
+        "critical": mean + k_critical * sd,
+        "source": (
+            f"calibrated: control limit mean+{k_warning:g}sd (critical mean+{k_critical:g}sd) "
+            f"over {len(known)} days {span}: mean {mean:.6g}, sd {sd:.6g}"
+        ),
+    }
+
+
+def daily_series(
+    indicators_df: DataFrame, name: str, first: dt.date, last: dt.date
+) -> list[tuple[dt.date, float]]:
+    """One value a day for ``name`` from ``gold.warning_indicators`` rows of
+    ``first..last``: the whole book's where the indicator has one, else the day's largest
+    over its segments (the one that breaches first: the CSI's worst feature, the largest
+    concentration); rows too_few or without a value are left out."""
+    rows = indicators_df.where(
+        (F.col("indicator") == name)
+        & F.col("as_of_date").between(F.lit(first), F.lit(last))
+        & (F.col("status") != "too_few")
+        & F.col("value").isNotNull()
+    )
+    overall = rows.where(F.col("segment_type") == OVERALL)
+    if not overall.isEmpty():
+        rows = overall
+    value = F.abs("value") if name in SIGNED else F.col("value")
+    per_day = rows.groupBy("as_of_date").agg(F.max(value).alias("value")).orderBy("as_of_date")
+    return [(r.as_of_date, r.value) for r in per_day.collect()]
+
+
+def calibrate_history(
+    indicators_df: DataFrame,
+    first: dt.date,
+    last: dt.date,
+    names: Sequence[str] | None = None,
+    min_days: int = MIN_CALIBRATION_DAYS,
+) -> tuple[dict[str, dict[str, float | str]], dict[str, str]]:
+    """``calibrate`` each indicator (default: all) on its ``daily_series``; returns the
+    thresholds calibrated and, for the others, why not."""
+    unknown = [n for n in names or () if n not in INDICATORS]
+    if unknown:
+        raise ValueError(
+            f"unknown indicator(s) {', '.join(unknown)}; known: {', '.join(INDICATORS)}"
+        )
+    done, refused = {}, {}
+    for name in names or INDICATORS:
+        try:
+            done[name] = calibrate(
+                name, daily_series(indicators_df, name, first, last), min_days=min_days
+            )
+        except ValueError as exc:
+            refused[name] = str(exc)
+    return done, refused
+
+
+def write_thresholds(path: Path, thresholds: dict[str, dict[str, float | str]]) -> None:
+    """A thresholds YAML that ``load_thresholds`` (``RISK_WARNING_THRESHOLDS``) reads,
+    each indicator with its ``source``."""
+    data = {
+        name: {
+            "warning": float(levels["warning"]),
+            "critical": float(levels["critical"]),
+            "source": str(levels["source"]),
+        }
+        for name, levels in thresholds.items()
+    }
+    Path(path).write_text(
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
 
 
 def days(as_of: dt.date, lookback_days: int) -> list[dt.date]:
@@ -472,32 +664,59 @@ def through_the_door(
     return applications.where(F.col(month_col).between(first, last))
 
 
+def decile_bins(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A baseline's decile edges (duplicates dropped) and its count in each bin: bin i
+    holds the values in (edge[i-1], edge[i]]."""
+    baseline = np.asarray(values, dtype=float)
+    edges = np.unique(np.quantile(baseline, np.linspace(0.1, 0.9, 9)))
+    counts = np.bincount(np.searchsorted(edges, baseline, side="left"), minlength=len(edges) + 1)
+    return edges, counts
+
+
+def _bin_of(value: Column, edges: Sequence[float]) -> Column:
+    """The ``decile_bins`` bin of ``value``: how many edges lie below it."""
+    return sum(((value > float(e)).cast("int") for e in edges), F.lit(0))
+
+
+def _psi_term(actual: Column, expected: Column) -> Column:
+    """One bin's term of a stability index, both shares floored at ``PSI_FLOOR``."""
+    a = F.greatest(actual, F.lit(PSI_FLOOR))
+    e = F.greatest(expected, F.lit(PSI_FLOOR))
+    return (a - e) * F.log(a / e)
+
+
+def _recent(daily: DataFrame, days_df: DataFrame) -> DataFrame:
+    """Rows of ``daily`` (by ``application_date``) on each day ``d``'s window [d-30, d)."""
+    return days_df.join(
+        daily,
+        (F.col("application_date") >= F.date_sub("as_of_date", ROLL_DAYS))
+        & (F.col("application_date") < F.col("as_of_date")),
+    )
+
+
 def _psi(score_frame: DataFrame, baseline_pd: Sequence[float], days_df: DataFrame) -> DataFrame:
     """PSI of the PDs of applications in [d-30, d) against the baseline, on its deciles.
 
     Bin i holds PDs in (edge[i-1], edge[i]]; shares are floored at ``PSI_FLOOR``.
     """
-    baseline = np.asarray(baseline_pd, dtype=float)
-    edges = np.unique(np.quantile(baseline, np.linspace(0.1, 0.9, 9)))
-    expected = np.bincount(np.searchsorted(edges, baseline, side="left"), minlength=len(edges) + 1)
-    expected = np.maximum(expected / len(baseline), PSI_FLOOR)
-    bin_of = sum((F.col("pd") > float(e)).cast("int") for e in edges)
-    daily = score_frame.groupBy("application_date", bin_of.alias("bin")).count()
-    window = days_df.join(
-        daily,
-        (F.col("application_date") >= F.date_sub("as_of_date", ROLL_DAYS))
-        & (F.col("application_date") < F.col("as_of_date")),
-    )
-    counts = window.groupBy("as_of_date").agg(
-        F.sum("count").alias("n"),
-        *[
-            F.sum(F.when(F.col("bin") == i, F.col("count")).otherwise(0)).alias(f"b{i}")
-            for i in range(len(expected))
-        ],
+    edges, counts = decile_bins(baseline_pd)
+    expected = counts / len(baseline_pd)
+    daily = score_frame.groupBy(
+        "application_date", _bin_of(F.col("pd"), edges).alias("bin")
+    ).count()
+    counts = (
+        _recent(daily, days_df)
+        .groupBy("as_of_date")
+        .agg(
+            F.sum("count").alias("n"),
+            *[
+                F.sum(F.when(F.col("bin") == i, F.col("count")).otherwise(0)).alias(f"b{i}")
+                for i in range(len(expected))
+            ],
+        )
     )
     psi = sum(
-        (F.greatest(F.col(f"b{i}") / F.col("n"), F.lit(PSI_FLOOR)) - F.lit(e))
-        * F.log(F.greatest(F.col(f"b{i}") / F.col("n"), F.lit(PSI_FLOOR)) / F.lit(e))
+        _psi_term(F.col(f"b{i}") / F.col("n"), F.lit(float(e)))
         for i, e in enumerate(expected.tolist())
     )
     return counts.select(
@@ -507,8 +726,118 @@ def _psi(score_frame: DataFrame, baseline_pd: Sequence[float], days_df: DataFram
             ALL,
             psi,
             F.col("n"),
-            F.lit(float(len(baseline))),
+            F.lit(float(len(baseline_pd))),
         )
+    )
+
+
+# --- characteristic stability --------------------------------------------------------------
+NULL_BIN = -1  # a feature's missing values, in baseline and recent applications alike
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """How one feature's values are binned for its CSI, and the baseline's share per bin.
+
+    A numeric (``levels`` None) is binned on the baseline's deciles (``decile_bins``,
+    ``edges``), a categorical on its baseline levels (bin i: ``levels[i]``) with one more
+    bin, ``len(levels)``, for a level the baseline never had; missing values go to
+    ``NULL_BIN``. ``shares``: bin -> the baseline's share (of all its ``rows``, missing
+    ones included), every bin present (an unseen-level bin at 0)."""
+
+    feature: str
+    rows: int
+    shares: dict[int, float]
+    edges: tuple[float, ...] = ()
+    levels: tuple[str, ...] | None = None
+
+    def bin_of(self) -> Column:
+        value = F.col(self.feature)
+        if self.levels is None:
+            index = _bin_of(value.cast("double"), self.edges)
+        elif self.levels:
+            pairs = [x for i, lv in enumerate(self.levels) for x in (F.lit(lv), F.lit(i))]
+            index = F.coalesce(F.create_map(*pairs)[value.cast("string")], F.lit(len(self.levels)))
+        else:
+            index = F.lit(0)
+        return F.when(value.isNull(), F.lit(NULL_BIN)).otherwise(index)
+
+
+def csi_baseline(
+    baseline: DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> list[FeatureBins]:
+    """Each feature's bins and baseline shares, from the baseline population
+    (``through_the_door``: every application of the training months). The numerics'
+    values are collected to the driver, as the score PSI's baseline PDs are."""
+    rows = baseline.count()
+    if rows == 0:
+        raise ValueError("the CSI baseline has no applications: no training months to compare")
+    out = []
+    values = baseline.select(*[F.col(c).cast("double").alias(c) for c in numeric]).toPandas()
+    for name in numeric:
+        present = values[name].dropna().to_numpy()
+        nulls = rows - len(present)
+        if len(present):
+            edges, counts = decile_bins(present)
+        else:
+            edges, counts = np.array([]), np.array([0])
+        shares = {i: int(n) / rows for i, n in enumerate(counts.tolist())}
+        out.append(FeatureBins(name, rows, {**shares, NULL_BIN: nulls / rows}, tuple(edges)))
+    for name in categorical:
+        per_level = {
+            r[0]: int(r[1]) for r in baseline.groupBy(F.col(name).cast("string")).count().collect()
+        }
+        nulls = per_level.pop(None, 0)
+        levels = tuple(sorted(per_level))
+        shares = {i: per_level[lv] / rows for i, lv in enumerate(levels)}
+        shares |= {len(levels): 0.0, NULL_BIN: nulls / rows}
+        out.append(FeatureBins(name, rows, shares, levels=levels))
+    return out
+
+
+def _csi(feature_frame: DataFrame, bins: Sequence[FeatureBins], days_df: DataFrame) -> DataFrame:
+    """Each feature's stability index: its values on the applications of [d-30, d)
+    against the baseline's, bin by bin (``FeatureBins``), shares floored at
+    ``PSI_FLOOR`` as the score PSI's; numerator: the recent applications, denominator:
+    the baseline's."""
+    spark = feature_frame.sparkSession
+    per_feature = F.explode(
+        F.array(
+            *[F.struct(F.lit(b.feature).alias("feature"), b.bin_of().alias("bin")) for b in bins]
+        )
+    )
+    daily = (
+        feature_frame.select("application_date", per_feature.alias("f"))
+        .groupBy("application_date", "f.feature", "f.bin")
+        .count()
+    )
+    counts = (
+        _recent(daily, days_df)
+        .groupBy("as_of_date", "feature", "bin")
+        .agg(F.sum("count").alias("count"))
+    )
+    totals = counts.groupBy("as_of_date", "feature").agg(F.sum("count").alias("n"))
+    expected = spark.createDataFrame(
+        [
+            (b.feature, i, float(share), float(b.rows))
+            for b in bins
+            for i, share in b.shares.items()
+        ],
+        "feature string, bin int, expected double, baseline_rows double",
+    )
+    grid = (
+        totals.join(F.broadcast(expected), "feature")
+        .join(counts, ["as_of_date", "feature", "bin"], "left")
+        .fillna(0, ["count"])
+    )
+    # Summed in sorted order, not as the partitions come: a re-run gives the same bits,
+    # so the MERGE into gold.warning_indicators finds the rows unchanged.
+    terms = F.array_sort(F.collect_list(_psi_term(F.col("count") / F.col("n"), F.col("expected"))))
+    per_day = grid.groupBy("as_of_date", "feature", "n", "baseline_rows").agg(
+        F.aggregate(terms, F.lit(0.0), lambda total, term: total + term).alias("csi")
+    )
+    return per_day.select(
+        *_row("csi", FEATURE, F.col("feature"), F.col("csi"), F.col("n"), F.col("baseline_rows"))
     )
 
 
@@ -642,7 +971,9 @@ def _concentration(cells: DataFrame, segment_type: str) -> DataFrame:
 
 def _public_record_hits(active: DataFrame, entity_links: DataFrame) -> DataFrame:
     """Distinct court or penalty records dated in [d-30, d) linked (directly or through
-    the employer) to a customer with an active loan on ``d``; exposure: their loans'."""
+    the employer) to a customer with an active loan on ``d``, per ``PER_BORROWERS``
+    customers with an active loan (numerator: the records, denominator: those
+    customers); exposure: the hit customers' loans'."""
     borrowers = active.groupBy("as_of_date", "customer_id").agg(F.sum("outstanding").alias("owed"))
     records = entity_links.where(
         F.col("record_kind").isin("court", "penalty")
@@ -674,7 +1005,7 @@ def _public_record_hits(active: DataFrame, entity_links: DataFrame) -> DataFrame
             "public_record_hits_30d",
             OVERALL,
             ALL,
-            n,
+            n * PER_BORROWERS / F.col("borrowers"),
             n,
             F.col("borrowers"),
             F.coalesce("hit_exposure", F.lit(0.0)),
@@ -685,12 +1016,15 @@ def _public_record_hits(active: DataFrame, entity_links: DataFrame) -> DataFrame
 def _with_status(
     df: DataFrame, thresholds: dict[str, dict[str, float]], min_segment_loans: int
 ) -> DataFrame:
-    """Thresholds and status: too_few (a rate over fewer than ``min_segment_loans`` loans
-    or applications, any segment), else critical, warning or ok."""
+    """Thresholds, where they come from, and status: too_few (a rate over fewer than
+    ``min_segment_loans`` loans or applications, any segment), else critical, warning or
+    ok."""
 
     def lookup(level: str) -> Column:
         pairs = [x for name in INDICATORS for x in (F.lit(name), F.lit(thresholds[name][level]))]
         return F.create_map(*pairs)[F.col("indicator")]
+
+    sources = [x for name in INDICATORS for x in (F.lit(name), F.lit(_source(thresholds[name])))]
 
     value = F.when(F.col("indicator").isin(*SIGNED), F.abs("value")).otherwise(F.col("value"))
     too_few = F.col("indicator").isin(*COUNTED) & (F.col("denominator") < min_segment_loans)
@@ -704,6 +1038,7 @@ def _with_status(
         df.withColumn("warning_threshold", lookup("warning"))
         .withColumn("critical_threshold", lookup("critical"))
         .withColumn("status", status)
+        .withColumn("threshold_source", F.create_map(*sources)[F.col("indicator")])
         .select(*OUTPUT_COLUMNS)
     )
 
@@ -719,6 +1054,8 @@ def compute_indicators(
     baseline_pd: Sequence[float] | None = None,
     cohorts: DataFrame | None = None,
     decisions: DataFrame | None = None,
+    feature_frame: DataFrame | None = None,
+    feature_bins: Sequence[FeatureBins] | None = None,
 ) -> DataFrame:
     """``gold.warning_indicators`` rows (without run_id, computed_at) for each day of
     ``days_df``.
@@ -729,7 +1066,12 @@ def compute_indicators(
     indicator reads it. Optional inputs add their indicator: ``entity_links`` the
     public-record hits, ``score_frame`` (application_date, pd) with ``baseline_pd`` the
     score PSI, ``cohorts`` (``vintage_cohorts``) the MOB-3 vintage, ``decisions``
-    (``gold.decision_log``) the decision service's approval shift and rule hit rates.
+    (``gold.decision_log``) the decision service's approval shift and rule hit rates,
+    ``feature_frame`` (application_date and the model's features, the applications
+    ``score_frame`` scores) with ``feature_bins`` (``csi_baseline``) a CSI per feature.
+
+    ``thresholds``: as ``load_thresholds`` returns them, each indicator's ``source``
+    going into the rows' ``threshold_source``.
 
     A rate without loans in its denominator is not reported; one over fewer than
     ``min_segment_loans`` loans or applications gets status ``too_few``. ``exposure``:
@@ -755,6 +1097,8 @@ def compute_indicators(
         parts.append(_public_record_hits(active, entity_links))
     if score_frame is not None and baseline_pd is not None and len(baseline_pd) > 0:
         parts.append(_psi(score_frame, baseline_pd, report_days))
+    if feature_frame is not None and feature_bins:
+        parts.append(_csi(feature_frame, feature_bins, report_days))
     if cohorts is not None:
         parts.append(_vintage(cohorts, report_days))
     if decisions is not None:

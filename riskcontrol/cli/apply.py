@@ -78,9 +78,28 @@ def cmd_warn(args: argparse.Namespace) -> int:
 
     run = _run()
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    if args.calibrate:
+        return _calibrate(apply_tier, run, args, as_of)
     result = apply_tier.run_warning(run, say, as_of=as_of, days=args.days)
     print_steps([result.counts])
     return 1 if result.failures else 0
+
+
+def _calibrate(apply_tier, run, args: argparse.Namespace, as_of: dt.date | None) -> int:
+    first = dt.date.fromisoformat(args.calibrate_from) if args.calibrate_from else None
+    names = [n.strip() for n in (args.indicators or "").split(",") if n.strip()] or None
+    result = apply_tier.run_calibration(
+        run, Path(args.calibrate), say, first=first, last=as_of, names=names
+    )
+    for name, levels in result.thresholds.items():
+        print(f"{name:<24} warning {levels['warning']:.6g}  critical {levels['critical']:.6g}")
+    for message in result.refused.values():
+        print(f"not calibrated: {message}")
+    print(
+        f"\nwrote {result.path} ({len(result.thresholds)} indicators, {result.first}.."
+        f"{result.last}); use it with RISK_WARNING_THRESHOLDS={result.path}"
+    )
+    return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -174,14 +193,32 @@ def add_apply_parsers(add) -> None:
         "warn",
         cmd_warn,
         "early warning: daily indicators (DPD 1+/30+/90+ overall and by channel and province, "
-        "default rate, roll rates, vintage, score PSI, approval-rate shift, concentration, new "
-        "public records on borrowers) against warning/critical thresholds "
-        "(RISK_WARNING_THRESHOLDS YAML) into gold.warning_indicators; breaches open or escalate "
+        "default rate, roll rates, vintage, score PSI, CSI of each model feature, approval-rate "
+        "shift, concentration, new public records per 1,000 borrowers) against warning/critical "
+        "thresholds (RISK_WARNING_THRESHOLDS YAML; each row says where its thresholds come "
+        "from) into gold.warning_indicators; breaches open or escalate "
         "alerts (gold.alerts) and notify (RISK_NOTIFIERS). Exit 1 if a notification failed.",
     )
     p.add_argument("--as-of", default=None, help="last day (default: the data's as-of day)")
     p.add_argument(
         "--days", type=int, default=None, help="days back (default RISK_WARNING_LOOKBACK_DAYS)"
+    )
+    p.add_argument(
+        "--calibrate",
+        default=None,
+        metavar="OUT.yaml",
+        help="instead of computing: propose thresholds from gold.warning_indicators history "
+        "(control limits mean+3sd warning, mean+4sd critical, over calm days --calibrate-from "
+        "..--as-of; at least 90 days an indicator) and write them, each with its source, to "
+        "OUT.yaml for RISK_WARNING_THRESHOLDS",
+    )
+    p.add_argument(
+        "--calibrate-from",
+        default=None,
+        help="first calm day YYYY-MM-DD (default: RISK_WARNING_LOOKBACK_DAYS before --as-of)",
+    )
+    p.add_argument(
+        "--indicators", default=None, help="comma-separated indicators to calibrate (default all)"
     )
     p = add(
         "alerts",

@@ -751,10 +751,13 @@ GOLD_WARNING_INDICATORS = Table(
         "exposure double",
         "run_id string",
         "computed_at timestamp",
+        # Where the two thresholds come from (default and its evidence, a file, a
+        # calibration); last, as ``lakehouse.add_missing_columns`` adds it to an old table.
+        "threshold_source string",
     ),
     keys=("as_of_date", "indicator", "segment_type", "segment"),
     description="early-warning indicators per day and segment against warning and critical "
-    "thresholds",
+    "thresholds, with where each threshold comes from",
 )
 GOLD_ALERTS = Table(
     "gold",
