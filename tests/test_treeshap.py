@@ -289,7 +289,7 @@ def small_frame(spark, n: int = 240):
         )
         for i in range(n)
     ]
-    return spark.createDataFrame(rows, "id int, features vector, label double, w double")
+    return spark.createDataFrame(rows, ["id", "features", "label", "w"])
 
 
 def _nodes(root: Node):
@@ -317,7 +317,9 @@ def test_spark_trees_carry_covers_and_shap_adds_up_to_their_predictions(spark):
         labelCol="label", weightCol="w", predictionCol="tree_pd", maxDepth=3
     ).fit(df)
     pd_stage = ProbabilityOfDefault("tree_pd", 3.0, plattA=0.9, plattB=-0.2)
-    gbt = GBTClassifier(labelCol="label", weightCol="w", maxDepth=2, maxIter=4, seed=2).fit(df)
+    gbt = GBTClassifier(
+        labelCol="label", weightCol="w", predictionCol="gbt_class", maxDepth=2, maxIter=4, seed=2
+    ).fit(df)
     tree = explain.tree_from_spark(dt)
     assert_covers_add_up(tree, weight_total)  # the weighted count, not the 240 rows
     gbt_trees, gbt_weights = explain.spark_trees(gbt)
