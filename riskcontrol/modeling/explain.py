@@ -232,8 +232,10 @@ class TreeShap:
     knows or hides the whole feature and a categorical is credited once. (Shapley values
     over slots, summed per feature afterwards, would differ where a path splits on two
     levels of one categorical.) ``expected_value`` is E[f]: the leaf values averaged by
-    cover, summed over the trees. A term is one (leaf, player) pair of a leaf's game;
-    a path condition is one split on the way to the leaf.
+    cover, summed over the trees.
+
+    A term is one (leaf, player) pair of a leaf's game, a condition one split on the way
+    to the leaf; a leaf's terms are contiguous, and so are a term's conditions.
     """
 
     players: list[str]
@@ -242,17 +244,16 @@ class TreeShap:
     split_slot: np.ndarray  # (splits,) the slot each internal node reads
     split_threshold: np.ndarray  # (splits,) NaN for a categorical split
     categorical: list[tuple[int, np.ndarray]]  # (split, its left categories)
-    condition_split: np.ndarray  # (conditions,) the split of each path condition
+    condition_split: np.ndarray  # (conditions,) the split of each condition
     condition_left: np.ndarray  # (conditions,) the leaf's path goes left there
-    term_start: np.ndarray  # (terms,) the term's first condition (its player's, in order)
-    term_leaf: np.ndarray  # (terms,) the term's leaf, numbered over the trees
-    term_bit: np.ndarray  # (terms,) 2 ** the term's position in its leaf's game
-    term_cell: np.ndarray  # (terms,) where its leaf's table starts, plus its position
-    term_stride: np.ndarray  # (terms,) the number of players of its leaf's game
-    leaf_start: np.ndarray  # (leaves,) each leaf's first term
-    tables: np.ndarray  # every leaf's (2**k x k) table, scaled by its value, flattened
-    player_order: np.ndarray  # the terms, stably sorted by player
-    player_start: np.ndarray  # where each player with terms starts in player_order
+    term_first: np.ndarray  # (terms,) each term's first condition
+    term_more: list[tuple[np.ndarray, np.ndarray]]  # j = 1, 2..: (terms with > j, condition)
+    leaf_first: np.ndarray  # (leaves,) each leaf's first term: bit 0 of its pattern
+    leaf_more: list[tuple[np.ndarray, np.ndarray]]  # bit j = 1, 2..: (leaves with > j, term)
+    cell_leaf: np.ndarray  # (terms, by player) the term's leaf
+    cell_base: np.ndarray  # (terms, by player) where the term's table column starts
+    tables: np.ndarray  # per leaf, its (k x 2**k) table scaled by its value, flattened
+    player_start: np.ndarray  # where each player with terms starts, terms by player
     player_index: np.ndarray  # that player's column
 
 
@@ -271,8 +272,8 @@ def tree_shap(
     player_of = [players.index(name) for name in slot_names]
     splits: list[Node] = []
     conditions: list[tuple[int, bool]] = []
-    terms: list[tuple[int, int, int, int, int, int]] = []  # start, leaf, bit, cell, k, player
-    leaf_start: list[int] = []
+    terms: list[tuple[int, int, int, int, int]] = []  # first, count, leaf, cell, player
+    leaf_terms: list[tuple[int, int]] = []  # first term, count
     tables: list[np.ndarray] = []
     cells = 0
     expected = 0.0
@@ -292,14 +293,15 @@ def tree_shap(
                 return
             order = sorted(games)
             table = value * leaf_game_shapley([games[p][1] for p in order])
-            leaf_start.append(len(terms))
+            leaf_terms.append((len(terms), len(order)))
             for position, player in enumerate(order):
+                path_conditions = games[player][0]
                 terms.append(
-                    (len(conditions), len(leaf_start) - 1, 1 << position, cells + position,
-                     len(order), player)
+                    (len(conditions), len(path_conditions), len(leaf_terms) - 1,
+                     cells + position * len(table), player)
                 )  # fmt: skip
-                conditions.extend(games[player][0])
-            tables.append(table.ravel())
+                conditions.extend(path_conditions)
+            tables.append(table.T.ravel())
             cells += table.size
             return
         for child in (node.left, node.right):
@@ -315,10 +317,13 @@ def tree_shap(
 
     for tree, weight in zip(trees, tree_weights, strict=True):
         visit(tree, [], float(weight))
-    columns = np.array(terms, dtype=np.int64).reshape(-1, 6)
-    player_order = np.argsort(columns[:, 5], kind="stable")
-    sorted_players = columns[player_order, 5]
-    firsts = np.flatnonzero(np.r_[True, sorted_players[1:] != sorted_players[:-1]])
+    term = np.array(terms, dtype=np.int64).reshape(-1, 5)
+    leaf = np.array(leaf_terms, dtype=np.int64).reshape(-1, 2)
+    by_player = np.argsort(term[:, 4], kind="stable")
+    sorted_players = term[by_player, 4]
+    starts = np.flatnonzero(np.r_[True, sorted_players[1:] != sorted_players[:-1]])
+    if not len(sorted_players):
+        starts = np.zeros(0, dtype=np.int64)
     return TreeShap(
         players=players,
         expected_value=expected,
@@ -334,16 +339,21 @@ def tree_shap(
         ],
         condition_split=np.array([c[0] for c in conditions], dtype=np.int64),
         condition_left=np.array([c[1] for c in conditions], dtype=bool),
-        term_start=columns[:, 0],
-        term_leaf=columns[:, 1],
-        term_bit=columns[:, 2],
-        term_cell=columns[:, 3],
-        term_stride=columns[:, 4],
-        leaf_start=np.array(leaf_start, dtype=np.int64),
+        term_first=term[:, 0],
+        term_more=[
+            (np.flatnonzero(term[:, 1] > j), term[term[:, 1] > j, 0] + j)
+            for j in range(1, int(term[:, 1].max(initial=0)))
+        ],
+        leaf_first=leaf[:, 0],
+        leaf_more=[
+            (np.flatnonzero(leaf[:, 1] > j), leaf[leaf[:, 1] > j, 0] + j)
+            for j in range(1, int(leaf[:, 1].max(initial=0)))
+        ],
+        cell_leaf=term[by_player, 2],
+        cell_base=term[by_player, 3],
         tables=np.concatenate(tables) if tables else np.zeros(0),
-        player_order=player_order,
-        player_start=firsts if len(sorted_players) else np.zeros(0, dtype=np.int64),
-        player_index=sorted_players[firsts] if len(sorted_players) else np.zeros(0, np.int64),
+        player_start=starts,
+        player_index=sorted_players[starts],
     )
 
 
@@ -359,7 +369,7 @@ def shap_values(explainer: TreeShap, vectors: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != explainer.width:
         raise ValueError(f"expected rows of {explainer.width} slots, got shape {x.shape}")
     out = np.zeros((len(x), len(explainer.players)))
-    size = max(len(explainer.term_leaf), len(explainer.condition_split))
+    size = max(len(explainer.cell_leaf), len(explainer.condition_split))
     if size == 0:
         return out
     step = max(1, _CHUNK_CELLS // size)
@@ -373,12 +383,15 @@ def _shap_chunk(e: TreeShap, x: np.ndarray) -> np.ndarray:
     for split, categories in e.categorical:
         goes_left[:, split] = np.isin(x[:, e.split_slot[split]], categories)
     met = goes_left[:, e.condition_split] == e.condition_left
-    agrees = np.logical_and.reduceat(met, e.term_start, axis=1)  # b_j per term
-    pattern = np.add.reduceat(agrees * e.term_bit, e.leaf_start, axis=1)  # per leaf
-    values = e.tables[e.term_cell + pattern[:, e.term_leaf] * e.term_stride]
-    totals = np.add.reduceat(values[:, e.player_order], e.player_start, axis=1)
+    agrees = met[:, e.term_first]  # b_j of each term: every condition on j is met
+    for terms, condition in e.term_more:
+        agrees[:, terms] &= met[:, condition]
+    pattern = agrees[:, e.leaf_first].astype(np.int64)  # each leaf's row of its table
+    for j, (leaves_, term) in enumerate(e.leaf_more, start=1):
+        pattern[:, leaves_] += agrees[:, term].astype(np.int64) << j
+    values = e.tables[e.cell_base + pattern[:, e.cell_leaf]]  # terms sorted by player
     out = np.zeros((len(x), len(e.players)))
-    out[:, e.player_index] = totals
+    out[:, e.player_index] = np.add.reduceat(values, e.player_start, axis=1)
     return out
 
 
@@ -409,8 +422,9 @@ def explained_leaf_value(
     if not isinstance(stage, DecisionTreeRegressionModel):
         return None
     source = stage.getPredictionCol()
-    after = list(stages)[[id(s) for s in stages].index(id(stage)) + 1 :]
-    for later in after:
+    stages = list(stages)
+    position = next((i for i, s in enumerate(stages) if s is stage), -1)
+    for later in stages[position + 1 :]:
         if isinstance(later, ProbabilityOfDefault) and later.getOrDefault(later.inputCol) == source:
             return functools.partial(
                 probability_of_default,
