@@ -183,9 +183,9 @@ def tree_from_spark(tree_model) -> Node:
     return number_leaves(convert(tree_model._call_java("rootNode")))
 
 
-# A leaf's table has 2**k rows for the k distinct features on its path (k <= the depth;
-# the project tunes trees to depth 8 at most).
-MAX_PATH_FEATURES = 16
+# A leaf's table has 2**k x k cells for the k distinct features on its path (k <= the
+# depth; the project tunes trees to depth 8 at most): 12 is 390 KB a leaf.
+MAX_PATH_FEATURES = 12
 # Cells of the per-chunk work arrays (rows x path conditions, rows x terms) in shap_values.
 _CHUNK_CELLS = 1 << 21
 
