@@ -312,7 +312,7 @@ SPARK_SLOTS = ["x1", "x2", "x3", "channel", "channel"]
 
 def test_spark_trees_carry_covers_and_shap_adds_up_to_their_predictions(spark):
     df = small_frame(spark).cache()
-    weight_total = df.agg(F.sum("w")).first()[0]
+    rows_total = df.count()
     dt = DecisionTreeRegressor(
         labelCol="label", weightCol="w", predictionCol="tree_pd", maxDepth=3
     ).fit(df)
@@ -321,10 +321,12 @@ def test_spark_trees_carry_covers_and_shap_adds_up_to_their_predictions(spark):
         labelCol="label", weightCol="w", predictionCol="gbt_class", maxDepth=2, maxIter=4, seed=2
     ).fit(df)
     tree = explain.tree_from_spark(dt)
-    assert_covers_add_up(tree, weight_total)  # the weighted count, not the 240 rows
+    # The rows as they are, not their weighted count: bads weigh 3 in fitting only.
+    assert rows_total != df.agg(F.sum("w")).first()[0]
+    assert_covers_add_up(tree, rows_total)
     gbt_trees, gbt_weights = explain.spark_trees(gbt)
     for t in gbt_trees:
-        assert_covers_add_up(t, weight_total)
+        assert_covers_add_up(t, rows_total)
 
     pipeline = PipelineModel(stages=[dt, pd_stage])
     leaf_value = explain.explained_leaf_value(pipeline.stages, dt)
@@ -346,8 +348,9 @@ def test_spark_trees_carry_covers_and_shap_adds_up_to_their_predictions(spark):
     margins = np.array([r["margin"] for r in rows])
     assert np.abs(pd_values.sum(axis=1) + pd_shap.expected_value - pds).max() < 1e-12
     assert np.abs(margin_values.sum(axis=1) + gbt_shap.expected_value - margins).max() < 1e-12
-    # E[PD] is the cover-weighted mean of the leaves' PDs.
+    # E[PD] is the cover-weighted mean of the leaves' PDs: the training rows' mean PD.
     assert pd_shap.expected_value == pytest.approx(expected_value(tree, leaf_value), abs=1e-15)
+    assert pd_shap.expected_value == pytest.approx(pds.mean(), abs=1e-12)
     for i in range(0, len(rows), 40):  # and the values are Shapley's, by brute force
         expected = brute_force_shapley([tree], [1.0], SPARK_SLOTS, x[i], leaf_value)
         assert dict(zip(pd_shap.players, pd_values[i], strict=True)) == pytest.approx(
@@ -388,3 +391,10 @@ def test_spark_trees_carry_covers_and_shap_adds_up_to_their_predictions(spark):
     }
     assert len({tuple(c) for c in gbt_codes.values()}) >= 3
     df.unpersist()
+
+
+def test_ranking_ignores_float_noise():
+    """A contribution of 1e-17 is no reason, and two equal in arithmetic but not in the
+    last bit tie and break by name."""
+    totals = np.array([[1e-17, 0.1 + 0.2, 0.3, -0.2], [0.0, 0.5, 0.5 + 1e-15, 0.25]])
+    assert explain.top_features(totals, ["a", "b", "c", "d"], 3) == [["b", "c"], ["b", "c", "d"]]

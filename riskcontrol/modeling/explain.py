@@ -57,6 +57,7 @@ PD_COL = "pd"
 REASON_CODES_COL = "reason_codes"
 TREE_MODELS = (DecisionTreeRegressionModel, GBTClassificationModel, GBTRegressionModel)
 _ORIGINAL = ""  # permutation_importance's tag of the unshuffled copy
+RANK_DECIMALS = 12  # contributions are ranked to this many decimal places (top_features)
 
 
 def original_feature(slot_name: str) -> str:
@@ -96,10 +97,10 @@ class Node:
     An internal node splits on slot ``feature``: a continuous split sends a row left when
     its value is ``<= threshold``, a categorical split when its value is in
     ``left_categories``. A leaf has ``feature`` None and ``leaf_index``, the number Spark
-    writes into ``leafCol`` (see ``number_leaves``). ``cover`` is the (weighted) count of
-    training rows that reached the node, which TreeSHAP needs (Spark's
-    ``impurityStats().count()``, the sum of the row weights, or of the sampled rows' for a
-    GBT tree); a parent's cover is its children's sum.
+    writes into ``leafCol`` (see ``number_leaves``). ``cover`` is the count of training
+    rows that reached the node, which TreeSHAP needs (Spark's unweighted
+    ``impurityStats().rawCount()``; of the sampled rows for a GBT tree); a parent's cover
+    is its children's sum.
     """
 
     id: int
@@ -155,16 +156,18 @@ def tree_from_spark(tree_model) -> Node:
     of ``GBTClassificationModel.trees``) into ``Node`` objects, through py4j.
 
     Node ids are the pre-order position (root 0); leaves are numbered as Spark's
-    ``leafCol`` numbers them. A node's ``cover`` is its ``impurityStats().count()``: for
-    the variance impurity of regression trees (a probability tree, a GBT's trees) the
-    weighted count (``stats()[0]``, the sum of ``weightCol``), not ``rawCount()``.
+    ``leafCol`` numbers them. A node's ``cover`` is its ``impurityStats().rawCount()``: the
+    training rows that reached it, unweighted. The weighted count (``count()``, the sum
+    of ``weightCol``) counts each bad as the class weight's worth of applicants; the
+    explanation's background must be the applicants as they are, so that E[PD] is the
+    book's mean PD and not that of a population over-weighted with bads.
     """
     ids = itertools.count()
 
     def convert(java_node) -> Node:
         node_id = next(ids)
         prediction = float(java_node.prediction())
-        cover = float(java_node.impurityStats().count())
+        cover = float(java_node.impurityStats().rawCount())
         if java_node.getClass().getSimpleName() == "LeafNode":
             return Node(node_id, prediction, cover=cover)
         split = java_node.split()
@@ -460,7 +463,12 @@ def reason_candidates(slot_names: Sequence[str], not_reasons: Sequence[str] = ()
 
 def top_features(totals: np.ndarray, features: list[str], top: int) -> list[list[str]]:
     """Per row of ``totals`` (rows x ``features``, ``features`` sorted by name), the ``top``
-    positive features, largest first; the stable sort breaks ties by name."""
+    positive features, largest first; the stable sort breaks ties by name.
+
+    Totals are rounded to ``RANK_DECIMALS`` places first: Shapley sums are not exact in
+    floating point, so two contributions equal in arithmetic can differ in the last bit
+    and a zero can come out as 1e-17; rounded, those tie (and break by name) or are 0."""
+    totals = np.round(totals, RANK_DECIMALS)
     order = np.argsort(-totals, axis=1, kind="stable")[:, :top]
     ranked = np.take_along_axis(totals, order, axis=1)
     names = np.asarray(features, dtype=object)
