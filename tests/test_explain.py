@@ -1,8 +1,5 @@
-"""Explainability: slot names, Saabas path contributions, reason codes, occlusion, importance.
-
-The hand-built tree uses dyadic predictions (1/8, 1/4, ...), so every contribution is exact
-in floating point and ties are real ties.
-"""
+"""Explainability: slot names, tree walks, TreeSHAP reason codes in Spark, occlusion,
+importance. (TreeSHAP's values themselves are checked in test_treeshap.py.)"""
 
 from __future__ import annotations
 
@@ -30,63 +27,52 @@ SLOTS = ["income", "inquiries", "channel", "channel"]  # slot 2: online, slot 3:
 
 
 def hand_tree() -> Node:
-    """Four splits; ids in pre-order, leaves numbered 0-5 left to right.
+    """Four splits; ids in pre-order, leaves numbered 0-5 left to right; (covers).
 
-    0 income <= 5000 (0.125)
-    |- 1 inquiries <= 2 (0.25)
-    |  |- 2 leaf 0 (0.1875)
-    |  `- 3 channel=online in {1} (0.5)
-    |     |- 4 leaf 1 (0.75)
-    |     `- 5 income <= 2000 (0.375)
-    |        |- 6 leaf 2 (0.625)
-    |        `- 7 leaf 3 (0.3125)
-    `- 8 channel=store <= 0.5 (0.0625)
-       |- 9 leaf 4 (0.09375)
-       `- 10 leaf 5 (0.03125)
+    0 income <= 5000 (0.125; 20)
+    |- 1 inquiries <= 2 (0.25; 12)
+    |  |- 2 leaf 0 (0.1875; 5)
+    |  `- 3 channel=online in {1} (0.5; 7)
+    |     |- 4 leaf 1 (0.75; 3)
+    |     `- 5 income <= 2000 (0.375; 4)
+    |        |- 6 leaf 2 (0.625; 1)
+    |        `- 7 leaf 3 (0.3125; 3)
+    `- 8 channel=store <= 0.5 (0.0625; 8)
+       |- 9 leaf 4 (0.09375; 6)
+       `- 10 leaf 5 (0.03125; 2)
     """
     return explain.number_leaves(
         Node(
-            0, 0.125, feature=0, threshold=5000.0,
+            0, 0.125, feature=0, threshold=5000.0, cover=20.0,
             left=Node(
-                1, 0.25, feature=1, threshold=2.0,
-                left=Node(2, 0.1875),
+                1, 0.25, feature=1, threshold=2.0, cover=12.0,
+                left=Node(2, 0.1875, cover=5.0),
                 right=Node(
-                    3, 0.5, feature=2, left_categories=frozenset({1.0}),
-                    left=Node(4, 0.75),
+                    3, 0.5, feature=2, left_categories=frozenset({1.0}), cover=7.0,
+                    left=Node(4, 0.75, cover=3.0),
                     right=Node(
-                        5, 0.375, feature=0, threshold=2000.0,
-                        left=Node(6, 0.625), right=Node(7, 0.3125),
+                        5, 0.375, feature=0, threshold=2000.0, cover=4.0,
+                        left=Node(6, 0.625, cover=1.0), right=Node(7, 0.3125, cover=3.0),
                     ),
                 ),
             ),
             right=Node(
-                8, 0.0625, feature=3, threshold=0.5,
-                left=Node(9, 0.09375), right=Node(10, 0.03125),
+                8, 0.0625, feature=3, threshold=0.5, cover=8.0,
+                left=Node(9, 0.09375, cover=6.0), right=Node(10, 0.03125, cover=2.0),
             ),
         )
     )  # fmt: skip
 
 
-# Each split credits its feature with (child - parent) along the path, e.g. leaf 2:
-# income (0.25 - 0.125) + (0.625 - 0.375) = 0.375, inquiries 0.5 - 0.25 = 0.25,
-# online 0.375 - 0.5 = -0.125; 0.125 + 0.375 + 0.25 - 0.125 = 0.625, the leaf's value.
-HAND_CONTRIBUTIONS = {
-    0: {0: 0.125, 1: -0.0625},
-    1: {0: 0.125, 1: 0.25, 2: 0.25},
-    2: {0: 0.375, 1: 0.25, 2: -0.125},
-    3: {0: 0.0625, 1: 0.25, 2: -0.125},
-    4: {0: -0.0625, 3: 0.03125},
-    5: {0: -0.0625, 3: -0.03125},
-}
-# Reason codes per leaf: positive per-feature sums, largest first, ties by name.
-HAND_CODES = {
-    0: ["income"],
-    1: ["channel", "inquiries", "income"],  # channel and inquiries tie at 0.25
-    2: ["income", "inquiries"],
-    3: ["inquiries", "income"],
-    4: ["channel"],
-    5: [],
-}
+# One row per leaf, in leaf order.
+HAND_ROWS = [
+    [100.0, 0.0, 1.0, 0.0],
+    [3000.0, 5.0, 1.0, 0.0],
+    [1500.0, 4.0, 0.0, 1.0],
+    [4000.0, 4.0, 0.0, 1.0],
+    [9000.0, 1.0, 1.0, 0.0],
+    [9000.0, 1.0, 0.0, 1.0],
+]
 
 
 def test_original_feature_strips_preprocessing_suffixes():
@@ -139,44 +125,50 @@ def test_slot_features_refuses_a_vector_without_slot_names(spark):
         explain.slot_features(df)
 
 
-def test_hand_tree_contributions_and_reason_codes():
+def test_hand_tree_walks_and_reason_code_ranking():
     root = hand_tree()
     assert [leaf.id for leaf in explain.leaves(root)] == [2, 4, 6, 7, 9, 10]
-    contributions = explain.leaf_contributions(root)
-    assert contributions == HAND_CONTRIBUTIONS
-    for leaf in explain.leaves(root):
-        assert root.prediction + sum(contributions[leaf.leaf_index].values()) == leaf.prediction
-    # A GBT tree of weight 0.5 contributes half, in margin space.
-    assert explain.leaf_contributions(root, weight=0.5)[2] == {0: 0.1875, 1: 0.125, 2: -0.0625}
-
-    online_many_inquiries = [3000.0, 5.0, 1.0, 0.0]  # -> leaf 1
-    store_low_income = [1500.0, 4.0, 0.0, 1.0]  # -> node 5 -> leaf 2
-    assert explain.walk(root, online_many_inquiries).leaf_index == 1
-    assert explain.walk(root, store_low_income).leaf_index == 2
-    a = explain.path_contributions([root], [1.0], SLOTS, online_many_inquiries)
-    b = explain.path_contributions([root], [1.0], SLOTS, store_low_income)
-    assert a == {"income": 0.125, "inquiries": 0.25, "channel": 0.25}
-    assert b == {"income": 0.375, "inquiries": 0.25, "channel": -0.125}
+    assert [explain.walk(root, x).leaf_index for x in HAND_ROWS] == list(range(6))
+    # Positive contributions only, largest first, ties broken by name.
+    a = {"income": 0.125, "inquiries": 0.25, "channel": 0.25}
+    b = {"income": 0.375, "inquiries": 0.25, "channel": -0.125}
     assert explain.reason_codes(a) == ["channel", "inquiries", "income"]
     assert explain.reason_codes(a, top=2) == ["channel", "inquiries"]
     assert explain.reason_codes(b) == ["income", "inquiries"]
+    totals = np.array([[0.25, 0.125, 0.25], [-0.125, 0.375, 0.25], [0.0, -1.0, 0.0]])
+    assert explain.top_features(totals, ["channel", "income", "inquiries"], 3) == [
+        ["channel", "inquiries", "income"],
+        ["income", "inquiries"],
+        [],
+    ]
 
 
-def test_tree_reason_codes_in_spark_match_the_hand_tree(spark):
+def test_tree_reason_codes_in_spark_equal_the_numpy_ranking(spark):
     root = hand_tree()
-    one = spark.createDataFrame([(i, float(i)) for i in range(6)], "id int, leaf double")
+    one = spark.createDataFrame(
+        [(i, Vectors.dense(x)) for i, x in enumerate(HAND_ROWS)], ["id", "features"]
+    )
+    shap = explain.tree_shap([root], [1.0], SLOTS)
+    names = ["channel", "income", "inquiries"]
+    expected = explain.shap_reason_codes(shap, np.array(HAND_ROWS), names, 3)
     got = {
         r["id"]: r["reason_codes"]
-        for r in explain.tree_reason_codes(one, [root], [1.0], SLOTS, "leaf").collect()
+        for r in explain.tree_reason_codes(one, [root], [1.0], SLOTS).collect()
     }
-    assert got == HAND_CODES
+    assert got == dict(enumerate(expected))
+    assert len({tuple(c) for c in expected}) >= 4
 
-    # Two trees as a GBT: the same tree with weights 1 and -1, the row in leaf 2 of the
-    # first and leaf 5 of the second: income 0.375 - (-0.0625) = 0.4375, inquiries 0.25,
-    # channel -0.125 - (-0.03125) = -0.09375.
-    two = spark.createDataFrame([(Vectors.dense([2.0, 5.0]),)], ["leaves"])
-    got = explain.tree_reason_codes(two, [root, root], [1.0, -1.0], SLOTS, "leaves").first()
-    assert got["reason_codes"] == ["income", "inquiries"]
+    # Two trees as a GBT, weighted 1 and -0.5.
+    two = explain.tree_shap([root, root], [1.0, -0.5], SLOTS)
+    got = explain.tree_reason_codes(one, [root, root], [1.0, -0.5], SLOTS).collect()
+    assert {r["id"]: r["reason_codes"] for r in got} == dict(
+        enumerate(explain.shap_reason_codes(two, np.array(HAND_ROWS), names, 3))
+    )
+    # A feature not allowed as a reason is left out; the others keep their order.
+    got = explain.tree_reason_codes(one, [root], [1.0], SLOTS, not_reasons=("income",))
+    assert {r["id"]: r["reason_codes"] for r in got.collect()} == {
+        i: [c for c in codes if c != "income"] for i, codes in enumerate(expected)
+    }
 
 
 def generated(spark, n: int = 200):
@@ -238,31 +230,35 @@ def test_spark_trees_walk_like_spark_and_explain_every_row(spark):
         assert [float(leaf.leaf_index) for leaf in gbt_leaves] == list(row["leaves"])
         margin = sum(w * leaf.prediction for w, leaf in zip(gbt_weights, gbt_leaves, strict=True))
         assert margin == pytest.approx(row["margin"], abs=1e-12)
-    for t in [tree, *gbt_trees]:
-        contributions = explain.leaf_contributions(t)
-        for leaf in explain.leaves(t):
-            total = t.prediction + sum(contributions[leaf.leaf_index].values())
-            assert total == pytest.approx(leaf.prediction, abs=1e-12)
+    vectors = np.array([row["features"].toArray() for row in rows])
+    tree_shap = explain.tree_shap([tree], [1.0], slot_names)
+    gbt_shap = explain.tree_shap(gbt_trees, gbt_weights, slot_names)
+    # Local accuracy: the contributions add up to the prediction (the GBT's margin).
+    for shap, col in ((tree_shap, "pd"), (gbt_shap, "margin")):
+        totals = explain.shap_values(shap, vectors).sum(axis=1) + shap.expected_value
+        assert np.abs(totals - np.array([row[col] for row in rows])).max() < 1e-12
 
-    # Reason codes in Spark equal the Python walk's, for the tree and for the GBT.
-    features = {row["id"]: row["features"] for row in rows}
-    # Without a leafCol on the stage, a temporary one is added and dropped again.
+    # Reason codes in Spark equal numpy's on the collected vectors, tree and GBT alike;
+    # the stage needs no leafCol.
     no_leaf = PipelineModel(stages=[*prep.stages, dt.copy({dt.leafCol: ""})])
     dt_codes = explain.score_with_reason_codes(no_leaf, df)
     assert dt_codes.columns == [*no_leaf.transform(df).columns, "reason_codes"]
     gbt_codes = explain.tree_reason_codes(
-        gbt.transform(prepared), gbt_trees, gbt_weights, slot_names, "leaves"
+        gbt.transform(prepared), gbt_trees, gbt_weights, slot_names
     )
     joined = dt_codes.select("id", F.col("reason_codes").alias("dt")).join(
         gbt_codes.select("id", F.col("reason_codes").alias("gbt")), "id"
     )
     got = {r["id"]: (r["dt"], r["gbt"]) for r in joined.collect()}
+    names = explain.reason_candidates(slot_names)
     expected = {
-        i: (
-            explain.reason_codes(explain.path_contributions([tree], [1.0], slot_names, v)),
-            explain.reason_codes(explain.path_contributions(gbt_trees, gbt_weights, slot_names, v)),
+        row["id"]: (dt_row, gbt_row)
+        for row, dt_row, gbt_row in zip(
+            rows,
+            explain.shap_reason_codes(tree_shap, vectors, names, 3),
+            explain.shap_reason_codes(gbt_shap, vectors, names, 3),
+            strict=True,
         )
-        for i, v in features.items()
     }
     assert got == expected
     importance = explain.native_importance(PipelineModel(stages=[*prep.stages, dt]), slot_names)

@@ -26,8 +26,9 @@ How exact (checked against Spark on every row of the tests' scoring sets):
   by one unit in the last place: a GBT's or network's ``pd`` may then differ from Spark's
   by about 1e-16 (on 200 applications: one network PD, no GBT PD). So may both with a
   native BLAS, which sums in another order.
-* reason codes use explain.py's contribution tables and ranking (trees), the
-  scorecard's own SQL, or the same occlusion drops (the network).
+* reason codes use explain.py's TreeSHAP tables, numpy function and ranking on the
+  row's assembled vector (trees: the same codes as Spark's UDF, which calls the same
+  function), the scorecard's own SQL, or the same occlusion drops (the network).
 
 A stage, or a setting, this module cannot reproduce raises ``NotSupported`` from
 ``from_champion``; the caller then scores with Spark.
@@ -73,7 +74,6 @@ from riskcontrol.modeling.stages import PLATT_CLIP, ProbabilityOfDefault
 
 PD_COL = explain.PD_COL
 REASON_CODES_COL = explain.REASON_CODES_COL
-FEATURES_COL = "features"  # the column explain.slot_features names the slots of
 Values = dict[str, Any]
 
 
@@ -1104,8 +1104,8 @@ class LocalScorer:
         """Read the champion's fitted parameters once (the only Spark calls).
 
         Reason codes follow ``models.with_reason_codes``: the model's own
-        ``reason_codes`` column (the scorecard), else the path contributions of its last
-        tree stage, else occlusion against ``champion.reference``. Raises NotSupported for
+        ``reason_codes`` column (the scorecard), else the TreeSHAP contributions of its
+        last tree stage, else occlusion against ``champion.reference``. Raises NotSupported for
         any stage or setting without an exact local equivalent.
         """
         compiler = _Compiler()
@@ -1117,15 +1117,16 @@ class LocalScorer:
         if REASON_CODES_COL in writes:
             needed = {PD_COL, REASON_CODES_COL}
         elif tree is not None:
-            _require(bool(tree.getLeafCol()), "the tree stage has no leafCol")
-            needed = {PD_COL, tree.getLeafCol()}
+            needed = {PD_COL, tree.getFeaturesCol()}
         else:
             needed = {PD_COL}
         scorer = cls(*_prune(compiler.steps, needed))
         if REASON_CODES_COL in writes:
             scorer.explainer = _own_codes
         elif tree is not None:
-            scorer.explainer = _tree_explainer(tree, compiler, top, champion.spec.not_reasons)
+            scorer.explainer = _tree_explainer(
+                tree, compiler, top, champion.spec.not_reasons, list(champion.model.stages)
+            )
         else:
             scorer.explainer = _occlusion_explainer(scorer, champion, top)
         return scorer
@@ -1150,24 +1151,25 @@ def _own_codes(row: dict[str, Any], values: Values) -> list[str]:
     return list(values[REASON_CODES_COL])
 
 
-def _tree_explainer(stage, compiler: _Compiler, top: int, not_reasons: tuple[str, ...]):
-    """Path contributions of ``stage``'s leaves, exactly as explain.tree_reason_codes."""
-    leaf_col = stage.getLeafCol()
-    slot_names = compiler.slots.get(FEATURES_COL)
-    _require(slot_names is not None, f"{FEATURES_COL!r} is not an assembled, named vector")
+def _tree_explainer(
+    stage, compiler: _Compiler, top: int, not_reasons: tuple[str, ...], stages: list
+):
+    """TreeSHAP codes of ``stage`` on the row's feature vector, exactly as
+    explain.tree_reason_codes computes them (the same tables, the same numpy function)."""
+    source = stage.getFeaturesCol()
+    slot_names = compiler.slots.get(source)
+    _require(slot_names is not None, f"{source!r} is not an assembled, named vector")
     slot_names = [explain.original_feature(n) for n in slot_names]
     _require(len(slot_names) == stage.numFeatures, "slot names do not match the tree's width")
     trees, weights = compiler.trees_of[id(stage)]
+    explainer = explain.tree_shap(
+        trees, weights, slot_names, explain.explained_leaf_value(stages, stage)
+    )
     features = explain.reason_candidates(slot_names, not_reasons)
-    tables = [
-        explain.contribution_table(tree, weight, slot_names, features)
-        for tree, weight in zip(trees, weights, strict=True)
-    ]
 
     def codes(row: dict[str, Any], values: Values) -> list[str]:
-        leaf_matrix = np.asarray([values[leaf_col]], dtype=int)
-        totals = sum(table[leaf_matrix[:, t]] for t, table in enumerate(tables))
-        return explain.top_features(totals, features, top)[0]
+        vector = np.asarray([values[source]], dtype=float)
+        return explain.shap_reason_codes(explainer, vector, features, top)[0]
 
     return codes
 

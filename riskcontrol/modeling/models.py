@@ -826,9 +826,10 @@ def with_reason_codes(
     Features in ``champion.spec.not_reasons`` are never given: each path leaves them
     out before it ranks (the scorecard's SQL does since it was fitted).
     The scorecard writes its own (points furthest below each feature's best); trees use
-    path contributions (exact for the tree's prediction); the network uses occlusion
-    against a typical good customer (``champion.reference``). ``rows`` are the raw rows
-    ``predicted`` was scored from, keyed by ``id_col``.
+    exact TreeSHAP contributions on the assembled feature vector (a probability tree's
+    in PD space, a GBT's in margin space); the network uses occlusion against a typical
+    good customer (``champion.reference``). ``rows`` are the raw rows ``predicted`` was
+    scored from, keyed by ``id_col``.
     """
 
     if "reason_codes" in predicted.columns:
@@ -837,15 +838,16 @@ def with_reason_codes(
     stage = tree_stage(champion.model)
     if stage is not None:
         trees, weights = explain.spark_trees(stage)
-        slots = explain.slot_features(predicted)
+        source = stage.getFeaturesCol()
         return explain.tree_reason_codes(
             predicted,
             trees,
             weights,
-            slots,
-            stage.getLeafCol(),
+            explain.slot_features(predicted, source),
+            source,
             top=top,
             not_reasons=spec.not_reasons,
+            leaf_value=explain.explained_leaf_value(champion.model.stages, stage),
         )
     if champion.reference is None:
         raise RuntimeError(
