@@ -1,0 +1,230 @@
+"""Expected loss with horizons on hand-computed books: the transition matrix and its bucket
+PDs, PDs carried along the hazard curve, stages with the 30-DPD backstop, EAD without
+future interest, LGD from recoveries after write-off, and EL by stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskcontrol.apply import provision as pv
+
+
+def moves(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["from_state", "to_state", "loans"])
+
+
+# current stays 80, falls behind 15, repays 5; 1-29 cures 40 or rolls 60; 30-59 cures 50
+# or rolls 50; every 60-89 loan defaults. A loan in default that pays is still defaulted.
+BOOK = moves(
+    [
+        ("current", "current", 80),
+        ("current", "1-29", 15),
+        ("current", "closed", 5),
+        ("1-29", "current", 40),
+        ("1-29", "30-59", 60),
+        ("30-59", "current", 50),
+        ("30-59", "60-89", 50),
+        ("60-89", "default", 100),
+        ("default", "current", 7),
+    ]
+)
+
+
+def test_the_matrix_is_the_observed_shares_with_default_and_closed_absorbing():
+    p = pv.transition_matrix(BOOK).probabilities
+    assert p.tolist() == [
+        [0.8, 0.15, 0.0, 0.0, 0.0, 0.05],
+        [0.4, 0.0, 0.6, 0.0, 0.0, 0.0],
+        [0.5, 0.0, 0.0, 0.5, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+    ]
+
+
+def test_cumulative_default_walks_the_buckets():
+    c = pv.transition_matrix(BOOK).cumulative_default(4)
+    current, b1, b30, b60 = (pv.STATES.index(s) for s in ("current", "1-29", "30-59", "60-89"))
+    assert c[:, b60].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert c[:, b30].tolist() == [0.0, 0.0, 0.5, 0.5, 0.5]
+    assert c[:, b1].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.3, 0.3], abs=1e-15)
+    # current -> 1-29 -> 30-59 -> 60-89 -> default: 0.15 x 0.6 x 0.5 x 1
+    assert c[:, current].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.045], abs=1e-15)
+
+
+def test_bucket_pds_come_from_the_matrix_or_say_why_not():
+    got = pv.bucket_pds(pv.transition_matrix(BOOK), horizon=3)
+    assert got.pd == pytest.approx({"1-29": 0.3, "30-59": 0.5, "60-89": 1.0}, abs=1e-15)
+    assert got.source["30-59"] == "transition matrix, 100 moves"
+    floors = {"1-29": 0.35, "30-59": 0.6, "60-89": 0.85}
+    thin = pv.bucket_pds(pv.transition_matrix(BOOK), horizon=3, fallback=floors, min_moves=101)
+    assert thin.pd == floors
+    assert thin.source["60-89"] == "configured: only 100 observed moves out of 60-89"
+    with pytest.raises(ValueError, match=r"bucket 1-29 was left only 100 time\(s\)"):
+        pv.bucket_pds(pv.transition_matrix(BOOK), min_moves=101)
+
+
+def test_bad_moves_are_refused():
+    with pytest.raises(ValueError, match="unknown state"):
+        pv.transition_matrix(moves([("current", "120+", 3)]))
+    with pytest.raises(ValueError, match="negative"):
+        pv.transition_matrix(moves([("current", "current", -1)]))
+    with pytest.raises(ValueError, match="lack column"):
+        pv.transition_matrix(pd.DataFrame({"from_state": ["current"]}))
+
+
+# A constant 10% monthly hazard from current: c(h) = 1 - 0.9^h, so H(h) / H(6) = h / 6.
+FLAT = pv.transition_matrix(
+    moves([("current", "current", 90), ("current", "default", 10), ("1-29", "default", 50)])
+)
+
+
+def test_horizon_pd_follows_the_books_hazard_curve():
+    got = pv.horizon_pd([0.1, 0.1, 0.1, 0.1, 1.0, 0.0], 6, [6, 12, 3, 0, 12, 12], FLAT)
+    want = [0.1, 1 - 0.9**2, 1 - 0.9**0.5, 0.0, 1.0, 0.0]
+    assert got.tolist() == pytest.approx(want, abs=1e-12)
+
+
+def test_horizon_pd_refuses_a_book_without_defaults_and_bad_pds():
+    never = pv.transition_matrix(moves([("current", "current", 100)]))
+    with pytest.raises(ValueError, match="no default from current within 6 months"):
+        pv.horizon_pd([0.1], 6, [12], never)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        pv.horizon_pd([1.5], 6, [12], FLAT)
+
+
+def test_stages_have_the_30_dpd_backstop_and_90_dpd_impairment():
+    got = pv.stage([0, 29, 30, 89, 90, 200, 0], [False, True, False, False, False, False, False])
+    assert got.tolist() == [1, 2, 2, 2, 3, 3, 1]
+
+
+def test_loan_pds_take_the_horizon_of_their_stage():
+    got = pv.loan_pds(
+        model_pd=[0.1, 0.1, 0.1, 0.2, 0.1],
+        dpd=[0, 0, 10, 45, 120],
+        remaining_months=[24, 5, 24, 0, 3],
+        label_months=6,
+        matrix=FLAT,
+    )
+    assert got["stage"].tolist() == [1, 1, 1, 2, 3]
+    assert got["bucket"].tolist() == ["current", "current", "1-29", "30-59", "default"]
+    # 12 months at most for stage 1; a 45-DPD loan past its last due day has the 2 months
+    # it needs to reach 90 DPD.
+    assert got["horizon_months"].tolist() == [12, 5, 12, 2, 3]
+    assert got["pd"].tolist() == pytest.approx(
+        [
+            1 - 0.9**2,
+            1 - 0.9 ** (5 / 6),
+            1.0,  # 1-29 defaults next month in this book: the bucket PD outweighs the model's
+            1 - 0.8 ** (2 / 6),  # 30-59 was never seen leaving: the model's, carried
+            1.0,
+        ],
+        abs=1e-12,
+    )
+
+
+def test_amortization_splits_each_installment():
+    flat = pv.amortization(1200.0, 0.0, 12)
+    assert flat["principal"].tolist() == [100.0] * 12
+    assert flat["interest"].tolist() == [0.0] * 12
+    assert flat["balance"].tolist() == pytest.approx([1100.0 - 100 * i for i in range(12)])
+    two = pv.amortization(1000.0, 0.12, 2)
+    payment = 1000 * 0.01 / (1 - 1.01**-2)
+    assert two["interest"].tolist() == pytest.approx([10.0, (1000 - (payment - 10)) * 0.01])
+    assert two["principal"].sum() == pytest.approx(1000.0, abs=1e-9)
+    assert two["balance"].iloc[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_ead_is_principal_billed_and_accrued_interest_and_fees_not_future_interest():
+    flat = pv.amortization(1200.0, 0.0, 12)
+    paid = [True] * 3 + [False] * 9
+    due = [True] * 5 + [False] * 7
+    got = pv.exposure(flat, paid, due, 0.0, days_since_due=12)
+    assert got["ead"] == 900.0 and got["billed_interest"] == 0.0
+    two = pv.amortization(1000.0, 0.12, 2)
+    got = pv.exposure(two, [False, False], [True, False], 0.12, days_since_due=10, fees=5.0)
+    second = float(two["principal"].iloc[1])
+    assert got == pytest.approx(
+        {
+            "outstanding_principal": 1000.0,
+            "billed_interest": 10.0,
+            "accrued_interest": second * 0.12 * 10 / 365,
+            "fees": 5.0,
+            "ead": 1000.0 + 10.0 + second * 0.12 * 10 / 365 + 5.0,
+        }
+    )
+
+
+WRITE_OFFS = pd.DataFrame(
+    {
+        "loan_id": ["A", "B", "C"],
+        "written_off_date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2025, 6, 1)],
+        "ead": [1000.0, 500.0, 800.0],
+    }
+)
+RECOVERIES = pd.DataFrame(
+    {
+        "loan_id": ["A", "A", "B", "C"],
+        "paid_date": [
+            dt.date(2024, 3, 1),  # 60 days after A's write-off
+            dt.date(2023, 12, 1),  # before it: an installment, not a recovery
+            dt.date(2024, 5, 1),  # more than B owed: B's loss is 0, not negative
+            dt.date(2025, 7, 1),  # C's workout is not complete on the day
+        ],
+        "amount": [300.0, 100.0, 600.0, 100.0],
+    }
+)
+
+
+def test_lgd_from_recoveries_after_write_off_with_complete_workouts():
+    as_of = dt.date(2025, 12, 1)
+    got = pv.lgd_from_recoveries(WRITE_OFFS, RECOVERIES, as_of, 0.45, min_write_offs=2)
+    assert (got.lgd, got.write_offs, got.exposure, got.recovered) == pytest.approx(
+        (700.0 / 1500.0, 2, 1500.0, 800.0)
+    )
+    assert got.source.startswith("recoveries on 2 write-offs with a complete 12-month workout")
+    discounted = pv.lgd_from_recoveries(
+        WRITE_OFFS, RECOVERIES, as_of, 0.45, discount_rate=0.10, min_write_offs=2
+    )
+    a_pv = 300.0 / 1.1 ** (60 / 365)
+    assert discounted.lgd == pytest.approx((1000.0 - a_pv) / 1500.0, abs=1e-12)
+
+
+def test_too_few_workouts_keep_the_configured_lgd_and_say_so():
+    got = pv.lgd_from_recoveries(WRITE_OFFS, RECOVERIES, dt.date(2025, 12, 1), 0.45)
+    assert (got.lgd, got.write_offs) == (0.45, 0)
+    assert got.source == (
+        "configured RISK_LGD 0.45: 2 write-off(s) with a complete 12-month workout (needs 30)"
+    )
+
+
+def test_expected_loss_by_stage():
+    book = pd.DataFrame(
+        {
+            "stage": [1, 1, 2, 3],
+            "pd": [0.02, 0.05, 0.4, 1.0],
+            "lgd": [0.5, 0.5, 0.5, 0.6],
+            "ead": [1000.0, 2000.0, 500.0, 300.0],
+        }
+    )
+    got = pv.expected_loss_by_stage(book)
+    assert got["stage"].tolist() == ["1", "2", "3", "total"]
+    assert got["loans"].tolist() == [2, 1, 1, 4]
+    assert got["ead"].tolist() == [3000.0, 500.0, 300.0, 3800.0]
+    assert got["expected_loss"].tolist() == pytest.approx([60.0, 100.0, 180.0, 340.0])
+    assert got["coverage"].tolist() == pytest.approx([0.02, 0.2, 0.6, 340 / 3800])
+    empty = pv.expected_loss_by_stage(book[book["stage"] == 1])
+    assert empty.loc[empty["stage"] == "3", ["loans", "ead", "coverage"]].values.tolist() == [
+        [0, 0.0, 0.0]
+    ]
+
+
+def test_the_flat_book_is_what_the_tests_assume():
+    c = FLAT.cumulative_default(12)[:, pv.STATES.index("current")]
+    assert c.tolist() == pytest.approx([1 - 0.9**h for h in range(13)], abs=1e-15)
+    assert math.isclose(np.log1p(-c[12]) / np.log1p(-c[6]), 2.0)
