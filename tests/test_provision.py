@@ -228,3 +228,76 @@ def test_the_flat_book_is_what_the_tests_assume():
     c = FLAT.cumulative_default(12)[:, pv.STATES.index("current")]
     assert c.tolist() == pytest.approx([1 - 0.9**h for h in range(13)], abs=1e-15)
     assert math.isclose(np.log1p(-c[12]) / np.log1p(-c[6]), 2.0)
+
+
+# --- the moves, counted by Spark ---------------------------------------------------------
+def test_month_starts():
+    from riskcontrol.apply.book import month_starts
+
+    assert month_starts(dt.date(2024, 11, 20), dt.date(2025, 2, 1)) == [
+        dt.date(2024, 12, 1),
+        dt.date(2025, 1, 1),
+        dt.date(2025, 2, 1),
+    ]
+    assert month_starts(dt.date(2025, 1, 1), dt.date(2025, 1, 31)) == []
+    with pytest.raises(ValueError, match="after the last"):
+        month_starts(dt.date(2025, 2, 1), dt.date(2025, 1, 1))
+
+
+def test_state_moves_count_each_loans_monthly_move(spark):
+    from riskcontrol.apply import book, warning
+
+    D = dt.date
+    loans = spark.createDataFrame(
+        [(f"L{i}", f"A{i}", f"C{i}", D(2024, 1, 1)) for i in range(1, 5)],
+        "loan_id string, application_id string, customer_id string, disbursed_date date",
+    )
+    reps = spark.createDataFrame(
+        [
+            # L1 pays on time and is repaid by April
+            ("L1", D(2024, 1, 15), 100.0, D(2024, 1, 15)),
+            ("L1", D(2024, 2, 15), 100.0, D(2024, 2, 15)),
+            ("L1", D(2024, 3, 15), 100.0, D(2024, 3, 15)),
+            # L2 never pays: 17, 46, 77, 107 days past due on the 1sts
+            *[("L2", D(2024, m, 15), 100.0, None) for m in (1, 2, 3, 4)],
+            # L3 falls behind, catches up on 10 March, falls behind again
+            ("L3", D(2024, 1, 15), 100.0, D(2024, 3, 10)),
+            ("L3", D(2024, 2, 15), 100.0, D(2024, 3, 10)),
+            ("L3", D(2024, 3, 15), 100.0, None),
+            # L4 reaches 91 DPD on 1 April and pays in full on 10 April: still defaulted
+            ("L4", D(2024, 1, 1), 100.0, D(2024, 4, 10)),
+        ],
+        "loan_id string, due_date date, amount_due double, paid_date date",
+    )
+    apps = spark.createDataFrame([], "application_id string, channel string, province string")
+    days = warning.days_frame(spark, book.month_starts(D(2024, 1, 1), D(2024, 5, 1)))
+    states = book.loan_states(warning.loan_days(loans, reps, apps, days))
+    got = {(r.loan_id, r.as_of_date.month): r.state for r in states.collect()}
+    assert [got[("L2", m)] for m in (2, 3, 4, 5)] == ["1-29", "30-59", "60-89", "default"]
+    assert [got[("L3", m)] for m in (2, 3, 4, 5)] == ["1-29", "30-59", "1-29", "30-59"]
+    assert [got[("L4", m)] for m in (2, 3, 4, 5)] == ["30-59", "60-89", "default", "default"]
+    assert [got[("L1", m)] for m in (2, 3, 4, 5)] == ["current", "current", "closed", "closed"]
+    moves = {(r.from_state, r.to_state): r.loans for r in book.state_moves(states).collect()}
+    assert moves == {
+        ("current", "current"): 1,
+        ("current", "closed"): 1,
+        ("closed", "closed"): 1,
+        ("1-29", "30-59"): 3,
+        ("30-59", "1-29"): 1,
+        ("30-59", "60-89"): 2,
+        ("60-89", "default"): 2,
+        ("default", "default"): 1,
+    }
+    matrix = pv.transition_matrix(pd.DataFrame(moves_rows(moves)))
+    assert matrix.probabilities[pv.STATES.index("30-59")].tolist() == [
+        0.0,
+        1 / 3,
+        0.0,
+        2 / 3,
+        0.0,
+        0.0,
+    ]
+
+
+def moves_rows(moves: dict) -> list[dict]:
+    return [{"from_state": a, "to_state": b, "loans": n} for (a, b), n in moves.items()]

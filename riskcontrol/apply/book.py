@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from riskcontrol.apply import scoring
@@ -35,6 +35,49 @@ def dpd_bucket(dpd: Column) -> Column:
     for name, low in DPD_BUCKETS:
         expr = F.when(dpd >= low, name) if expr is None else expr.when(dpd >= low, name)
     return expr.otherwise(CURRENT)
+
+
+def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The first day of each month after ``first`` up to ``last``: the month-end
+    snapshots (a state on the 1st is what was known at the end of the month before)."""
+    if last < first:
+        raise ValueError(f"{first}..{last}: the first day is after the last")
+    out, year, month = [], first.year, first.month
+    while True:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        day = dt.date(year, month, 1)
+        if day > last:
+            return out
+        out.append(day)
+
+
+def loan_states(loan_days: DataFrame) -> DataFrame:
+    """Each loan's state (``provision.STATES``) on each day of ``loan_days``
+    (``warning.loan_days`` rows): ``default`` from the first day it is 90+ DPD on (a loan
+    that reached the default definition has defaulted, whatever it pays later),
+    ``closed`` once nothing is unpaid, else its DPD bucket or ``current``."""
+    ever = F.max((F.col("dpd") >= 90).cast("int")).over(
+        Window.partitionBy("loan_id")
+        .orderBy("as_of_date")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    state = F.when(ever == 1, "default").when(~F.col("active"), "closed")
+    for name, low in DPD_BUCKETS[1:]:
+        state = state.when(F.col("dpd") >= low, name)
+    return loan_days.select("loan_id", "as_of_date", state.otherwise(CURRENT).alias("state"))
+
+
+def state_moves(states: DataFrame) -> DataFrame:
+    """How many loans moved from each state to each other between consecutive days of
+    ``states`` (``loan_states``; monthly snapshots give the monthly transition matrix):
+    ``from_state``, ``to_state``, ``loans``."""
+    before = F.lag("state").over(Window.partitionBy("loan_id").orderBy("as_of_date"))
+    return (
+        states.select(before.alias("from_state"), F.col("state").alias("to_state"))
+        .where(F.col("from_state").isNotNull())
+        .groupBy("from_state", "to_state")
+        .agg(F.count(F.lit(1)).alias("loans"))
+    )
 
 
 def delinquent_floor(bucket: Column, floors: dict[str, float]) -> Column:
