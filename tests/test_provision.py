@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from riskcontrol.apply import provision as pv
 
@@ -79,9 +80,10 @@ def test_bad_moves_are_refused():
 
 
 # A constant 10% monthly hazard from current: c(h) = 1 - 0.9^h, so H(h) / H(6) = h / 6.
-FLAT = pv.transition_matrix(
-    moves([("current", "current", 90), ("current", "default", 10), ("1-29", "default", 50)])
+FLAT_MOVES = moves(
+    [("current", "current", 90), ("current", "default", 10), ("1-29", "default", 50)]
 )
+FLAT = pv.transition_matrix(FLAT_MOVES)
 
 
 def test_horizon_pd_follows_the_books_hazard_curve():
@@ -301,3 +303,53 @@ def test_state_moves_count_each_loans_monthly_move(spark):
 
 def moves_rows(moves: dict) -> list[dict]:
     return [{"from_state": a, "to_state": b, "loans": n} for (a, b), n in moves.items()]
+
+
+def test_spark_exposures_follow_the_schedule(spark):
+    from riskcontrol.apply import book
+
+    D = dt.date
+    loans = spark.createDataFrame(
+        [("E1", 1000.0, 0.12, 2, D(2024, 1, 1)), ("E2", 1200.0, 0.0, 12, D(2024, 1, 1))],
+        "loan_id string, principal double, annual_rate double, term_months int, "
+        "disbursed_date date",
+    )
+    e2_paid = [D(2024, 2, 1), D(2024, 3, 1), D(2024, 4, 1)] + [None] * 9
+    reps = spark.createDataFrame(
+        [("E1", 1, D(2024, 2, 1), None), ("E1", 2, D(2024, 3, 1), None)]
+        + [("E2", k, D(2024, 1 + k, 1), e2_paid[k - 1]) for k in range(1, 13) if k <= 11]
+        + [("E2", 12, D(2025, 1, 1), None)],
+        "loan_id string, installment_no int, due_date date, paid_date date",
+    )
+    e1 = book.exposures(loans.where("loan_id = 'E1'"), reps, D(2024, 2, 11)).first()
+    want = pv.exposure(
+        pv.amortization(1000.0, 0.12, 2), [False, False], [True, False], 0.12, days_since_due=10
+    )
+    got = {k: getattr(e1, k) for k in want if k != "fees"}
+    assert got == pytest.approx({k: v for k, v in want.items() if k != "fees"}, abs=1e-9)
+    assert e1.remaining_months == 1
+    e2 = book.exposures(loans.where("loan_id = 'E2'"), reps, D(2024, 6, 15)).first()
+    assert (e2.outstanding_principal, e2.billed_interest, e2.ead, e2.remaining_months) == (
+        pytest.approx(900.0),
+        0.0,
+        pytest.approx(900.0),
+        7,
+    )
+
+
+def test_spark_loan_pds_equal_the_numpy_ones(spark):
+    from riskcontrol.apply import book
+
+    model_pd = [0.1, 0.1, 0.1, 0.2, 0.1, 0.05, 1.0, 0.3]
+    dpd = [0, 0, 10, 45, 120, 65, 0, 0]
+    remaining = [24, 5, 24, 0, 3, 10, 12, 0]
+    for matrix in (FLAT, pv.transition_matrix(pd.concat([BOOK, FLAT_MOVES]))):
+        want = pv.loan_pds(model_pd, dpd, remaining, 6, matrix)
+        df = spark.createDataFrame(
+            list(zip(model_pd, dpd, remaining, strict=True)), "pd double, dpd int, left int"
+        )
+        cols = book.loan_pd_columns(F.col("pd"), F.col("dpd"), F.col("left"), matrix, 6, 24)
+        rows = df.select(*[c.alias(n) for n, c in cols.items()]).collect()
+        assert [r.stage for r in rows] == want["stage"].tolist()
+        assert [r.pd_horizon_months for r in rows] == want["horizon_months"].tolist()
+        assert [r.pd for r in rows] == pytest.approx(want["pd"].tolist(), abs=1e-12)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from riskcontrol.apply import scoring
+from riskcontrol.apply import provision, scoring
 from riskcontrol.core.catalog import GOLD_LOAN_BOOK_RISK
 from riskcontrol.core.config import Settings
 from riskcontrol.modeling.scale import ScoreScale
@@ -78,6 +79,116 @@ def state_moves(states: DataFrame) -> DataFrame:
         .groupBy("from_state", "to_state")
         .agg(F.count(F.lit(1)).alias("loans"))
     )
+
+
+def installment_parts(principal: Column, annual_rate: Column, term: Column, k: Column):
+    """``(interest, principal)`` parts of installment ``k`` of an annuity, as
+    ``provision.amortization`` computes them (monthly rate annual_rate / 12)."""
+    r = annual_rate / F.lit(12.0)
+    growth = F.pow(F.lit(1.0) + r, k - F.lit(1))
+    payment = F.when(r > 0, principal * r / (F.lit(1.0) - F.pow(F.lit(1.0) + r, -term))).otherwise(
+        principal / term
+    )
+    before = F.when(r > 0, principal * growth - payment * (growth - F.lit(1.0)) / r).otherwise(
+        principal - payment * (k - F.lit(1))
+    )
+    interest = before * r
+    return interest, payment - interest
+
+
+def exposures(loans: DataFrame, repayments: DataFrame, as_of: dt.date) -> DataFrame:
+    """Each loan's exposure on ``as_of`` (``provision.exposure``'s rules; an installment
+    is unpaid unless paid before ``as_of``): ``outstanding_principal`` (principal parts of
+    the unpaid installments), ``billed_interest`` (interest parts of the unpaid ones due
+    before ``as_of``), ``accrued_interest`` (on the principal not yet due, since the last
+    due day or the disbursement, actual/365), ``ead`` their sum, and
+    ``remaining_months`` (installments due on ``as_of`` or later). No fees are recorded
+    in the lending system, so none are added."""
+    day = F.lit(as_of).cast("date")
+    lines = repayments.select("loan_id", "installment_no", "due_date", "paid_date").join(
+        loans.select("loan_id", "principal", "annual_rate", "term_months", "disbursed_date"),
+        "loan_id",
+    )
+    interest, part = installment_parts(
+        F.col("principal"),
+        F.col("annual_rate"),
+        F.col("term_months").cast("double"),
+        F.col("installment_no").cast("double"),
+    )
+    unpaid = F.col("paid_date").isNull() | (F.col("paid_date") >= day)
+    due = F.col("due_date") < day
+    per_loan = lines.groupBy("loan_id", "annual_rate", "disbursed_date").agg(
+        F.sum(F.when(unpaid, part).otherwise(0.0)).alias("outstanding_principal"),
+        F.sum(F.when(unpaid & due, interest).otherwise(0.0)).alias("billed_interest"),
+        F.sum(F.when(unpaid & ~due, part).otherwise(0.0)).alias("_not_due"),
+        F.max(F.when(due, F.col("due_date"))).alias("_last_due"),
+        F.sum((~due).cast("int")).alias("remaining_months"),
+    )
+    since = F.coalesce("_last_due", "disbursed_date")
+    accrued = (
+        F.col("_not_due") * F.col("annual_rate") * F.greatest(F.datediff(day, since), F.lit(0))
+    ) / F.lit(365.0)
+    return per_loan.select(
+        "loan_id",
+        "outstanding_principal",
+        "billed_interest",
+        accrued.alias("accrued_interest"),
+        (F.col("outstanding_principal") + F.col("billed_interest") + accrued).alias("ead"),
+        F.col("remaining_months").cast("int").alias("remaining_months"),
+    )
+
+
+def _floats(values) -> Column:
+    return F.array(*[F.lit(float(v)) for v in values])
+
+
+def loan_pd_columns(
+    model_pd: Column,
+    dpd: Column,
+    remaining_months: Column,
+    matrix: provision.TransitionMatrix,
+    label_months: int,
+    longest: int,
+    horizon: int = 12,
+) -> dict[str, Column]:
+    """``stage``, ``pd_horizon_months`` and ``pd`` of ``provision.loan_pds`` as Spark
+    columns, for loans with at most ``longest`` months left: the book's curves (a few
+    hundred numbers, none about a customer) travel as array literals."""
+    months_max = max(longest, label_months, horizon, provision.DEFAULT_DPD // 30)
+    c = matrix.cumulative_default(months_max)
+    current = c[:, provision.STATES.index(provision.CURRENT)]
+    if not current[label_months] > 0:
+        raise ValueError(
+            f"no default from current within {label_months} months in the history: the "
+            "book's hazard curve cannot scale PDs to other horizons"
+        )
+    hazard = -np.log1p(-np.minimum(current, 1.0))
+    stage = (
+        F.when(dpd >= provision.DEFAULT_DPD, 3).when(dpd >= provision.BACKSTOP_DPD, 2).otherwise(1)
+    )
+    left = F.greatest(remaining_months, F.lit(0))
+    months = F.when(stage == 1, F.least(left, F.lit(horizon))).otherwise(left)
+    to_default = F.ceil(F.greatest(F.lit(provision.DEFAULT_DPD) - dpd, F.lit(0)) / 30.0)
+    months = F.when((dpd >= 1) & (stage < 3), F.greatest(months, to_default)).otherwise(months)
+    months = months.cast("int")
+    ratio = F.element_at(_floats(hazard), months + 1) / F.lit(float(hazard[label_months]))
+    scaled = (
+        F.when(model_pd >= 1.0, 1.0)
+        .when(months == 0, 0.0)
+        .otherwise(F.lit(1.0) - F.pow(F.lit(1.0) - model_pd, ratio))
+    )
+    state = dpd_bucket(dpd)
+    index = F.lit(provision.STATES.index(provision.CURRENT))
+    for name, _ in DPD_BUCKETS[1:]:
+        index = F.when(state == name, F.lit(provision.STATES.index(name))).otherwise(index)
+    table = F.array(*[_floats(row) for row in c])
+    from_bucket = F.element_at(F.element_at(table, months + 1), index + 1)
+    pd_ = (
+        F.when(stage == 3, 1.0)
+        .when(state == CURRENT, scaled)
+        .otherwise(F.greatest(scaled, from_bucket))
+    )
+    return {"stage": stage, "pd_horizon_months": months, "pd": pd_}
 
 
 def delinquent_floor(bucket: Column, floors: dict[str, float]) -> Column:
