@@ -375,28 +375,50 @@ def test_without_a_reasonable_cutoff_the_policy_in_force_stays(spark, book, caps
 
 
 def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
+    from riskcontrol.apply import provision
+
     settings, _ = book
     rows = _read(spark, GOLD_LOAN_BOOK_RISK, settings).cache()
     (as_of,) = [r[0] for r in rows.select("as_of_date").distinct().collect()]
     # Active on the as-of day: disbursed before it with an installment not paid by then
-    # (a payment counts from the day after it was made), recounted here in pandas.
-    loans = _read(spark, SILVER_LOANS, settings).select("loan_id", "disbursed_date").toPandas()
+    # (a payment counts from the day after it was made), recounted here in pandas; the
+    # EAD from each loan's own schedule: principal unpaid, interest billed or accrued.
+    loans = (
+        _read(spark, SILVER_LOANS, settings)
+        .select("loan_id", "disbursed_date", "principal", "annual_rate", "term_months")
+        .toPandas()
+        .set_index("loan_id")
+    )
     lines = (
         _read(spark, SILVER_REPAYMENTS, settings)
-        .select("loan_id", "amount_due", "paid_date")
+        .select("loan_id", "installment_no", "due_date", "paid_date")
         .toPandas()
-        .merge(loans, on="loan_id")
+        .sort_values(["loan_id", "installment_no"])
     )
     day = pd.Timestamp(as_of)
-    paid, disbursed = pd.to_datetime(lines.paid_date), pd.to_datetime(lines.disbursed_date)
-    unpaid = lines[(disbursed < day) & (paid.isna() | (paid >= day))]
-    want = unpaid.groupby("loan_id").amount_due.sum().to_dict()
+    lines["unpaid"] = lines.paid_date.isna() | (pd.to_datetime(lines.paid_date) >= day)
+    lines["due"] = pd.to_datetime(lines.due_date) < day
+    want = {}
+    for loan_id, own in lines.groupby("loan_id"):
+        loan = loans.loc[loan_id]
+        if not (pd.Timestamp(loan.disbursed_date) < day and own.unpaid.any()):
+            continue
+        last_due = own.due_date[own.due].max() if own.due.any() else loan.disbursed_date
+        want[loan_id] = provision.exposure(
+            provision.amortization(loan.principal, loan.annual_rate, int(loan.term_months)),
+            ~own.unpaid.to_numpy(),
+            own.due.to_numpy(),
+            loan.annual_rate,
+            (day - pd.Timestamp(last_due)).days,
+        )["ead"]
     got = {r.loan_id: r.ead for r in rows.select("loan_id", "ead").collect()}
     assert got.keys() == want.keys()
     assert all(abs(got[k] - want[k]) < 0.01 for k in want)
     wrong = rows.where(
         (F.abs(F.col("expected_loss") - F.col("pd") * F.col("lgd") * F.col("ead")) > 1e-6)
-        | ((F.col("dpd") >= 90) & (F.col("pd") != 1.0))
+        | ((F.col("dpd") >= 90) & ((F.col("pd") != 1.0) | (F.col("stage") != 3)))
+        | ((F.col("dpd") >= 30) & (F.col("dpd") < 90) & (F.col("stage") != 2))
+        | ((F.col("dpd") < 30) & ((F.col("stage") != 1) | (F.col("pd_horizon_months") > 12)))
         | (F.col("quadrant").isNull())
     )
     assert wrong.count() == 0

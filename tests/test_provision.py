@@ -353,3 +353,44 @@ def test_spark_loan_pds_equal_the_numpy_ones(spark):
         assert [r.stage for r in rows] == want["stage"].tolist()
         assert [r.pd_horizon_months for r in rows] == want["horizon_months"].tolist()
         assert [r.pd for r in rows] == pytest.approx(want["pd"].tolist(), abs=1e-12)
+
+
+def test_the_loan_book_takes_its_stages_horizons_exposures_and_lgd(spark, settings):
+    from riskcontrol.apply import book
+
+    D = dt.date
+    state = spark.createDataFrame(
+        [
+            ("L1", "app", "Zhejiang", D(2025, 9, 1), 1100.0, 0),
+            ("L2", "web", "Hebei", D(2025, 7, 1), 520.0, 45),
+            ("L3", "app", "Hebei", D(2025, 6, 1), 330.0, 120),
+        ],
+        "loan_id string, channel string, province string, disbursed_date date, "
+        "outstanding double, dpd int",
+    )
+    loans = spark.createDataFrame(
+        [(f"L{i}", f"A{i}", 5_000.0) for i in (1, 2, 3)],
+        "loan_id string, application_id string, principal double",
+    )
+    app_pd = spark.createDataFrame(
+        [("A1", "k1", 0.1), ("A2", "k2", 0.2), ("A3", "k3", 0.1)],
+        "application_id string, customer_key string, pd double",
+    )
+    exposures = spark.createDataFrame(
+        [("L1", 1000.0, 24), ("L2", 500.0, 0), ("L3", 300.0, 3)],
+        "loan_id string, ead double, remaining_months int",
+    )
+    lgd = pv.LgdEstimate(0.5, 40, 1.0, 0.5, "test")
+    provisioning = book.Provisioning(FLAT, 6, 24, exposures, lgd)
+    rows = {
+        r.loan_id: r
+        for r in book.loan_book_risk(
+            state, loans, app_pd, settings, dt.date(2025, 12, 1), "m", "1", provisioning
+        ).collect()
+    }
+    got = {k: (r.stage, r.pd_horizon_months, r.ead, r.lgd) for k, r in rows.items()}
+    assert got == {"L1": (1, 12, 1000.0, 0.5), "L2": (2, 2, 500.0, 0.5), "L3": (3, 3, 300.0, 0.5)}
+    pds = {k: r.pd for k, r in rows.items()}
+    assert pds == pytest.approx({"L1": 1 - 0.9**2, "L2": 1 - 0.8 ** (2 / 6), "L3": 1.0})
+    assert rows["L3"].expected_loss == 150.0
+    assert rows["L1"].expected_loss == pytest.approx((1 - 0.9**2) * 0.5 * 1000.0)

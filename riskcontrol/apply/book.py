@@ -16,6 +16,7 @@ loss and its severity quadrant:
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, Window
@@ -205,6 +206,17 @@ def delinquent_floor(bucket: Column, floors: dict[str, float]) -> Column:
     return expr
 
 
+@dataclass(frozen=True)
+class Provisioning:
+    """What the book's own history says for expected loss with horizons."""
+
+    matrix: provision.TransitionMatrix
+    label_months: int  # the model PD's window (RISK_PERFORMANCE_CYCLES)
+    longest: int  # the most months any loan has left
+    exposures: DataFrame  # ``exposures`` rows
+    lgd: provision.LgdEstimate
+
+
 def loan_book_risk(
     state: DataFrame,
     loans: DataFrame,
@@ -213,6 +225,7 @@ def loan_book_risk(
     as_of: dt.date,
     model_name: str,
     model_version: str,
+    provisioning: Provisioning | None = None,
 ) -> DataFrame:
     """The ``gold.loan_book_risk`` rows of the active loans in ``state``.
 
@@ -220,24 +233,57 @@ def loan_book_risk(
     disbursed_date, outstanding, dpd), as ``warning.loan_days`` gives it;
     ``loans``: silver.loans (application_id, principal); ``application_pd``:
     application_id, customer_key, pd (the champion's PD of the application).
+
+    With ``provisioning`` (the book's transition matrix, exposures and LGD) a loan's PD
+    has its stage's horizon (``loan_pd_columns``) and its EAD excludes future interest
+    (``exposures``); without it (a history too thin to estimate from) the model PD with
+    the configured floors per bucket (``RISK_DELINQUENT_PD``) and the unpaid
+    installments stand, and the horizon is left empty.
     """
     bucket = dpd_bucket(F.col("dpd"))
-    pd_col = F.greatest(F.col("model_pd"), delinquent_floor(bucket, settings.delinquent_pd))
-    lgd = F.lit(float(settings.lgd))
-    rows = (
-        state.select("loan_id", "channel", "province", "disbursed_date", "outstanding", "dpd")
-        .join(loans.select("loan_id", "application_id", "principal"), "loan_id")
-        .join(
-            application_pd.select("application_id", "customer_key", F.col("pd").alias("model_pd")),
-            "application_id",
-            "left",
+    base = state.select(
+        "loan_id", "channel", "province", "disbursed_date", "outstanding", "dpd"
+    ).join(loans.select("loan_id", "application_id", "principal"), "loan_id")
+    if provisioning is None:
+        lgd = F.lit(float(settings.lgd))
+        pd_cols = {
+            "pd": F.greatest(F.col("model_pd"), delinquent_floor(bucket, settings.delinquent_pd)),
+            "stage": F.when(F.col("dpd") >= provision.DEFAULT_DPD, 3)
+            .when(F.col("dpd") >= provision.BACKSTOP_DPD, 2)
+            .otherwise(1),
+            "pd_horizon_months": F.lit(None).cast("int"),
+        }
+        ead = F.col("outstanding")
+    else:
+        lgd = F.lit(float(provisioning.lgd.lgd))
+        base = base.join(
+            provisioning.exposures.select("loan_id", "ead", "remaining_months"), "loan_id", "left"
         )
-        .select(
-            "*",
-            bucket.alias("dpd_bucket"),
-            pd_col.alias("pd"),
-            F.col("outstanding").alias("ead"),
+        pd_cols = loan_pd_columns(
+            F.col("model_pd"),
+            F.col("dpd"),
+            F.coalesce("remaining_months", F.lit(0)),
+            provisioning.matrix,
+            provisioning.label_months,
+            provisioning.longest,
         )
+        ead = F.coalesce(F.col("ead"), F.col("outstanding"))
+    rows = base.join(
+        application_pd.select("application_id", "customer_key", F.col("pd").alias("model_pd")),
+        "application_id",
+        "left",
+    ).select(
+        "loan_id",
+        "application_id",
+        "customer_key",
+        "channel",
+        "province",
+        "disbursed_date",
+        "principal",
+        "dpd",
+        bucket.alias("dpd_bucket"),
+        *[c.alias(n) for n, c in pd_cols.items()],
+        ead.alias("ead"),
     )
     q = scoring.quadrant(
         F.col("pd"),
@@ -268,5 +314,7 @@ def loan_book_risk(
         F.lit(model_name).alias("model_name"),
         F.lit(model_version).alias("model_version"),
         F.current_timestamp().alias("scored_at"),
+        F.col("stage").cast("int").alias("stage"),
+        "pd_horizon_months",
     )
     return out.select(*GOLD_LOAN_BOOK_RISK.columns)

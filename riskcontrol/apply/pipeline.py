@@ -28,7 +28,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from riskcontrol.apply import alerts, book, notify, report, riskcost, scoring, warning
+from riskcontrol.apply import alerts, book, notify, provision, report, riskcost, scoring, warning
 from riskcontrol.core import lakehouse
 from riskcontrol.core.catalog import (
     GOLD_APPLICATION_FEATURES,
@@ -285,8 +285,9 @@ def run_book(
         "left_semi",
     )
     app_pd = champion.model.transform(features).select("application_id", "customer_key", "pd")
+    provisioning = book_provisioning(run, loans, as_of, progress)
     rows = book.loan_book_risk(
-        state, loans, app_pd, settings, as_of, champion.name, champion.version
+        state, loans, app_pd, settings, as_of, champion.name, champion.version, provisioning
     ).cache()
     bad = rows.where(F.col("pd").isNull())
     counts.rows_quarantined = run.quarantine(
@@ -302,15 +303,75 @@ def run_book(
         GOLD_LOAN_BOOK_RISK.full_name,
         attempt_id=counts.attempt_id,
     )
+    # A table written before the stage columns existed gets them (null on old days).
+    lakehouse.add_missing_columns(spark, GOLD_LOAN_BOOK_RISK, settings)
     counts.rows_out = lakehouse.replace_where(
         rows.where(F.col("pd").isNotNull()),
         GOLD_LOAN_BOOK_RISK,
         settings,
         f"as_of_date = DATE'{as_of.isoformat()}'",
     )
+    by_stage = provision.expected_loss_by_stage(
+        rows.where(F.col("pd").isNotNull()).select("stage", "pd", "lgd", "ead").toPandas()
+    )
+    for r in by_stage.itertuples():
+        progress(
+            f"apply:   stage {r.stage}: {r.loans:,} loans, EAD {r.ead:,.0f}, "
+            f"EL {r.expected_loss:,.0f} ({r.coverage:.2%})"
+        )
     rows.unpersist()
     state.unpersist()
     return run.record(counts)
+
+
+def book_provisioning(
+    run: Run, loans: DataFrame, as_of: dt.date, progress: Progress = _quiet
+) -> book.Provisioning | None:
+    """The book's transition matrix from month-end snapshots since its first loan, each
+    loan's exposure on ``as_of`` and the LGD, for expected loss with horizons; None (and
+    why) when the history is too thin for the matrix or shows no default from current
+    within the label window: the configured floors stand then."""
+    spark, settings = run.spark, run.settings
+    first = loans.agg(F.min("disbursed_date")).first()[0]
+    snapshots = book.month_starts(first, as_of) if first else []
+    label = settings.performance_cycles
+    if len(snapshots) <= label:
+        progress(
+            f"apply: {len(snapshots)} month-end snapshot(s) of the book: too few for its "
+            f"transition matrix; the PD floors of RISK_DELINQUENT_PD stand"
+        )
+        return None
+    repayments = _read(run, SILVER_REPAYMENTS)
+    history = warning.loan_days(
+        loans, repayments, _read(run, SILVER_APPLICATIONS), warning.days_frame(spark, snapshots)
+    )
+    matrix = provision.transition_matrix(book.state_moves(book.loan_states(history)).toPandas())
+    thin = matrix.thin_rows()
+    start = provision.STATES.index(provision.CURRENT)
+    if thin or not matrix.cumulative_default(label)[label, start] > 0:
+        why = (
+            f"bucket(s) left too rarely: {thin}"
+            if thin
+            else f"no default from current within {label} months"
+        )
+        progress(f"apply: the book's history is too thin ({why}): RISK_DELINQUENT_PD stands")
+        return None
+    pds = provision.bucket_pds(matrix)
+    progress(
+        f"apply: 12-month PD by bucket from {len(snapshots)} month-end snapshots: "
+        + ", ".join(f"{b} {p:.1%}" for b, p in pds.pd.items())
+    )
+    exposures = book.exposures(loans, repayments, as_of).cache()
+    longest = exposures.agg(F.max("remaining_months")).first()[0] or 0
+    lgd = provision.LgdEstimate(
+        float(settings.lgd),
+        0,
+        0.0,
+        0.0,
+        f"configured RISK_LGD {settings.lgd:g}: recoveries after write-off are not read yet",
+    )
+    progress(f"apply: LGD {lgd.lgd:.0%} ({lgd.source})")
+    return book.Provisioning(matrix, label, int(longest), exposures, lgd)
 
 
 # --- early warning and alerts ---------------------------------------------------------------

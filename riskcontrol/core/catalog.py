@@ -695,6 +695,10 @@ GOLD_LOAN_BOOK_RISK = Table(
         "model_name string",
         "model_version string",
         "scored_at timestamp",
+        # IFRS 9 stage (1 performing, 2 from 30 DPD, 3 from 90) and the months the PD
+        # covers (12 at most in stage 1, the life left in stage 2; empty without history)
+        "stage int",
+        "pd_horizon_months int",
     ),
     keys=("as_of_date", "loan_id"),
     description="every active loan, daily: PD, exposure at default, expected loss, DPD, "
