@@ -242,6 +242,41 @@ def test_report_html_figures_matrix_and_self_contained():
     assert "section + section { break-before: page; page-break-before: always; }" in page
 
 
+def test_report_shows_expected_loss_by_stage():
+    cells = pd.DataFrame(
+        {
+            "quadrant": ["A", "A", "C", "D"],
+            "score": [700, 650, 520, 400],
+            "stage": [1, 1, 2, 3],
+            "n": [10, 5, 2, 1],
+            "exposure": [10_000.0, 5_000.0, 2_000.0, 1_000.0],
+            "expected_loss": [100.0, 50.0, 400.0, 450.0],
+        }
+    )
+    stages = report._stage_table(cells)
+    assert stages.to_dict("list") == {
+        "stage": ["1", "2", "3", "total"],
+        "loans": [15, 2, 1, 18],
+        "ead": [15_000.0, 2_000.0, 1_000.0, 18_000.0],
+        "expected_loss": [150.0, 400.0, 450.0, 1_000.0],
+        "coverage": [0.01, 0.2, 0.45, 1_000.0 / 18_000.0],
+    }
+    html = report.render_html(make_data(stages=stages))
+    section = html[html.index('<section id="stages">') :]
+    section = section[: section.index("</section>")]
+    assert "Expected loss by stage" in section
+    assert section.count("<tr>") == 5  # the header, stages 1-3 and the total
+    assert (
+        "<td>2</td><td>30+ DPD (backstop) or a significant increase in risk: lifetime PD</td>"
+        in section
+    )
+    assert '<td class="n">2,000</td><td class="n">400</td><td class="n">20.00%</td>' in section
+    assert '<td class="n">18</td><td class="n">18,000</td><td class="n">1,000</td>' in section
+    # a snapshot written before stages existed: no stage table, no section
+    assert report._stage_table(cells.assign(stage=None)) is None
+    assert '<section id="stages">' not in report.render_html(make_data())
+
+
 def test_report_empty_sections():
     empty = make_data(
         portfolio={},

@@ -109,6 +109,9 @@ class ReportData:
     # hit counts (code, hits, rate)
     service: dict[str, Any] | None = None
     rule_hits: pd.DataFrame | None = None
+    # expected loss per IFRS 9 stage (stage 1-3 and total: loans, ead, expected_loss,
+    # coverage), None for a snapshot without stages
+    stages: pd.DataFrame | None = None
 
 
 # --- collect ------------------------------------------------------------------------------
@@ -143,9 +146,11 @@ def _loan_book(
             f"{GOLD_LOAN_BOOK_RISK.full_name} has no snapshot{when}: run "
             f"`{BUILT_BY[GOLD_LOAN_BOOK_RISK.full_name]}` for that date"
         )
+    # a snapshot written before stages existed has none: its stage table is left out
+    stage = F.col("stage") if "stage" in book.columns else F.lit(None).cast("int")
     cells = (
         book.where(F.col("as_of_date") == F.lit(latest))
-        .groupBy("quadrant", "score")
+        .groupBy("quadrant", "score", stage.alias("stage"))
         .agg(
             F.count(F.lit(1)).alias("n"),
             F.sum("ead").alias("exposure"),
@@ -155,6 +160,35 @@ def _loan_book(
         .toPandas()
     )
     return latest, cells
+
+
+STAGE_MEANING = {
+    "1": "performing: PD over 12 months (or the life left)",
+    "2": "30+ DPD (backstop) or a significant increase in risk: lifetime PD",
+    "3": "90+ DPD, credit-impaired: PD 1",
+    "total": "",
+}
+
+
+def _stage_table(cells: pd.DataFrame) -> pd.DataFrame | None:
+    """Loans, EAD, expected loss and coverage per IFRS 9 stage and in total; None when the
+    snapshot has no stages (written before they existed)."""
+    if cells["stage"].isna().all():
+        return None
+    sums = cells.groupby("stage")[["n", "exposure", "expected_loss"]].sum()
+    sums = sums.reindex([1, 2, 3], fill_value=0)
+    sums.loc["total"] = sums.sum()
+    ead = sums["exposure"].astype(float).to_numpy()
+    el = sums["expected_loss"].astype(float).to_numpy()
+    return pd.DataFrame(
+        {
+            "stage": [str(i) for i in sums.index],
+            "loans": sums["n"].astype(int).to_numpy(),
+            "ead": ead,
+            "expected_loss": el,
+            "coverage": np.divide(el, ead, out=np.zeros(len(el)), where=ead > 0),
+        }
+    )
 
 
 def _quadrant_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -338,6 +372,7 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
         application_scores=_expand(apps),
         book_scores=_expand(cells.groupby("score", as_index=False)["n"].sum()),
         quadrants=quadrants,
+        stages=_stage_table(cells),
         cutoff=cutoff,
         indicators=indicators,
         alerts=alerts,
@@ -677,6 +712,25 @@ def _quadrant_matrix(data: ReportData) -> str:
     return _section("quadrants", "Severity quadrants (loan book)", grid)
 
 
+def _stages(data: ReportData) -> str:
+    """Expected loss by IFRS 9 stage: what the book provisions, and why."""
+    if data.stages is None:
+        return ""
+    rows = [
+        [
+            _e(r.stage),
+            _e(STAGE_MEANING.get(r.stage, "")),
+            _e(count(r.loans)),
+            _e(money(r.ead)),
+            _e(money(r.expected_loss)),
+            _e(pct(r.coverage)),
+        ]
+        for r in data.stages.itertuples()
+    ]
+    header = ["Stage", "", "Loans", "EAD", "Expected loss", "Coverage (EL / EAD)"]
+    return _section("stages", "Expected loss by stage", _table_html(header, rows, {2, 3, 4, 5}))
+
+
 def _area(row: pd.Series) -> str:
     return f"{int(row['area'])} {row.get('area_name') or ''}".strip()
 
@@ -905,6 +959,7 @@ def render_html(data: ReportData) -> str:
             _summary(data),
             _distribution(data),
             _quadrant_matrix(data),
+            _stages(data),
             _cutoff(data),
             _indicators(data),
             _alerts(data),
