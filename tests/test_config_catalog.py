@@ -148,3 +148,11 @@ def test_every_feature_that_may_be_a_reason_reads_in_english_and_chinese():
         "近期征信查询次数较多。",
     )
     assert reason_texts("a_users_own_column") == GENERIC_REASON
+
+
+def test_charge_off_comes_after_default(tmp_path):
+    from conftest import make_settings
+
+    with pytest.raises(ValueError, match=r"RISK_CHARGE_OFF_DPD \(60\) is below RISK_BAD_DPD"):
+        make_settings(tmp_path, charge_off_dpd=60)
+    assert make_settings(tmp_path).charge_off_dpd == 180

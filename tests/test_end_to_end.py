@@ -381,8 +381,9 @@ def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
     rows = _read(spark, GOLD_LOAN_BOOK_RISK, settings).cache()
     (as_of,) = [r[0] for r in rows.select("as_of_date").distinct().collect()]
     # Active on the as-of day: disbursed before it with an installment not paid by then
-    # (a payment counts from the day after it was made), recounted here in pandas; the
-    # EAD from each loan's own schedule: principal unpaid, interest billed or accrued.
+    # (a payment counts from the day after it was made) and not yet charged off,
+    # recounted here in pandas; the EAD from each loan's own schedule: principal unpaid,
+    # interest billed or accrued.
     loans = (
         _read(spark, SILVER_LOANS, settings)
         .select("loan_id", "disbursed_date", "principal", "annual_rate", "term_months")
@@ -403,6 +404,9 @@ def test_loan_book_holds_every_active_loan_with_its_risk(spark, book):
         loan = loans.loc[loan_id]
         if not (pd.Timestamp(loan.disbursed_date) < day and own.unpaid.any()):
             continue
+        overdue = own.due_date[own.due & own.unpaid]
+        if len(overdue) and (day - pd.Timestamp(overdue.min())).days >= settings.charge_off_dpd:
+            continue  # charged off: off the book
         last_due = own.due_date[own.due].max() if own.due.any() else loan.disbursed_date
         want[loan_id] = provision.exposure(
             provision.amortization(loan.principal, loan.annual_rate, int(loan.term_months)),

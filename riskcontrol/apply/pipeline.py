@@ -266,7 +266,7 @@ def run_book(
     champion = champion or tracking.load_champion(settings)
     progress(f"apply: loan book risk on {as_of} with {champion.name} v{champion.version}")
     loans = _read(run, SILVER_LOANS)
-    state = (
+    active = (
         warning.loan_days(
             loans,
             _read(run, SILVER_REPAYMENTS),
@@ -276,6 +276,19 @@ def run_book(
         .where(F.col("active"))
         .cache()
     )
+    # The charge-off rule: a loan RISK_CHARGE_OFF_DPD past due is written off and leaves
+    # the book, as a repaid loan does: the step's input is the loans still on it.
+    written_off = (
+        active.where(F.col("dpd") >= settings.charge_off_dpd)
+        .agg(F.count(F.lit(1)), F.sum("outstanding"))
+        .first()
+    )
+    if written_off[0]:
+        progress(
+            f"apply: {written_off[0]:,} loan(s) {settings.charge_off_dpd}+ days past due are "
+            f"charged off (RISK_CHARGE_OFF_DPD), {written_off[1]:,.0f} owed: not on the book"
+        )
+    state = active.where(F.col("dpd") < settings.charge_off_dpd)
     counts = StepCounts("apply", SILVER_LOANS.full_name, GOLD_LOAN_BOOK_RISK.full_name, 0, 0)
     counts.window_end = as_of.isoformat()
     counts.rows_in = state.count()
@@ -320,7 +333,7 @@ def run_book(
             f"EL {r.expected_loss:,.0f} ({r.coverage:.2%})"
         )
     rows.unpersist()
-    state.unpersist()
+    active.unpersist()
     return run.record(counts)
 
 

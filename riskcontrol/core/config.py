@@ -208,7 +208,13 @@ class Settings(BaseSettings):
     )
     delinquent_pd: dict[str, float] = Field(
         default_factory=lambda: {"1-29": 0.35, "30-59": 0.60, "60-89": 0.85, "90+": 1.0},
-        description="loan-book PD floor per DPD bucket (JSON); current loans use the model PD",
+        description="loan-book PD floor per DPD bucket (JSON), used when the book's history is "
+        "too thin for its own transition matrix; current loans use the model PD",
+    )
+    charge_off_dpd: int = Field(
+        180,
+        description="charge-off rule: a loan this many days past due is written off and leaves "
+        "the loan book (its loss is recognised; what is recovered later lowers the LGD)",
     )
     warning_thresholds: Path | None = Field(
         None, description="YAML overriding early-warning thresholds (see riskctl warn --help)"
@@ -267,6 +273,11 @@ class Settings(BaseSettings):
                 "need 0 < RISK_INDETERMINATE_DPD <= RISK_BAD_DPD and RISK_PERFORMANCE_CYCLES "
                 f">= 1, got {self.indeterminate_dpd}, {self.bad_dpd} and "
                 f"{self.performance_cycles}"
+            )
+        if self.charge_off_dpd < self.bad_dpd:
+            raise ValueError(
+                f"RISK_CHARGE_OFF_DPD ({self.charge_off_dpd}) is below RISK_BAD_DPD "
+                f"({self.bad_dpd}): a loan is written off after it has defaulted, not before"
             )
         if self.oot_months < 1 or self.valid_months < 1:
             raise ValueError(
