@@ -34,7 +34,11 @@ import numpy as np
 from riskcontrol.synthetic.generate import reference as ref
 from riskcontrol.synthetic.generate.bureau import Bureau, draw_bureau
 from riskcontrol.synthetic.generate.dates import DAY, Calendar, add_months, month_index
-from riskcontrol.synthetic.generate.population import Population
+from riskcontrol.synthetic.generate.population import (
+    Population,
+    application_day_cdf,
+    application_days,
+)
 from riskcontrol.synthetic.generate.rng import KeyedRandom, ragged_index, sigmoid
 
 NONPOSITIVE_AMOUNT_RATE = 0.001
@@ -163,12 +167,21 @@ def draw_applications(seed: int, pop: Population, cal: Calendar) -> Applications
     customer, raw_rank = ragged_index(n_apps)
     as_of_ts = cal.as_of_day * DAY
     first = pop.first_app_ts[customer]
-    later = (
-        first
-        + 1
-        + (rng.uniform(cid[customer] * 4 + raw_rank, "later_at") * (as_of_ts - first - 1)).astype(
-            np.int64
-        )
+    # a later application: a later day of the seasonal book (the same one if none is left)
+    later_key = cid[customer] * 4 + raw_rank
+    first_day = first // DAY
+    room = first_day < cal.as_of_day - 1
+    later_day = application_days(
+        rng.uniform(later_key, "later_at"),
+        application_day_cdf(cal.start_day, cal.as_of_day),
+        cal.start_day,
+        np.where(room, first_day, cal.start_day),
+    )
+    same_day = first + 1 + (rng.uniform(later_key, "later_clock") * (as_of_ts - first - 1))
+    later = np.where(
+        room,
+        later_day * DAY + (rng.uniform(later_key, "later_clock") * DAY).astype(np.int64),
+        same_day.astype(np.int64),
     )
     ts = np.where(raw_rank == 0, first, later)
     order = np.lexsort((ts, customer))
