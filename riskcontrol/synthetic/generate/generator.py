@@ -104,9 +104,11 @@ class GenerationSummary:
 
     def __str__(self) -> str:
         rows = ", ".join(f"{n:,} {table}" for table, n in self.row_counts.items())
+        p = self.performance
         return (
             f"{rows}; bad rate {self.bad_rate:.2%} of {self.matured_loans:,} matured loans; "
-            f"as of {self.as_of}; {sum(self.faults.values()):,} injected faults"
+            f"{p['cures']:,} cures, {p['prepaid_loans']:,} prepaid and {p['written_off_loans']:,} "
+            f"written-off loans; as of {self.as_of}; {sum(self.faults.values()):,} injected faults"
         )
 
     def to_dict(self) -> dict:
