@@ -747,6 +747,24 @@ def test_chunk_size_does_not_change_the_data(tmp_path) -> None:
     assert dumps[0] == dumps[1] and len(dumps[0]) > 600
 
 
+def test_one_customer_chunks_do_not_change_the_data(tmp_path) -> None:
+    """Chunks so small that some hold no bureau account, no loan or no payment at all (an
+    empty chunk once wrote a bureau total as 0 instead of 0.0)."""
+    one, all_ = tmp_path / "one", tmp_path / "all"
+    generate(one, customers=200, seed=2, chunk_size=1)
+    generate(all_, customers=200, seed=2, chunk_size=1000)
+    a, b = file_hashes(one), file_hashes(all_)
+    assert {k: v for k, v in a.items() if k != "lending.db"} == {
+        k: v for k, v in b.items() if k != "lending.db"
+    }
+    dumps = []
+    for out in (one, all_):
+        con = sqlite3.connect(out / "lending.db")
+        dumps.append(list(con.iterdump()))
+        con.close()
+    assert dumps[0] == dumps[1]
+
+
 def test_rerun_replaces_previous_outputs(tmp_path) -> None:
     generate(tmp_path, customers=300, seed=1, months=27)
     summary = generate(tmp_path, customers=200, seed=1, months=14)
