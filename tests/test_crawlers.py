@@ -3,7 +3,7 @@ crawls over real HTTP against the generated site (riskcontrol.synthetic.site).
 
 Saved pages (tests/data/pages, raw bytes, see MANIFEST.json) come from the default site
 (20,000 customers, seed 42, epoch 1, faults on). The live tests serve a small book
-(400 customers, seed 7, scale 3) on a free port and crawl it four times: epoch 1, the
+(400 customers, seed 8, scale 3) on a free port and crawl it four times: epoch 1, the
 same site before epoch 1 landed in bronze (everything again), the same site after it
 landed (nothing new), and epoch 2 (only new and changed records). A tiny hostile server
 (5xx, 429, slow, oversized, redirects off-site and to private addresses) checks the
@@ -832,8 +832,10 @@ def site(tmp_path_factory):
     from riskcontrol.synthetic.site import SiteServer, build_site, write_ground_truth
 
     book = tmp_path_factory.mktemp("book")
-    generate(book, customers=400, seed=7)
-    content = build_site(book, seed=7, scale=3)
+    # seed 8: on the current book a seed whose small site has unparseable pages (seed 7's
+    # has none since the book's cures changed which customers reach 90 DPD)
+    generate(book, customers=400, seed=8)
+    content = build_site(book, seed=8, scale=3)
     truth = read_jsonl(write_ground_truth(content, book / "site"))
     server = SiteServer(content, port=0, slow_seconds=0.2).start()
     work = tmp_path_factory.mktemp("crawl")

@@ -8,8 +8,11 @@ behind its own bookkeeping in ``generation.json``.
 from __future__ import annotations
 
 import calendar
+import codecs
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import sqlite3
@@ -19,8 +22,14 @@ from pathlib import Path
 import pytest
 
 from riskcontrol.core.catalog import NOTE_PATTERN
-from riskcontrol.synthetic.generate import generate, id_check_digit, is_valid_national_id
+from riskcontrol.synthetic.generate import (
+    generate,
+    id_check_digit,
+    is_valid_national_id,
+    settlements,
+)
 from riskcontrol.synthetic.generate import reference as ref
+from riskcontrol.synthetic.generate.population import application_day_cdf
 
 SEED = 3  # at this small size, a seed for which every fault kind occurs at least once
 CUSTOMERS = 2000
@@ -361,18 +370,25 @@ def test_one_loan_per_approved_application(db) -> None:
 
 
 def test_repayment_schedule_and_dpd_are_consistent(db) -> None:
+    """An installment has a paid date once settled in full (``amount_paid`` its amount, or
+    its principal part when a prepayment settled it, then the loan is ``prepaid``); an
+    unsettled one has none and at most a first part paid."""
     loans = {r["loan_id"]: r for r in db.execute("SELECT * FROM loans")}
     installments: dict[str, list[sqlite3.Row]] = {}
     for r in db.execute("SELECT * FROM repayments ORDER BY loan_id, installment_no"):
         installments.setdefault(r["loan_id"], []).append(r)
         due = day(r["due_date"])
         if r["paid_date"] is None:
-            assert r["amount_paid"] == 0
+            assert 0 <= r["amount_paid"] < r["amount_due"]
             assert r["dpd"] == max((AS_OF - due).days, 0)
+            if r["amount_paid"] > 0:
+                assert due < AS_OF
         else:
             paid = day(r["paid_date"])
-            assert paid < AS_OF and due < AS_OF
-            assert r["amount_paid"] == r["amount_due"]
+            assert paid < AS_OF
+            assert 0 < r["amount_paid"] <= r["amount_due"]
+            if r["amount_paid"] == r["amount_due"]:
+                assert due < AS_OF
             assert r["dpd"] == max((paid - due).days, 0)
         assert r["repayment_id"] == f"{r['loan_id']}-{r['installment_no']:02d}"
     assert installments.keys() == loans.keys()
@@ -384,8 +400,11 @@ def test_repayment_schedule_and_dpd_are_consistent(db) -> None:
             add_months(disbursed, k) for k in range(1, loan["term_months"] + 1)
         ]
         assert len({r["amount_due"] for r in rows}) == 1
+        prepaid = [r for r in rows if r["paid_date"] and r["amount_paid"] < r["amount_due"]]
         unpaid_dpd = max((r["dpd"] for r in rows if r["paid_date"] is None), default=0)
-        if unpaid_dpd >= 90:
+        if prepaid:
+            assert loan["status"] == "prepaid"
+        elif unpaid_dpd >= 90:
             assert loan["status"] == "defaulted"
         elif all(r["paid_date"] is not None for r in rows):
             assert loan["status"] == "closed"
@@ -423,6 +442,278 @@ def test_label_bad_rate_is_realistic(db, meta) -> None:
     assert meta["label"]["bad_rate"] == pytest.approx(bad / len(matured), abs=1e-6)
 
 
+# --- payment behaviour: cures, partial payments, prepayment, write-off and recoveries ----
+
+
+def settlement_rows(out: Path) -> list[dict]:
+    """Every settlement row as canonical fields, read with Python's csv module, plus
+    ``cents`` and ``day`` (None where the injected faults make them unreadable)."""
+    rows = []
+    for path in sorted((out / "landing" / "settlements").glob("*.csv")):
+        raw = path.read_bytes()
+        if raw.startswith(codecs.BOM_UTF8):
+            text = raw[3:].decode("utf-8")
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("gbk")
+        header, *body = list(csv.reader(io.StringIO(text, newline="")))
+        # dialects with the same header put the columns in the same order
+        order = next(d.order for d in settlements.DIALECTS if list(d.header) == header)
+        for fields in body:
+            row = {settlements.CANONICAL[j]: v for j, v in zip(order, fields, strict=False)}
+            if len(fields) < len(header):  # a row cut short keeps its loan id
+                rows.append(row | {"fault": True, "memo": ""})
+                continue
+            amount, paid_at = row["amount"], row["paid_at"]
+            row["cents"] = (
+                None
+                if amount in settlements.BAD_AMOUNTS
+                else round(float(re.sub(r"[^0-9.]", "", amount)) * 100)
+            )
+            row["day"] = None if paid_at in settlements.BAD_DATES else settlement_day(paid_at)
+            row["fault"] = row["cents"] is None or row["day"] is None or row["loan_id"] == ""
+            rows.append(row)
+    return rows
+
+
+def settlement_day(s: str) -> dt.date:
+    """The date of any of the processors' date formats."""
+    if m := re.fullmatch(r"(\d{4})\D(\d{1,2})\D(\d{1,2})\D?( .*)?", s):
+        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    if re.fullmatch(r"\d{8}", s):
+        return dt.date(int(s[:4]), int(s[4:6]), int(s[6:]))
+    return dt.datetime.strptime(s, "%d-%b-%Y").date()
+
+
+def memo_kind(row: dict) -> str:
+    memo = row.get("memo", "")
+    if memo.startswith(settlements.PREPAYMENT_MEMO):
+        return "prepayment"
+    if memo.startswith(settlements.RECOVERY_MEMO):
+        return "recovery"
+    return "installment"
+
+
+def outstanding_cents(principal: float, annual_rate: float, term: int, paid: int) -> int:
+    """The annuity schedule's principal outstanding after ``paid`` installments, in cents,
+    computed here independently of the generator."""
+    if paid >= term:
+        return 0
+    r = annual_rate / 12
+    annuity = principal * r / (1 - (1 + r) ** -term)
+    balance = principal * (1 + r) ** paid - annuity * ((1 + r) ** paid - 1) / r
+    return round(balance * 100)
+
+
+def loan_dpd(installments: list[tuple[dt.date, dt.date | None]], on: dt.date) -> int:
+    """Days past due of a loan on a day: that of its oldest installment due and unpaid."""
+    late = [
+        (on - due).days for due, paid in installments if due < on and (paid is None or paid >= on)
+    ]
+    return max(late, default=0)
+
+
+@pytest.fixture(scope="module")
+def book_rows(book, db) -> dict:
+    loans = {r["loan_id"]: r for r in db.execute("SELECT * FROM loans")}
+    reps: dict[str, list[sqlite3.Row]] = {}
+    for r in db.execute("SELECT * FROM repayments ORDER BY loan_id, installment_no"):
+        reps.setdefault(r["loan_id"], []).append(r)
+    return {"loans": loans, "repayments": reps, "settlements": settlement_rows(book)}
+
+
+def test_roll_rates_are_below_one_and_some_defaulted_loans_cure(book_rows, meta) -> None:
+    """Of the loans 1-29 (30-59) DPD on a day, the share 30+ (60+) DPD 30 days later
+    (warning.py's roll rates), pooled over the book's last year; cures counted exactly."""
+    paths = {
+        loan_id: [
+            (day(r["due_date"]), day(r["paid_date"]) if r["paid_date"] else None) for r in rows
+        ]
+        for loan_id, rows in book_rows["repayments"].items()
+    }
+    rolls = Counter()
+    for back in range(60, 400, 10):
+        on = AS_OF - dt.timedelta(days=back)
+        later = on + dt.timedelta(days=30)
+        for inst in paths.values():
+            before, after = loan_dpd(inst, on), loan_dpd(inst, later)
+            if 1 <= before <= 29:
+                rolls["from_1"] += 1
+                rolls["to_30"] += after >= 30
+            elif 30 <= before <= 59:
+                rolls["from_30"] += 1
+                rolls["to_60"] += after >= 60
+    roll_1_30 = rolls["to_30"] / rolls["from_1"]
+    roll_30_60 = rolls["to_60"] / rolls["from_30"]
+    assert 0.2 < roll_1_30 < 0.75 and rolls["from_1"] > 200
+    assert 0.2 < roll_30_60 < 0.9 and rolls["from_30"] > 100
+    # A cure pays every arrear on one day; nothing else pays an installment 26+ days late.
+    worst_paid_together: dict[tuple[str, dt.date], int] = {}
+    for loan_id, inst in paths.items():
+        for due, paid in inst:
+            if paid is not None:
+                late = (paid - due).days
+                key = (loan_id, paid)
+                worst_paid_together[key] = max(worst_paid_together.get(key, 0), late)
+    late_groups = Counter(v for v in worst_paid_together.values() if v > 25)
+    perf = meta["performance"]
+    assert sum(n for v, n in late_groups.items() if v >= 30) == perf["cures_from_30_dpd"]
+    assert sum(n for v, n in late_groups.items() if v >= 90) == perf["cures_from_90_dpd"] > 0
+    assert perf["cures"] >= perf["cures_from_30_dpd"] > perf["cures_from_90_dpd"]
+    assert perf["cured_loans"] <= perf["cures"] and 0 < perf["redefaults"] < perf["cures"]
+    # a loan once 90+ DPD that cured is back at 0 DPD the day after its cure
+    back = [
+        (loan_id, paid)
+        for (loan_id, paid), v in worst_paid_together.items()
+        if v >= 90 and paid + dt.timedelta(days=1) < AS_OF
+    ]
+    assert back and all(
+        loan_dpd(paths[loan_id], paid + dt.timedelta(days=1)) < 30 for loan_id, paid in back
+    )
+
+
+def test_partial_payments_add_up_to_the_installments(book_rows, meta) -> None:
+    """Per loan, the processor's installment rows add up to the repayments' amount_paid
+    (prepayments aside); rows beyond one per fully paid installment are first parts."""
+    perf = meta["performance"]
+    loans, reps, rows = book_rows["loans"], book_rows["repayments"], book_rows["settlements"]
+    installment_rows = [r for r in rows if memo_kind(r) == "installment"]
+    full = sum(
+        r["paid_date"] is not None and r["amount_paid"] == r["amount_due"]
+        for rs in reps.values()
+        for r in rs
+    )
+    assert len(installment_rows) == full + perf["partial_payments"]
+    assert perf["partial_payments"] == (
+        perf["partial_installments_settled"] + perf["partial_installments_open"]
+    )
+    part_paid_open = [
+        r for rs in reps.values() for r in rs if r["paid_date"] is None and r["amount_paid"] > 0
+    ]
+    assert len(part_paid_open) == perf["partial_installments_open"] > 0
+    assert 0.005 < perf["partial_payments"] / meta["row_counts"]["repayments"] < 0.06
+    cents: Counter[str] = Counter()
+    faulty = set()
+    for r in installment_rows:
+        if r["fault"]:
+            faulty.add(r["loan_id"])
+        else:
+            cents[r["loan_id"]] += r["cents"]
+    expected = {
+        loan_id: sum(
+            round(r["amount_paid"] * 100)
+            for r in rs
+            if not (r["paid_date"] and r["amount_paid"] < r["amount_due"])
+        )
+        for loan_id, rs in reps.items()
+    }
+    expected = {k: v for k, v in expected.items() if v}
+    wrong = {k for k in expected.keys() | cents.keys() if expected.get(k) != cents.get(k)}
+    missing_ids = meta["faults"]["settlements_missing_loan_id"]
+    # a loan is off only where a row of it is unreadable or has lost its loan id
+    assert len(wrong - faulty) <= missing_ids and len(wrong) <= len(faulty) + missing_ids
+    assert len(expected) > 1000 and set(cents) <= set(loans)
+
+
+def test_prepaid_loans_settle_their_outstanding_principal(book_rows, meta) -> None:
+    perf = meta["performance"]
+    loans, reps, rows = book_rows["loans"], book_rows["repayments"], book_rows["settlements"]
+    prepayments = {r["loan_id"]: r for r in rows if memo_kind(r) == "prepayment"}
+    prepaid = {k for k, v in loans.items() if v["status"] == "prepaid"}
+    assert prepaid == set(prepayments) and len(prepaid) == perf["prepaid_loans"] > 10
+    assert 0.02 < len(prepaid) / len(loans) < 0.15
+    settled = 0
+    for loan_id in prepaid:
+        loan, rs = loans[loan_id], reps[loan_id]
+        first = min(
+            i for i, r in enumerate(rs) if r["paid_date"] and r["amount_paid"] < r["amount_due"]
+        )
+        assert first >= 1  # never before the first installment is paid
+        assert all(r["amount_paid"] == r["amount_due"] for r in rs[:first])
+        tail = rs[first:]
+        on = {r["paid_date"] for r in tail}
+        assert len(on) == 1 and all(r["dpd"] == 0 for r in tail)
+        on_day = day(on.pop())
+        assert day(rs[first - 1]["paid_date"]) <= on_day < day(tail[0]["due_date"])
+        owed = outstanding_cents(loan["principal"], loan["annual_rate"], loan["term_months"], first)
+        paid = sum(round(r["amount_paid"] * 100) for r in tail)
+        assert paid == prepayments[loan_id]["cents"] and abs(paid - owed) <= 1
+        assert prepayments[loan_id]["day"] == on_day
+        settled += paid
+    assert settled == round(perf["prepaid_principal"] * 100)
+    assert (
+        sum(
+            len(reps[k])
+            - min(
+                i
+                for i, r in enumerate(reps[k])
+                if r["paid_date"] and r["amount_paid"] < r["amount_due"]
+            )
+            for k in prepaid
+        )
+        == perf["prepaid_installments"]
+    )
+
+
+def test_recoveries_follow_write_offs_and_stay_below_the_principal(book_rows, meta) -> None:
+    perf = meta["performance"]
+    loans, reps, rows = book_rows["loans"], book_rows["repayments"], book_rows["settlements"]
+    defaulted = {k for k, v in loans.items() if v["status"] == "defaulted"}
+    assert len(defaulted) == perf["written_off_loans"] > 20
+    unpaid_principal = {}
+    for loan_id in defaulted:
+        loan, rs = loans[loan_id], reps[loan_id]
+        settled = sum(r["paid_date"] is not None for r in rs)
+        assert all(r["paid_date"] is not None for r in rs[:settled])  # unpaid from one on
+        unpaid_principal[loan_id] = outstanding_cents(
+            loan["principal"], loan["annual_rate"], loan["term_months"], settled
+        )
+        # written off the night its oldest unpaid installment reached 90 DPD
+        written_off = day(rs[settled]["due_date"]) + dt.timedelta(days=90)
+        assert loan["updated_at"] == f"{min(written_off, AS_OF - dt.timedelta(days=1))} 02:00:00"
+    assert abs(sum(unpaid_principal.values()) - round(perf["written_off_principal"] * 100)) <= len(
+        defaulted
+    )
+    recovered: Counter[str] = Counter()
+    recoveries = [r for r in rows if memo_kind(r) == "recovery"]
+    for r in recoveries:
+        assert r["loan_id"] in defaulted
+        assert day(loans[r["loan_id"]]["updated_at"]) < r["day"] < AS_OF
+        recovered[r["loan_id"]] += r["cents"]
+    assert (
+        len(recoveries) == perf["recovery_payments"] and len(recovered) == perf["recovered_loans"]
+    )
+    assert sum(recovered.values()) == round(perf["recovered"] * 100)
+    assert all(0 < c < unpaid_principal[k] for k, c in recovered.items())
+    share = sum(recovered.values()) / sum(unpaid_principal[k] for k in recovered)
+    assert 0.15 < share < 0.6
+    assert 0.2 < len(recovered) / len(defaulted) < 0.8
+
+
+def test_applications_and_late_payments_are_seasonal(book, db) -> None:
+    cdf = application_day_cdf(0, 366)  # 1970-01-01 to 1971-01-01: per day, one month's weight
+
+    def mass(first: int, last: int) -> float:
+        return (cdf[last - 1] - (cdf[first - 1] if first else 0.0)) / (last - first)
+
+    jan, feb, mar, nov = mass(0, 31), mass(31, 59), mass(59, 90), mass(304, 334)
+    assert feb / mar == pytest.approx(0.7 * (1 + 45 / 365) / (1 + 74 / 365), rel=0.01)
+    assert jan > feb and nov / mar > 1.1
+    months = Counter(r[0][5:7] for r in db.execute("SELECT applied_at FROM applications"))
+    assert months["02"] < months["01"] and months["02"] < months["03"]
+    assert months["11"] > months["10"] and months["12"] > months["10"]
+    late: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+    for due, paid in db.execute(
+        "SELECT due_date, paid_date FROM repayments WHERE paid_date IS NOT NULL"
+    ):
+        festival = due[5:7] in ("01", "02")
+        late[festival][0] += 1
+        late[festival][1] += 0 < (day(paid) - day(due)).days <= 25
+    assert late[True][1] / late[True][0] > 1.15 * late[False][1] / late[False][0]
+
+
 # --- determinism -----------------------------------------------------------------------
 
 
@@ -454,6 +745,24 @@ def test_chunk_size_does_not_change_the_data(tmp_path) -> None:
         dumps.append(list(con.iterdump()))
         con.close()
     assert dumps[0] == dumps[1] and len(dumps[0]) > 600
+
+
+def test_one_customer_chunks_do_not_change_the_data(tmp_path) -> None:
+    """Chunks so small that some hold no bureau account, no loan or no payment at all (an
+    empty chunk once wrote a bureau total as 0 instead of 0.0)."""
+    one, all_ = tmp_path / "one", tmp_path / "all"
+    generate(one, customers=200, seed=2, chunk_size=1)
+    generate(all_, customers=200, seed=2, chunk_size=1000)
+    a, b = file_hashes(one), file_hashes(all_)
+    assert {k: v for k, v in a.items() if k != "lending.db"} == {
+        k: v for k, v in b.items() if k != "lending.db"
+    }
+    dumps = []
+    for out in (one, all_):
+        con = sqlite3.connect(out / "lending.db")
+        dumps.append(list(con.iterdump()))
+        con.close()
+    assert dumps[0] == dumps[1]
 
 
 def test_rerun_replaces_previous_outputs(tmp_path) -> None:

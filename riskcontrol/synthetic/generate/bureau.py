@@ -123,8 +123,12 @@ def draw_bureau(
 
     n = len(key)
     open_mask = ~closed
+    # float even when the chunk has no account at all (an empty bincount is int64 and
+    # would print 0 for 0.0: the file would depend on the chunk size)
     total_limit = np.round(np.bincount(parent, weights=limit * open_mask, minlength=n), 2)
+    total_limit = total_limit.astype(np.float64)
     total_balance = np.round(np.bincount(parent, weights=balance, minlength=n), 2)
+    total_balance = total_balance.astype(np.float64)
     overdue_accounts = np.bincount(parent, weights=overdue, minlength=n).astype(np.int64)
     has_accounts = (n_open + n_closed) > 0
 

@@ -40,7 +40,7 @@ from riskcontrol.synthetic.generate.rng import KeyedRandom
 from riskcontrol.synthetic.generate.writers import LendingDb, MonthlyFiles
 
 _APP_STATUS = ("pending", "approved", "rejected")
-_LOAN_STATUS = ("active", "closed", "defaulted")
+_LOAN_STATUS = ("active", "closed", "defaulted", "prepaid")
 FAULT_KINDS = (
     "customers_invalid_national_id",
     "customers_malformed_mobile",
@@ -50,6 +50,27 @@ FAULT_KINDS = (
     "events_malformed_lines",
     "notes_missing_header",
     *settlements_mod.FAULT_KINDS,
+)
+
+
+# generation.json's ``performance`` keys (``*_cents`` are written in yuan, without it):
+PERFORMANCE_COUNTS = (
+    "cures",  # payments that cleared every arrear of a loan at once, before as_of
+    "cures_from_30_dpd",  # of them, those whose oldest arrear was 30+ days late
+    "cures_from_90_dpd",  # ... 90+ days late (the loan had reached the default definition)
+    "cured_loans",
+    "redefaults",  # a cured loan missing an installment again (due before as_of)
+    "partial_payments",  # first parts in the settlement files
+    "partial_installments_settled",  # ... whose installment is fully paid
+    "partial_installments_open",  # ... whose installment is not (amount_paid < amount_due)
+    "prepaid_loans",
+    "prepaid_installments",
+    "prepaid_principal_cents",
+    "written_off_loans",  # = loans 'defaulted'
+    "written_off_principal_cents",
+    "recovered_loans",
+    "recovery_payments",
+    "recovered_cents",
 )
 
 
@@ -74,6 +95,7 @@ class GenerationSummary:
     schema_drift_from: str  # 'YYYY-MM': first month of the version-2 landing schemas
     faults: dict[str, int]
     deterioration: dict[str, str | float]  # the planted deterioration (ground truth)
+    performance: dict[str, int | float]  # cures, partial payments, prepayments, recoveries
 
     @property
     def bad_rate(self) -> float:
@@ -82,9 +104,11 @@ class GenerationSummary:
 
     def __str__(self) -> str:
         rows = ", ".join(f"{n:,} {table}" for table, n in self.row_counts.items())
+        p = self.performance
         return (
             f"{rows}; bad rate {self.bad_rate:.2%} of {self.matured_loans:,} matured loans; "
-            f"as of {self.as_of}; {sum(self.faults.values()):,} injected faults"
+            f"{p['cures']:,} cures, {p['prepaid_loans']:,} prepaid and {p['written_off_loans']:,} "
+            f"written-off loans; as of {self.as_of}; {sum(self.faults.values()):,} injected faults"
         )
 
     def to_dict(self) -> dict:
@@ -118,6 +142,7 @@ class GenerationSummary:
             "schema_drift_from": self.schema_drift_from,
             "faults": self.faults,
             "deterioration": self.deterioration,
+            "performance": self.performance,
         }
 
 
@@ -147,6 +172,7 @@ class _Run:
         self.loan_status: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.matured = self.bad = self.indeterminate = 0
+        self.perf: Counter[str] = Counter()
 
     def chunk(self, index: np.ndarray) -> None:
         """Generate and write the customers with global indices ``index``."""
@@ -180,6 +206,7 @@ class _Run:
         self.matured += int(loans.matured.sum())
         self.bad += int(loans.bad.sum())
         self.indeterminate += int(loans.indeterminate.sum())
+        self._performance(loans)
 
         self._bureau(pop, apps, app_ids)
         events = event_lines(seed, pop, apps, cal, self.next_event, self.customers)
@@ -196,6 +223,29 @@ class _Run:
         self.next_loan += len(loan_ids)
         self.next_event += len(events.text)
         self.next_note += len(notes.text)
+
+    def _performance(self, loans: Loans) -> None:
+        """Tally the ground truth of payment behaviour (money in cents, exact)."""
+        cents = lambda a: int(np.round(np.asarray(a) * 100).astype(np.int64).sum())  # noqa: E731
+        part = loans.part_ts >= 0
+        self.perf.update(
+            cures=loans.cures,
+            cures_from_30_dpd=loans.cures_from_30_dpd,
+            cures_from_90_dpd=loans.cures_from_90_dpd,
+            cured_loans=loans.cured_loans,
+            redefaults=loans.redefaults,
+            partial_payments=int(part.sum()),
+            partial_installments_settled=int((part & (loans.settled_by >= 0)).sum()),
+            partial_installments_open=int((part & (loans.settled_by < 0)).sum()),
+            prepaid_loans=int((loans.prepay_ts >= 0).sum()),
+            prepaid_installments=int((loans.settled_by == 2).sum()),
+            prepaid_principal_cents=cents(loans.prepay_amount),
+            written_off_loans=int((loans.written_off_ts >= 0).sum()),
+            written_off_principal_cents=cents(loans.written_off_principal),
+            recovered_loans=len(np.unique(loans.recovery_loan)),
+            recovery_payments=len(loans.recovery_loan),
+            recovered_cents=cents(loans.recovery_amount),
+        )
 
     def _write(self, kind: str, lines: Lines, fault: str) -> None:
         self.files[kind].write(lines.month, lines.text)
@@ -262,7 +312,7 @@ class _Run:
             format_dates(loans.due_day),
             loans.amount_due.tolist(),
             [d if p else None for p, d in zip(paid.tolist(), paid_dates, strict=True)],
-            np.where(paid, loans.amount_due, 0.0).tolist(),
+            loans.amount_paid.tolist(),
             loans.dpd.tolist(),
             format_timestamps(loans.inst_updated_ts),
             strict=True,
@@ -300,6 +350,18 @@ class _Run:
         self.db.close()
         for files in self.files.values():
             files.close()
+
+
+def _performance_truth(tally: Counter[str]) -> dict[str, int | float]:
+    """``generation.json``'s ``performance``: counts as of ``as_of`` (cures and re-defaults
+    are events; money in yuan, rounded to the cent from exact cent sums)."""
+    out: dict[str, int | float] = {}
+    for name in PERFORMANCE_COUNTS:
+        if name.endswith("_cents"):
+            out[name[: -len("_cents")]] = round(tally[name] / 100, 2)
+        else:
+            out[name] = tally[name]
+    return out
 
 
 def generate(
@@ -358,6 +420,7 @@ def generate(
             ).isoformat(),
             "share": DETERIORATION_SHARE,
         },
+        performance=_performance_truth(run.perf),
     )
     (out_dir / "generation.json").write_text(
         json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -2,10 +2,23 @@
 
 The lender approves with a simple rule on the bureau score, income, inquiries and
 current arrears plus noise, so approved loans are a selected sample. Whether a loan
-defaults is logistic in the latent risk ``z``, the loan size relative to income, the
-channel and the employer, plus loan-level noise no feature can see; defaulters stop
-paying from one installment on (mostly one of the first four), everyone else pays on
-time or a few days late.
+ever falls into arrears is logistic in the latent risk ``z``, the loan size relative to
+income, the channel and the employer, plus loan-level noise no feature can see; such a
+borrower misses one installment (mostly one of the first four). Everyone else pays on
+time or a few days late, late more often around the Spring Festival (January and
+February), and now and then in two parts on two days.
+
+A borrower in arrears may cure: after ``m`` missed installments, near the next due date,
+with a probability falling with ``m`` (``CURE_P``, lower for a riskier ``z``), paying
+every arrear and the installment then due at once, then paying as before; a cured
+borrower misses again later with probability ``REDEFAULT_P``. The first missed
+installment may be part-paid (the rest comes with a cure, or never). A performing loan
+prepays with a small monthly hazard (``PREPAY_HAZARD``, higher for safer borrowers and
+later months on book): its remaining installments are settled on that day for their
+principal only. A loan 90+ days past due on ``as_of`` is ``defaulted``, written off the
+night it reached 90 days; collections later recover part of the principal of some of
+the loans that never cure (``_draw_recoveries``), cash that only the settlement files
+show.
 
 A deterioration is planted for the early-warning indicators to catch: from
 ``DETERIORATION_DAYS`` before ``as_of``, a share of the ``DETERIORATION_CHANNEL`` loans
@@ -21,7 +34,11 @@ import numpy as np
 from riskcontrol.synthetic.generate import reference as ref
 from riskcontrol.synthetic.generate.bureau import Bureau, draw_bureau
 from riskcontrol.synthetic.generate.dates import DAY, Calendar, add_months, month_index
-from riskcontrol.synthetic.generate.population import Population
+from riskcontrol.synthetic.generate.population import (
+    Population,
+    application_day_cdf,
+    application_days,
+)
 from riskcontrol.synthetic.generate.rng import KeyedRandom, ragged_index, sigmoid
 
 NONPOSITIVE_AMOUNT_RATE = 0.001
@@ -34,7 +51,29 @@ NEVER = np.iinfo(np.int64).max // 4  # "paid" day of an installment that is neve
 
 _APPROVAL_CUTOFF = -0.8
 _CHANNEL_RISK = np.array([0.0, 0.1, 0.25, 0.55, -0.15])
-_DEFAULT_INTERCEPT = -2.8
+_DEFAULT_INTERCEPT = -1.85  # more fall into arrears than before: many cure
+# Arrears and cures: the chance to cure after 1, 2, 3 and 4+ missed installments (for
+# z = 0; the logit falls by CURE_Z per unit of z), on a day in [due + CURE_DAYS[0],
+# due + CURE_DAYS[1]) of the next due date, up to CURE_MONTHS_AFTER_TERM months past the
+# last one; a cured borrower misses again with REDEFAULT_P, ~3 installments later.
+CURE_P = np.array([0.45, 0.25, 0.10, 0.03])
+CURE_Z = 0.5
+CURE_DAYS = (-10, 6)
+CURE_MONTHS_AFTER_TERM = 4
+REDEFAULT_P = 0.3
+STOP_PART_PAID = 0.25  # share of first missed installments part-paid
+PARTIAL_LOGIT = -3.2  # an ordinary installment paid in two parts: sigmoid(this + 0.5 z)
+# Prepayment: monthly hazard PREPAY_HAZARD * exp(-PREPAY_Z z) * (1 + PREPAY_MOB (k - 1))
+# before installment k >= 2.
+PREPAY_HAZARD = 0.009
+PREPAY_Z = 0.35
+PREPAY_MOB = 0.05
+# Seasonality by calendar month (January first): late payment around the Spring Festival.
+SEASON_LATE_LOGIT = np.array([0.35, 0.6, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0.1])
+# Recoveries after a write-off: a loan that never cures gets any with probability
+# sigmoid(RECOVERY_LOGIT - 0.4 z); then 1-4 payments, 10-90 days apart, adding up to
+# 5-90% of its unpaid principal (less for a riskier z).
+RECOVERY_LOGIT = 0.4
 _STOP_WEIGHTS = np.concatenate([[0.30, 0.25, 0.18, 0.12], np.full(20, 0.0075)])
 DETERIORATION_CHANNEL = "partner_a"  # a value of reference.CHANNELS
 DETERIORATION_DAYS = 75  # the deterioration starts this many days before as_of
@@ -75,7 +114,7 @@ class Loans:
     principal: np.ndarray
     term: np.ndarray
     rate: np.ndarray
-    status: np.ndarray  # 0 active, 1 closed, 2 defaulted
+    status: np.ndarray  # 0 active, 1 closed, 2 defaulted, 3 prepaid
     updated_ts: np.ndarray
     matured: np.ndarray  # judged by the default definition's day
     bad: np.ndarray
@@ -89,6 +128,27 @@ class Loans:
     paid_ts: np.ndarray
     dpd: np.ndarray
     inst_updated_ts: np.ndarray
+    amount_paid: np.ndarray  # as recorded: settled amount, a first part, or 0
+    settled_by: np.ndarray  # -1 not settled, 0 ordinary payment, 1 a cure, 2 a prepayment
+    part_ts: np.ndarray  # time of a recorded first part, -1 if none
+    part_amount: np.ndarray  # the recorded first part, 0 if none
+    final_amount: np.ndarray  # the payment that settled it (less a first part); 0 if none
+    # per loan
+    written_off_ts: np.ndarray  # -1 unless defaulted
+    prepay_ts: np.ndarray  # -1 unless prepaid
+    prepay_amount: np.ndarray  # the principal a prepayment settled, 0 if none
+    written_off_principal: np.ndarray  # principal unpaid of a defaulted loan, 0 otherwise
+    # ground truth of the simulation, counted as of as_of
+    cures: int
+    cures_from_30_dpd: int
+    cures_from_90_dpd: int
+    cured_loans: int
+    redefaults: int
+    # collections' recoveries on written-off loans (rows before as_of)
+    recovery_loan: np.ndarray  # loan position
+    recovery_ts: np.ndarray
+    recovery_amount: np.ndarray
+    recovery_key: np.ndarray  # a key of its own for the settlement row's draws
 
 
 def age_at(pop: Population, customer: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -107,12 +167,21 @@ def draw_applications(seed: int, pop: Population, cal: Calendar) -> Applications
     customer, raw_rank = ragged_index(n_apps)
     as_of_ts = cal.as_of_day * DAY
     first = pop.first_app_ts[customer]
-    later = (
-        first
-        + 1
-        + (rng.uniform(cid[customer] * 4 + raw_rank, "later_at") * (as_of_ts - first - 1)).astype(
-            np.int64
-        )
+    # a later application: a later day of the seasonal book (the same one if none is left)
+    later_key = cid[customer] * 4 + raw_rank
+    first_day = first // DAY
+    room = first_day < cal.as_of_day - 1
+    later_day = application_days(
+        rng.uniform(later_key, "later_at"),
+        application_day_cdf(cal.start_day, cal.as_of_day),
+        cal.start_day,
+        np.where(room, first_day, cal.start_day),
+    )
+    same_day = first + 1 + (rng.uniform(later_key, "later_clock") * (as_of_ts - first - 1))
+    later = np.where(
+        room,
+        later_day * DAY + (rng.uniform(later_key, "later_clock") * DAY).astype(np.int64),
+        same_day.astype(np.int64),
     )
     ts = np.where(raw_rank == 0, first, later)
     order = np.lexsort((ts, customer))
@@ -186,17 +255,18 @@ def _plant_deterioration(
     key: np.ndarray,
     channel: np.ndarray,
     disbursed_day: np.ndarray,
-    stop: np.ndarray,
     inst_loan: np.ndarray,
     inst_no: np.ndarray,
     due_day: np.ndarray,
     cal: Calendar,
 ) -> np.ndarray:
-    """``stop`` with the planted deterioration: the first installment each loan skips.
+    """Per loan, the installment from which the planted deterioration stops it paying for
+    good (``NEVER`` for a loan it does not hit).
 
     A loan of the deteriorating channel disbursed before the start day, with an
     installment due on or after it, stops paying from that installment with probability
-    ``DETERIORATION_SHARE`` (its own random stream, so no other draw changes).
+    ``DETERIORATION_SHARE`` (its own random stream, so no other draw changes): from then
+    on it neither pays, part-pays, cures nor prepays.
     """
     start = deterioration_start(cal)
     first_due_after = np.full(len(key), NEVER)
@@ -207,7 +277,7 @@ def _plant_deterioration(
         & (first_due_after != NEVER)
         & KeyedRandom(seed, "deterioration").bernoulli(key, DETERIORATION_SHARE, "stop")
     )
-    return np.where(hit, np.minimum(stop, first_due_after), stop)
+    return np.where(hit, first_due_after, NEVER)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -216,8 +286,77 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _draw_recoveries(
+    seed: int,
+    key: np.ndarray,
+    z: np.ndarray,
+    written_off_ts: np.ndarray,
+    never_cures: np.ndarray,
+    unpaid_cents: np.ndarray,
+    as_of: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Collections' cash on written-off loans that never cure: (loan, ts, amount, key) of
+    each payment before ``as_of``, in loan then time order."""
+    rrng = KeyedRandom(seed, "recovery")
+    cand = np.flatnonzero((written_off_ts >= 0) & never_cures & (unpaid_cents > 0))
+    ck = key[cand]
+    cz = z[cand]
+    some = rrng.bernoulli(ck, sigmoid(RECOVERY_LOGIT - 0.4 * cz), "any")
+    share = np.clip(0.25 + 0.5 * rrng.uniform(ck, "share") - 0.12 * cz, 0.05, 0.9)
+    total = np.round(unpaid_cents[cand] * share).astype(np.int64)
+    count = np.where(some, 1 + rrng.integers(ck, 0, 4, "payments"), 0)
+    owner, rank = ragged_index(count)
+    rkey = (ck[owner] * 32 + 31) * 8 + 4 + rank
+    weight = 0.2 + rrng.uniform(rkey, "weight")
+    gap = rrng.integers(rkey, 10, 91, "gap")
+    starts = np.cumsum(count) - count
+    cum_w, cum_gap = np.cumsum(weight), np.cumsum(gap)
+    w_before = (cum_w - weight)[starts[owner]]
+    g_before = (cum_gap - gap)[starts[owner]]
+    w_total = np.zeros(len(cand))
+    np.add.at(w_total, owner, weight)
+    last = rank == count[owner] - 1
+    cum_cents = np.where(
+        last,
+        total[owner],
+        np.round(total[owner] * (cum_w - w_before) / np.maximum(w_total[owner], 1e-12)),
+    ).astype(np.int64)
+    cents = cum_cents - np.where(rank > 0, np.roll(cum_cents, 1), 0)
+    off_day = written_off_ts[cand][owner] // DAY + cum_gap - g_before
+    ts = off_day * DAY + rrng.integers(rkey, 9 * 3600, 21 * 3600, "clock")
+    keep = (ts < as_of * DAY) & (cents > 0)
+    return cand[owner][keep], ts[keep], cents[keep] / 100.0, rkey[keep]
+
+
+def _schedule_principal_cents(
+    principal: np.ndarray, rate: np.ndarray, term: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """Outstanding principal in cents just after ``k`` installments, on the annuity schedule.
+
+    ``round(B_k * 100)`` with ``B_k = P (1 + r)^k - A* ((1 + r)^k - 1) / r``, ``r`` the
+    monthly rate and ``A*`` the unrounded annuity (so ``B_term = 0``). The principal part
+    of installment ``j`` is ``B_{j-1} - B_j`` in these cents, so the parts of the
+    installments from ``j`` on add up exactly to the principal outstanding before ``j``.
+    """
+    r = rate / 12.0
+    annuity = principal * r / (1.0 - (1.0 + r) ** (-term))
+    grow = (1.0 + r) ** k
+    balance = principal * grow - annuity * (grow - 1.0) / r
+    return np.where(k >= term, 0, np.round(np.maximum(balance, 0.0) * 100.0)).astype(np.int64)
+
+
+def season_logit(days: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The calendar-month entry of ``table`` (12 values, January first) for each day."""
+    return table[month_index(days) % 12]
+
+
 def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) -> Loans:
-    """Loans of the approved applications and their repayment history as of ``as_of``."""
+    """Loans of the approved applications and their repayment history as of ``as_of``.
+
+    The history is simulated installment by installment for all loans at once (a loop
+    over the installment number, vectorized over loans); every draw is keyed by the
+    installment's global key, so no draw depends on the chunk.
+    """
     rng = KeyedRandom(seed, "loan")
     app = np.flatnonzero(apps.approved)
     key = apps.key[app]
@@ -226,6 +365,7 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
     income = pop.income[customer]
     score = apps.bureau.score[app]
     as_of = cal.as_of_day
+    nightly = (as_of - 1) * DAY + 2 * 3600
 
     applied_day = apps.applied_ts[app] // DAY
     disbursed_day = applied_day + rng.choice(key, [0.5, 0.3, 0.15, 0.05], "disburse_lag")
@@ -261,19 +401,28 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
         defaults, 1 + rng.choice(key, stop_p / stop_p.sum(1, keepdims=True), "stop"), NEVER
     )
 
+    nloans = len(app)
     loan, k0 = ragged_index(term)
     k = k0 + 1
+    first_inst = np.cumsum(term) - term  # position of each loan's first installment
     ikey = key[loan] * 32 + k
     irng = KeyedRandom(seed, "installment")
     due_day = add_months(disbursed_day[loan], k)
-    stop = _plant_deterioration(
-        seed, key, apps.channel[app], disbursed_day, stop, loan, k, due_day, cal
-    )
+    halt = _plant_deterioration(seed, key, apps.channel[app], disbursed_day, loan, k, due_day, cal)
     r = rate[loan] / 12.0
     n = term[loan]
     p = principal[loan]
     amount_due = np.round(p * r / (1.0 - (1.0 + r) ** (-n)), 2)
-    late = irng.bernoulli(ikey, sigmoid(-2.6 + 0.6 * z[loan]), "late")
+    due_cents = np.round(amount_due * 100).astype(np.int64)
+    # principal part of each installment, in cents (what a prepayment settles it for)
+    principal_cents = _schedule_principal_cents(p, rate[loan], n, k - 1) - (
+        _schedule_principal_cents(p, rate[loan], n, k)
+    )
+
+    # installment-level draws of an ordinary payment (on time, a few days early or late)
+    late = irng.bernoulli(
+        ikey, sigmoid(-2.6 + 0.6 * z[loan] + season_logit(due_day, SEASON_LATE_LOGIT)), "late"
+    )
     late_days = np.minimum(
         1
         + (-np.log(irng.uniform(ikey, "late_days")) * (3.0 + 3.0 * sigmoid(z[loan]))).astype(
@@ -282,31 +431,145 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
         25,
     )
     early_days = irng.integers(ikey, 0, 4, "early_days")
-    true_paid = np.where(
-        k >= stop[loan], NEVER, np.where(late, due_day + late_days, due_day - early_days)
+    ordinary_day = np.where(late, due_day + late_days, due_day - early_days)
+    split = irng.bernoulli(ikey, sigmoid(PARTIAL_LOGIT + 0.5 * z[loan]), "partial")
+    split_gap = irng.integers(ikey, 1, 11, "partial_gap")
+    split_share = 0.2 + 0.6 * irng.uniform(ikey, "partial_share")
+    stop_part = irng.bernoulli(ikey, STOP_PART_PAID, "stop_part")
+    stop_part_day = due_day + irng.integers(ikey, -3, 11, "stop_part_day")
+
+    # per-installment outcome
+    paid = np.full(len(k), NEVER)  # the day it is fully settled (NEVER: not in the history)
+    how = np.zeros(len(k), dtype=np.int64)  # 0 ordinary, 1 with a cure, 2 by a prepayment
+    part_day = np.full(len(k), NEVER)  # the day of a first part, NEVER if paid in one go
+    part_cents = np.zeros(len(k), dtype=np.int64)
+    event_key = ikey.copy()  # the key of the payment's clock (a cure's is shared)
+
+    # per-loan state: 0 performing, 1 in arrears (``missed`` installments from ``since``),
+    # 2 prepaid
+    mode = np.zeros(nloans, dtype=np.int64)
+    missed = np.zeros(nloans, dtype=np.int64)
+    since = np.zeros(nloans, dtype=np.int64)
+    next_miss = stop.copy()
+    last_day = disbursed_day.copy()  # day of the loan's latest payment so far
+    prepay_k = np.full(nloans, NEVER)
+    prepay_day = np.full(nloans, NEVER)
+    episodes = np.zeros(nloans, dtype=np.int64)
+    cure_loan, cure_day_all, cure_from_due = [], [], []
+    redefault_due = []  # due day of the first missed installment of each re-default
+    cure_logit0 = np.log(CURE_P / (1.0 - CURE_P))
+    lkey = key * 32  # + installment number: the installment keys, also past the term
+    for kk in range(1, int(term.max(initial=0)) + 1 + CURE_MONTHS_AFTER_TERM):
+        has = term >= kk
+        due_k = add_months(disbursed_day, kk)
+        key_k = lkey + kk
+        inst_k = first_inst + kk - 1  # index of installment kk (valid where ``has``)
+
+        # in arrears: cure near this due date, paying every arrear (and this one) at once
+        arrears = (mode == 1) & (kk <= term + CURE_MONTHS_AFTER_TERM)
+        cure_p = sigmoid(cure_logit0[np.minimum(missed, len(CURE_P)) - 1] - CURE_Z * z)
+        cure = arrears & (kk < halt) & irng.bernoulli(key_k, np.where(arrears, cure_p, 0.0), "cure")
+        cure_day = np.maximum(
+            due_k + irng.integers(key_k, CURE_DAYS[0], CURE_DAYS[1], "cure_day"), last_day + 1
+        )
+        cured = np.flatnonzero(cure)
+        if len(cured):
+            upto = np.minimum(kk, term[cured])
+            owner, rank = ragged_index(upto - since[cured] + 1)
+            idx = first_inst[cured][owner] + since[cured][owner] - 1 + rank
+            paid[idx] = cure_day[cured][owner]
+            how[idx] = 1
+            event_key[idx] = key_k[cured][owner]
+            cure_loan.append(cured)
+            cure_day_all.append(cure_day[cured])
+            cure_from_due.append(due_day[first_inst[cured] + since[cured] - 1])
+            last_day[cured] = cure_day[cured]
+            mode[cured] = 0
+            missed[cured] = 0
+            again = irng.bernoulli(key_k[cured], REDEFAULT_P, "redefault")
+            gap = 1 + (-np.log(irng.uniform(key_k[cured], "redefault_gap")) * 3.0).astype(np.int64)
+            next_miss[cured] = np.where(again, kk + gap, NEVER)
+        missed += arrears & ~cure
+
+        # performing with an installment due: prepay, miss it, or pay it
+        going = np.flatnonzero((mode == 0) & has & ~cure)
+        g_inst = inst_k[going]
+        g_z = z[going]
+        hazard = PREPAY_HAZARD * np.exp(-PREPAY_Z * g_z) * (1.0 + PREPAY_MOB * (kk - 1))
+        prepay = (kk >= 2) & (kk < halt[going]) & irng.bernoulli(key_k[going], hazard, "prepay")
+        pre = going[prepay]
+        if len(pre):
+            lo = np.maximum(add_months(disbursed_day[pre], kk - 1), last_day[pre]) + 1
+            span = np.maximum(due_k[pre] - lo, 1)
+            prepay_day[pre] = lo + irng.integers(key_k[pre], 0, span, "prepay_day")
+            prepay_k[pre] = kk
+            mode[pre] = 2
+        rest = ~prepay
+        miss = rest & ((next_miss[going] == kk) | (kk >= halt[going]))
+        gone = going[miss]
+        if len(gone):
+            mi = g_inst[miss]
+            mode[gone] = 1
+            missed[gone] = 1
+            since[gone] = kk
+            episodes[gone] += 1
+            redefault_due.append(due_k[gone][(episodes[gone] > 1) & (kk < halt[gone])])
+            part = stop_part[mi] & (kk < halt[gone])
+            pday = np.maximum(stop_part_day[mi], last_day[gone] + 1)
+            part_day[mi] = np.where(part, pday, NEVER)
+            part_cents[mi] = np.where(
+                part, np.round(due_cents[mi] * split_share[mi]).astype(np.int64), 0
+            )
+            last_day[gone] = np.where(part, pday, last_day[gone])
+        pay = rest & ~miss
+        ok = going[pay]
+        oi = g_inst[pay]
+        day_ok = np.maximum(ordinary_day[oi], last_day[ok] + 1)
+        paid[oi] = day_ok
+        first = day_ok - split_gap[oi]
+        two = split[oi] & (first > last_day[ok])
+        part_day[oi] = np.where(two, first, NEVER)
+        part_cents[oi] = np.where(
+            two, np.round(due_cents[oi] * split_share[oi]).astype(np.int64), 0
+        )
+        last_day[ok] = day_ok
+
+    # a prepayment settles every installment from the one it came before
+    settled_by_prepay = k >= prepay_k[loan]
+    paid = np.where(settled_by_prepay, prepay_day[loan], paid)
+    how = np.where(settled_by_prepay, 2, how)
+    event_key = np.where(settled_by_prepay, key[loan] * 32 + prepay_k[loan], event_key)
+    settled_cents = np.where(how == 2, principal_cents, due_cents)
+
+    # what the lending system holds on as_of: a payment is recorded once made, of an
+    # installment already due (a prepayment settles the later ones too)
+    recorded = (paid < as_of) & ((due_day < as_of) | (how == 2))
+    part_recorded = (part_day < as_of) & (due_day < as_of)
+    paid_day = np.where(recorded, paid, NEVER)
+    clock = irng.integers(event_key, 6 * 3600, 86_400, "paid_clock")
+    paid_ts = np.where(recorded, paid_day * DAY + clock, -1)
+    part_ts = np.where(
+        part_recorded, part_day * DAY + irng.integers(ikey, 6 * 3600, 86_400, "part_clock"), -1
     )
-    recorded = (true_paid < as_of) & (due_day < as_of)
-    paid_day = np.where(recorded, true_paid, NEVER)
-    paid_ts = np.where(
-        recorded, paid_day * DAY + irng.integers(ikey, 6 * 3600, 86_400, "paid_clock"), -1
-    )
+    amount_paid = np.where(recorded, settled_cents, np.where(part_recorded, part_cents, 0)) / 100.0
     dpd = np.where(recorded, np.maximum(paid_day - due_day, 0), np.maximum(as_of - due_day, 0))
     overdue_unpaid = ~recorded & (due_day < as_of)
-    nightly = (as_of - 1) * DAY + 2 * 3600
     inst_updated_ts = np.where(
-        recorded, paid_ts, np.where(overdue_unpaid, nightly, disbursed_ts[loan])
+        recorded,
+        paid_ts,
+        np.where(overdue_unpaid, nightly, np.where(part_recorded, part_ts, disbursed_ts[loan])),
     )
 
-    nloans = len(app)
     max_unpaid_dpd = np.zeros(nloans, dtype=np.int64)
     np.maximum.at(max_unpaid_dpd, loan, np.where(overdue_unpaid, dpd, 0))
     all_paid = np.bincount(loan, weights=recorded, minlength=nloans) == term
     first_unpaid_due = np.full(nloans, NEVER)
     np.minimum.at(first_unpaid_due, loan, np.where(overdue_unpaid, due_day, NEVER))
+    prepaid = prepay_day < as_of
     defaulted = max_unpaid_dpd >= WRITE_OFF_DPD
-    status = np.where(defaulted, 2, np.where(all_paid, 1, 0))
+    status = np.where(prepaid, 3, np.where(defaulted, 2, np.where(all_paid, 1, 0)))
     last_paid_ts = np.full(nloans, -1, dtype=np.int64)
-    np.maximum.at(last_paid_ts, loan, paid_ts)
+    np.maximum.at(last_paid_ts, loan, np.maximum(paid_ts, part_ts))
     written_off_ts = np.where(
         defaulted, np.minimum((first_unpaid_due + WRITE_OFF_DPD) * DAY + 2 * 3600, nightly), -1
     )
@@ -325,6 +588,24 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
     troubled = overdue_unpaid | (recorded & (paid_day - due_day > 10))
     trouble_day = np.full(nloans, NEVER)
     np.minimum.at(trouble_day, loan, np.where(troubled, due_day, NEVER))
+
+    # cures before as_of, each with the due day of the oldest arrear it paid
+    cure_loan_a = np.concatenate(cure_loan) if cure_loan else np.zeros(0, dtype=np.int64)
+    cure_day_a = np.concatenate(cure_day_all) if cure_day_all else np.zeros(0, dtype=np.int64)
+    cure_due_a = np.concatenate(cure_from_due) if cure_from_due else np.zeros(0, dtype=np.int64)
+    seen = cure_day_a < as_of
+    redefault_a = np.concatenate(redefault_due) if redefault_due else np.zeros(0, dtype=np.int64)
+
+    # the principal a written-off loan still owes: that of its unpaid installments
+    unpaid_principal = np.bincount(
+        loan, weights=np.where(recorded, 0, principal_cents), minlength=nloans
+    ).astype(np.int64)
+    prepay_cents = np.bincount(
+        loan, weights=np.where(recorded & (how == 2), principal_cents, 0), minlength=nloans
+    ).astype(np.int64)
+    prepay_ts = np.full(nloans, -1, dtype=np.int64)
+    np.maximum.at(prepay_ts, loan, np.where(recorded & (how == 2), paid_ts, -1))
+    rec = _draw_recoveries(seed, key, z, written_off_ts, mode == 1, unpaid_principal, as_of)
     return Loans(
         app=app,
         disbursed_day=disbursed_day,
@@ -346,4 +627,23 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
         paid_ts=paid_ts,
         dpd=dpd,
         inst_updated_ts=inst_updated_ts,
+        amount_paid=amount_paid,
+        settled_by=np.where(recorded, how, -1),
+        part_ts=part_ts,
+        part_amount=np.where(part_recorded, part_cents, 0) / 100.0,
+        final_amount=np.where(recorded, settled_cents - np.where(part_recorded, part_cents, 0), 0)
+        / 100.0,
+        written_off_ts=written_off_ts,
+        prepay_ts=prepay_ts,
+        prepay_amount=np.where(prepaid, prepay_cents, 0) / 100.0,
+        written_off_principal=np.where(defaulted, unpaid_principal, 0) / 100.0,
+        cures=int(seen.sum()),
+        cures_from_30_dpd=int((seen & (cure_day_a - cure_due_a >= 30)).sum()),
+        cures_from_90_dpd=int((seen & (cure_day_a - cure_due_a >= 90)).sum()),
+        cured_loans=len(np.unique(cure_loan_a[seen])),
+        redefaults=int((redefault_a < as_of).sum()),
+        recovery_loan=rec[0],
+        recovery_ts=rec[1],
+        recovery_amount=rec[2],
+        recovery_key=rec[3],
     )

@@ -83,9 +83,33 @@ class Population:
     employer_name: list[str]
 
 
-def _growth_fraction(u: np.ndarray, growth: float) -> np.ndarray:
-    """Inverse CDF of the density ``1 + growth * x`` on [0, 1]: the book grows over time."""
-    return (np.sqrt(1.0 + 2.0 * growth * u * (1.0 + growth / 2.0)) - 1.0) / growth
+# Application volume by calendar month (January first): fewer around the Spring Festival,
+# more before the Double 11 and year-end shopping.
+SEASON_APPLICATIONS = np.array([0.85, 0.7, 1.0, 1.0, 1.0, 1.05, 0.95, 0.95, 1.0, 0.95, 1.2, 1.25])
+BOOK_GROWTH = 1.0  # the application rate grows by this much (x100%) over the book
+
+
+def application_day_cdf(start_day: int, as_of_day: int) -> np.ndarray:
+    """CDF over the days ``[start_day, as_of_day)`` of an application's day: a rate that
+    grows linearly over the book times the month's ``SEASON_APPLICATIONS``."""
+    days = np.arange(start_day, as_of_day, dtype=np.int64)
+    x = (days - start_day + 0.5) / len(days)
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
+    weight = (1.0 + BOOK_GROWTH * x) * SEASON_APPLICATIONS[months]
+    cdf = np.cumsum(weight)
+    return cdf / cdf[-1]
+
+
+def application_days(
+    u: np.ndarray, cdf: np.ndarray, start_day: int, after: np.ndarray | None = None
+) -> np.ndarray:
+    """Days drawn from ``cdf`` by inverse transform of ``u``; with ``after`` (day numbers),
+    each conditioned on falling after its ``after`` day (which must not be the last)."""
+    below = np.zeros(len(u), dtype=np.int64) if after is None else after - start_day + 1
+    lo = np.concatenate([[0.0], cdf])[np.clip(below, 0, len(cdf))]  # mass of days <= after
+    pos = np.searchsorted(cdf, lo + u * (1.0 - lo), side="right")
+    day = start_day + np.minimum(pos, len(cdf) - 1)
+    return day if after is None else np.maximum(day, after + 1)
 
 
 def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int) -> Population:
@@ -95,10 +119,10 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
     z = rng.normal(index, "z")
     male = rng.bernoulli(index, 0.53, "male")
 
-    # first application: day follows a growing book, clock time shifts to night for risky
-    span = as_of_day - start_day
-    app_day = start_day + np.minimum(
-        (_growth_fraction(rng.uniform(index, "first_day"), 1.0) * span).astype(np.int64), span - 1
+    # first application: day follows a growing, seasonal book (``application_day_cdf``),
+    # clock time shifts to night for risky
+    app_day = application_days(
+        rng.uniform(index, "first_day"), application_day_cdf(start_day, as_of_day), start_day
     )
     first_app_ts = app_day * DAY + draw_clock(rng, index, sigmoid(-2.4 + 0.6 * z), "first_app")
     same_session = rng.bernoulli(index, 0.35, "same_session")

@@ -1,4 +1,9 @@
-"""Payment-processor settlement files: one CSV row per repayment actually paid.
+"""Payment-processor settlement files: one CSV row per payment the processor collected.
+
+A row is an installment paid in one go, or one of its two parts; a prepayment (one row
+for the principal of every installment it settles, memo ``Prepayment <loan>`` /
+``提前还款,借据<loan>``); or collections' recovery on a written-off loan (memo
+``Collections recovery <loan>`` / ``催收回款,借据<loan>``), which appears nowhere else.
 
 A lender's payment processor sends a monthly file ``settlement_YYYYMM.csv`` of the
 payments it collected. Processors are not careful, and they are not all the same one, so
@@ -11,7 +16,9 @@ several date formats. A few rows carry the faults the collect step must quaranti
 an unparseable amount, an unparseable date, an empty loan id, or a row cut short.
 
 Which dialect a month uses depends on the month and the seed only; every other choice
-is keyed by the installment's global key, so the files do not depend on the chunk size.
+is keyed by the payment's global key (its installment's, times 8, plus its kind), so
+the files do not depend on the chunk size. Faults are injected on installment rows
+only, so prepayments and recoveries can be summed exactly from the files.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 from riskcontrol.core.catalog import SETTLEMENT_COLUMNS
 from riskcontrol.synthetic.generate.activity import Lines
 from riskcontrol.synthetic.generate.dates import DAY, format_timestamps, month_index
-from riskcontrol.synthetic.generate.lending import NEVER, Applications, Loans
+from riskcontrol.synthetic.generate.lending import Applications, Loans
 from riskcontrol.synthetic.generate.population import Population
 from riskcontrol.synthetic.generate.rng import KeyedRandom
 
@@ -198,8 +205,17 @@ def _date(iso: str, style: str) -> str:
     raise ValueError(style)
 
 
+PREPAYMENT_MEMO = ("Prepayment ", "提前还款,借据")  # + the loan id
+RECOVERY_MEMO = ("Collections recovery ", "催收回款,借据")  # + the loan id
+_PREPAYMENT, _RECOVERY = 5, 6  # memo kinds of the rows that are no installment's
+
+
 def _memo(kind: int, d: Dialect, k: int, term: int, loan_id: str, ref: int) -> str:
     """Free text as payment operators type it: commas, quotes and line breaks included."""
+    if kind == _PREPAYMENT:
+        return PREPAYMENT_MEMO[d.chinese] + loan_id
+    if kind == _RECOVERY:
+        return RECOVERY_MEMO[d.chinese] + loan_id
     if kind == 0:
         return f"第{k}期还款" if d.chinese else f"Installment {k} of {term}"
     if kind == 1:
@@ -223,20 +239,55 @@ def settlement_lines(
     loan_ids: list[str],
     first_settlement: int,
 ) -> tuple[Lines, dict[str, int]]:
-    """One settlement row per installment paid before ``as_of``, ids from ``first_settlement``.
+    """One settlement row per payment before ``as_of``, ids from ``first_settlement``, in
+    loan then time order.
 
     Returns the rows (each ending in its file's line break) with their month, and the
     exact number of rows carrying each fault of ``FAULT_KINDS``.
     """
     rng = KeyedRandom(seed, "settlement")
-    paid = np.flatnonzero(loans.paid_day != NEVER)
-    loan = loans.inst_loan[paid]
-    k = loans.inst_no[paid]
-    loan_key = apps.key[loans.app[loan]]
-    key = loan_key * 32 + k  # the installment's global key, as in ``draw_loans``
-    month = month_index(loans.paid_ts[paid] // DAY)
-    times = format_timestamps(loans.paid_ts[paid])
-    amount = loans.amount_due[paid]
+    loan_key_all = apps.key[loans.app]
+    inst_key = loan_key_all[loans.inst_loan] * 32 + loans.inst_no
+    part = np.flatnonzero(loans.part_ts >= 0)
+    final = np.flatnonzero((loans.settled_by == 0) | (loans.settled_by == 1))
+    pre = np.flatnonzero(loans.prepay_ts >= 0)
+    rec = loans.recovery_loan
+    loan = np.concatenate([loans.inst_loan[part], loans.inst_loan[final], pre, rec])
+    k = np.concatenate([loans.inst_no[part], loans.inst_no[final], np.zeros(len(pre) + len(rec))])
+    k = k.astype(np.int64)
+    paid_ts = np.concatenate(
+        [loans.part_ts[part], loans.paid_ts[final], loans.prepay_ts[pre], loans.recovery_ts]
+    )
+    amount = np.concatenate(
+        [
+            loans.part_amount[part],
+            loans.final_amount[final],
+            loans.prepay_amount[pre],
+            loans.recovery_amount,
+        ]
+    )
+    key = np.concatenate(
+        [
+            inst_key[part] * 8 + 1,
+            inst_key[final] * 8,
+            loan_key_all[pre] * 256 + 2,
+            loans.recovery_key,
+        ]
+    )
+    special = np.concatenate(
+        [
+            np.zeros(len(part) + len(final), dtype=np.int64),
+            np.full(len(pre), _PREPAYMENT),
+            np.full(len(rec), _RECOVERY),
+        ]
+    )
+    order = np.lexsort((key, paid_ts, loan))
+    loan, k, paid_ts, amount, key, special = (
+        a[order] for a in (loan, k, paid_ts, amount, key, special)
+    )
+    loan_key = loan_key_all[loan]
+    month = month_index(paid_ts // DAY)
+    times = format_timestamps(paid_ts)
     term = loans.term[loan]
 
     lrng = KeyedRandom(seed, "settlement_payer")
@@ -244,14 +295,14 @@ def settlement_lines(
     card_bin = lrng.integers(loan_key, 0, len(_CARD_BINS), "card_bin")
     card_tail = lrng.integers(loan_key, 0, 10_000, "card_tail")
     customer = apps.customer[loans.app[loan]]
-    memo_kind = rng.choice(key, [0.5, 0.2, 0.1, 0.1, 0.1], "memo")
+    memo_kind = np.where(special > 0, special, rng.choice(key, [0.5, 0.2, 0.1, 0.1, 0.1], "memo"))
     ref = rng.integers(key, 10**11, 10**12, "ref")
     style_u = rng.uniform(key, "money_style")
     u = rng.uniform(key, "fault")
     cuts = np.cumsum(
         [UNPARSEABLE_AMOUNT_RATE, UNPARSEABLE_DATE_RATE, MISSING_LOAN_ID_RATE, SHORT_ROW_RATE]
     )
-    fault = np.searchsorted(cuts, u, side="right")  # 0..3 a fault kind, 4 none
+    fault = np.where(special > 0, 4, np.searchsorted(cuts, u, side="right"))  # 4: none
     bad_value = rng.integers(key, 0, 3, "bad_value")
 
     dialects = {m: dialect_of(seed, m) for m in set(month.tolist())}
