@@ -14,6 +14,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
 from pyspark.ml.regression import DecisionTreeRegressor
 from pyspark.sql import functions as F
+from test_explain import hand_tree  # the hand tree of test_explain, drawn there
 
 from riskcontrol.modeling import explain
 from riskcontrol.modeling.explain import Node
@@ -117,45 +118,6 @@ def test_two_split_tree_by_hand():
     for row, x in zip(got, [[1.0, 0.0], [0.0, 7.0], [1.0, 1.0]], strict=True):
         f = explain.walk(two_split_tree(), x).prediction
         assert row.sum() == pytest.approx(f - 0.56, abs=1e-12)
-
-
-def hand_tree() -> Node:
-    """Depth 3: income used twice on a path, a categorical split on a one-hot slot, and
-    two one-hot slots of channel (slots 2 and 3) on the same path.
-
-    0 income <= 5000 (cover 20)
-    |- 1 inquiries <= 2 (12)
-    |  |- 2 leaf 0.1875 (5)
-    |  `- 3 channel(online) in {1} (7)
-    |     |- 4 leaf 0.75 (3)
-    |     `- 5 income <= 2000 (4)
-    |        |- 6 leaf 0.625 (1)
-    |        `- 7 leaf 0.3125 (3)
-    `- 8 channel(store) <= 0.5 (8)
-       |- 9 leaf 0.09375 (6)
-       `- 10 leaf 0.03125 (2)
-    """
-    return explain.number_leaves(
-        Node(
-            0, 0.125, feature=0, threshold=5000.0, cover=20.0,
-            left=Node(
-                1, 0.25, feature=1, threshold=2.0, cover=12.0,
-                left=Node(2, 0.1875, cover=5.0),
-                right=Node(
-                    3, 0.5, feature=2, left_categories=frozenset({1.0}), cover=7.0,
-                    left=Node(4, 0.75, cover=3.0),
-                    right=Node(
-                        5, 0.375, feature=0, threshold=2000.0, cover=4.0,
-                        left=Node(6, 0.625, cover=1.0), right=Node(7, 0.3125, cover=3.0),
-                    ),
-                ),
-            ),
-            right=Node(
-                8, 0.0625, feature=3, threshold=0.5, cover=8.0,
-                left=Node(9, 0.09375, cover=6.0), right=Node(10, 0.03125, cover=2.0),
-            ),
-        )
-    )  # fmt: skip
 
 
 SLOTS = ["income", "inquiries", "channel", "channel"]  # slot 2: online, slot 3: store
