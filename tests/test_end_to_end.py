@@ -183,9 +183,9 @@ def test_the_crawl_landed_every_parseable_public_record_once(spark, book):
 def test_manifest_reconciles_every_step(spark, book):
     settings, generation = book
     rows = _read(spark, OPS_MANIFEST, settings).collect()
-    # 8 collect + 4 crawl + 10 silver (7 internal, 3 public records) + entity links + gold
-    # + apply (scoring, loan book, warning indicators)
-    assert len(rows) == 27
+    # 8 collect + 4 crawl + 11 silver (7 internal, settlements, 3 public records) + entity
+    # links + gold + apply (scoring, loan book, warning indicators)
+    assert len(rows) == 28
     for r in rows:
         assert r.rows_in == (
             r.rows_out + r.rows_unchanged + r.rows_duplicate + r.rows_quarantined

@@ -189,7 +189,7 @@ def test_lgd_from_recoveries_after_write_off_with_complete_workouts():
     assert (got.lgd, got.write_offs, got.exposure, got.recovered) == pytest.approx(
         (700.0 / 1500.0, 2, 1500.0, 800.0)
     )
-    assert got.source.startswith("recoveries on 2 write-offs with a complete 12-month workout")
+    assert got.source.startswith("recoveries on 2 defaults with a complete 12-month workout")
     discounted = pv.lgd_from_recoveries(
         WRITE_OFFS, RECOVERIES, as_of, 0.45, discount_rate=0.10, min_write_offs=2
     )
@@ -201,7 +201,7 @@ def test_too_few_workouts_keep_the_configured_lgd_and_say_so():
     got = pv.lgd_from_recoveries(WRITE_OFFS, RECOVERIES, dt.date(2025, 12, 1), 0.45)
     assert (got.lgd, got.write_offs) == (0.45, 0)
     assert got.source == (
-        "configured RISK_LGD 0.45: 2 write-off(s) with a complete 12-month workout (needs 30)"
+        "configured RISK_LGD 0.45: 2 default(s) with a complete 12-month workout (needs 30)"
     )
 
 
@@ -335,6 +335,60 @@ def test_spark_exposures_follow_the_schedule(spark):
         pytest.approx(900.0),
         7,
     )
+
+
+def test_defaults_are_dated_on_day_90_and_their_recoveries_come_from_settlements(spark):
+    from riskcontrol.apply import book
+
+    D = dt.date
+    schema = "loan_id string, principal double, annual_rate double, term_months int, "
+    loans = spark.createDataFrame(
+        [
+            ("L1", 1200.0, 0.0, 12, D(2024, 1, 1)),
+            ("L2", 500.0, 0.0, 1, D(2024, 1, 1)),
+            ("L3", 500.0, 0.0, 1, D(2024, 1, 1)),
+            ("L4", 500.0, 0.0, 1, D(2025, 10, 1)),
+        ],
+        schema + "disbursed_date date",
+    )
+    l1_paid = [D(2024, 2, 1), D(2024, 3, 1)] + [None] * 10
+    reps = spark.createDataFrame(
+        [("L1", k, D(2024 + k // 12, 1 + k % 12, 1), l1_paid[k - 1]) for k in range(1, 13)]
+        + [
+            ("L2", 1, D(2024, 2, 1), D(2024, 5, 1)),  # paid on day 90: it had defaulted
+            ("L3", 1, D(2024, 2, 1), D(2024, 4, 30)),  # paid on day 89: it never did
+            ("L4", 1, D(2025, 11, 1), None),  # 30 days past due on as_of
+        ],
+        "loan_id string, installment_no int, due_date date, paid_date date",
+    )
+    as_of = D(2025, 12, 1)
+    got = book.default_dates(reps, as_of, 90).orderBy("loan_id").collect()
+    # L1's third installment (due Apr 1) is unpaid: 90 days later is June 30
+    assert [tuple(r) for r in got] == [("L1", D(2024, 6, 30)), ("L2", D(2024, 5, 1))]
+    T = dt.datetime
+    settlements = spark.createDataFrame(
+        [
+            ("L1", T(2024, 6, 29, 9), 50.0),  # the day before its default: not a recovery
+            ("L1", T(2024, 8, 1, 9), 300.0),
+            ("L1", T(2025, 12, 2, 9), 99.0),  # after as_of
+            ("L2", T(2024, 5, 1, 16), 500.0),  # the cure, on the default day
+            ("L3", T(2024, 4, 30, 9), 500.0),
+        ],
+        "loan_id string, paid_at timestamp, amount double",
+    )
+    defaults, cash = book.recovery_inputs(loans, reps, settlements, as_of, 90)
+    assert sorted(tuple(r) for r in defaults.collect()) == [
+        ("L1", D(2024, 6, 30), 1000.0),
+        ("L2", D(2024, 5, 1), 500.0),
+    ]
+    assert sorted(tuple(r) for r in cash.collect()) == [
+        ("L1", D(2024, 8, 1), 300.0),
+        ("L2", D(2024, 5, 1), 500.0),
+    ]
+    lgd = pv.lgd_from_recoveries(
+        defaults.toPandas(), cash.toPandas(), as_of, 0.45, min_write_offs=2
+    )
+    assert (lgd.lgd, lgd.write_offs, lgd.recovered) == pytest.approx((700.0 / 1500.0, 2, 800.0))
 
 
 def test_spark_loan_pds_equal_the_numpy_ones(spark):

@@ -362,6 +362,46 @@ def test_a_repayment_without_a_loan_is_quarantined_not_dropped(spark):
     assert (bad.rule, json.loads(bad.record)["repayment_id"]) == ("orphan_repayment", "P2")
 
 
+def test_clean_settlements_keeps_cash_and_leaves_the_payer_and_memo_in_bronze(spark):
+    cols = (
+        "settlement_id string, loan_id string, paid_at timestamp, amount double, "
+        "currency string, channel string, payer_account string, memo string, "
+        "_ingested_at timestamp, _source_uri string"
+    )
+    t1, t2 = dt.datetime(2024, 5, 1), dt.datetime(2024, 6, 1)
+    paid = dt.datetime(2024, 4, 30, 10, 21, 33)
+    rows = [
+        ("S1", "L1", paid, 120.5, " rmb ", " Alipay", "6222020200112233", "Zhang San", t1, "f1"),
+        ("S2", "L1", paid, 80.0, "人民币", "wechat", "acct", "note", t1, "f1"),
+        ("S2", "L1", paid, 90.0, "CNY", "wechat", "acct", "resent", t2, "f2"),  # newer
+        ("S3", "L9", paid, 10.0, "CNY", "bank", "acct", "", t1, "f1"),  # no such loan
+        ("S4", "L1", paid, 10.0, "USD", "bank", "acct", "", t1, "f1"),
+        ("S5", "L1", paid, 10.0, None, "bank", "acct", "", t1, "f1"),
+        ("S6", "L1", paid, -10.0, "CNY", "bank", "acct", "reversal", t1, "f1"),
+    ]
+    loans = spark.createDataFrame([("L1",)], "loan_id string")
+    valid, rejected = silver.clean_settlements(spark.createDataFrame(rows, cols), loans)
+    assert valid.columns == ["settlement_id", "loan_id", "paid_at", "amount", "currency", "channel"]
+    got = sorted(tuple(r) for r in valid.collect())
+    assert got == [
+        ("S1", "L1", paid, 120.5, "CNY", "alipay"),
+        ("S2", "L1", paid, 90.0, "CNY", "wechat"),
+    ]
+    bad = {json.loads(r.record)["settlement_id"]: (r.rule, r.reason) for r in rejected.collect()}
+    assert bad == {
+        "S3": ("orphan_settlement", "loan_id not in silver.loans (settlement without a loan)"),
+        "S4": (
+            "unsupported_currency",
+            "currency 'USD' is not the book's (CNY): convert the amount before landing",
+        ),
+        "S5": (
+            "unsupported_currency",
+            "currency '' is not the book's (CNY): convert the amount before landing",
+        ),
+        "S6": ("non_positive_amount", "amount <= 0 (a refund or reversal)"),
+    }
+
+
 _CRAWL = "url string, fetched_at string, crawl_id string, _source_uri string, _ingested_at string"
 
 

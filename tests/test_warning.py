@@ -394,6 +394,43 @@ def _from_day(n: int) -> dt.date:
     return D(1970, 1, 1) + dt.timedelta(days=int(n))
 
 
+def _lending_rows(out) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A generated book's loans, repayment lines and applications, as the generator wrote
+    them."""
+    con = sqlite3.connect(out / "lending.db")
+    loans = pd.read_sql("SELECT loan_id, application_id, customer_id, disbursed_at FROM loans", con)
+    reps = pd.read_sql("SELECT loan_id, due_date, amount_due, paid_date FROM repayments", con)
+    apps = pd.read_sql("SELECT * FROM applications", con)
+    con.close()
+    return loans, reps, apps
+
+
+def _lending_frames(spark, loans, reps, apps):
+    """``_lending_rows`` as the silver columns the indicators read."""
+    loans_df = spark.createDataFrame(
+        silver_rows(
+            loans,
+            {"loan_id": str, "application_id": str, "customer_id": str, "disbursed_at": as_date},
+        ),
+        "loan_id string, application_id string, customer_id string, disbursed_date date",
+    )
+    reps_df = spark.createDataFrame(
+        silver_rows(
+            reps, {"loan_id": str, "due_date": as_date, "amount_due": float, "paid_date": as_date}
+        ),
+        "loan_id string, due_date date, amount_due double, paid_date date",
+    )
+    apps_df = spark.createDataFrame(
+        silver_rows(
+            apps,
+            {"application_id": str, "customer_id": str, "applied_at": as_date, "channel": str}
+            | {"province": str, "status": str, "decided_at": as_ts},
+        ),
+        APPS_SCHEMA,
+    )
+    return loans_df, reps_df, apps_df
+
+
 def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -> None:
     out = tmp_path / "book"
     generate(out, customers=1500, seed=3)
@@ -406,11 +443,7 @@ def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -
     }
     start = D.fromisoformat(truth["start_date"])
     as_of = D(2026, 4, 1)
-    con = sqlite3.connect(out / "lending.db")
-    loans = pd.read_sql("SELECT loan_id, application_id, customer_id, disbursed_at FROM loans", con)
-    reps = pd.read_sql("SELECT loan_id, due_date, amount_due, paid_date FROM repayments", con)
-    apps = pd.read_sql("SELECT * FROM applications", con)
-    con.close()
+    loans, reps, apps = _lending_rows(out)
 
     # expected, counted directly from the raw rows: per day, the share of each channel's
     # loans with an installment unpaid that day whose oldest overdue one is 1+ / 30+ late
@@ -434,27 +467,7 @@ def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -
                 rate = (worst[mine] >= k).sum() / mine.sum()
                 expected[f"dpd{k}_rate", _from_day(d), channel] = rate
 
-    loans_df = spark.createDataFrame(
-        silver_rows(
-            loans,
-            {"loan_id": str, "application_id": str, "customer_id": str, "disbursed_at": as_date},
-        ),
-        "loan_id string, application_id string, customer_id string, disbursed_date date",
-    )
-    reps_df = spark.createDataFrame(
-        silver_rows(
-            reps, {"loan_id": str, "due_date": as_date, "amount_due": float, "paid_date": as_date}
-        ),
-        "loan_id string, due_date date, amount_due double, paid_date date",
-    )
-    apps_df = spark.createDataFrame(
-        silver_rows(
-            apps,
-            {"application_id": str, "customer_id": str, "applied_at": as_date, "channel": str}
-            | {"province": str, "status": str, "decided_at": as_ts},
-        ),
-        APPS_SCHEMA,
-    )
+    loans_df, reps_df, apps_df = _lending_frames(spark, loans, reps, apps)
     days_df = warning.days_frame(spark, day_list)
     indicators = warning.compute_indicators(
         warning.loan_days(loans_df, reps_df, apps_df, days_df),
@@ -499,6 +512,35 @@ def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -
         )
         >= warning.DEFAULT_THRESHOLDS["dpd30_rate"]["warning"]
     )
+
+
+def test_a_charged_off_loan_leaves_every_rate(spark) -> None:
+    """On DAY A4 is 100 and A9 125 days past due: a charge-off at 120 days takes A9 off
+    the book, out of the numerators and the denominators alike."""
+    apps = spark.createDataFrame([], APPS_SCHEMA)
+
+    def overall(charge_off_dpd):
+        rows = warning.compute_indicators(
+            mini_loan_days(spark),
+            apps,
+            None,
+            warning.load_thresholds(None),
+            2,
+            warning.days_frame(spark, [DAY]),
+            charge_off_dpd=charge_off_dpd,
+        ).where("segment_type = 'overall' AND indicator LIKE 'dpd%'")
+        return {r.indicator: (r.numerator, r.denominator, r.exposure) for r in rows.collect()}
+
+    assert overall(None) == {
+        "dpd1_rate": (4, 8, 3900.0),
+        "dpd30_rate": (4, 8, 3900.0),
+        "dpd90_rate": (2, 8, 3900.0),
+    }
+    assert overall(120) == {
+        "dpd1_rate": (3, 7, 3800.0),
+        "dpd30_rate": (3, 7, 3800.0),
+        "dpd90_rate": (1, 7, 3800.0),
+    }
 
 
 def test_score_psi_baseline_is_every_application_of_the_training_months(spark) -> None:
@@ -761,3 +803,48 @@ def test_the_alert_text_says_where_the_breached_threshold_comes_from() -> None:
     )
     _, (plain,) = alerts.reconcile([{**breach, "threshold_source": None}], [], **kwargs)
     assert "thresholds:" not in plain["history"][0]["note"]
+
+
+def test_a_calm_book_breaches_no_indicator_on_more_than_a_tenth_of_its_days(
+    spark, tmp_path
+) -> None:
+    """The same book without the planted deterioration: every indicator the book's rows
+    give (default and roll rates, vintage, approval shift; overall and per channel and
+    province) is in breach on at most 10% of the 90 days, at the default thresholds and
+    the default charge-off rule (without it the 90+ stock piles up: one province's 90+
+    rate breached on 10 of the 90 days)."""
+    out = tmp_path / "calm"
+    generate(out, customers=1500, seed=3, deterioration_share=0.0)
+    loans_df, reps_df, apps_df = _lending_frames(spark, *_lending_rows(out))
+    as_of = D(2026, 4, 1)
+    day_list = warning.days(as_of, 90)
+    days_df = warning.days_frame(spark, day_list)
+    state = warning.loan_days(
+        loans_df, reps_df, apps_df, warning.days_frame(spark, warning.days(as_of, 120))
+    ).cache()
+    indicators = warning.compute_indicators(
+        state,
+        apps_df,
+        None,
+        warning.load_thresholds(None),
+        30,
+        days_df,
+        cohorts=warning.vintage_cohorts(loans_df, reps_df),
+        charge_off_dpd=180,  # RISK_CHARGE_OFF_DPD's default
+    )
+    shares = {
+        (r.indicator, r.segment_type, r.segment): (r.breached, r.days)
+        for r in indicators.groupBy("indicator", "segment_type", "segment")
+        .agg(
+            F.sum(F.col("status").isin("warning", "critical").cast("int")).alias("breached"),
+            F.count("*").alias("days"),
+        )
+        .collect()
+    }
+    state.unpersist()
+    names = {name for name, _, _ in shares}
+    assert {"dpd1_rate", "dpd30_rate", "dpd90_rate", "roll_1_30", "roll_30_60"} <= names
+    assert {"vintage_mob3_dpd30", "approval_rate_shift"} <= names
+    assert {segment_type for _, segment_type, _ in shares} == {"overall", "channel", "province"}
+    noisy = {k: v for k, v in shares.items() if v[0] > 0.10 * v[1]}
+    assert noisy == {}

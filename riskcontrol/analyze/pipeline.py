@@ -29,6 +29,7 @@ from riskcontrol.core.catalog import (
     BRONZE_NOTES,
     BRONZE_PENALTIES,
     BRONZE_REPAYMENTS,
+    BRONZE_SETTLEMENTS,
     GOLD_APPLICATION_FEATURES,
     NOTE_PATTERN,
     SILVER_APPLICATIONS,
@@ -42,6 +43,7 @@ from riskcontrol.core.catalog import (
     SILVER_NOTES,
     SILVER_PENALTIES,
     SILVER_REPAYMENTS,
+    SILVER_SETTLEMENTS,
     Table,
     table,
 )
@@ -97,6 +99,15 @@ SILVER_STEPS = (
     SilverStep(
         BRONZE_EVENTS, SILVER_EVENTS, lambda df, _k: silver.clean_events(df), _json_key("event_id")
     ),
+)
+
+# Settlement files are a drop of their own: no files landed yet, no step.
+SETTLEMENT_STEP = SilverStep(
+    BRONZE_SETTLEMENTS,
+    SILVER_SETTLEMENTS,
+    lambda df, _k, loans: silver.clean_settlements(df, loans),
+    _column("settlement_id"),
+    refs=(SILVER_LOANS,),
 )
 
 
@@ -207,7 +218,10 @@ def public_record_steps(spark: SparkSession, settings: Settings) -> tuple[Silver
 
 def run_silver(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     steps = []
-    for step in SILVER_STEPS + public_record_steps(run.spark, run.settings):
+    drops = tuple(
+        s for s in (SETTLEMENT_STEP,) if lakehouse.exists(run.spark, s.bronze, run.settings)
+    )
+    for step in SILVER_STEPS + drops + public_record_steps(run.spark, run.settings):
         progress(f"analyze: {step.bronze.full_name} -> {step.silver.full_name}")
         steps.append(build_silver(run, step))
     return steps

@@ -29,6 +29,7 @@ from riskcontrol.core.catalog import (
     SILVER_NOTES,
     SILVER_PENALTIES,
     SILVER_REPAYMENTS,
+    SILVER_SETTLEMENTS,
     Table,
 )
 from riskcontrol.core.config import Settings
@@ -228,6 +229,57 @@ def clean_repayments(
         Rule("negative_dpd", F.coalesce(F.col("dpd"), F.lit(0)) >= 0, "dpd < 0"),
     ]
     return _finish(typed, rules, SILVER_REPAYMENTS)
+
+
+# What processors write for the renminbi; the book is kept in it.
+BOOK_CURRENCY = "CNY"
+RENMINBI = ("CNY", "RMB", "人民币", "元", "¥", "￥")
+
+
+def clean_settlements(
+    bronze: DataFrame, loans: DataFrame | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """Cash per loan from the settlement files (collect parsed amount and time).
+
+    The latest version of each settlement; ``currency`` is ``CNY`` for every way the
+    processors write the renminbi, and a row in another currency (or none) is
+    quarantined with the value, not converted. With ``loans`` (silver), a settlement of
+    an unknown loan is quarantined. The payer's account and the memo are left in bronze:
+    the account is personal data and the memo is free text that may name the payer.
+    """
+    latest = bronze.transform(latest_by_key(["settlement_id"], ["_ingested_at"]))
+    raw_currency = F.upper(F.btrim(F.col("currency")))
+    typed = latest.select(
+        "settlement_id",
+        "loan_id",
+        F.col("paid_at").cast("timestamp").alias("paid_at"),
+        F.col("amount").cast("double").alias("amount"),
+        F.when(raw_currency.isin(*RENMINBI), F.lit(BOOK_CURRENCY)).alias("currency"),
+        F.col("currency").alias("__currency_raw"),
+        F.lower(F.btrim("channel")).alias("channel"),
+        "_source_uri",
+    )
+    if loans is not None:
+        known = loans.select("loan_id", F.lit(True).alias("__loan_known")).distinct()
+        typed = typed.join(known, "loan_id", "left")
+    rules = [
+        Rule(
+            "orphan_settlement",
+            F.col("__loan_known") if loans is not None else F.lit(True),
+            "loan_id not in silver.loans (settlement without a loan)",
+        ),
+        Rule(
+            "unsupported_currency",
+            F.col("currency").isNotNull(),
+            F.format_string(
+                "currency '%s' is not the book's (%s): convert the amount before landing",
+                F.coalesce(F.col("__currency_raw"), F.lit("")),
+                F.lit(BOOK_CURRENCY),
+            ),
+        ),
+        Rule("non_positive_amount", F.col("amount") > 0, "amount <= 0 (a refund or reversal)"),
+    ]
+    return _finish(typed, rules, SILVER_SETTLEMENTS)
 
 
 BUREAU_JSON_SCHEMA = (

@@ -97,19 +97,27 @@ def installment_parts(principal: Column, annual_rate: Column, term: Column, k: C
     return interest, payment - interest
 
 
-def exposures(loans: DataFrame, repayments: DataFrame, as_of: dt.date) -> DataFrame:
+def exposures(loans: DataFrame, repayments: DataFrame, as_of: dt.date | DataFrame) -> DataFrame:
     """Each loan's exposure on ``as_of`` (``provision.exposure``'s rules; an installment
     is unpaid unless paid before ``as_of``): ``outstanding_principal`` (principal parts of
     the unpaid installments), ``billed_interest`` (interest parts of the unpaid ones due
     before ``as_of``), ``accrued_interest`` (on the principal not yet due, since the last
     due day or the disbursement, actual/365), ``ead`` their sum, and
     ``remaining_months`` (installments due on ``as_of`` or later). No fees are recorded
-    in the lending system, so none are added."""
-    day = F.lit(as_of).cast("date")
+    in the lending system, so none are added.
+
+    ``as_of`` is one day for the whole book, or a frame of (``loan_id``,
+    ``exposure_date``): each of its loans on its own day (a default's exposure on the
+    day it defaulted), with ``exposure_date`` kept in the result."""
     lines = repayments.select("loan_id", "installment_no", "due_date", "paid_date").join(
         loans.select("loan_id", "principal", "annual_rate", "term_months", "disbursed_date"),
         "loan_id",
     )
+    if isinstance(as_of, DataFrame):
+        lines = lines.join(as_of.select("loan_id", "exposure_date"), "loan_id")
+        day, keep = F.col("exposure_date"), ["exposure_date"]
+    else:
+        day, keep = F.lit(as_of).cast("date"), []
     interest, part = installment_parts(
         F.col("principal"),
         F.col("annual_rate"),
@@ -118,7 +126,7 @@ def exposures(loans: DataFrame, repayments: DataFrame, as_of: dt.date) -> DataFr
     )
     unpaid = F.col("paid_date").isNull() | (F.col("paid_date") >= day)
     due = F.col("due_date") < day
-    per_loan = lines.groupBy("loan_id", "annual_rate", "disbursed_date").agg(
+    per_loan = lines.groupBy("loan_id", "annual_rate", "disbursed_date", *keep).agg(
         F.sum(F.when(unpaid, part).otherwise(0.0)).alias("outstanding_principal"),
         F.sum(F.when(unpaid & due, interest).otherwise(0.0)).alias("billed_interest"),
         F.sum(F.when(unpaid & ~due, part).otherwise(0.0)).alias("_not_due"),
@@ -131,12 +139,58 @@ def exposures(loans: DataFrame, repayments: DataFrame, as_of: dt.date) -> DataFr
     ) / F.lit(365.0)
     return per_loan.select(
         "loan_id",
+        *keep,
         "outstanding_principal",
         "billed_interest",
         accrued.alias("accrued_interest"),
         (F.col("outstanding_principal") + F.col("billed_interest") + accrued).alias("ead"),
         F.col("remaining_months").cast("int").alias("remaining_months"),
     )
+
+
+def default_dates(repayments: DataFrame, as_of: dt.date, default_dpd: int) -> DataFrame:
+    """Each loan that reached ``default_dpd`` days past due on or before ``as_of``, with
+    the first day it did (``default_date``; the rules of ``core.dates.pit_dpd``).
+
+    An installment is ``default_dpd`` days past due on its due day + ``default_dpd`` when
+    it is still unpaid then (no paid date, or paid on that day or later); a loan defaults
+    on the earliest such day of its installments, whatever happened after (a cure does
+    not undo the default: the cash it brings counts as recovery)."""
+    reached = F.date_add("due_date", default_dpd)
+    return (
+        repayments.where(
+            (reached <= F.lit(as_of).cast("date"))
+            & (F.col("paid_date").isNull() | (F.col("paid_date") >= reached))
+        )
+        .groupBy("loan_id")
+        .agg(F.min(reached).alias("default_date"))
+    )
+
+
+def recovery_inputs(
+    loans: DataFrame,
+    repayments: DataFrame,
+    settlements: DataFrame,
+    as_of: dt.date,
+    default_dpd: int,
+) -> tuple[DataFrame, DataFrame]:
+    """What ``provision.lgd_from_recoveries`` reads: the defaults (``loan_id``,
+    ``written_off_date`` = the default day, ``ead`` then) and the cash the settlement
+    files show on those loans from that day to ``as_of`` (``loan_id``, ``paid_date``,
+    ``amount``): collections' recoveries and a cured borrower's payments alike."""
+    defaults = default_dates(repayments, as_of, default_dpd)
+    ead = exposures(loans, repayments, defaults.withColumnRenamed("default_date", "exposure_date"))
+    write_offs = ead.select("loan_id", F.col("exposure_date").alias("written_off_date"), "ead")
+    cash = (
+        settlements.select("loan_id", F.to_date("paid_at").alias("paid_date"), "amount")
+        .join(defaults, "loan_id")
+        .where(
+            (F.col("paid_date") >= F.col("default_date"))
+            & (F.col("paid_date") <= F.lit(as_of).cast("date"))
+        )
+        .select("loan_id", "paid_date", "amount")
+    )
+    return write_offs, cash
 
 
 def _floats(values) -> Column:

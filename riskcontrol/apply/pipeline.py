@@ -41,6 +41,7 @@ from riskcontrol.core.catalog import (
     SILVER_ENTITY_LINKS,
     SILVER_LOANS,
     SILVER_REPAYMENTS,
+    SILVER_SETTLEMENTS,
 )
 from riskcontrol.core.dates import as_of_date
 from riskcontrol.core.landing import rejected_rows
@@ -376,15 +377,35 @@ def book_provisioning(
     )
     exposures = book.exposures(loans, repayments, as_of).cache()
     longest = exposures.agg(F.max("remaining_months")).first()[0] or 0
-    lgd = provision.LgdEstimate(
-        float(settings.lgd),
-        0,
-        0.0,
-        0.0,
-        f"configured RISK_LGD {settings.lgd:g}: recoveries after write-off are not read yet",
-    )
+    lgd = book_lgd(run, loans, repayments, as_of)
     progress(f"apply: LGD {lgd.lgd:.0%} ({lgd.source})")
     return book.Provisioning(matrix, label, int(longest), exposures, lgd)
+
+
+def book_lgd(
+    run: Run, loans: DataFrame, repayments: DataFrame, as_of: dt.date
+) -> provision.LgdEstimate:
+    """The LGD of the book's own defaults (``RISK_BAD_DPD``): the cash the settlement
+    files show after each default against the exposure on its day, over the defaults
+    whose 12-month workout is complete (``provision.lgd_from_recoveries``); the
+    configured ``RISK_LGD`` when no settlement file has been landed or too few workouts
+    are complete, its source saying which."""
+    spark, settings = run.spark, run.settings
+    if not lakehouse.exists(spark, SILVER_SETTLEMENTS, settings):
+        return provision.LgdEstimate(
+            float(settings.lgd),
+            0,
+            0.0,
+            0.0,
+            f"configured RISK_LGD {settings.lgd:g}: no settlement file has been landed, "
+            f"so recoveries are unknown",
+        )
+    defaults, cash = book.recovery_inputs(
+        loans, repayments, _read(run, SILVER_SETTLEMENTS), as_of, settings.bad_dpd
+    )
+    return provision.lgd_from_recoveries(
+        defaults.toPandas(), cash.toPandas(), as_of, float(settings.lgd)
+    )
 
 
 # --- early warning and alerts ---------------------------------------------------------------
@@ -478,6 +499,7 @@ def run_warning(
         feature_frame=stability and stability.feature_frame,
         feature_bins=stability and stability.feature_bins,
         cohorts=warning.vintage_cohorts(loans, repayments),
+        charge_off_dpd=settings.charge_off_dpd,
         decisions=(
             _read(run, GOLD_DECISION_LOG)
             if lakehouse.exists(spark, GOLD_DECISION_LOG, settings)

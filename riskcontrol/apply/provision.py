@@ -338,7 +338,7 @@ def lgd_from_recoveries(
             0,
             0.0,
             0.0,
-            f"configured RISK_LGD {fallback:g}: {len(done)} write-off(s) with a complete "
+            f"configured RISK_LGD {fallback:g}: {len(done)} default(s) with a complete "
             f"{workout_months}-month workout (needs {min_write_offs})",
         )
     cash = recoveries.merge(done[["loan_id", "written_off_date"]], on="loan_id")
@@ -357,7 +357,7 @@ def lgd_from_recoveries(
         len(done),
         float(ead.sum()),
         float(ead.sum() - loss.sum()),
-        f"recoveries on {len(done)} write-offs with a complete {workout_months}-month workout "
+        f"recoveries on {len(done)} defaults with a complete {workout_months}-month workout "
         f"(discounted at {discount_rate:.1%} a year)",
     )
 

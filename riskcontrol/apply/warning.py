@@ -69,7 +69,8 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     # Overdue rates: on generated books (seeds 1-11, 1,500 and 20,000 customers) every
     # channel stays below warning over the last 120 days (DPD 30+ at most 0.20, DPD 1+
     # 0.25) but the planted partner_a deterioration, which crosses both
-    # (tests/test_warning.py). The active book keeps defaulted loans, hence ~0.1 at 90+.
+    # (tests/test_warning.py). Defaulted loans stay on the book until the charge-off rule
+    # (RISK_CHARGE_OFF_DPD) writes them off, hence ~0.05-0.1 at 90+.
     "dpd1_rate": {"warning": 0.30, "critical": 0.40},
     "dpd30_rate": {"warning": 0.25, "critical": 0.35},
     "dpd90_rate": {"warning": 0.20, "critical": 0.30},
@@ -1056,9 +1057,15 @@ def compute_indicators(
     decisions: DataFrame | None = None,
     feature_frame: DataFrame | None = None,
     feature_bins: Sequence[FeatureBins] | None = None,
+    charge_off_dpd: int | None = None,
 ) -> DataFrame:
     """``gold.warning_indicators`` rows (without run_id, computed_at) for each day of
     ``days_df``.
+
+    ``charge_off_dpd``: the charge-off rule (``RISK_CHARGE_OFF_DPD``): a loan that many
+    days past due has been written off and is off the book, in every rate's numerator
+    and denominator alike, as in ``gold.loan_book_risk``; without it the 90+ stock piles
+    up for ever.
 
     ``loan_days_df``: ``loan_days`` over consecutive days, ``days_df``'s and the
     ``ROLL_DAYS`` before them (``days(as_of, lookback + ROLL_DAYS)``), else the default
@@ -1083,6 +1090,8 @@ def compute_indicators(
         raise ValueError(f"thresholds lack {', '.join(missing)}: build them with load_thresholds")
     report_days = F.broadcast(days_df.select("as_of_date"))
     ld = loan_days_df
+    if charge_off_dpd is not None:
+        ld = ld.withColumn("active", F.col("active") & (F.col("dpd") < F.lit(charge_off_dpd)))
     active = ld.where("active").join(report_days, "as_of_date", "left_semi")
     cells = _cells(active)
     book = cells.groupBy("as_of_date").agg(F.sum("outstanding").alias("book_exposure"))

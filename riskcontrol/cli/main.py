@@ -62,6 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         start=start,
         months=args.months,
         progress=say,
+        deterioration_share=args.deterioration_share,
     )
     say(f"generated: {summary}")
     return 0
@@ -650,6 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--start", default="2024-01-01", help="first application month (2024-01-01)")
         p.add_argument("--months", type=int, default=27, help="months of applications (27)")
+        p.add_argument(
+            "--deterioration-share",
+            type=float,
+            default=0.35,
+            help="share of the partner_a loans running on the deterioration's first day "
+            "that stop paying from then on, for the early-warning indicators to catch; 0 "
+            "generates a calm book (0.35)",
+        )
 
     gen_args(add("generate", cmd_generate, "generate a synthetic lending book into RISK_DATA_DIR"))
     p = add(

@@ -405,6 +405,24 @@ SILVER_REPAYMENTS = Table(
     keys=("repayment_id",),
     description="repayment schedule lines",
 )
+SILVER_SETTLEMENTS = Table(
+    "silver",
+    "settlements",
+    schema(
+        "settlement_id string",
+        "loan_id string",
+        "paid_at timestamp",
+        "amount double",
+        "currency string",
+        "channel string",
+    ),
+    keys=("settlement_id",),
+    description=(
+        "cash received per loan from the processors' settlement files (repayments, "
+        "prepayments, recoveries after write-off); the payer's account and the free-text "
+        "memo stay in bronze"
+    ),
+)
 SILVER_BUREAU = Table(
     "silver",
     "bureau_reports",
@@ -1146,6 +1164,7 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_APPLICATIONS,
     SILVER_LOANS,
     SILVER_REPAYMENTS,
+    SILVER_SETTLEMENTS,
     SILVER_BUREAU,
     SILVER_EVENTS,
     SILVER_NOTES,

@@ -149,8 +149,11 @@ class GenerationSummary:
 class _Run:
     """Mutable state of one ``generate`` call: writers, id counters and tallies."""
 
-    def __init__(self, out_dir: Path, seed: int, customers: int, cal: Calendar) -> None:
+    def __init__(
+        self, out_dir: Path, seed: int, customers: int, cal: Calendar, deterioration: float
+    ) -> None:
         self.seed, self.customers, self.cal = seed, customers, cal
+        self.deterioration = deterioration
         landing = out_dir / "landing"
         self.db = LendingDb(out_dir / "lending.db")
         self.files = {
@@ -179,7 +182,7 @@ class _Run:
         seed, cal = self.seed, self.cal
         pop = draw_population(seed, index, cal.start_day, cal.as_of_day)
         apps = draw_applications(seed, pop, cal)
-        loans = draw_loans(seed, pop, apps, cal)
+        loans = draw_loans(seed, pop, apps, cal, self.deterioration)
         app_ids = [f"A{self.next_app + i + 1:010d}" for i in range(len(apps.key))]
         loan_ids = [f"L{self.next_loan + i + 1:010d}" for i in range(len(loans.app))]
 
@@ -372,6 +375,7 @@ def generate(
     months: int = 27,
     chunk_size: int = 50_000,
     progress: Callable[[str], None] | None = None,
+    deterioration_share: float = DETERIORATION_SHARE,
 ) -> GenerationSummary:
     """Write ``lending.db``, the monthly landing files and ``generation.json`` to ``out_dir``.
 
@@ -381,13 +385,18 @@ def generate(
     """
     if customers < 1 or chunk_size < 1:
         raise ValueError("customers and chunk_size must be positive")
+    if not 0.0 <= deterioration_share <= 1.0:
+        raise ValueError(
+            f"deterioration_share is a share of loans, 0 to 1 (0 plants none); "
+            f"got {deterioration_share}"
+        )
     if customers > 99_999_999:
         raise ValueError("customer ids have 8 digits: at most 99,999,999 customers")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "generation.json").unlink(missing_ok=True)
     cal = Calendar.of(start, months)
-    run = _Run(out_dir, seed, customers, cal)
+    run = _Run(out_dir, seed, customers, cal, deterioration_share)
     try:
         for lo in range(0, customers, chunk_size):
             hi = min(lo + chunk_size, customers)
@@ -418,7 +427,7 @@ def generate(
             "start_date": (
                 dt.date(1970, 1, 1) + dt.timedelta(days=deterioration_start(cal))
             ).isoformat(),
-            "share": DETERIORATION_SHARE,
+            "share": deterioration_share,
         },
         performance=_performance_truth(run.perf),
     )

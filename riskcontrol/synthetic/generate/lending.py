@@ -259,14 +259,15 @@ def _plant_deterioration(
     inst_no: np.ndarray,
     due_day: np.ndarray,
     cal: Calendar,
+    share: float = DETERIORATION_SHARE,
 ) -> np.ndarray:
     """Per loan, the installment from which the planted deterioration stops it paying for
     good (``NEVER`` for a loan it does not hit).
 
     A loan of the deteriorating channel disbursed before the start day, with an
     installment due on or after it, stops paying from that installment with probability
-    ``DETERIORATION_SHARE`` (its own random stream, so no other draw changes): from then
-    on it neither pays, part-pays, cures nor prepays.
+    ``share`` (its own random stream, so no other draw changes; 0 plants nothing): from
+    then on it neither pays, part-pays, cures nor prepays.
     """
     start = deterioration_start(cal)
     first_due_after = np.full(len(key), NEVER)
@@ -275,7 +276,7 @@ def _plant_deterioration(
         (channel == ref.CHANNELS.index(DETERIORATION_CHANNEL))
         & (disbursed_day < start)
         & (first_due_after != NEVER)
-        & KeyedRandom(seed, "deterioration").bernoulli(key, DETERIORATION_SHARE, "stop")
+        & KeyedRandom(seed, "deterioration").bernoulli(key, share, "stop")
     )
     return np.where(hit, first_due_after, NEVER)
 
@@ -350,8 +351,15 @@ def season_logit(days: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[month_index(days) % 12]
 
 
-def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) -> Loans:
-    """Loans of the approved applications and their repayment history as of ``as_of``.
+def draw_loans(
+    seed: int,
+    pop: Population,
+    apps: Applications,
+    cal: Calendar,
+    deterioration_share: float = DETERIORATION_SHARE,
+) -> Loans:
+    """Loans of the approved applications and their repayment history as of ``as_of``
+    (``deterioration_share``: the share of the planted deterioration, 0 for none).
 
     The history is simulated installment by installment for all loans at once (a loop
     over the installment number, vectorized over loans); every draw is keyed by the
@@ -408,7 +416,9 @@ def draw_loans(seed: int, pop: Population, apps: Applications, cal: Calendar) ->
     ikey = key[loan] * 32 + k
     irng = KeyedRandom(seed, "installment")
     due_day = add_months(disbursed_day[loan], k)
-    halt = _plant_deterioration(seed, key, apps.channel[app], disbursed_day, loan, k, due_day, cal)
+    halt = _plant_deterioration(
+        seed, key, apps.channel[app], disbursed_day, loan, k, due_day, cal, deterioration_share
+    )
     r = rate[loan] / 12.0
     n = term[loan]
     p = principal[loan]
