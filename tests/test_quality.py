@@ -276,6 +276,7 @@ def test_declarations_name_real_tables_and_columns():
         "silver.applications",
         "silver.loans",
         "silver.repayments",
+        "silver.settlements",
         "silver.bureau_reports",
         "silver.app_events",
         "silver.service_notes",

@@ -202,6 +202,12 @@ EXPECTATIONS: dict[str, tuple[Expectation, ...]] = bind(
             references("loan_id", "silver.loans"),
             in_range("dpd", 0),
         ),
+        "silver.settlements": (
+            unique("settlement_id"),
+            references("loan_id", "silver.loans"),
+            positive("amount"),
+            allowed_values("currency", ("CNY",)),
+        ),
         "silver.bureau_reports": (
             unique("report_id"),
             in_range("bureau_score", 300, 900, severity=WARNING),
