@@ -92,7 +92,14 @@ def _indicators() -> pd.DataFrame:
         (AS_OF, "dpd30_rate", "channel", "app", 0.0100, 0.03, 0.05, "ok"),
         (AS_OF, "dpd30_rate", "channel", "tiny", None, 0.03, 0.05, "too_few"),
     ]
-    return pd.DataFrame(rows, columns=list(report.INDICATOR_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(report.INDICATOR_COLUMNS))
+    calibrated = "file limits.yaml: calibrated 2024-01-01..2024-06-25: mean 0.01, sd 0.004"
+    return frame.assign(
+        threshold_source=[
+            calibrated if name == "dpd30_rate" else "default: generated books"
+            for name in frame["indicator"]
+        ]
+    )
 
 
 def _alerts() -> pd.DataFrame:
@@ -220,6 +227,11 @@ def test_report_html_figures_matrix_and_self_contained():
     assert re.findall(r"<td>(dpd\w+)</td><td>(\w+)</td><td>([^<]+)</td>", breaches) == [
         ("dpd30_rate", "channel", "partner_a"),
         ("dpd1_rate", "overall", "all"),
+    ]
+    # each breach says where its thresholds come from
+    assert re.findall(r"<td>((?:file|default)[^<]*)</td>", breaches) == [
+        "file limits.yaml: calibrated 2024-01-01..2024-06-25: mean 0.01, sd 0.004",
+        "default: generated books",
     ]
     # open alerts: critical first; days open from the first breach to the as-of day
     alerts = page.split('id="alerts"')[1].split("</table>")[0]

@@ -225,7 +225,7 @@ def _seed_lake(spark, settings):
             250_000.0,
             "run-1",
             STAMP,
-            None,
+            "default: generated books",
         ),
     ]
     df = spark.createDataFrame(indicators, GOLD_WARNING_INDICATORS.schema)
@@ -386,8 +386,9 @@ def test_each_role_logs_in_and_sees_its_menu_and_the_dashboard(desk, browser):
     ]
     matrix = text(browser, "#alert-matrix").split("\n")
     assert matrix == ["Severity A B C D", "Critical 0 0 0 1", "Warning 0 0 0 0"]
-    assert "dpd30_rate channel=partner_a 0.1200 0.0500 0.1000 critical" in text(
-        browser, "#indicators"
+    assert (
+        "dpd30_rate channel=partner_a 0.1200 0.0500 0.1000 critical default: generated books"
+        in (text(browser, "#indicators"))
     )
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2
     shot(browser, "dashboard")

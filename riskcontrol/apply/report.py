@@ -96,7 +96,7 @@ class ReportData:
     book_scores: list[int]  # 300-900 scores of the active loans
     quadrants: pd.DataFrame  # quadrant (A-D), strategy, loans, exposure, expected_loss
     cutoff: pd.DataFrame | None  # gold.cutoff_policy rows of the active version
-    indicators: pd.DataFrame  # gold.warning_indicators rows (INDICATOR_COLUMNS)
+    indicators: pd.DataFrame  # gold.warning_indicators rows (INDICATOR_COLUMNS, threshold_source)
     alerts: pd.DataFrame  # open gold.alerts rows (ALERT_COLUMNS)
     model: dict[str, Any]  # name, version, kind, oot_auc, oot_ks, oot_gini, psi, trained_at
     auc_by_month: pd.DataFrame | None  # month, auc
@@ -331,9 +331,14 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
 
     indicators_table = _table(spark, GOLD_WARNING_INDICATORS, settings)
     since = as_of - timedelta(days=settings.warning_lookback_days - 1)
+    source = (  # a table written before thresholds said where they came from has none
+        F.col("threshold_source")
+        if "threshold_source" in indicators_table.columns
+        else F.lit(None).cast("string")
+    )
     indicators = (
         indicators_table.where(F.col("as_of_date").between(F.lit(since), F.lit(as_of)))
-        .select(*INDICATOR_COLUMNS)
+        .select(*INDICATOR_COLUMNS, source.alias("threshold_source"))
         .toPandas()
     )
     if lakehouse.exists(spark, GOLD_ALERTS, settings):
@@ -792,6 +797,7 @@ def _breach_rows(latest: pd.DataFrame) -> list[list[str]]:
             _e(num(r["value"])),
             _e(num(r["warning_threshold"])),
             _e(num(r["critical_threshold"])),
+            _e(r.get("threshold_source") or "not recorded"),
         ]
         for _, r in hits.iterrows()
     ]
@@ -819,7 +825,16 @@ def _indicators(data: ReportData) -> str:
     rows = _breach_rows(latest)
     parts.append(f"<h3>Breaches on {_e(last_day.date().isoformat())}</h3>")
     if rows:
-        header = ["Status", "Indicator", "Segment type", "Segment", "Value", "Warning", "Critical"]
+        header = [
+            "Status",
+            "Indicator",
+            "Segment type",
+            "Segment",
+            "Value",
+            "Warning",
+            "Critical",
+            "Threshold source",
+        ]
         parts.append(_table_html(header, rows, numeric={4, 5, 6}))
     else:
         parts.append(_empty("no indicator breaches its thresholds on the latest day"))

@@ -48,6 +48,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "value": ("Value", "数值"),
     "warning": ("Warning", "预警线"),
     "critical": ("Critical", "严重线"),
+    "threshold_source": ("Threshold source", "阈值来源"),
     "status": ("Status", "状态"),
     "expected_loss": ("Portfolio expected loss", "资产组合预期损失"),
     "loans": ("Loans", "贷款笔数"),

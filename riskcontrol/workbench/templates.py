@@ -98,11 +98,11 @@ DASHBOARD = """{% extends "base.html" %}{% block body %}
 <h2>{{ t('indicators') }}</h2>
 {% if indicators %}<table id="indicators"><tr><th>{{ t('indicator') }}</th><th>{{ t('segment') }}
 </th><th>{{ t('value') }}</th><th>{{ t('warning') }}</th><th>{{ t('critical') }}</th>
-<th>{{ t('status') }}</th></tr>
+<th>{{ t('status') }}</th><th>{{ t('threshold_source') }}</th></tr>
 {% for r in indicators %}<tr><td>{{ r.indicator }}</td><td>{{ r.segment_type }}={{ r.segment }}
 </td><td class="num">{{ num(r.value, 4) }}</td><td class="num">{{ num(r.warning_threshold, 4) }}
 </td><td class="num">{{ num(r.critical_threshold, 4) }}</td><td class="{{ r.status }}">{{
- r.status }}</td></tr>{% endfor %}</table>
+ r.status }}</td><td class="source">{{ r.threshold_source or '' }}</td></tr>{% endfor %}</table>
 {% else %}<p>{{ t('no_data') }}</p>{% endif %}
 <h2>{{ t('expected_loss') }}</h2>
 {% if el %}<p id="el">{{ money(el.el) }} ({{ t('loans') }} {{ el.loans }}, {{ el.as_of_date }})
