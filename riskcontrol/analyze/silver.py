@@ -198,6 +198,18 @@ def clean_loans(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
     return _finish(typed, rules, SILVER_LOANS)
 
 
+def _known_loan(typed: DataFrame, loans: DataFrame | None, what: str) -> tuple[DataFrame, Rule]:
+    """``typed`` flagged with whether its ``loan_id`` is in ``loans`` (silver), and the
+    rule ``orphan_<what>`` that quarantines a row of an unknown loan (none without
+    ``loans``)."""
+    known = F.lit(True)
+    if loans is not None:
+        flags = loans.select("loan_id", F.lit(True).alias("__loan_known")).distinct()
+        typed, known = typed.join(flags, "loan_id", "left"), F.col("__loan_known")
+    rule = Rule(f"orphan_{what}", known, f"loan_id not in silver.loans ({what} without a loan)")
+    return typed, rule
+
+
 def clean_repayments(
     bronze: DataFrame, loans: DataFrame | None = None
 ) -> tuple[DataFrame, DataFrame]:
@@ -215,15 +227,9 @@ def clean_repayments(
         parse_ts("updated_at").alias("updated_at"),
         "_source_uri",
     )
-    if loans is not None:
-        known = loans.select("loan_id", F.lit(True).alias("__loan_known")).distinct()
-        typed = typed.join(known, "loan_id", "left")
+    typed, orphan = _known_loan(typed, loans, "repayment")
     rules = [
-        Rule(
-            "orphan_repayment",
-            F.col("__loan_known") if loans is not None else F.lit(True),
-            "loan_id not in silver.loans (repayment without a loan)",
-        ),
+        orphan,
         Rule("invalid_due_date", F.col("due_date").isNotNull(), "due_date unparseable"),
         Rule("invalid_installment", F.col("installment_no") >= 1, "installment_no < 1"),
         Rule("negative_dpd", F.coalesce(F.col("dpd"), F.lit(0)) >= 0, "dpd < 0"),
@@ -259,15 +265,9 @@ def clean_settlements(
         F.lower(F.btrim("channel")).alias("channel"),
         "_source_uri",
     )
-    if loans is not None:
-        known = loans.select("loan_id", F.lit(True).alias("__loan_known")).distinct()
-        typed = typed.join(known, "loan_id", "left")
+    typed, orphan = _known_loan(typed, loans, "settlement")
     rules = [
-        Rule(
-            "orphan_settlement",
-            F.col("__loan_known") if loans is not None else F.lit(True),
-            "loan_id not in silver.loans (settlement without a loan)",
-        ),
+        orphan,
         Rule(
             "unsupported_currency",
             F.col("currency").isNotNull(),
