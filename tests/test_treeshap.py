@@ -29,7 +29,7 @@ def coalition_value(root: Node, x, players: set[str], slot_names, leaf_value=Non
 
     def visit(node: Node, share: float) -> float:
         if node.is_leaf:
-            value = node.prediction if leaf_value is None else leaf_value(node.prediction)
+            value = node.prediction if leaf_value is None else leaf_value(node)
             return share * value
         total = 0.0
         toward = node.child(x)
@@ -70,9 +70,7 @@ def brute_force_shapley(trees, weights, slot_names, x, leaf_value=None) -> dict[
 def expected_value(root: Node, leaf_value=None) -> float:
     """E[f]: the leaf values weighted by their share of the root's cover."""
     return sum(
-        (leaf.prediction if leaf_value is None else leaf_value(leaf.prediction))
-        * leaf.cover
-        / root.cover
+        (leaf.prediction if leaf_value is None else leaf_value(leaf)) * leaf.cover / root.cover
         for leaf in explain.leaves(root)
     )
 
@@ -183,8 +181,12 @@ def test_random_trees_and_ensembles_equal_brute_force(depth):
         trees = [random_tree(rng, depth, len(slot_names), categorical) for _ in range(3)]
         weights = [1.0, 0.5, -0.25]
         # Depth 2 explains the leaf values mapped as a PD stage with bad weight 3 would.
-        leaf_value = (lambda v: v / (v + (1 - v) * 3.0)) if depth == 2 else None
-        explained = leaf_value or (lambda v: v)
+        leaf_value = (
+            (lambda n: n.prediction / (n.prediction + (1 - n.prediction) * 3.0))
+            if depth == 2
+            else None
+        )
+        explained = leaf_value or (lambda n: n.prediction)
         shap = explain.tree_shap(trees, weights, slot_names, leaf_value)
         rows = random_rows(rng, 12, len(slot_names), categorical)
         got = explain.shap_values(shap, rows)
@@ -194,7 +196,7 @@ def test_random_trees_and_ensembles_equal_brute_force(depth):
         for row, x in zip(got, rows, strict=True):
             expected = brute_force_shapley(trees, weights, slot_names, x, leaf_value)
             assert dict(zip(shap.players, row, strict=True)) == pytest.approx(expected, abs=1e-12)
-            f = sum(w * explained(explain.walk(t, x).prediction) for t, w in pairs)
+            f = sum(w * explained(explain.walk(t, x)) for t, w in pairs)
             assert row.sum() == pytest.approx(f - shap.expected_value, abs=1e-12)
 
 
@@ -360,3 +362,82 @@ def test_ranking_ignores_float_noise():
     last bit tie and break by name."""
     totals = np.array([[1e-17, 0.1 + 0.2, 0.3, -0.2], [0.0, 0.5, 0.5 + 1e-15, 0.25]])
     assert explain.top_features(totals, ["a", "b", "c", "d"], 3) == [["b", "c"], ["b", "c", "d"]]
+
+
+def test_smoothed_leaves_are_m_estimates_and_shap_explains_them(spark):
+    """``models.smooth_leaves``: each leaf's PD is (bads + m p0) / (rows + m), the counts
+    those of the rows in it (counted here from the leaf column, not from the tree), m the
+    grid's most likely on the validation rows; Spark's PD, the reason codes' leaf values
+    and TreeSHAP's local accuracy all follow the smoothed leaves."""
+    from riskcontrol.modeling import models
+
+    df = small_frame(spark).cache()
+    dt = DecisionTreeRegressor(
+        labelCol="label",
+        weightCol="w",
+        predictionCol="tree_pd",
+        leafCol="leaf",
+        maxDepth=4,
+        minInstancesPerNode=5,
+    ).fit(df)
+    pipeline = PipelineModel(stages=[dt, ProbabilityOfDefault("tree_pd", 3.0)])
+    before = pipeline.transform(df).select("leaf", "label", "pd").toPandas()
+    per_leaf = before.groupby(before["leaf"].astype(int))["label"].agg(["count", "sum"])
+    counts = models.leaf_counts(dt)
+    assert [rows for rows, _ in counts] == per_leaf["count"].tolist()
+    assert [flagged / 3.0 for _, flagged in counts] == pytest.approx(per_leaf["sum"].tolist())
+    done = models.smooth_leaves(pipeline, df)  # the training rows as validation: any rows do
+    m, prior = done["prior_rows"], done["prior_pd"]
+    assert m in models.LEAF_PRIOR_ROWS
+    assert prior == pytest.approx(before["label"].mean(), abs=1e-12)
+    want = (per_leaf["sum"] + m * prior) / (per_leaf["count"] + m)
+    stage = pipeline.stages[-1]
+    assert stage.leaves[0] == "leaf"
+    assert stage.leaves[1] == pytest.approx(want.tolist(), abs=1e-12)
+
+    def loglik(prior_rows: float) -> float:
+        p = ((per_leaf["sum"] + prior_rows * prior) / (per_leaf["count"] + prior_rows))[
+            before["leaf"].astype(int)
+        ].to_numpy()
+        y = before["label"].to_numpy()
+        return float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    assert loglik(m) == pytest.approx(max(loglik(k) for k in models.LEAF_PRIOR_ROWS), abs=1e-9)
+    assert done["validation_loglik"] == pytest.approx(loglik(m), abs=1e-9)
+    after = pipeline.transform(df).select("id", "features", "leaf", "pd").orderBy("id").collect()
+    assert [r["pd"] for r in after] == pytest.approx(
+        [want[int(r["leaf"])] for r in after], abs=1e-12
+    )
+    assert min(r["pd"] for r in after) > 0
+    # The reasons explain the smoothed PD: local accuracy on every row.
+    tree = explain.tree_from_spark(dt)
+    leaf_value = explain.explained_leaf_value(pipeline.stages, dt)
+    shap = explain.tree_shap([tree], [1.0], SPARK_SLOTS, leaf_value)
+    x = np.array([r["features"].toArray() for r in after])
+    got = explain.shap_values(shap, x).sum(axis=1) + shap.expected_value
+    assert np.abs(got - np.array([r["pd"] for r in after])).max() < 1e-12
+    df.unpersist()
+
+
+def test_a_pd_stage_saved_before_smoothing_loads_without_leaves(spark, tmp_path):
+    """A registered version saved before ``leafCol``/``leafPd`` existed has neither in its
+    metadata: it loads with the defaults and scores as before."""
+    import json
+
+    path = tmp_path / "pd"
+    ProbabilityOfDefault("tree_pd", 2.0).save(str(path))
+    (meta,) = (path / "metadata").glob("part-*")
+    doc = json.loads(meta.read_text())
+    for key in ("leafCol", "leafPd"):
+        doc["paramMap"].pop(key, None)
+        doc["defaultParamMap"].pop(key)
+    meta.write_text(json.dumps(doc))
+    for crc in (path / "metadata").glob(".*.crc"):
+        crc.unlink()  # the checksum of the file as written
+    loaded = ProbabilityOfDefault.load(str(path))
+    assert loaded.leaves is None
+    assert loaded.getOrDefault(loaded.badWeight) == 2.0
+    frame = spark.createDataFrame([(0.5,)], "tree_pd double")
+    assert loaded.transform(frame).first()["pd"] == pytest.approx(0.5 / (0.5 + 0.5 * 2.0))
+    smoothed = ProbabilityOfDefault("tree_pd", 2.0, leafCol="leaf", leafPd=[0.01, 0.2])
+    assert smoothed.leaves == ("leaf", [0.01, 0.2])

@@ -1035,6 +1035,7 @@ class _Compiler:
         source = stage.getOrDefault(stage.inputCol)
         w = float(stage.getOrDefault(stage.badWeight))
         platt = stage.platt
+        leaves = stage.leaves  # (leaf column, PD of each leaf) of a smoothed tree
 
         def run(values: Values) -> None:
             raw = values[source]
@@ -1042,13 +1043,18 @@ class _Compiler:
                 raw = raw[1]
             p = least(greatest(raw, 0.0), 1.0)
             p = p if w == 1.0 else p / (p + (1.0 - p) * w)
+            if leaves is not None:
+                leaf = values[leaves[0]]
+                leaf = leaf[0] if isinstance(leaf, list) else leaf
+                p = None if leaf is None else leaves[1][int(leaf)]
             if platt is not None and p is not None:
                 a, b = platt
                 q = least(greatest(p, PLATT_CLIP), 1.0 - PLATT_CLIP)
                 p = 1.0 / (1.0 + strict_exp(-(a * strict_log(q / (1.0 - q)) + b)))
             values[PD_COL] = values["prediction"] = p
 
-        self.steps.append(Step((source,), (PD_COL, "prediction"), run))
+        inputs = (source,) if leaves is None else (source, leaves[0])
+        self.steps.append(Step(inputs, (PD_COL, "prediction"), run))
 
 
 class _LazySql:

@@ -264,11 +264,11 @@ def tree_shap(
     trees: list[Node],
     tree_weights: list[float],
     slot_names: list[str],
-    leaf_value: Callable[[float], float] | None = None,
+    leaf_value: Callable[[Node], float] | None = None,
 ) -> TreeShap:
     """Compile trees (with covers) for ``shap_values``: the explained function is
-    sum over trees of ``weight * leaf_value(leaf.prediction)`` (``leaf_value`` default:
-    the prediction itself). ``slot_names[slot]`` is the original feature of a slot."""
+    sum over trees of ``weight * leaf_value(leaf)`` (``leaf_value`` default: the leaf's
+    prediction). ``slot_names[slot]`` is the original feature of a slot."""
     if len(trees) != len(tree_weights):
         raise ValueError(f"{len(trees)} trees but {len(tree_weights)} tree weights")
     players = sorted(set(slot_names))
@@ -284,7 +284,7 @@ def tree_shap(
     def visit(node: Node, path: list[tuple[int, bool, float]], weight: float) -> None:
         nonlocal cells, expected
         if node.is_leaf:
-            explained = node.prediction if leaf_value is None else leaf_value(node.prediction)
+            explained = node.prediction if leaf_value is None else leaf_value(node)
             value = weight * explained
             games: dict[int, tuple[list[tuple[int, bool]], float]] = {}
             for split, left, ratio in path:
@@ -413,14 +413,15 @@ def probability_of_default(p: float, bad_weight: float = 1.0, platt=None) -> flo
 
 def explained_leaf_value(
     stages: Sequence[Transformer], stage: Transformer
-) -> Callable[[float], float] | None:
-    """What the reason codes of tree ``stage`` explain, as a map of its leaf values.
+) -> Callable[[Node], float] | None:
+    """What the reason codes of tree ``stage`` explain, as a map of its leaves.
 
     A probability tree (``DecisionTreeRegressionModel``) fitted with weighted bads
     predicts a weighted bad rate; the ``ProbabilityOfDefault`` stage after it that reads
     its prediction turns that into the PD, and the codes explain the PD: each leaf's
-    value goes through the same correction first. A GBT (or a tree no such stage reads)
-    is explained as it is: a GBT in margin space, where its trees add up.
+    value goes through the same correction first, or is the stage's smoothed PD of that
+    leaf (by its ``leaf_index``) when the stage has them. A GBT (or a tree no such stage
+    reads) is explained as it is: a GBT in margin space, where its trees add up.
     """
     if not isinstance(stage, DecisionTreeRegressionModel):
         return None
@@ -430,11 +431,22 @@ def explained_leaf_value(
     for later in stages[position + 1 :]:
         if isinstance(later, ProbabilityOfDefault) and later.getOrDefault(later.inputCol) == source:
             return functools.partial(
-                probability_of_default,
+                leaf_probability_of_default,
                 bad_weight=float(later.getOrDefault(later.badWeight)),
                 platt=later.platt,
+                leaf_pds=later.leaves[1] if later.leaves is not None else None,
             )
     return None
+
+
+def leaf_probability_of_default(
+    leaf: Node, bad_weight: float = 1.0, platt=None, leaf_pds: Sequence[float] | None = None
+) -> float:
+    """``stages.ProbabilityOfDefault`` on one leaf of a probability tree: the stage's
+    smoothed PD of the leaf when it has them, else its prediction corrected, then Platt."""
+    if leaf_pds is None:
+        return probability_of_default(leaf.prediction, bad_weight, platt)
+    return probability_of_default(float(leaf_pds[leaf.leaf_index]), 1.0, platt)
 
 
 def reason_codes(contributions: dict[str, float], top: int = 3) -> list[str]:
@@ -493,14 +505,14 @@ def tree_reason_codes(
     features_col: str = "features",
     top: int = 3,
     not_reasons: Sequence[str] = (),
-    leaf_value: Callable[[float], float] | None = None,
+    leaf_value: Callable[[Node], float] | None = None,
 ) -> DataFrame:
     """Add ``reason_codes`` (array<string>) from the trees' TreeSHAP contributions on
     each row's feature vector ``features_col``; features in ``not_reasons`` are never
     ranked (they still play in the game), so the next ones take their places.
 
-    ``leaf_value`` maps a leaf's prediction to what is explained (a probability tree's
-    PD: ``explained_leaf_value``). The compiled tables (``tree_shap``) ship with a
+    ``leaf_value`` maps a leaf to what is explained (a probability tree's PD:
+    ``explained_leaf_value``). The compiled tables (``tree_shap``) ship with a
     pandas UDF, which computes the contributions and ranks them with numpy, a batch at
     a time. (A SQL expression of literal lookups was measured for path contributions:
     fine for one tree, but a GBT's hundreds of lookups outgrow Java's 64 KB method limit

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import (
@@ -43,7 +44,7 @@ from pyspark.ml.feature import (
     VectorAssembler,
 )
 from pyspark.ml.functions import vector_to_array
-from pyspark.ml.regression import DecisionTreeRegressor
+from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -628,6 +629,79 @@ def platt_calibrate(model: PipelineModel, valid: DataFrame) -> dict[str, Any]:
     return {"method": "platt", "a": a, "b": b}
 
 
+# Prior strengths tried for a probability tree's leaves (``smooth_leaves``): pseudo-rows at
+# the training bad rate added to each leaf.
+LEAF_PRIOR_ROWS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
+
+
+def leaf_counts(tree) -> list[tuple[float, float]]:
+    """(training rows, weighted bads) of each leaf of a fitted probability tree, by
+    Spark's leaf number (depth first, left first: ``explain.number_leaves``).
+
+    The tree was fitted on the 0/1 flag with bads weighted ``w`` (``with_weight``): a
+    leaf's weighted sum of the flag (its impurity statistics' second entry) is
+    ``w x bads``, and its unweighted row count is Spark's ``rawCount``."""
+    leaves: list[tuple[float, float]] = []
+
+    def walk(node) -> None:
+        if node.getClass().getSimpleName() == "LeafNode":
+            stats = node.impurityStats()
+            leaves.append((float(stats.rawCount()), float(stats.stats()[1])))
+            return
+        walk(node.leftChild())
+        walk(node.rightChild())
+
+    walk(tree._call_java("rootNode"))
+    return leaves
+
+
+def smooth_leaves(model: PipelineModel, valid: DataFrame) -> dict[str, Any]:
+    """Give a probability tree's leaves PDs that a leaf without a training bad cannot make 0.
+
+    Each leaf's PD becomes ``(bads + m x p0) / (rows + m)``: its own bad rate shrunk
+    towards the training bad rate ``p0`` by ``m`` pseudo-rows (an m-estimate), with
+    ``m`` the one of ``LEAF_PRIOR_ROWS`` that gives ``valid`` the highest likelihood
+    (the smallest on a tie). Bads and rows are the unweighted training counts, so the
+    odds correction of class weighting is in it exactly. Set on the pipeline's PD stage
+    (``leafCol``, ``leafPd``); the ranking of leaves may change a little where a small
+    leaf is pulled past a large one. Returns what was done, logged with the model."""
+    tree = next((s for s in model.stages if isinstance(s, DecisionTreeRegressionModel)), None)
+    stage = model.stages[-1]
+    if tree is None or not isinstance(stage, ProbabilityOfDefault):
+        raise ValueError("smooth_leaves needs a probability tree followed by its PD stage")
+    weight = float(stage.getOrDefault(stage.badWeight))
+    counts = [(rows, flagged / weight) for rows, flagged in leaf_counts(tree)]
+    rows = np.array([r for r, _ in counts])
+    bads = np.array([b for _, b in counts])
+    prior = float(bads.sum() / rows.sum())
+    leaf_col = tree.getLeafCol()
+    if not leaf_col:
+        raise ValueError("the tree writes no leaf column (leafCol): set it when fitting")
+    frame = (
+        model.transform(valid)
+        .select(F.col(leaf_col).cast("int").alias("leaf"), F.col(LABEL).cast("int").alias("y"))
+        .toPandas()
+    )
+    leaf, y = frame["leaf"].to_numpy(), frame["y"].to_numpy()
+    best = None
+    for m in LEAF_PRIOR_ROWS:
+        pds = (bads + m * prior) / (rows + m)
+        p = np.clip(pds[leaf], 1e-12, 1 - 1e-12)
+        loglik = float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if best is None or loglik > best[0] + 1e-12:
+            best = (loglik, m, pds)
+    loglik, m, pds = best
+    stage._set(leafCol=leaf_col, leafPd=[float(v) for v in pds])
+    return {
+        "method": "leaf m-estimate",
+        "prior_rows": m,
+        "prior_pd": prior,
+        "validation_loglik": loglik,
+        "leaves": len(pds),
+        "leaves_without_training_bad": int((bads == 0).sum()),
+    }
+
+
 def fit(
     kind: str,
     split: Split,
@@ -650,6 +724,8 @@ def fit(
         model = FITTERS[kind](split, spec, params, seed, bad_weight)
     if kind in PLATT_KINDS:
         model.calibration = platt_calibrate(model, split.valid)  # logged with the run
+    elif kind == "decision_tree":
+        model.calibration = smooth_leaves(model, split.valid)
     return model, time.perf_counter() - started
 
 

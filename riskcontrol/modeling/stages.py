@@ -39,6 +39,17 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
     # version saved before these params loads with) leaves p as it is.
     plattA = Param(Params._dummy(), "plattA", "Platt slope on logit(p)", TypeConverters.toFloat)
     plattB = Param(Params._dummy(), "plattB", "Platt intercept", TypeConverters.toFloat)
+    # A probability tree's smoothed leaves: the PD of each leaf, by the number Spark writes
+    # into the tree's ``leafCol`` (``leafCol`` here). Set, they replace the odds-corrected
+    # prediction (``models.smooth_leaves``: a leaf without a training bad is not PD 0);
+    # empty (the default, and what a version saved before these params loads with), the
+    # prediction is used as above.
+    leafCol = Param(
+        Params._dummy(), "leafCol", "the tree's leaf index column", TypeConverters.toString
+    )
+    leafPd = Param(
+        Params._dummy(), "leafPd", "PD of each leaf, by leaf index", TypeConverters.toListFloat
+    )
 
     def __init__(
         self,
@@ -46,10 +57,27 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
         badWeight: float = 1.0,
         plattA: float = 1.0,
         plattB: float = 0.0,
+        leafCol: str = "",
+        leafPd: list[float] | None = None,
     ):
         super().__init__()
-        self._setDefault(inputCol="probability", badWeight=1.0, plattA=1.0, plattB=0.0)
-        self._set(inputCol=inputCol, badWeight=badWeight, plattA=plattA, plattB=plattB)
+        self._setDefault(
+            inputCol="probability", badWeight=1.0, plattA=1.0, plattB=0.0, leafCol="", leafPd=[]
+        )
+        self._set(
+            inputCol=inputCol,
+            badWeight=badWeight,
+            plattA=plattA,
+            plattB=plattB,
+            leafCol=leafCol,
+            leafPd=list(leafPd or []),
+        )
+
+    @property
+    def leaves(self) -> tuple[str, list[float]] | None:
+        """(leaf column, PD of each leaf) when the stage reads smoothed leaves, else None."""
+        col, pds = self.getOrDefault(self.leafCol), list(self.getOrDefault(self.leafPd))
+        return (col, pds) if col and pds else None
 
     @property
     def platt(self) -> tuple[float, float] | None:
@@ -67,6 +95,10 @@ class ProbabilityOfDefault(Transformer, DefaultParamsReadable, DefaultParamsWrit
         )
         p = F.least(F.greatest(raw, F.lit(0.0)), F.lit(1.0))
         corrected = (p if w == 1.0 else p / (p + (F.lit(1.0) - p) * F.lit(w))).cast("double")
+        if self.leaves is not None:
+            col, pds = self.leaves
+            table = F.array(*[F.lit(float(v)) for v in pds])
+            corrected = F.element_at(table, F.col(col).cast("int") + F.lit(1)).cast("double")
         if self.platt is not None:
             a, b = self.platt
             q = F.least(F.greatest(corrected, F.lit(PLATT_CLIP)), F.lit(1.0 - PLATT_CLIP))
