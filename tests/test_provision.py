@@ -279,6 +279,15 @@ def test_state_moves_count_each_loans_monthly_move(spark):
     assert [got[("L3", m)] for m in (2, 3, 4, 5)] == ["1-29", "30-59", "1-29", "30-59"]
     assert [got[("L4", m)] for m in (2, 3, 4, 5)] == ["30-59", "60-89", "default", "default"]
     assert [got[("L1", m)] for m in (2, 3, 4, 5)] == ["current", "current", "closed", "closed"]
+    # a 60-day default definition: L2 and L4 have defaulted on 1 April (60+ DPD)
+    at_60 = {
+        (r.loan_id, r.as_of_date.month): r.state
+        for r in book.loan_states(warning.loan_days(loans, reps, apps, days), 60).collect()
+    }
+    assert [at_60[("L2", m)] for m in (2, 3, 4, 5)] == ["1-29", "30-59", "default", "default"]
+    assert [at_60[("L4", m)] for m in (2, 3, 4, 5)] == ["30-59", "default", "default", "default"]
+    with pytest.raises(ValueError, match="end at 90 DPD"):
+        book.loan_states(states, 120)
     moves = {(r.from_state, r.to_state): r.loans for r in book.state_moves(states).collect()}
     assert moves == {
         ("current", "current"): 1,

@@ -53,12 +53,18 @@ def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
         out.append(day)
 
 
-def loan_states(loan_days: DataFrame) -> DataFrame:
+def loan_states(loan_days: DataFrame, default_dpd: int = provision.DEFAULT_DPD) -> DataFrame:
     """Each loan's state (``provision.STATES``) on each day of ``loan_days``
-    (``warning.loan_days`` rows): ``default`` from the first day it is 90+ DPD on (a loan
-    that reached the default definition has defaulted, whatever it pays later),
-    ``closed`` once nothing is unpaid, else its DPD bucket or ``current``."""
-    ever = F.max((F.col("dpd") >= 90).cast("int")).over(
+    (``warning.loan_days`` rows): ``default`` from the first day it is ``default_dpd`` or
+    more days past due on (a loan that reached the default definition has defaulted,
+    whatever it pays later), ``closed`` once nothing is unpaid, else its DPD bucket or
+    ``current``. The buckets are those of ``provision.ARREARS``, which end at 90 DPD:
+    ``default_dpd`` above 90 is refused rather than folded into 60-89."""
+    if not 0 < default_dpd <= provision.DEFAULT_DPD:
+        raise ValueError(
+            f"default_dpd {default_dpd}: the book's states end at {provision.DEFAULT_DPD} DPD"
+        )
+    ever = F.max((F.col("dpd") >= default_dpd).cast("int")).over(
         Window.partitionBy("loan_id")
         .orderBy("as_of_date")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)

@@ -267,16 +267,18 @@ def run_book(
     champion = champion or tracking.load_champion(settings)
     progress(f"apply: loan book risk on {as_of} with {champion.name} v{champion.version}")
     loans = _read(run, SILVER_LOANS)
-    active = (
-        warning.loan_days(
-            loans,
-            _read(run, SILVER_REPAYMENTS),
-            _read(run, SILVER_APPLICATIONS),
-            warning.days_frame(spark, [as_of]),
-        )
-        .where(F.col("active"))
-        .cache()
-    )
+    repayments = _read(run, SILVER_REPAYMENTS)
+    # One pass over the book gives the loans on as-of and the month-end snapshots the
+    # transition matrix is counted from.
+    first = loans.agg(F.min("disbursed_date")).first()[0]
+    snapshots = book.month_starts(first, as_of) if first else []
+    history = warning.loan_days(
+        loans,
+        repayments,
+        _read(run, SILVER_APPLICATIONS),
+        warning.days_frame(spark, sorted({*snapshots, as_of})),
+    ).cache()
+    active = history.where((F.col("as_of_date") == F.lit(as_of)) & F.col("active"))
     # The charge-off rule: a loan RISK_CHARGE_OFF_DPD past due is written off and leaves
     # the book, as a repaid loan does: the step's input is the loans still on it.
     written_off = (
@@ -299,7 +301,15 @@ def run_book(
         "left_semi",
     )
     app_pd = champion.model.transform(features).select("application_id", "customer_key", "pd")
-    provisioning = book_provisioning(run, loans, as_of, progress)
+    provisioning = book_provisioning(
+        run,
+        loans,
+        repayments,
+        history.where(F.col("as_of_date").isin(snapshots)),
+        len(snapshots),
+        as_of,
+        progress,
+    )
     rows = book.loan_book_risk(
         state, loans, app_pd, settings, as_of, champion.name, champion.version, provisioning
     ).cache()
@@ -334,31 +344,32 @@ def run_book(
             f"EL {r.expected_loss:,.0f} ({r.coverage:.2%})"
         )
     rows.unpersist()
-    active.unpersist()
+    history.unpersist()
     return run.record(counts)
 
 
 def book_provisioning(
-    run: Run, loans: DataFrame, as_of: dt.date, progress: Progress = _quiet
+    run: Run,
+    loans: DataFrame,
+    repayments: DataFrame,
+    history: DataFrame,
+    snapshots: int,
+    as_of: dt.date,
+    progress: Progress = _quiet,
 ) -> book.Provisioning | None:
-    """The book's transition matrix from month-end snapshots since its first loan, each
-    loan's exposure on ``as_of`` and the LGD, for expected loss with horizons; None (and
-    why) when the history is too thin for the matrix or shows no default from current
-    within the label window: the configured floors stand then."""
-    spark, settings = run.spark, run.settings
-    first = loans.agg(F.min("disbursed_date")).first()[0]
-    snapshots = book.month_starts(first, as_of) if first else []
+    """The book's transition matrix from ``history``, the ``warning.loan_days`` rows of
+    its ``snapshots`` month-end days since the first loan, each loan's exposure on
+    ``as_of`` and the LGD, for expected loss with horizons; None (and why) when the
+    history is too thin for the matrix or shows no default from current within the label
+    window: the configured floors stand then."""
+    settings = run.settings
     label = settings.performance_cycles
-    if len(snapshots) <= label:
+    if snapshots <= label:
         progress(
-            f"apply: {len(snapshots)} month-end snapshot(s) of the book: too few for its "
+            f"apply: {snapshots} month-end snapshot(s) of the book: too few for its "
             f"transition matrix; the PD floors of RISK_DELINQUENT_PD stand"
         )
         return None
-    repayments = _read(run, SILVER_REPAYMENTS)
-    history = warning.loan_days(
-        loans, repayments, _read(run, SILVER_APPLICATIONS), warning.days_frame(spark, snapshots)
-    )
     matrix = provision.transition_matrix(book.state_moves(book.loan_states(history)).toPandas())
     thin = matrix.thin_rows()
     start = provision.STATES.index(provision.CURRENT)
@@ -372,7 +383,7 @@ def book_provisioning(
         return None
     pds = provision.bucket_pds(matrix)
     progress(
-        f"apply: 12-month PD by bucket from {len(snapshots)} month-end snapshots: "
+        f"apply: 12-month PD by bucket from {snapshots} month-end snapshots: "
         + ", ".join(f"{b} {p:.1%}" for b, p in pds.pd.items())
     )
     exposures = book.exposures(loans, repayments, as_of).cache()
