@@ -369,6 +369,23 @@ def test_one_loan_per_approved_application(db) -> None:
         assert r["principal"] >= 1000 and 0.072 <= r["annual_rate"] <= 0.24
 
 
+def test_applications_declare_the_attributes_of_their_day(db) -> None:
+    rows = db.execute(
+        "SELECT a.applied_at, a.monthly_income AS declared, a.employment_type AS app_job,"
+        " a.education AS app_edu, c.* FROM applications a JOIN customers c USING (customer_id)"
+    ).fetchall()
+    before_edit = [r for r in rows if r["applied_at"] < r["updated_at"]]
+    for r in rows:
+        assert (r["app_job"], r["app_edu"]) == (r["employment_type"], r["education"])
+        if r["applied_at"] >= r["updated_at"] or r["updated_at"] == r["registered_at"]:
+            # the record's current income is the one of the application's day
+            assert r["declared"] == r["monthly_income"]
+    # applications made before the customer's record was edited declared the old income
+    changed = [r for r in before_edit if r["declared"] != r["monthly_income"]]
+    assert len(changed) > 0.5 * len(before_edit) > 50
+    assert all(r["declared"] >= 500 and r["declared"] % 100 == 0 for r in rows)
+
+
 def test_repayment_schedule_and_dpd_are_consistent(db) -> None:
     """An installment has a paid date once settled in full (``amount_paid`` its amount, or
     its principal part when a prepayment settled it, then the loan is ``prepaid``); an

@@ -154,6 +154,10 @@ def test_clean_applications_types_dedupes_and_quarantines(spark):
             "status": "approved",
             "decided_at": dt.datetime(2024, 3, 6, 9, 0),
             "updated_at": dt.datetime(2024, 3, 6, 9, 0),
+            # a source without the declared attributes leaves them null
+            "monthly_income": None,
+            "employment_type": None,
+            "education": None,
         }
     ]
     assert sorted((r.rule, json.loads(r.record)["application_id"]) for r in rejected.collect()) == [
@@ -161,6 +165,59 @@ def test_clean_applications_types_dedupes_and_quarantines(spark):
         ("invalid_term", "A4"),
         ("non_positive_amount", "A2"),
     ]
+
+
+def test_declared_attributes_are_kept_and_a_bad_income_is_quarantined(spark):
+    from pyspark.sql import functions as F
+
+    base = _bronze_apps(spark, []).columns
+    rows = [
+        ("A1", " 8000 ", "salaried", "bachelor"),
+        ("A2", "", None, None),
+        ("A3", "eight thousand", "salaried", "bachelor"),
+        ("A4", "-100", "salaried", "bachelor"),
+    ]
+    t = dt.datetime(2024, 5, 1)
+    bronze = spark.createDataFrame(
+        [
+            (a, "C1", "2024-03-05 10:00:00", "5000", "6", "travel", "app", "p", "pending")
+            + (None, "2024-03-05 10:00:00", t, "db", income, job, edu)
+            for a, income, job, edu in rows
+        ],
+        ", ".join(f"{c} {'timestamp' if c == '_ingested_at' else 'string'}" for c in base)
+        + ", monthly_income string, employment_type string, education string",
+    )
+    valid, rejected = silver.clean_applications(bronze)
+    got = {
+        r.application_id: (r.monthly_income, r.employment_type, r.education)
+        for r in valid.collect()
+    }
+    assert got == {"A1": (8000.0, "salaried", "bachelor"), "A2": (None, None, None)}
+    assert sorted(
+        (r.rule, r.reason, json.loads(r.record)["application_id"]) for r in rejected.collect()
+    ) == [
+        ("invalid_income", "declared monthly_income unparseable or negative", "A3"),
+        ("invalid_income", "declared monthly_income unparseable or negative", "A4"),
+    ]
+
+    # As of the application: what it declared; the customer record only where it is silent.
+    customers = spark.createDataFrame(
+        [("C1", "k1", 1990, 20000.0, "self_employed", "master")],
+        "customer_id string, customer_key string, birth_year int, monthly_income double, "
+        "employment_type string, education string",
+    )
+    joined = silver.with_applicant(valid, customers).orderBy("application_id")
+    assert [
+        tuple(r)
+        for r in joined.select(
+            "application_id", "customer_key", "birth_year", *silver.DECLARED
+        ).collect()
+    ] == [
+        ("A1", "k1", 1990, 8000.0, "salaried", "bachelor"),
+        ("A2", "k1", 1990, 20000.0, "self_employed", "master"),
+    ]
+    assert joined.columns.count("monthly_income") == 1
+    assert joined.where(F.col("customer_id") == "C1").count() == 2
 
 
 def test_clean_customers_pseudonymizes_and_never_keeps_clear_identifiers(spark, settings):

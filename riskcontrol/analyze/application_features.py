@@ -1,9 +1,11 @@
 """Analyze tier, silver + feature store -> gold: application features and matured labels.
 
 Every feature of an application is what was known when it was decided: its own fields,
-and the customer's history read point in time from the feature store's ``fs_*`` tables
-(``feature_store.history_at_applications``), the rows and reading the online store
-gives a live decision. Training and serving thus share one definition of every feature.
+the applicant's income, employment and education as the application declared them
+(``silver.with_applicant``), and the customer's history read point in time from the
+feature store's ``fs_*`` tables (``feature_store.history_at_applications``), the rows
+and reading the online store gives a live decision. Training and serving thus share one
+definition of every feature.
 """
 
 from __future__ import annotations
@@ -39,27 +41,15 @@ def application_features(
     (``feature_store.history_at_applications``): the same rows and the same reading as
     the online store gives a live decision, so a model is trained on what it is served.
     """
-    apps = applications
-    cust = customers.select(
-        "customer_id",
-        "customer_key",
-        "birth_year",
-        "monthly_income",
-        "employment_type",
-        "education",
-    )
+    apps = silver.with_applicant(applications, customers)
     own = {"customer_id", "customer_key", "monthly_income", "employment_type", "education"}
     hist = history.select(
         "application_id", *[c for c in history.columns if c in NUMERIC_FEATURES and c not in own]
     )
-    df = (
-        apps.join(cust, "customer_id", "left")
-        .join(hist, "application_id", "left")
-        .join(
-            loan_labels(loans, repayments, as_of, definition).drop("worst_dpd", "judged_on"),
-            "application_id",
-            "left",
-        )
+    df = apps.join(hist, "application_id", "left").join(
+        loan_labels(loans, repayments, as_of, definition).drop("worst_dpd", "judged_on"),
+        "application_id",
+        "left",
     )
     derived = {
         "age": silver.age_at("application_date"),

@@ -9,10 +9,10 @@ means, table by table (days are UTC days, the Spark session's time zone; "day ``
 snapshots carry ``event_timestamp = d 00:00`` and use only facts dated before ``d``):
 
 ``gold.fs_application`` (one row per application)
-    Known at ``applied_at``: the application's own fields, and the customer's birth
-    date, income, employment and education. Silver keeps only the latest version of a
-    customer, so those customer attributes are the current ones (the same caveat as
-    ``gold.application_features``).
+    Known at ``applied_at``: the application's own fields, the customer's birth year,
+    and the income, employment and education the application declared
+    (``silver.with_applicant``), as a live request carries them. Only an application
+    whose source carries none of these takes the customer record's latest version.
 ``gold.fs_repayment`` (one row per customer and day something changes)
     An installment due on ``due`` is known to be paid on time or late from ``due + 1``
     (pit rule ``core.dates.pit_dpd``: a payment made on day ``p`` counts from ``p + 1``); while
@@ -187,11 +187,8 @@ def fs_application(
     applications: DataFrame, customers: DataFrame, created_at: dt.datetime
 ) -> DataFrame:
     """One row per application, event time ``applied_at``."""
-    cust = customers.select(
-        "customer_id", "birth_year", "monthly_income", "employment_type", "education"
-    )
     apps = applications.where(F.col("customer_id").isNotNull() & F.col("applied_at").isNotNull())
-    out = apps.join(cust, "customer_id", "left").select(
+    out = silver.with_applicant(apps, customers).select(
         "application_id",
         "customer_id",
         F.col("applied_at").alias("event_timestamp"),

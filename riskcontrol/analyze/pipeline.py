@@ -136,7 +136,7 @@ def build_silver(run: Run, step: SilverStep) -> StepCounts:
     return run.record(counts)
 
 
-def build_gold(run: Run) -> StepCounts:
+def build_gold(run: Run, progress: Progress = _quiet) -> StepCounts:
     spark, settings = run.spark, run.settings
 
     def read(t: Table) -> DataFrame:
@@ -146,7 +146,16 @@ def build_gold(run: Run) -> StepCounts:
     counts = StepCounts(
         "analyze", SILVER_APPLICATIONS.full_name, GOLD_APPLICATION_FEATURES.full_name, 0, 0
     )
-    counts.rows_in = apps.count()
+    missing = F.lit(False)
+    for c in silver.DECLARED:
+        missing = missing | F.col(c).isNull()
+    counts.rows_in, n_undeclared = apps.agg(F.count(F.lit(1)), F.count_if(missing)).first()
+    if n_undeclared:
+        progress(
+            f"analyze: {n_undeclared:,} application(s) lack a declared "
+            f"{' / '.join(silver.DECLARED)}: the customer record's latest value stands in, "
+            f"and they may postdate the application (add them to the applications extract)"
+        )
     as_of = as_of_date(spark, settings)
     history = feature_store.history_at_applications(
         apps, read(SILVER_BUREAU), {t: read(t) for t in feature_store.HISTORY_TABLES}
@@ -321,7 +330,7 @@ def run_resolve(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
 
 def run_gold(run: Run, progress: Progress = _quiet) -> list[StepCounts]:
     progress("analyze: silver + feature store -> gold.application_features")
-    return [build_gold(run)]
+    return [build_gold(run, progress)]
 
 
 def run_quality(run: Run, progress: Progress = _quiet) -> list[quality.DQResult]:

@@ -138,8 +138,19 @@ def clean_customers(bronze: DataFrame, settings: Settings) -> tuple[DataFrame, D
     return _finish(typed, rules, SILVER_CUSTOMERS)
 
 
+# What the applicant declared on the application: the customer's attributes as of its
+# day. A source without them leaves them null (gold then takes the customer record's).
+DECLARED = ("monthly_income", "employment_type", "education")
+
+
 def _typed_applications(bronze: DataFrame) -> DataFrame:
     latest = bronze.transform(latest_by_key(["application_id"], ["updated_at", "_ingested_at"]))
+
+    def declared(c: str) -> Column:
+        if c not in latest.columns:
+            return F.lit(None).cast("double" if c == "monthly_income" else "string").alias(c)
+        return (num(c) if c == "monthly_income" else F.col(c).cast("string")).alias(c)
+
     return latest.select(
         "application_id",
         "customer_id",
@@ -153,7 +164,34 @@ def _typed_applications(bronze: DataFrame) -> DataFrame:
         F.lower(F.trim("status")).alias("status"),
         parse_ts("decided_at").alias("decided_at"),
         parse_ts("updated_at").alias("updated_at"),
+        *[declared(c) for c in DECLARED],
+        (
+            F.trim(F.col("monthly_income").cast("string"))
+            if "monthly_income" in latest.columns
+            else F.lit(None).cast("string")
+        ).alias("__declared_income"),
         "_source_uri",
+    )
+
+
+def with_applicant(applications: DataFrame, customers: DataFrame) -> DataFrame:
+    """``applications`` with the applicant as of each application: ``customer_key`` and
+    ``birth_year`` from the customer, and ``DECLARED`` (income, employment, education) as
+    the application declared them, the customer record's (its latest version, which may
+    postdate the application) only where the application carries none."""
+    cust = customers.select(
+        "customer_id",
+        "customer_key",
+        "birth_year",
+        *[F.col(c).alias(f"__record_{c}") for c in DECLARED],
+    )
+    apps = applications.drop("customer_key", "birth_year")
+    joined = apps.join(cust, "customer_id", "left")
+    return joined.select(
+        *[c for c in apps.columns if c not in DECLARED],
+        "customer_key",
+        "birth_year",
+        *[F.coalesce(F.col(c), F.col(f"__record_{c}")).alias(c) for c in DECLARED],
     )
 
 
@@ -172,6 +210,13 @@ def clean_applications(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
             "invalid_status",
             F.col("status").isin("approved", "rejected", "pending"),
             "status not approved/rejected/pending",
+        ),
+        Rule(
+            "invalid_income",
+            F.when(F.coalesce(F.col("__declared_income"), F.lit("")) == "", True).otherwise(
+                F.coalesce(F.col("monthly_income") >= 0, F.lit(False))
+            ),
+            "declared monthly_income unparseable or negative",
         ),
     ]
     return _finish(typed, rules, SILVER_APPLICATIONS)

@@ -367,9 +367,14 @@ SILVER_APPLICATIONS = Table(
         "status string",
         "decided_at timestamp",
         "updated_at timestamp",
+        "monthly_income double",
+        "employment_type string",
+        "education string",
     ),
     keys=("application_id",),
-    description="loan applications, typed, latest version per application",
+    description="loan applications, typed, latest version per application; income, "
+    "employment and education as the applicant declared them (null when the source "
+    "does not carry them)",
 )
 SILVER_LOANS = Table(
     "silver",

@@ -31,6 +31,7 @@ from riskcontrol.synthetic.generate.lending import (
     PERFORMANCE_CYCLES,
     Applications,
     Loans,
+    declared_income,
     deterioration_start,
     draw_applications,
     draw_loans,
@@ -276,6 +277,9 @@ class _Run:
                 a if p else d
                 for p, a, d in zip(apps.pending.tolist(), applied, decided, strict=True)
             ],
+            declared_income(pop, apps).tolist(),
+            [ref.EMPLOYMENT[e] for e in pop.employment[apps.customer].tolist()],
+            [ref.EDUCATION[e] for e in pop.education[apps.customer].tolist()],
             strict=True,
         )
 

@@ -156,6 +156,13 @@ def age_at(pop: Population, customer: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return (ts // DAY - pop.birth_day[customer]) / 365.2425
 
 
+def declared_income(pop: Population, apps: Applications) -> np.ndarray:
+    """The monthly income each application declared: the customer's income of its day,
+    the income from before the record's edit for an application made before it."""
+    c = apps.customer
+    return np.where(apps.applied_ts < pop.updated_ts[c], pop.income[c], pop.current_income[c])
+
+
 def draw_applications(seed: int, pop: Population, cal: Calendar) -> Applications:
     """1-3 applications per customer, bureau reports, and the lender's decisions."""
     rng = KeyedRandom(seed, "application")

@@ -2,9 +2,13 @@
 
 Every customer gets a latent risk ``z ~ N(0, 1)`` that nothing downstream can see
 directly; age, education, employment and income are noisy functions of it, so they
-reveal risk only partly. Identity numbers follow GB 11643-1999 (region code, birth date,
-sequence whose last digit encodes gender, ISO 7064 MOD 11-2 check digit), which is why
-the check-digit helpers live here and are reused by the pipeline's validation.
+reveal risk only partly. A customer whose record was edited after registration (30%) has
+a new income there (``current_income``); what an application declared is the income of
+its day, the earlier one for applications before the edit.
+
+Identity numbers follow GB 11643-1999 (region code, birth date, sequence whose last
+digit encodes gender, ISO 7064 MOD 11-2 check digit), which is why the check-digit
+helpers live here and are reused by the pipeline's validation.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ class Population:
     city: np.ndarray  # index into reference.CITIES
     education: np.ndarray  # index into reference.EDUCATION
     employment: np.ndarray  # index into reference.EMPLOYMENT
-    income: np.ndarray
+    income: np.ndarray  # at registration: what drives risk, declared until an edit
+    current_income: np.ndarray  # the customer record's income now (after its edit, if any)
     company: np.ndarray  # index into reference.COMPANIES, -1 if none
     first_app_ts: np.ndarray
     registered_ts: np.ndarray
@@ -176,6 +181,10 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
         np.log(6500) + edu_eff + emp_eff + 0.2 * tier1 - 0.2 * z + 0.4 * rng.normal(index, "income")
     )
     income = np.maximum(np.round(np.exp(log_income), -2), 500.0)
+    # The edit revised the income (a pay rise, a new job): the record shows the new one.
+    revision = np.exp(0.3 * rng.normal(index, "income_edit"))
+    revised = np.maximum(np.round(income * revision, -2), 500.0)
+    current_income = np.where(edited, revised, income)
 
     salaried = employment == 0
     own_city = rng.bernoulli(index, 0.85, "own_city_employer")
@@ -244,6 +253,7 @@ def draw_population(seed: int, index: np.ndarray, start_day: int, as_of_day: int
         education=education,
         employment=employment,
         income=income,
+        current_income=current_income,
         company=company,
         first_app_ts=first_app_ts,
         registered_ts=registered_ts,
@@ -288,7 +298,7 @@ def customer_rows(
         [ref.EDUCATION[e] for e in pop.education.tolist()],
         [ref.EMPLOYMENT[e] for e in pop.employment.tolist()],
         pop.employer_name,
-        pop.income.tolist(),
+        pop.current_income.tolist(),
         format_timestamps(pop.registered_ts),
         format_timestamps(pop.updated_ts),
         strict=True,

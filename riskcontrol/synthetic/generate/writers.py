@@ -25,7 +25,8 @@ TABLES: dict[str, str] = {
     "applications": (
         "application_id TEXT PRIMARY KEY, customer_id TEXT, applied_at TEXT,"
         " requested_amount REAL, term_months INTEGER, purpose TEXT, channel TEXT, province TEXT,"
-        " status TEXT, decided_at TEXT, updated_at TEXT"
+        " status TEXT, decided_at TEXT, updated_at TEXT, monthly_income REAL,"
+        " employment_type TEXT, education TEXT"
     ),
     "loans": (
         "loan_id TEXT PRIMARY KEY, application_id TEXT, customer_id TEXT, disbursed_at TEXT,"
