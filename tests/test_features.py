@@ -591,7 +591,8 @@ D_APPLIED = TS(2024, 6, 15, 10)  # application A1: the day D of the leakage test
 def leakage_case() -> dict[Table, list[dict]]:
     """Customer C1 applies on D (A1) and again on Sep 1 (A2); between the two, a court
     record, an installment going 45 days late, a worse bureau report, an app event and
-    a note appear. Customer C2 (A3) has no history at all."""
+    a note appear, and C1's record gets a new income. Customer C2 (A3) has no history at
+    all."""
     bureau_fields = {"total_credit_limit": 20000.0, "schema_version": 2}
     return {
         SILVER_CUSTOMERS: [
@@ -601,8 +602,10 @@ def leakage_case() -> dict[Table, list[dict]]:
             | {"monthly_income": 8000.0},
         ],
         SILVER_APPLICATIONS: [
+            # A1 declared an income of 6,000: the record's 10,000 is a later edit
             {"application_id": "A1", "customer_id": "C1", "applied_at": D_APPLIED}
-            | {"application_date": D(2024, 6, 15), "requested_amount": 5000.0, "term_months": 12},
+            | {"application_date": D(2024, 6, 15), "requested_amount": 5000.0, "term_months": 12}
+            | {"monthly_income": 6000.0},
             {"application_id": "A2", "customer_id": "C1", "applied_at": TS(2024, 9, 1, 9)}
             | {"application_date": D(2024, 9, 1), "requested_amount": 8000.0, "term_months": 6},
             {"application_id": "A3", "customer_id": "C2", "applied_at": TS(2024, 6, 15, 11)}
@@ -724,7 +727,7 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     assert set(training.columns) >= set(CHECKED) | {"customer_id", "event_timestamp"}
     assert [tuple(got[a][c] for c in CHECKED) for a in ("A1", "A2", "A3")] == [
         # A1 on D: only what was known before D
-        ("A1", 5000.0, 33, 0.5, 0, 0, 0, 1, 500.0, 0.5, 700, 0.25, 1, 1, 0, 0.0)
+        ("A1", 5000.0, 33, 5000 / 6000, 0, 0, 0, 1, 500.0, 0.5, 700, 0.25, 1, 1, 0, 0.0)
         + (1, 1, 0.8 if HAS_SCORE else 2.0, 1, day(2024, 3, 1), 106),
         # A2 after the record, the late installment and the new report: all of them
         ("A2", 8000.0, 34, 0.8, 45, 1, 1, 2, 0.0, 0.0, 580, 0.75, 0, 0, 0, None)
