@@ -267,6 +267,7 @@ def test_declarations_name_real_tables_and_columns():
     }
     assert warnings == {
         ("silver.applications", "applied_at_freshness"),
+        ("silver.applications", "monthly_income_not_null"),
         ("silver.loans", "annual_rate_range"),
         ("silver.bureau_reports", "bureau_score_range"),
         ("gold.application_features", "age_range"),

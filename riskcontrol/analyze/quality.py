@@ -190,6 +190,13 @@ EXPECTATIONS: dict[str, tuple[Expectation, ...]] = bind(
             allowed_values("term_months", VALID_TERMS),
             allowed_values("status", ("approved", "rejected", "pending")),
             fresh("applied_at", dt.timedelta(days=2), severity=WARNING),
+            not_null(
+                "monthly_income",
+                severity=WARNING,
+                description="declared by the applicant: without it gold takes the customer "
+                "record's latest income, which may postdate the application",
+            ),
+            in_range("monthly_income", 0),
         ),
         "silver.loans": (
             unique("loan_id"),
