@@ -483,15 +483,16 @@ def test_the_planted_deterioration_is_caught_on_the_right_day(spark, tmp_path) -
     )
     statuses = {(r.indicator, r.as_of_date, r.segment): r.status for r in rows}
     assert {ch for (_, _, ch) in statuses} == {"app", "web", "partner_a", "partner_b", "offline"}
-    # (the book's cures, partial payments and prepayments moved these from S + 18 and S + 44)
-    for indicator, caught_on in (("dpd1_rate", D(2026, 1, 26)), ("dpd30_rate", D(2026, 2, 24))):
+    # (the book's cures, partial payments and prepayments moved these from S + 18 and S + 44,
+    # and repeat applications left out after as-of moved S + 39 to S + 38)
+    for indicator, caught_on in (("dpd1_rate", D(2026, 1, 26)), ("dpd30_rate", D(2026, 2, 23))):
         warn = warning.DEFAULT_THRESHOLDS[indicator]["warning"]
         first = min(
             day
             for (name, day, ch), v in expected.items()
             if (name, ch) == (indicator, "partner_a") and v >= warn
         )
-        assert first == caught_on > start  # S + 10 and S + 39 days
+        assert first == caught_on > start  # S + 10 and S + 38 days
         breached = [
             day
             for (name, day, ch), status in statuses.items()
