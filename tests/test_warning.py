@@ -343,7 +343,8 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         ("roll_30_60", *ov): (0.5, 1, 2, "ok", 3900),  # A5 rolls, A6 cures
         ("vintage_mob3_dpd30", *ov): (0.25, 1, 4, "critical", 3900),
         ("score_psi", *ov): (pytest.approx(psi), 10, 100, "critical", 3900),
-        ("approval_rate_shift", *ov): (-0.5, 1, 4, "warning", 3900),  # |shift| compared
+        # -50 points on 4 decisions: within 3 standard errors (0.75) of no shift
+        ("approval_rate_shift", *ov): (-0.5, 1, 4, "too_few", 3900),
         ("concentration_channel", "channel", "app"): (1800 / 3900, 1800, 3900, "ok", 1800),
         ("concentration_province", "province", "P1"): (
             2900 / 3900,
@@ -780,6 +781,27 @@ def test_calibrated_thresholds_round_trip_with_their_source_into_the_rows(spark,
         "dpd30_rate": ("warning", pytest.approx(0.5), loaded["dpd30_rate"]["source"]),
         "dpd1_rate": ("ok", 0.3, f"default: {warning.DEFAULT_SOURCES['dpd1_rate']}"),
     }
+
+
+def test_an_approval_shift_within_its_sampling_noise_is_not_a_breach(spark) -> None:
+    day = dt.date(2026, 2, 20)
+    rows = spark.createDataFrame(
+        [
+            # value, approved and decided in the last 30 days
+            (day, "approval_rate_shift", "overall", "60", 0.12, 51.0, 60.0, None),
+            (day, "approval_rate_shift", "overall", "2000", 0.12, 1700.0, 2000.0, None),
+            (day, "approval_rate_shift", "overall", "-60", -0.2, 48.0, 60.0, None),
+        ],
+        "as_of_date date, indicator string, segment_type string, segment string, "
+        "value double, numerator double, denominator double, exposure double",
+    )
+    got = {
+        r.segment: r.status
+        for r in warning._with_status(rows, warning.load_thresholds(None), 30).collect()
+    }
+    # 3 standard errors of the shift, sqrt(p (1 - p) (1 + 1/3) / n): 0.160 at 51/60,
+    # 0.028 at 1,700/2,000, 0.179 at 48/60; thresholds 0.08 (warning), 0.15 (critical)
+    assert got == {"60": "too_few", "2000": "warning", "-60": "critical"}
 
 
 def test_the_alert_text_says_where_the_breached_threshold_comes_from() -> None:

@@ -20,7 +20,8 @@ its absolute value is compared):
 * ``score_psi``: population stability of recent applications' PDs against the PDs of
   every application made in the training months (``through_the_door``: like against
   like, whatever became of them), on that baseline's deciles;
-* ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before;
+* ``approval_rate_shift``: approval rate of the last 30 days minus that of the 90 before
+  (``too_few`` within ``NOISE_SE`` standard errors of zero);
 * ``concentration_province``, ``concentration_channel``: the largest segment's share of
   the active outstanding;
 * ``public_record_hits_30d``: new court or penalty records linked to current borrowers,
@@ -58,6 +59,8 @@ from riskcontrol.core.dates import pit_dpd
 ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
 RT_DAYS = 7  # the decision service's recent window (of ROLL_DAYS; the rest is its baseline)
 APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
+BEFORE_WINDOWS = (APPROVAL_BASE_DAYS - 30) / 30  # the baseline's days over the recent 30
+NOISE_SE = 3  # an approval-rate shift within this many standard errors is noise
 VINTAGE_MOB = 3  # month on book of the vintage indicator
 PER_BORROWERS = 1000  # public-record hits are a rate per this many current borrowers
 PSI_FLOOR = 1e-4  # bin share floor, so an empty bin adds a large but finite PSI term
@@ -1018,8 +1021,8 @@ def _with_status(
     df: DataFrame, thresholds: dict[str, dict[str, float]], min_segment_loans: int
 ) -> DataFrame:
     """Thresholds, where they come from, and status: too_few (a rate over fewer than
-    ``min_segment_loans`` loans or applications, any segment), else critical, warning or
-    ok."""
+    ``min_segment_loans`` loans or applications, any segment, or an approval-rate shift
+    within ``NOISE_SE`` standard errors of zero), else critical, warning or ok."""
 
     def lookup(level: str) -> Column:
         pairs = [x for name in INDICATORS for x in (F.lit(name), F.lit(thresholds[name][level]))]
@@ -1029,6 +1032,14 @@ def _with_status(
 
     value = F.when(F.col("indicator").isin(*SIGNED), F.abs("value")).otherwise(F.col("value"))
     too_few = F.col("indicator").isin(*COUNTED) & (F.col("denominator") < min_segment_loans)
+    # The approval-rate shift is a difference of two proportions: one within NOISE_SE
+    # standard errors of zero cannot be told from the draw of a small window's decisions
+    # (3, the warning limit of `calibrate`'s control charts: the windows of consecutive
+    # days overlap, so one unusual month would breach for 30 days). The before window
+    # holds about BEFORE_WINDOWS times the recent one's decisions.
+    p = F.col("numerator") / F.col("denominator")
+    noise = NOISE_SE * F.sqrt(p * (1 - p) * (1 + 1 / BEFORE_WINDOWS) / F.col("denominator"))
+    too_few = too_few | ((F.col("indicator") == "approval_rate_shift") & (value < noise))
     status = (
         F.when(too_few, "too_few")
         .when(value >= F.col("critical_threshold"), "critical")
