@@ -54,7 +54,7 @@ class CourtSpider(RiskSpider):
     def parse_case(self, response: Response):
         """A case page: the page and its court_record (or a reject without 案号).
 
-        @url http://127.0.0.1:8765/court/case/5625d03e755335d6.html
+        @url http://127.0.0.1:8765/court/case/cd02193cacffd316.html
         @returns items 2 2
         @returns requests 0 0
         @scrapes url fetched_at content_hash crawl_id
@@ -84,7 +84,7 @@ class CourtSpider(RiskSpider):
     def parse_search(self, response: Response):
         """Search results: the page and the case pages it lists.
 
-        @url http://127.0.0.1:8765/court/search?name=%E9%83%9D%E6%96%8C
+        @url http://127.0.0.1:8765/court/search?name=%E7%8E%8B%E6%B3%A2%E5%AE%81
         @returns items 1 1
         @returns requests 2 2
         @scrapes url content_hash page_kind body
