@@ -59,7 +59,7 @@ from riskcontrol.core.dates import pit_dpd
 ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
 RT_DAYS = 7  # the decision service's recent window (of ROLL_DAYS; the rest is its baseline)
 APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
-BEFORE_WINDOWS = (APPROVAL_BASE_DAYS - 30) / 30  # the baseline's days over the recent 30
+BEFORE_WINDOWS = (APPROVAL_BASE_DAYS - ROLL_DAYS) / ROLL_DAYS  # baseline days per recent day
 NOISE_SE = 3  # an approval-rate shift within this many standard errors is noise
 VINTAGE_MOB = 3  # month on book of the vintage indicator
 PER_BORROWERS = 1000  # public-record hits are a rate per this many current borrowers
