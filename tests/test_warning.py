@@ -272,6 +272,7 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
     baseline, shifted = csi_populations(spark)
     recent = shifted.select(F.lit(DAY - dt.timedelta(days=2)).alias("application_date"), "*")
     outside = baseline.select(F.lit(DAY).alias("application_date"), "*")  # known tomorrow
+    reference = baseline.select(F.lit(DAY - dt.timedelta(days=40)).alias("application_date"), "*")
     thresholds = warning.load_thresholds(None)
     thresholds["dpd30_rate"] = {"warning": 0.5, "critical": 0.6}
     thresholds["approval_rate_shift"] = {"warning": 0.3, "critical": 0.6}
@@ -287,7 +288,7 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         baseline_pd=(np.arange(1, 101) / 100).tolist(),
         cohorts=cohorts,
         decisions=decisions,
-        feature_frame=recent.unionByName(outside),
+        feature_frame=recent.unionByName(outside).unionByName(reference),
         feature_bins=warning.csi_baseline(baseline, ["x"], ["c"]),
     ).collect()
     assert {r.as_of_date for r in rows} == {DAY}
@@ -356,9 +357,11 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         # R1 (C2), R2 (C5 and C6 through their employer) and R8 (C9): 3 records over the
         # 8 customers with an active loan, per 1,000 of them
         ("public_record_hits_30d", *ov): (375, 3, 8, "critical", 1200),
-        # the features of the 10 applications two days before DAY against the baseline's
-        ("csi", "feature", "x"): (CSI_X, 10, 10, "critical", 3900),
-        ("csi", "feature", "c"): (CSI_C, 10, 10, "critical", 3900),
+        # the features of the 10 applications two days before DAY against the 10 of the
+        # reference window (the baseline's): critical, but within the noise of 10 against
+        # 10 over 11 bins (NOISE_X) and 4 bins (NOISE_C)
+        ("csi", "feature", "x"): (CSI_X, 10, 10, "too_few", 3900),
+        ("csi", "feature", "c"): (CSI_C, 10, 10, "too_few", 3900),
         # the service's last 7 days: 1 of 4 approved, against 2 of 3 before
         ("rt_approval_rate_shift", *ov): (0.25 - 2 / 3, 1, 4, "critical", 3900),
         ("rt_rule_hit_rate", *ov): (0.75, 3, 4, "critical", 3900),
@@ -593,10 +596,22 @@ def _term(actual: float, expected: float) -> float:
     return (a - e) * math.log(a / e)
 
 
+def _smoothed(recent: list[int], reference: list[int], times: int = 1) -> float:
+    """A stability index of two samples' counts per bin, half an application added to
+    each bin of each (``warning.SMOOTHING``), both samples ``times`` over."""
+    k, n, m = len(recent), sum(recent) * times, sum(reference) * times
+    return sum(
+        _term((r * times + 0.5) / (n + 0.5 * k), (q * times + 0.5) / (m + 0.5 * k))
+        for r, q in zip(recent, reference, strict=True)
+    )
+
+
 # x: baseline 1..10, one per decile bin; recent five 1s, a 2, 3 and 4, two missing
-CSI_X = _term(0.5, 0.1) + 3 * _term(0.1, 0.1) + 6 * _term(0.0, 0.1) + _term(0.2, 0.0)
-# c: baseline a 50%, b 40%, missing 10%; recent a 30%, b 30%, unseen z 20%, missing 20%
-CSI_C = _term(0.3, 0.5) + _term(0.3, 0.4) + _term(0.2, 0.0) + _term(0.2, 0.1)
+X_COUNTS = ([5, 1, 1, 1, 0, 0, 0, 0, 0, 0, 2], [1] * 10 + [0])  # recent, reference; missing last
+CSI_X = _smoothed(*X_COUNTS)
+# c: baseline a 5, b 4, missing 1; recent a 3, b 3, the unseen z 2, missing 2
+C_COUNTS = ([3, 3, 2, 2], [5, 4, 0, 1])
+CSI_C = _smoothed(*C_COUNTS)
 
 
 def csi_populations(spark):
@@ -630,30 +645,65 @@ def test_csi_baseline_bins_on_deciles_and_levels(spark) -> None:
     assert c.shares == {0: 0.5, 1: 0.4, 2: 0.0, warning.NULL_BIN: 0.1}
 
 
-def test_csi_of_identical_populations_is_zero_and_of_a_shift_is_hand_computed(spark) -> None:
+# 3 standard errors above the index of two samples of 10 of one population:
+# (1/10 + 1/10) (df + 3 sqrt(2 df)), df = occupied bins - 1 (x: 10 deciles and missing)
+NOISE_X = 0.2 * (10 + 3 * math.sqrt(20))
+NOISE_C = 0.2 * (3 + 3 * math.sqrt(6))  # c: a, b, the unseen z and missing
+
+
+def test_csi_compares_the_last_30_days_with_the_180_before_them(spark) -> None:
     day = D(2024, 5, 1)
     baseline, shifted = csi_populations(spark)
     bins = warning.csi_baseline(baseline, ["x"], ["c"])
     days_df = warning.days_frame(spark, [day])
 
-    def csi(population, dated: dt.date = day - dt.timedelta(days=3)) -> dict:
-        frame = population.select(F.lit(dated).alias("application_date"), "*")
+    def frame(population, dated: int = 3, reference: int = 31, times: int = 1):
+        """``population`` dated ``dated`` days before ``day`` and the baseline
+        ``reference`` days before it, each ``times`` over."""
+
+        def at(one, days: int):
+            dated = one.select(F.lit(day - dt.timedelta(days=days)).alias("application_date"), "*")
+            return dated.crossJoin(spark.range(times)).drop("id")
+
+        return warning._csi(
+            at(population, dated).unionByName(at(baseline, reference)), bins, days_df
+        )
+
+    def csi(population, **kwargs) -> dict:
         return {
-            r.segment: (r.indicator, r.segment_type, r.value, r.numerator, r.denominator)
-            for r in warning._csi(frame, bins, days_df).collect()
+            r.segment: (r.indicator, r.segment_type, r.value, r.numerator, r.denominator, r.noise)
+            for r in frame(population, **kwargs).collect()
         }
 
     assert csi(baseline) == {
-        "x": ("csi", "feature", 0.0, 10, 10),  # exactly 0: the very same shares
-        "c": ("csi", "feature", 0.0, 10, 10),
-    }
+        "x": ("csi", "feature", 0.0, 10, 10, pytest.approx(0.2 * (9 + 3 * math.sqrt(18)))),
+        "c": ("csi", "feature", 0.0, 10, 10, pytest.approx(0.2 * (2 + 3 * 2))),
+    }  # exactly 0: the very same shares; x over its 10 deciles, c over a, b, missing
     got = csi(shifted)
-    assert got["x"] == ("csi", "feature", pytest.approx(CSI_X), 10, 10)
-    assert got["c"] == ("csi", "feature", pytest.approx(CSI_C), 10, 10)
+    assert got["x"] == ("csi", "feature", pytest.approx(CSI_X), 10, 10, pytest.approx(NOISE_X))
+    assert got["c"] == ("csi", "feature", pytest.approx(CSI_C), 10, 10, pytest.approx(NOISE_C))
+    # both critical (0.25) but within the sampling noise of 10 applications against 10
+    assert NOISE_X > CSI_X > 0.25 and NOISE_C > CSI_C > 0.25
     # the unseen level z and the missing values count: without them c would be far lower
-    assert _term(0.3, 0.5) + _term(0.3, 0.4) + 1.0 < CSI_C
-    assert csi(shifted, day) == {}  # applications of the day itself are known tomorrow
-    assert csi(shifted, day - dt.timedelta(days=31)) == {}  # before the 30-day window
+    assert _smoothed([3, 3], [5, 4]) < 0.02 < 0.4 < CSI_C
+    # five times the applications: the same shares, a larger index, a fifth of the noise,
+    # and both breaches beyond it
+    five = frame(shifted, times=5)
+    noise = {r.segment: r.noise for r in five.collect()}
+    assert noise == {"x": pytest.approx(NOISE_X / 5), "c": pytest.approx(NOISE_C / 5)}
+    assert {
+        r.segment: (r.value, r.numerator, r.denominator, r.status)
+        for r in warning._with_status(five, warning.load_thresholds(None), 30).collect()
+    } == {
+        "x": (pytest.approx(_smoothed(*X_COUNTS, times=5)), 50, 50, "critical"),
+        "c": (pytest.approx(_smoothed(*C_COUNTS, times=5)), 50, 50, "critical"),
+    }
+    # the reference's last day is 31 days before day, its first 30 + 180 before
+    assert csi(shifted, reference=210)["x"][3:5] == (10, 10)
+    assert csi(shifted, reference=211) == {}  # no reference: no index
+    assert csi(shifted, reference=30) == {}  # in the recent window: no reference either
+    assert csi(shifted, dated=0) == {}  # applications of the day itself are known tomorrow
+    assert csi(shifted, dated=31) == {}  # before the 30-day window: reference, no recent
 
 
 # --- public-record hits as a rate -------------------------------------------------------------
@@ -835,10 +885,22 @@ def test_a_calm_book_breaches_no_indicator_on_more_than_a_tenth_of_its_days(
     give (default and roll rates, vintage, approval shift; overall and per channel and
     province) is in breach on at most 10% of the 90 days, at the default thresholds and
     the default charge-off rule (without it the 90+ stock piles up: one province's 90+
-    rate breached on 10 of the 90 days)."""
+    rate breached on 10 of the 90 days). So is each application feature's CSI, against
+    the 180 days before its window on the bins of the book's first year; the number of
+    the customer's earlier applications among them, which grows as the book seasons."""
     out = tmp_path / "calm"
     generate(out, customers=1500, seed=3, deterioration_share=0.0)
-    loans_df, reps_df, apps_df = _lending_frames(spark, *_lending_rows(out))
+    loans, reps, apps = _lending_rows(out)
+    loans_df, reps_df, apps_df = _lending_frames(spark, loans, reps, apps)
+    apps = apps.assign(application_date=pd.to_datetime(apps["applied_at"]).dt.date)
+    apps = apps.sort_values(["applied_at", "application_id"])
+    apps["earlier_applications"] = apps.groupby("customer_id").cumcount()
+    numeric = ["requested_amount", "term_months", "monthly_income", "earlier_applications"]
+    categorical = ["purpose", "channel", "employment_type"]
+    features = spark.createDataFrame(
+        apps[["application_date", *numeric, *categorical]].astype(object).where(apps.notna(), None)
+    )
+    first_year = features.where(F.col("application_date") < F.lit(D(2025, 4, 1)))
     as_of = D(2026, 4, 1)
     day_list = warning.days(as_of, 90)
     days_df = warning.days_frame(spark, day_list)
@@ -854,6 +916,8 @@ def test_a_calm_book_breaches_no_indicator_on_more_than_a_tenth_of_its_days(
         days_df,
         cohorts=warning.vintage_cohorts(loans_df, reps_df),
         charge_off_dpd=180,  # RISK_CHARGE_OFF_DPD's default
+        feature_frame=features,
+        feature_bins=warning.csi_baseline(first_year, numeric, categorical),
     )
     shares = {
         (r.indicator, r.segment_type, r.segment): (r.breached, r.days)
@@ -868,6 +932,7 @@ def test_a_calm_book_breaches_no_indicator_on_more_than_a_tenth_of_its_days(
     names = {name for name, _, _ in shares}
     assert {"dpd1_rate", "dpd30_rate", "dpd90_rate", "roll_1_30", "roll_30_60"} <= names
     assert {"vintage_mob3_dpd30", "approval_rate_shift"} <= names
-    assert {segment_type for _, segment_type, _ in shares} == {"overall", "channel", "province"}
+    assert {s for _, s, _ in shares} == {"overall", "channel", "province", "feature"}
+    assert {segment for name, _, segment in shares if name == "csi"} == {*numeric, *categorical}
     noisy = {k: v for k, v in shares.items() if v[0] > 0.10 * v[1]}
     assert noisy == {}

@@ -422,22 +422,28 @@ def book_lgd(
 # --- early warning and alerts ---------------------------------------------------------------
 @dataclass
 class StabilityInputs:
-    """What the score PSI and the features' CSI compare: the recent applications (their
-    PDs, and their model features) against every application of the training months."""
+    """What the score PSI and the features' CSI compare: the recent applications' PDs
+    against those of every application of the training months, and their model features
+    against the applications' of the months before them (on the training months' bins)."""
 
     score_frame: DataFrame  # application_date, pd
     baseline_pd: list[float]
-    feature_frame: DataFrame  # application_date and the champion's features
+    feature_frame: DataFrame  # application_date and the champion's features, reference too
     feature_bins: list[warning.FeatureBins]
 
 
 def _stability_inputs(run: Run, champion, first_day: dt.date) -> StabilityInputs:
-    """Applications from 30 days before the window on, and every application of the
-    training months (``warning.through_the_door``: all applications against all
-    applications): their PDs for the score PSI, the champion's features for the CSI."""
+    """Applications from 30 days before the window on (their PDs for the score PSI), and
+    from ``warning.REFERENCE_DAYS`` before that (the champion's features for the CSI and
+    its rolling reference); every application of the training months
+    (``warning.through_the_door``: all applications against all applications): the
+    PSI's baseline PDs and the CSI's bins."""
 
     features = _read(run, GOLD_APPLICATION_FEATURES)
-    recent = features.where(F.col("application_date") >= F.lit(first_day - dt.timedelta(days=30)))
+    start = first_day - dt.timedelta(days=warning.ROLL_DAYS)
+    recent = features.where(F.col("application_date") >= F.lit(start))
+    reference = start - dt.timedelta(days=warning.REFERENCE_DAYS)
+    with_reference = features.where(F.col("application_date") >= F.lit(reference))
     score_frame = champion.model.transform(recent).select("application_date", "pd")
     months = training_split(run.spark, run.settings).windows["train"]
     door = warning.through_the_door(features, months)
@@ -445,7 +451,7 @@ def _stability_inputs(run: Run, champion, first_day: dt.date) -> StabilityInputs
     spec = champion.spec
     bins = warning.csi_baseline(door, spec.numeric, spec.categorical) if baseline else []
     return StabilityInputs(
-        score_frame, baseline, recent.select("application_date", *spec.columns), bins
+        score_frame, baseline, with_reference.select("application_date", *spec.columns), bins
     )
 
 
