@@ -107,8 +107,9 @@ def test_the_stability_inputs_are_the_recent_and_the_through_the_door_applicatio
     spark, monkeypatch
 ) -> None:
     """What `riskctl warn` hands the score PSI and the CSI: the applications from 30 days
-    before the first day on, and every application of the training months, with the
-    champion's features (a stub model: pd = x / 10)."""
+    before the first day on (the PSI's), from 180 days before those (the CSI's, its
+    reference), and every application of the training months, with the champion's
+    features (a stub model: pd = x / 10)."""
     from types import SimpleNamespace
 
     from pyspark.sql import functions as F
@@ -118,6 +119,7 @@ def test_the_stability_inputs_are_the_recent_and_the_through_the_door_applicatio
 
     features = spark.createDataFrame(
         [
+            ("A0", dt.date(2024, 11, 2), "2024-11", 9, "y", "ignored"),  # before the reference
             ("A1", dt.date(2025, 1, 5), "2025-01", 1, "a", "ignored"),
             ("A2", dt.date(2025, 2, 5), "2025-02", 2, None, "ignored"),
             ("A3", dt.date(2025, 3, 5), "2025-03", 3, "b", "ignored"),  # not a training month
@@ -138,7 +140,13 @@ def test_the_stability_inputs_are_the_recent_and_the_through_the_door_applicatio
     got = pipeline._stability_inputs(run, champion, dt.date(2025, 6, 1))
     assert got.baseline_pd == [0.1, 0.2]  # A1, A2: the training months, whatever their fate
     assert [tuple(r) for r in got.score_frame.collect()] == [(dt.date(2025, 5, 2), None)]
-    assert [tuple(r) for r in got.feature_frame.collect()] == [(dt.date(2025, 5, 2), None, "z")]
+    # from 2024-11-03: 2025-06-01 less 30 and 180 days
+    assert sorted(tuple(r) for r in got.feature_frame.collect()) == [
+        (dt.date(2025, 1, 5), 1, "a"),
+        (dt.date(2025, 2, 5), 2, None),
+        (dt.date(2025, 3, 5), 3, "b"),
+        (dt.date(2025, 5, 2), None, "z"),
+    ]
     x, c = got.feature_bins
     assert (x.feature, x.rows, c.feature, c.levels) == ("x", 2, "c", ("a",))
     assert c.shares == {0: 0.5, 1: 0.0, -1: 0.5}
