@@ -362,8 +362,9 @@ def test_indicators_on_a_hand_built_book(spark) -> None:
         # 10 over 11 bins (NOISE_X) and 4 bins (NOISE_C)
         ("csi", "feature", "x"): (CSI_X, 10, 10, "too_few", 3900),
         ("csi", "feature", "c"): (CSI_C, 10, 10, "too_few", 3900),
-        # the service's last 7 days: 1 of 4 approved, against 2 of 3 before
-        ("rt_approval_rate_shift", *ov): (0.25 - 2 / 3, 1, 4, "critical", 3900),
+        # the service's last 7 days: 1 of 4 approved, against 2 of 3 before: critical,
+        # within 3 standard errors (0.74, the 23 days before as 23/7 weeks) of no shift
+        ("rt_approval_rate_shift", *ov): (0.25 - 2 / 3, 1, 4, "too_few", 3900),
         ("rt_rule_hit_rate", *ov): (0.75, 3, 4, "critical", 3900),
         ("rt_rule_hit_rate", "rule", "KO_LIST"): (0.5, 2, 4, "critical", 3900),
         ("rt_rule_hit_rate", "rule", "REF_APPS_24H"): (0.25, 1, 4, "warning", 3900),
@@ -841,6 +842,9 @@ def test_an_approval_shift_within_its_sampling_noise_is_not_a_breach(spark) -> N
             (day, "approval_rate_shift", "overall", "60", 0.12, 51.0, 60.0, None),
             (day, "approval_rate_shift", "overall", "2000", 0.12, 1700.0, 2000.0, None),
             (day, "approval_rate_shift", "overall", "-60", -0.2, 48.0, 60.0, None),
+            # the service's: a week's decisions against the 23 days before
+            (day, "rt_approval_rate_shift", "overall", "rt60", 0.12, 51.0, 60.0, None),
+            (day, "rt_approval_rate_shift", "overall", "rt2000", 0.12, 1700.0, 2000.0, None),
         ],
         "as_of_date date, indicator string, segment_type string, segment string, "
         "value double, numerator double, denominator double, exposure double",
@@ -850,8 +854,16 @@ def test_an_approval_shift_within_its_sampling_noise_is_not_a_breach(spark) -> N
         for r in warning._with_status(rows, warning.load_thresholds(None), 30).collect()
     }
     # 3 standard errors of the shift, sqrt(p (1 - p) (1 + 1/3) / n): 0.160 at 51/60,
-    # 0.028 at 1,700/2,000, 0.179 at 48/60; thresholds 0.08 (warning), 0.15 (critical)
-    assert got == {"60": "too_few", "2000": "warning", "-60": "critical"}
+    # 0.028 at 1,700/2,000, 0.179 at 48/60; thresholds 0.08 (warning), 0.15 (critical).
+    # The service's, sqrt(p (1 - p) (1 + 7/23) / n): 0.158 at 51/60, 0.027 at 1,700/2,000;
+    # thresholds 0.10 and 0.20
+    assert got == {
+        "60": "too_few",
+        "2000": "warning",
+        "-60": "critical",
+        "rt60": "too_few",
+        "rt2000": "warning",
+    }
 
 
 def test_the_alert_text_says_where_the_breached_threshold_comes_from() -> None:

@@ -32,7 +32,8 @@ its absolute value is compared):
   baseline's deciles (numerics) or levels (categoricals, with a bin for a level the
   baseline never had), missing values a bin of their own;
 * ``rt_approval_rate_shift``: the decision service's approval rate over its decisions of
-  the last 7 days minus that of the 23 days before (``gold.decision_log``);
+  the last 7 days minus that of the 23 days before (``gold.decision_log``), its noise as
+  the approval shift's;
 * ``rt_rule_hit_rate``: the share of the service's decisions of the last 7 days on which
   a policy rule fired: any rule (whole book), and each rule (segment type ``rule``).
 
@@ -63,7 +64,12 @@ from riskcontrol.core.dates import pit_dpd
 ROLL_DAYS = 30  # window of the default, roll, approval, PSI and public-record indicators
 RT_DAYS = 7  # the decision service's recent window (of ROLL_DAYS; the rest is its baseline)
 APPROVAL_BASE_DAYS = 120  # approval-rate baseline: applications dated in [d-120, d-30)
-BEFORE_WINDOWS = (APPROVAL_BASE_DAYS - ROLL_DAYS) / ROLL_DAYS  # baseline days per recent day
+# An approval shift's before window, in recent windows: the batch's 90 days against 30,
+# the decision service's 23 against 7
+BEFORE_WINDOWS = {
+    "approval_rate_shift": (APPROVAL_BASE_DAYS - ROLL_DAYS) / ROLL_DAYS,
+    "rt_approval_rate_shift": (ROLL_DAYS - RT_DAYS) / RT_DAYS,
+}
 NOISE_SE = 3  # a breach within this many standard errors of its sampling noise is too_few
 REFERENCE_DAYS = 180  # a CSI's reference: the applications of the 180 days before its window
 VINTAGE_MOB = 3  # month on book of the vintage indicator
@@ -1085,16 +1091,18 @@ def _with_status(
 
     value = F.when(F.col("indicator").isin(*SIGNED), F.abs("value")).otherwise(F.col("value"))
     too_few = F.col("indicator").isin(*COUNTED) & (F.col("denominator") < min_segment_loans)
-    # The approval-rate shift is a difference of two proportions: one within NOISE_SE
+    # An approval-rate shift is a difference of two proportions: one within NOISE_SE
     # standard errors of zero cannot be told from the draw of a small window's decisions
     # (3, the warning limit of `calibrate`'s control charts: the windows of consecutive
     # days overlap, so one unusual month would breach for 30 days). The before window
     # holds about BEFORE_WINDOWS times the recent one's decisions.
     p = F.col("numerator") / F.col("denominator")
-    noise = NOISE_SE * F.sqrt(p * (1 - p) * (1 + 1 / BEFORE_WINDOWS) / F.col("denominator"))
+    before = F.create_map(*[x for k, v in BEFORE_WINDOWS.items() for x in (F.lit(k), F.lit(v))])
+    ratio = before[F.col("indicator")]
+    noise = NOISE_SE * F.sqrt(p * (1 - p) * (1 + 1 / ratio) / F.col("denominator"))
     if "noise" in df.columns:  # the stability indices' (stability_noise), null elsewhere
         noise = F.coalesce(F.col("noise"), noise)
-    within = F.col("indicator").isin("approval_rate_shift", *STABILITY)
+    within = F.col("indicator").isin(*BEFORE_WINDOWS, *STABILITY)
     too_few = too_few | (within & (value >= lookup("warning")) & (value < noise))
     status = (
         F.when(too_few, "too_few")
