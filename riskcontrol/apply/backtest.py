@@ -767,17 +767,14 @@ def replay(
             for name in POLICIES
         }
         for name, contrib in contributions.items():
-            total = _metrics(contrib.sum().to_frame().T).iloc[0].to_dict()
-            policy_of_name = policy_of[name]
-            policy_rows.append(
-                {
-                    "method": method,
-                    "policy": name,
-                    "version": policy_of_name.version,
-                    "model": policy_of_name.model,
-                    **total,
-                }
-            )
+            total = _metrics(contrib.sum().to_frame().T).reset_index(drop=True)
+            labels = {
+                "method": method,
+                "policy": name,
+                "version": policy_of[name].version,
+                "model": policy_of[name].model,
+            }
+            policy_rows.append(pd.concat([pd.DataFrame([labels]), total], axis=1))
             for segment_type, key in seg_keys.items():
                 per = _metrics(contrib.groupby(key, sort=True).sum())
                 per.insert(0, "policy", name)
@@ -832,7 +829,7 @@ def replay(
         active=active,
         proposed=proposed,
         cost=cost,
-        policies=pd.DataFrame(policy_rows)[["method", "policy", "version", "model", *METRICS]],
+        policies=pd.concat(policy_rows, ignore_index=True),
         segments=(
             pd.concat(segment_frames, ignore_index=True)
             if segment_frames
