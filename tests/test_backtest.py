@@ -210,8 +210,8 @@ def test_policy_metrics_on_known_outcomes_only(result):
         "gbt v1",
     ]
     assert result.notes == (
-        "1 historically approved row(s) have no outcome yet (immature): counted as "
-        "applications and approvals, left out of every rate, loss and profit",
+        "1 historically approved row(s) have no outcome yet (immature): counted in the "
+        "decisions, left out of every rate, loss and profit",
     )
 
 
@@ -531,6 +531,11 @@ def test_guard_flags_a_bad_rate_it_cannot_compare():
         "bad rate of approvals (fuzzy reject inference) cannot be compared (active v1 -> "
         "proposed v9): the proposed policy has no approval with an outcome",
     ]
+    # nothing swaps in: an empty set, with no bad rate
+    assert result.swap("swap_in", "applications", "fuzzy") == 0
+    assert np.isnan(result.swap("swap_in", "bad_rate", "fuzzy"))
+    # every active approval swaps out: 1, 2, 3, 4, 8, 9, 12
+    assert result.swap("swap_out", "applications") == 7
     with pytest.raises(ValueError, match="max_approval_shift must be a share >= 0"):
         guard(result, -0.1, 0.1)
     with pytest.raises(ValueError, match="method must be one of none, parcelling, fuzzy"):

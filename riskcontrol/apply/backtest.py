@@ -688,9 +688,8 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 def _metrics(sums: pd.DataFrame) -> pd.DataFrame:
     out = sums.copy()
-    for col in ("applications", "approvals", "reviews", "rejections", "known_outcomes"):
-        out[col] = out[col].round().astype(np.int64)
-    for col in ("inferred_outcomes", "outcomes"):
+    counts = ("applications", "approvals", "reviews", "rejections")
+    for col in (*counts, "known_outcomes", "inferred_outcomes", "outcomes"):
         out[col] = out[col].round().astype(np.int64)
     out["approval_rate"] = _ratio(sums["approvals"], sums["applications"])
     out["bad_rate"] = _ratio(sums["bads"], sums["kept"])
@@ -745,7 +744,7 @@ def replay(
     if immature.any():
         notes.append(
             f"{int(immature.sum())} historically approved row(s) have no outcome yet (immature):"
-            " counted as applications and approvals, left out of every rate, loss and profit"
+            " counted in the decisions, left out of every rate, loss and profit"
         )
     policy_of = {"active": active, "proposed": proposed}
     active_d, proposed_d = decisions["active"][0], decisions["proposed"][0]
