@@ -4,10 +4,18 @@ Every random value is keyed by global entity indices (see ``rng``), so the outpu
 pure function of (seed, customers, start, months): the chunk size only changes memory
 use and SQLite transaction boundaries, never a row or a line. Ids are running counters
 in customer order, carried from chunk to chunk.
+
+``truth/rejected_outcomes.csv`` is the ground truth of reject inference: for every
+historically rejected application with a decision on a positive amount, the loan it
+would have been (the requested amount, its term, the rate of its bureau score) and its
+outcome under the default definition (``lending.draw_rejected_outcomes``). It is for
+tests and evaluation only: no source the pipeline collects lies under ``truth/``, and
+nothing else the generator writes depends on it.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from collections import Counter
@@ -35,12 +43,31 @@ from riskcontrol.synthetic.generate.lending import (
     deterioration_start,
     draw_applications,
     draw_loans,
+    draw_rejected_outcomes,
 )
 from riskcontrol.synthetic.generate.population import Population, customer_rows, draw_population
 from riskcontrol.synthetic.generate.rng import KeyedRandom
 from riskcontrol.synthetic.generate.writers import LendingDb, MonthlyFiles
 
 _APP_STATUS = ("pending", "approved", "rejected")
+# The hidden outcomes of the historically rejected (never read by the pipeline): one row
+# per rejected application with a decision on a positive amount, in application order.
+# ``principal``, ``annual_rate``, ``term_months`` and ``disbursed_at``: the loan assumed;
+# ``would_default``: 1 if it would ever fall into arrears; ``label_status``: good, bad,
+# indeterminate or immature by the default definition (riskcontrol.analyze.labels) as of
+# as_of; ``bad``: the label, 1 bad, 0 good, empty when indeterminate or immature.
+TRUTH_DIR = "truth"
+REJECTED_OUTCOMES = "rejected_outcomes.csv"
+REJECTED_OUTCOME_COLUMNS = (
+    "application_id",
+    "principal",
+    "annual_rate",
+    "term_months",
+    "disbursed_at",
+    "would_default",
+    "label_status",
+    "bad",
+)
 _LOAN_STATUS = ("active", "closed", "defaulted", "prepaid")
 FAULT_KINDS = (
     "customers_invalid_national_id",
@@ -169,6 +196,11 @@ class _Run:
                 header=lambda m: settlements_mod.header_line(seed, m),
             ),
         }
+        truth = out_dir / TRUTH_DIR
+        truth.mkdir(exist_ok=True)
+        self.truth = open(truth / REJECTED_OUTCOMES, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.truth_csv = csv.writer(self.truth, lineterminator="\n")
+        self.truth_csv.writerow(REJECTED_OUTCOME_COLUMNS)
         self.next_app = self.next_loan = self.next_event = self.next_note = 0
         self.next_settlement = 0
         self.rows: Counter[str] = Counter()
@@ -211,6 +243,7 @@ class _Run:
         self.bad += int(loans.bad.sum())
         self.indeterminate += int(loans.indeterminate.sum())
         self._performance(loans)
+        self._rejected_outcomes(pop, apps, app_ids)
 
         self._bureau(pop, apps, app_ids)
         events = event_lines(seed, pop, apps, cal, self.next_event, self.customers)
@@ -249,6 +282,29 @@ class _Run:
             recovered_loans=len(np.unique(loans.recovery_loan)),
             recovery_payments=len(loans.recovery_loan),
             recovered_cents=cents(loans.recovery_amount),
+        )
+
+    def _rejected_outcomes(self, pop: Population, apps: Applications, app_ids: list[str]) -> None:
+        """The ground truth of reject inference (``REJECTED_OUTCOME_COLUMNS``)."""
+        rej = draw_rejected_outcomes(self.seed, pop, apps, self.cal, self.deterioration)
+        status = np.where(
+            ~rej.matured,
+            "immature",
+            np.where(rej.bad, "bad", np.where(rej.indeterminate, "indeterminate", "good")),
+        )
+        label = np.where(status == "bad", "1", np.where(status == "good", "0", ""))
+        self.truth_csv.writerows(
+            zip(
+                [app_ids[a] for a in rej.app.tolist()],
+                rej.principal.tolist(),
+                rej.rate.tolist(),
+                rej.term.tolist(),
+                format_dates(rej.disbursed_day),
+                rej.defaults.astype(np.int64).tolist(),
+                status.tolist(),
+                label.tolist(),
+                strict=True,
+            )
         )
 
     def _write(self, kind: str, lines: Lines, fault: str) -> None:
@@ -355,6 +411,7 @@ class _Run:
 
     def close(self) -> None:
         self.db.close()
+        self.truth.close()
         for files in self.files.values():
             files.close()
 
@@ -381,7 +438,8 @@ def generate(
     progress: Callable[[str], None] | None = None,
     deterioration_share: float = DETERIORATION_SHARE,
 ) -> GenerationSummary:
-    """Write ``lending.db``, the monthly landing files and ``generation.json`` to ``out_dir``.
+    """Write ``lending.db``, the monthly landing files, ``generation.json`` and the hidden
+    ``truth/rejected_outcomes.csv`` to ``out_dir``.
 
     Previous outputs are replaced. ``as_of`` is the first day after the last application
     month; applications of that last month are all ``pending``. Same arguments (chunk

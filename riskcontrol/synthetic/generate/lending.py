@@ -117,6 +117,7 @@ class Loans:
     bad: np.ndarray
     indeterminate: np.ndarray
     trouble_day: np.ndarray  # first day the loan was in arrears, -1 if never
+    defaults: np.ndarray  # the default draw: falls into arrears at some installment
     inst_loan: np.ndarray  # loan position of each installment
     inst_no: np.ndarray
     due_day: np.ndarray
@@ -355,6 +356,8 @@ def draw_loans(
     apps: Applications,
     cal: Calendar,
     deterioration_share: float = DETERIORATION_SHARE,
+    lend: np.ndarray | None = None,
+    cut: bool = True,
 ) -> Loans:
     """Loans of the approved applications and their repayment history as of ``as_of``
     (``deterioration_share``: the share of the planted deterioration, 0 for none).
@@ -362,9 +365,12 @@ def draw_loans(
     The history is simulated installment by installment for all loans at once (a loop
     over the installment number, vectorized over loans); every draw is keyed by the
     installment's global key, so no draw depends on the chunk.
+
+    ``lend`` (a mask over the applications, the approved ones by default) and ``cut``
+    (False: lend the requested amount, never less) serve ``draw_rejected_outcomes``.
     """
     rng = KeyedRandom(seed, "loan")
-    app = np.flatnonzero(apps.approved)
+    app = np.flatnonzero(apps.approved if lend is None else lend)
     key = apps.key[app]
     customer = apps.customer[app]
     z = pop.z[customer]
@@ -380,8 +386,11 @@ def draw_loans(
         apps.decided_ts[app] + 60,
     )
     disbursed_day = disbursed_ts // DAY
-    cut = rng.bernoulli(key, sigmoid(-(score - 600) / 40.0) * 0.6, "cut")
-    share = np.where(cut, 0.7 + 0.2 * rng.uniform(key, "cut_share"), 1.0)
+    if cut:
+        is_cut = rng.bernoulli(key, sigmoid(-(score - 600) / 40.0) * 0.6, "cut")
+        share = np.where(is_cut, 0.7 + 0.2 * rng.uniform(key, "cut_share"), 1.0)
+    else:
+        share = np.ones(len(app))
     principal = np.maximum(np.round(apps.amount[app] * share, -2), 1000.0)
     term = apps.term[app]
     rate = np.clip(
@@ -627,6 +636,7 @@ def draw_loans(
         bad=matured & (max_window_dpd >= BAD_DPD),
         indeterminate=matured & (max_window_dpd >= INDETERMINATE_DPD) & (max_window_dpd < BAD_DPD),
         trouble_day=np.where(trouble_day == NEVER, -1, trouble_day),
+        defaults=defaults,
         inst_loan=loan,
         inst_no=k,
         due_day=due_day,
@@ -654,4 +664,43 @@ def draw_loans(
         recovery_ts=rec[1],
         recovery_amount=rec[2],
         recovery_key=rec[3],
+    )
+
+
+def rejected_decided(apps: Applications) -> np.ndarray:
+    """The historically rejected applications with a decision on a positive amount: not
+    pending, amount > 0, not approved (a non-positive amount is a data fault, not a
+    credit decision)."""
+    return ~apps.pending & (apps.amount > 0) & ~apps.approved
+
+
+def draw_rejected_outcomes(
+    seed: int,
+    pop: Population,
+    apps: Applications,
+    cal: Calendar,
+    deterioration_share: float = DETERIORATION_SHARE,
+) -> Loans:
+    """The loans the historically rejected would have been, had the lender approved them:
+    the ground truth of reject inference, which the pipeline never sees.
+
+    Each ``rejected_decided`` application is lent as ``draw_loans`` lends an approved
+    one -- the requested amount (never cut), its term, the rate of its bureau score,
+    disbursed after its decision -- and its history is simulated by the same code: the
+    same default logit and stop installment, cures, re-defaults, prepayments and planted
+    deterioration. So its ``bad``, ``indeterminate`` and ``matured`` mean what they mean
+    for a booked loan (the default definition of ``riskcontrol.analyze.labels``, judged
+    on its would-be schedule as of ``as_of``), and ``defaults`` whether it would ever
+    fall into arrears.
+
+    The draws are a booked loan's (same streams, same labels) under the rejected
+    application's key, which no other draw in those streams uses: the values are fresh,
+    independent of everything written, and no written value changes. A rejected
+    applicant is riskier than an approved one at the same score only through what the
+    default logit holds (latent risk ``z``, amount against income, channel, employer);
+    no extra "rejects are worse" effect is added. What the loan would have changed
+    elsewhere (the customer's later applications, bureau report) is not simulated.
+    """
+    return draw_loans(
+        seed, pop, apps, cal, deterioration_share, lend=rejected_decided(apps), cut=False
     )
