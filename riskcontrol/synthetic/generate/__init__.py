@@ -8,7 +8,10 @@
 * ``landing/bureau/bureau_YYYYMM.jsonl``: one credit report per application;
 * ``landing/events/events_YYYYMM.jsonl``: app/device events before each application;
 * ``landing/notes/notes_YYYYMM.txt``: free-text customer-service notes;
-* ``generation.json``: counts, label statistics and exact injected-fault counts.
+* ``generation.json``: counts, label statistics and exact injected-fault counts;
+* ``truth/rejected_outcomes.csv``: what each historically rejected application would
+  have done had it been lent (reject inference's ground truth; the pipeline never reads
+  it).
 
 Defaults are driven by a latent risk the observable fields reveal only partly, so a
 model can reach a realistic, not perfect, discrimination.

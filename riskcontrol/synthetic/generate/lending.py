@@ -23,6 +23,9 @@ show.
 A deterioration is planted for the early-warning indicators to catch: from
 ``DETERIORATION_DAYS`` before ``as_of``, a share of the ``DETERIORATION_CHANNEL`` loans
 still running then stop paying from their first installment due on or after that day.
+
+``draw_rejected_outcomes`` runs the same simulation for the historically rejected, as if
+lent what they asked for: the hidden truth reject inference is judged against.
 """
 
 from __future__ import annotations
