@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from riskcontrol.apply.backtest import DECISIONS, METHODS, METRICS, BacktestResult
@@ -99,6 +100,13 @@ def _show(metric: str, value: Any, digits: int = 2) -> str:
 
 
 # --- charts -------------------------------------------------------------------------------
+def _plain(texts: Sequence[Text]) -> None:
+    """Draw texts as given: a "$" in a version or a segment name is no TeX math (an
+    unbalanced one would fail the drawing)."""
+    for text in texts:
+        text.set_parse_math(False)
+
+
 def plot_swaps(result: BacktestResult, method: str = "fuzzy") -> Figure:
     """Left: the swap matrix as a heat map of applications, each cell annotated with its
     count and its bad rate under ``method`` (the rows' own outcomes, before any review
@@ -161,7 +169,7 @@ def plot_swaps(result: BacktestResult, method: str = "fuzzy") -> Figure:
     right.set_ylim(0, max(np.nanmax(heights + [0.0]) * 1.2, 0.05))
     right.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     right.set_title("Approval rate and bad rate of approvals, by reject inference")
-    right.legend(loc="upper right", fontsize=8)
+    _plain(right.legend(loc="upper right", fontsize=8).get_texts())
     right.grid(axis="y", alpha=0.3)
     active, proposed = result.active, result.proposed
     fig.suptitle(
@@ -224,7 +232,7 @@ def plot_segments(
         f"vs {_label(result, 'proposed')}",
         parse_math=False,
     )
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    _plain(fig.legend(loc="outside lower center", ncols=2, fontsize=8).get_texts())
     ax.grid(axis="x", alpha=0.3)
     return fig
 
