@@ -157,13 +157,7 @@ def plot_swaps(result: BacktestResult, method: str = "fuzzy") -> Figure:
             float(result.metric(policy, "bad_rate", m)) for m in METHODS
         ]
         heights.extend(values)
-        bars = right.bar(
-            x + (k - 0.5) * width,
-            np.nan_to_num(values, nan=0.0),
-            width,
-            color=POLICY_COLORS[policy],
-            label=_label(result, policy),
-        )
+        bars = _policy_bars(right.bar, result, policy, x + (k - 0.5) * width, values, width)
         right.bar_label(bars, labels=[pct(v, 1) for v in values], padding=2, fontsize=8)
     right.set_xticks(x, labels=groups, fontsize=8)
     right.set_ylim(0, max(np.nanmax(heights + [0.0]) * 1.2, 0.05))
@@ -178,6 +172,18 @@ def plot_swaps(result: BacktestResult, method: str = "fuzzy") -> Figure:
         parse_math=False,
     )
     return fig
+
+
+def _policy_bars(draw, result: BacktestResult, policy: str, positions, values, width):
+    """One policy's bars (``draw``: an Axes' ``bar`` or ``barh``), a missing value drawn
+    as 0 in the policy's colour; returns the bar container."""
+    return draw(
+        positions,
+        np.nan_to_num(np.asarray(values, dtype=float), nan=0.0),
+        width,
+        color=POLICY_COLORS[policy],
+        label=_label(result, policy),
+    )
 
 
 def plot_segments(
@@ -210,13 +216,7 @@ def plot_segments(
     height = 0.38
     for k, policy in enumerate(("active", "proposed")):
         values = table[policy].to_numpy(dtype=float)
-        bars = ax.barh(
-            y + (k - 0.5) * height,
-            np.nan_to_num(values, nan=0.0),
-            height,
-            color=POLICY_COLORS[policy],
-            label=_label(result, policy),
-        )
+        bars = _policy_bars(ax.barh, result, policy, y + (k - 0.5) * height, values, height)
         ax.bar_label(bars, labels=[_show(metric, v, 1) for v in values], padding=2, fontsize=8)
     ax.set_yticks(y, labels=names, parse_math=False)
     ax.invert_yaxis()
