@@ -268,6 +268,24 @@ def test_auc_by_month_plot_skips_months_without_auc():
     assert _legend(fig) == ["AUC (left axis)", "bad rate (right axis)"]
 
 
+def test_names_with_a_dollar_sign_are_drawn_as_given(tmp_path):
+    """A user's file may name a column or a group with "$": TeX math to matplotlib, which
+    failed to draw an unknown command or a fraction without arguments (a traceback from
+    `riskctl evaluate-dataset` instead of its report)."""
+    names = {"fee_$\\frac$": 0.5, "price $ usd": 0.2, "$x^2$": 0.1}
+    fig = plots.importance_plot(names, title="importance of $\\bad")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks[::-1] == list(names)
+    assert plots.save(fig, tmp_path / "importance.png").stat().st_size > 0
+    by_group = metrics.auc_by_group(
+        [0.1, 0.9, 0.2, 0.8], [0, 1, 0, 1], ["$\\frac$", "$\\frac$", "a$", "a$"]
+    )
+    fig = plots.auc_by_month_plot(by_group)
+    assert plots.save(fig, tmp_path / "groups.png").stat().st_size > 0
+    roc = plots.roc_plot({"$\\frac$": ([0.1, 0.9], [0, 1])}, title="$\\frac$")
+    assert plots.save(roc, tmp_path / "roc.png").stat().st_size > 0
+
+
 def test_score_band_quadrant_decision(spark, settings):
     rows = [
         ("a", 0.05, 1000.0),  # base odds 19:1 -> 600; low PD, low impact

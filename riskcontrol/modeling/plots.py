@@ -6,21 +6,40 @@ legend; ``save`` writes it as a PNG (or pass it to ``mlflow.log_figure``). Figur
 built with the object-oriented API on an Agg canvas, never through ``pyplot``: nothing is
 registered in pyplot's global figure list, no display is needed, and the process-wide
 backend of a caller (a notebook, Airflow) is left alone. A figure is freed once dropped.
+Every text is drawn as given (``plain_text``): a feature, group or file name with a "$"
+is not TeX math, which an unbalanced or unknown command would fail to draw.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from riskcontrol.modeling import metrics
 
 DPI = 110
 BAD_COLOR, GOOD_COLOR = "tab:red", "tab:blue"
+
+
+def plain_text(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Decorate a plot function: every text of the figure it returns (titles, labels,
+    tick labels, legends) is drawn as given, with no TeX math parsing."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs) -> Figure:
+        fig = plot(*args, **kwargs)
+        for text in fig.findobj(Text):
+            text.set_parse_math(False)
+        return fig
+
+    return wrapper
 
 
 def _figure(width: float = 7.0, height: float = 5.0) -> tuple[Figure, Axes]:
@@ -29,6 +48,7 @@ def _figure(width: float = 7.0, height: float = 5.0) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
+@plain_text
 def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC curve") -> Figure:
     """ROC curve of each ``name -> (scores, labels)``, AUC in the legend, chance diagonal."""
     if not curves:
@@ -51,6 +71,7 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC
     return fig
 
 
+@plain_text
 def ks_plot(scores, labels, title: str = "Kolmogorov-Smirnov") -> Figure:
     """Cumulative share of bads and goods by score, the KS gap marked where it is largest
     (the lowest such score)."""
@@ -83,6 +104,7 @@ def ks_plot(scores, labels, title: str = "Kolmogorov-Smirnov") -> Figure:
     return fig
 
 
+@plain_text
 def calibration_plot(table: list[dict], title: str = "Calibration by score bin") -> Figure:
     """Mean predicted PD vs observed bad rate per bin of ``metrics.calibration_table``;
     points on the diagonal are well calibrated. Rows from ``metrics.hosmer_lemeshow`` also
@@ -133,6 +155,7 @@ def calibration_plot(table: list[dict], title: str = "Calibration by score bin")
     return fig
 
 
+@plain_text
 def score_distribution_plot(
     distributions: dict[str, np.ndarray],
     xlabel: str = "probability of default",
@@ -156,6 +179,7 @@ def score_distribution_plot(
     return fig
 
 
+@plain_text
 def importance_plot(
     importances: dict[str, float], top: int = 20, title: str = "Feature importance"
 ) -> Figure:
@@ -175,6 +199,7 @@ def importance_plot(
     return fig
 
 
+@plain_text
 def auc_by_month_plot(
     by_group: dict[str, dict], title: str = "AUC and bad rate by month"
 ) -> Figure:
@@ -212,6 +237,7 @@ def auc_by_month_plot(
     return fig
 
 
+@plain_text
 def label_choice_plot(justification: dict) -> Figure:
     """The evidence for the default definition (``label_choice.justify``): the share of
     loans back under 30 DPD after each depth of delay, and the bad rate by installment of
