@@ -105,3 +105,109 @@ def test_the_history_replays(spark) -> None:
     # known outcomes of the approvals: A1 good, A2 bad
     assert result.metric("active", "bad_rate") == pytest.approx(0.5)
     assert result.swap("swap_in", "applications") == 0
+
+
+# --- the proposal, the models and the command ------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("champion", ("alias", "champion")),
+        (" Challenger ", ("alias", "challenger")),
+        ("5", ("version", "5")),
+        ("v12", ("version", "12")),
+        ("V007", ("version", "7")),
+    ],
+)
+def test_a_policys_model_is_a_version_or_an_alias(text, expected) -> None:
+    assert policylab.model_reference(text) == expected
+
+
+@pytest.mark.parametrize("text", ["gbt", "v0", "0", "-3", "v", "", "champion2", "5.0"])
+def test_anything_else_is_refused_with_what_to_write(text) -> None:
+    with pytest.raises(ValueError, match=r"a version of the registered model \(5 or v5\)"):
+        policylab.model_reference(text)
+
+
+def test_a_policy_file_is_read_or_refused_with_its_path(tmp_path) -> None:
+    good = tmp_path / "p.yaml"
+    good.write_text(
+        "version: v9\nmodel: v5\napprove_below_pd: 0.1\nreject_from_pd: 0.2\n"
+        "rules: [KO_BLOCKLIST]\n"
+        "overrides:\n  - {column: channel, value: broker, approve_below_pd: 0.05, "
+        "reject_from_pd: 0.1}\n",
+        encoding="utf-8",
+    )
+    policy = policylab.load_policy(good)
+    assert (policy.version, policy.model, policy.approve_below_pd, policy.reject_from_pd) == (
+        "v9",
+        "v5",
+        0.1,
+        0.2,
+    )
+    assert policy.rules == ("KO_BLOCKLIST",)
+    assert [(o.column, o.value) for o in policy.overrides] == [("channel", "broker")]
+    as_json = tmp_path / "p.json"
+    as_json.write_text(
+        '{"version": "v9", "model": "champion", "approve_below_pd": 0.1, "reject_from_pd": 0.2}',
+        encoding="utf-8",
+    )
+    assert policylab.load_policy(as_json).model == "champion"
+    cases = {
+        "missing.yaml": None,
+        "list.yaml": "- version: v1\n",
+        "broken.yaml": "version: [v1\n",
+        "model.yaml": "version: v1\nmodel: gbt\napprove_below_pd: 0.1\nreject_from_pd: 0.2\n",
+        "order.yaml": "version: v1\nmodel: '5'\napprove_below_pd: 0.3\nreject_from_pd: 0.2\n",
+        "extra.yaml": "version: v1\nmodel: '5'\napprove_below_pd: 0.1\nreject_from_pd: 0.2\n"
+        "cutof: 0.3\n",
+    }
+    messages = {}
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError) as caught:
+            policylab.load_policy(path)
+        messages[name] = str(caught.value)
+    assert messages["missing.yaml"] == f"no policy file at {tmp_path / 'missing.yaml'}"
+    mapping = "must hold one mapping (version, model, approve_below_pd, reject_from_pd, ...)"
+    assert messages["list.yaml"].endswith(f"{mapping}, not list")
+    assert messages["broken.yaml"].startswith(f"{tmp_path / 'broken.yaml'} is not YAML or JSON")
+    assert "a version of the registered model" in messages["model.yaml"]
+    assert messages["order.yaml"].startswith(f"{tmp_path / 'order.yaml'}: ")
+    assert "cutof" in messages["extra.yaml"]
+
+
+def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypatch, capsys):
+    """`riskctl policy backtest` on the hand rows: the active policy is the configured
+    cut-off (no gold.cutoff_policy yet) on the champion (a stub: pd = x), the proposed
+    v2 on version 7 (pd = 2x) approves below 0.30 and rejects from 0.60."""
+    from riskcontrol.cli.main import main
+    from riskcontrol.core.config import get_settings
+
+    features = spark.createDataFrame(ROWS, FEATURES)
+    models = {"champion": _model(1.0), "7": _model(2.0)}
+    monkeypatch.setattr(policylab.lakehouse, "read", lambda spark, table, settings: features)
+    monkeypatch.setattr(policylab, "load_model", lambda settings, ref: models[ref])
+    split = SimpleNamespace(windows={"oot": "2025-01..2025-02"})
+    monkeypatch.setattr(policylab, "training_split", lambda spark, settings: split)
+    proposal = cli_home / "v2.yaml"
+    proposal.write_text(
+        "version: v2 <b>\nmodel: '7'\napprove_below_pd: 0.30\nreject_from_pd: 0.60\n",
+        encoding="utf-8",
+    )
+    settings = get_settings()
+    assert main(["policy", "backtest", "--proposed", str(proposal)]) == 0
+    out = capsys.readouterr().out
+    page = settings.reports_dir / "policy_backtest_v2__b_.html"
+    assert f"page {page}" in out
+    html_text = page.read_text(encoding="utf-8")
+    assert "v2 &lt;b&gt;" in html_text and "v2 <b>" not in html_text
+    assert "applications decided in 2025-01..2025-02" in html_text
+    # the configured cut-off (approve below 0.08, reject from 0.20) on pd = x: A1 approve,
+    # A2-A4 review, A5 reject; the proposed on 2x: A1, A3, A4 approve, A2 and A5 review.
+    # A5 swaps in; nothing swaps out
+    assert (settings.approve_below_pd, settings.reject_from_pd) == (0.08, 0.20)
+    assert "swap-in: 1 applications" in out
+    assert "swap-out: 0 applications" in out
+    assert "FLAG: " in out  # the approval rate moves from 4/5 to 5/5: beyond 0.05

@@ -14,13 +14,26 @@ a few numbers each (a year of a million-customer book is about a million rows).
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-from pyspark.sql import DataFrame
+import yaml
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol.apply import scoring, warning
+from riskcontrol.apply import backtest_view, report, scoring, warning
+from riskcontrol.apply.backtest import BacktestResult, Policy, guard, replay
+from riskcontrol.apply.pipeline import Progress, _quiet
+from riskcontrol.apply.riskcost import CostModel
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import GOLD_APPLICATION_FEATURES
+from riskcontrol.core.config import Settings
+from riskcontrol.core.runs import Run
+from riskcontrol.modeling import tracking
+from riskcontrol.modeling.training import training_split
 
 DECIDED = ("approved", "rejected")
 OUTCOME_STATUSES = ("good", "bad")  # label statuses that are an outcome
@@ -73,3 +86,120 @@ def backtest_history(
             "gold.application_features)"
         )
     return frame.sort_values("application_id", kind="stable").reset_index(drop=True)
+
+
+# --- the proposal and the models -----------------------------------------------------------
+ALIASES = ("champion", "challenger")
+
+
+def model_reference(text: str) -> tuple[str, str]:
+    """A policy's ``model``: an alias of the registered model (``champion``,
+    ``challenger``) as ("alias", name), or a version (``5``, ``v5``) as ("version",
+    "5")."""
+    ref = str(text).strip()
+    if ref.lower() in ALIASES:
+        return "alias", ref.lower()
+    number = ref[1:] if ref[:1] in ("v", "V") else ref
+    if number.isdigit() and int(number) > 0:
+        return "version", str(int(number))
+    raise ValueError(
+        f"a policy's model must name a version of the registered model (5 or v5) or one "
+        f"of its aliases ({', '.join(ALIASES)}); got {text!r}"
+    )
+
+
+def load_model(settings: Settings, reference: str) -> Scorer:
+    """The registered model version or alias ``reference`` names, ready to score."""
+    kind, value = model_reference(reference)
+    if kind == "alias":
+        return tracking.load_alias(settings, value).model
+    return tracking.load_version(settings, value)
+
+
+def load_policy(path: Path) -> Policy:
+    """A proposed policy from a YAML (or JSON) file: ``version``, ``model`` (a version or
+    an alias of the registered model), ``approve_below_pd``, ``reject_from_pd``, and
+    optionally ``rules`` and ``overrides`` (``backtest.Policy.from_dict``)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no policy file at {path}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not YAML or JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path} must hold one mapping (version, model, approve_below_pd, "
+            f"reject_from_pd, ...), not {type(data).__name__}"
+        )
+    try:
+        policy = Policy.from_dict(data)
+        model_reference(policy.model)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return policy
+
+
+def active_policy(spark: SparkSession, settings: Settings) -> Policy:
+    """What decides today: the active cut-off policy (``riskctl cutoff``, else the
+    configured thresholds) on the champion model."""
+    cut = scoring.active_policy(spark, settings)
+    return Policy(f"cutoff {cut.version}", "champion", cut.approve_below_pd, cut.reject_from_pd)
+
+
+# --- the backtest --------------------------------------------------------------------------
+@dataclass
+class BacktestRun:
+    result: BacktestResult
+    flags: list[str]
+    window: str
+    page: Path
+
+
+def backtest_page(result: BacktestResult, flags: list[str], window: str) -> str:
+    """The backtest as one HTML document in the risk report's style."""
+    plots = backtest_view.plot_data_uris(result, ("channel", "score_band"))
+    title = f"Policy backtest: {result.proposed.version} against {result.active.version}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{report.CSS}</style></head><body>"
+        f'<h1>{html.escape(title)}</h1><p class="meta">applications decided in '
+        f"{html.escape(window)}</p>{backtest_view.backtest_section(result, flags, plots)}"
+        "</body></html>\n"
+    )
+
+
+def _file_name(version: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in version)[:80] or "proposed"
+
+
+def run_backtest(
+    run: Run,
+    proposed: Policy,
+    window: str | None = None,
+    max_approval_shift: float = 0.05,
+    max_bad_rate_shift: float = 0.01,
+    progress: Progress = _quiet,
+) -> BacktestRun:
+    """Replay ``proposed`` and the active policy on the applications decided in
+    ``window`` (default: the out-of-time months, the latest with matured outcomes),
+    guard the shift, and write the page to the reports folder."""
+    spark, settings = run.spark, run.settings
+    window = window or training_split(spark, settings).windows["oot"]
+    active = active_policy(spark, settings)
+    progress(
+        f"policy: backtesting {proposed.version} ({proposed.model}) against the active "
+        f"{active.version} (champion) on the applications decided in {window}"
+    )
+    features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
+    history = backtest_history(
+        features,
+        load_model(settings, active.model),
+        load_model(settings, proposed.model),
+        window,
+    )
+    result = replay(history, active, proposed, CostModel.from_settings(settings), segments=SEGMENTS)
+    flags = guard(result, max_approval_shift, max_bad_rate_shift)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    page = settings.reports_dir / f"policy_backtest_{_file_name(proposed.version)}.html"
+    page.write_text(backtest_page(result, flags, window), encoding="utf-8")
+    return BacktestRun(result, flags, window, page)

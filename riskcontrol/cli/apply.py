@@ -1,4 +1,5 @@
-"""`riskctl` commands of the apply tier: cutoff, score-application, book, warn, alerts, report.
+"""`riskctl` commands of the apply tier: cutoff, policy, score-application, book, warn, alerts,
+report.
 
 ``add_apply_parsers(add)`` registers them on the main parser (``add(name, fn, help)``
 returns the subparser, as in ``riskcontrol.cli.main``).
@@ -47,6 +48,39 @@ def cmd_cutoff(args: argparse.Namespace) -> int:
         f"\npolicy v{result.version}: {state}; gold.cutoff_policy"
         + (f"; plot {result.plot}" if result.plot else "")
     )
+    return 0
+
+
+def cmd_policy_backtest(args: argparse.Namespace) -> int:
+    from riskcontrol.apply import policylab
+
+    proposed = policylab.load_policy(Path(args.proposed))  # a bad file fails before Spark
+    run = _run()
+    done = policylab.run_backtest(
+        run,
+        proposed,
+        args.window,
+        max_approval_shift=args.max_approval_shift,
+        max_bad_rate_shift=args.max_bad_rate_shift,
+        progress=say,
+    )
+    result = done.result
+    print(f"\n{'method':<11} {'policy':<9} {'approvals':>9} {'approval':>9} {'bad rate':>9} "
+          f"{'exp. loss':>12} {'profit':>12}")  # fmt: skip
+    for _, r in result.policies.iterrows():
+        print(
+            f"{r.method:<11} {r.policy:<9} {r.approvals:>9,.0f} {r.approval_rate:>9.1%} "
+            f"{r.bad_rate:>9.2%} {r.expected_loss:>12,.0f} {r.profit:>12,.0f}"
+        )
+    for swap in ("swap_in", "swap_out"):
+        n = result.swap(swap, "applications")
+        rates = ", ".join(
+            f"{m} {result.swap(swap, 'bad_rate', m):.1%}" for m in ("none", "parcelling", "fuzzy")
+        )
+        print(f"{swap.replace('_', '-')}: {n:,.0f} applications; bad rate {rates}")
+    for flag in done.flags:
+        print(f"FLAG: {flag}")
+    print(f"\npage {done.page}")
     return 0
 
 
@@ -172,6 +206,51 @@ def add_apply_parsers(add) -> None:
     )
     p.add_argument("--draft", action="store_true", help="record the sweep without activating it")
     p.add_argument("--all", action="store_true", help="print every candidate, not 20")
+    p = add(
+        "policy",
+        None,
+        "policy lab: try a proposed policy (model, cut-off, rules, segment overrides) on "
+        "history before it goes live",
+    )
+    policy = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    b = policy.add_parser(
+        "backtest",
+        help="replay a proposed policy and the active one on the same decided applications",
+        description="Replay the proposed policy and the active one (the active cut-off on "
+        "the champion) on the same historical applications: approvals, reviews, "
+        "rejections, bad rate, expected loss and profit (RISK_LGD, RISK_GOOD_MARGIN, "
+        "RISK_REVIEW_COST, RISK_REVIEW_CATCH), by channel, province, product and score "
+        "band; the swap-in / swap-out matrix; with and without reject inference "
+        "(parcelling, fuzzy augmentation) for the historically rejected, whose outcome "
+        "is unknown. Writes reports/policy_backtest_<version>.html.",
+    )
+    b.set_defaults(fn=cmd_policy_backtest)
+    b.add_argument(
+        "--proposed",
+        required=True,
+        help="YAML or JSON file: version, model (a registered version like 5, or "
+        "champion / challenger), approve_below_pd, reject_from_pd, optional rules and "
+        "overrides [{column, value, approve_below_pd, reject_from_pd}]",
+    )
+    b.add_argument(
+        "--window",
+        default=None,
+        help="application months A..B, e.g. 2025-03..2025-05 (default: the out-of-time "
+        "window, the latest months with matured outcomes)",
+    )
+    b.add_argument(
+        "--max-approval-shift",
+        type=float,
+        default=0.05,
+        help="flag a proposal moving the approval rate by more than this (0.05)",
+    )
+    b.add_argument(
+        "--max-bad-rate-shift",
+        type=float,
+        default=0.01,
+        help="flag a proposal moving the bad rate of approvals (fuzzy inference) by more "
+        "than this (0.01)",
+    )
     p = add(
         "score-application",
         cmd_score_application,
