@@ -64,13 +64,14 @@ def draws(fig) -> bool:
 
 
 def test_the_verdict_under_fuzzy_inference(result):
-    # approvals 7 -> 8; approval rate 7/12 -> 8/12; bad rate 1/3 -> 179/455, a shift of
-    # 82/1365 = 6.007 points; profit -930 -> -20 + (300 - 5000)/13 - 10 + (4100 - 12000)/65
-    # + (1000 - 8000)/13 - 10 = -1061.54, a change of -131.54
+    # approvals 7 -> 8; approval rate 7/12 -> 8/12; on pd_active's fuzzy weights bad rate
+    # 1/3 -> 221/469 = 47.12%, a shift of 194/1407 = 13.79 points; profit -930 ->
+    # -20 + (1700 - 25000)/67 - 10 + (2300 - 22000)/67 + (1400 - 60000)/67 - 10
+    # = -40 - 101600/67 = -1556.42, a change of -626.42
     assert verdict(result) == (
         "Under fuzzy reject inference, proposed v2 against active v1: approvals 7 → 8 (+1), "
-        "approval rate 58.33% → 66.67%; bad rate of approvals 33.33% → 39.34% (+6.01 points); "
-        "profit -930 → -1,062 (-132)."
+        "approval rate 58.33% → 66.67%; bad rate of approvals 33.33% → 47.12% (+13.79 points); "
+        "profit -930 → -1,556 (-626)."
     )
     html = backtest_section(result)
     assert html.startswith(
@@ -89,38 +90,99 @@ def test_per_policy_tables_for_each_method(result):
     # profit 100 - 500 + 190 + 190
     assert active + row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "25.00%", "500",
                         "-20", "4", "0") in known  # fmt: skip
-    # parcelling: 5 (0.5), 6 (0.75), 11 (0.5) inferred: bads 2.75 over 7 = 39.29%;
-    # loss 500 + 0.5 x 2250; profit -20 - 210 - 350 - 410
+    # parcelling on pd_active's bands: 5, 6, 11 inferred at 1/3 x 1.5 = 0.5 each: bads
+    # 2.5 over 7 = 35.71%; loss 500 + 0.5 x 2000; profit -20 - 210 - 200 - 410
     parcels = part(html, "Parcelling")
-    assert active + row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "39.29%", "1,625",
-                        "-990", "4", "3") in parcels  # fmt: skip
-    # five rejected rows to infer (5, 6, 7, 10, 11); 5, 7, 11 in the empty band [0.2, 1]
+    assert active + row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "35.71%", "1,500",
+                        "-840", "4", "3") in parcels  # fmt: skip
+    # five rejected rows to infer (5, 6, 7, 10, 11); 5, 6, 7, 11 in the band [0.2, 1] of
+    # pd_active, which has no known outcome
     assert (
-        "<p>Parcelling: 5 rejected application(s) without an outcome take their PD band&#x27;s "
-        "known bad rate x 1.5; 3 in a band without known outcomes take the overall rate; 0 "
-        "capped at 100%.</p>"
+        "<p>Parcelling: 5 rejected application(s) without an outcome take the known bad rate "
+        "of their band of the active model&#x27;s PD (logistic v3) x 1.5; 4 in a band without "
+        "known outcomes take the overall rate; 0 capped at 100%.</p>"
     ) in parcels
-    # fuzzy: 179/455 = 39.34%; loss 500 + 77000/65 = 1684.6; profit -1061.5
+    # fuzzy: 221/469 = 47.12%; loss 500 + 107000/67 = 2097.0; profit -40 - 101600/67
+    # = -1556.4
     fuzzy = part(html, "Fuzzy augmentation")
-    assert active + row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "39.34%", "1,685",
-                        "-1,062", "4", "3") in fuzzy  # fmt: skip
-    # factor 40/13 = 3.077; row 7 (0.40 x 40/13) capped
-    assert "bad with weight PD x 3.077 (the calibration factor); 1 capped at 1." in fuzzy
+    assert active + row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "47.12%", "2,097",
+                        "-1,556", "4", "3") in fuzzy  # fmt: skip
+    # factor 200/67 = 2.985; row 7 (0.35 x 200/67) capped
+    assert (
+        "count as bad with weight the active model&#x27;s PD (logistic v3) x 2.985 (the "
+        "calibration factor); 1 capped at 1."
+    ) in fuzzy
     # the immature row 12, as replay notes it
     assert (
         '<p class="meta">1 historically approved row(s) have no outcome yet (immature): '
         "counted in the decisions, left out of every rate, loss and profit</p>"
+    ) in html
+    # and whose PD inferred the outcomes
+    assert (
+        '<p class="meta">reject inference: the rejected applications&#x27; outcomes inferred '
+        "with the active model&#x27;s PD (pd_active, logistic v3), not with the proposed model "
+        "under test</p>"
+    ) in html
+
+
+def test_inference_on_the_proposed_pd_renders_the_old_figures():
+    result = replay(
+        history(),
+        ACTIVE,
+        PROPOSED,
+        COST,
+        band_edges=EDGES,
+        reject_factor=1.5,
+        inference_pd="pd_proposed",
+    )
+    # bad rate 1/3 -> 179/455, a shift of 82/1365 = 6.007 points; profit -930 ->
+    # -20 + (300 - 5000)/13 - 10 + (4100 - 12000)/65 + (1000 - 8000)/13 - 10 = -1061.54,
+    # a change of -131.54
+    assert verdict(result) == (
+        "Under fuzzy reject inference, proposed v2 against active v1: approvals 7 → 8 (+1), "
+        "approval rate 58.33% → 66.67%; bad rate of approvals 33.33% → 39.34% (+6.01 points); "
+        "profit -930 → -1,062 (-132)."
+    )
+    html = backtest_section(result)
+    # parcelling: 5 (0.5), 6 (0.75), 11 (0.5) inferred: bads 2.75 over 7 = 39.29%;
+    # loss 500 + 0.5 x 2250; profit -20 - 210 - 350 - 410
+    parcels = part(html, "Parcelling")
+    assert row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "39.29%", "1,625",
+               "-990", "4", "3") in parcels  # fmt: skip
+    # 5, 7, 11 in the empty band [0.2, 1] of pd_proposed
+    assert (
+        "<p>Parcelling: 5 rejected application(s) without an outcome take the known bad rate "
+        "of their band of the proposed model&#x27;s PD (gbt v1) x 1.5; 3 in a band without "
+        "known outcomes take the overall rate; 0 capped at 100%.</p>"
+    ) in parcels
+    # fuzzy: 179/455 = 39.34%; loss 500 + 77000/65 = 1684.6; profit -1061.5
+    fuzzy = part(html, "Fuzzy augmentation")
+    assert row("proposed v2", "gbt v1", "12", "8", "4", "4", "66.67%", "39.34%", "1,685",
+               "-1,062", "4", "3") in fuzzy  # fmt: skip
+    # factor 40/13 = 3.077; row 7 (0.40 x 40/13) capped
+    assert (
+        "count as bad with weight the proposed model&#x27;s PD (gbt v1) x 3.077 (the "
+        "calibration factor); 1 capped at 1."
+    ) in fuzzy
+    # swap-in 5, 6, 11: parcelling 1.75/3; fuzzy (10/13 + 24/65 + 8/13)/3 = 114/195 = 58.46%;
+    # profit under v2 (fuzzy) -4700/13 - 10 - 7900/65 - 7000/13 - 10 = -1041.5
+    assert row("swap-in", "rejected by active v1, lent by proposed v2", "3", "4,000", "0", "n/a",
+               "58.33%", "58.46%", "-1,042") in part(html, "Swap-in and swap-out")  # fmt: skip
+    assert (
+        '<p class="meta">reject inference: the rejected applications&#x27; outcomes inferred '
+        "with the proposed model&#x27;s PD (pd_proposed, gbt v1): the model under test infers "
+        "the outcomes it is judged on</p>"
     ) in html
 
 
 def test_swap_sets_and_rule_driven_swaps(result):
     html = backtest_section(result)
     swaps = part(html, "Swap-in and swap-out")
-    # swap-in 5, 6, 11: 4000, no known outcome; parcelling 1.75/3; fuzzy
-    # (10/13 + 24/65 + 8/13)/3 = 114/195 = 58.46%; profit under v2 (fuzzy)
-    # -4700/13 - 10 - 7900/65 - 7000/13 - 10 = -1041.5
+    # swap-in 5, 6, 11: 4000, no known outcome; parcelling 1.5/3; fuzzy
+    # (50/67 + 44/67 + 60/67)/3 = 154/201 = 76.62%; profit under v2 (fuzzy)
+    # -23300/67 - 10 - 19700/67 - 58600/67 - 10 = -1536.4
     assert row("swap-in", "rejected by active v1, lent by proposed v2", "3", "4,000", "0", "n/a",
-               "58.33%", "58.46%", "-1,042") in swaps  # fmt: skip
+               "50.00%", "76.62%", "-1,536") in swaps  # fmt: skip
     # swap-out 4 (bad), 9 (good): 3000, known; under v1 4 earns -1010, 9 +90
     assert row("swap-out", "lent by active v1, rejected by proposed v2", "2", "3,000", "2",
                "50.00%", "50.00%", "50.00%", "-920") in swaps  # fmt: skip
@@ -135,14 +197,15 @@ def test_swap_sets_and_rule_driven_swaps(result):
 
 
 def test_guard_flags_stand_out_escaped(result):
+    # fuzzy bad rate 1/3 -> 221/469 (test_backtest's guard test)
     flags = guard(result, max_approval_shift=0.05, max_bad_rate_shift=0.05)
     html = backtest_section(result, flags)
     assert (
         '<div class="guard"><p><span class="sev sev-critical">guard</span> <b>2 flag(s): check '
         "before approving</b></p><ul><li><b>approval rate rises from 58.3% to 66.7% (active v1 "
         "-&gt; proposed v2): +8.3 points, more than the 5.0 allowed</b></li><li><b>bad rate of "
-        "approvals (fuzzy reject inference) rises from 33.3% to 39.3% (active v1 -&gt; proposed "
-        "v2): +6.0 points, more than the 5.0 allowed</b></li></ul></div>"
+        "approvals (fuzzy reject inference) rises from 33.3% to 47.1% (active v1 -&gt; proposed "
+        "v2): +13.8 points, more than the 5.0 allowed</b></li></ul></div>"
     ) in html
     # right after the verdict
     assert html.index("</b></p>") < html.index('<div class="guard">') < html.index("<h3>")
@@ -184,6 +247,15 @@ def test_html_in_policy_and_rule_values_is_escaped():
         '<img class="chart" alt="swaps &quot;chart&quot; &lt;1&gt;" '
         'src="charts/a&quot;.png?x=&lt;y&gt;">'
     ) in html
+    # the proposed model's name where its PD inferred the outcomes
+    inferred = backtest_section(
+        replay(frame, active, proposed, COST, band_edges=EDGES, inference_pd="pd_proposed")
+    )
+    assert "<script>" not in inferred
+    assert (
+        "count as bad with weight the proposed model&#x27;s PD (&lt;script&gt;alert(1)&lt;/"
+        "script&gt;) x "
+    ) in part(inferred, "Fuzzy augmentation")
 
 
 def test_no_swap_in_renders_and_says_so(strict):
@@ -249,13 +321,13 @@ def test_swap_chart_annotates_the_matrix_and_compares_the_methods(result):
     # reject->approve 6; reject->review 5, 11; reject->reject 7, 10 (row-major)
     assert texts(matrix, "count") == ["3", "1", "0", "0", "1", "2", "1", "2", "2"]
     assert matrix.get_images()[0].get_array().tolist() == [[3, 1, 0], [0, 1, 2], [1, 2, 2]]
-    # each cell's own outcomes under fuzzy: 1, 2 (bad) and immature 12: 1/2; 8: 0; 3: 0;
-    # 4 (bad), 9: 1/2; 6: 24/65; 5, 11: (10/13 + 8/13) / 2 = 9/13;
-    # 7 (capped at 1), 10 (8/65): 73/130
+    # each cell's own outcomes under fuzzy (weights of pd_active x 200/67): 1, 2 (bad) and
+    # immature 12: 1/2; 8: 0; 3: 0; 4 (bad), 9: 1/2; 6: 44/67; 5, 11: (50/67 + 60/67) / 2
+    # = 55/67; 7 (capped at 1), 10 (6/67): 73/134
     assert texts(matrix, "bad_rate") == [
         "bad 50.0%", "bad 0.0%", "bad n/a",
         "bad n/a", "bad 0.0%", "bad 50.0%",
-        "bad 36.9%", "bad 69.2%", "bad 56.2%",
+        "bad 65.7%", "bad 82.1%", "bad 54.5%",
     ]  # fmt: skip
     assert [t.get_text() for t in matrix.get_xticklabels()] == ["approve", "review", "reject"]
     assert [t.get_text() for t in matrix.get_yticklabels()] == ["approve", "review", "reject"]
@@ -272,9 +344,9 @@ def test_swap_chart_annotates_the_matrix_and_compares_the_methods(result):
     assert (active.get_label(), proposed.get_label()) == ("active v1", "proposed v2")
     heights = [[bar.get_height() for bar in c] for c in (active, proposed)]
     assert heights[0] == pytest.approx([7 / 12, 1 / 3, 1 / 3, 1 / 3])
-    assert heights[1] == pytest.approx([8 / 12, 1 / 4, 2.75 / 7, 179 / 455])
+    assert heights[1] == pytest.approx([8 / 12, 1 / 4, 2.5 / 7, 221 / 469])
     assert [t.get_text() for t in rates.texts] == [
-        "58.3%", "33.3%", "33.3%", "33.3%", "66.7%", "25.0%", "39.3%", "39.3%",
+        "58.3%", "33.3%", "33.3%", "33.3%", "66.7%", "25.0%", "35.7%", "47.1%",
     ]  # fmt: skip
     assert [t.get_text() for t in rates.get_xticklabels()] == [
         "approval rate\n(any method)",

@@ -30,21 +30,32 @@ them (the swap-in set) cannot be judged on known outcomes alone. Each result is 
 for three methods:
 
 - ``none``: known outcomes only;
-- ``parcelling``: the known-outcome rows are grouped into bands of the proposed model's
-  PD (the caller's band edges, or the deciles of the known rows' PD), and each unknown
-  rejected row gets its band's observed bad rate times ``reject_factor`` (default 1.0; a
-  factor above 1 says a rejected applicant is worse than an accepted one at the same
-  score, common practice since the historical decision saw more than the score), capped
-  at 1. A band without known outcomes takes the overall known bad rate times the factor,
-  and the result says how many rows that happened to;
+- ``parcelling``: the known-outcome rows are grouped into bands of the inference PD (the
+  caller's band edges, or the deciles of the known rows' PD), and each unknown rejected
+  row gets its band's observed bad rate times ``reject_factor`` (default 1.0; a factor
+  above 1 says a rejected applicant is worse than an accepted one at the same score,
+  common practice since the historical decision saw more than the score), capped at 1. A
+  band without known outcomes takes the overall known bad rate times the factor, and the
+  result says how many rows that happened to;
 - ``fuzzy`` (fuzzy augmentation): each unknown rejected row counts as a bad with weight
-  ``p`` and a good with weight ``1 - p``, ``p`` being the proposed model's PD rescaled by
-  one calibration-in-the-large factor (the observed bad rate of the known-outcome rows
-  over their mean PD, so that on those rows the mean rescaled PD equals the observed
-  rate), capped at 1.
+  ``p`` and a good with weight ``1 - p``, ``p`` being the inference PD rescaled by one
+  calibration-in-the-large factor (the observed bad rate of the known-outcome rows over
+  their mean PD, so that on those rows the mean rescaled PD equals the observed rate),
+  capped at 1.
 
 Either way an unknown rejected row enters the sums with an expected bad count in [0, 1].
 Historically approved rows without an outcome (immature loans) are never inferred.
+
+The inference PD is the active model's (``pd_active``) unless the caller asks for the
+proposed model's (``replay(..., inference_pd="pd_proposed")``): the unknown outcomes are
+inferred with the model already validated in production, not with the candidate under
+test. The rejected region is where a candidate is least tested (one fitted on approved
+loans only extrapolates there), and inferring with its own PD would let it grade its own
+homework: whatever its PD gets wrong on the rejected, the inferred outcomes of its
+swap-ins get wrong too, and the backtest could not tell. Parcelling on the active PD has
+a limit to watch: if the history was decided on that PD, its bands above the active
+cut-off hold known outcomes only where rejects were let through, and the others take the
+overall known rate (``fallback_rows`` in the result's details).
 
 Everything here is plain pandas/numpy over in-memory frames: no Spark and no I/O.
 """
@@ -67,6 +78,8 @@ METHODS = ("none", "parcelling", "fuzzy")
 POLICIES = ("active", "proposed")
 SWAPS = ("swap_in", "swap_out")
 HISTORICAL_DECISIONS = ("approved", "rejected")
+# The PD columns reject inference may use; the first, the active model's, is the default.
+INFERENCE_PDS = ("pd_active", "pd_proposed")
 # The history contract: one row per historical application. ``rules_fired`` and
 # ``revenue`` are optional.
 HISTORY_COLUMNS = (
@@ -404,13 +417,13 @@ class Inference:
     """An outcome for every row the method can give one: ``bad`` is the observed 0/1 of a
     known outcome, the expected bad count of an inferred one, NaN otherwise; ``inferred``
     marks the inferred rows (the historically rejected without an outcome); ``details``
-    says how the method went; ``bands`` and ``band`` are parcelling's band table and
-    each row's band."""
+    says how the method went (``pd_col``: the PD column it inferred with); ``bands`` and
+    ``band`` are parcelling's band table and each row's band."""
 
     method: str
     bad: pd.Series
     inferred: pd.Series
-    details: dict[str, float | int]
+    details: dict[str, float | int | str]
     bands: pd.DataFrame | None = None
     band: pd.Series | None = None  # parcelling: each row's band number
 
@@ -460,7 +473,7 @@ def parcelling(
     history: pd.DataFrame,
     band_edges: Sequence[float] | None = None,
     reject_factor: float = 1.0,
-    pd_col: str = "pd_proposed",
+    pd_col: str = "pd_active",
 ) -> Inference:
     """Parcelling: each unknown rejected row gets the observed bad rate of the known rows in
     its ``pd_col`` band, times ``reject_factor``, capped at 1. Bands: ``band_edges`` in
@@ -516,6 +529,7 @@ def parcelling(
         pd.Series(inferred_bad, index=history.index, name="bad"),
         pd.Series(unknown, index=history.index, name="inferred"),
         {
+            "pd_col": pd_col,
             "reject_factor": float(reject_factor),
             "bands": count,
             "overall_known_bad_rate": overall,
@@ -528,7 +542,7 @@ def parcelling(
     )
 
 
-def fuzzy(history: pd.DataFrame, pd_col: str = "pd_proposed") -> Inference:
+def fuzzy(history: pd.DataFrame, pd_col: str = "pd_active") -> Inference:
     """Fuzzy augmentation: each unknown rejected row is a bad with weight ``p`` and a good
     with weight ``1 - p``, i.e. an expected bad count ``p`` = its ``pd_col`` times the
     calibration-in-the-large factor (observed bad rate / mean PD of the known-outcome
@@ -551,6 +565,7 @@ def fuzzy(history: pd.DataFrame, pd_col: str = "pd_proposed") -> Inference:
         pd.Series(inferred_bad, index=history.index, name="bad"),
         pd.Series(unknown, index=history.index, name="inferred"),
         {
+            "pd_col": pd_col,
             "calibration_factor": factor,
             "observed_bad_rate": observed,
             "mean_pd_known": mean_pd,
@@ -583,8 +598,10 @@ class BacktestResult:
       "inferred" or "unknown"), parcelling band and the two methods' inferred bad;
     - ``bands``: parcelling's band table.
 
-    ``inference`` holds each method's details (``fallback_rows``, ``calibration_factor``,
-    ...); ``notes`` what the caller should know about the history."""
+    ``inference`` holds each method's details (``pd_col``, the PD column parcelling and
+    fuzzy inferred with, ``fallback_rows``, ``calibration_factor``, ...); ``notes`` what
+    the caller should know about the history, and with which model's PD the outcomes were
+    inferred."""
 
     active: Policy
     proposed: Policy
@@ -596,7 +613,7 @@ class BacktestResult:
     swap_rules: pd.DataFrame
     rows: pd.DataFrame
     bands: pd.DataFrame
-    inference: dict[str, dict[str, float | int]]
+    inference: dict[str, dict[str, float | int | str]]
     notes: tuple[str, ...]
 
     def metric(self, policy: str, name: str, method: str = "none") -> float:
@@ -718,13 +735,21 @@ def replay(
     segments: Sequence[str] = DEFAULT_SEGMENTS,
     band_edges: Sequence[float] | None = None,
     reject_factor: float = 1.0,
+    inference_pd: str = "pd_active",
 ) -> BacktestResult:
     """Backtest ``proposed`` against ``active`` on ``history`` (the columns of
     ``HISTORY_COLUMNS`` plus the ``segments`` columns; ``rules_fired`` and ``revenue``
     optional; ``bad`` NaN where the outcome is unknown). The active policy decides by
     ``pd_active``, the proposed by ``pd_proposed``; the reject inference (``band_edges``
-    and ``reject_factor`` for parcelling) works on ``pd_proposed``. Every result is given
-    per method of ``METHODS``; see ``BacktestResult`` and the module docstring."""
+    and ``reject_factor`` for parcelling) works on ``inference_pd``, one of
+    ``INFERENCE_PDS``: by default the active model's PD, validated in production, so that
+    the proposed model does not infer the outcomes it is judged on (see the module
+    docstring). Every result is given per method of ``METHODS``; see ``BacktestResult``."""
+    if inference_pd not in INFERENCE_PDS:
+        raise ValueError(
+            "inference_pd must be 'pd_active' (the active model's PD, the default) or "
+            f"'pd_proposed' (the proposed model's), got {inference_pd!r}"
+        )
     segments = list(segments)
     notes = _validate_history(history, segments)
     rules_col = RULES_COLUMN if RULES_COLUMN in history.columns else None
@@ -737,8 +762,8 @@ def replay(
     bad, known, unknown = _outcomes(history)
     inferences = {
         "none": _no_inference(history),
-        "parcelling": parcelling(history, band_edges, reject_factor),
-        "fuzzy": fuzzy(history),
+        "parcelling": parcelling(history, band_edges, reject_factor, inference_pd),
+        "fuzzy": fuzzy(history, inference_pd),
     }
     immature = ~known & ~unknown
     if immature.any():
@@ -746,6 +771,7 @@ def replay(
             f"{int(immature.sum())} historically approved row(s) have no outcome yet (immature):"
             " counted in the decisions, left out of every rate, loss and profit"
         )
+    notes.append(_inference_pd_note(inference_pd, active, proposed))
     policy_of = {"active": active, "proposed": proposed}
     active_d, proposed_d = decisions["active"][0], decisions["proposed"][0]
     swap_of = {
@@ -841,6 +867,19 @@ def replay(
         bands=inferences["parcelling"].bands,
         inference={m: dict(i.details) for m, i in inferences.items()},
         notes=tuple(notes),
+    )
+
+
+def _inference_pd_note(inference_pd: str, active: Policy, proposed: Policy) -> str:
+    if inference_pd == "pd_active":
+        return (
+            "reject inference: the rejected applications' outcomes inferred with the active "
+            f"model's PD (pd_active, {active.model}), not with the proposed model under test"
+        )
+    return (
+        "reject inference: the rejected applications' outcomes inferred with the proposed "
+        f"model's PD (pd_proposed, {proposed.model}): the model under test infers the outcomes "
+        "it is judged on"
     )
 
 

@@ -7,7 +7,8 @@ of approvals of both policies, the bad rate under each reject-inference method, 
 effect of inferring the rejects' outcomes is in plain view. ``plot_segments`` compares the
 two policies segment by segment. ``backtest_section`` renders a ``BacktestResult`` as an
 HTML section in the report's own style: a one-line verdict under the fuzzy inference, the
-guard's flags, the per-policy metrics for every method, the swap sets, the rules behind
+guard's flags, the per-policy metrics for every method (each with a line on how the
+outcomes were inferred, and with which model's PD), the swap sets, the rules behind
 rule-driven swaps, and the charts.
 
 Figures are built on an Agg canvas, never through ``pyplot`` (as ``modeling.plots`` and
@@ -45,6 +46,8 @@ METHOD_LABELS = {
     "fuzzy": "fuzzy augmentation",
 }
 SWAP_LABELS = {"swap_in": "swap-in", "swap_out": "swap-out"}
+# The policy whose model's PD a reject inference used, by the PD column it records.
+INFERENCE_POLICIES = {"pd_active": "active", "pd_proposed": "proposed"}
 POLICY_COLORS = {"active": "tab:gray", "proposed": "tab:orange"}
 SWAP_COLORS = {"swap_in": "tab:green", "swap_out": "tab:red"}
 RATE_METRICS = ("approval_rate", "bad_rate", "residual_risk")
@@ -305,21 +308,31 @@ def _flags_html(flags: Sequence[str] | None) -> str:
     )
 
 
+def _inference_pd(result: BacktestResult, details: Mapping[str, Any]) -> str:
+    """Whose PD inferred the outcomes: "the active model's PD (logistic v3)"."""
+    column = details.get("pd_col")
+    policy = INFERENCE_POLICIES.get(column)
+    if policy is None:
+        return f"the PD in column {column}" if column else "the PD"
+    return f"the {policy} model's PD ({getattr(result, policy).model})"
+
+
 def _inference_note(result: BacktestResult, method: str) -> str:
     details = result.inference.get(method, {})
     if method == "none":
         return "Known outcomes only: the rejected applications without one enter no rate."
     rows = count(details.get("inferred_rows"))
+    pd_ = _inference_pd(result, details)
     if method == "parcelling":
         return (
-            f"Parcelling: {rows} rejected application(s) without an outcome take their PD "
-            f"band's known bad rate x {details.get('reject_factor', float('nan')):g}; "
+            f"Parcelling: {rows} rejected application(s) without an outcome take the known bad "
+            f"rate of their band of {pd_} x {details.get('reject_factor', float('nan')):g}; "
             f"{count(details.get('fallback_rows'))} in a band without known outcomes take "
             f"the overall rate; {count(details.get('capped_rows'))} capped at 100%."
         )
     return (
         f"Fuzzy augmentation: {rows} rejected application(s) without an outcome count as "
-        f"bad with weight PD x {details.get('calibration_factor', float('nan')):.4g} (the "
+        f"bad with weight {pd_} x {details.get('calibration_factor', float('nan')):.4g} (the "
         f"calibration factor); {count(details.get('capped_rows'))} capped at 1."
     )
 
