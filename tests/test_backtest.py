@@ -486,8 +486,9 @@ def test_fuzzy_rates_per_row_and_policy(result):
     assert result.metric("active", "bad_rate", "fuzzy") == pytest.approx(2 / 6)
 
 
-def test_inference_on_the_proposed_pd_on_request():
-    result = replay(
+def proposed_pd_result():
+    """The hand history replayed with the outcomes inferred from the proposed model's PD."""
+    return replay(
         history(),
         ACTIVE,
         PROPOSED,
@@ -496,6 +497,10 @@ def test_inference_on_the_proposed_pd_on_request():
         reject_factor=1.5,
         inference_pd="pd_proposed",
     )
+
+
+def test_inference_on_the_proposed_pd_on_request():
+    result = proposed_pd_result()
     assert result.notes[-1] == PROPOSED_PD_NOTE
     assert result.inference["parcelling"]["pd_col"] == "pd_proposed"
     assert result.inference["fuzzy"]["pd_col"] == "pd_proposed"

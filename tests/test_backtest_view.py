@@ -8,7 +8,16 @@ import base64
 import io
 
 import pytest
-from test_backtest import ACTIVE, COST, EDGES, KO_BL, KO_DD, PROPOSED, history
+from test_backtest import (
+    ACTIVE,
+    COST,
+    EDGES,
+    KO_BL,
+    KO_DD,
+    PROPOSED,
+    history,
+    proposed_pd_result,
+)
 
 from riskcontrol.apply.backtest import Policy, guard, replay
 from riskcontrol.apply.backtest_view import (
@@ -126,15 +135,7 @@ def test_per_policy_tables_for_each_method(result):
 
 
 def test_inference_on_the_proposed_pd_renders_the_old_figures():
-    result = replay(
-        history(),
-        ACTIVE,
-        PROPOSED,
-        COST,
-        band_edges=EDGES,
-        reject_factor=1.5,
-        inference_pd="pd_proposed",
-    )
+    result = proposed_pd_result()
     # bad rate 1/3 -> 179/455, a shift of 82/1365 = 6.007 points; profit -930 ->
     # -20 + (300 - 5000)/13 - 10 + (4100 - 12000)/65 + (1000 - 8000)/13 - 10 = -1061.54,
     # a change of -131.54
