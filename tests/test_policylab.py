@@ -211,3 +211,5 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     assert "swap-in: 1 applications" in out
     assert "swap-out: 0 applications" in out
     assert "FLAG: " in out  # the approval rate moves from 4/5 to 5/5: beyond 0.05
+    assert "note: history has no rules_fired column: no policy rule fired on any row" in out
+    assert "note: reject inference: " in out and "the active model's PD (pd_active" in out

@@ -78,6 +78,8 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
             f"{m} {result.swap(swap, 'bad_rate', m):.1%}" for m in ("none", "parcelling", "fuzzy")
         )
         print(f"{swap.replace('_', '-')}: {n:,.0f} applications; bad rate {rates}")
+    for note in result.notes:  # whose PD inferred the rejects' outcomes, what the history lacks
+        print(f"note: {note}")
     for flag in done.flags:
         print(f"FLAG: {flag}")
     print(f"\npage {done.page}")
