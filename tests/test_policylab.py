@@ -213,3 +213,33 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     assert "FLAG: " in out  # the approval rate moves from 4/5 to 5/5: beyond 0.05
     assert "note: history has no rules_fired column: no policy rule fired on any row" in out
     assert "note: reject inference: " in out and "the active model's PD (pd_active" in out
+
+
+def test_the_guard_limits_come_from_the_settings(spark, cli_home, monkeypatch, capsys):
+    """The same replay with RISK_POLICY_MAX_APPROVAL_SHIFT at 0.5: the 20-point move in the
+    approval rate (4/5 -> 5/5) is within it, and nothing else moves beyond its limit."""
+    from riskcontrol.cli.main import main
+    from riskcontrol.core.config import get_settings
+
+    features = spark.createDataFrame(ROWS, FEATURES)
+    models = {"champion": _model(1.0), "7": _model(2.0)}
+    monkeypatch.setattr(policylab.lakehouse, "read", lambda spark, table, settings: features)
+    monkeypatch.setattr(policylab, "load_model", lambda settings, ref: models[ref])
+    split = SimpleNamespace(windows={"oot": "2025-01..2025-02"})
+    monkeypatch.setattr(policylab, "training_split", lambda spark, settings: split)
+    monkeypatch.setenv("RISK_POLICY_MAX_APPROVAL_SHIFT", "0.5")
+    monkeypatch.setenv("RISK_POLICY_MAX_BAD_RATE_SHIFT", "0.5")
+    get_settings.cache_clear()
+    proposal = cli_home / "v2.yaml"
+    proposal.write_text(
+        "version: v2\nmodel: '7'\napprove_below_pd: 0.30\nreject_from_pd: 0.60\n",
+        encoding="utf-8",
+    )
+    assert main(["policy", "backtest", "--proposed", str(proposal)]) == 0
+    assert "FLAG: " not in capsys.readouterr().out
+    # the command line overrides the setting for one run
+    assert (
+        main(["policy", "backtest", "--proposed", str(proposal), "--max-approval-shift", "0.1"])
+        == 0
+    )
+    assert "FLAG: " in capsys.readouterr().out

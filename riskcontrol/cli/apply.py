@@ -51,6 +51,10 @@ def cmd_cutoff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _or(given: float | None, configured: float) -> float:
+    return configured if given is None else given
+
+
 def cmd_policy_backtest(args: argparse.Namespace) -> int:
     from riskcontrol.apply import policylab
 
@@ -60,8 +64,8 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
         run,
         proposed,
         args.window,
-        max_approval_shift=args.max_approval_shift,
-        max_bad_rate_shift=args.max_bad_rate_shift,
+        max_approval_shift=_or(args.max_approval_shift, run.settings.policy_max_approval_shift),
+        max_bad_rate_shift=_or(args.max_bad_rate_shift, run.settings.policy_max_bad_rate_shift),
         progress=say,
     )
     result = done.result
@@ -243,15 +247,16 @@ def add_apply_parsers(add) -> None:
     b.add_argument(
         "--max-approval-shift",
         type=float,
-        default=0.05,
-        help="flag a proposal moving the approval rate by more than this (0.05)",
+        default=None,
+        help="flag a proposal moving the approval rate by more than this "
+        "(RISK_POLICY_MAX_APPROVAL_SHIFT, 0.05)",
     )
     b.add_argument(
         "--max-bad-rate-shift",
         type=float,
-        default=0.01,
+        default=None,
         help="flag a proposal moving the bad rate of approvals (fuzzy inference) by more "
-        "than this (0.01)",
+        "than this (RISK_POLICY_MAX_BAD_RATE_SHIFT, 0.01)",
     )
     p = add(
         "score-application",

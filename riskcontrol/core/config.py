@@ -206,6 +206,20 @@ class Settings(BaseSettings):
         description="maker-checker for cut-offs: `riskctl cutoff` and the pipeline write a new "
         "policy as a draft, active only once an approver approves it in the workbench",
     )
+    policy_max_approval_shift: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="policy backtest guard: flag a proposal that moves the approval rate by "
+        "more than this",
+    )
+    policy_max_bad_rate_shift: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="policy backtest guard: flag a proposal that moves the bad rate of "
+        "approvals (with reject inference) by more than this",
+    )
     delinquent_pd: dict[str, float] = Field(
         default_factory=lambda: {"1-29": 0.35, "30-59": 0.60, "60-89": 0.85, "90+": 1.0},
         description="loan-book PD floor per DPD bucket (JSON), used when the book's history is "
