@@ -553,6 +553,90 @@ def test_inference_on_the_proposed_pd_on_request():
     )
 
 
+# The two profits of the proposed policy under fuzzy inference: with the active model's PD
+# (test_fuzzy_rates_per_row_and_policy), about -1556.4, and with the proposed model's
+# (test_inference_on_the_proposed_pd_on_request), about -1061.5; -20 of each is the known
+# rows', the rest the swap-ins 5, 6, 11.
+FUZZY_PROFIT_ACTIVE_PD = (
+    -20 + (1700 - 25000) / 67 - 10 + (2300 - 22000) / 67 + (1400 - 60000) / 67 - 10
+)
+FUZZY_PROFIT_PROPOSED_PD = (
+    -20 + (300 - 5000) / 13 - 10 + (4100 - 12000) / 65 + (1000 - 8000) / 13 - 10
+)
+
+
+def test_ranges_span_the_two_models_inferences(result):
+    # headline: the active model's PD (as before); each range: the min and max of the
+    # figures with the active PD (test_parcelling_policy_and_swap_in_figures,
+    # test_fuzzy_rates_per_row_and_policy) and with the proposed PD
+    # (test_inference_on_the_proposed_pd_on_request)
+    expected = {
+        # (method, what, metric): (headline, low, high)
+        ("parcelling", "proposed", "bad_rate"): (2.5 / 7, 2.5 / 7, 2.75 / 7),
+        ("parcelling", "proposed", "expected_loss"): (1500, 1500, 1625),
+        ("parcelling", "proposed", "profit"): (-840, -990, -840),
+        ("parcelling", "swap_in", "bad_rate"): (0.5, 0.5, 1.75 / 3),
+        ("parcelling", "swap_in", "expected_loss"): (1000, 1000, 1125),
+        ("parcelling", "swap_in", "profit"): (-820, -970, -820),
+        # fuzzy: 221/469 = 47.1% (active PD) against 179/455 = 39.3% (proposed PD)
+        ("fuzzy", "proposed", "bad_rate"): (221 / 469, 179 / 455, 221 / 469),
+        ("fuzzy", "proposed", "expected_loss"): (
+            500 + 107000 / 67,
+            500 + 77000 / 65,
+            500 + 107000 / 67,
+        ),
+        ("fuzzy", "proposed", "profit"): (
+            FUZZY_PROFIT_ACTIVE_PD,
+            FUZZY_PROFIT_ACTIVE_PD,
+            FUZZY_PROFIT_PROPOSED_PD,
+        ),
+        # swap-in: 154/201 = 76.6% against 114/195 = 58.5%; losses 0.5 x (1000 x p5 +
+        # 1000 x p6 + 2000 x p11); profits the policy's less the known rows' -20
+        ("fuzzy", "swap_in", "bad_rate"): (154 / 201, 114 / 195, 154 / 201),
+        ("fuzzy", "swap_in", "expected_loss"): (107000 / 67, 77000 / 65, 107000 / 67),
+        ("fuzzy", "swap_in", "profit"): (
+            FUZZY_PROFIT_ACTIVE_PD + 20,
+            FUZZY_PROFIT_ACTIVE_PD + 20,
+            FUZZY_PROFIT_PROPOSED_PD + 20,
+        ),
+    }
+    for (method, what, name), (headline, low, high) in expected.items():
+        get = result.swap if what.startswith("swap") else result.metric
+        found = [get(what, name + end, method) for end in ("", "_low", "_high")]
+        assert found == pytest.approx([headline, low, high]), (method, what, name)
+    # nothing inferred, no spread: the active policy lends no row to infer, swap-out 4 and 9
+    # are known, and "none" infers nothing
+    for method in ("none", "parcelling", "fuzzy"):
+        for name in ("bad_rate", "expected_loss", "profit"):
+            for get, what in ((result.metric, "active"), (result.swap, "swap_out")):
+                value = get(what, name, method)
+                assert get(what, name + "_low", method) == pytest.approx(value)
+                assert get(what, name + "_high", method) == pytest.approx(value)
+        low = result.metric("proposed", "bad_rate_low", "none")
+        assert low == result.metric("proposed", "bad_rate_high", "none") == pytest.approx(1 / 4)
+    # swap-in has no known outcome: no bad rate, so no range, without inference
+    assert np.isnan(result.swap("swap_in", "bad_rate_low"))
+    assert np.isnan(result.swap("swap_in", "bad_rate_high"))
+    # the segments carry no range
+    assert "bad_rate_low" not in result.segments.columns
+    with pytest.raises(KeyError, match="no metric 'bad_rate_middle'"):
+        result.metric("proposed", "bad_rate_middle", "fuzzy")
+
+
+def test_the_range_does_not_depend_on_the_headline_pd(result):
+    # inferred with the proposed PD, the headline moves to the proposed PD's figure and the
+    # range stays: fuzzy swap-in 114/195 within [114/195, 154/201]
+    other = proposed_pd_result()
+    assert other.swap("swap_in", "bad_rate", "fuzzy") == pytest.approx(114 / 195)
+    columns = ["method", "policy", *(f"{m}_{e}" for m in ("bad_rate", "expected_loss",
+               "profit") for e in ("low", "high"))]  # fmt: skip
+    pd.testing.assert_frame_equal(other.policies[columns], result.policies[columns])
+    pd.testing.assert_frame_equal(
+        other.swaps[columns[2:]].assign(swap=other.swaps["swap"]),
+        result.swaps[columns[2:]].assign(swap=result.swaps["swap"]),
+    )
+
+
 def test_an_unknown_inference_pd_is_refused():
     with pytest.raises(
         ValueError,

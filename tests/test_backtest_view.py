@@ -166,9 +166,12 @@ def test_inference_on_the_proposed_pd_renders_the_old_figures():
         "calibration factor); 1 capped at 1."
     ) in fuzzy
     # swap-in 5, 6, 11: parcelling 1.75/3; fuzzy (10/13 + 24/65 + 8/13)/3 = 114/195 = 58.46%;
-    # profit under v2 (fuzzy) -4700/13 - 10 - 7900/65 - 7000/13 - 10 = -1041.5
+    # profit under v2 (fuzzy) -4700/13 - 10 - 7900/65 - 7000/13 - 10 = -1041.5. The range
+    # takes the other model's, here the active's, figures: parcelling 1.5/3 = 50.00%, fuzzy
+    # 154/201 = 76.62% (test_swap_sets_and_rule_driven_swaps)
     assert row("swap-in", "rejected by active v1, lent by proposed v2", "3", "4,000", "0", "n/a",
-               "58.33%", "58.46%", "-1,042") in part(html, "Swap-in and swap-out")  # fmt: skip
+               "58.33% (50.00%–58.33% by model)", "58.46% (58.46%–76.62% by model)",
+               "-1,042") in part(html, "Swap-in and swap-out")  # fmt: skip
     assert (
         '<p class="meta">reject inference: the rejected applications&#x27; outcomes inferred '
         "with the proposed model&#x27;s PD (pd_proposed, gbt v1): the model under test infers "
@@ -181,12 +184,17 @@ def test_swap_sets_and_rule_driven_swaps(result):
     swaps = part(html, "Swap-in and swap-out")
     # swap-in 5, 6, 11: 4000, no known outcome; parcelling 1.5/3; fuzzy
     # (50/67 + 44/67 + 60/67)/3 = 154/201 = 76.62%; profit under v2 (fuzzy)
-    # -23300/67 - 10 - 19700/67 - 58600/67 - 10 = -1536.4
+    # -23300/67 - 10 - 19700/67 - 58600/67 - 10 = -1536.4. With the proposed model's PD
+    # (test_backtest's test_inference_on_the_proposed_pd_on_request) parcelling infers
+    # 1.75/3 = 58.33% and fuzzy 114/195 = 58.46%: each method's range is its two figures
     assert row("swap-in", "rejected by active v1, lent by proposed v2", "3", "4,000", "0", "n/a",
-               "50.00%", "76.62%", "-1,536") in swaps  # fmt: skip
-    # swap-out 4 (bad), 9 (good): 3000, known; under v1 4 earns -1010, 9 +90
+               "50.00% (50.00%–58.33% by model)", "76.62% (58.46%–76.62% by model)",
+               "-1,536") in swaps  # fmt: skip
+    # swap-out 4 (bad), 9 (good): 3000, known; under v1 4 earns -1010, 9 +90; nothing
+    # inferred, so no range
     assert row("swap-out", "lent by active v1, rejected by proposed v2", "2", "3,000", "2",
                "50.00%", "50.00%", "50.00%", "-920") in swaps  # fmt: skip
+    assert "the truth can lie outside it.</p>" in swaps
     assert "no swap-ins" not in html and "no swap-outs" not in html
     rules = part(html, "Rule-driven swaps")
     # row 6, one of the 3 swap-ins, by the active KO_DISHONEST_DEBTOR; row 4, one of the 2

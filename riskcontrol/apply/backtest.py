@@ -57,6 +57,22 @@ a limit to watch: if the history was decided on that PD, its bands above the act
 cut-off hold known outcomes only where rejects were let through, and the others take the
 overall known rate (``fallback_rows`` in the result's details).
 
+A range, not one figure. The swap-in set is, by construction, where the two models
+disagree: the active model's PD put its rows above the active cut-off, the proposed
+model's below the proposed one. Neither model has earned trust there, so an outcome
+inferred with either PD is a guess (on the default synthetic book its rejected rows are
+12.8% bad by the generator's hidden outcomes; inference says 27.7% parcelling / 31.8%
+fuzzy with the active model's PD, 26.9% / 22.6% with the proposed model's). ``replay``
+therefore infers twice, once with each model's PD, and reports for every method the
+swap sets' and each policy's ``RANGE_METRICS`` (bad rate, expected loss, profit) as a
+range: ``<metric>`` stays the headline figure, inferred with ``inference_pd`` (the active
+model's PD by default, so ``metric`` and ``swap`` answer as before), and
+``<metric>_low`` / ``<metric>_high`` are the smaller and larger of it and the figure
+inferred with the other model's PD (for ``none``, and for a set with nothing to infer,
+both equal the headline). The range is the spread between the two models, not a
+confidence interval: the truth can lie outside it, as it does on the book above, where
+both models overstate the swap-ins' bad rate.
+
 Everything here is plain pandas/numpy over in-memory frames: no Spark and no I/O.
 """
 
@@ -65,7 +81,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -124,6 +140,10 @@ POPULATION_METRICS = (
     "bad_rate",
     "expected_loss",
 )
+# The metrics given as a range over the two models' PDs (see the module docstring), as
+# ``<metric>_low`` and ``<metric>_high`` columns of ``policies`` and ``swaps``.
+RANGE_METRICS = ("bad_rate", "expected_loss", "profit")
+RANGE_COLUMNS = tuple(f"{m}_{end}" for m in RANGE_METRICS for end in ("low", "high"))
 # A shift equal to the allowed amount passes; float noise must not make it fail.
 _SHIFT_TOLERANCE = 1e-12
 
@@ -582,7 +602,8 @@ def fuzzy(history: pd.DataFrame, pd_col: str = "pd_active") -> Inference:
 class BacktestResult:
     """What ``replay`` found. Frames, all tidy (long), ``method`` one of ``METHODS``:
 
-    - ``policies``: method, policy ("active"/"proposed"), version, model, ``METRICS``;
+    - ``policies``: method, policy ("active"/"proposed"), version, model, ``METRICS``,
+      ``RANGE_COLUMNS``;
     - ``segments``: method, segment_type (the column), segment (its value as a string),
       policy, ``METRICS``;
     - ``swap_matrix``: method, active, proposed (the two decisions; all nine pairs),
@@ -591,7 +612,7 @@ class BacktestResult:
       "swap_out": the reverse), ``POPULATION_METRICS`` and ``profit``, what lending the set
       earns under the policy that lends it (the proposed for a swap-in, the active for a
       swap-out), its reviews costing and catching as in ``METRICS``; the population
-      metrics are the rows' own outcomes, before any review catch;
+      metrics are the rows' own outcomes, before any review catch; ``RANGE_COLUMNS``;
     - ``swap_rules``: swap, policy (whose rule), rule, applications, exposure: a swap-in
       rejected by an active rule, a swap-out rejected by a proposed rule;
     - ``rows``: per application its decisions, rejecting rules, swap, outcome ("known",
@@ -617,11 +638,12 @@ class BacktestResult:
     notes: tuple[str, ...]
 
     def metric(self, policy: str, name: str, method: str = "none") -> float:
-        """One policy's metric, e.g. ``metric("proposed", "bad_rate", "fuzzy")``."""
+        """One policy's metric, e.g. ``metric("proposed", "bad_rate", "fuzzy")``, or the
+        end of its range, e.g. ``metric("proposed", "bad_rate_high", "fuzzy")``."""
         row = self.policies[
             (self.policies["policy"] == policy) & (self.policies["method"] == method)
         ]
-        if len(row) != 1 or name not in METRICS:
+        if len(row) != 1 or name not in (*METRICS, *RANGE_COLUMNS):
             raise KeyError(f"no metric {name!r} of policy {policy!r} under method {method!r}")
         return row[name].iloc[0]
 
@@ -744,12 +766,50 @@ def replay(
     and ``reject_factor`` for parcelling) works on ``inference_pd``, one of
     ``INFERENCE_PDS``: by default the active model's PD, validated in production, so that
     the proposed model does not infer the outcomes it is judged on (see the module
-    docstring). Every result is given per method of ``METHODS``; see ``BacktestResult``."""
+    docstring). Every result is given per method of ``METHODS``; see ``BacktestResult``.
+    The inference is run again on the other model's PD (same ``band_edges`` and
+    ``reject_factor``) for the ``RANGE_METRICS`` ranges, ``<metric>_low`` and
+    ``<metric>_high``, of ``policies`` and ``swaps``."""
     if inference_pd not in INFERENCE_PDS:
         raise ValueError(
             "inference_pd must be 'pd_active' (the active model's PD, the default) or "
             f"'pd_proposed' (the proposed model's), got {inference_pd!r}"
         )
+    args = (history, active, proposed, cost)
+    headline = _replay(*args, segments, band_edges, reject_factor, inference_pd)
+    other_pd = next(c for c in INFERENCE_PDS if c != inference_pd)
+    other = _replay(*args, (), band_edges, reject_factor, other_pd)
+    return replace(
+        headline,
+        policies=_with_range(headline.policies, other.policies, ["method", "policy"]),
+        swaps=_with_range(headline.swaps, other.swaps, ["method", "swap"]),
+    )
+
+
+def _with_range(headline: pd.DataFrame, other: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``headline`` with ``<metric>_low`` and ``<metric>_high`` of each ``RANGE_METRICS``:
+    the smaller and larger of its figure and ``other``'s (the same rows, matched on
+    ``keys``)."""
+    theirs = headline[keys].merge(other, on=keys, how="left", validate="one_to_one")
+    out = headline.copy()
+    for name in RANGE_METRICS:
+        mine, alt = out[name].to_numpy(dtype=float), theirs[name].to_numpy(dtype=float)
+        out[f"{name}_low"] = np.minimum(mine, alt)
+        out[f"{name}_high"] = np.maximum(mine, alt)
+    return out
+
+
+def _replay(
+    history: pd.DataFrame,
+    active: Policy,
+    proposed: Policy,
+    cost: CostModel,
+    segments: Sequence[str],
+    band_edges: Sequence[float] | None,
+    reject_factor: float,
+    inference_pd: str,
+) -> BacktestResult:
+    """``replay`` with one inference PD: no ranges."""
     segments = list(segments)
     notes = _validate_history(history, segments)
     rules_col = RULES_COLUMN if RULES_COLUMN in history.columns else None

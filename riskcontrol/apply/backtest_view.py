@@ -8,7 +8,8 @@ effect of inferring the rejects' outcomes is in plain view. ``plot_segments`` co
 two policies segment by segment. ``backtest_section`` renders a ``BacktestResult`` as an
 HTML section in the report's own style: a one-line verdict under the fuzzy inference, the
 guard's flags, the per-policy metrics for every method (each with a line on how the
-outcomes were inferred, and with which model's PD), the swap sets, the rules behind
+outcomes were inferred, and with which model's PD), the swap sets (an inferred bad rate
+with its range over the two models' PDs, see ``backtest``'s docstring), the rules behind
 rule-driven swaps, and the charts.
 
 Figures are built on an Agg canvas, never through ``pyplot`` (as ``modeling.plots`` and
@@ -377,7 +378,7 @@ def _swap_table(result: BacktestResult) -> str:
                 _e(count(n)),
                 _e(money(result.swap(swap, "exposure"))),
                 _e(count(result.swap(swap, "known_outcomes"))),
-                *(_e(pct(result.swap(swap, "bad_rate", m))) for m in METHODS),
+                *(_e(_bad_rate_range(result, swap, m)) for m in METHODS),
                 _e(money(result.swap(swap, "profit", "fuzzy")) if n else MISSING),
             ]
         )
@@ -385,13 +386,28 @@ def _swap_table(result: BacktestResult) -> str:
             empties.append(_empty(f"no {SWAP_LABELS[swap]}s: no application is {meaning[swap]}"))
     caption = (
         "Bad rates are the sets' own outcomes (inferred for the rejected without one), "
-        "before any review catch."
+        "before any review catch. Where a set has inferred outcomes, the bracket gives the "
+        "range over the two models' PDs: the outcomes inferred once with the active model's "
+        "PD and once with the proposed model's. The swap-in set is where the two models "
+        "disagree, so neither is proven there; the range is their spread, not a confidence "
+        "interval, and the truth can lie outside it."
     )
     return (
         _table_html(header, rows, numeric=range(2, len(header)))
         + "".join(empties)
         + f"<p>{_e(caption)}</p>"
     )
+
+
+def _bad_rate_range(result: BacktestResult, swap: str, method: str) -> str:
+    """A swap set's bad rate under ``method``, followed by its range over the two models'
+    PDs when the set has inferred outcomes: "50.00% (50.00%–58.33% by model)"."""
+    value = pct(result.swap(swap, "bad_rate", method))
+    if method == "none" or not result.swap(swap, "inferred_outcomes", method):
+        return value
+    low = pct(result.swap(swap, "bad_rate_low", method))
+    high = pct(result.swap(swap, "bad_rate_high", method))
+    return f"{value} ({low}–{high} by model)"
 
 
 def _rules_table(result: BacktestResult) -> str:
