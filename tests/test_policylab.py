@@ -178,6 +178,17 @@ def test_a_policy_file_is_read_or_refused_with_its_path(tmp_path) -> None:
     assert "cutof" in messages["extra.yaml"]
 
 
+def _stub_book(spark, monkeypatch) -> None:
+    """The command's reads on the hand rows: gold.application_features, the champion
+    (pd = x) and version 7 (pd = 2x), and an out-of-time window of 2025-01..2025-02."""
+    features = spark.createDataFrame(ROWS, FEATURES)
+    models = {"champion": _model(1.0), "7": _model(2.0)}
+    monkeypatch.setattr(policylab.lakehouse, "read", lambda spark, table, settings: features)
+    monkeypatch.setattr(policylab, "load_model", lambda settings, ref: models[ref])
+    split = SimpleNamespace(windows={"oot": "2025-01..2025-02"})
+    monkeypatch.setattr(policylab, "training_split", lambda spark, settings: split)
+
+
 def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypatch, capsys):
     """`riskctl policy backtest` on the hand rows: the active policy is the configured
     cut-off (no gold.cutoff_policy yet) on the champion (a stub: pd = x), the proposed
@@ -185,12 +196,7 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     from riskcontrol.cli.main import main
     from riskcontrol.core.config import get_settings
 
-    features = spark.createDataFrame(ROWS, FEATURES)
-    models = {"champion": _model(1.0), "7": _model(2.0)}
-    monkeypatch.setattr(policylab.lakehouse, "read", lambda spark, table, settings: features)
-    monkeypatch.setattr(policylab, "load_model", lambda settings, ref: models[ref])
-    split = SimpleNamespace(windows={"oot": "2025-01..2025-02"})
-    monkeypatch.setattr(policylab, "training_split", lambda spark, settings: split)
+    _stub_book(spark, monkeypatch)
     proposal = cli_home / "v2.yaml"
     proposal.write_text(
         "version: v2 <b>\nmodel: '7'\napprove_below_pd: 0.30\nreject_from_pd: 0.60\n",
@@ -221,12 +227,7 @@ def test_the_guard_limits_come_from_the_settings(spark, cli_home, monkeypatch, c
     from riskcontrol.cli.main import main
     from riskcontrol.core.config import get_settings
 
-    features = spark.createDataFrame(ROWS, FEATURES)
-    models = {"champion": _model(1.0), "7": _model(2.0)}
-    monkeypatch.setattr(policylab.lakehouse, "read", lambda spark, table, settings: features)
-    monkeypatch.setattr(policylab, "load_model", lambda settings, ref: models[ref])
-    split = SimpleNamespace(windows={"oot": "2025-01..2025-02"})
-    monkeypatch.setattr(policylab, "training_split", lambda spark, settings: split)
+    _stub_book(spark, monkeypatch)
     monkeypatch.setenv("RISK_POLICY_MAX_APPROVAL_SHIFT", "0.5")
     monkeypatch.setenv("RISK_POLICY_MAX_BAD_RATE_SHIFT", "0.5")
     get_settings.cache_clear()
