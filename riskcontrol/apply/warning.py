@@ -842,7 +842,7 @@ def _csi(feature_frame: DataFrame, bins: Sequence[FeatureBins], days_df: DataFra
     denominator: the reference's. Each side's shares add ``SMOOTHING`` applications to
     every bin (count + 0.5) / (n + 0.5 bins): a rare level absent from a small month
     adds a term of its size, not the log of ``PSI_FLOOR``'s (on a 1,500-customer book an
-    employment type of 2% missing from one month's 60 applications breached for 30 days).
+    employment type of 2% missing from one month's 60 applications: 18 of 90 days in breach).
 
     A rolling reference, not the development sample: a book that seasons (more repeat
     borrowers, longer histories) drifts away from its training months slowly and for
