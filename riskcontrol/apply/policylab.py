@@ -15,7 +15,9 @@ a few numbers each (a year of a million-customer book is about a million rows).
 from __future__ import annotations
 
 import html
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -24,12 +26,12 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from riskcontrol.apply import backtest_view, report, scoring, warning
+from riskcontrol.apply import backtest_store, backtest_view, report, scoring, warning
 from riskcontrol.apply.backtest import BacktestResult, Policy, guard, replay
 from riskcontrol.apply.pipeline import Progress, _quiet
 from riskcontrol.apply.riskcost import CostModel
 from riskcontrol.core import lakehouse
-from riskcontrol.core.catalog import GOLD_APPLICATION_FEATURES
+from riskcontrol.core.catalog import GOLD_APPLICATION_FEATURES, GOLD_POLICY_BACKTESTS
 from riskcontrol.core.config import Settings
 from riskcontrol.core.runs import Run
 from riskcontrol.modeling import tracking
@@ -153,6 +155,8 @@ class BacktestRun:
     flags: list[str]
     window: str
     page: Path
+    backtest_id: str
+    rows_written: int
 
 
 def backtest_page(result: BacktestResult, flags: list[str], window: str) -> str:
@@ -202,4 +206,51 @@ def run_backtest(
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     page = settings.reports_dir / f"policy_backtest_{_file_name(proposed.version)}.html"
     page.write_text(backtest_page(result, flags, window), encoding="utf-8")
-    return BacktestRun(result, flags, window, page)
+    backtest_id = uuid.uuid4().hex[:16]
+    written = write_backtest(
+        spark,
+        settings,
+        backtest_store.records(
+            result,
+            flags,
+            backtest_id=backtest_id,
+            window=window,
+            created_at=datetime.now(UTC).replace(tzinfo=None),
+        ),
+    )
+    progress(f"policy: backtest {backtest_id} written to {GOLD_POLICY_BACKTESTS.full_name}")
+    return BacktestRun(result, flags, window, page, backtest_id, written)
+
+
+def write_backtest(spark: SparkSession, settings: Settings, rows: pd.DataFrame) -> int:
+    """Append one backtest's rows (``backtest_store.records``) to gold.policy_backtests;
+    returns the rows the commit wrote."""
+    frame = rows.astype(object).where(rows.notna(), None)
+    df = spark.createDataFrame(
+        [tuple(r) for r in frame.itertuples(index=False)], GOLD_POLICY_BACKTESTS.schema
+    )
+    tag = f"policy-backtest-{rows['backtest_id'].iloc[0]}"
+    return lakehouse.append(df, GOLD_POLICY_BACKTESTS, settings, tag)
+
+
+def backtests(spark: SparkSession, settings: Settings, limit: int = 20) -> list[dict]:
+    """The latest ``limit`` backtests of gold.policy_backtests, newest first, each as
+    ``backtest_store.summary`` gives it; none when the table does not exist yet."""
+    if not lakehouse.exists(spark, GOLD_POLICY_BACKTESTS, settings):
+        return []
+    table = lakehouse.read(spark, GOLD_POLICY_BACKTESTS, settings)
+    ids = [
+        r["backtest_id"]
+        for r in table.groupBy("backtest_id")
+        .agg(F.max("created_at").alias("at"))
+        .orderBy(F.desc("at"), F.desc("backtest_id"))
+        .limit(limit)
+        .collect()
+    ]
+    if not ids:
+        return []
+    wanted = table.where(
+        F.col("backtest_id").isin(*ids) & F.col("section").isin("policy", "swap", "flag", "note")
+    ).toPandas()
+    found = {i: backtest_store.summary(g) for i, g in wanted.groupby("backtest_id")}
+    return [found[i] for i in ids if i in found]

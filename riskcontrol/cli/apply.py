@@ -69,25 +69,45 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
         progress=say,
     )
     result = done.result
-    print(f"\n{'method':<11} {'policy':<9} {'approvals':>9} {'approval':>9} {'bad rate':>9} "
-          f"{'exp. loss':>12} {'profit':>12}")  # fmt: skip
+    print(f"\n{'method':<11} {'policy':<9} {'approvals':>9} {'approval':>9} "
+          f"{'bad rate (range)':>22} {'exp. loss':>12} {'profit':>12}")  # fmt: skip
     for _, r in result.policies.iterrows():
         print(
             f"{r.method:<11} {r.policy:<9} {r.approvals:>9,.0f} {r.approval_rate:>9.1%} "
-            f"{r.bad_rate:>9.2%} {r.expected_loss:>12,.0f} {r.profit:>12,.0f}"
+            f"{_ranged(r.bad_rate, r.bad_rate_low, r.bad_rate_high):>22} "
+            f"{r.expected_loss:>12,.0f} {r.profit:>12,.0f}"
         )
     for swap in ("swap_in", "swap_out"):
         n = result.swap(swap, "applications")
         rates = ", ".join(
-            f"{m} {result.swap(swap, 'bad_rate', m):.1%}" for m in ("none", "parcelling", "fuzzy")
+            f"{m} "
+            + _ranged(*(result.swap(swap, f"bad_rate{e}", m) for e in ("", "_low", "_high")))
+            for m in ("none", "parcelling", "fuzzy")
         )
         print(f"{swap.replace('_', '-')}: {n:,.0f} applications; bad rate {rates}")
+    print(
+        "(range: the same figure with the rejects' outcomes inferred by the other model's "
+        "PD; the spread between the two models, not a confidence interval)"
+    )
     for note in result.notes:  # whose PD inferred the rejects' outcomes, what the history lacks
         print(f"note: {note}")
     for flag in done.flags:
         print(f"FLAG: {flag}")
-    print(f"\npage {done.page}")
+    print(
+        f"\nbacktest {done.backtest_id}: {done.rows_written:,} rows in gold.policy_backtests; "
+        "propose it for approval in the workbench (Policies)"
+    )
+    print(f"page {done.page}")
     return 0
+
+
+def _ranged(value: float, low: float, high: float) -> str:
+    """A rate with its range over the two models' PDs when the two differ: 6.4% (6.1-6.9%)."""
+    if value != value:  # NaN: no approval with an outcome
+        return "n/a"
+    if low == high or low != low or high != high:
+        return f"{value:.2%}"
+    return f"{value:.2%} ({low:.1%}-{high:.1%})"
 
 
 def cmd_score_application(args: argparse.Namespace) -> int:

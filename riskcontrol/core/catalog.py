@@ -761,6 +761,33 @@ GOLD_CUTOFF_POLICY = Table(
     description="risk-cost sweep of the approval cut-off per policy version; the chosen row "
     "of the 'active' version is the cut-off scoring uses",
 )
+GOLD_POLICY_BACKTESTS = Table(
+    "gold",
+    "policy_backtests",
+    schema(
+        "backtest_id string",
+        "created_at timestamp",
+        "window string",
+        "active_version string",
+        "active_policy string",
+        "proposed_version string",
+        "proposed_policy string",
+        "section string",
+        "method string",
+        "subject string",
+        "segment_type string",
+        "segment string",
+        "metric string",
+        "value double",
+        "low double",
+        "high double",
+        "note string",
+    ),
+    keys=("backtest_id", "section", "method", "subject", "segment_type", "segment", "metric"),
+    description="policy backtests (`riskctl policy backtest`): per backtest, both policies, "
+    "and each figure per policy, segment, swap set, swap-matrix cell and reject-inference "
+    "method, with the guard flags; appended, one backtest_id per run, no application named",
+)
 GOLD_WARNING_INDICATORS = Table(
     "gold",
     "warning_indicators",
@@ -1181,6 +1208,7 @@ ALL_TABLES: tuple[Table, ...] = (
     GOLD_SCORED_APPLICATIONS,
     GOLD_LOAN_BOOK_RISK,
     GOLD_CUTOFF_POLICY,
+    GOLD_POLICY_BACKTESTS,
     GOLD_WARNING_INDICATORS,
     GOLD_ALERTS,
     GOLD_DECISION_LOG,
