@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from riskcontrol.apply import policylab
 from riskcontrol.apply.backtest import Policy, replay
 from riskcontrol.apply.riskcost import CostModel
+from riskcontrol.core.catalog import GOLD_POLICY_BACKTESTS
 
 FEATURES = (
     "application_id string, application_month string, status string, label_status string, "
@@ -219,6 +220,24 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     assert "FLAG: " in out  # the approval rate moves from 4/5 to 5/5: beyond 0.05
     assert "note: history has no rules_fired column: no policy rule fired on any row" in out
     assert "note: reject inference: " in out and "the active model's PD (pd_active" in out
+
+    # gold.policy_backtests holds the backtest: one id, the figures above, the flag
+    monkeypatch.undo()  # the real lakehouse reads from here on
+    (found,) = policylab.backtests(spark, settings)
+    assert f"backtest {found['backtest_id']}: " in out
+    assert found["window"] == "2025-01..2025-02"
+    assert found["proposed"]["version"] == "v2 <b>" and found["active"]["model"] == "champion"
+    none = found["policies"]["none"]
+    assert none["active"]["approvals"]["value"] == 4
+    assert none["proposed"]["approval_rate"]["value"] == 1.0
+    assert found["swaps"]["none"]["swap_in"]["applications"]["value"] == 1
+    assert len(found["flags"]) == out.count("FLAG: ") >= 1
+    table = spark.read.format("delta").load(GOLD_POLICY_BACKTESTS.path(settings))
+    assert table.select("backtest_id").distinct().count() == 1
+    # no application id in any column of the table
+    strings = [f.name for f in table.schema.fields if f.dataType.simpleString() == "string"]
+    cells = {v for r in table.select(*strings).collect() for v in r if v is not None}
+    assert not cells & {row[0] for row in ROWS}
 
 
 def test_the_guard_limits_come_from_the_settings(spark, cli_home, monkeypatch, capsys):

@@ -226,8 +226,13 @@ def write_backtest(spark: SparkSession, settings: Settings, rows: pd.DataFrame) 
     """Append one backtest's rows (``backtest_store.records``) to gold.policy_backtests;
     returns the rows the commit wrote."""
     frame = rows.astype(object).where(rows.notna(), None)
+
+    def plain(value):  # Spark takes a datetime, not a pandas Timestamp
+        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
     df = spark.createDataFrame(
-        [tuple(r) for r in frame.itertuples(index=False)], GOLD_POLICY_BACKTESTS.schema
+        [tuple(map(plain, r)) for r in frame.itertuples(index=False)],
+        GOLD_POLICY_BACKTESTS.schema,
     )
     tag = f"policy-backtest-{rows['backtest_id'].iloc[0]}"
     return lakehouse.append(df, GOLD_POLICY_BACKTESTS, settings, tag)
