@@ -51,7 +51,7 @@ def test_the_figures_are_the_replays(rows):
                 metric="approvals")["value"] == 7  # fmt: skip
     bad = _one(rows, section="policy", method="none", subject="proposed", metric="bad_rate")
     assert (bad["value"], bad["low"], bad["high"]) == pytest.approx((0.25, 0.25, 0.25))
-    # swap-in 5, 6, 11: 3 applications, 4000 exposed, no known outcome (rate: NaN, null in the table)
+    # swap-in 5, 6, 11: 3 applications, 4000 exposed, no known outcome (rate NaN: null in Delta)
     assert _one(rows, section="swap", method="none", subject="swap_in",
                 metric="exposure")["value"] == 4000  # fmt: skip
     assert math.isnan(_one(rows, section="swap", method="none", subject="swap_in",
