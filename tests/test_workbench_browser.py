@@ -676,6 +676,91 @@ def test_a_policy_proposed_by_one_and_approved_by_another(desk, browser, spark):
     ]
 
 
+def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser, spark):
+    """`riskctl policy backtest` wrote two backtests: one with segment overrides, which
+    nothing can apply yet (refused with why), and one moving to model v2 with a wider
+    cut-off, whose approval rate moves beyond the guard. The approver sees the flags;
+    approving makes v2 the champion and its cut-off the active one."""
+    from test_backtest import COST, EDGES, history
+
+    from riskcontrol.apply import backtest_store, policylab
+    from riskcontrol.apply.backtest import Policy, SegmentOverride, guard, replay
+    from riskcontrol.modeling import tracking
+
+    settings = desk["settings"]
+    client, name = tracking.client(settings), settings.registered_model
+    client.create_registered_model(name)
+    for _ in range(2):  # versions without a model: this test loads none
+        client.create_model_version(name, source=str(desk["home"] / "no-model"), run_id=None)
+    client.set_registered_model_alias(name, "champion", "1")
+    active = Policy("cutoff 2", "champion", 0.10, 0.20)
+    proposals = {
+        "bt-grow": Policy("grow-2", "2", 0.15, 0.30),
+        "bt-seg": Policy("seg-1", "champion", 0.1, 0.2, (), (SegmentOverride("channel", "web",
+                                                                            0.05, 0.1),)),
+    }  # fmt: skip
+    flags = {}
+    for minute, (backtest_id, proposed) in enumerate(proposals.items()):
+        result = replay(history(), active, proposed, COST, band_edges=EDGES)
+        flags[backtest_id] = guard(result, 0.05, 0.01)
+        rows = backtest_store.records(
+            result,
+            flags[backtest_id],
+            backtest_id=backtest_id,
+            window="2025-01..2025-03",
+            created_at=STAMP + dt.timedelta(minutes=minute),
+        )
+        policylab.write_backtest(spark, settings, rows)
+    # the hand history of test_backtest: active lends 7 of 12, the proposed 8
+    assert flags["bt-grow"][0].startswith("approval rate rises from 58.3% to 66.7%")
+
+    login(browser, desk, "mona")
+    browser.get(f"{desk['url']}/policies")
+    listed = text(browser, "#backtests").split("\n")
+    assert listed[1].startswith("seg-1 · champion · 0.100 / 0.200 2025-01..2025-03 58.3% → 58.3%")
+    assert listed[2].startswith("grow-2 · 2 · 0.150 / 0.300 2025-01..2025-03 58.3% → 66.7%")
+    assert listed[2].endswith(f"⚑ {len(flags['bt-grow'])}")
+    # the newest, with overrides, is chosen by default: refused, saying why
+    browser.find_element(By.ID, "backtest-rationale").send_keys("per-channel cut-offs")
+    press(browser, "submit-backtest")
+    assert "has segment overrides, which the decision service" in text(browser, "#refusal")
+    browser.get(f"{desk['url']}/policies")
+    browser.find_element(By.ID, "bt-bt-grow").click()
+    browser.find_element(By.ID, "backtest-rationale").send_keys("the logistic model, wider")
+    press(browser, "submit-backtest")
+    assert "policy grow-2 (model 2): approve below PD 0.150, reject from 0.300" in text(browser)
+    shown = text(browser, "#guard-flags")
+    assert shown.startswith("Guard flags: check before approving")
+    assert all(f in shown for f in flags["bt-grow"])
+    figures = text(browser, "#backtest-figures").split("\n")
+    assert figures[1].startswith("none (known outcomes) Active 7 58.3% 33.3%")
+    assert figures[2].startswith("none (known outcomes) Proposed 8 66.7%")
+    assert len(figures) == 1 + 3 * 2  # three inference methods, two policies
+    assert "reject inference: the rejected applications' outcomes inferred with the " in text(
+        browser, "#backtest-notes"
+    )
+    shot(browser, "policy-backtest")
+    pid = re.search(r"/policies/(\d+)$", browser.current_url).group(1)
+    assert tracking.alias_version(settings, "champion") == "1"  # nothing before approval
+    login(browser, desk, "alice")
+    browser.get(f"{desk['url']}/policies/{pid}")
+    assert text(browser, "#guard-flags").startswith("Guard flags")  # the approver sees them
+    press(browser, "approve")
+    assert text(browser, "#status") == "approved"
+    done = re.search(r"active as gold.cutoff_policy v(\d+) on model v2, now the champion "
+                     r"\(was v1\)", text(browser))  # fmt: skip
+    assert done, text(browser)
+    assert scoring.active_policy(spark, settings) == scoring.CutoffPolicy(done[1], 0.15, 0.30)
+    assert tracking.alias_version(settings, "champion") == "2"
+    row = (
+        lakehouse.read(spark, GOLD_CUTOFF_POLICY, settings)
+        .where(f"policy_version = {int(done[1])}")
+        .first()
+    )
+    assert (row.model_name, row.model_version) == (name, "2")
+    assert row.population.startswith("policy grow-2: backtest bt-grow on 2025-01..2025-03")
+
+
 def test_a_role_without_the_right_gets_403(desk, browser):
     login(browser, desk, "vera")
     for path in ("/reviews", "/policies", "/audit", "/users", f"/reviews/{key('A2')}"):

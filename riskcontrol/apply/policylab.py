@@ -259,3 +259,66 @@ def backtests(spark: SparkSession, settings: Settings, limit: int = 20) -> list[
     ).toPandas()
     found = {i: backtest_store.summary(g) for i, g in wanted.groupby("backtest_id")}
     return [found[i] for i in ids if i in found]
+
+
+# --- activation of an approved policy ----------------------------------------------------
+def activatable(policy: Policy) -> None:
+    """Refuse a policy the decision service and batch scoring cannot apply as it stands:
+    they apply one model and one cut-off (gold.cutoff_policy); rules live in the service's
+    rule file (proposed as a rule set), and per-segment thresholds are not applied yet."""
+    model_reference(policy.model)
+    if policy.overrides:
+        raise ValueError(
+            f"policy {policy.version} has segment overrides, which the decision service and "
+            "batch scoring do not apply yet (they apply one cut-off): backtest it without "
+            "overrides to propose it"
+        )
+    if policy.rules:
+        raise ValueError(
+            f"policy {policy.version} names rules ({', '.join(policy.rules)}): rules are "
+            "activated as the service's rule set; propose them there, and backtest the "
+            "model and cut-off without them"
+        )
+
+
+def activate(
+    spark: SparkSession,
+    settings: Settings,
+    policy: Policy,
+    population: str,
+    figures: dict | None = None,
+) -> str:
+    """Make an approved ``policy`` the one that decides: its model becomes the champion
+    (when it is another version) and its thresholds the active gold.cutoff_policy
+    version, judged on ``figures`` from ``population``. If the cut-off cannot be written
+    the champion alias is moved back. Returns what it did, in words."""
+    activatable(policy)
+    kind, value = model_reference(policy.model)
+    champion = tracking.alias_version(settings, "champion")
+    target = value if kind == "version" else tracking.alias_version(settings, value)
+    if target is None:
+        raise ValueError(
+            f"no registered model version holds the alias {value!r}: name a version "
+            "(`riskctl models` lists them)"
+        )
+    moved = target != champion
+    if moved:
+        tracking.make_champion(settings, target, f"policy {policy.version}: {population}")
+    try:
+        version = scoring.activate_cutoff(
+            spark,
+            settings,
+            policy.approve_below_pd,
+            policy.reject_from_pd,
+            population=f"policy {policy.version}: {population}",
+            figures=figures,
+            model_version=target,
+        )
+    except Exception:
+        if moved and champion is not None:
+            tracking.make_champion(settings, champion, f"policy {policy.version} not activated")
+        raise
+    done = f"active as gold.cutoff_policy v{version} on model v{target}"
+    if moved:
+        done += f", now the champion (was {'v' + champion if champion else 'none'})"
+    return done

@@ -131,6 +131,46 @@ def write_policy_version(
     lakehouse.merge(version, GOLD_CUTOFF_POLICY, settings)
 
 
+def activate_cutoff(
+    spark: SparkSession,
+    settings: Settings,
+    approve_below_pd: float,
+    reject_from_pd: float,
+    population: str,
+    figures: dict | None = None,
+    model_version: str | None = None,
+) -> int:
+    """Write an approved cut-off as the new active gold.cutoff_policy version (the active
+    one superseded in the same commit), with the ``figures`` it was judged on
+    (applications, approved, reviewed, rejected, approval_rate, bad_rate: those given)
+    and the ``population`` they come from; the decision service's watcher picks it up.
+    Returns the version."""
+    import datetime as dt
+
+    version = next_policy_version(spark, settings)
+    row = dict.fromkeys(GOLD_CUTOFF_POLICY.columns)
+    known = ("applications", "approved", "reviewed", "rejected", "approval_rate", "bad_rate")
+    for k, v in (figures or {}).items():
+        if k in known and v is not None:
+            row[k] = float(v) if k.endswith("_rate") else int(v)
+    row.update(
+        policy_version=version,
+        cutoff_pd=float(reject_from_pd),
+        approve_below_pd=float(approve_below_pd),
+        risk_tolerance=float(settings.risk_tolerance),
+        optimal=False,
+        chosen=True,
+        status="active",
+        model_name=settings.registered_model if model_version else None,
+        model_version=model_version,
+        population=population,
+        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    df = spark.createDataFrame([row], GOLD_CUTOFF_POLICY.schema)
+    write_policy_version(spark, settings, df, activate=True)
+    return version
+
+
 def activate_draft(spark: SparkSession, settings: Settings, version: int) -> CutoffPolicy:
     """Make the draft gold.cutoff_policy ``version`` (``riskctl cutoff --draft``, or any cut-off
     written while RISK_POLICY_APPROVAL is on) the active one, superseding the active one in

@@ -545,6 +545,21 @@ def promote(
     return decision
 
 
+def make_champion(settings: Settings, version: str, reason: str) -> str | None:
+    """Move the champion alias to ``version`` by a human decision (an approved policy),
+    recorded with ``reason`` on the version as the promotion rule's decisions are;
+    returns the version that held the alias before (None if none did)."""
+    c = client(settings)
+    name = settings.registered_model
+    before = alias_version(settings, CHAMPION)
+    c.get_model_version(name, version)  # an unknown version fails here, before any change
+    c.set_registered_model_alias(name, CHAMPION, version)
+    record = {"champion": version, "previous": before, "reason": reason, "at": time.time()}
+    c.set_model_version_tag(name, version, "promotion", json.dumps(record))
+    c.set_registered_model_tag(name, "last_promotion", json.dumps(record))
+    return before
+
+
 def set_challenger(settings: Settings, version: str) -> None:
     client(settings).set_registered_model_alias(settings.registered_model, CHALLENGER, version)
 

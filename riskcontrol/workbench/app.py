@@ -465,6 +465,13 @@ def create_workbench(
                 f"{draft}: approve below PD {q['approve_below_pd']:.3f}, reject from "
                 f"{q['reject_from_pd']:.3f}"
             )
+        if p["kind"] == "backtest":
+            q = p["payload"]["policy"]
+            return (
+                f"policy {q['version']} (model {q['model']}): approve below PD "
+                f"{q['approve_below_pd']:.3f}, reject from {q['reject_from_pd']:.3f}; "
+                f"backtest {p['payload']['backtest_id']}"
+            )
         return f"rule set {p['payload'].get('version', '')}"
 
     def current_rules() -> str:
@@ -491,12 +498,18 @@ def create_workbench(
         except Exception:
             log.exception("the draft policies could not be read")
             drafts = []
+        try:
+            backtests = lake.backtests()
+        except Exception:
+            log.exception("the policy backtests could not be read")
+            backtests = []
         return render(
             ctx,
             "policies.html",
             proposals=store.proposals(),
             active=active,
             drafts=drafts,
+            backtests=backtests,
             rules_text=current_rules(),
         )
 
@@ -510,6 +523,7 @@ def create_workbench(
         rules: str = Form(""),
         rationale: str = Form(""),
         draft_version: str = Form(""),
+        backtest_id: str = Form(""),
     ):
         ctx = post(request, "risk_manager", csrf)
         rationale = rationale.strip()
@@ -537,6 +551,8 @@ def create_workbench(
             preview["sweep"] = {
                 k: d[k] for k in ("approval_rate", "bad_rate", "residual_risk", "population")
             }
+        elif kind == "backtest":
+            payload, preview = backtested(backtest_id)
         elif kind == "rules":
             from riskcontrol.serve.engine import RULE_FIELDS
             from riskcontrol.serve.rules import RulesError, _parse
@@ -559,10 +575,37 @@ def create_workbench(
             ctx.me.username,
             "policy.propose",
             f"#{pid}",
-            payload if kind == "cutoff" else {"version": payload["version"]},
+            {"version": payload["version"]} if kind == "rules" else payload,
             ctx.client(),
         )
         return RedirectResponse(url(request, f"/policies/{pid}"), status_code=303)
+
+    def backtested(backtest_id: str) -> tuple[dict, dict]:
+        """A backtest's proposal: its policy and window, and its figures and guard flags
+        for the approver."""
+        from riskcontrol.apply import policylab
+
+        found = [b for b in lake.backtests() if b["backtest_id"] == backtest_id]
+        if not found:
+            raise Refusal(422, f"no backtest {backtest_id!r}: choose one from the list")
+        (b,) = found
+        try:
+            policy = policylab.Policy.from_dict(b["proposed"])
+            policylab.activatable(policy)
+        except ValueError as exc:
+            raise Refusal(422, str(exc)) from None
+        payload = {"backtest_id": backtest_id, "policy": b["proposed"], "window": b["window"]}
+        headline = b["policies"].get("fuzzy", b["policies"]["none"])["proposed"]
+        preview = {
+            **{k: b[k] for k in ("active", "window", "policies", "swaps", "flags", "notes")},
+            "created_at": str(b["created_at"])[:19],
+            "figures": {
+                "applications": headline["applications"]["value"],
+                "approval_rate": headline["approval_rate"]["value"],
+                "bad_rate": headline["bad_rate"]["value"],
+            },
+        }
+        return payload, preview
 
     def cutoff_preview(low: float, high: float) -> dict:
         """The current and the proposed cut-off on the service's last 30 days."""
@@ -624,6 +667,8 @@ def create_workbench(
                     what = f"active as gold.cutoff_policy v{version}"
                 elif p["kind"] == "cutoff":
                     what = f"active as gold.cutoff_policy v{lake.activate_cutoff(p)}"
+                elif p["kind"] == "backtest":
+                    what = lake.activate_backtested(p)
                 else:
                     write_rules(rules_path, p["payload"]["rules"])
                     what = f"active as {rules_path.name} {p['payload']['version']}"

@@ -262,36 +262,48 @@ class Lake:
         active one superseded in the same commit); the decision service's watcher picks
         it up. Returns the version."""
         from riskcontrol.apply import scoring
-        from riskcontrol.core.catalog import GOLD_CUTOFF_POLICY
 
         p, pv = proposal["payload"], proposal["preview"]
-        version = scoring.next_policy_version(self.spark, self.settings)
-        row = dict.fromkeys(GOLD_CUTOFF_POLICY.columns)
-        row.update(
-            policy_version=version,
-            cutoff_pd=float(p["reject_from_pd"]),
-            approve_below_pd=float(p["approve_below_pd"]),
-            applications=pv.get("applications"),
-            approved=pv.get("approved"),
-            reviewed=pv.get("reviewed"),
-            rejected=pv.get("rejected"),
-            approval_rate=pv.get("approval_rate"),
-            bad_rate=pv.get("bad_rate"),
-            risk_tolerance=float(self.settings.risk_tolerance),
-            optimal=False,
-            chosen=True,
-            status="active",
+        version = scoring.activate_cutoff(
+            self.spark,
+            self.settings,
+            p["approve_below_pd"],
+            p["reject_from_pd"],
             population=(
                 f"workbench proposal #{proposal['id']} by {proposal['proposer']}, approved by "
                 f"{proposal['decided_by']}; previewed on {pv.get('applications')} recent "
                 "service decisions"
             ),
-            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            figures=pv,
         )
-        df = self.spark.createDataFrame([row], GOLD_CUTOFF_POLICY.schema)
-        scoring.write_policy_version(self.spark, self.settings, df, activate=True)
         self.forget()
         return version
+
+    def backtests(self) -> list[dict]:
+        """The latest policy backtests (gold.policy_backtests), newest first."""
+        from riskcontrol.apply import policylab
+
+        return policylab.backtests(self.spark, self.settings)
+
+    def activate_backtested(self, proposal: dict[str, Any]) -> str:
+        """Make an approved backtested policy the one that decides (its model the
+        champion, its cut-off the active one); says what it did."""
+        from riskcontrol.apply import policylab
+
+        p = proposal["payload"]
+        done = policylab.activate(
+            self.spark,
+            self.settings,
+            policylab.Policy.from_dict(p["policy"]),
+            population=(
+                f"backtest {p['backtest_id']} on {p['window']}; workbench proposal "
+                f"#{proposal['id']} by {proposal['proposer']}, approved by "
+                f"{proposal['decided_by']}"
+            ),
+            figures=proposal["preview"].get("figures"),
+        )
+        self.forget()
+        return done
 
     def drafts(self) -> list[dict]:
         from riskcontrol.apply import scoring

@@ -92,6 +92,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "propose": ("Propose a cut-off", "提交阈值变更"),
     "propose_rules": ("Propose a rule set", "提交规则变更"),
     "propose_draft": ("Propose a draft cut-off (riskctl cutoff)", "提交待批阈值（riskctl cutoff）"),
+    "propose_backtest": (
+        "Propose a backtested policy (riskctl policy backtest)",
+        "提交已回测的策略（riskctl policy backtest）",
+    ),
+    "no_backtests": (
+        "No backtest yet: run `riskctl policy backtest --proposed FILE` to replay a policy on "
+        "history, then propose it here.",
+        "尚无回测：先运行 `riskctl policy backtest --proposed FILE` 在历史申请上回放策略，再在此提交。",
+    ),
+    "backtest": ("Backtest", "回测"),
+    "window": ("Applications decided in", "回放的申请月份"),
+    "guard": ("Guard flags: check before approving", "守护提示：审批前请核查"),
+    "no_flags": (
+        "No guard flag: approval rate and bad rate move within the configured limits.",
+        "无守护提示：通过率与坏账率的变化在设定范围内。",
+    ),
+    "bad_rate_inferred": ("Bad rate (fuzzy inference)", "坏账率（模糊增强推断）"),
+    "bad_rate_range": ("Bad rate (range over both models)", "坏账率（两模型推断区间）"),
+    "approvals": ("Lent", "放款数"),
+    "profit": ("Profit", "利润"),
+    "method": ("Reject inference", "拒绝推断"),
+    "method_none": ("none (known outcomes)", "无（仅已知结果）"),
+    "method_parcelling": ("parcelling", "分组法"),
+    "method_fuzzy": ("fuzzy augmentation", "模糊增强"),
+    "active": ("Active", "当前"),
+    "swap_in": ("Swap-in", "换入"),
+    "swap_out": ("Swap-out", "换出"),
+    "range_means": (
+        "A range is the same figure with the rejected applicants' outcomes inferred by the "
+        "other model's PD: the spread between the two models, not a confidence interval.",
+        "区间为用另一模型的 PD 推断被拒申请结果时的同一指标：两模型之间的差异，并非置信区间。",
+    ),
     "sweep": ("On the out-of-time window of its sweep", "在其扫描的跨期样本上"),
     "residual_risk": ("Residual risk", "剩余风险"),
     "approve_below": ("Approve below PD", "通过阈值（PD 低于）"),

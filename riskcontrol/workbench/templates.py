@@ -229,6 +229,27 @@ POLICIES = """{% extends "base.html" %}{% block body %}
  required></textarea></label></p><p><button id="submit-draft">{{ t('propose_draft') }}</button></p>
 </form>
 {% endif %}
+<form method="post" action="{{ url('/policies') }}" class="card" id="backtests-card">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<input type="hidden" name="kind" value="backtest">
+<h2>{{ t('propose_backtest') }}</h2>
+{% if backtests %}
+<table id="backtests"><tr><th></th><th>{{ t('proposed') }}</th><th>{{ t('window') }}</th>
+<th>{{ t('approval_rate') }}</th><th>{{ t('bad_rate_inferred') }}</th><th>{{ t('guard') }}</th></tr>
+{% for b in backtests %}{% set h = b.policies.get('fuzzy', b.policies['none']) %}<tr>
+<td><input type="radio" name="backtest_id" value="{{ b.backtest_id }}" id="bt-{{ b.backtest_id }}"
+{% if loop.first %} checked{% endif %}></td>
+<td><label for="bt-{{ b.backtest_id }}">{{ b.proposed.version }} · {{ b.proposed.model }} ·
+{{ num(b.proposed.approve_below_pd, 3) }} / {{ num(b.proposed.reject_from_pd, 3) }}</label></td>
+<td>{{ b.window }}</td>
+<td class="num">{{ pct(h.active.approval_rate.value) }} → {{ pct(h.proposed.approval_rate.value) }}</td>
+<td class="num">{{ pct(h.active.bad_rate.value) }} → {{ pct(h.proposed.bad_rate.value) }}</td>
+<td>{% if b.flags %}<span class="critical">⚑ {{ b.flags|length }}</span>{% else %}ok{% endif %}</td>
+</tr>{% endfor %}</table>
+<p><label>{{ t('rationale') }}<br><textarea name="rationale" id="backtest-rationale" rows="2"
+ required></textarea></label></p>
+<p><button id="submit-backtest">{{ t('propose_backtest') }}</button></p>
+{% else %}<p id="no-backtests">{{ t('no_backtests') }}</p>{% endif %}</form>
 <form method="post" action="{{ url('/policies') }}" class="card">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="kind" value="rules">
 <h2>{{ t('propose_rules') }}</h2>
@@ -265,6 +286,35 @@ POLICY = """{% extends "base.html" %}{% block body %}
 {{ pct(p.preview.sweep.approval_rate) }} · {{ t('bad_rate') }} {{ pct(p.preview.sweep.bad_rate) }}
 · {{ t('residual_risk') }} {{ pct(p.preview.sweep.residual_risk) }} ·
 {{ p.preview.sweep.population }}</p>{% endif %}
+{% elif p.kind == 'backtest' %}{% set b = p.preview %}
+{% if b.flags %}<div class="err" id="guard-flags"><b>{{ t('guard') }}</b><ul>
+{% for f in b.flags %}<li>{{ f }}</li>{% endfor %}</ul></div>
+{% else %}<p class="flash" id="guard-flags">{{ t('no_flags') }}</p>{% endif %}
+<h2>{{ t('backtest') }} {{ p.payload.backtest_id }}</h2>
+<p>{{ t('window') }}: {{ b.window }} · {{ b.created_at }} · {{ t('current') }}:
+{{ b.active.version }} ({{ b.active.model }}, {{ num(b.active.approve_below_pd, 3) }} /
+{{ num(b.active.reject_from_pd, 3) }})</p>
+<table id="backtest-figures"><tr><th>{{ t('method') }}</th><th></th>
+<th>{{ t('approvals') }}</th><th>{{ t('approval_rate') }}</th><th>{{ t('bad_rate_range') }}</th>
+<th>{{ t('el_approved') }}</th><th>{{ t('profit') }}</th></tr>
+{% for method, sides in b.policies.items() %}{% for side in ('active', 'proposed') %}
+{% set m = sides[side] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(side) }}</td>
+<td class="num">{{ num(m.approvals.value, 0) }}</td>
+<td class="num">{{ pct(m.approval_rate.value) }}</td>
+<td class="num">{{ pct(m.bad_rate.value) }}{% if m.bad_rate.low != m.bad_rate.high %}
+({{ pct(m.bad_rate.low) }}–{{ pct(m.bad_rate.high) }}){% endif %}</td>
+<td class="num">{{ money(m.expected_loss.value) }}</td>
+<td class="num">{{ money(m.profit.value) }}</td></tr>{% endfor %}{% endfor %}</table>
+<table id="backtest-swaps"><tr><th>{{ t('method') }}</th><th></th><th>{{ t('applications') }}</th>
+<th>{{ t('bad_rate_range') }}</th><th>{{ t('profit') }}</th></tr>
+{% for method, sets in b.swaps.items() %}{% for name in ('swap_in', 'swap_out') %}
+{% set m = sets[name] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(name) }}</td>
+<td class="num">{{ num(m.applications.value, 0) }}</td>
+<td class="num">{{ pct(m.bad_rate.value) }}{% if m.bad_rate.low != m.bad_rate.high %}
+({{ pct(m.bad_rate.low) }}–{{ pct(m.bad_rate.high) }}){% endif %}</td>
+<td class="num">{{ money(m.profit.value) }}</td></tr>{% endfor %}{% endfor %}</table>
+<p>{{ t('range_means') }}</p>
+<ul id="backtest-notes">{% for n in b.notes %}<li>{{ n }}</li>{% endfor %}</ul>
 {% else %}<h2>{{ t('rules_text') }}</h2><pre id="rules">{{ p.payload.rules }}</pre>
 <p>{{ p.preview.summary }}</p>{% endif %}
 {% if p.status == 'proposed' and me.has('approver') %}
