@@ -711,14 +711,15 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
             created_at=STAMP + dt.timedelta(minutes=minute),
         )
         policylab.write_backtest(spark, settings, rows)
-    # the hand history of test_backtest: active lends 7 of 12, the proposed 8
-    assert flags["bt-grow"][0].startswith("approval rate rises from 58.3% to 66.7%")
+    # the hand history of test_backtest without its rules: the active policy rejects 5, 6,
+    # 7 and 11 (PD >= 0.20), the proposed only 7 (pd_proposed 0.40 >= 0.30)
+    assert flags["bt-grow"][0].startswith("approval rate rises from 66.7% to 91.7%")
 
     login(browser, desk, "mona")
     browser.get(f"{desk['url']}/policies")
     listed = text(browser, "#backtests").split("\n")
-    assert listed[1].startswith("seg-1 · champion · 0.100 / 0.200 2025-01..2025-03 58.3% → 58.3%")
-    assert listed[2].startswith("grow-2 · 2 · 0.150 / 0.300 2025-01..2025-03 58.3% → 66.7%")
+    assert listed[1].startswith("seg-1 · champion · 0.100 / 0.200 2025-01..2025-03 66.7% → 66.7%")
+    assert listed[2].startswith("grow-2 · 2 · 0.150 / 0.300 2025-01..2025-03 66.7% → 91.7%")
     assert listed[2].endswith(f"⚑ {len(flags['bt-grow'])}")
     # the newest, with overrides, is chosen by default: refused, saying why
     browser.find_element(By.ID, "backtest-rationale").send_keys("per-channel cut-offs")
@@ -733,8 +734,9 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     assert shown.startswith("Guard flags: check before approving")
     assert all(f in shown for f in flags["bt-grow"])
     figures = text(browser, "#backtest-figures").split("\n")
-    assert figures[1].startswith("none (known outcomes) Active 7 58.3% 33.3%")
-    assert figures[2].startswith("none (known outcomes) Proposed 8 66.7%")
+    # known outcomes of both: 1, 2, 3, 4, 8, 9, bads 2 and 4
+    assert figures[1].startswith("none (known outcomes) Active 8 66.7% 33.3%")
+    assert figures[2].startswith("none (known outcomes) Proposed 11 91.7% 33.3%")
     assert len(figures) == 1 + 3 * 2  # three inference methods, two policies
     assert "reject inference: the rejected applications' outcomes inferred with the " in text(
         browser, "#backtest-notes"

@@ -634,7 +634,9 @@ def create_workbench(
     def policy_page(request: Request, pid: int):
         ctx = need(request, "risk_manager")
         p = proposal(pid)
-        return render(ctx, "policy.html", p=p, title=f"#{pid}")
+        from riskcontrol.apply.backtest import METHODS
+
+        return render(ctx, "policy.html", p=p, title=f"#{pid}", methods=METHODS)
 
     @app.post("/policies/{pid}/decide")
     def decide_policy(

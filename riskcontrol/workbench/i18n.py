@@ -99,7 +99,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_backtests": (
         "No backtest yet: run `riskctl policy backtest --proposed FILE` to replay a policy on "
         "history, then propose it here.",
-        "尚无回测：先运行 `riskctl policy backtest --proposed FILE` 在历史申请上回放策略，再在此提交。",
+        "尚无回测：先运行 `riskctl policy backtest --proposed FILE` "
+        "在历史申请上回放策略，再在此提交。",
     ),
     "backtest": ("Backtest", "回测"),
     "window": ("Applications decided in", "回放的申请月份"),

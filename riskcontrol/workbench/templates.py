@@ -242,7 +242,8 @@ POLICIES = """{% extends "base.html" %}{% block body %}
 <td><label for="bt-{{ b.backtest_id }}">{{ b.proposed.version }} · {{ b.proposed.model }} ·
 {{ num(b.proposed.approve_below_pd, 3) }} / {{ num(b.proposed.reject_from_pd, 3) }}</label></td>
 <td>{{ b.window }}</td>
-<td class="num">{{ pct(h.active.approval_rate.value) }} → {{ pct(h.proposed.approval_rate.value) }}</td>
+<td class="num">{{ pct(h.active.approval_rate.value) }} →
+{{ pct(h.proposed.approval_rate.value) }}</td>
 <td class="num">{{ pct(h.active.bad_rate.value) }} → {{ pct(h.proposed.bad_rate.value) }}</td>
 <td>{% if b.flags %}<span class="critical">⚑ {{ b.flags|length }}</span>{% else %}ok{% endif %}</td>
 </tr>{% endfor %}</table>
@@ -297,8 +298,8 @@ POLICY = """{% extends "base.html" %}{% block body %}
 <table id="backtest-figures"><tr><th>{{ t('method') }}</th><th></th>
 <th>{{ t('approvals') }}</th><th>{{ t('approval_rate') }}</th><th>{{ t('bad_rate_range') }}</th>
 <th>{{ t('el_approved') }}</th><th>{{ t('profit') }}</th></tr>
-{% for method, sides in b.policies.items() %}{% for side in ('active', 'proposed') %}
-{% set m = sides[side] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(side) }}</td>
+{% for method in methods if method in b.policies %}{% for side in ('active', 'proposed') %}
+{% set m = b.policies[method][side] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(side) }}</td>
 <td class="num">{{ num(m.approvals.value, 0) }}</td>
 <td class="num">{{ pct(m.approval_rate.value) }}</td>
 <td class="num">{{ pct(m.bad_rate.value) }}{% if m.bad_rate.low != m.bad_rate.high %}
@@ -307,8 +308,8 @@ POLICY = """{% extends "base.html" %}{% block body %}
 <td class="num">{{ money(m.profit.value) }}</td></tr>{% endfor %}{% endfor %}</table>
 <table id="backtest-swaps"><tr><th>{{ t('method') }}</th><th></th><th>{{ t('applications') }}</th>
 <th>{{ t('bad_rate_range') }}</th><th>{{ t('profit') }}</th></tr>
-{% for method, sets in b.swaps.items() %}{% for name in ('swap_in', 'swap_out') %}
-{% set m = sets[name] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(name) }}</td>
+{% for method in methods if method in b.swaps %}{% for name in ('swap_in', 'swap_out') %}
+{% set m = b.swaps[method][name] %}<tr><td>{{ t('method_' ~ method) }}</td><td>{{ t(name) }}</td>
 <td class="num">{{ num(m.applications.value, 0) }}</td>
 <td class="num">{{ pct(m.bad_rate.value) }}{% if m.bad_rate.low != m.bad_rate.high %}
 ({{ pct(m.bad_rate.low) }}–{{ pct(m.bad_rate.high) }}){% endif %}</td>
