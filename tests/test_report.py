@@ -250,7 +250,7 @@ def test_report_html_figures_matrix_and_self_contained():
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert [_png_size(s)[0] > 300 for s in sources] == [True] * 4
     # one page per section when printed
-    assert page.count("<section ") == 8
+    assert page.count("<section ") == 9  # with the policy backtest
     assert "section + section { break-before: page; page-break-before: always; }" in page
 
 
@@ -681,3 +681,53 @@ def test_collect_from_gold_tables(spark, settings):
     page = report.render_html(data)
     assert "no champion model registered" in page
     assert "Cut-off policy: v2" in page
+
+
+def test_report_backtest_section_from_the_latest_backtest():
+    """The latest gold.policy_backtests backtest (read back as its summary) in the report:
+    both policies, the guard flags, the figures per inference method with the bad rate's
+    range, the swap sets; escaped; and a plain line when there is none."""
+    from test_backtest import ACTIVE, COST, EDGES, history
+
+    from riskcontrol.apply import backtest_store
+    from riskcontrol.apply.backtest import Policy, replay
+    from riskcontrol.apply.formats import MISSING
+
+    proposed = Policy("grow <2>", "challenger", 0.15, 0.30)
+    result = replay(history(), ACTIVE, proposed, COST, band_edges=EDGES)
+    flag = "approval rate rises & more"
+    rows = backtest_store.records(result, [flag], backtest_id="b7", window="2025-01..2025-03",
+                                  created_at=datetime(2026, 12, 1, 9, 30))  # fmt: skip
+    page = report.render_html(make_data(backtest=backtest_store.summary(rows)))
+    section = page.split('<section id="backtest">')[1].split("</section>")[0]
+    assert (
+        "Backtest b7 of 2026-12-01 09:30: proposed grow &lt;2&gt; (model challenger; approve "
+        "below PD 0.150, reject from 0.300) against the active v1 (model logistic v3; approve "
+        "below PD 0.100, reject from 0.200), on the applications decided in 2025-01..2025-03."
+    ) in section
+    assert "<li>approval rate rises &amp; more</li>" in section
+    cells = re.findall(r"<td(?: class=\"n\")?>([^<]*)</td>", section)
+    # known outcomes: the active policy lends 1, 2, 3, 4, 8, 9, 12 (7 of 12; KO_DISHONEST_DEBTOR
+    # rejects 6 and 10), bads 2 and 4 of the 6 known; the proposed lends all but 7 (11),
+    # known 1, 2, 3, 4, 8, 9: also 2 of 6
+    assert cells[:14] == [
+        "known outcomes", "active", "7", "58.3%", "33.33%",
+        f"{result.metric('active', 'expected_loss'):,.0f}",
+        f"{result.metric('active', 'profit'):,.0f}",
+        "known outcomes", "proposed", "11", "91.7%", "33.33%",
+        f"{result.metric('proposed', 'expected_loss'):,.0f}",
+        f"{result.metric('proposed', 'profit'):,.0f}",
+    ]  # fmt: skip
+    low, high = (result.metric("proposed", f"bad_rate_{e}", "fuzzy") for e in ("low", "high"))
+    fuzzy = f"{result.metric('proposed', 'bad_rate', 'fuzzy'):.2%} ({low:.1%}-{high:.1%})"
+    assert low < high and fuzzy in cells
+    # swap-in: 5, 6, 10, 11 (4 applications, 5,000 lent), none with a known outcome;
+    # swap-out: none
+    swaps = section.split("<th>Set</th>")[1]
+    swap_cells = re.findall(r"<td(?: class=\"n\")?>([^<]*)</td>", swaps)
+    assert swap_cells[:10] == [
+        "known outcomes", "swap-in", "4", "5,000", MISSING,
+        "known outcomes", "swap-out", "0", "0", MISSING,
+    ]  # fmt: skip
+    empty = report.render_html(make_data())
+    assert "no policy backtest yet: `riskctl policy backtest --proposed FILE`" in empty

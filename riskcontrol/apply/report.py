@@ -44,6 +44,7 @@ from riskcontrol.core.catalog import (
     GOLD_CUTOFF_POLICY,
     GOLD_DECISION_LOG,
     GOLD_LOAN_BOOK_RISK,
+    GOLD_POLICY_BACKTESTS,
     GOLD_SCORED_APPLICATIONS,
     GOLD_WARNING_INDICATORS,
     Table,
@@ -112,6 +113,8 @@ class ReportData:
     # expected loss per IFRS 9 stage (stage 1-3 and total: loans, ead, expected_loss,
     # coverage), None for a snapshot without stages
     stages: pd.DataFrame | None = None
+    # the latest policy backtest (gold.policy_backtests, ``backtest_store.summary``), if any
+    backtest: dict[str, Any] | None = None
 
 
 # --- collect ------------------------------------------------------------------------------
@@ -386,7 +389,25 @@ def collect(spark: SparkSession, settings: Settings, as_of: date | None = None) 
         policy=_policy(cutoff, settings),
         service=service,
         rule_hits=rule_hits,
+        backtest=latest_backtest(spark, settings),
     )
+
+
+def latest_backtest(spark: SparkSession, settings: Settings) -> dict[str, Any] | None:
+    """The most recent policy backtest of gold.policy_backtests as a summary, or None."""
+    from riskcontrol.apply import backtest_store
+
+    if not lakehouse.exists(spark, GOLD_POLICY_BACKTESTS, settings):
+        return None
+    table = lakehouse.read(spark, GOLD_POLICY_BACKTESTS, settings)
+    latest = table.orderBy(F.desc("created_at"), F.desc("backtest_id")).select("backtest_id")
+    first = latest.first()
+    if first is None:
+        return None
+    rows = table.where(
+        (F.col("backtest_id") == first[0]) & F.col("section").isin("policy", "swap", "flag", "note")
+    ).toPandas()
+    return backtest_store.summary(rows)
 
 
 SERVICE_DAYS = 30  # the real-time section covers the decisions of the last 30 days
@@ -595,6 +616,7 @@ img.chart { max-width: 100%; height: auto; display: block; margin: 6px 0; }
 .sev { color: #fff; padding: 1px 6px; border-radius: 3px; font-weight: bold; }
 .sev-critical { background: #c62828; } .sev-warning { background: #e08e00; }
 .empty { color: #666; font-style: italic; }
+.flags { background: #ffebee; border: 1px solid #c62828; padding: 4px 10px; }
 @page { size: A4 landscape; margin: 10mm; }
 @media print { body { margin: 0; } }
 """
@@ -966,6 +988,107 @@ def _realtime(data: ReportData) -> str:
     return _section("realtime", title, body)
 
 
+BACKTEST_METHODS = {
+    "none": "known outcomes",
+    "parcelling": "parcelling",
+    "fuzzy": "fuzzy augmentation",
+}
+
+
+def _ranged_rate(figure: dict[str, Any]) -> str:
+    text = pct(figure["value"])
+    if figure.get("low") is not None and figure["low"] != figure["high"]:
+        text += f" ({pct(figure['low'], 1)}-{pct(figure['high'], 1)})"
+    return text
+
+
+def _backtest(data: ReportData) -> str:
+    title = "Policy backtest (latest)"
+    b = data.backtest
+    if not b:
+        return _section(
+            "backtest",
+            title,
+            _empty("no policy backtest yet: `riskctl policy backtest --proposed FILE`"),
+        )
+    active, proposed = b["active"], b["proposed"]
+
+    def policy(p: dict[str, Any]) -> str:
+        return (
+            f"{p['version']} (model {p['model']}; approve below PD {p['approve_below_pd']:.3f}, "
+            f"reject from {p['reject_from_pd']:.3f})"
+        )
+
+    body = (
+        f"<p>Backtest {_e(b['backtest_id'])} of {_e(str(b['created_at'])[:16])}: proposed "
+        f"{_e(policy(proposed))} against the active {_e(policy(active))}, on the "
+        f"applications decided in {_e(b['window'])}.</p>"
+    )
+    if b["flags"]:
+        items = "".join(f"<li>{_e(f)}</li>" for f in b["flags"])
+        body += f'<div class="flags"><b>Guard flags</b><ul>{items}</ul></div>'
+    else:
+        body += "<p>No guard flag.</p>"
+    rows = []
+    for method, label in BACKTEST_METHODS.items():
+        sides = b["policies"].get(method)
+        if not sides:
+            continue
+        for side in ("active", "proposed"):
+            m = sides[side]
+            rows.append(
+                [
+                    _e(label),
+                    _e(side),
+                    _e(count(m["approvals"]["value"])),
+                    _e(pct(m["approval_rate"]["value"], 1)),
+                    _e(_ranged_rate(m["bad_rate"])),
+                    _e(money(m["expected_loss"]["value"])),
+                    _e(money(m["profit"]["value"])),
+                ]
+            )
+    body += _table_html(
+        [
+            "Reject inference",
+            "Policy",
+            "Lent",
+            "Approval rate",
+            "Bad rate (range)",
+            "Expected loss",
+            "Profit",
+        ],
+        rows,
+        numeric={2, 3, 4, 5, 6},
+    )
+    swaps = []
+    for method, label in BACKTEST_METHODS.items():
+        sets = b["swaps"].get(method)
+        if not sets:
+            continue
+        for name in ("swap_in", "swap_out"):
+            m = sets[name]
+            swaps.append(
+                [
+                    _e(label),
+                    _e(name.replace("_", "-")),
+                    _e(count(m["applications"]["value"])),
+                    _e(money(m["exposure"]["value"])),
+                    _e(_ranged_rate(m["bad_rate"])),
+                ]
+            )
+    body += _table_html(
+        ["Reject inference", "Set", "Applications", "Exposure", "Bad rate (range)"],
+        swaps,
+        numeric={2, 3, 4},
+    )
+    body += (
+        "<p>A range is the same figure with the rejected applicants' outcomes inferred by the "
+        "other model's PD: the spread between the two models, not a confidence interval. "
+        "The whole backtest: reports/policy_backtest_&lt;version&gt;.html.</p>"
+    )
+    return _section("backtest", title, body)
+
+
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document: inline CSS, charts as data URIs."""
     body = "".join(
@@ -979,6 +1102,7 @@ def render_html(data: ReportData) -> str:
             _indicators(data),
             _alerts(data),
             _realtime(data),
+            _backtest(data),
             _model(data),
         ]
     )
