@@ -15,19 +15,23 @@ from riskcontrol.core.catalog import GOLD_POLICY_BACKTESTS
 FEATURES = (
     "application_id string, application_month string, status string, label_status string, "
     "label int, channel string, province string, purpose string, requested_amount double, "
-    "x double"
+    "x double, age int, monthly_income double"
 )
 ROWS = [
-    # id, month, status, label status, label, channel, province, purpose, amount, x
-    ("A1", "2025-01", "approved", "good", 0, "app", "GD", "cash", 1000.0, 0.04),
-    ("A2", "2025-01", "approved", "bad", 1, "app", "ZJ", "cash", 2000.0, 0.15),
-    ("A3", "2025-02", "approved", "indeterminate", None, "web", "GD", "bnpl", 1000.0, 0.08),
-    ("A4", "2025-02", "approved", "immature", None, "web", "GD", "cash", 3000.0, 0.12),
-    ("A5", "2025-02", "rejected", None, None, "web", "ZJ", "cash", 1000.0, 0.25),
-    ("A6", "2025-03", "rejected", None, None, "app", "GD", "bnpl", 500.0, 0.18),  # later
-    ("A7", "2025-01", "pending", None, None, "app", "GD", "cash", 800.0, 0.01),  # undecided
-    ("A8", "2024-12", "approved", "good", 0, "app", "GD", "cash", 900.0, 0.02),  # earlier
-]
+    # id, month, status, label status, label, channel, province, purpose, amount, x, age,
+    # monthly income (A4's below the service's KO_INCOME_BELOW_MIN, 3000; A2's age unknown)
+    ("A1", "2025-01", "approved", "good", 0, "app", "GD", "cash", 1000.0, 0.04, 30, 8000.0),
+    ("A2", "2025-01", "approved", "bad", 1, "app", "ZJ", "cash", 2000.0, 0.15, None, 5000.0),
+    ("A3", "2025-02", "approved", "indeterminate", None, "web", "GD", "bnpl", 1000.0, 0.08, 45,
+     9000.0),
+    ("A4", "2025-02", "approved", "immature", None, "web", "GD", "cash", 3000.0, 0.12, 28,
+     2500.0),
+    ("A5", "2025-02", "rejected", None, None, "web", "ZJ", "cash", 1000.0, 0.25, 33, 6000.0),
+    ("A6", "2025-03", "rejected", None, None, "app", "GD", "bnpl", 500.0, 0.18, 50, 7000.0),
+    ("A7", "2025-01", "pending", None, None, "app", "GD", "cash", 800.0, 0.01, 22, 4000.0),
+    ("A8", "2024-12", "approved", "good", 0, "app", "GD", "cash", 900.0, 0.02, 61, 4000.0),
+]  # fmt: skip
+# A6 is later than the window, A7 undecided, A8 earlier.
 
 
 def _model(scale: float) -> SimpleNamespace:
@@ -212,13 +216,21 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     assert "v2 &lt;b&gt;" in html_text and "v2 <b>" not in html_text
     assert "applications decided in 2025-01..2025-02" in html_text
     # the configured cut-off (approve below 0.08, reject from 0.20) on pd = x: A1 approve,
-    # A2-A4 review, A5 reject; the proposed on 2x: A1, A3, A4 approve, A2 and A5 review.
+    # A2, A3 review, A5 reject; the proposed on 2x: A1, A3 approve, A2 and A5 review. Both
+    # keep the service's reject rules (the file names none): KO_INCOME_BELOW_MIN rejects A4
+    # (income 2500 < 3000) under both; A2's unknown age fires no age rule.
     # A5 swaps in; nothing swaps out
     assert (settings.approve_below_pd, settings.reject_from_pd) == (0.08, 0.20)
     assert "swap-in: 1 applications" in out
     assert "swap-out: 0 applications" in out
-    assert "FLAG: " in out  # the approval rate moves from 4/5 to 5/5: beyond 0.05
-    assert "note: history has no rules_fired column: no policy rule fired on any row" in out
+    assert "FLAG: " in out  # the approval rate moves from 3/5 to 4/5: beyond 0.05
+    for code, field in (
+        ("KO_DISHONEST_DEBTOR", "pr_court_hits"),
+        ("KO_FRAUD_LINK", "shared_with_fraud"),
+        ("KO_BLOCKLIST", "blocklisted"),
+    ):
+        assert f"note: rule {code} not replayed: the history has no {field} (" in out
+    assert "KO_AGE_BELOW_MIN not replayed" not in out
     assert "note: reject inference: " in out and "the active model's PD (pd_active" in out
 
     # gold.policy_backtests holds the backtest: one id, the figures above, the flag
@@ -228,8 +240,8 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
     assert found["window"] == "2025-01..2025-02"
     assert found["proposed"]["version"] == "v2 <b>" and found["active"]["model"] == "champion"
     none = found["policies"]["none"]
-    assert none["active"]["approvals"]["value"] == 4
-    assert none["proposed"]["approval_rate"]["value"] == 1.0
+    assert none["active"]["approvals"]["value"] == 3
+    assert none["proposed"]["approval_rate"]["value"] == 0.8
     assert found["swaps"]["none"]["swap_in"]["applications"]["value"] == 1
     assert len(found["flags"]) == out.count("FLAG: ") >= 1
     table = spark.read.format("delta").load(GOLD_POLICY_BACKTESTS.path(settings))
@@ -263,3 +275,121 @@ def test_the_guard_limits_come_from_the_settings(spark, cli_home, monkeypatch, c
         == 0
     )
     assert "FLAG: " in capsys.readouterr().out
+
+
+RULES_YAML = """
+version: "t-1"
+products:
+  consumer_loan: {min_amount: 1000, max_amount: 200000, terms: [3, 6, 12]}
+rules:
+  - code: KO_YOUNG
+    action: reject
+    when: [{field: age, op: "<", value: 18}]
+    on_missing: reject
+    reason: {en: "young", zh: "young"}
+  - code: KO_POOR_CASH
+    action: reject
+    when: [{field: monthly_income, op: "<", value: 3000}, {field: product, op: "==", value: cash}]
+    on_missing: pass
+    reason: {en: "poor", zh: "poor"}
+  - code: KO_COURT
+    action: reject
+    when: [{field: pr_court_hits, op: ">", value: 0}]
+    reason: {en: "court", zh: "court"}
+  - code: RF_DEBT
+    action: review
+    when: [{field: overdue_accounts, op: ">=", value: 3}]
+    reason: {en: "debt", zh: "debt"}
+"""
+
+
+def _rules():
+    from riskcontrol.serve.engine import RULE_FIELDS
+    from riskcontrol.serve.rules import parse_rules
+
+    return parse_rules(RULES_YAML, "rules.yaml", RULE_FIELDS)
+
+
+def test_rules_replay_on_the_history_as_the_service_applies_them():
+    import pandas as pd
+
+    history = pd.DataFrame(
+        {
+            "rule__age": [30, 16, None, 40],
+            "rule__monthly_income": [2000.0, 9000.0, 2500.0, None],
+            "rule__product": ["cash", "cash", "bnpl", "cash"],
+        }
+    )
+    rules = _rules()
+    fired, notes = policylab.replay_rules(history, rules, ("KO_YOUNG", "KO_POOR_CASH", "KO_COURT"))
+    # row 1: poor and cash; row 2: young; row 3: age unknown -> KO_YOUNG's on_missing
+    # (reject), poor but bnpl; row 4: income unknown -> KO_POOR_CASH's on_missing (pass)
+    assert fired == [("KO_POOR_CASH",), ("KO_YOUNG",), ("KO_YOUNG",), ()]
+    assert notes == [
+        "rule KO_COURT not replayed: the history has no pr_court_hits (known only when the "
+        "service decides, or not in gold.application_features); it rejects no row here"
+    ]
+    with pytest.raises(ValueError, match=r"no rule KO_NONE in the service's rules \(rules.yaml"):
+        policylab.replay_rules(history, rules, ("KO_NONE",))
+
+
+def test_a_policy_without_rules_keeps_the_services_and_only_those_activate(tmp_path):
+    service = ("KO_YOUNG", "KO_POOR_CASH")
+    path = tmp_path / "p.yaml"
+    path.write_text("version: v3\nmodel: champion\napprove_below_pd: 0.1\nreject_from_pd: 0.2\n")
+    inherited = policylab.load_policy(path)
+    assert inherited.rules == (policylab.SERVICE_RULES,)
+    assert policylab.with_service_rules(inherited, service).rules == service
+    policylab.activatable(inherited, service)  # the service's rules: fine
+    path.write_text(path.read_text() + "rules: []\n")
+    none = policylab.load_policy(path)
+    assert none.rules == () and policylab.with_service_rules(none, service).rules == ()
+    with pytest.raises(ValueError, match=r"changes the service's reject rules \(drops "
+                       r"KO_POOR_CASH, KO_YOUNG\): rules change through a rule-set"):  # fmt: skip
+        policylab.activatable(none, service)
+    extra = Policy("v4", "5", 0.1, 0.2, (policylab.SERVICE_RULES, "KO_COURT"))
+    assert policylab.with_service_rules(extra, service).rules == (*service, "KO_COURT")
+    with pytest.raises(ValueError, match=r"\(adds KO_COURT\)"):
+        policylab.activatable(extra, service)
+
+
+def test_dropping_a_rule_swaps_in_what_it_rejected(spark, cli_home, monkeypatch, capsys):
+    """The proposal `rules: []` drops the service's rules: A4, rejected today by
+    KO_INCOME_BELOW_MIN (income 2500) with PD 0.12 (a review on the cut-off), swaps in and
+    the swap is put down to that rule."""
+    from riskcontrol.cli.main import main
+
+    _stub_book(spark, monkeypatch)
+    proposal = cli_home / "norules.yaml"
+    proposal.write_text(
+        "version: v5\nmodel: champion\napprove_below_pd: 0.08\nreject_from_pd: 0.20\nrules: []\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(policylab, "run_backtest", _keep(policylab.run_backtest))
+    assert main(["policy", "backtest", "--proposed", str(proposal)]) == 0
+    out = capsys.readouterr().out
+    assert "swap-in: 1 applications" in out and "swap-out: 0 applications" in out
+    result = _keep.last.result
+    assert result.swap_rules.to_dict("records") == [
+        {
+            "swap": "swap_in",
+            "policy": "active",
+            "rule": "KO_INCOME_BELOW_MIN",
+            "applications": 1,
+            "exposure": 3000.0,
+        }
+    ]
+    swapped = result.rows[result.rows["swap"] == "swap_in"]
+    assert swapped[["application_id", "active_rule", "proposed_decision"]].values.tolist() == [
+        ["A4", "KO_INCOME_BELOW_MIN", "review"]
+    ]
+
+
+def _keep(function):
+    """``function``, remembering its last result as ``_keep.last``."""
+
+    def wrapper(*args, **kwargs):
+        _keep.last = function(*args, **kwargs)
+        return _keep.last
+
+    return wrapper

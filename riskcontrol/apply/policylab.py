@@ -14,8 +14,10 @@ a few numbers each (a year of a million-customer book is about a million rows).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +38,23 @@ from riskcontrol.core.config import Settings
 from riskcontrol.core.runs import Run
 from riskcontrol.modeling import tracking
 from riskcontrol.modeling.training import training_split
+from riskcontrol.serve.engine import RULE_FIELDS
+from riskcontrol.serve.rules import (
+    RuleSet,
+    _all,
+    _Missing,
+    default_rules,
+    load_rules,
+    rules_path,
+)
 
 DECIDED = ("approved", "rejected")
+# In a policy's rules: the decision service's reject rules (a policy file without
+# ``rules`` means them; ``rules: []`` means none).
+SERVICE_RULES = "@service"
+RULE_PREFIX = "rule__"  # a rule's field in the history frame, apart from its own columns
+# A field of the service's rules and the column of gold.application_features holding it.
+RULE_FIELD_COLUMNS = {"product": "purpose"}
 OUTCOME_STATUSES = ("good", "bad")  # label statuses that are an outcome
 SEGMENTS = ("channel", "province", "product", "score_band")
 
@@ -54,7 +71,11 @@ def _pd(model: Scorer, features: DataFrame, name: str) -> DataFrame:
 
 
 def backtest_history(
-    features: DataFrame, active: Scorer, proposed: Scorer, months: str
+    features: DataFrame,
+    active: Scorer,
+    proposed: Scorer,
+    months: str,
+    rule_columns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The decided applications of ``months`` ("first..last", application months), one
     row each, with the columns ``backtest.replay`` reads: ``pd_active`` and
@@ -62,7 +83,8 @@ def backtest_history(
     proposed policy would lend a swap-in), ``historical_decision``, ``bad`` (the label
     where an approved application's outcome is known, else missing), and the segments
     ``channel``, ``province``, ``product`` (the loan purpose) and ``score_band`` (the
-    proposed model's risk band)."""
+    proposed model's risk band). ``rule_columns`` maps a field the replayed rules read to
+    its column of the features; each comes along as ``rule__<field>``."""
     window = warning.through_the_door(features, months).where(F.col("status").isin(*DECIDED))
     outcome = (F.col("status") == "approved") & F.col("label_status").isin(*OUTCOME_STATUSES)
     rows = (
@@ -75,6 +97,7 @@ def backtest_history(
             F.col("requested_amount").alias("exposure"),
             F.col("status").alias("historical_decision"),
             F.when(outcome, F.col("label").cast("double")).alias("bad"),
+            *[F.col(c).alias(f"{RULE_PREFIX}{f}") for f, c in (rule_columns or {}).items()],
         )
         .join(_pd(active, window, "pd_active"), "application_id")
         .join(_pd(proposed, window, "pd_proposed"), "application_id")
@@ -134,6 +157,8 @@ def load_policy(path: Path) -> Policy:
             f"reject_from_pd, ...), not {type(data).__name__}"
         )
     try:
+        if "rules" not in data:  # as today: the service's reject rules
+            data = {**data, "rules": [SERVICE_RULES]}
         policy = Policy.from_dict(data)
         model_reference(policy.model)
     except (TypeError, ValueError) as exc:
@@ -141,11 +166,78 @@ def load_policy(path: Path) -> Policy:
     return policy
 
 
-def active_policy(spark: SparkSession, settings: Settings) -> Policy:
+def service_rules(settings: Settings, path: Path | None = None) -> RuleSet:
+    """The decision service's rule set: its rules file (``path``, default the configured
+    one), else the example rules it starts with."""
+    path = path or rules_path(settings)
+    return load_rules(path, RULE_FIELDS) if path.exists() else default_rules(RULE_FIELDS)
+
+
+def active_policy(spark: SparkSession, settings: Settings, rules: RuleSet | None = None) -> Policy:
     """What decides today: the active cut-off policy (``riskctl cutoff``, else the
-    configured thresholds) on the champion model."""
+    configured thresholds) on the champion model, with the reject rules of ``rules`` (the
+    service's)."""
     cut = scoring.active_policy(spark, settings)
-    return Policy(f"cutoff {cut.version}", "champion", cut.approve_below_pd, cut.reject_from_pd)
+    codes = tuple(r.code for r in rules.rules if r.action == "reject") if rules else ()
+    return Policy(
+        f"cutoff {cut.version}", "champion", cut.approve_below_pd, cut.reject_from_pd, codes
+    )
+
+
+def with_service_rules(policy: Policy, service: Sequence[str]) -> Policy:
+    """``policy`` with ``SERVICE_RULES`` in its rules replaced by the ``service`` codes."""
+    if SERVICE_RULES not in policy.rules:
+        return policy
+    expanded: list[str] = []
+    for code in policy.rules:
+        expanded.extend(service if code == SERVICE_RULES else (code,))
+    return dataclasses.replace(policy, rules=tuple(dict.fromkeys(expanded)))
+
+
+def replay_rules(
+    history: pd.DataFrame, rules: RuleSet, codes: Sequence[str]
+) -> tuple[list[tuple[str, ...]], list[str]]:
+    """The ``codes`` of ``rules`` that fire on each row of ``history`` (a rule's field
+    ``f`` in its column ``rule__f``), and notes. A rule fires when its conditions hold, or
+    when a field is unknown and its ``on_missing`` is reject, as in the service. A rule
+    reading a field the history lacks (known only when the service decides: public-record
+    hits, velocity, lists) is not replayed, and a note says so; a code the rule set does not
+    define is refused."""
+    by_code = {r.code: r for r in rules.rules}
+    unknown = [c for c in codes if c not in by_code]
+    if unknown:
+        raise ValueError(
+            f"no rule {', '.join(unknown)} in the service's rules ({rules.source}, version "
+            f"{rules.version}): name rules of that file ({', '.join(by_code)})"
+        )
+    have = {c[len(RULE_PREFIX) :] for c in history.columns if c.startswith(RULE_PREFIX)}
+    replayed, notes = [], []
+    for code in codes:
+        fields = {c.field for c in by_code[code].when}
+        if fields <= have:
+            replayed.append(by_code[code])
+        else:
+            notes.append(
+                f"rule {code} not replayed: the history has no {', '.join(sorted(fields - have))}"
+                " (known only when the service decides, or not in gold.application_features); "
+                "it rejects no row here"
+            )
+    values = history[[f"{RULE_PREFIX}{f}" for f in sorted(have)]]
+    values = values.rename(columns=lambda c: c[len(RULE_PREFIX) :]).astype(object)
+    values = values.where(values.notna(), None)
+    fired = []
+    # (a frame without columns gives no records, whatever its length)
+    for row in values.to_dict("records") if have else [{}] * len(history):
+        hits = []
+        for rule in replayed:
+            try:
+                hit = _all(rule.when, row)
+            except _Missing:
+                hit = rule.on_missing == "reject"
+            if hit:
+                hits.append(rule.code)
+        fired.append(tuple(hits))
+    return fired, notes
 
 
 # --- the backtest --------------------------------------------------------------------------
@@ -189,19 +281,30 @@ def run_backtest(
     guard the shift, and write the page to the reports folder."""
     spark, settings = run.spark, run.settings
     window = window or training_split(spark, settings).windows["oot"]
-    active = active_policy(spark, settings)
+    rules = service_rules(settings)
+    active = active_policy(spark, settings, rules)
+    proposed = with_service_rules(proposed, active.rules)
     progress(
         f"policy: backtesting {proposed.version} ({proposed.model}) against the active "
         f"{active.version} (champion) on the applications decided in {window}"
     )
     features = lakehouse.read(spark, GOLD_APPLICATION_FEATURES, settings)
+    codes = tuple(dict.fromkeys((*active.rules, *proposed.rules)))
+    fields = sorted({c.field for r in rules.rules if r.code in codes for c in r.when})
+    columns = {f: RULE_FIELD_COLUMNS.get(f, f) for f in fields}
     history = backtest_history(
         features,
         load_model(settings, active.model),
         load_model(settings, proposed.model),
         window,
+        {f: c for f, c in columns.items() if c in features.columns},
     )
+    fired, rule_notes = replay_rules(history, rules, codes)
+    history["rules_fired"] = fired
+    for note in rule_notes:
+        progress(f"policy: {note}")
     result = replay(history, active, proposed, CostModel.from_settings(settings), segments=SEGMENTS)
+    result = dataclasses.replace(result, notes=(*result.notes, *rule_notes))
     flags = guard(result, max_approval_shift, max_bad_rate_shift)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     page = settings.reports_dir / f"policy_backtest_{_file_name(proposed.version)}.html"
@@ -262,10 +365,11 @@ def backtests(spark: SparkSession, settings: Settings, limit: int = 20) -> list[
 
 
 # --- activation of an approved policy ----------------------------------------------------
-def activatable(policy: Policy) -> None:
+def activatable(policy: Policy, service: Sequence[str]) -> None:
     """Refuse a policy the decision service and batch scoring cannot apply as it stands:
-    they apply one model and one cut-off (gold.cutoff_policy); rules live in the service's
-    rule file (proposed as a rule set), and per-segment thresholds are not applied yet."""
+    they apply one model and one cut-off (gold.cutoff_policy); their rules are the
+    service's rule file (``service``: its reject rules), changed by a rule-set proposal;
+    per-segment thresholds are not applied yet."""
     model_reference(policy.model)
     if policy.overrides:
         raise ValueError(
@@ -273,11 +377,18 @@ def activatable(policy: Policy) -> None:
             "batch scoring do not apply yet (they apply one cut-off): backtest it without "
             "overrides to propose it"
         )
-    if policy.rules:
+    rules = with_service_rules(policy, service).rules
+    if set(rules) != set(service):
+        added, dropped = sorted(set(rules) - set(service)), sorted(set(service) - set(rules))
+        change = "; ".join(
+            f"{what} {', '.join(codes)}"
+            for what, codes in (("adds", added), ("drops", dropped))
+            if codes
+        )
         raise ValueError(
-            f"policy {policy.version} names rules ({', '.join(policy.rules)}): rules are "
-            "activated as the service's rule set; propose them there, and backtest the "
-            "model and cut-off without them"
+            f"policy {policy.version} changes the service's reject rules ({change}): rules "
+            "change through a rule-set proposal; backtest the model and cut-off with the "
+            "service's rules (leave out `rules:`) to propose them"
         )
 
 
@@ -292,7 +403,7 @@ def activate(
     (when it is another version) and its thresholds the active gold.cutoff_policy
     version, judged on ``figures`` from ``population``. If the cut-off cannot be written
     the champion alias is moved back. Returns what it did, in words."""
-    activatable(policy)
+    activatable(policy, active_policy(spark, settings, service_rules(settings)).rules)
     kind, value = model_reference(policy.model)
     champion = tracking.alias_version(settings, "champion")
     target = value if kind == "version" else tracking.alias_version(settings, value)

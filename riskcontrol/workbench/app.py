@@ -591,7 +591,8 @@ def create_workbench(
         (b,) = found
         try:
             policy = policylab.Policy.from_dict(b["proposed"])
-            policylab.activatable(policy)
+            service = policylab.service_rules(lake.settings, rules_path)
+            policylab.activatable(policy, [r.code for r in service.rules if r.action == "reject"])
         except ValueError as exc:
             raise Refusal(422, str(exc)) from None
         payload = {"backtest_id": backtest_id, "policy": b["proposed"], "window": b["window"]}
