@@ -291,7 +291,13 @@ def test_tables_command_lists_every_table(book, capsys):
     # Every table exists after a run but the real-time decision log and its reviews (landed
     # by `riskctl decisions land`) and the erasure audit (written by `riskctl erase`).
     missing = [line.split()[0] for line in out.split("lakehouse:")[0].splitlines() if " - " in line]
-    assert missing == ["gold.decision_log", "gold.decision_reviews", "ops.erasures"]
+    # And the policy backtests, written by `riskctl policy backtest` (a test below).
+    assert missing == [
+        "gold.policy_backtests",
+        "gold.decision_log",
+        "gold.decision_reviews",
+        "ops.erasures",
+    ]
 
 
 def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
@@ -485,6 +491,81 @@ def test_the_report_is_written_with_its_pdf(book):
     assert "http://" not in text and "https://" not in text
     (pdf,) = settings.reports_dir.glob("risk_report_*.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_reject_inference_moves_the_swap_in_bad_rate_towards_the_hidden_truth(
+    spark, book, capsys, monkeypatch
+):
+    """`riskctl policy backtest` of the champion's cut-off without the service's reject
+    rules (`rules: []`), over every month with matured outcomes: the swap-ins are the
+    applications the rules reject today (the age and income limits, replayed on history;
+    this small book's tree has six leaves, none above the cut-off's review band, so no
+    cut-off alone would swap anyone in), most of them rejected in the past too, whose
+    outcome the pipeline never saw. The generator knows it
+    (truth/rejected_outcomes.csv, read by no pipeline step). Known outcomes alone judge the
+    swap-ins by the few the lender once approved; each reject inference method must land
+    nearer the swap-ins' true bad rate. The backtest lands in gold.policy_backtests and
+    the report's reader finds it."""
+    from riskcontrol.apply import policylab, report
+    from riskcontrol.modeling.training import training_split
+
+    settings, _ = book
+    windows = training_split(spark, settings).windows
+    window = f"{windows['train'].split('..')[0]}..{windows['oot'].split('..')[1]}"
+    active = policylab.active_policy(spark, settings)
+    proposal = settings.home / "no-rules.yaml"
+    proposal.write_text(
+        f"version: no-rules\nmodel: champion\napprove_below_pd: {active.approve_below_pd}\n"
+        f"reject_from_pd: {active.reject_from_pd}\nrules: []\n",
+        encoding="utf-8",
+    )
+    kept = {}
+
+    def keep(*args, **kwargs):
+        kept["done"] = run_backtest(*args, **kwargs)
+        return kept["done"]
+
+    run_backtest = policylab.run_backtest
+    monkeypatch.setattr(policylab, "run_backtest", keep)
+    assert main.main(["policy", "backtest", "--proposed", str(proposal), "--window", window]) == 0
+    out = capsys.readouterr().out
+    done = kept["done"]
+    result = done.result
+    truth = pd.read_csv(settings.data_dir / "truth" / "rejected_outcomes.csv")
+    truth = truth.set_index("application_id")["bad"]  # empty where immature
+    swap_in = result.rows[result.rows["swap"] == "swap_in"]
+    assert len(swap_in) == result.swap("swap_in", "applications") > 0
+    # every swap-in is put down to a replayed rule of the service
+    rules = result.swap_rules
+    assert rules["applications"].sum() == len(swap_in)
+    assert set(rules["rule"]) <= {"KO_AGE_BELOW_MIN", "KO_AGE_ABOVE_MAX", "KO_INCOME_BELOW_MIN"}
+    known_ids = swap_in.loc[swap_in["outcome"] == "known", "application_id"]
+    inferred_ids = swap_in.loc[swap_in["outcome"] == "inferred", "application_id"]
+    # the true outcome of every swap-in whose outcome exists: the lender's label where it
+    # knows one (the replay's known bad count), the generator's hidden one where it infers
+    hidden = truth.reindex(inferred_ids).dropna()
+    assert len(hidden) >= 20, "too few swap-ins with a hidden outcome to judge inference"
+    known_bads = result.swap("swap_in", "known_bads")
+    true_rate = (known_bads + hidden.sum()) / (len(known_ids) + len(hidden))
+    known_only = result.swap("swap_in", "bad_rate", "none")
+    for method in ("parcelling", "fuzzy"):
+        inferred = result.swap("swap_in", "bad_rate", method)
+        assert abs(inferred - true_rate) < abs(known_only - true_rate), (
+            method,
+            inferred,
+            known_only,
+            true_rate,
+        )
+    print(
+        f"swap-in {len(swap_in)}: known only {known_only:.3f}, parcelling "
+        f"{result.swap('swap_in', 'bad_rate', 'parcelling'):.3f}, fuzzy "
+        f"{result.swap('swap_in', 'bad_rate', 'fuzzy'):.3f}, true {true_rate:.3f} "
+        f"({len(known_ids)} known + {len(hidden)} hidden outcomes)",
+        file=sys.stderr,
+    )
+    assert f"backtest {done.backtest_id}: " in out
+    assert report.latest_backtest(spark, settings)["backtest_id"] == done.backtest_id
+    assert done.page.exists()
 
 
 def test_score_application_equals_the_batch_row(spark, book, tmp_path, capsys):
