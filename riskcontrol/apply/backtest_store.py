@@ -113,33 +113,26 @@ def records(
             }
         )
 
-    for r in result.policies.to_dict("records"):
-        for m in METRICS:
-            ranged = m in RANGE_METRICS
-            add(
-                "policy",
-                m,
-                r[m],
-                r["method"],
-                r["policy"],
-                low=r[f"{m}_low"] if ranged else None,
-                high=r[f"{m}_high"] if ranged else None,
-            )
+    ranged_frames = (
+        ("policy", result.policies, "policy", METRICS),
+        ("swap", result.swaps, "swap", (*POPULATION_METRICS, "profit")),
+    )
+    for section, frame, subject, names in ranged_frames:
+        for r in frame.to_dict("records"):
+            for m in names:
+                ranged = m in RANGE_METRICS
+                add(
+                    section,
+                    m,
+                    r[m],
+                    r["method"],
+                    r[subject],
+                    low=r[f"{m}_low"] if ranged else None,
+                    high=r[f"{m}_high"] if ranged else None,
+                )
     for r in result.segments.to_dict("records"):
         for m in METRICS:
             add("segment", m, r[m], r["method"], r["policy"], r["segment_type"], r["segment"])
-    for r in result.swaps.to_dict("records"):
-        for m in (*POPULATION_METRICS, "profit"):
-            ranged = m in RANGE_METRICS
-            add(
-                "swap",
-                m,
-                r[m],
-                r["method"],
-                r["swap"],
-                low=r[f"{m}_low"] if ranged else None,
-                high=r[f"{m}_high"] if ranged else None,
-            )
     for r in result.swap_matrix.to_dict("records"):
         for m in POPULATION_METRICS:
             add("swap_matrix", m, r[m], r["method"], f"{r['active']}->{r['proposed']}")

@@ -1002,6 +1002,17 @@ def _ranged_rate(figure: dict[str, Any]) -> str:
     return text
 
 
+def _per_method(figures: dict[str, Any], subjects: tuple[str, ...], cells: Any) -> list[list[str]]:
+    """Escaped table rows per inference method and subject (policy or swap set): the
+    method, the subject, then ``cells`` of its figures."""
+    return [
+        [_e(label), _e(subject.replace("_", "-")), *map(_e, cells(figures[method][subject]))]
+        for method, label in BACKTEST_METHODS.items()
+        if method in figures
+        for subject in subjects
+    ]
+
+
 def _backtest(data: ReportData) -> str:
     title = "Policy backtest (latest)"
     b = data.backtest
@@ -1029,53 +1040,32 @@ def _backtest(data: ReportData) -> str:
         body += f'<div class="flags"><b>Guard flags</b><ul>{items}</ul></div>'
     else:
         body += "<p>No guard flag.</p>"
-    rows = []
-    for method, label in BACKTEST_METHODS.items():
-        sides = b["policies"].get(method)
-        if not sides:
-            continue
-        for side in ("active", "proposed"):
-            m = sides[side]
-            rows.append(
-                [
-                    _e(label),
-                    _e(side),
-                    _e(count(m["approvals"]["value"])),
-                    _e(pct(m["approval_rate"]["value"], 1)),
-                    _e(_ranged_rate(m["bad_rate"])),
-                    _e(money(m["expected_loss"]["value"])),
-                    _e(money(m["profit"]["value"])),
-                ]
-            )
-    body += _table_html(
-        [
-            "Reject inference",
-            "Policy",
-            "Lent",
-            "Approval rate",
-            "Bad rate (range)",
-            "Expected loss",
-            "Profit",
+    policies = _per_method(
+        b["policies"],
+        ("active", "proposed"),
+        lambda m: [
+            count(m["approvals"]["value"]),
+            pct(m["approval_rate"]["value"], 1),
+            _ranged_rate(m["bad_rate"]),
+            money(m["expected_loss"]["value"]),
+            money(m["profit"]["value"]),
         ],
-        rows,
-        numeric={2, 3, 4, 5, 6},
     )
-    swaps = []
-    for method, label in BACKTEST_METHODS.items():
-        sets = b["swaps"].get(method)
-        if not sets:
-            continue
-        for name in ("swap_in", "swap_out"):
-            m = sets[name]
-            swaps.append(
-                [
-                    _e(label),
-                    _e(name.replace("_", "-")),
-                    _e(count(m["applications"]["value"])),
-                    _e(money(m["exposure"]["value"])),
-                    _e(_ranged_rate(m["bad_rate"])),
-                ]
-            )
+    body += _table_html(
+        ["Reject inference", "Policy", "Lent", "Approval rate", "Bad rate (range)",
+         "Expected loss", "Profit"],
+        policies,
+        numeric={2, 3, 4, 5, 6},
+    )  # fmt: skip
+    swaps = _per_method(
+        b["swaps"],
+        ("swap_in", "swap_out"),
+        lambda m: [
+            count(m["applications"]["value"]),
+            money(m["exposure"]["value"]),
+            _ranged_rate(m["bad_rate"]),
+        ],
+    )
     body += _table_html(
         ["Reject inference", "Set", "Applications", "Exposure", "Bad rate (range)"],
         swaps,
