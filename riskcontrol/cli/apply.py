@@ -105,7 +105,7 @@ def _ranged(value: float, low: float, high: float) -> str:
     """A rate with its range over the two models' PDs when the two differ: 6.4% (6.1-6.9%)."""
     if value != value:  # NaN: no approval with an outcome
         return "n/a"
-    if low == high or low != low or high != high:
+    if low != low or high != high or f"{low:.1%}" == f"{high:.1%}":
         return f"{value:.2%}"
     return f"{value:.2%} ({low:.1%}-{high:.1%})"
 
