@@ -8,6 +8,7 @@ returns the subparser, as in ``riskcontrol.cli.main``).
 from __future__ import annotations
 
 import argparse
+import textwrap
 import datetime as dt
 import json
 from pathlib import Path
@@ -242,21 +243,39 @@ def add_apply_parsers(add) -> None:
     b = policy.add_parser(
         "backtest",
         help="replay a proposed policy and the active one on the same decided applications",
-        description="Replay the proposed policy and the active one (the active cut-off on "
-        "the champion) on the same historical applications: approvals, reviews, "
-        "rejections, bad rate, expected loss and profit (RISK_LGD, RISK_GOOD_MARGIN, "
-        "RISK_REVIEW_COST, RISK_REVIEW_CATCH), by channel, province, product and score "
-        "band; the swap-in / swap-out matrix; with and without reject inference "
-        "(parcelling, fuzzy augmentation) for the historically rejected, whose outcome "
-        "is unknown. Writes reports/policy_backtest_<version>.html.",
+        description=textwrap.fill(
+            "Replay the proposed policy and the active one (the active cut-off on "
+            "the champion) on the same historical applications: approvals, reviews, "
+            "rejections, bad rate, expected loss and profit (RISK_LGD, RISK_GOOD_MARGIN, "
+            "RISK_REVIEW_COST, RISK_REVIEW_CATCH), by channel, province, product and score "
+            "band; the swap-in / swap-out matrix; with and without reject inference "
+            "(parcelling, fuzzy augmentation) for the historically rejected, whose outcome "
+            "is unknown, each inferred figure also as a range over the two models' PDs. "
+            "The service's rules are replayed where the history has their fields. Writes "
+            "reports/policy_backtest_<version>.html and appends the backtest to "
+            "gold.policy_backtests, from where the workbench proposes it for approval.",
+            88,
+        ),
+        epilog="example proposal (v2.yaml):\n"
+        "  version: v2-logistic\n"
+        "  model: v5                # or champion / challenger\n"
+        "  approve_below_pd: 0.20\n"
+        "  reject_from_pd: 0.25     # review in between\n"
+        "  # rules: leave out to keep the service's reject rules; [] drops them\n"
+        "  overrides:               # optional, first match wins\n"
+        "    - {column: channel, value: partner_b, approve_below_pd: 0.15, "
+        "reject_from_pd: 0.20}\n\n"
+        "  riskctl policy backtest --proposed v2.yaml --window 2025-03..2025-05",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.set_defaults(fn=cmd_policy_backtest)
     b.add_argument(
         "--proposed",
         required=True,
         help="YAML or JSON file: version, model (a registered version like 5, or "
-        "champion / challenger), approve_below_pd, reject_from_pd, optional rules and "
-        "overrides [{column, value, approve_below_pd, reject_from_pd}]",
+        "champion / challenger), approve_below_pd, reject_from_pd, optional rules (codes "
+        "of the service's rules; left out: the service's reject rules) and overrides "
+        "[{column, value, approve_below_pd, reject_from_pd}]",
     )
     b.add_argument(
         "--window",
