@@ -8,9 +8,9 @@ returns the subparser, as in ``riskcontrol.cli.main``).
 from __future__ import annotations
 
 import argparse
-import textwrap
 import datetime as dt
 import json
+import textwrap
 from pathlib import Path
 
 # The tiers are imported inside the commands that use them, not here: `riskctl --help`
