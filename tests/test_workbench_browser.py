@@ -693,14 +693,20 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     for _ in range(2):  # versions without a model: this test loads none
         client.create_model_version(name, source=str(desk["home"] / "no-model"), run_id=None)
     client.set_registered_model_alias(name, "champion", "1")
-    active = Policy("cutoff 2", "champion", 0.10, 0.20)
+    # as `riskctl policy backtest` replays them: both policies with the service's reject
+    # rules (the desk's rules file is the example one), the proposals' files naming none
+    service = tuple(r.code for r in policylab.service_rules(settings).rules
+                    if r.action == "reject")  # fmt: skip
+    active = Policy("cutoff 2", "champion", 0.10, 0.20, service)
+    keep = (policylab.SERVICE_RULES,)
     proposals = {
-        "bt-grow": Policy("grow-2", "2", 0.15, 0.30),
-        "bt-seg": Policy("seg-1", "champion", 0.1, 0.2, (), (SegmentOverride("channel", "web",
-                                                                            0.05, 0.1),)),
+        "bt-grow": Policy("grow-2", "2", 0.15, 0.30, keep),
+        "bt-seg": Policy("seg-1", "champion", 0.1, 0.2, keep, (SegmentOverride("channel", "web",
+                                                                              0.05, 0.1),)),
     }  # fmt: skip
     flags = {}
     for minute, (backtest_id, proposed) in enumerate(proposals.items()):
+        proposed = policylab.with_service_rules(proposed, service)
         result = replay(history(), active, proposed, COST, band_edges=EDGES)
         flags[backtest_id] = guard(result, 0.05, 0.01)
         rows = backtest_store.records(
@@ -711,15 +717,17 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
             created_at=STAMP + dt.timedelta(minutes=minute),
         )
         policylab.write_backtest(spark, settings, rows)
-    # the hand history of test_backtest without its rules: the active policy rejects 5, 6,
-    # 7 and 11 (PD >= 0.20), the proposed only 7 (pd_proposed 0.40 >= 0.30)
-    assert flags["bt-grow"][0].startswith("approval rate rises from 66.7% to 91.7%")
+    # the hand history of test_backtest: the active policy rejects 5, 7, 11 (PD >= 0.20),
+    # 4 (KO_BLOCKLIST), 6 and 10 (KO_DISHONEST_DEBTOR); the proposed 7 (pd_proposed 0.40 >=
+    # 0.30) and, by the same rules, 4, 6 and 10
+    assert "KO_BLOCKLIST" in service and "KO_DISHONEST_DEBTOR" in service
+    assert flags["bt-grow"][0].startswith("approval rate rises from 50.0% to 66.7%")
 
     login(browser, desk, "mona")
     browser.get(f"{desk['url']}/policies")
     listed = text(browser, "#backtests").split("\n")
-    assert listed[1].startswith("seg-1 · champion · 0.100 / 0.200 2025-01..2025-03 66.7% → 66.7%")
-    assert listed[2].startswith("grow-2 · 2 · 0.150 / 0.300 2025-01..2025-03 66.7% → 91.7%")
+    assert listed[1].startswith("seg-1 · champion · 0.100 / 0.200 2025-01..2025-03 50.0% → 50.0%")
+    assert listed[2].startswith("grow-2 · 2 · 0.150 / 0.300 2025-01..2025-03 50.0% → 66.7%")
     assert listed[2].endswith(f"⚑ {len(flags['bt-grow'])}")
     # the newest, with overrides, is chosen by default: refused, saying why
     browser.find_element(By.ID, "backtest-rationale").send_keys("per-channel cut-offs")
@@ -734,9 +742,9 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     assert shown.startswith("Guard flags: check before approving")
     assert all(f in shown for f in flags["bt-grow"])
     figures = text(browser, "#backtest-figures").split("\n")
-    # known outcomes of both: 1, 2, 3, 4, 8, 9, bads 2 and 4
-    assert figures[1].startswith("none (known outcomes) Active 8 66.7% 33.3%")
-    assert figures[2].startswith("none (known outcomes) Proposed 11 91.7% 33.3%")
+    # known outcomes of both: 1, 2, 3, 8, 9, bad 2
+    assert figures[1].startswith("none (known outcomes) Active 6 50.0% 20.0%")
+    assert figures[2].startswith("none (known outcomes) Proposed 8 66.7% 20.0%")
     assert len(figures) == 1 + 3 * 2  # three inference methods, two policies
     assert "reject inference: the rejected applications' outcomes inferred with the " in text(
         browser, "#backtest-notes"
