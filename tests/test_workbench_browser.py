@@ -686,6 +686,7 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     from riskcontrol.apply import backtest_store, policylab
     from riskcontrol.apply.backtest import Policy, SegmentOverride, guard, replay
     from riskcontrol.modeling import tracking
+    from riskcontrol.serve.engine import service_rules
 
     settings = desk["settings"]
     client, name = tracking.client(settings), settings.registered_model
@@ -695,7 +696,7 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     client.set_registered_model_alias(name, "champion", "1")
     # as `riskctl policy backtest` replays them: both policies with the service's reject
     # rules (the desk's rules file is the example one), the proposals' files naming none
-    service = tuple(r.code for r in policylab.service_rules(settings).rules
+    service = tuple(r.code for r in service_rules(settings).rules
                     if r.action == "reject")  # fmt: skip
     active = Policy("cutoff 2", "champion", 0.10, 0.20, service)
     keep = (policylab.SERVICE_RULES,)

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from types import SimpleNamespace
+from typing import Any, Protocol
 
 import pandas as pd
 import yaml
@@ -38,15 +39,6 @@ from riskcontrol.core.config import Settings
 from riskcontrol.core.runs import Run
 from riskcontrol.modeling import tracking
 from riskcontrol.modeling.training import training_split
-from riskcontrol.serve.engine import RULE_FIELDS
-from riskcontrol.serve.rules import (
-    RuleSet,
-    _all,
-    _Missing,
-    default_rules,
-    load_rules,
-    rules_path,
-)
 
 DECIDED = ("approved", "rejected")
 # In a policy's rules: the decision service's reject rules (a policy file without
@@ -166,14 +158,21 @@ def load_policy(path: Path) -> Policy:
     return policy
 
 
-def service_rules(settings: Settings, path: Path | None = None) -> RuleSet:
-    """The decision service's rule set: its rules file (``path``, default the configured
-    one), else the example rules it starts with."""
-    path = path or rules_path(settings)
-    return load_rules(path, RULE_FIELDS) if path.exists() else default_rules(RULE_FIELDS)
+_NO_RULES = SimpleNamespace(version="none", source="no rule set given", rules=())
 
 
-def active_policy(spark: SparkSession, settings: Settings, rules: RuleSet | None = None) -> Policy:
+class Rules(Protocol):
+    """A rule set as the decision service holds it (``riskcontrol.serve.rules.RuleSet``,
+    handed in by the caller: the apply tier does not import the service): ``version``,
+    ``source`` and ``rules``, each with ``code``, ``action``, ``when`` (conditions with a
+    ``field``) and ``fires(values)``."""
+
+    version: str
+    source: str
+    rules: Sequence[Any]
+
+
+def active_policy(spark: SparkSession, settings: Settings, rules: Rules | None = None) -> Policy:
     """What decides today: the active cut-off policy (``riskctl cutoff``, else the
     configured thresholds) on the champion model, with the reject rules of ``rules`` (the
     service's)."""
@@ -195,7 +194,7 @@ def with_service_rules(policy: Policy, service: Sequence[str]) -> Policy:
 
 
 def replay_rules(
-    history: pd.DataFrame, rules: RuleSet, codes: Sequence[str]
+    history: pd.DataFrame, rules: Rules, codes: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], list[str]]:
     """The ``codes`` of ``rules`` that fire on each row of ``history`` (a rule's field
     ``f`` in its column ``rule__f``), and notes. A rule fires when its conditions hold, or
@@ -228,15 +227,7 @@ def replay_rules(
     fired = []
     # (a frame without columns gives no records, whatever its length)
     for row in values.to_dict("records") if have else [{}] * len(history):
-        hits = []
-        for rule in replayed:
-            try:
-                hit = _all(rule.when, row)
-            except _Missing:
-                hit = rule.on_missing == "reject"
-            if hit:
-                hits.append(rule.code)
-        fired.append(tuple(hits))
+        fired.append(tuple(rule.code for rule in replayed if rule.fires(row)))
     return fired, notes
 
 
@@ -275,13 +266,17 @@ def run_backtest(
     max_approval_shift: float = 0.05,
     max_bad_rate_shift: float = 0.01,
     progress: Progress = _quiet,
+    rules: Rules | None = None,
 ) -> BacktestRun:
     """Replay ``proposed`` and the active policy on the applications decided in
     ``window`` (default: the out-of-time months, the latest with matured outcomes),
-    guard the shift, and write the page to the reports folder."""
+    guard the shift, write the page to the reports folder and the figures to
+    gold.policy_backtests. ``rules``: the decision service's rule set (`riskctl` hands in
+    the service's), whose reject rules the active policy carries and are replayed where
+    the history has their fields; without it no rule rejects."""
     spark, settings = run.spark, run.settings
     window = window or training_split(spark, settings).windows["oot"]
-    rules = service_rules(settings)
+    rules = rules or _NO_RULES
     active = active_policy(spark, settings, rules)
     proposed = with_service_rules(proposed, active.rules)
     progress(
@@ -396,6 +391,7 @@ def activate(
     spark: SparkSession,
     settings: Settings,
     policy: Policy,
+    service: Sequence[str],
     population: str,
     figures: dict | None = None,
 ) -> str:
@@ -403,7 +399,7 @@ def activate(
     (when it is another version) and its thresholds the active gold.cutoff_policy
     version, judged on ``figures`` from ``population``. If the cut-off cannot be written
     the champion alias is moved back. Returns what it did, in words."""
-    activatable(policy, active_policy(spark, settings, service_rules(settings)).rules)
+    activatable(policy, service)
     kind, value = model_reference(policy.model)
     champion = tracking.alias_version(settings, "champion")
     target = value if kind == "version" else tracking.alias_version(settings, value)

@@ -58,6 +58,7 @@ def _or(given: float | None, configured: float) -> float:
 
 def cmd_policy_backtest(args: argparse.Namespace) -> int:
     from riskcontrol.apply import policylab
+    from riskcontrol.serve.engine import service_rules
 
     proposed = policylab.load_policy(Path(args.proposed))  # a bad file fails before Spark
     run = _run()
@@ -68,6 +69,7 @@ def cmd_policy_backtest(args: argparse.Namespace) -> int:
         max_approval_shift=_or(args.max_approval_shift, run.settings.policy_max_approval_shift),
         max_bad_rate_shift=_or(args.max_bad_rate_shift, run.settings.policy_max_bad_rate_shift),
         progress=say,
+        rules=service_rules(run.settings),
     )
     result = done.result
     print(f"\n{'method':<11} {'policy':<9} {'approvals':>9} {'approval':>9} "

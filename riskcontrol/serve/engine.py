@@ -32,7 +32,7 @@ from riskcontrol.serve import lists, split
 from riskcontrol.serve.journal import DecisionJournal
 from riskcontrol.serve.lists import Lists
 from riskcontrol.serve.models import DecisionRequest
-from riskcontrol.serve.rules import RuleSet
+from riskcontrol.serve.rules import RuleSet, default_rules, load_rules, rules_path
 
 log = logging.getLogger("riskcontrol.serve")
 
@@ -369,3 +369,10 @@ def _combine(rules_action: str, model_decision: str) -> str:
     """The most severe of the rules' action and the model's decision."""
     rules = "approve" if rules_action == "pass" else rules_action
     return max(rules, model_decision, key=ACTION_RANK.__getitem__)
+
+
+def service_rules(settings, path=None) -> RuleSet:
+    """The decision service's rule set: its rules file (``path``, default the configured
+    one), else the example rules it starts with."""
+    path = path or rules_path(settings)
+    return load_rules(path, RULE_FIELDS) if path.exists() else default_rules(RULE_FIELDS)

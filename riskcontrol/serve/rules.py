@@ -139,6 +139,15 @@ class Rule:
     reason_zh: str
     description: str = ""
 
+    def fires(self, values: Mapping[str, Any]) -> bool:
+        """Whether the rule fires on ``values`` as a reject would: its conditions hold,
+        or a field it reads is unknown and its ``on_missing`` is reject (as the service
+        decides; the policy backtest replays rules on history with it)."""
+        try:
+            return _all(self.when, values)
+        except _Missing:
+            return self.on_missing == "reject"
+
 
 @dataclass(frozen=True)
 class Fired:

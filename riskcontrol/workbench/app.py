@@ -580,6 +580,13 @@ def create_workbench(
         )
         return RedirectResponse(url(request, f"/policies/{pid}"), status_code=303)
 
+    def service_reject_rules() -> list[str]:
+        """The codes of the decision service's reject rules (its rules file)."""
+        from riskcontrol.serve.engine import service_rules
+
+        rules = service_rules(lake.settings, rules_path).rules
+        return [r.code for r in rules if r.action == "reject"]
+
     def backtested(backtest_id: str) -> tuple[dict, dict]:
         """A backtest's proposal: its policy and window, and its figures and guard flags
         for the approver."""
@@ -591,8 +598,7 @@ def create_workbench(
         (b,) = found
         try:
             policy = policylab.Policy.from_dict(b["proposed"])
-            service = policylab.service_rules(lake.settings, rules_path)
-            policylab.activatable(policy, [r.code for r in service.rules if r.action == "reject"])
+            policylab.activatable(policy, service_reject_rules())
         except ValueError as exc:
             raise Refusal(422, str(exc)) from None
         payload = {"backtest_id": backtest_id, "policy": b["proposed"], "window": b["window"]}
@@ -671,7 +677,7 @@ def create_workbench(
                 elif p["kind"] == "cutoff":
                     what = f"active as gold.cutoff_policy v{lake.activate_cutoff(p)}"
                 elif p["kind"] == "backtest":
-                    what = lake.activate_backtested(p)
+                    what = lake.activate_backtested(p, service_reject_rules())
                 else:
                     write_rules(rules_path, p["payload"]["rules"])
                     what = f"active as {rules_path.name} {p['payload']['version']}"

@@ -285,9 +285,10 @@ class Lake:
 
         return policylab.backtests(self.spark, self.settings)
 
-    def activate_backtested(self, proposal: dict[str, Any]) -> str:
+    def activate_backtested(self, proposal: dict[str, Any], service: list[str]) -> str:
         """Make an approved backtested policy the one that decides (its model the
-        champion, its cut-off the active one); says what it did."""
+        champion, its cut-off the active one), if it keeps the ``service``'s reject rules;
+        says what it did."""
         from riskcontrol.apply import policylab
 
         p = proposal["payload"]
@@ -295,6 +296,7 @@ class Lake:
             self.spark,
             self.settings,
             policylab.Policy.from_dict(p["policy"]),
+            service,
             population=(
                 f"backtest {p['backtest_id']} on {p['window']}; workbench proposal "
                 f"#{proposal['id']} by {proposal['proposer']}, approved by "
