@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from pyspark.sql import functions as F
 
-from riskcontrol.apply import policylab
+from riskcontrol.apply import backtest_store, policylab
 from riskcontrol.apply.backtest import Policy, replay
 from riskcontrol.apply.riskcost import CostModel
 from riskcontrol.core.catalog import GOLD_POLICY_BACKTESTS
@@ -235,7 +235,7 @@ def test_the_command_replays_writes_the_page_and_flags(spark, cli_home, monkeypa
 
     # gold.policy_backtests holds the backtest: one id, the figures above, the flag
     monkeypatch.undo()  # the real lakehouse reads from here on
-    (found,) = policylab.backtests(spark, settings)
+    (found,) = backtest_store.backtests(spark, settings)
     assert f"backtest {found['backtest_id']}: " in out
     assert found["window"] == "2025-01..2025-02"
     assert found["proposed"]["version"] == "v2 <b>" and found["active"]["model"] == "champion"

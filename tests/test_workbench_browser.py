@@ -696,8 +696,7 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
     client.set_registered_model_alias(name, "champion", "1")
     # as `riskctl policy backtest` replays them: both policies with the service's reject
     # rules (the desk's rules file is the example one), the proposals' files naming none
-    service = tuple(r.code for r in service_rules(settings).rules
-                    if r.action == "reject")  # fmt: skip
+    service = policylab.reject_codes(service_rules(settings))
     active = Policy("cutoff 2", "champion", 0.10, 0.20, service)
     keep = (policylab.SERVICE_RULES,)
     proposals = {
@@ -717,7 +716,7 @@ def test_a_backtested_policy_shows_its_guard_flags_and_takes_over(desk, browser,
             window="2025-01..2025-03",
             created_at=STAMP + dt.timedelta(minutes=minute),
         )
-        policylab.write_backtest(spark, settings, rows)
+        backtest_store.write(spark, settings, rows)
     # the hand history of test_backtest: the active policy rejects 5, 7, 11 (PD >= 0.20),
     # 4 (KO_BLOCKLIST), 6 and 10 (KO_DISHONEST_DEBTOR); the proposed 7 (pd_proposed 0.40 >=
     # 0.30) and, by the same rules, 4, 6 and 10

@@ -11,7 +11,8 @@ policies as JSON, so one backtest is one ``backtest_id`` and nothing is rewritte
 No row names an application: the per-application ``rows`` of a result stay in memory.
 
 ``summary`` reads the rows of one backtest back into the plain dict the risk report and
-the workbench's policy-approval page show. Plain pandas; no Spark.
+the workbench's policy-approval page show. ``write`` and ``backtests`` are the table's one
+writer and reader (Spark); the rest is plain pandas.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from riskcontrol.apply.backtest import (
     METHODS,
@@ -33,6 +36,9 @@ from riskcontrol.apply.backtest import (
     SWAPS,
     BacktestResult,
 )
+from riskcontrol.core import lakehouse
+from riskcontrol.core.catalog import GOLD_POLICY_BACKTESTS
+from riskcontrol.core.config import Settings
 
 COLUMNS = (
     "backtest_id",
@@ -217,3 +223,42 @@ def latest_id(rows: pd.DataFrame) -> str | None:
     ordered = rows[["created_at", "backtest_id"]].drop_duplicates()
     ordered = ordered.sort_values(["created_at", "backtest_id"], kind="stable")
     return str(ordered["backtest_id"].iloc[-1])
+
+
+def write(spark: SparkSession, settings: Settings, rows: pd.DataFrame) -> int:
+    """Append one backtest's rows (``records``) to gold.policy_backtests;
+    returns the rows the commit wrote."""
+    frame = rows.astype(object).where(rows.notna(), None)
+
+    def plain(value):  # Spark takes a datetime, not a pandas Timestamp
+        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+    df = spark.createDataFrame(
+        [tuple(map(plain, r)) for r in frame.itertuples(index=False)],
+        GOLD_POLICY_BACKTESTS.schema,
+    )
+    tag = f"policy-backtest-{rows['backtest_id'].iloc[0]}"
+    return lakehouse.append(df, GOLD_POLICY_BACKTESTS, settings, tag)
+
+
+def backtests(spark: SparkSession, settings: Settings, limit: int = 20) -> list[dict]:
+    """The latest ``limit`` backtests of gold.policy_backtests, newest first, each as
+    ``summary`` gives it; none when the table does not exist yet."""
+    if not lakehouse.exists(spark, GOLD_POLICY_BACKTESTS, settings):
+        return []
+    table = lakehouse.read(spark, GOLD_POLICY_BACKTESTS, settings)
+    ids = [
+        r["backtest_id"]
+        for r in table.groupBy("backtest_id")
+        .agg(F.max("created_at").alias("at"))
+        .orderBy(F.desc("at"), F.desc("backtest_id"))
+        .limit(limit)
+        .collect()
+    ]
+    if not ids:
+        return []
+    wanted = table.where(
+        F.col("backtest_id").isin(*ids) & F.col("section").isin("policy", "swap", "flag", "note")
+    ).toPandas()
+    found = {i: summary(g) for i, g in wanted.groupby("backtest_id")}
+    return [found[i] for i in ids if i in found]

@@ -172,12 +172,17 @@ class Rules(Protocol):
     rules: Sequence[Any]
 
 
+def reject_codes(rules: Rules) -> tuple[str, ...]:
+    """The codes of the rules of ``rules`` whose action is reject, in their order."""
+    return tuple(r.code for r in rules.rules if r.action == "reject")
+
+
 def active_policy(spark: SparkSession, settings: Settings, rules: Rules | None = None) -> Policy:
     """What decides today: the active cut-off policy (``riskctl cutoff``, else the
     configured thresholds) on the champion model, with the reject rules of ``rules`` (the
     service's)."""
     cut = scoring.active_policy(spark, settings)
-    codes = tuple(r.code for r in rules.rules if r.action == "reject") if rules else ()
+    codes = reject_codes(rules) if rules else ()
     return Policy(
         f"cutoff {cut.version}", "champion", cut.approve_below_pd, cut.reject_from_pd, codes
     )
@@ -305,7 +310,7 @@ def run_backtest(
     page = settings.reports_dir / f"policy_backtest_{_file_name(proposed.version)}.html"
     page.write_text(backtest_page(result, flags, window), encoding="utf-8")
     backtest_id = uuid.uuid4().hex[:16]
-    written = write_backtest(
+    written = backtest_store.write(
         spark,
         settings,
         backtest_store.records(
@@ -318,45 +323,6 @@ def run_backtest(
     )
     progress(f"policy: backtest {backtest_id} written to {GOLD_POLICY_BACKTESTS.full_name}")
     return BacktestRun(result, flags, window, page, backtest_id, written)
-
-
-def write_backtest(spark: SparkSession, settings: Settings, rows: pd.DataFrame) -> int:
-    """Append one backtest's rows (``backtest_store.records``) to gold.policy_backtests;
-    returns the rows the commit wrote."""
-    frame = rows.astype(object).where(rows.notna(), None)
-
-    def plain(value):  # Spark takes a datetime, not a pandas Timestamp
-        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
-
-    df = spark.createDataFrame(
-        [tuple(map(plain, r)) for r in frame.itertuples(index=False)],
-        GOLD_POLICY_BACKTESTS.schema,
-    )
-    tag = f"policy-backtest-{rows['backtest_id'].iloc[0]}"
-    return lakehouse.append(df, GOLD_POLICY_BACKTESTS, settings, tag)
-
-
-def backtests(spark: SparkSession, settings: Settings, limit: int = 20) -> list[dict]:
-    """The latest ``limit`` backtests of gold.policy_backtests, newest first, each as
-    ``backtest_store.summary`` gives it; none when the table does not exist yet."""
-    if not lakehouse.exists(spark, GOLD_POLICY_BACKTESTS, settings):
-        return []
-    table = lakehouse.read(spark, GOLD_POLICY_BACKTESTS, settings)
-    ids = [
-        r["backtest_id"]
-        for r in table.groupBy("backtest_id")
-        .agg(F.max("created_at").alias("at"))
-        .orderBy(F.desc("at"), F.desc("backtest_id"))
-        .limit(limit)
-        .collect()
-    ]
-    if not ids:
-        return []
-    wanted = table.where(
-        F.col("backtest_id").isin(*ids) & F.col("section").isin("policy", "swap", "flag", "note")
-    ).toPandas()
-    found = {i: backtest_store.summary(g) for i, g in wanted.groupby("backtest_id")}
-    return [found[i] for i in ids if i in found]
 
 
 # --- activation of an approved policy ----------------------------------------------------

@@ -44,7 +44,6 @@ from riskcontrol.core.catalog import (
     GOLD_CUTOFF_POLICY,
     GOLD_DECISION_LOG,
     GOLD_LOAN_BOOK_RISK,
-    GOLD_POLICY_BACKTESTS,
     GOLD_SCORED_APPLICATIONS,
     GOLD_WARNING_INDICATORS,
     Table,
@@ -397,17 +396,8 @@ def latest_backtest(spark: SparkSession, settings: Settings) -> dict[str, Any] |
     """The most recent policy backtest of gold.policy_backtests as a summary, or None."""
     from riskcontrol.apply import backtest_store
 
-    if not lakehouse.exists(spark, GOLD_POLICY_BACKTESTS, settings):
-        return None
-    table = lakehouse.read(spark, GOLD_POLICY_BACKTESTS, settings)
-    latest = table.orderBy(F.desc("created_at"), F.desc("backtest_id")).select("backtest_id")
-    first = latest.first()
-    if first is None:
-        return None
-    rows = table.where(
-        (F.col("backtest_id") == first[0]) & F.col("section").isin("policy", "swap", "flag", "note")
-    ).toPandas()
-    return backtest_store.summary(rows)
+    found = backtest_store.backtests(spark, settings, limit=1)
+    return found[0] if found else None
 
 
 SERVICE_DAYS = 30  # the real-time section covers the decisions of the last 30 days

@@ -580,12 +580,12 @@ def create_workbench(
         )
         return RedirectResponse(url(request, f"/policies/{pid}"), status_code=303)
 
-    def service_reject_rules() -> list[str]:
+    def service_reject_rules() -> tuple[str, ...]:
         """The codes of the decision service's reject rules (its rules file)."""
+        from riskcontrol.apply.policylab import reject_codes
         from riskcontrol.serve.engine import service_rules
 
-        rules = service_rules(lake.settings, rules_path).rules
-        return [r.code for r in rules if r.action == "reject"]
+        return reject_codes(service_rules(lake.settings, rules_path))
 
     def backtested(backtest_id: str) -> tuple[dict, dict]:
         """A backtest's proposal: its policy and window, and its figures and guard flags

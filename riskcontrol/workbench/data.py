@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from riskcontrol.core.config import Settings
@@ -281,11 +282,11 @@ class Lake:
 
     def backtests(self) -> list[dict]:
         """The latest policy backtests (gold.policy_backtests), newest first."""
-        from riskcontrol.apply import policylab
+        from riskcontrol.apply import backtest_store
 
-        return policylab.backtests(self.spark, self.settings)
+        return backtest_store.backtests(self.spark, self.settings)
 
-    def activate_backtested(self, proposal: dict[str, Any], service: list[str]) -> str:
+    def activate_backtested(self, proposal: dict[str, Any], service: Sequence[str]) -> str:
         """Make an approved backtested policy the one that decides (its model the
         champion, its cut-off the active one), if it keeps the ``service``'s reject rules;
         says what it did."""
