@@ -101,7 +101,6 @@ from riskcontrol.core.catalog import (
     Table,
 )
 from riskcontrol.core.config import PROJECT_ROOT, Settings
-from riskcontrol.core.dates import pit_dpd
 from riskcontrol.core.redact import is_secret_conf
 from riskcontrol.core.runs import Run
 from riskcontrol.core.spark import local_jars, spark_conf
@@ -207,13 +206,31 @@ def fs_application(
     return out.select(*FS_APPLICATION.columns)
 
 
+# Exact sums of money across a customer's loans: open principal in decimal, so that a
+# running total of changes returns to the same cents as summing the loans afresh.
+_MONEY = T.DecimalType(38, 10)
+_NEVER = 10_000_000  # epoch day beyond any date: an installment never paid
+
+
+def _epoch_day(col: Column) -> Column:
+    return F.datediff(col, F.lit(dt.date(1970, 1, 1)))
+
+
 def fs_repayment(loans: DataFrame, repayments: DataFrame, created_at: dt.datetime) -> DataFrame:
-    """The customer's repayment record with the lender, on every day it changes."""
+    """The customer's repayment record with the lender, on every day it changes.
+
+    Linear in the customer's installments: every figure is a running total (or running
+    max or min) of what changes on each day, per customer in day order, read on the
+    snapshot days; no snapshot is joined with every installment of its customer. The one
+    figure no running total gives, the oldest installment unpaid past its due day, comes
+    from two parts: an installment never paid stays overdue for good (a running minimum
+    of its due day), and one paid late is overdue only on the days up to its payment (each
+    such day listed once). The module docstring says what is known when."""
     ln = loans.where(F.col("customer_id").isNotNull() & F.col("disbursed_date").isNotNull()).select(
         "loan_id", "customer_id", "disbursed_date", "principal"
     )
     lines = repayments.select("loan_id", "due_date", "paid_date", "amount_due")
-    inst = ln.join(lines, "loan_id", "left")
+    inst = ln.join(lines, "loan_id", "left").withColumn("start", F.date_add("disbursed_date", 1))
 
     ever_late = F.col("due_date").isNotNull() & (
         F.col("paid_date").isNull() | (F.col("paid_date") > F.col("due_date"))
@@ -238,51 +255,175 @@ def fs_repayment(loans: DataFrame, repayments: DataFrame, created_at: dt.datetim
         .distinct()
     )
 
-    d = F.col("d")
-    grid = snapshots.join(inst, "customer_id").where(F.col("disbursed_date") < d)
-    is_due = F.col("due_date") < d
-    is_paid = F.col("paid_date") < d
-    dpd = F.when(is_due, pit_dpd(F.col("due_date"), F.col("paid_date"), d))
-    late = is_due & (dpd > 0)
+    # Each change on the first day it is known, never before the loan counts (its start).
+    def on(day: Column) -> Column:
+        return F.greatest(day, F.col("start"))
 
-    def count(cond: Column) -> Column:
-        return F.sum(F.when(cond, 1).otherwise(0))
-
-    per_loan = grid.groupBy("customer_id", "d", "loan_id", "principal").agg(
-        count(is_due).alias("n_due"),
-        count(late).alias("n_late"),
-        F.max(dpd).alias("max_dpd"),
-        F.max(F.when(is_due & ~F.coalesce(is_paid, F.lit(False)), dpd)).alias("cur_dpd"),
+    due_day = on(F.date_add("due_date", 1))
+    late = ever_late
+    changes = [
+        # an installment falls due; if it is (or will be) late, it is late from then on,
+        # and inside each window until add_months(due, k)
+        inst.where(F.col("due_date").isNotNull()).select(
+            "customer_id",
+            due_day.alias("d"),
+            F.lit(1).alias("n_due"),
+            late.cast("int").alias("n_late"),
+            *[
+                F.when(late & (F.add_months("due_date", k) >= due_day), 1)
+                .otherwise(0)
+                .alias(f"late_{k}m")
+                for k in LATE_WINDOWS_MONTHS
+            ],
+        ),
         *[
-            count(late & (d <= F.add_months("due_date", k))).alias(f"late_{k}m")
+            inst.where(late & (F.add_months("due_date", k) >= due_day)).select(
+                "customer_id",
+                F.date_add(F.add_months("due_date", k), 1).alias("d"),
+                F.lit(-1).alias(f"late_{k}m"),
+            )
             for k in LATE_WINDOWS_MONTHS
         ],
-        F.sum("amount_due").alias("scheduled"),
-        F.sum(F.when(~F.coalesce(is_paid, F.lit(False)), F.col("amount_due"))).alias("unpaid"),
+        # a paid installment's final DPD, known once it is both due and paid
+        inst.where(F.col("due_date").isNotNull() & F.col("paid_date").isNotNull()).select(
+            "customer_id",
+            on(F.date_add(F.greatest("due_date", "paid_date"), 1)).alias("d"),
+            F.greatest(F.datediff("paid_date", "due_date"), F.lit(0)).alias("paid_dpd"),
+        ),
+        # an installment never paid is overdue from its due day on, for good
+        inst.where(F.col("due_date").isNotNull() & F.col("paid_date").isNull()).select(
+            "customer_id", due_day.alias("d"), F.col("due_date").alias("unpaid_due")
+        ),
+        _loan_changes(inst),
+    ]
+    counts = ("n_due", "n_late", *[f"late_{k}m" for k in LATE_WINDOWS_MONTHS])
+    sums = ("loans", "principal", "open_loans", "open_principal", *counts)
+    merged = changes[0]
+    for part in changes[1:]:
+        merged = merged.unionByName(part, allowMissingColumns=True)
+    daily = merged.groupBy("customer_id", "d").agg(
+        *[F.sum(c).alias(c) for c in sums],
+        F.max("paid_dpd").alias("paid_dpd"),
+        F.min("unpaid_due").alias("unpaid_due"),
     )
-    open_principal = F.when(
-        F.col("scheduled") > 0,
-        F.col("principal") * F.coalesce(F.col("unpaid"), F.lit(0.0)) / F.col("scheduled"),
-    ).otherwise(F.col("principal"))
-    per_loan = per_loan.withColumn("open_principal", open_principal)
-
-    out = per_loan.groupBy("customer_id", "d").agg(
-        F.count("loan_id").cast("int").alias("prior_loans"),
-        count(F.col("open_principal") > 0).cast("int").alias("prior_open_loans"),
-        F.sum("n_due").cast("int").alias("prior_installments_due"),
-        F.sum("n_late").cast("int").alias("prior_late_installments"),
-        F.coalesce(F.max("max_dpd"), F.lit(0)).cast("int").alias("prior_max_dpd"),
-        F.coalesce(F.max("cur_dpd"), F.lit(0)).cast("int").alias("prior_current_dpd"),
-        *[F.sum(f"late_{k}m").cast("int").alias(f"prior_late_{k}m") for k in LATE_WINDOWS_MONTHS],
-        F.round(F.sum("open_principal"), 2).alias("prior_open_principal"),
-        F.try_divide(F.sum("open_principal"), F.sum("principal")).alias("prior_utilization"),
+    running = (
+        Window.partitionBy("customer_id")
+        .orderBy("d")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    return out.select(
+    state = (
+        snapshots.join(daily, ["customer_id", "d"], "left")
+        .select(
+            "customer_id",
+            "d",
+            *[F.sum(F.coalesce(c, F.lit(0))).over(running).alias(c) for c in sums],
+            F.max("paid_dpd").over(running).alias("paid_dpd"),
+            F.min("unpaid_due").over(running).alias("unpaid_due"),
+        )
+        .join(_late_paid_overdue(inst), ["customer_id", "d"], "left")
+        .where(F.col("loans") > 0)
+    )
+    d = F.col("d")
+    oldest_unpaid = F.least("unpaid_due", "late_paid_due")
+    current = F.datediff(d, oldest_unpaid)
+    return state.select(
         "customer_id",
         d.cast("timestamp").alias("event_timestamp"),
-        *[c for c in FS_REPAYMENT.columns if c.startswith("prior_") and c != "prior_snapshot_ts"],
+        F.col("loans").cast("int").alias("prior_loans"),
+        F.col("open_loans").cast("int").alias("prior_open_loans"),
+        F.col("n_due").cast("int").alias("prior_installments_due"),
+        F.col("n_late").cast("int").alias("prior_late_installments"),
+        F.coalesce(F.greatest("paid_dpd", current), F.lit(0)).cast("int").alias("prior_max_dpd"),
+        F.coalesce(current, F.lit(0)).cast("int").alias("prior_current_dpd"),
+        *[F.col(f"late_{k}m").cast("int").alias(f"prior_late_{k}m") for k in LATE_WINDOWS_MONTHS],
+        F.round(F.col("open_principal").cast("double"), 2).alias("prior_open_principal"),
+        F.try_divide(F.col("open_principal").cast("double"), "principal").alias(
+            "prior_utilization"
+        ),
         d.cast("timestamp").alias("prior_snapshot_ts"),
         _created(created_at),
+    ).select(*FS_REPAYMENT.columns)
+
+
+def _loan_changes(inst: DataFrame) -> DataFrame:
+    """Per loan, what changes the customer's totals on each day its state changes: the
+    loan itself (count and principal) on its start, and its open principal (principal x
+    unpaid / scheduled, or the principal when nothing is scheduled) and whether it is open
+    (open principal > 0) on its start and on each day a payment becomes known."""
+    loan = Window.partitionBy("loan_id")
+    # a payment counts from the day after it, never before the loan does
+    known = F.when(
+        F.col("paid_date").isNotNull(), F.greatest(F.date_add("paid_date", 1), F.col("start"))
+    )
+    lines = inst.select(
+        "loan_id",
+        "customer_id",
+        "start",
+        "principal",
+        F.sum("amount_due").over(loan).alias("scheduled"),
+        F.coalesce(_epoch_day(known), F.lit(_NEVER)).alias("k"),
+        F.col("amount_due").cast(_MONEY).alias("amount"),
+    )
+    # the loan's start as a change day of its own, paying nothing
+    starts = lines.select(
+        "loan_id",
+        "customer_id",
+        "start",
+        "principal",
+        "scheduled",
+        _epoch_day(F.col("start")).alias("k"),
+        F.lit(None).cast(_MONEY).alias("amount"),
+    ).distinct()
+    later = Window.partitionBy("loan_id").orderBy("k").rangeBetween(1, Window.unboundedFollowing)
+    unpaid = F.coalesce(F.sum("amount").over(later), F.lit(0).cast(_MONEY)).cast("double")
+    per_day = (
+        lines.unionByName(starts)
+        .select(
+            "loan_id", "customer_id", "start", "principal", "scheduled", "k", unpaid.alias("unpaid")
+        )  # fmt: skip
+        .where(F.col("k") < _NEVER)
+        .distinct()
+    )
+    open_principal = F.when(
+        F.col("scheduled") > 0, F.col("principal") * F.col("unpaid") / F.col("scheduled")
+    ).otherwise(F.col("principal"))
+    step = Window.partitionBy("loan_id").orderBy("k")
+    with_state = per_day.withColumn("op", open_principal.cast(_MONEY)).withColumn(
+        "is_open", F.coalesce((F.col("op") > 0).cast("int"), F.lit(0))
+    )
+    first = F.col("k") == _epoch_day(F.col("start"))
+    return with_state.select(
+        "customer_id",
+        F.date_add(F.lit(dt.date(1970, 1, 1)), F.col("k")).alias("d"),
+        F.when(first, 1).otherwise(0).alias("loans"),
+        F.when(first, F.col("principal")).otherwise(0.0).alias("principal"),
+        (F.col("is_open") - F.coalesce(F.lag("is_open").over(step), F.lit(0))).alias("open_loans"),
+        (
+            F.coalesce(F.col("op"), F.lit(0).cast(_MONEY))
+            - F.coalesce(F.lag("op").over(step), F.lit(0).cast(_MONEY))
+        ).alias("open_principal"),
+    )
+
+
+def _late_paid_overdue(inst: DataFrame) -> DataFrame:
+    """Per customer and day, the earliest due day among installments overdue that day and
+    paid later (from the day after their due day to their payment day): each such day is
+    listed once per installment, so the rows grow with the days late, not with the
+    customer's history."""
+    first = F.greatest(F.date_add("due_date", 1), F.col("start"))
+    late_paid = inst.where(
+        F.col("due_date").isNotNull()
+        & F.col("paid_date").isNotNull()
+        & (F.col("paid_date") >= first)
+    )
+    return (
+        late_paid.select(
+            "customer_id",
+            "due_date",
+            F.explode(F.sequence(first, F.col("paid_date"))).alias("d"),
+        )
+        .groupBy("customer_id", "d")
+        .agg(F.min("due_date").alias("late_paid_due"))
     )
 
 
