@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, dag
 
-from riskcontrol.orchestration import ASSET_URIS
+from riskcontrol.orchestration import ASSET_URIS, airflow_task
 
 BRONZE = Asset(ASSET_URIS["bronze"])
 SILVER = Asset(ASSET_URIS["silver"])
@@ -30,47 +30,18 @@ CHAMPION = Asset(ASSET_URIS["champion_model"])
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "data-science"},
 )
 def risk_analyze():
-    @task(outlets=[SILVER])
-    def build_silver(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("build_silver", run_id=f"airflow-analyze-{run_id}")
-
-    @task
-    def resolve_entities(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("resolve_entities", run_id=f"airflow-analyze-{run_id}")
-
-    @task
-    def build_gold(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("build_gold", run_id=f"airflow-analyze-{run_id}")
-
-    @task
-    def build_feature_store(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("build_feature_store", run_id=f"airflow-analyze-{run_id}")
-
-    @task(outlets=[GOLD_FEATURES])
-    def check_quality(run_id=None) -> list[dict]:
-        """Fails the run (and holds back training) on a breached critical expectation."""
-        from riskcontrol.orchestration import run_task
-
-        return run_task("check_quality", run_id=f"airflow-analyze-{run_id}")
-
-    @task(outlets=[CHAMPION])
-    def train_models(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("train_models", run_id=f"airflow-analyze-{run_id}")
-
-    silver = build_silver()
-    checked = check_quality()
-    silver >> resolve_entities() >> build_feature_store() >> build_gold() >> checked
-    checked >> train_models()
+    silver = airflow_task("build_silver", "analyze", outlets=[SILVER])
+    checked = airflow_task(
+        "check_quality",
+        "analyze",
+        "Fails the run (and holds back training) on a breached critical expectation.",
+        outlets=[GOLD_FEATURES],
+    )
+    resolve = airflow_task("resolve_entities", "analyze")
+    features = airflow_task("build_feature_store", "analyze")
+    gold = airflow_task("build_gold", "analyze")
+    silver >> resolve >> features >> gold >> checked
+    checked >> airflow_task("train_models", "analyze", outlets=[CHAMPION])
 
 
 risk_analyze()

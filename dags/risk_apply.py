@@ -8,21 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, dag
 
-from riskcontrol.orchestration import ASSET_URIS
+from riskcontrol.orchestration import ASSET_URIS, airflow_task
 
 GOLD_FEATURES = Asset(ASSET_URIS["gold_features"])
 CHAMPION = Asset(ASSET_URIS["champion_model"])
 SCORED = Asset(ASSET_URIS["scored_applications"])
 BOOK = Asset(ASSET_URIS["loan_book_risk"])
 INDICATORS = Asset(ASSET_URIS["warning_indicators"])
-
-
-def _run(task_name: str, run_id: str | None) -> list[dict]:
-    from riskcontrol.orchestration import run_task
-
-    return run_task(task_name, run_id=f"airflow-apply-{run_id}")
 
 
 @dag(
@@ -37,31 +31,20 @@ def _run(task_name: str, run_id: str | None) -> list[dict]:
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "risk"},
 )
 def risk_apply():
-    @task
-    def choose_cutoff(run_id=None) -> list[dict]:
-        """Risk-cost sweep; a new active policy version only when the result changed."""
-        return _run("choose_cutoff", run_id)
-
-    @task(outlets=[SCORED])
-    def score_applications(run_id=None) -> list[dict]:
-        return _run("score_applications", run_id)
-
-    @task(outlets=[BOOK])
-    def loan_book_risk(run_id=None) -> list[dict]:
-        return _run("loan_book_risk", run_id)
-
-    @task(outlets=[INDICATORS])
-    def early_warning(run_id=None) -> list[dict]:
-        """Indicators, alerts and notifications; fails (and retries) if a notifier failed."""
-        return _run("early_warning", run_id)
-
-    @task
-    def risk_report(run_id=None) -> list[dict]:
-        return _run("risk_report", run_id)
-
-    book = loan_book_risk()
-    choose_cutoff() >> score_applications() >> book
-    book >> early_warning() >> risk_report()
+    cutoff = airflow_task(
+        "choose_cutoff",
+        "apply",
+        "Risk-cost sweep; a new active policy version only when the result changed.",
+    )
+    scored = airflow_task("score_applications", "apply", outlets=[SCORED])
+    book = airflow_task("loan_book_risk", "apply", outlets=[BOOK])
+    warning = airflow_task(
+        "early_warning",
+        "apply",
+        "Indicators, alerts and notifications; fails (and retries) if a notifier failed.",
+        outlets=[INDICATORS],
+    )
+    cutoff >> scored >> book >> warning >> airflow_task("risk_report", "apply")
 
 
 risk_apply()

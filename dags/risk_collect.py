@@ -1,7 +1,8 @@
 """Collect tier: lending database (JDBC), file drops and the public web -> bronze.
 
-Thin DAG file: it only builds the DAG. The work is ``riskcontrol.orchestration.run_task``,
-imported inside each task so that parsing this file stays cheap.
+Thin DAG file: it only builds the DAG. Each task is ``orchestration.airflow_task``: the
+work runs in the Airflow worker or as a spark-submit job (RISK_AIRFLOW_TASK_MODE), and
+Spark is imported only when a task runs, so parsing this file stays cheap.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-from riskcontrol.orchestration import ASSET_URIS
+from riskcontrol.orchestration import ASSET_URIS, airflow_task
 
 BRONZE = Asset(ASSET_URIS["bronze"])
 
@@ -27,30 +28,19 @@ BRONZE = Asset(ASSET_URIS["bronze"])
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "data-eng"},
 )
 def risk_collect():
-    @task
-    def collect_lending_db(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("collect_lending_db", run_id=f"airflow-collect-{run_id}")
-
-    @task
-    def collect_file_drops(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("collect_file_drops", run_id=f"airflow-collect-{run_id}")
-
-    @task(retries=1, execution_timeout=timedelta(hours=2))
-    def collect_public_web(run_id=None) -> list[dict]:
-        from riskcontrol.orchestration import run_task
-
-        return run_task("collect_public_web", run_id=f"airflow-collect-{run_id}")
-
     @task(outlets=[BRONZE])
-    def bronze_landed(*steps: list[dict]) -> dict:
-        """Announce bronze once every source landed (one asset event, one analyze run)."""
-        return {"steps": sum(len(s) for s in steps)}
+    def bronze_landed(*steps: list[dict] | None) -> dict:
+        """Announce bronze once every source landed (one asset event, one analyze run).
+        In spark-submit mode the tasks return no counts (they are in their logs)."""
+        return {"steps": sum(len(s or []) for s in steps)}
 
-    bronze_landed(collect_lending_db(), collect_file_drops(), collect_public_web())
+    bronze_landed(
+        airflow_task("collect_lending_db", "collect"),
+        airflow_task("collect_file_drops", "collect"),
+        airflow_task(
+            "collect_public_web", "collect", retries=1, execution_timeout=timedelta(hours=2)
+        ),
+    )
 
 
 risk_collect()

@@ -5,19 +5,7 @@ Thin on purpose: the work is in the library, the same code the CLI and the DAGs 
 
 import sys
 
-from riskcontrol.orchestration import job_main
+from riskcontrol.orchestration import TIERS, job_main
 
 if __name__ == "__main__":
-    sys.exit(
-        job_main(
-            (
-                "build_silver",
-                "resolve_entities",
-                "build_gold",
-                "build_feature_store",
-                "check_quality",
-                "train_models",
-            ),
-            sys.argv,
-        )
-    )
+    sys.exit(job_main(TIERS["analyze"], sys.argv))

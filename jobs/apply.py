@@ -5,7 +5,7 @@ Thin on purpose: the work is in the library, the same code the CLI and the DAGs 
 
 import sys
 
-from riskcontrol.orchestration import APPLY_TASKS, job_main
+from riskcontrol.orchestration import TIERS, job_main
 
 if __name__ == "__main__":
-    sys.exit(job_main(APPLY_TASKS, sys.argv))
+    sys.exit(job_main(TIERS["apply"], sys.argv))

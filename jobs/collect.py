@@ -5,16 +5,7 @@ Thin on purpose: the work is in the library, the same code the CLI and the DAGs 
 
 import sys
 
-from riskcontrol.orchestration import job_main
+from riskcontrol.orchestration import TIERS, job_main
 
 if __name__ == "__main__":
-    sys.exit(
-        job_main(
-            (
-                "collect_lending_db",
-                "collect_file_drops",
-                "collect_public_web",
-            ),
-            sys.argv,
-        )
-    )
+    sys.exit(job_main(TIERS["collect"], sys.argv))

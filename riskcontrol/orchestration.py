@@ -48,6 +48,13 @@ APPLY_TASKS = (
     "risk_report",
 )
 
+# The tasks of each tier's spark-submit job (jobs/<tier>.py), in the order they run.
+TIERS = {
+    "collect": TASKS[: TASKS.index("build_silver")],
+    "analyze": TASKS[TASKS.index("build_silver") : TASKS.index("choose_cutoff")],
+    "apply": APPLY_TASKS,
+}
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
@@ -150,6 +157,38 @@ def task_functions() -> dict[str, Callable[[Any], list[dict[str, Any]]]]:
         "early_warning": warn,
         "risk_report": report,
     }
+
+
+def task_mode() -> str:
+    """RISK_AIRFLOW_TASK_MODE: ``in_process`` or ``spark_submit``."""
+    from riskcontrol.core.config import get_settings
+
+    return get_settings().airflow_task_mode
+
+
+def airflow_task(name: str, tier: str, doc: str | None = None, **task_kwargs: Any):
+    """The Airflow task of the DAG ``risk_<tier>`` that runs pipeline task ``name``.
+
+    In process (the default, one machine): a TaskFlow task that runs it in the Airflow
+    worker, with a Spark driver there; it returns the step counts (XCom). In spark-submit
+    mode: the Spark provider's operator submitting ``jobs/<tier>.py`` for this one task
+    to RISK_SPARK_MASTER; the worker only waits for it. ``task_kwargs`` (outlets,
+    retries, timeouts) apply to either.
+    """
+    if task_mode() == "spark_submit":
+        from riskcontrol.airflow_submit import PipelineSubmitOperator
+
+        return PipelineSubmitOperator(
+            task_id=name, tier=tier, task_name=name, doc_md=doc, **task_kwargs
+        )
+    from airflow.sdk import task
+
+    def run(run_id=None) -> list[dict[str, Any]]:
+        return run_task(name, run_id=f"airflow-{tier}-{run_id}")
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    return task(task_id=name, **task_kwargs)(run)()
 
 
 def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:

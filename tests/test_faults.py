@@ -19,11 +19,14 @@ step must count and quarantine what the clean run's step did.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from clusterkit import StandaloneCluster, executor_python
 from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from faultkit import At, Pipeline, attempt, run_tasks
 from pyspark.sql import Row
@@ -46,7 +50,8 @@ CUSTOMERS = 400
 SEED = 3
 RUN_ID = "faulted-run"
 CLEAN_RUN_ID = "clean-run"
-RUN_IDS = (RUN_ID, CLEAN_RUN_ID)
+CLUSTER_RUN_ID = "cluster-run"
+RUN_IDS = (RUN_ID, CLEAN_RUN_ID, CLUSTER_RUN_ID)
 ATTEMPT_TIMEOUT = 900
 
 # The pipeline's tasks in order, less those that write no table compared here (the
@@ -200,15 +205,24 @@ def runs(tmp_path_factory, spark):
             faulted.stop()
             raise
         clean_seconds = time.monotonic() - t0
+        # While the faulted run goes on: the same book on a standalone cluster.
+        try:
+            cluster = _cluster_run(root, pristine, port, customer, inherited)
+        except BaseException:
+            faulted.stop()
+            raise
+        cluster_seconds = time.monotonic() - t0 - clean_seconds
         attempts = future.result()
     faulted.stop()
     yield {
         "clean": clean,
         "faulted": _settings_for(envs["faulted"]),
+        "cluster": cluster,
         "attempts": attempts,
         "customer": customer,
         "timings": {
             "clean run (in this process)": clean_seconds,
+            "cluster run (after it, side by side with the faulted run)": cluster_seconds,
             "faulted run (attempts, side by side)": time.monotonic() - t0,
         },
         "t0": t0,
@@ -228,6 +242,84 @@ def _clean_run(env: dict[str, str], customer: str, gate: Path):
         run_tasks([*TASKS[TASKS.index("choose_cutoff") :], f"erase:{customer}"], CLEAN_RUN_ID)
     get_settings.cache_clear()
     return settings
+
+
+# The clean run's tasks by tier, as the cluster run submits them.
+CLUSTER_TIERS = {
+    tier: [t for t in tasks if t in (*TASKS, "train_models")]
+    for tier, tasks in orchestration.TIERS.items()
+}
+CLUSTER_TIMEOUT = 1800
+
+
+def _cluster_run(root: Path, pristine: Path, port: int, customer: str, inherited: dict) -> dict:
+    """The clean run's tasks on a standalone cluster (a master, two 1-core workers):
+    collect and analyze by `riskctl submit` (training included, into an MLflow store of
+    its own), apply by Airflow's `dags test risk_apply` in spark-submit mode (the
+    provider's operator, one job per task; the report task too), then `riskctl erase`
+    with the cluster as its master (a driver in the CLI's process). The executors run an
+    interpreter without the project: they import it from the zip the drivers ship.
+    Returns the settings and what the executors said of their interpreter."""
+    home = root / "cluster"
+    shutil.copytree(pristine, home / "data")
+    python = executor_python(root / "executor-env")
+    env = {
+        **inherited,
+        **_env(home, port, root / "cluster-mlflow"),
+        "RISK_SPARK_CONF": json.dumps(
+            {
+                "spark.driver.extraJavaOptions": JAVA_OPTIONS,
+                "spark.pyspark.python": str(python),
+                "spark.executor.memory": "1g",
+            }
+        ),
+        "AIRFLOW_HOME": str(root / "cluster-airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(orchestration.__file__).parents[1] / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'cluster-airflow.db'}",
+        "RISK_AIRFLOW_TASK_MODE": "spark_submit",
+    }
+    env.pop("PYTHONPATH", None)
+    bin_dir = Path(sys.executable).parent
+    deadline = time.monotonic() + CLUSTER_TIMEOUT
+    with StandaloneCluster(root / "spark-cluster", workers=2, cores=1, memory="2g") as cluster:
+        env["RISK_SPARK_MASTER"] = cluster.master
+
+        def run(*argv: str) -> str:
+            left = deadline - time.monotonic()
+            done = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=max(left, 1), cwd=root
+            )
+            if done.returncode != 0:
+                raise AssertionError(
+                    f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                    f"{done.stderr[-5000:]}\nexecutors:\n{cluster.executor_logs()}"
+                )
+            return done.stdout
+
+        riskctl = str(bin_dir / "riskctl")
+        for tier in ("collect", "analyze"):
+            tasks = ",".join(CLUSTER_TIERS[tier])
+            run(riskctl, "submit", tier, "--run-id", CLUSTER_RUN_ID, "--tasks", tasks)
+        run(str(bin_dir / "airflow"), "db", "migrate")
+        out = run(str(bin_dir / "airflow"), "dags", "test", "risk_apply")
+        run(riskctl, "erase", "--customer", customer, "--requested-by", "faults")
+        probe = run(
+            str(bin_dir / "python"),
+            "-c",
+            "import sys; from riskcontrol.core.spark import get_spark; "
+            "f = lambda _: (sys.executable, __import__('riskcontrol').__file__); "
+            "rdd = get_spark().sparkContext.parallelize(range(4), 4); "
+            "print(sorted(set(rdd.map(f).collect())))",
+        )
+        apps = len(cluster.state()["completedapps"])
+    return {
+        "settings": _settings_for({k: v for k, v in env.items() if k.startswith("RISK_")}),
+        "executor_python": str(python),
+        "executors_saw": probe.strip().splitlines()[-1],
+        "apps": apps,
+        "airflow_out": out,
+    }
 
 
 class Faulted:
@@ -381,26 +473,56 @@ def test_kill_points(runs):
     assert {tier(a.killed_in) for a in killed if a.killed_in} == set(tiers)
 
 
-def test_every_table_holds_the_clean_runs_rows(spark, runs):
-    clean, faulted = runs["clean"], runs["faulted"]
-    names = sorted(delta_tables(Path(clean.lakehouse_root)))
-    assert sorted(delta_tables(Path(faulted.lakehouse_root))) == names
+def _unequal_tables(spark, clean, other, names, skip=()) -> list[str]:
+    """What differs between the rows of ``names`` in the clean run and ``other``, and
+    keys ``other`` holds more than once."""
     problems = []
     for name in names:
-        if name in PER_ATTEMPT:
+        if name in skip:
             continue
         cols, a = _rows(spark, clean, name)
-        _, b = _rows(spark, faulted, name)
+        _, b = _rows(spark, other, name)
         diff = _difference(name, cols, a, b)
         if diff:
             problems.append(diff)
         table = TABLES.get(name)
         if table is not None and table.keys:
             keys = [k for k in table.keys if k not in VOLATILE]
-            df = _frame(spark, faulted, name)
+            df = _frame(spark, other, name)
             dupes = df.groupBy(*keys).count().where("count > 1").count()
             if dupes:
                 problems.append(f"{name}: {dupes} key(s) held more than once")
+    return problems
+
+
+def test_every_table_holds_the_clean_runs_rows(spark, runs):
+    clean, faulted = runs["clean"], runs["faulted"]
+    names = sorted(delta_tables(Path(clean.lakehouse_root)))
+    assert sorted(delta_tables(Path(faulted.lakehouse_root))) == names
+    problems = _unequal_tables(spark, clean, faulted, names, skip=PER_ATTEMPT)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_cluster_run_writes_the_clean_runs_tables(spark, runs):
+    """Collect, analyze (training included), apply through Airflow's spark-submit tasks
+    and the erasure, all on the standalone cluster: every table holds the rows of the
+    clean run in this process (local[2]), its manifest and quarantine too (one attempt
+    per step). The executors ran the interpreter without the project and imported the
+    library from the shipped zip."""
+    clean, cluster = runs["clean"], runs["cluster"]
+    saw = ast.literal_eval(cluster["executors_saw"])
+    print(f"\ncluster run: {cluster['apps']} Spark applications; executors: {saw}")
+    assert {python for python, _ in saw} == {cluster["executor_python"]}
+    assert all(".zip/riskcontrol/__init__.py" in where for _, where in saw), saw
+    blocked = subprocess.run(
+        [cluster["executor_python"], "-c", "import riskcontrol"], capture_output=True, cwd="/"
+    )
+    assert blocked.returncode == 1 and b"No module named 'riskcontrol'" in blocked.stderr
+    # collect, analyze, the five apply jobs, the erasure's driver, the probe
+    assert cluster["apps"] == 9
+    names = sorted(delta_tables(Path(clean.lakehouse_root)))
+    assert sorted(delta_tables(Path(cluster["settings"].lakehouse_root))) == names
+    problems = _unequal_tables(spark, clean, cluster["settings"], names)
     assert not problems, "\n".join(problems)
 
 

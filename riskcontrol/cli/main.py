@@ -570,29 +570,11 @@ def submit_command(
     settings: Settings, tier: str, run_id: str | None, tasks: Sequence[str] = ()
 ) -> tuple[list[str], dict]:
     """The spark-submit command line and environment that run ``jobs/<tier>.py`` (only
-    ``tasks`` of it, when given)."""
-    import pyspark
+    ``tasks`` of it, when given); see :func:`riskcontrol.submit.submit_spec`."""
+    from riskcontrol.submit import submit_spec
 
-    from riskcontrol.core.spark import local_jars
-
-    spark_home = os.path.dirname(pyspark.__file__)
-    argv = [
-        os.path.join(spark_home, "bin", "spark-submit"),
-        "--master",
-        settings.spark_master,
-        "--name",
-        f"riskcontrol-{tier}",
-        "--jars",
-        ",".join(str(j) for j in local_jars(settings.jars_dir)),
-        "--driver-memory",
-        settings.spark_driver_memory,
-        str(PROJECT_ROOT / "jobs" / f"{tier}.py"),
-    ]
-    if run_id or tasks:
-        argv.append(run_id or f"submit-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
-    argv.extend(tasks)
-    env = {**os.environ, "SPARK_HOME": spark_home, "PYSPARK_PYTHON": sys.executable}
-    return argv, env
+    spec = submit_spec(settings, tier, run_id, tasks)
+    return spec.argv(), {**os.environ, **spec.env}
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -605,13 +587,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment that points Airflow at this project's DAGs and SQLite home."""
+    """Environment that points Airflow at this project's DAGs and home; its metadata
+    database is the SQLite file there unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is already
+    set (a platform's PostgreSQL, infra/deploy/README.md)."""
     home = settings.airflow_home
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or f"sqlite:///{home / 'airflow.db'}",
         # The API server (and UI) of `airflow standalone` on loopback unless told otherwise.
         "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
     }

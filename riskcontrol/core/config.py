@@ -19,6 +19,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -150,6 +151,11 @@ class Settings(BaseSettings):
 
     # --- Airflow -----------------------------------------------------------------
     airflow_home: Path | None = None
+    airflow_task_mode: Literal["in_process", "spark_submit"] = Field(
+        "in_process",
+        description="how a DAG task runs its work: in_process (a Spark driver in the "
+        "Airflow worker) or spark_submit (a job submitted to RISK_SPARK_MASTER)",
+    )
 
     # --- personal-information protection ----------------------------------------
     pii_key: SecretStr | None = Field(None, description="HMAC key for pseudonyms (secret)")

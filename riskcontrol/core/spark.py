@@ -8,10 +8,12 @@ shipped to executors by ``spark.jars`` as well, or given to spark-submit with ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +44,61 @@ def local_jars(jars_dir: Path) -> list[Path]:
     return jars
 
 
+# The packages a cluster's executors import: the library and the Scrapy project (see
+# setup.py). They go to the executors in one zip (``--py-files``), so a worker node needs
+# the third-party dependencies (constraints.txt) but never this project installed.
+PACKAGES = ("riskcontrol", "riskcrawl")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _package_files() -> list[tuple[str, Path]]:
+    """(name in the zip, file) for every file of :data:`PACKAGES`, caches left out."""
+    import importlib.util
+
+    files = []
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"package {name} is not importable here: run `make setup`")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc":
+                files.append((f"{name}/{rel.as_posix()}", path))
+    return files
+
+
+def python_package(settings: Settings) -> Path:
+    """The zip of the library and the crawlers that a cluster's executors import
+    (``--py-files``, ``spark.submit.pyFiles``), under ``<home>/dist``.
+
+    Named by a hash of its content: built once per version of the code, never rewritten
+    while a job reads it; equal sources make a byte-equal zip (fixed timestamps)."""
+    files = _package_files()
+    digest = hashlib.sha256()
+    for arcname, path in files:
+        digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = settings.home / "dist"
+    target = folder / f"riskcontrol-{digest.hexdigest()[:16]}.zip"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{target.name}.{os.getpid()}.partial"
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+        for arcname, path in files:
+            info = zipfile.ZipInfo(arcname, _ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, path.read_bytes())
+    os.replace(partial, target)
+    return target
+
+
+def is_local(master: str) -> bool:
+    """Whether ``master`` runs the executors inside the driver's JVM (``local[...]``)."""
+    return master.startswith("local")
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     """Every Spark setting the pipeline needs, so spark-submit and the factory agree."""
     conf = {
@@ -62,7 +119,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.stalenessLimit": "0",
     }
-    if settings.spark_master.startswith("local"):
+    if is_local(settings.spark_master):
         # Local mode talks to itself only: bind to loopback, never to a public interface.
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.host"] = "127.0.0.1"
@@ -141,6 +198,15 @@ def set_secrets(spark: SparkSession, secrets: dict[str, str]) -> None:
             spark.conf.set(key, value)
 
 
+def ship_package(spark: SparkSession, settings: Settings) -> None:
+    """On a cluster, send the executors the zip of the library and the crawlers
+    (:func:`python_package`). Not with ``--py-files``: spark-submit puts those first on
+    the driver's path too, and the driver runs the installed library, whose folder holds
+    the jobs, the DAGs and the feature repository."""
+    if not is_local(spark.sparkContext.master):
+        spark.sparkContext.addPyFile(str(python_package(settings)))
+
+
 def get_spark(settings: Settings | None = None) -> SparkSession:
     """The active session if there is one (tests, spark-submit), else a new one."""
     active = SparkSession.getActiveSession()
@@ -158,15 +224,21 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
                 builder = builder.config(key, value)
         spark = builder.getOrCreate()
         set_secrets(spark, secrets)
+        ship_package(spark, settings)
         return spark
+    # The executors' interpreter: spark.pyspark.python when set (a cluster's worker
+    # nodes), which PySpark reads from the environment when no spark-submit launched it.
+    if conf.get("spark.pyspark.python"):
+        os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    if settings.spark_master.startswith("local"):
+    if is_local(settings.spark_master):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(settings.spark_master).appName(settings.spark_app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     set_secrets(spark, secrets)
+    ship_package(spark, settings)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
