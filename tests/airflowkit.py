@@ -1,0 +1,260 @@
+"""Drive a real Airflow (scheduler, dag-processor, api-server) from a test, in subprocesses.
+
+Nothing here imports airflow: the processes are started with the venv's ``airflow`` CLI
+and driven over the REST API (``/api/v2``) with the standard library's HTTP client.
+Every process starts in a session of its own; ``Airflow.stop`` ends each group, then any
+process left whose environment names this Airflow home (task runners, Spark's JVMs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+FINISHED = {"success", "failed"}
+BAD_TASK_STATES = {"failed", "up_for_retry", "upstream_failed", "removed", "restarting"}
+
+
+class Deadline:
+    """One time budget for a whole test; ``left()`` raises once it has passed."""
+
+    def __init__(self, seconds: float, describe: Callable[[], str] = lambda: ""):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.describe = describe
+
+    def left(self, what: str) -> float:
+        remaining = self.end - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"test deadline of {self.seconds:.0f}s passed while {what}\n{self.describe()}"
+            )
+        return remaining
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"--- {path}: (no file)"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return f"--- {path} (last {min(lines, len(text))} of {len(text)} lines)\n" + "\n".join(
+        text[-lines:]
+    )
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Pids (not this one) whose environment or command line contains ``marker``."""
+    found = []
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline or needle in _environ(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Airflow:
+    """An Airflow home with its own SQLite DB, and its three long-running processes."""
+
+    def __init__(self, home: Path, extra_env: dict[str, str], dags_folder: Path):
+        self.home = home
+        self.logs = home / "process-logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.password = secrets.token_urlsafe(16)
+        (home / "passwords.json").write_text(json.dumps({"admin": self.password}))
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RISK_", "PYSPARK_", "AIRFLOW", "SPARK_"))
+        }
+        self.env = {
+            **inherited,
+            **extra_env,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{inherited.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # SQLite takes one writer at a time; one task at a time also keeps this test to
+            # one Spark driver on a shared machine.
+            "AIRFLOW__CORE__PARALLELISM": "1",
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # Tasks talk to the api-server's Execution API: this one, on loopback.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__WORKERS": "1",
+            # The scheduler signs the tasks' tokens, the api-server checks them: one secret.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        # how this home's processes are found among the others: an exact environ entry
+        self.marker = f"AIRFLOW_HOME={home}\0"
+        self._token: str | None = None
+
+    # --- processes ---------------------------------------------------------------------
+
+    def migrate(self, timeout: float) -> None:
+        done = subprocess.run(
+            [AIRFLOW, "db", "migrate"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}{done.stderr}")
+
+    def start(self, name: str, *args: str) -> None:
+        with open(self.logs / f"{name}.log", "wb") as out:
+            self.procs[name] = subprocess.Popen(
+                [AIRFLOW, *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode}\n{self.diagnostics()}"
+                )
+
+    def stop(self, grace: float = 20.0) -> list[int]:
+        """Stop every process started here and anything left that carries this home.
+
+        Returns the pids that had to be killed after the groups ended (for the report)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+        end = time.monotonic() + grace
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+        for proc in self.procs.values():
+            _signal_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        # task supervisors may start sessions of their own: find them by this home
+        stragglers = processes_marked(self.marker)
+        for pid in stragglers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and processes_marked(self.marker):
+            time.sleep(0.5)
+        for pid in processes_marked(self.marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return stragglers
+
+    # --- REST API ----------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(
+                f"{method} {path} -> HTTP {e.code}: {e.read().decode(errors='replace')[:2000]}"
+            ) from e
+        return json.loads(text) if text else None
+
+    def token(self) -> str:
+        if self._token is None:
+            answer = self._request(
+                "POST",
+                "/auth/token",
+                {"username": "admin", "password": self.password},
+                auth=False,
+            )
+            self._token = answer["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        return self._request(method, "/api/v2" + path, body)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/api/v2/monitor/health", timeout=5):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        quoted = urllib.parse.quote(run_id, safe="")
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=100")[
+            "task_instances"
+        ]
+
+    # --- what went wrong ---------------------------------------------------------------
+
+    def task_logs(self) -> list[Path]:
+        root = self.home / "logs"
+        return sorted(root.rglob("*.log"), key=lambda p: p.stat().st_mtime) if root.exists() else []
+
+    def diagnostics(self, lines: int = 40) -> str:
+        parts = [tail(self.logs / f"{name}.log", lines) for name in self.procs]
+        parts += [tail(p, lines) for p in self.task_logs()[-3:]]
+        return "\n".join(parts)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
