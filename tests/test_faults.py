@@ -41,7 +41,7 @@ from pyspark.sql import Row
 
 from riskcontrol import orchestration
 from riskcontrol.core.catalog import TABLES
-from riskcontrol.core.config import get_settings
+from riskcontrol.core.config import PROJECT_ROOT, get_settings
 from riskcontrol.core.lakehouse import delta_tables
 
 pytestmark = pytest.mark.slow
@@ -274,7 +274,7 @@ def _cluster_run(root: Path, pristine: Path, port: int, customer: str, inherited
             }
         ),
         "AIRFLOW_HOME": str(root / "cluster-airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(orchestration.__file__).parents[1] / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'cluster-airflow.db'}",
         "RISK_AIRFLOW_TASK_MODE": "spark_submit",

@@ -105,7 +105,7 @@ print("JSON" + json.dumps(out))
 
 
 def test_in_spark_submit_mode_every_pipeline_task_is_a_spark_submit_operator(tmp_path):
-    from riskcontrol.airflow_submit import CONN_ID, connection_env
+    from riskcontrol.orchestration.airflow_submit import CONN_ID, connection_env
 
     submit, inproc = _dags(tmp_path, "spark_submit"), _dags(tmp_path, "in_process")
     assert submit["errors"] == {} and inproc["errors"] == {}
@@ -179,4 +179,4 @@ def test_the_executors_zip_holds_the_library_and_the_crawlers_and_imports_alone(
         env={**bare, "PYTHONPATH": str(first)},
     )
     assert shipped.returncode == 0, shipped.stderr
-    assert shipped.stdout.strip() == f"{first}/riskcontrol/orchestration.py"
+    assert shipped.stdout.strip() == f"{first}/riskcontrol/orchestration/__init__.py"

@@ -570,8 +570,8 @@ def submit_command(
     settings: Settings, tier: str, run_id: str | None, tasks: Sequence[str] = ()
 ) -> tuple[list[str], dict]:
     """The spark-submit command line and environment that run ``jobs/<tier>.py`` (only
-    ``tasks`` of it, when given); see :func:`riskcontrol.submit.submit_spec`."""
-    from riskcontrol.submit import submit_spec
+    ``tasks`` of it, when given); see :func:`riskcontrol.orchestration.submit.submit_spec`."""
+    from riskcontrol.orchestration.submit import submit_spec
 
     spec = submit_spec(settings, tier, run_id, tasks)
     return spec.argv(), {**os.environ, **spec.env}

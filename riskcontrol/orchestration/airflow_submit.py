@@ -14,7 +14,7 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 from riskcontrol.core.config import get_settings
-from riskcontrol.submit import submit_spec
+from riskcontrol.orchestration.submit import submit_spec
 
 # The Airflow connection the operator submits through: its master is RISK_SPARK_MASTER,
 # set in the task's environment when the task runs (one place says where Spark is).

@@ -176,7 +176,7 @@ def airflow_task(name: str, tier: str, doc: str | None = None, **task_kwargs: An
     retries, timeouts) apply to either.
     """
     if task_mode() == "spark_submit":
-        from riskcontrol.airflow_submit import PipelineSubmitOperator
+        from riskcontrol.orchestration.airflow_submit import PipelineSubmitOperator
 
         return PipelineSubmitOperator(
             task_id=name, tier=tier, task_name=name, doc_md=doc, **task_kwargs

@@ -2,7 +2,7 @@
 
 ``riskctl submit`` runs the command line it makes; in spark-submit mode the Airflow DAGs
 hand the same settings to the Apache Spark provider's ``SparkSubmitOperator``
-(:mod:`riskcontrol.airflow_submit`).
+(:mod:`riskcontrol.orchestration.airflow_submit`).
 """
 
 from __future__ import annotations
