@@ -51,6 +51,16 @@ def test_submit_names_the_executors_python_and_keeps_credentials_off_the_line(tm
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
 
 
+def test_a_task_of_another_tier_is_refused_before_spark_submit_starts(capsys):
+    assert main.main(["submit", "analyze", "--tasks", "build_gold, score_applications"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "riskctl submit: error: score_applications: not a task of the analyze job; its tasks "
+        "are build_silver, resolve_entities, build_feature_store, build_gold, check_quality, "
+        "train_models\n"
+    )
+
+
 def test_each_tiers_job_runs_its_tasks_in_the_pipelines_order():
     flat = [t for tasks in orchestration.TIERS.values() for t in tasks]
     assert flat == list(orchestration.TASKS)

@@ -21,6 +21,7 @@ from riskcontrol.cli.apply import add_apply_parsers
 from riskcontrol.cli.common import load_settings, new_run, print_steps, say, start_spark
 from riskcontrol.core.config import PROJECT_ROOT, Settings, ensure_local_secrets, get_settings
 from riskcontrol.core.redact import redact
+from riskcontrol.orchestration import TIERS
 
 EPILOG = """\
 typical use:
@@ -578,9 +579,16 @@ def submit_command(
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    tasks = tuple(t for t in (args.tasks or "").split(",") if t)
-    argv, env = submit_command(settings, args.tier, args.run_id, tasks)
+    tasks = tuple(t.strip() for t in (args.tasks or "").split(",") if t.strip())
+    unknown = [t for t in tasks if t not in TIERS[args.tier]]
+    if unknown:
+        print(
+            f"riskctl submit: error: {', '.join(unknown)}: not a task of the {args.tier} job; "
+            f"its tasks are {', '.join(TIERS[args.tier])}",
+            file=sys.stderr,
+        )
+        return 2
+    argv, env = submit_command(load_settings(), args.tier, args.run_id, tasks)
     print(redact(" ".join(argv)), flush=True)
     os.execve(argv[0], argv, env)
     return 0
@@ -902,14 +910,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "submit",
         cmd_submit,
-        "spark-submit one tier's job (jobs/TIER.py) to RISK_SPARK_MASTER with the local jars",
+        "spark-submit one tier's job (jobs/TIER.py) to RISK_SPARK_MASTER with the local jars; "
+        "the job ships the library to the executors, which run spark.pyspark.python from "
+        "RISK_SPARK_CONF (the worker nodes' Python with constraints.txt installed)",
     )
-    p.add_argument("tier", choices=["collect", "analyze", "apply"])
+    p.add_argument("tier", choices=list(TIERS))
     p.add_argument("--run-id", default=None, help="run id recorded in ops.manifest")
     p.add_argument(
         "--tasks",
         default=None,
-        help="comma-separated tasks of the tier to run (default: all), e.g. score_applications",
+        help="comma-separated tasks of the tier to run, in the tier's order (default: all): "
+        + "; ".join(f"{tier}: {', '.join(tasks)}" for tier, tasks in TIERS.items()),
     )
     add("tables", cmd_tables, "list every table with its row count and Delta version")
     p = add("mlflow-ui", cmd_mlflow_ui, "serve the MLflow UI over the project's tracking store")
