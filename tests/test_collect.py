@@ -196,3 +196,28 @@ def test_manifest_and_quarantine_rows_are_appended_one_commit_each(spark, settin
     assert sorted(
         r.occurrence for r in lakehouse.read(spark, OPS_QUARANTINE, settings).collect()
     ) == [1, 2]
+
+
+def test_a_record_in_two_files_keeps_the_same_provenance_whatever_order_it_arrives_in(spark):
+    """The same record (key and content) in two monthly files: bronze keeps one copy, and
+    always the same one (the first file by name), however the rows are partitioned; a
+    standalone cluster and local[2] once kept different ones."""
+    from riskcontrol.core.landing import first_per_key
+
+    rows = [
+        ("R1", "h1", "file:/drop/bureau_202411.jsonl", "payload-1"),
+        ("R1", "h1", "file:/drop/bureau_202410.jsonl", "payload-1"),
+        ("R1", "h2", "file:/drop/bureau_202411.jsonl", "payload-1b"),  # changed content
+        ("R2", "h3", "file:/drop/bureau_202411.jsonl", "payload-2"),
+    ]
+    cols = ["report_id", "_content_hash", "_source_uri", "payload"]
+    want = [
+        ("R1", "h1", "file:/drop/bureau_202410.jsonl", "payload-1"),
+        ("R1", "h2", "file:/drop/bureau_202411.jsonl", "payload-1b"),
+        ("R2", "h3", "file:/drop/bureau_202411.jsonl", "payload-2"),
+    ]
+    for ordered in (rows, rows[::-1]):
+        for parts in (1, 4):
+            df = spark.createDataFrame(ordered, cols).repartition(parts)
+            kept = first_per_key(df, ("report_id", "_content_hash")).collect()
+            assert sorted(tuple(r) for r in kept) == want

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse, pii
@@ -185,6 +185,8 @@ def land_rows(
         if distinct is None:
             distinct = valid.dropDuplicates(list(merge_keys)).count()
         counts.rows_duplicate = passing - distinct
+    if counts.rows_duplicate:
+        valid = first_per_key(valid, merge_keys)
     valid = protect_sensitive(table, run.settings)(valid)
     # An empty MERGE still costs a Delta commit: skip it once the table exists.
     if passing or not lakehouse.exists(run.spark, table, run.settings):
@@ -199,6 +201,17 @@ def land_rows(
         counts.rows_out = merged.inserted
         counts.rows_unchanged = (passing - counts.rows_duplicate) - merged.inserted
     return run.record(counts), failed
+
+
+def first_per_key(df: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """One row per ``keys``, the same one in whatever order the rows arrive (a cluster's
+    partitions, another run): the first by where it was read (``_source_uri``), then by
+    its whole content. The same record in two files lands with the same provenance every
+    time, where ``dropDuplicates`` would keep whichever copy came first."""
+    order = [F.col(c) for c in ("_source_uri",) if c in df.columns]
+    order.append(F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns])))
+    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
+    return df.withColumn("_rank", rank).where(F.col("_rank") == 1).drop("_rank")
 
 
 def content_hash(columns: list[str]) -> Column:
