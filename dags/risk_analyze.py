@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Asset, dag
 
-from riskcontrol.orchestration import ASSET_URIS, airflow_task
+from riskcontrol.orchestration import ASSET_URIS, airflow_task, dag_dates
 
 BRONZE = Asset(ASSET_URIS["bronze"])
 SILVER = Asset(ASSET_URIS["silver"])
@@ -23,7 +22,7 @@ CHAMPION = Asset(ASSET_URIS["champion_model"])
     description="analyze: clean bronze into silver, resolve entities, build gold features and "
     "the feature store, check data quality, train models",
     schedule=[BRONZE],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=dag_dates()["start_date"],
     catchup=False,
     max_active_runs=1,
     tags=["riskcontrol", "analyze"],

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Asset, dag
 
-from riskcontrol.orchestration import ASSET_URIS, airflow_task
+from riskcontrol.orchestration import ASSET_URIS, airflow_task, dag_dates
 
 GOLD_FEATURES = Asset(ASSET_URIS["gold_features"])
 CHAMPION = Asset(ASSET_URIS["champion_model"])
@@ -24,7 +23,7 @@ INDICATORS = Asset(ASSET_URIS["warning_indicators"])
     description="apply: cut-off policy, scoring, loan book risk, early warning and alerts, "
     "the risk report",
     schedule=[GOLD_FEATURES, CHAMPION],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=dag_dates()["start_date"],
     catchup=False,
     max_active_runs=1,
     tags=["riskcontrol", "apply"],

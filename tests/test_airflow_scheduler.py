@@ -2,10 +2,12 @@
 
 Not ``dag.test()``: a fresh Airflow home (SQLite) with ``airflow scheduler`` (LocalExecutor,
 one task at a time), ``airflow dag-processor`` and ``airflow api-server`` (whose Execution
-API the tasks talk to) in subprocesses. The test triggers ``risk_collect`` over the REST
-API; the Assets its last task emits start ``risk_analyze``, whose gold features and model
-start ``risk_apply``. Then every run and task succeeded, once, and the apply tier's tables
-hold the book's pending applications scored.
+API the tasks talk to) in subprocesses. ``risk_collect``'s calendar is set to one past
+day alone, the day the book ends, with catch-up, as a backfill of that day: unpaused, the
+scheduler runs it; the Assets its last task emits start ``risk_analyze``, whose gold
+features and model start ``risk_apply``, each as of that day. Then
+every run and task succeeded, once, and the apply tier's tables hold the book's pending
+applications scored, its loans and indicators as of that day.
 
 This process never imports airflow (everything goes through the CLI and HTTP) nor scrapy;
 Spark starts here only after every Airflow process is gone, to read the tables.
@@ -13,6 +15,7 @@ Spark starts here only after every Airflow process is gone, to read the tables.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -114,20 +117,15 @@ def _wait_for_dags(af: Airflow, deadline: Deadline) -> dict[str, dict]:
         time.sleep(2)
 
 
-def _run_pipeline(af: Airflow, deadline: Deadline) -> dict[str, list[dict]]:
-    """Unpause, trigger collect, wait until analyze and apply (asset-triggered) finish.
+def _run_pipeline(af: Airflow, deadline: Deadline, day: str) -> dict[str, list[dict]]:
+    """Unpause the DAGs: the scheduler runs collect's one day (its start and end date);
+    wait until analyze and apply (asset-triggered) finish.
 
     Fails at once when a task fails or is up for retry (a retry waits 5 minutes)."""
     dags = _wait_for_dags(af, deadline)
-    for dag_id in ("risk_analyze", "risk_apply"):
+    assert dags["risk_collect"]["next_dagrun_logical_date"].startswith(day), dags
+    for dag_id in ("risk_analyze", "risk_apply", "risk_collect"):
         assert af.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
-    # risk_collect is @daily without catchup: unpaused, the scheduler would also create the
-    # run due at the last midnight. Triggered at exactly that logical date while still
-    # paused, this run is that one (the scheduler skips a date that already has a run).
-    logical_date = dags["risk_collect"]["next_dagrun_logical_date"]
-    triggered = af.api("POST", "/dags/risk_collect/dagRuns", {"logical_date": logical_date})
-    print(f"\ntriggered risk_collect {triggered['dag_run_id']}", flush=True)
-    assert af.api("PATCH", "/dags/risk_collect", {"is_paused": False})["is_paused"] is False
 
     t0 = time.monotonic()
     shown: dict[str, str] = {}
@@ -173,15 +171,21 @@ def scheduled(tmp_path_factory):
     try:
         _generate(af.env, deadline)
         timings["generate"] = time.monotonic() - t0
+        # the only day on risk_collect's calendar: the day the book ends (Airflow 3's
+        # @daily fires at its midnight, an empty interval there: as of that day)
+        day = json.loads((home / "data" / "generation.json").read_text())["as_of"]
+        af.env.update(
+            RISK_AIRFLOW_START_DATE=day, RISK_AIRFLOW_END_DATE=day, RISK_AIRFLOW_CATCHUP="true"
+        )
         af.migrate(timeout=deadline.left("migrating the Airflow DB"))
         timings["db migrate"] = time.monotonic() - t0 - sum(timings.values())
         af.start("api-server", "api-server", "--port", str(af.port), "--host", "127.0.0.1")
         af.start("dag-processor", "dag-processor")
         af.start("scheduler", "scheduler")
-        runs = _run_pipeline(af, deadline)
+        runs = _run_pipeline(af, deadline, day)
         upstream = {
             dag_id: [
-                e["uri"]
+                (e["uri"], e["extra"])
                 for e in af.api(
                     "GET",
                     f"/dags/{dag_id}/dagRuns/{runs[dag_id][0]['dag_run_id']}/upstreamAssetEvents",
@@ -218,19 +222,23 @@ def _read(request, table, settings):
     return lakehouse.read(request.getfixturevalue("spark"), table, settings)
 
 
-def test_each_dag_ran_once_started_by_the_trigger_then_by_assets(scheduled):
-    runs = scheduled["runs"]
+def test_each_dag_ran_once_for_the_day_then_by_assets_dated_that_day(scheduled):
+    runs, as_of = scheduled["runs"], scheduled["generation"]["as_of"]
     assert {d: len(r) for d, r in runs.items()} == dict.fromkeys(DAG_IDS, 1)
     assert {d: r[0]["state"] for d, r in runs.items()} == dict.fromkeys(DAG_IDS, "success")
     assert {d: r[0]["run_type"] for d, r in runs.items()} == {
-        "risk_collect": "manual",
+        "risk_collect": "scheduled",
         "risk_analyze": "asset_triggered",
         "risk_apply": "asset_triggered",
     }
-    # analyze consumed collect's bronze event; apply the gold features and the champion
-    assert scheduled["upstream"]["risk_analyze"] == [ASSET_URIS["bronze"]]
+    collect = runs["risk_collect"][0]
+    assert collect["data_interval_end"].startswith(as_of), collect
+    # analyze consumed collect's bronze event; apply the gold features and the champion;
+    # each event carries the day its run ran as of
+    dated = {"as_of": as_of}
+    assert scheduled["upstream"]["risk_analyze"] == [(ASSET_URIS["bronze"], dated)]
     assert sorted(scheduled["upstream"]["risk_apply"]) == sorted(
-        [ASSET_URIS["gold_features"], ASSET_URIS["champion_model"]]
+        [(ASSET_URIS["gold_features"], dated), (ASSET_URIS["champion_model"], dated)]
     )
     # and in that order: each run's tasks started after the tasks of the one that fed it
     # ended (the asset event comes with the producing task's success, a moment before its
@@ -258,8 +266,12 @@ def test_the_apply_tables_are_filled(scheduled, request):
     pending = generation["applications_by_status"]["pending"]
     assert pending > 0
     assert _read(request, GOLD_SCORED_APPLICATIONS, settings).count() == pending
-    assert _read(request, GOLD_LOAN_BOOK_RISK, settings).count() > 0
-    assert _read(request, GOLD_WARNING_INDICATORS, settings).count() > 0
+    as_of = dt.date.fromisoformat(generation["as_of"])
+    book = _read(request, GOLD_LOAN_BOOK_RISK, settings)
+    assert book.count() > 0
+    assert {r[0] for r in book.select("as_of_date").distinct().collect()} == {as_of}
+    indicators = _read(request, GOLD_WARNING_INDICATORS, settings)
+    assert indicators.agg(F.max("as_of_date")).first()[0] == as_of
 
 
 def test_the_manifest_names_each_airflow_run(scheduled, request):

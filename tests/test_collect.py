@@ -221,3 +221,57 @@ def test_a_record_in_two_files_keeps_the_same_provenance_whatever_order_it_arriv
             df = spark.createDataFrame(ordered, cols).repartition(parts)
             kept = first_per_key(df, ("report_id", "_content_hash")).collect()
             assert sorted(tuple(r) for r in kept) == want
+
+
+def _bronze_rows(spark, settings) -> list[tuple]:
+    bronze = lakehouse.read_clear(spark, BRONZE_APPLICATIONS, settings)
+    return sorted((r.application_id, r.requested_amount, r.updated_at) for r in bronze.collect())
+
+
+def test_days_extracted_one_at_a_time_equal_the_last_day_at_once(spark, tmp_path):
+    """RISK_AS_OF (an Airflow run's logical date) ends the extract at the start of that
+    day. Backfilling three days one after the other lands what one run as of the last
+    day lands; a day run again lands nothing; the watermark never passes the source."""
+    import datetime as dt
+
+    from conftest import make_settings
+
+    rows = [
+        ("A1", "C1", 1000.0, "2024-03-01 09:00:00"),
+        ("A2", "C2", 2000.0, "2024-03-02 23:59:59"),
+        ("A3", "C3", 3000.0, "2024-03-03 00:00:00"),
+        ("A4", "C4", 4000.0, "2024-03-03 17:30:00"),
+        ("A5", "C5", 5000.0, "2024-03-05 08:00:00"),
+    ]
+    daily, once = make_settings(tmp_path / "daily"), make_settings(tmp_path / "once")
+    for s in (daily, once):
+        s.data_dir.mkdir(parents=True)
+        _lending_db(s.lending_db_path, rows)
+
+    def extract(s, day, run_id):
+        dated = s.model_copy(update={"as_of": dt.date.fromisoformat(day)})
+        return _extract(spark, dated, run_id)
+
+    # Each day lands the rows written before it began.
+    assert extract(daily, "2024-03-02", "d1") == (1, 1, 0, 0)
+    assert extract(daily, "2024-03-03", "d2") == (1, 1, 0, 0)
+    assert extract(daily, "2024-03-04", "d3") == (2, 2, 0, 0)
+    assert _bronze_rows(spark, daily) == [(r[0], r[2], r[3]) for r in rows[:4]]
+    assert extract(daily, "2024-03-04", "d3-again") == (0, 0, 0, 0)
+    assert extract(once, "2024-03-04", "once") == (4, 4, 0, 0)
+    assert _bronze_rows(spark, once) == _bronze_rows(spark, daily)
+    manifest = lakehouse.read(spark, OPS_MANIFEST, daily).orderBy("run_id").collect()
+    assert [(m.run_id, m.window_start, m.window_end) for m in manifest] == [
+        ("d1", None, "2024-03-02"),
+        ("d2", "2024-03-01 09:00:00", "2024-03-03"),
+        ("d3", "2024-03-02 23:59:59", "2024-03-04"),
+        ("d3-again", "2024-03-03 17:30:00", "2024-03-04"),
+    ]
+    # A day past the data: the watermark stops at the source's last row, so a row
+    # written later with an earlier time than that day is not skipped.
+    assert extract(daily, "2024-12-31", "future") == (1, 1, 0, 0)
+    (wm,) = lakehouse.read(spark, OPS_WATERMARKS, daily).collect()
+    assert wm.high_water == "2024-03-05 08:00:00"
+    _lending_db(daily.lending_db_path, [*rows, ("A6", "C6", 6000.0, "2024-03-06 10:00:00")])
+    assert _extract(spark, daily, "next") == (1, 1, 0, 0)
+    assert _bronze_rows(spark, daily)[-1] == ("A6", 6000.0, "2024-03-06 10:00:00")

@@ -894,6 +894,47 @@ def test_the_apply_dag_runs_and_changes_nothing_on_a_rerun(spark, book, dagbag):
     ]
 
 
+def test_the_collect_dag_runs_as_of_its_day_and_dates_its_bronze_event(spark, book, dagbag):
+    """A risk_collect run for a date (as the scheduler or a backfill makes them: the
+    test of the scheduler runs one) extracts the lending database up to that midnight,
+    and its bronze asset event carries the day, which the analyze and apply runs it
+    triggers run as of. Run as of the book's end, it finds nothing new."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    from riskcontrol.orchestration import ASSET_URIS, run_as_of
+
+    settings, generation = book
+    as_of = generation["as_of"]
+    day = dt.datetime.fromisoformat(as_of).replace(tzinfo=dt.UTC)
+    run = dagbag.dags["risk_collect"].test(
+        logical_date=day, mark_success_pattern="collect_(file_drops|public_web)"
+    )
+    assert run.state == DagRunState.SUCCESS
+    steps = (
+        _read(spark, OPS_MANIFEST, settings)
+        .where(F.col("run_id") == f"airflow-collect-{run.run_id}")
+        .select("target", "window_end", "rows_in", "rows_out")
+        .collect()
+    )
+    assert sorted(steps) == [
+        (f"bronze.{t}", as_of, 0, 0) for t in ("applications", "customers", "loans", "repayments")
+    ]
+    with create_session() as session:
+        event = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == ASSET_URIS["bronze"])
+            .order_by(AssetEvent.id.desc())
+            .first()
+        )
+        assert event.extra == {"as_of": as_of}
+        assert run_as_of("analyze", {"triggering_asset_events": {"bronze": [event]}}) == as_of
+    # A run without a logical date (the UI's plain trigger) runs on the data's own date.
+    assert run_as_of("collect", {"logical_date": None, "data_interval_end": day}) is None
+
+
 # --- the data scientists' notebooks, on this book -------------------------------------
 def test_every_notebook_runs_top_to_bottom_on_the_book_and_shows_no_identifier(book, tmp_path):
     """Each notebook in a fresh kernel of this environment, reading the book through the

@@ -287,7 +287,7 @@ def _cluster_run(root: Path, pristine: Path, port: int, customer: str, inherited
     with StandaloneCluster(root / "spark-cluster", workers=2, cores=1, memory="2g") as cluster:
         env["RISK_SPARK_MASTER"] = cluster.master
 
-        def run(*argv: str) -> str:
+        def run(*argv: str, with_stderr: bool = False) -> str:
             left = deadline - time.monotonic()
             done = subprocess.run(
                 argv, env=env, capture_output=True, text=True, timeout=max(left, 1), cwd=root
@@ -297,14 +297,14 @@ def _cluster_run(root: Path, pristine: Path, port: int, customer: str, inherited
                     f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
                     f"{done.stderr[-5000:]}\nexecutors:\n{cluster.executor_logs()}"
                 )
-            return done.stdout
+            return done.stdout + (done.stderr if with_stderr else "")
 
         riskctl = str(bin_dir / "riskctl")
         for tier in ("collect", "analyze"):
             tasks = ",".join(CLUSTER_TIERS[tier])
             run(riskctl, "submit", tier, "--run-id", CLUSTER_RUN_ID, "--tasks", tasks)
         run(str(bin_dir / "airflow"), "db", "migrate")
-        out = run(str(bin_dir / "airflow"), "dags", "test", "risk_apply")
+        out = run(str(bin_dir / "airflow"), "dags", "test", "risk_apply", with_stderr=True)
         run(riskctl, "erase", "--customer", customer, "--requested-by", "faults")
         probe = run(
             str(bin_dir / "python"),
@@ -321,6 +321,9 @@ def _cluster_run(root: Path, pristine: Path, port: int, customer: str, inherited
         "executors_saw": probe.strip().splitlines()[-1],
         "apps": apps,
         "airflow_out": out,
+        # what the run wrote outside its lakehouse: the cluster's logs and executors'
+        # work folders, Airflow's task logs, the MLflow store
+        "written": [root / "spark-cluster", root / "cluster-airflow", root / "cluster-mlflow"],
     }
 
 
@@ -625,3 +628,26 @@ def test_the_erased_customer_is_in_no_file_of_either_lakehouse(runs):
         ]
         assert holding == [], (settings.home.name, holding)
     print(f"\nfault-injection test module: {time.monotonic() - runs['t0']:.0f} s so far")
+
+
+def test_the_erased_customer_is_in_no_file_the_cluster_run_wrote(runs):
+    """Its lakehouse, and what the lakehouses above do not cover: the master's, workers'
+    and executors' logs (and the shipped code in their work folders), Airflow's home and
+    the spark-submit jobs' output it printed (`dags test` keeps no task log files), and
+    the run's MLflow store."""
+    from lakescan import file_text
+
+    customer, cluster = runs["customer"], runs["cluster"]
+    places = [Path(cluster["settings"].lakehouse_root), *cluster["written"]]
+    assert all(p.is_dir() for p in places), places
+    executor_logs = list(places[1].glob("worker-*/app-*/*/stderr"))
+    assert len(executor_logs) >= 2, "the scan reads the executors' logs"
+    holding = [
+        str(p)
+        for root in places
+        for p in root.rglob("*")
+        if p.is_file() and customer in file_text(p)
+    ]
+    assert holding == []
+    assert '"task": "loan_book_risk"' in cluster["airflow_out"]
+    assert customer not in cluster["airflow_out"]

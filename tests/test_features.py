@@ -786,3 +786,19 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     stats = lakehouse.read(spark, feature_store.OPS_FEATURE_STATS, settings)
     assert stats.where(F.col("run_id") == "fs-run").select("feature_view").distinct().count() == 6
     print(f"\nfeast: historical retrieval {historical_s:.1f}s, materialize {materialize_s:.1f}s")
+
+
+def test_the_as_of_date_is_the_runs_day_and_a_day_before_the_data_is_refused(spark, settings):
+    from riskcontrol.core.dates import as_of_date
+
+    apps = [
+        {"application_id": "A1", "customer_id": "C1", "application_date": D(2024, 3, 2)},
+        {"application_id": "A2", "customer_id": "C2", "application_date": D(2024, 3, 30)},
+    ]
+    lakehouse.overwrite(frame(spark, SILVER_APPLICATIONS, apps), SILVER_APPLICATIONS, settings)
+    assert as_of_date(spark, settings) == D(2024, 3, 31)  # the day after the last one
+    for day in (D(2024, 3, 3), D(2024, 3, 15), D(2025, 1, 1)):
+        assert as_of_date(spark, settings.model_copy(update={"as_of": day})) == day
+    for day in (D(2024, 3, 2), D(2023, 12, 31)):
+        with pytest.raises(RuntimeError, match=f"RISK_AS_OF is {day}, but the first"):
+            as_of_date(spark, settings.model_copy(update={"as_of": day}))

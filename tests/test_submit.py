@@ -17,7 +17,7 @@ from conftest import make_settings
 from riskcontrol import orchestration
 from riskcontrol.cli import main
 from riskcontrol.core.config import PROJECT_ROOT
-from riskcontrol.core.spark import python_package
+from riskcontrol.core.spark import python_package, spark_conf
 
 EXECUTORS = "/opt/py311/bin/python"
 
@@ -45,6 +45,9 @@ def test_submit_names_the_executors_python_and_keeps_credentials_off_the_line(tm
         "spark.cores.max": "4",
     }
     assert not any("s3cr3t" in a for a in argv)
+    # every driver, submitted or not, logs at WARN: at INFO, Delta logs its files' min
+    # and max values (customer ids) into the job's log
+    assert spark_conf(settings)["spark.log.level"] == "WARN"
     assert "--py-files" not in argv  # the job's session ships the zip (see below)
     assert argv[-3:] == [str(PROJECT_ROOT / "jobs" / "analyze.py"), "r7", "build_gold"]
     assert env["PYSPARK_PYTHON"] == sys.executable
@@ -72,15 +75,18 @@ def test_each_tiers_job_runs_its_tasks_in_the_pipelines_order():
         assert f'job_main(TIERS["{tier}"], sys.argv)' in text
 
 
-def _dags(tmp_path, mode: str) -> dict:
+def _dags(tmp_path, mode: str, **extra_env: str) -> dict:
     """The DAGs as Airflow parses them with RISK_AIRFLOW_TASK_MODE=mode (in a process of
     their own: this one never imports Airflow)."""
     script = """
 import json
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(DAGS)
-out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}, "dates": {}}
 for dag in bag.dags.values():
+    out["dates"][dag.dag_id] = [
+        str(dag.start_date), str(dag.end_date) if dag.end_date else None, dag.catchup
+    ]
     out["dags"][dag.dag_id] = [
         {
             "task": t.task_id,
@@ -105,6 +111,7 @@ print("JSON" + json.dumps(out))
         "RISK_SPARK_MASTER": "spark://m.example.internal:7077",
         "RISK_SPARK_CONF": json.dumps({"spark.pyspark.python": EXECUTORS}),
         "RISK_AIRFLOW_TASK_MODE": mode,
+        **extra_env,
     }
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
@@ -117,8 +124,26 @@ print("JSON" + json.dumps(out))
 def test_in_spark_submit_mode_every_pipeline_task_is_a_spark_submit_operator(tmp_path):
     from riskcontrol.orchestration.airflow_submit import CONN_ID, connection_env
 
-    submit, inproc = _dags(tmp_path, "spark_submit"), _dags(tmp_path, "in_process")
+    submit = _dags(
+        tmp_path,
+        "spark_submit",
+        RISK_AIRFLOW_START_DATE="2026-03-01",
+        RISK_AIRFLOW_END_DATE="2026-03-31",
+        RISK_AIRFLOW_CATCHUP="true",
+    )
+    inproc = _dags(tmp_path, "in_process")
     assert submit["errors"] == {} and inproc["errors"] == {}
+    # the collect DAG's calendar comes from the settings (what a backfill can reach)
+    assert inproc["dates"] == {
+        "risk_collect": ["2026-01-01 00:00:00+00:00", None, False],
+        "risk_analyze": ["2026-01-01 00:00:00+00:00", None, False],
+        "risk_apply": ["2026-01-01 00:00:00+00:00", None, False],
+    }
+    assert submit["dates"]["risk_collect"] == [
+        "2026-03-01 00:00:00+00:00",
+        "2026-03-31 00:00:00+00:00",
+        True,
+    ]
     # the same tasks, order and assets in both modes
     shape = {d: [(t["task"], t["outlets"]) for t in ts] for d, ts in submit["dags"].items()}
     assert shape == {d: [(t["task"], t["outlets"]) for t in ts] for d, ts in inproc["dags"].items()}
@@ -190,3 +215,42 @@ def test_the_executors_zip_holds_the_library_and_the_crawlers_and_imports_alone(
     )
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.strip() == f"{first}/riskcontrol/orchestration/__init__.py"
+
+
+def test_a_run_is_as_of_its_data_interval_end_or_the_day_its_asset_events_carry():
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import pendulum
+
+    day = pendulum.datetime(2026, 3, 31, tz="UTC")
+    scheduled = {"logical_date": day, "data_interval_end": day.add(days=1)}
+    assert orchestration.run_as_of("collect", scheduled) == "2026-04-01"
+    # a data interval ending at 02:00 in Shanghai ends on the UTC day before
+    shanghai = pendulum.datetime(2026, 4, 1, 2, tz="Asia/Shanghai")
+    assert orchestration.run_as_of("collect", {**scheduled, "data_interval_end": shanghai}) == (
+        "2026-03-31"
+    )
+    assert orchestration.run_as_of("collect", {**scheduled, "logical_date": None}) is None
+    # analyze and apply: the latest day among the events that triggered the run (events of
+    # two collect runs queued while analyze was busy), whatever their own dates
+    events = {
+        "bronze": [
+            SimpleNamespace(extra={"as_of": "2026-04-01"}),
+            SimpleNamespace(extra={"as_of": "2026-04-02"}),
+            SimpleNamespace(extra={}),
+        ]
+    }
+    assert orchestration.run_as_of("apply", {**scheduled, "triggering_asset_events": events}) == (
+        "2026-04-02"
+    )
+    assert orchestration.run_as_of("analyze", scheduled) is None
+    no_day = {"bronze": [SimpleNamespace(extra=None)]}
+    assert orchestration.run_as_of("analyze", {"triggering_asset_events": no_day}) is None
+    emitted = defaultdict(lambda: SimpleNamespace(extra={}))
+    orchestration.announce_as_of(emitted, ["gold", "champion"], "2026-04-01")
+    orchestration.announce_as_of(emitted, ["book"], None)  # nothing to announce
+    assert {k: v.extra for k, v in emitted.items()} == {
+        "gold": {"as_of": "2026-04-01"},
+        "champion": {"as_of": "2026-04-01"},
+    }

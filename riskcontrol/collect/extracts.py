@@ -53,6 +53,7 @@ class JdbcSource:
     name: str
     table: Table
     watermark: str = "updated_at"  # a monotonically growing column: updated-at or id
+    by_time: bool = True  # the watermark is a time (ISO text): RISK_AS_OF bounds it
 
 
 JDBC_SOURCES: dict[str, JdbcSource] = {
@@ -143,9 +144,14 @@ def window_query(source: JdbcSource, low: str | None, high: str | None) -> str:
     return f"(SELECT * FROM {source.name} WHERE ({where}) OR {col} IS NULL) extract_window"
 
 
-def source_high_water(spark: SparkSession, settings: Settings, source: JdbcSource) -> str | None:
-    """The largest watermark value in the source right now (the end of this run's window)."""
-    query = f"(SELECT MAX({source.watermark}) AS high FROM {source.name}) high_water"
+def source_high_water(
+    spark: SparkSession, settings: Settings, source: JdbcSource, until: str | None = None
+) -> str | None:
+    """The largest watermark value in the source right now (the end of this run's window),
+    or the largest up to ``until``."""
+    col = source.watermark
+    where = f" WHERE {col} <= {sql_literal(until)}" if until is not None else ""
+    query = f"(SELECT MAX({col}) AS high FROM {source.name}{where}) high_water"
     # Read as text: SQLite's driver types any aggregate as NUMERIC, whatever it holds.
     value = read_jdbc(spark, settings, query, custom_schema="high STRING").first()["high"]
     return None if value is None else str(value)
@@ -248,17 +254,24 @@ def collect_jdbc(
     The window is ``(since, until]`` on the source's watermark column: by default from
     the last successful extract (minus the configured look-back) to the source's current
     maximum, so a re-run picks up only new or changed rows. ``full`` re-reads everything.
+    With ``RISK_AS_OF`` set (an Airflow run's logical date) and no ``until``, the window
+    ends at the start of that day: a backfilled day extracts only what was there then.
     Re-running any window changes nothing: rows land on (key, content hash). The
-    watermark only advances after the rows landed and reconciled.
+    watermark only advances after the rows landed and reconciled, and never past the
+    largest value the source held in the window: an end in the future loses nothing
+    written later.
     """
     source = JDBC_SOURCES[name]
     spark, settings = run.spark, run.settings
     previous = last_high_water(spark, settings, name)
     if since is None and not full:
         since = _looked_back(previous, settings.lending_watermark_lookback_minutes)
-    high = until if until is not None else source_high_water(spark, settings, source)
+    if until is None and settings.as_of is not None and source.by_time:
+        until = settings.as_of.isoformat()
+    high = source_high_water(spark, settings, source, until)
     key = source.table.keys[0]
-    raw = read_jdbc(spark, settings, window_query(source, since, high))
+    end = until if until is not None else high
+    raw = read_jdbc(spark, settings, window_query(source, since, end))
     df = with_provenance(
         raw, run.run_id, f"lending_db.{name}", F.lit(redact(settings.lending_jdbc_url))
     )
@@ -270,7 +283,7 @@ def collect_jdbc(
         f"jdbc:{name}",
         rules,
         merge_keys=(key, "_content_hash"),
-        window=(since, high),
+        window=(since, end),
     )
     if high is not None and (previous is None or _after(high, previous)):
         _save_high_water(run, source, high)

@@ -15,6 +15,7 @@ generated into ``.env`` on first use so that ``make run`` works on a fresh machi
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from functools import lru_cache
@@ -155,6 +156,28 @@ class Settings(BaseSettings):
         "in_process",
         description="how a DAG task runs its work: in_process (a Spark driver in the "
         "Airflow worker) or spark_submit (a job submitted to RISK_SPARK_MASTER)",
+    )
+    airflow_start_date: dt.date = Field(
+        dt.date(2026, 1, 1),
+        description="the first day risk_collect is scheduled for (and the earliest a "
+        "backfill can reach)",
+    )
+    airflow_end_date: dt.date | None = Field(
+        None, description="the last day risk_collect is scheduled for (empty: none)"
+    )
+    airflow_catchup: bool = Field(
+        False,
+        description="when unpaused, run every missed day since RISK_AIRFLOW_START_DATE "
+        "(false: only the latest)",
+    )
+
+    # --- the run's date ----------------------------------------------------------
+    as_of: dt.date | None = Field(
+        None,
+        description="the day the pipeline runs as of (an Airflow run's data interval "
+        "end): the lending database is extracted up to its start, and features, labels, "
+        "the book and the indicators are computed as of it; empty: the day after the "
+        "latest application",
     )
 
     # --- personal-information protection ----------------------------------------

@@ -16,19 +16,28 @@ from riskcontrol.core.config import Settings
 
 
 def as_of_date(spark: SparkSession, settings: Settings) -> dt.date:
-    """The observation date: the day after the latest application in silver."""
-    latest = (
+    """The observation date: ``RISK_AS_OF`` (an Airflow run's logical date) when set,
+    else the day after the latest application in silver."""
+    first, latest = (
         lakehouse.read(spark, SILVER_APPLICATIONS, settings)
-        .agg(F.max("application_date"))
-        .first()[0]
+        .agg(F.min("application_date"), F.max("application_date"))
+        .first()
     )
     if latest is None:
         raise RuntimeError("silver.applications is empty: nothing to build features from")
-    return latest + dt.timedelta(days=1)
+    if settings.as_of is None:
+        return latest + dt.timedelta(days=1)
+    if settings.as_of <= first:
+        raise RuntimeError(
+            f"RISK_AS_OF is {settings.as_of}, but the first application in silver is of "
+            f"{first}: nothing happened before that day. Run a later day, or leave "
+            "RISK_AS_OF empty to run as of the data's last day."
+        )
+    return settings.as_of
 
 
 def observation_time(spark: SparkSession, settings: Settings) -> dt.datetime:
-    """The data's "now": midnight of ``as_of_date`` (the day after the last application)."""
+    """The data's "now": midnight of ``as_of_date``."""
     return dt.datetime.combine(as_of_date(spark, settings), dt.time())
 
 

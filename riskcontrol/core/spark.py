@@ -111,6 +111,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / '.derby'}",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # A spark-submitted driver logs at INFO (one started from Python at WARN), and at
+        # INFO Delta prints each snapshot with its files' statistics, the min and max of
+        # every column, customer ids among them, into the job's (Airflow's task) log.
+        "spark.log.level": "WARN",
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.adaptive.enabled": "true",
         # JDBC sources report TEXT as VARCHAR(n); treat char/varchar as string everywhere.

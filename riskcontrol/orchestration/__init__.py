@@ -12,6 +12,14 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+# the run's day, for the DAG files (re-exported)
+from riskcontrol.orchestration.asof import (  # noqa: F401
+    AS_OF_EXTRA,
+    DATED_TIER,
+    announce_as_of,
+    run_as_of,
+)
+
 # Assets link the three DAGs: collect produces bronze, analyze consumes it and
 # produces gold features and a model, apply consumes those.
 ASSET_URIS = {
@@ -166,6 +174,25 @@ def task_mode() -> str:
     return get_settings().airflow_task_mode
 
 
+def dag_dates() -> dict[str, Any]:
+    """The ``start_date``, ``end_date`` and ``catchup`` of the time-scheduled DAG (UTC
+    days), from RISK_AIRFLOW_START_DATE, RISK_AIRFLOW_END_DATE, RISK_AIRFLOW_CATCHUP."""
+    import pendulum
+
+    from riskcontrol.core.config import get_settings
+
+    settings = get_settings()
+
+    def utc(day: dt.date | None):
+        return None if day is None else pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+
+    return {
+        "start_date": utc(settings.airflow_start_date),
+        "end_date": utc(settings.airflow_end_date),
+        "catchup": settings.airflow_catchup,
+    }
+
+
 def airflow_task(name: str, tier: str, doc: str | None = None, **task_kwargs: Any):
     """The Airflow task of the DAG ``risk_<tier>`` that runs pipeline task ``name``.
 
@@ -183,16 +210,25 @@ def airflow_task(name: str, tier: str, doc: str | None = None, **task_kwargs: An
         )
     from airflow.sdk import task
 
-    def run(run_id=None) -> list[dict[str, Any]]:
-        return run_task(name, run_id=f"airflow-{tier}-{run_id}")
+    outlets = list(task_kwargs.get("outlets") or [])
+
+    def run(**context: Any) -> list[dict[str, Any]]:
+        as_of = run_as_of(tier, context)
+        steps = run_task(name, run_id=f"airflow-{tier}-{context['run_id']}", as_of=as_of)
+        announce_as_of(context.get("outlet_events"), outlets, as_of)
+        return steps
 
     run.__name__ = run.__qualname__ = name
     run.__doc__ = doc
     return task(task_id=name, **task_kwargs)(run)()
 
 
-def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Run one named task of the pipeline in this process; returns its step counts."""
+def run_task(
+    task: str, run_id: str | None = None, as_of: str | dt.date | None = None
+) -> list[dict[str, Any]]:
+    """Run one named task of the pipeline in this process; returns its step counts.
+
+    ``as_of`` (a day, e.g. the Airflow run's) overrides RISK_AS_OF for this task."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     function = task_functions()[task]
@@ -203,6 +239,8 @@ def run_task(task: str, run_id: str | None = None) -> list[dict[str, Any]]:
     private_data()  # an Airflow worker's umask is 022: files of this task are 0600
     ensure_local_secrets()
     settings = get_settings()
+    if as_of is not None:
+        settings = settings.model_copy(update={"as_of": dt.date.fromisoformat(str(as_of))})
     private_data(settings)
     return function(Run(get_spark(settings), settings, run_id=run_id))
 

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 from riskcontrol.core.config import get_settings
+from riskcontrol.orchestration.asof import announce_as_of, run_as_of
 from riskcontrol.orchestration.submit import submit_spec
 
 # The Airflow connection the operator submits through: its master is RISK_SPARK_MASTER,
@@ -30,8 +31,9 @@ class PipelineSubmitOperator(SparkSubmitOperator):
     """Pipeline task ``task_name`` of ``tier`` as ``spark-submit jobs/<tier>.py RUN TASK``.
 
     The run id recorded in ``ops.manifest`` is ``airflow-<tier>-<Airflow run id>``, as in
-    the in-process tasks. The operator itself returns nothing: the job's counts are in
-    the task log (one JSON line per task)."""
+    the in-process tasks, and so is the day it runs as of (``RISK_AS_OF`` in the job's
+    environment). The operator itself returns nothing: the job's counts are in the task
+    log (one JSON line per task)."""
 
     def __init__(self, *, tier: str, task_name: str, **kwargs: Any):
         spec = submit_spec(get_settings(), tier, None)
@@ -47,7 +49,12 @@ class PipelineSubmitOperator(SparkSubmitOperator):
             **kwargs,
         )
         self.master = spec.master
+        self.tier = tier
 
     def execute(self, context: Any) -> None:
         os.environ.update(connection_env(self.master))
-        return super().execute(context)
+        as_of = run_as_of(self.tier, context)
+        if as_of:
+            self.env_vars = {**(self.env_vars or {}), "RISK_AS_OF": as_of}
+        super().execute(context)
+        announce_as_of(context.get("outlet_events"), list(self.outlets), as_of)
