@@ -4,22 +4,33 @@
                               [--collect-only] [--score-applications 1000000]
 
 Figures: wall time, rows per second and peak memory (the Python process's peak RSS,
-and the Spark JVM's RSS after the run) for generation, each collect source (JDBC rows/s,
-file drops, the crawl's pages/s on the loopback site and its landing), an incremental
-re-extract, analyze, train and each apply step (cut-off, scoring, loan book, early
-warning, report); with ``--score-applications N`` batch scoring of N applications and
-single-application latency; and the collect run's reconciliation table. It
-writes into its own home (default: a temp folder), never into the project's lakehouse.
+and the Spark JVM's peak RSS in each stage, sampled twice a second) for generation, each
+collect source (JDBC rows/s, file drops, the crawl's pages/s on the loopback site and its
+landing), an incremental re-extract, analyze, train and each apply step (cut-off,
+scoring, loan book, early warning, report); with ``--score-applications N`` batch
+scoring of N applications and single-application latency; and the collect run's
+reconciliation table. It writes into its own home (default: a temp folder), never into
+the project's lakehouse.
+
+    python infra/benchmark.py --scaling 20000,100000,1000000 [--analyze-only] [--home DIR]
+
+runs the benchmark once per book size, each in a process of its own, and prints how each
+stage's time grows: seconds per size and the growth exponent k of time ~ customers^k
+between the smallest and the largest (1 is linear; above 1.2 a stage grows faster than
+its input). ``--json FILE`` writes one run's figures for such a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,19 +48,127 @@ def jvm_rss_mb() -> float:
     return sum(int(x) for x in out.split()) / 1024
 
 
+class JvmPeak:
+    """Samples the RSS of this process's children (the Spark JVM) twice a second in a
+    daemon thread; ``take()`` returns the peak since the last ``take()`` (one stage's)."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.peak, self.overall = interval, 0.0, 0.0
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        threading.Thread(target=self._sample, daemon=True, name="jvm-rss").start()
+
+    def _sample(self) -> None:
+        while not self.stopped.is_set():
+            rss = jvm_rss_mb()
+            with self.lock:
+                self.peak = max(self.peak, rss)
+                self.overall = max(self.overall, rss)
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def take(self) -> float:
+        with self.lock:
+            peak, self.peak = max(self.peak, jvm_rss_mb()), 0.0
+        return peak
+
+
 class Stages(list):
     """The benchmark's rows (name, seconds, rows, unit); each also marks its window of
-    wall-clock time, ending now, for ``--profile``."""
+    wall-clock time, ending now, for ``--profile``, and the JVM's peak RSS in it."""
 
-    def __init__(self):
+    def __init__(self, jvm: JvmPeak | None = None):
         super().__init__()
         self.windows: list[tuple[str, float, float]] = []
+        self.jvm = jvm
+        self.jvm_peaks: dict[str, float] = {}
 
     def append(self, row, window: bool = True) -> None:
         super().append(row)
+        if self.jvm is not None and window:
+            self.jvm_peaks[row[0]] = self.jvm.take()
         if window:
             end = time.time()
             self.windows.append((row[0], end - row[1], end))
+
+    def to_json(self, customers: int, python_peak_mb: float, jvm_peak_mb: float) -> dict:
+        return {
+            "customers": customers,
+            "stages": [
+                {
+                    "stage": n,
+                    "seconds": s,
+                    "rows": r,
+                    "unit": u,
+                    "jvm_peak_mb": self.jvm_peaks.get(n),
+                }
+                for n, s, r, u in self
+            ],
+            "python_peak_mb": python_peak_mb,
+            "jvm_peak_mb": jvm_peak_mb,
+        }
+
+
+def growth_exponent(n1: int, t1: float, n2: int, t2: float) -> float | None:
+    """k in time ~ customers^k between two sizes (None when a time is too small to say)."""
+    if n1 == n2 or min(t1, t2) < 0.5:
+        return None
+    return math.log(t2 / t1) / math.log(n2 / n1)
+
+
+def scaling_table(runs: list[dict]) -> str:
+    """Seconds per stage at each book size (rows in the order of the first run), the
+    growth exponent between the smallest and the largest size, and rows per second at the
+    largest; runs are ``Stages.to_json`` dicts."""
+    runs = sorted(runs, key=lambda r: r["customers"])
+    sizes = [r["customers"] for r in runs]
+    by_size = [{st["stage"]: st for st in r["stages"]} for r in runs]
+    names = [st["stage"] for st in runs[-1]["stages"]]
+    head = f"{'stage':14}" + "".join(f"{n:>12,}" for n in sizes) + f"{'k':>7}{'rows/s':>11}  note"
+    lines = [head, "-" * len(head)]
+    for name in names:
+        cells = [b.get(name, {}).get("seconds") for b in by_size]
+        k = None
+        if cells[0] is not None and cells[-1] is not None:
+            k = growth_exponent(sizes[0], cells[0], sizes[-1], cells[-1])
+        last = by_size[-1][name]
+        rate = f"{last['rows'] / last['seconds']:,.0f}" if last["rows"] and last["seconds"] else "-"
+        note = "faster than linear" if k is not None and k > 1.2 else ""
+        lines.append(
+            f"{name:14}"
+            + "".join(f"{c:>12.1f}" if c is not None else f"{'-':>12}" for c in cells)
+            + (f"{k:>7.2f}" if k is not None else f"{'-':>7}")
+            + f"{rate:>11}  {note}".rstrip()
+        )
+    lines.append(
+        f"{'peak MB':14}"
+        + "".join(f"{r['jvm_peak_mb']:>7,.0f}/{r['python_peak_mb']:<4,.0f}" for r in runs)
+        + "  (JVM/Python)"
+    )
+    return "\n".join(lines)
+
+
+def run_scaling(args, passthrough: list[str]) -> int:
+    """``--scaling``: this script once per size, each in its own process and home."""
+    sizes = [int(x) for x in args.scaling.split(",")]
+    base = Path(args.home or tempfile.mkdtemp(prefix="riskscale-"))
+    base.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for n in sizes:
+        out = base / f"{n}.json"
+        argv = [sys.executable, __file__, "--customers", str(n), "--seed", str(args.seed)]
+        argv += ["--home", str(base / str(n)), "--json", str(out), *passthrough]
+        print(f"\n=== {n:,} customers: {' '.join(argv[1:])}", flush=True)
+        done = subprocess.run(argv)
+        if done.returncode != 0:
+            print(f"the run of {n:,} customers failed ({done.returncode}); table so far:")
+            break
+        runs.append(json.loads(out.read_text()))
+    if runs:
+        print("\nhow time grows with the book (seconds; k: time ~ customers^k):")
+        print(scaling_table(runs))
+    return 0 if len(runs) == len(sizes) else 1
 
 
 def print_profile(spark, settings, windows, event_log: Path) -> None:
@@ -87,6 +206,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--home", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--skip-pipeline", action="store_true", help="only time generation")
+    parser.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the figures to FILE (JSON)"
+    )
+    parser.add_argument(
+        "--scaling",
+        default=None,
+        metavar="N,N,...",
+        help="run once per book size (each in its own process, homes under --home) and print "
+        "each stage's seconds per size and its growth exponent; --collect-only, "
+        "--analyze-only and --sources apply to every run",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -138,6 +268,13 @@ def main() -> int:
         "pipeline, time the report, batch scoring and single-application scoring only",
     )
     args = parser.parse_args()
+    if args.scaling:
+        passthrough = [
+            f
+            for f in ("--collect-only", "--analyze-only")
+            if getattr(args, f[2:].replace("-", "_"))
+        ]
+        return run_scaling(args, [*passthrough, "--sources", args.sources])
 
     home = Path(args.home or tempfile.mkdtemp(prefix="riskbench-"))
     home.mkdir(parents=True, exist_ok=True)
@@ -146,8 +283,6 @@ def main() -> int:
     os.environ.setdefault("RISK_BRONZE_KEY", "42" * 32)
     event_log = home / "eventlog"
     if args.profile:
-        import json
-
         from riskcontrol.core.profiling import event_log_conf
 
         conf = json.loads(os.environ.get("RISK_SPARK_CONF") or "{}")
@@ -165,7 +300,7 @@ def main() -> int:
     from riskcontrol.synthetic.generate import generate
 
     settings = get_settings()
-    rows = Stages()
+    rows = Stages(JvmPeak())
 
     t = time.perf_counter()
     summary = generate(settings.data_dir, customers=args.customers, seed=args.seed)
@@ -255,8 +390,6 @@ def main() -> int:
         rows.append(("analyze", time.perf_counter() - analyze_start, 0, "all of the above"), False)
         er = settings.reports_dir / "entity_resolution.json"
         if er.exists():
-            import json
-
             report = json.loads(er.read_text())
             for kind, r in report.items():
                 for side in ("person", "company"):
@@ -298,14 +431,20 @@ def main() -> int:
                 f"model {tm.kind}: out-of-time AUC {tm.metrics['oot_auc']:.4f} "
                 f"KS {tm.metrics['oot_ks']:.4f}, train {tm.train_seconds:.1f}s"
             )
+    jvm_peak = max(rows.jvm.overall, rows.jvm.take())
     if not args.skip_pipeline:
-        print(f"Spark JVM RSS now: {jvm_rss_mb():.0f} MB")
+        print(f"Spark JVM RSS now: {jvm_rss_mb():.0f} MB, peak {jvm_peak:.0f} MB")
 
-    print(f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10}  unit")
+    print(f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'JVM MB':>7}  unit")
     for name, secs, n, unit in rows:
         rate = f"{n / secs:,.0f}" if n else "-"
-        print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10}  {unit}")
+        peak = rows.jvm_peaks.get(name)
+        jvm = f"{peak:,.0f}" if peak else "-"
+        print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10} {jvm:>7}  {unit}")
     print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
+    if args.json:
+        figures = rows.to_json(args.customers, peak_rss_mb(), jvm_peak)
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
     if args.profile and not args.skip_pipeline:
         print_profile(run.spark, settings, rows.windows, event_log)
     print(f"home: {home}")

@@ -1,0 +1,100 @@
+"""The benchmark's scaling table (infra/benchmark.py --scaling): each stage's seconds per
+book size and how time grows, k in time ~ customers^k, from the runs' JSON figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _load_benchmark():
+    path = Path(__file__).resolve().parents[1] / "infra" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmark"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmark()
+
+
+def _run(customers, stages, jvm=2048.0, python=300.0):
+    return {
+        "customers": customers,
+        "stages": [
+            {"stage": n, "seconds": s, "rows": r, "unit": "", "jvm_peak_mb": jvm}
+            for n, s, r in stages
+        ],
+        "python_peak_mb": python,
+        "jvm_peak_mb": jvm,
+    }
+
+
+def test_growth_exponent_is_one_for_linear_two_for_quadratic():
+    assert bench.growth_exponent(100_000, 10.0, 1_000_000, 100.0) == pytest.approx(1.0)
+    assert bench.growth_exponent(100_000, 10.0, 1_000_000, 1000.0) == pytest.approx(2.0)
+    assert bench.growth_exponent(100_000, 10.0, 1_000_000, 10.0) == pytest.approx(0.0)
+    # too short to say anything, or one size only
+    assert bench.growth_exponent(100_000, 0.2, 1_000_000, 100.0) is None
+    assert bench.growth_exponent(100_000, 10.0, 100_000, 12.0) is None
+
+
+def test_scaling_table_orders_sizes_and_flags_a_stage_growing_faster_than_linear():
+    small = _run(100_000, [("silver", 50.0, 1_300_000), ("train", 20.0, 0)], 1500.0, 250.0)
+    large = _run(
+        1_000_000,
+        [("silver", 500.0, 13_000_000), ("train", 2000.0, 0), ("report", 3.0, 0)],
+        6000.0,
+        900.0,
+    )
+    table = bench.scaling_table([large, small]).splitlines()  # any order in
+    assert table[0].split() == ["stage", "100,000", "1,000,000", "k", "rows/s", "note"]
+    assert table[2].split() == ["silver", "50.0", "500.0", "1.00", "26,000"]
+    assert table[3].split() == ["train", "20.0", "2000.0", "2.00", "-", "faster", "than", "linear"]
+    # a stage the smaller run did not have: no exponent
+    assert table[4].split() == ["report", "-", "3.0", "-", "-"]
+    assert table[5].split() == ["peak", "MB", "1,500/250", "6,000/900", "(JVM/Python)"]
+
+
+def test_stages_record_each_stages_jvm_peak_and_write_json():
+    class FakeJvm:  # the sampler's interface; the real one samples `ps` in a thread
+        def __init__(self):
+            self.peaks = iter([700.0, 1200.0])
+
+        def take(self):
+            return next(self.peaks)
+
+    rows = bench.Stages(FakeJvm())
+    rows.append(("generate", 2.0, 100, "rows"))
+    rows.append(("silver", 4.0, 80, "rows in"))
+    rows.append(("analyze", 6.0, 0, "all of the above"), False)  # a sum: no window, no peak
+    figures = rows.to_json(1000, 321.0, 1200.0)
+    assert figures["customers"] == 1000
+    assert [(s["stage"], s["jvm_peak_mb"]) for s in figures["stages"]] == [
+        ("generate", 700.0),
+        ("silver", 1200.0),
+        ("analyze", None),
+    ]
+    assert [w[0] for w in rows.windows] == ["generate", "silver"]
+
+
+def test_the_jvm_sampler_sees_a_child_process():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(3)"]
+    )
+    try:
+        sampler = bench.JvmPeak(interval=0.1)
+        deadline = time.monotonic() + 2.5
+        while sampler.overall < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sampler.take() >= 64  # MB: the child's 64 MB buffer is resident
+        sampler.stop()
+    finally:
+        child.kill()
+        child.wait()
