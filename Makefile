@@ -12,11 +12,12 @@ SEED      ?= 42
 BENCH_ROWS      ?= 1000000
 BENCH_CUSTOMERS ?= $(CUSTOMERS)
 BENCH_CUSTOMERS_LARGE ?= 100000
+BENCH_SCALING ?= 20000,100000
 BENCH_MODEL_ROWS ?= 5000,50000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench bench-service bench-workbench bench-models mlflow-ui notebook airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-scaling bench-service bench-workbench bench-models mlflow-ui notebook airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -86,6 +87,9 @@ bench: setup $(STAMPS)/bench ## ingest-file vs plain PySpark, DuckDB, Polars, pa
 	$(BIN)/python infra/benchmark.py --peers $(BENCH_ROWS)
 	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS) --seed $(SEED)
 	$(BIN)/python infra/benchmark.py --customers $(BENCH_CUSTOMERS_LARGE) --seed $(SEED) --analyze-only
+
+bench-scaling: setup ## each stage's time per book size and its growth exponent (BENCH_SCALING=20000,100000)
+	$(BIN)/python infra/benchmark.py --scaling $(BENCH_SCALING) --seed $(SEED)
 
 bench-service: setup ## load-test riskctl serve on loopback: 200 decisions/s for 60 s, then rising rates (needs make run first)
 	$(BIN)/python infra/bench_service.py
