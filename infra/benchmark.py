@@ -371,11 +371,6 @@ def main() -> int:
         steps = run_resolve(run, print)
         rows.append(("resolve", time.perf_counter() - t, sum(s.rows_in for s in steps), "records"))
         t = time.perf_counter()
-        steps = run_gold(run, print)
-        rows.append(
-            ("gold", time.perf_counter() - t, sum(s.rows_in for s in steps), "applications")
-        )
-        t = time.perf_counter()
         from riskcontrol.analyze import feature_store
 
         end = observation_time(run.spark, run.settings)
@@ -384,6 +379,12 @@ def main() -> int:
         t = time.perf_counter()
         feature_store.materialize(feature_store.feature_store(run.settings), end)
         rows.append(("materialize", time.perf_counter() - t, 0, ""))
+        # gold reads the customer's history from the feature store: after it (as run_analyze)
+        t = time.perf_counter()
+        steps = run_gold(run, print)
+        rows.append(
+            ("gold", time.perf_counter() - t, sum(s.rows_in for s in steps), "applications")
+        )
         t = time.perf_counter()
         results = run_quality(run, print)
         rows.append(("quality", time.perf_counter() - t, len(results), "expectations"))

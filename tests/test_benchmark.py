@@ -1,5 +1,5 @@
-"""The benchmark's scaling table (infra/benchmark.py --scaling): each stage's seconds per
-book size and how time grows, k in time ~ customers^k, from the runs' JSON figures."""
+"""The benchmark (infra/benchmark.py): its scaling table (--scaling), each stage's seconds per
+book size and how time grows, k in time ~ customers^k; its JVM memory sampler; its order."""
 
 from __future__ import annotations
 
@@ -98,3 +98,21 @@ def test_the_jvm_sampler_sees_a_child_process():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_benchmark_runs_the_analyze_tier_in_the_pipelines_order():
+    """The benchmark times each analyze step by calling it itself; its order must be the
+    pipeline's (it once ran gold before the feature store gold reads, and failed)."""
+    from riskcontrol.orchestration import TIERS
+
+    calls = {
+        "build_silver": "run_silver(",
+        "resolve_entities": "run_resolve(",
+        "build_feature_store": "build_feature_tables(",
+        "build_gold": "run_gold(",
+        "check_quality": "run_quality(",
+    }
+    source = (Path(__file__).resolve().parents[1] / "infra" / "benchmark.py").read_text()
+    body = source[source.index("def main(") :]
+    at = {task: body.index(call) for task, call in calls.items()}
+    assert sorted(at, key=at.get) == [t for t in TIERS["analyze"] if t != "train_models"]
