@@ -118,7 +118,7 @@ def growth_exponent(n1: int, t1: float, n2: int, t2: float) -> float | None:
 
 
 def scaling_table(runs: list[dict]) -> str:
-    """Seconds per stage at each book size (rows in the order of the first run), the
+    """Seconds per stage at each book size (rows in the order of the largest run), the
     growth exponent between the smallest and the largest size, and rows per second at the
     largest; runs are ``Stages.to_json`` dicts."""
     runs = sorted(runs, key=lambda r: r["customers"])
@@ -149,9 +149,24 @@ def scaling_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def book_sizes(text: str) -> list[int]:
+    """``--scaling``'s sizes: whole numbers of customers above zero, in increasing order."""
+    try:
+        sizes = [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give book sizes as whole numbers, e.g. 20000,100000"
+        ) from None
+    if len(sizes) < 2 or min(sizes) < 1 or len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give two or more different book sizes above zero, e.g. 20000,100000"
+        )
+    return sorted(sizes)
+
+
 def run_scaling(args, passthrough: list[str]) -> int:
     """``--scaling``: this script once per size, each in its own process and home."""
-    sizes = [int(x) for x in args.scaling.split(",")]
+    sizes = args.scaling
     base = Path(args.home or tempfile.mkdtemp(prefix="riskscale-"))
     base.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -212,6 +227,7 @@ def main() -> int:
     parser.add_argument(
         "--scaling",
         default=None,
+        type=book_sizes,
         metavar="N,N,...",
         help="run once per book size (each in its own process, homes under --home) and print "
         "each stage's seconds per size and its growth exponent; --collect-only, "

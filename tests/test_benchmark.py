@@ -116,3 +116,17 @@ def test_the_benchmark_runs_the_analyze_tier_in_the_pipelines_order():
     body = source[source.index("def main(") :]
     at = {task: body.index(call) for task, call in calls.items()}
     assert sorted(at, key=at.get) == [t for t in TIERS["analyze"] if t != "train_models"]
+
+
+def test_scaling_sizes_are_checked_with_a_clear_error():
+    import argparse
+
+    assert bench.book_sizes("100000,20000, 1_000_000") == [20_000, 100_000, 1_000_000]
+    for bad, says in [
+        ("20000,lots", "whole numbers"),
+        ("20000", "two or more different"),
+        ("20000,20000", "two or more different"),
+        ("0,100", "above zero"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            bench.book_sizes(bad)
