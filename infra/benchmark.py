@@ -43,9 +43,11 @@ def peak_rss_mb() -> float:
 def jvm_rss_mb() -> float:
     """Current RSS of the Spark JVM started by this process (0 if none)."""
     out = subprocess.run(
-        ["ps", "-o", "rss=", "--ppid", str(os.getpid())], capture_output=True, text=True
+        ["ps", "-o", "rss=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
     ).stdout
-    return sum(int(x) for x in out.split()) / 1024
+    rows = [line.split(None, 1) for line in out.splitlines() if line.strip()]
+    # the JVM, not `ps` itself (a child too while it runs)
+    return sum(int(rss) for rss, comm in rows if comm.strip() != "ps") / 1024
 
 
 class JvmPeak:
