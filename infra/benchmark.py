@@ -127,7 +127,8 @@ def scaling_table(runs: list[dict]) -> str:
     sizes = [r["customers"] for r in runs]
     by_size = [{st["stage"]: st for st in r["stages"]} for r in runs]
     names = [st["stage"] for st in runs[-1]["stages"]]
-    head = f"{'stage':14}" + "".join(f"{n:>12,}" for n in sizes) + f"{'k':>7}{'rows/s':>11}  note"
+    w = max(14, *(len(n) + 1 for n in names))
+    head = f"{'stage':{w}}" + "".join(f"{n:>12,}" for n in sizes) + f"{'k':>7}{'rows/s':>11}  note"
     lines = [head, "-" * len(head)]
     for name in names:
         cells = [b.get(name, {}).get("seconds") for b in by_size]
@@ -138,13 +139,13 @@ def scaling_table(runs: list[dict]) -> str:
         rate = f"{last['rows'] / last['seconds']:,.0f}" if last["rows"] and last["seconds"] else "-"
         note = "faster than linear" if k is not None and k > 1.2 else ""
         lines.append(
-            f"{name:14}"
+            f"{name:{w}}"
             + "".join(f"{c:>12.1f}" if c is not None else f"{'-':>12}" for c in cells)
             + (f"{k:>7.2f}" if k is not None else f"{'-':>7}")
             + f"{rate:>11}  {note}".rstrip()
         )
     lines.append(
-        f"{'peak MB':14}"
+        f"{'peak MB':{w}}"
         + "".join(f"{r['jvm_peak_mb']:>7,.0f}/{r['python_peak_mb']:<4,.0f}" for r in runs)
         + "  (JVM/Python)"
     )
