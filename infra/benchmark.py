@@ -16,8 +16,9 @@ the project's lakehouse.
 
 runs the benchmark once per book size, each in a process of its own, and prints how each
 stage's time grows: seconds per size and the growth exponent k of time ~ customers^k
-between the smallest and the largest (1 is linear; above 1.2 a stage grows faster than
-its input). ``--json FILE`` writes one run's figures for such a table.
+between the smallest and the largest, and between the two largest with three sizes or
+more (1 is linear; above 1.2 at the large end a stage grows faster than its input).
+``--json FILE`` writes one run's figures for such a table.
 """
 
 from __future__ import annotations
@@ -121,27 +122,33 @@ def growth_exponent(n1: int, t1: float, n2: int, t2: float) -> float | None:
 
 def scaling_table(runs: list[dict]) -> str:
     """Seconds per stage at each book size (rows in the order of the largest run), the
-    growth exponent between the smallest and the largest size, and rows per second at the
-    largest; runs are ``Stages.to_json`` dicts."""
+    growth exponent k between the smallest and the largest size and, with three sizes or
+    more, k between the two largest (where fixed costs weigh least), and rows per second
+    at the largest; runs are ``Stages.to_json`` dicts."""
     runs = sorted(runs, key=lambda r: r["customers"])
     sizes = [r["customers"] for r in runs]
     by_size = [{st["stage"]: st for st in r["stages"]} for r in runs]
     names = [st["stage"] for st in runs[-1]["stages"]]
+    pairs = [(0, len(sizes) - 1)] + ([(len(sizes) - 2, len(sizes) - 1)] if len(sizes) > 2 else [])
     w = max(14, *(len(n) + 1 for n in names))
-    head = f"{'stage':{w}}" + "".join(f"{n:>12,}" for n in sizes) + f"{'k':>7}{'rows/s':>11}  note"
+    head = f"{'stage':{w}}" + "".join(f"{n:>12,}" for n in sizes)
+    head += f"{'k':>7}" + (f"{'k end':>7}" if len(pairs) > 1 else "") + f"{'rows/s':>11}  note"
     lines = [head, "-" * len(head)]
     for name in names:
         cells = [b.get(name, {}).get("seconds") for b in by_size]
-        k = None
-        if cells[0] is not None and cells[-1] is not None:
-            k = growth_exponent(sizes[0], cells[0], sizes[-1], cells[-1])
+        ks = [
+            growth_exponent(sizes[i], cells[i], sizes[j], cells[j])
+            if cells[i] is not None and cells[j] is not None
+            else None
+            for i, j in pairs
+        ]
         last = by_size[-1][name]
         rate = f"{last['rows'] / last['seconds']:,.0f}" if last["rows"] and last["seconds"] else "-"
-        note = "faster than linear" if k is not None and k > 1.2 else ""
+        note = "faster than linear" if ks[-1] is not None and ks[-1] > 1.2 else ""
         lines.append(
             f"{name:{w}}"
             + "".join(f"{c:>12.1f}" if c is not None else f"{'-':>12}" for c in cells)
-            + (f"{k:>7.2f}" if k is not None else f"{'-':>7}")
+            + "".join(f"{k:>7.2f}" if k is not None else f"{'-':>7}" for k in ks)
             + f"{rate:>11}  {note}".rstrip()
         )
     lines.append(

@@ -62,6 +62,20 @@ def test_scaling_table_orders_sizes_and_flags_a_stage_growing_faster_than_linear
     assert table[5].split() == ["peak", "MB", "1,500/250", "6,000/900", "(JVM/Python)"]
 
 
+def test_with_three_sizes_the_table_also_gives_k_between_the_two_largest():
+    runs = [
+        _run(10_000, [("silver", 100.0, 1)]),  # fixed costs at first: k 0.5 overall
+        _run(40_000, [("silver", 100.0, 4)]),
+        _run(160_000, [("silver", 400.0, 16)]),  # then linear
+    ]
+    table = bench.scaling_table(runs).splitlines()
+    assert table[0].split()[-5:] == ["k", "k", "end", "rows/s", "note"]
+    assert table[2].split() == ["silver", "100.0", "100.0", "400.0", "0.50", "1.00", "0"]
+    quadratic_end = [*runs[:2], _run(160_000, [("silver", 1600.0, 16)])]
+    row = bench.scaling_table(quadratic_end).splitlines()[2].split()
+    assert row[4:] == ["1.00", "2.00", "0", "faster", "than", "linear"]
+
+
 def test_stages_record_each_stages_jvm_peak_and_write_json():
     class FakeJvm:  # the sampler's interface; the real one samples `ps` in a thread
         def __init__(self):
