@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,8 @@ TEST_BRONZE_KEY = "0123456789abcdef" * 4  # 32 bytes as hex, tests only
 # fault-injection run's JVM once died with "Out of space in CodeCache for adapters" under
 # it: the code cache is reserved larger (address space only, committed as it fills).
 JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
+# RISK_SPARK_CONF for the Spark drivers a test starts in other processes: the same options.
+TEST_SPARK_CONF = json.dumps({"spark.driver.extraJavaOptions": JAVA_OPTIONS})
 # py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 

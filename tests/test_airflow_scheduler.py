@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from airflowkit import BAD_TASK_STATES, FINISHED, Airflow, Deadline, processes_marked, tail
-from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, free_port, make_settings
+from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, TEST_SPARK_CONF, free_port, make_settings
 from pyspark.sql import functions as F
 
 from riskcontrol.core import lakehouse
@@ -81,7 +81,7 @@ def _risk_env(home: Path, airflow_home: Path) -> dict[str, str]:
         "RISK_SITE_PORT": str(free_port()),
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
         "RISK_SPARK_DRIVER_MEMORY": "1g",
-        "RISK_SPARK_CONF": json.dumps({"spark.driver.extraJavaOptions": JAVA_OPTIONS}),
+        "RISK_SPARK_CONF": TEST_SPARK_CONF,
         "RISK_MODEL_KINDS": "decision_tree",
         "RISK_RISK_TOLERANCE": "0.1",
         "RISK_AIRFLOW_HOME": str(airflow_home),

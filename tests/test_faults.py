@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 from clusterkit import StandaloneCluster, executor_python
-from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, free_port
+from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, TEST_SPARK_CONF, free_port
 from faultkit import At, Pipeline, attempt, run_tasks
 from pyspark.sql import Row
 
@@ -141,7 +141,7 @@ def _env(home: Path, port: int, shared: Path) -> dict[str, str]:
         "RISK_SITE_PORT": str(port),  # one port for both: crawled URLs name it
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
         "RISK_SPARK_DRIVER_MEMORY": "1g",
-        "RISK_SPARK_CONF": json.dumps({"spark.driver.extraJavaOptions": JAVA_OPTIONS}),
+        "RISK_SPARK_CONF": TEST_SPARK_CONF,
         "RISK_MODEL_KINDS": "decision_tree",
         # a small book: no cut-off keeps the residual risk within the default 3 %
         "RISK_RISK_TOLERANCE": "0.1",
