@@ -295,11 +295,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.scaling:
-        passthrough = [
-            f
-            for f in ("--collect-only", "--analyze-only")
-            if getattr(args, f[2:].replace("-", "_"))
-        ]
+        stops = {"--collect-only": args.collect_only, "--analyze-only": args.analyze_only}
+        passthrough = [flag for flag, on in stops.items() if on]
         return run_scaling(args, [*passthrough, "--sources", args.sources])
 
     home = Path(args.home or tempfile.mkdtemp(prefix="riskbench-"))
