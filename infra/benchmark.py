@@ -225,6 +225,23 @@ def print_profile(spark, settings, windows, event_log: Path) -> None:
     print(profiling.format_breakdown(longest, "manifest step"))
 
 
+def reconciliation(steps) -> list[str]:
+    """The collect run's manifest counts, one line per step: in = out + unchanged +
+    duplicates + quarantined, as each step counted them (the last column checks it)."""
+    lines = [
+        "reconciliation of the collect run (in = out + unchanged + duplicates + quarantined):",
+        f"  {'source':22} {'target':24} {'in':>11} {'out':>11} {'unchanged':>11} "
+        f"{'dup.':>8} {'quar.':>8}  sums",
+    ]
+    for s in steps:
+        parts = (s.rows_out, s.rows_unchanged, s.rows_duplicate, s.rows_quarantined)
+        lines.append(
+            f"  {s.source:22} {s.target:24} {s.rows_in:>11,} {parts[0]:>11,} {parts[1]:>11,} "
+            f"{parts[2]:>8,} {parts[3]:>8,}  {'yes' if sum(parts) == s.rows_in else 'NO'}"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -378,13 +395,7 @@ def main() -> int:
         rows.append(
             ("re-extract", time.perf_counter() - t, sum(s.rows_in for s in again), "rows read")
         )
-        print("\nreconciliation of the collect run (in = out + unchanged + quarantined):")
-        print(f"  {'source':22} {'target':24} {'in':>9} {'out':>9} {'unchanged':>9} {'quar.':>6}")
-        for s in collect_steps + again:
-            print(
-                f"  {s.source:22} {s.target:24} {s.rows_in:>9,} {s.rows_out:>9,} "
-                f"{s.rows_unchanged:>9,} {s.rows_quarantined:>6,}"
-            )
+        print("\n" + "\n".join(reconciliation(collect_steps + again)))
     if not args.skip_pipeline and not args.collect_only:
         analyze_start = time.perf_counter()
         t = time.perf_counter()

@@ -144,3 +144,44 @@ def test_scaling_sizes_are_checked_with_a_clear_error():
     ]:
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             bench.book_sizes(bad)
+
+
+def test_the_collect_reconciliation_shows_duplicates_and_checks_each_sum():
+    """A re-sent bureau report is a duplicate: without its column the printed line did not
+    add up (1M book: 1,264,307 in, 1,248,207 out, 3,518 quarantined)."""
+    from types import SimpleNamespace as Step
+
+    lines = bench.reconciliation(
+        [
+            Step(
+                source="files:bureau",
+                target="bronze.bureau_reports",
+                rows_in=1_264_307,
+                rows_out=1_248_207,
+                rows_unchanged=0,
+                rows_duplicate=12_582,
+                rows_quarantined=3_518,
+            ),
+            Step(
+                source="jdbc:loans",
+                target="bronze.loans",
+                rows_in=10,
+                rows_out=4,
+                rows_unchanged=5,
+                rows_duplicate=0,
+                rows_quarantined=0,
+            ),
+        ]
+    )
+    assert len(lines) == 4 and "duplicates" in lines[0]
+    assert lines[2].split() == [
+        "files:bureau",
+        "bronze.bureau_reports",
+        "1,264,307",
+        "1,248,207",
+        "0",
+        "12,582",
+        "3,518",
+        "yes",
+    ]
+    assert lines[3].split()[-1] == "NO"  # 4 + 5 is not 10
