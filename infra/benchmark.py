@@ -51,46 +51,58 @@ def jvm_rss_mb() -> float:
     return sum(int(rss) for rss, comm in rows if comm.strip() != "ps") / 1024
 
 
-class JvmPeak:
-    """Samples the RSS of this process's children (the Spark JVM) twice a second in a
-    daemon thread; ``take()`` returns the peak since the last ``take()`` (one stage's)."""
+def python_rss_mb() -> float:
+    """Current RSS of this Python process (the driver's Python side)."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssPeaks:
+    """Samples the RSS of this process's children (the Spark JVM) and of this process
+    twice a second in a daemon thread; ``take()`` returns the peaks (JVM, Python) since
+    the last ``take()``: one stage's."""
 
     def __init__(self, interval: float = 0.5):
-        self.interval, self.peak, self.overall = interval, 0.0, 0.0
+        self.interval, self.overall = interval, 0.0
+        self.peak = self.python_peak = 0.0
         self.lock, self.stopped = threading.Lock(), threading.Event()
-        threading.Thread(target=self._sample, daemon=True, name="jvm-rss").start()
+        threading.Thread(target=self._sample, daemon=True, name="rss").start()
 
     def _sample(self) -> None:
         while not self.stopped.is_set():
-            rss = jvm_rss_mb()
+            rss, own = jvm_rss_mb(), python_rss_mb()
             with self.lock:
                 self.peak = max(self.peak, rss)
                 self.overall = max(self.overall, rss)
+                self.python_peak = max(self.python_peak, own)
             self.stopped.wait(self.interval)
 
     def stop(self) -> None:
         self.stopped.set()
 
-    def take(self) -> float:
+    def take(self) -> tuple[float, float]:
         with self.lock:
-            peak, self.peak = max(self.peak, jvm_rss_mb()), 0.0
-        return peak
+            peaks = max(self.peak, jvm_rss_mb()), max(self.python_peak, python_rss_mb())
+            self.peak = self.python_peak = 0.0
+        return peaks
 
 
 class Stages(list):
     """The benchmark's rows (name, seconds, rows, unit); each also marks its window of
-    wall-clock time, ending now, for ``--profile``, and the JVM's peak RSS in it."""
+    wall-clock time, ending now, for ``--profile``, and the peak RSS of the JVM and of
+    this Python process in it."""
 
-    def __init__(self, jvm: JvmPeak | None = None):
+    def __init__(self, rss: RssPeaks | None = None):
         super().__init__()
         self.windows: list[tuple[str, float, float]] = []
-        self.jvm = jvm
+        self.rss = rss
         self.jvm_peaks: dict[str, float] = {}
+        self.python_peaks: dict[str, float] = {}
 
     def append(self, row, window: bool = True) -> None:
         super().append(row)
-        if self.jvm is not None and window:
-            self.jvm_peaks[row[0]] = self.jvm.take()
+        if self.rss is not None and window:
+            self.jvm_peaks[row[0]], self.python_peaks[row[0]] = self.rss.take()
         if window:
             end = time.time()
             self.windows.append((row[0], end - row[1], end))
@@ -105,6 +117,7 @@ class Stages(list):
                     "rows": r,
                     "unit": u,
                     "jvm_peak_mb": self.jvm_peaks.get(n),
+                    "python_peak_mb": self.python_peaks.get(n),
                 }
                 for n, s, r, u in self
             ],
@@ -340,7 +353,7 @@ def main() -> int:
     from riskcontrol.synthetic.generate import generate
 
     settings = get_settings()
-    rows = Stages(JvmPeak())
+    rows = Stages(RssPeaks())
 
     t = time.perf_counter()
     summary = generate(settings.data_dir, customers=args.customers, seed=args.seed)
@@ -466,16 +479,19 @@ def main() -> int:
                 f"model {tm.kind}: out-of-time AUC {tm.metrics['oot_auc']:.4f} "
                 f"KS {tm.metrics['oot_ks']:.4f}, train {tm.train_seconds:.1f}s"
             )
-    jvm_peak = max(rows.jvm.overall, rows.jvm.take())
+    jvm_peak = max(rows.rss.overall, rows.rss.take()[0])
     if not args.skip_pipeline:
         print(f"Spark JVM RSS now: {jvm_rss_mb():.0f} MB, peak {jvm_peak:.0f} MB")
 
-    print(f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'JVM MB':>7}  unit")
+    print(
+        f"\n{'stage':12} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'JVM MB':>7} "
+        f"{'Py MB':>7}  unit"
+    )
     for name, secs, n, unit in rows:
         rate = f"{n / secs:,.0f}" if n else "-"
-        peak = rows.jvm_peaks.get(name)
-        jvm = f"{peak:,.0f}" if peak else "-"
-        print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10} {jvm:>7}  {unit}")
+        jvm, own = rows.jvm_peaks.get(name), rows.python_peaks.get(name)
+        jvm, own = (f"{mb:,.0f}" if mb else "-" for mb in (jvm, own))
+        print(f"{name:12} {secs:>9.1f} {n:>12,} {rate:>10} {jvm:>7} {own:>7}  {unit}")
     print(f"peak RSS of the Python process: {peak_rss_mb():.0f} MB")
     if args.json:
         figures = rows.to_json(args.customers, peak_rss_mb(), jvm_peak)

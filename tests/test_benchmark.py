@@ -77,37 +77,45 @@ def test_with_three_sizes_the_table_also_gives_k_between_the_two_largest():
 
 
 def test_stages_record_each_stages_jvm_peak_and_write_json():
-    class FakeJvm:  # the sampler's interface; the real one samples `ps` in a thread
+    class FakeRss:  # the sampler's interface; the real one samples in a thread
         def __init__(self):
-            self.peaks = iter([700.0, 1200.0])
+            self.peaks = iter([(700.0, 90.0), (1200.0, 400.0)])
 
         def take(self):
             return next(self.peaks)
 
-    rows = bench.Stages(FakeJvm())
+    rows = bench.Stages(FakeRss())
     rows.append(("generate", 2.0, 100, "rows"))
     rows.append(("silver", 4.0, 80, "rows in"))
     rows.append(("analyze", 6.0, 0, "all of the above"), False)  # a sum: no window, no peak
     figures = rows.to_json(1000, 321.0, 1200.0)
     assert figures["customers"] == 1000
-    assert [(s["stage"], s["jvm_peak_mb"]) for s in figures["stages"]] == [
-        ("generate", 700.0),
-        ("silver", 1200.0),
-        ("analyze", None),
+    assert [(s["stage"], s["jvm_peak_mb"], s["python_peak_mb"]) for s in figures["stages"]] == [
+        ("generate", 700.0, 90.0),
+        ("silver", 1200.0, 400.0),
+        ("analyze", None, None),
     ]
     assert [w[0] for w in rows.windows] == ["generate", "silver"]
 
 
-def test_the_jvm_sampler_sees_a_child_process():
+def test_the_sampler_sees_a_child_process_and_this_one_apart():
+    """The JVM is a child process; the Python peak is this process's own (at 1M customers
+    the run's Python peak was 9.7 GB, and no stage said where)."""
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(3)"]
     )
     try:
-        sampler = bench.JvmPeak(interval=0.1)
+        sampler = bench.RssPeaks(interval=0.1)
         deadline = time.monotonic() + 2.5
         while sampler.overall < 64 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert sampler.take() >= 64  # MB: the child's 64 MB buffer is resident
+        jvm, before = sampler.take()
+        assert jvm >= 64  # MB: the child's 64 MB buffer is resident
+        own = bytearray(96 * 2**20)  # resident: bytearray() writes its zeros
+        time.sleep(0.3)
+        del own
+        _, during = sampler.take()
+        assert during - before >= 90  # seen though freed before the take
         sampler.stop()
     finally:
         child.kill()
