@@ -242,7 +242,7 @@ CLUSTER_TIERS = {
 # A bound against a hung job, not a speed check. On the CI's 2 cores the cluster run took
 # 17 minutes beside the faulted attempts and another pytest worker, and once more than
 # 30 (it then ran after an in-process clean run; it now runs from the start). Alone here:
-# 21.5 minutes, the faulted run beside it from its sixth.
+# 21.5 minutes, the faulted run beside it from about its third (once it has collected).
 CLUSTER_TIMEOUT = 3600
 
 
