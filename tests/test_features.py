@@ -570,6 +570,7 @@ def test_feature_store_yaml_is_rendered_from_settings(settings):
     assert "delta-spark_" in conf["spark.jars"]
     assert conf["spark.sql.session.timeZone"] == "UTC"
     assert conf["spark.sql.shuffle.partitions"] == "2"
+    assert config["materialization"] == {"online_write_batch_size": 10_000}
 
 
 def write_silver(spark: SparkSession, settings, data: dict[Table, list[dict]]) -> None:
@@ -703,6 +704,9 @@ def test_point_in_time_training_set_does_not_leak_and_online_store_serves_latest
     flag_before = spark.conf.get(flag, None)
 
     store = feature_store.feature_store(settings)
+    # materialized 10,000 rows at a time: Feast's default converts a whole view at once
+    # (9.4 GB of Python on a 1M-customer book)
+    assert store.config.materialization_config.online_write_batch_size == 10_000
     entities = feature_store.application_entities(
         lakehouse.read(spark, SILVER_APPLICATIONS, settings)
     )
