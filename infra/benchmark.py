@@ -239,18 +239,19 @@ def print_profile(spark, settings, windows, event_log: Path) -> None:
 
 
 def reconciliation(steps) -> list[str]:
-    """The collect run's manifest counts, one line per step: in = out + unchanged +
-    duplicates + quarantined, as each step counted them (the last column checks it)."""
+    """The collect run's manifest counts (``StepCounts``), one line per step: in = out +
+    unchanged + duplicates + quarantined, as each step counted them (the last column is
+    the step's own ``reconciles``)."""
     lines = [
         "reconciliation of the collect run (in = out + unchanged + duplicates + quarantined):",
         f"  {'source':22} {'target':24} {'in':>11} {'out':>11} {'unchanged':>11} "
         f"{'dup.':>8} {'quar.':>8}  sums",
     ]
     for s in steps:
-        parts = (s.rows_out, s.rows_unchanged, s.rows_duplicate, s.rows_quarantined)
         lines.append(
-            f"  {s.source:22} {s.target:24} {s.rows_in:>11,} {parts[0]:>11,} {parts[1]:>11,} "
-            f"{parts[2]:>8,} {parts[3]:>8,}  {'yes' if sum(parts) == s.rows_in else 'NO'}"
+            f"  {s.source:22} {s.target:24} {s.rows_in:>11,} {s.rows_out:>11,} "
+            f"{s.rows_unchanged:>11,} {s.rows_duplicate:>8,} {s.rows_quarantined:>8,}  "
+            f"{'yes' if s.reconciles else 'NO'}"
         )
     return lines
 

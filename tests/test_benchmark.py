@@ -157,18 +157,20 @@ def test_scaling_sizes_are_checked_with_a_clear_error():
 def test_the_collect_reconciliation_shows_duplicates_and_checks_each_sum():
     """A re-sent bureau report is a duplicate: without its column the printed line did not
     add up (1M book: 1,264,307 in, 1,248,207 out, 3,518 quarantined)."""
-    from types import SimpleNamespace
-
-    def step(source, target, *counts):
-        names = ("rows_in", "rows_out", "rows_unchanged", "rows_duplicate", "rows_quarantined")
-        return SimpleNamespace(
-            source=source, target=target, **dict(zip(names, counts, strict=True))
-        )
+    from riskcontrol.core.runs import StepCounts
 
     lines = bench.reconciliation(
         [
-            step("files:bureau", "bronze.bureau_reports", 1_264_307, 1_248_207, 0, 12_582, 3_518),
-            step("jdbc:loans", "bronze.loans", 10, 4, 5, 0, 0),
+            StepCounts(
+                "collect",
+                "files:bureau",
+                "bronze.bureau_reports",
+                rows_in=1_264_307,
+                rows_out=1_248_207,
+                rows_duplicate=12_582,
+                rows_quarantined=3_518,
+            ),
+            StepCounts("collect", "jdbc:loans", "bronze.loans", 10, 4, rows_unchanged=5),
         ]
     )
     assert len(lines) == 4 and "duplicates" in lines[0]
