@@ -97,6 +97,8 @@ for dag in bag.dags.values():
             "conf": getattr(t, "conf", None),
             "conn": getattr(t, "_conn_id", None),
             "jars": getattr(t, "jars", None),
+            # what a TaskFlow task is handed: upstream results (XComArgs), never operators
+            "op_args": [type(a).__name__ for a in getattr(t, "op_args", [])],
         }
         for t in dag.topological_sort()
     ]
@@ -153,6 +155,8 @@ def test_in_spark_submit_mode_every_pipeline_task_is_a_spark_submit_operator(tmp
         for t in tasks:
             if t["task"] == "bronze_landed":  # announces the asset, runs nothing
                 assert t["type"] == "_PythonDecoratedOperator"
+                # the three collect tasks' results (None from a job), as in process
+                assert t["op_args"] == ["PlainXComArg"] * 3
                 continue
             assert t["type"] == "PipelineSubmitOperator"
             assert t["application"] == str(PROJECT_ROOT / "jobs" / f"{tier}.py")

@@ -200,14 +200,16 @@ def airflow_task(name: str, tier: str, doc: str | None = None, **task_kwargs: An
     worker, with a Spark driver there; it returns the step counts (XCom). In spark-submit
     mode: the Spark provider's operator submitting ``jobs/<tier>.py`` for this one task
     to RISK_SPARK_MASTER; the worker only waits for it. ``task_kwargs`` (outlets,
-    retries, timeouts) apply to either.
+    retries, timeouts) apply to either. Either way the result is the task's XComArg:
+    a TaskFlow task downstream is handed the task's return value (None from a job),
+    never the operator.
     """
     if task_mode() == "spark_submit":
         from riskcontrol.orchestration.airflow_submit import PipelineSubmitOperator
 
         return PipelineSubmitOperator(
             task_id=name, tier=tier, task_name=name, doc_md=doc, **task_kwargs
-        )
+        ).output
     from airflow.sdk import task
 
     outlets = list(task_kwargs.get("outlets") or [])
