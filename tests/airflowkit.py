@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,77 @@ class Airflow:
         parts = [tail(self.logs / f"{name}.log", lines) for name in self.procs]
         parts += [tail(p, lines) for p in self.task_logs()[-3:]]
         return "\n".join(parts)
+
+
+def wait_for_dags(af: Airflow, deadline: Deadline, dag_ids: Sequence[str]) -> dict[str, dict]:
+    """The api-server answers and the dag-processor has stored ``dag_ids``, the time
+    scheduled first of them with its next run; no DAG failed to import, none else is
+    there."""
+    while not af.healthy():
+        af.check_alive()
+        deadline.left("waiting for the api-server to answer")
+        time.sleep(1)
+    while True:
+        af.check_alive()
+        errors = af.api("GET", "/importErrors")
+        if errors["total_entries"]:
+            raise AssertionError(f"DAG import errors: {errors}\n{af.diagnostics()}")
+        dags = {d["dag_id"]: d for d in af.api("GET", "/dags?limit=100")["dags"]}
+        if set(dag_ids) <= set(dags) and dags[dag_ids[0]]["next_dagrun_logical_date"]:
+            assert set(dags) == set(dag_ids), sorted(dags)
+            return dags
+        deadline.left(f"waiting for the dag-processor to parse the DAGs (have {sorted(dags)})")
+        time.sleep(2)
+
+
+def run_dags(
+    af: Airflow,
+    deadline: Deadline,
+    day: str,
+    dag_ids: Sequence[str],
+    when_done: dict[str, Callable[[], object]] | None = None,
+    poll: float = 3.0,
+) -> dict[str, list[dict]]:
+    """Unpause ``dag_ids`` (the first one time-scheduled, its one run on ``day``, the
+    others on its Assets) and wait until every run has finished, the last DAG's
+    included. ``when_done[dag_id]`` is called once, as soon as that DAG's run succeeded.
+
+    Returns each DAG's runs, each with its ``task_instances``. Fails at once when a task
+    fails or is up for retry (a retry would wait minutes)."""
+    when_done = dict(when_done or {})
+    dags = wait_for_dags(af, deadline, dag_ids)
+    assert dags[dag_ids[0]]["next_dagrun_logical_date"].startswith(day), dags
+    for dag_id in (*dag_ids[1:], dag_ids[0]):
+        assert af.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+    t0 = time.monotonic()
+    shown: dict[str, str] = {}
+    while True:
+        af.check_alive()
+        runs = {dag_id: af.dag_runs(dag_id) for dag_id in dag_ids}
+        for dag_id, dag_runs in runs.items():
+            for run in dag_runs:
+                tis = af.task_instances(dag_id, run["dag_run_id"])
+                run["task_instances"] = tis
+                states = " ".join(f"{t['task_id']}={t['state']}" for t in tis)
+                line = f"{dag_id} {run['dag_run_id']} ({run['run_type']}): {run['state']}; {states}"
+                if shown.get(run["dag_run_id"]) != line:
+                    shown[run["dag_run_id"]] = line
+                    print(f"[{time.monotonic() - t0:6.0f}s] {line}", flush=True)
+                bad = [t for t in tis if t["state"] in BAD_TASK_STATES]
+                if bad or run["state"] == "failed":
+                    raise AssertionError(
+                        f"{dag_id} run {run['dag_run_id']} is {run['state']}, tasks "
+                        f"{[(t['task_id'], t['state']) for t in bad]}\n{af.diagnostics(80)}"
+                    )
+            if dag_id in when_done and any(r["state"] == "success" for r in dag_runs):
+                when_done.pop(dag_id)()
+        if runs[dag_ids[-1]] and all(
+            r["state"] in FINISHED for dag_runs in runs.values() for r in dag_runs
+        ):
+            return runs
+        waiting_for = [d for d in dag_ids if not any(r["state"] in FINISHED for r in runs[d])]
+        deadline.left(f"waiting for the DAG runs ({', '.join(waiting_for)} not finished)")
+        time.sleep(poll)
 
 
 def free_port() -> int:

@@ -43,12 +43,11 @@ def make_settings(home, **overrides) -> Settings:
 
 
 # The two longest modules start first, one on each pytest-xdist worker: the one that
-# builds a whole book and the fault-injection run (with the cluster run); the third
-# longest, Airflow's own scheduler running the three DAGs, goes next to the first worker
-# with two tests left; the short modules go to whichever worker is free next (the
-# Makefile passes --no-loadscope-reorder, so --dist loadfile hands out modules in this
+# builds a whole book and the fault-injection run (with the cluster run by Airflow's
+# scheduler); the short modules go to whichever worker is free next (the Makefile
+# passes --no-loadscope-reorder, so --dist loadfile hands out modules in this
 # collection order).
-FIRST_MODULES = ("test_end_to_end.py", "test_faults.py", "test_airflow_scheduler.py")
+FIRST_MODULES = ("test_end_to_end.py", "test_faults.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,14 +2,16 @@
 large writes, then run again, ends with the tables a clean run writes.
 
 One small book, two lakehouses. The clean one is built on a standalone Spark cluster
-(a master, two workers): collect and analyze (training included) by `riskctl submit`,
-apply by Airflow's tasks in spark-submit mode, then the erasure of one customer. The
-other is built by pipeline processes (``faultkit``, Spark in local mode) that a watcher
-kills at the ``KILLS`` below, one kill per attempt: after a kill, the next attempt
-starts again at the killed task, as an Airflow retry does, and goes on with the tasks
-after it until the next kill; a last attempt runs the rest to the end. It trains no
-model: it scores with the one the cluster run registered (one MLflow store for both),
-so the apply tier can be compared row for row.
+(a master, two workers) by Airflow's own scheduler: it runs ``risk_collect`` for the
+day the book ends, and the Assets start ``risk_analyze`` (training included) and then
+``risk_apply``, every task a spark-submit job; then `riskctl submit` sends the report,
+and one customer is erased. The other is built by pipeline processes (``faultkit``,
+Spark in local mode, as of the same day) that a watcher kills at the ``KILLS`` below,
+one kill per attempt: after a kill, the next attempt starts again at the killed task,
+as an Airflow retry does, and goes on with the tasks after it until the next kill; a
+last attempt runs the rest to the end. It trains no model: it scores with the one the
+cluster run registered (one MLflow store for both), so the apply tier can be compared
+row for row.
 
 Then every table of the two lakehouses must hold the same rows, apart from the columns
 that name a run or an attempt or say when something ran, and no key twice: what a run
@@ -26,6 +28,7 @@ import ast
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -38,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from airflowkit import Airflow, Deadline, processes_marked, run_dags, tail
 from clusterkit import StandaloneCluster, executor_python
 from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, TEST_SPARK_CONF, free_port
 from faultkit import At, Pipeline, attempt
@@ -53,18 +57,17 @@ pytestmark = pytest.mark.slow
 CUSTOMERS = 400
 SEED = 3
 RUN_ID = "faulted-run"
-CLUSTER_RUN_ID = "cluster-run"
-RUN_IDS = (RUN_ID, CLUSTER_RUN_ID)
+# What names a run in a path (a crawl's landing folder): the faulted run's id, or the
+# cluster run's Airflow run (``airflow-collect-scheduled__<date>``).
+RUN_IN_PATH = re.compile(rf"/({RUN_ID}|airflow-[a-z]+-[^/]+)/")
 # The cluster run's MLflow store, where the faulted run finds the champion it scores with.
 MLFLOW_FOLDER = "mlflow"
 ATTEMPT_TIMEOUT = 900
 
-# The pipeline's tasks in order, less those that write no table compared here (the
-# quality checks, the report) and training (the cluster run trains). The feature store
-# stays: gold.application_features reads the customer's history from it.
-TASKS = tuple(
-    t for t in orchestration.TASKS if t not in ("check_quality", "train_models", "risk_report")
-)
+# The pipeline's tasks in order, less the report (it writes no table) and training (the
+# cluster run trains). The feature store stays: gold.application_features reads the
+# customer's history from it.
+TASKS = tuple(t for t in orchestration.TASKS if t not in ("train_models", "risk_report"))
 
 # In order. Each is counted from the start of its attempt, and an attempt starts again
 # at the beginning of the killed task, so the commits of the steps of that task it had
@@ -189,7 +192,8 @@ def runs(tmp_path_factory, spark):
     home = root / "faulted"
     shutil.copytree(pristine, home / "data")
     (root / MLFLOW_FOLDER).mkdir()
-    env = _env(home, port, root / MLFLOW_FOLDER)
+    # as of the day the cluster run's Airflow runs run as of
+    env = {**_env(home, port, root / MLFLOW_FOLDER), "RISK_AS_OF": _book_day(pristine)}
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "PYSPARK_"))}
     workdir = root / "attempts"
     workdir.mkdir()
@@ -210,7 +214,6 @@ def runs(tmp_path_factory, spark):
                 pristine,
                 port,
                 customer,
-                inherited,
                 gate,
                 collected=lambda: started.append(pool.submit(faulted.run)),
             )
@@ -234,15 +237,17 @@ def runs(tmp_path_factory, spark):
     }
 
 
-# The tasks by tier, as the cluster run submits them: the faulted run's and training.
-CLUSTER_TIERS = {
-    tier: [t for t in tasks if t in (*TASKS, "train_models")]
-    for tier, tasks in orchestration.TIERS.items()
-}
-# A bound against a hung job, not a speed check. On the CI's 2 cores the cluster run took
-# 17 minutes beside the faulted attempts and another pytest worker, and once more than
-# 30 (it then ran after an in-process clean run; it now runs from the start). Alone here:
-# 21.5 minutes, the faulted run beside it from about its third (once it has collected).
+# The cluster run's Airflow: the three DAGs in order (the first on its calendar, the
+# others on the Assets), and each DAG's tasks.
+DAG_IDS = tuple(f"risk_{tier}" for tier in orchestration.TIERS)
+DAG_TASKS = {f"risk_{tier}": set(tasks) for tier, tasks in orchestration.TIERS.items()}
+DAG_TASKS["risk_collect"].add("bronze_landed")  # announces bronze (no Spark)
+# The job `riskctl submit` sends to the cluster once the DAGs are done: the report
+# (it writes no table, so the two lakehouses stay comparable).
+SUBMITTED = ("apply", "risk_report")
+# A bound against a hang, not a speed check (the cluster run, Airflow's start and stop
+# included). Alone here the cluster run took 21.5 minutes with `riskctl submit` for
+# collect and analyze, the faulted run beside it from its third.
 CLUSTER_TIMEOUT = 3600
 
 
@@ -251,23 +256,28 @@ def _cluster_run(
     pristine: Path,
     port: int,
     customer: str,
-    inherited: dict,
     gate: Path,
     collected: Callable[[], object],
 ) -> dict:
-    """The clean run: the faulted run's tasks and training on a standalone cluster (a
-    master, two 1-core workers). Collect and analyze by `riskctl submit` (``collected``
-    is called after collect; training included, ``gate`` is touched once the champion
-    is registered), apply by Airflow's `dags test risk_apply` in spark-submit mode (the
-    provider's operator, one job per task; the report task too), then `riskctl erase`
-    with the cluster as its master (a driver in the CLI's process). The executors run an
-    interpreter without the project: they import it from the zip the drivers ship.
-    Returns the settings and what the executors said of their interpreter."""
+    """The clean run, on a standalone cluster (a master, two 1-core workers), by
+    Airflow's own scheduler: a fresh Airflow home (SQLite) with `airflow scheduler`
+    (LocalExecutor, one task at a time), `airflow dag-processor` and `airflow api-server`
+    (whose Execution API the tasks talk to), the DAGs in spark-submit mode (the Spark
+    provider's operator: one job per task). ``risk_collect``'s calendar is the day the
+    book ends alone, with catch-up, as a backfill of that day: unpaused, the scheduler
+    runs it; the Assets its last task emits start ``risk_analyze``, whose gold features
+    and champion start ``risk_apply``, each as of that day. ``collected`` is called once
+    collect's run succeeded, ``gate`` touched once analyze's did (the champion is
+    registered). Then, every Airflow process gone: `riskctl submit` of the report, and
+    `riskctl erase` with the cluster as its master (a driver in the CLI's process).
+
+    The executors run an interpreter without the project: they import it from the zip
+    the drivers ship. Returns the settings, the DAG runs and what the executors said."""
     home = root / "cluster"
     shutil.copytree(pristine, home / "data")
+    day = _book_day(pristine)
     python = executor_python(root / "executor-env")
-    env = {
-        **inherited,
+    risk_env = {
         **_env(home, port, root / MLFLOW_FOLDER),
         "RISK_SPARK_CONF": json.dumps(
             {
@@ -278,39 +288,79 @@ def _cluster_run(
                 "spark.executor.extraJavaOptions": JAVA_OPTIONS,
             }
         ),
-        "AIRFLOW_HOME": str(root / "cluster-airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'cluster-airflow.db'}",
         "RISK_AIRFLOW_TASK_MODE": "spark_submit",
+        "RISK_AIRFLOW_START_DATE": day,
+        "RISK_AIRFLOW_END_DATE": day,
+        "RISK_AIRFLOW_CATCHUP": "true",
     }
-    env.pop("PYTHONPATH", None)
     bin_dir = Path(sys.executable).parent
-    deadline = time.monotonic() + CLUSTER_TIMEOUT
-    with StandaloneCluster(root / "spark-cluster", workers=2, cores=1, memory="2g") as cluster:
-        env["RISK_SPARK_MASTER"] = cluster.master
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
 
-        def run(*argv: str, with_stderr: bool = False) -> str:
-            left = deadline - time.monotonic()
+    def lap(name: str) -> None:
+        timings[name] = time.monotonic() - t0 - sum(timings.values())
+
+    with StandaloneCluster(root / "spark-cluster", workers=2, cores=1, memory="2g") as cluster:
+        risk_env["RISK_SPARK_MASTER"] = cluster.master
+        af = Airflow(root / "cluster-airflow", risk_env, PROJECT_ROOT / "dags")
+        # the drivers see no project folder: the executors import what they ship
+        af.env.pop("PYTHONPATH", None)
+        deadline = Deadline(
+            CLUSTER_TIMEOUT, lambda: f"{af.diagnostics()}\nexecutors:\n{cluster.executor_logs()}"
+        )
+        lap("cluster start")
+        try:
+            af.migrate(timeout=deadline.left("migrating the Airflow DB"))
+            lap("airflow db migrate")
+            af.start("api-server", "api-server", "--port", str(af.port), "--host", "127.0.0.1")
+            af.start("dag-processor", "dag-processor")
+            af.start("scheduler", "scheduler")
+            runs = run_dags(
+                af,
+                deadline,
+                day,
+                DAG_IDS,
+                when_done={"risk_collect": collected, "risk_analyze": gate.touch},
+            )
+            upstream = {
+                dag_id: [
+                    (e["uri"], e["extra"])
+                    for e in af.api(
+                        "GET",
+                        f"/dags/{dag_id}/dagRuns/{runs[dag_id][0]['dag_run_id']}"
+                        "/upstreamAssetEvents",
+                    )["asset_events"]
+                ]
+                for dag_id in DAG_IDS[1:]
+                if len(runs[dag_id]) == 1
+            }
+            lap("airflow runs")
+        finally:
+            gate.touch()  # a failed run: the faulted run's apply tasks stop waiting
+            t_stop = time.monotonic()
+            stragglers = af.stop()
+            timings["airflow stop"] = time.monotonic() - t_stop
+        left = processes_marked(af.marker)
+
+        def run(*argv: str) -> str:
             done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=max(left, 1), cwd=root
+                argv,
+                env=af.env,
+                capture_output=True,
+                text=True,
+                timeout=deadline.left(" ".join(argv[:3])),
+                cwd=root,
             )
             if done.returncode != 0:
                 raise AssertionError(
                     f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
                     f"{done.stderr[-5000:]}\nexecutors:\n{cluster.executor_logs()}"
                 )
-            return done.stdout + (done.stderr if with_stderr else "")
+            return done.stdout + done.stderr
 
         riskctl = str(bin_dir / "riskctl")
-        for tier in ("collect", "analyze"):
-            tasks = ",".join(CLUSTER_TIERS[tier])
-            run(riskctl, "submit", tier, "--run-id", CLUSTER_RUN_ID, "--tasks", tasks)
-            if tier == "collect":
-                collected()
-        gate.touch()  # the champion is registered: the faulted run's apply tasks may go
-        run(str(bin_dir / "airflow"), "db", "migrate")
-        out = run(str(bin_dir / "airflow"), "dags", "test", "risk_apply", with_stderr=True)
+        tier, task = SUBMITTED
+        submitted = run(riskctl, "submit", tier, "--run-id", "cluster-submit", "--tasks", task)
         run(riskctl, "erase", "--customer", customer, "--requested-by", "faults")
         probe = run(
             str(bin_dir / "python"),
@@ -320,17 +370,35 @@ def _cluster_run(
             "rdd = get_spark().sparkContext.parallelize(range(4), 4); "
             "print(sorted(set(rdd.map(f).collect())))",
         )
-        apps = len(cluster.state()["completedapps"])
+        lap("submit, erase, probe")
+        apps = sorted(a["name"] for a in cluster.state()["completedapps"])
+    print(
+        "\ncluster run: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()),
+        f"(total {time.monotonic() - t0:.0f}s); killed after the groups: {stragglers}",
+        flush=True,
+    )
     return {
-        "settings": _settings_for({k: v for k, v in env.items() if k.startswith("RISK_")}),
+        "settings": _settings_for(risk_env),
+        "day": day,
+        "runs": runs,
+        "upstream": upstream,
+        "left": left,
+        "airflow": af,
+        "task_logs": "\n".join(p.read_text(errors="replace") for p in af.task_logs()),
+        "submitted": submitted,
         "executor_python": str(python),
         "executors_saw": probe.strip().splitlines()[-1],
         "apps": apps,
-        "airflow_out": out,
         # what the run wrote outside its lakehouse: the cluster's logs and executors'
-        # work folders, Airflow's task logs, the MLflow store
+        # work folders, Airflow's home (its task logs), the MLflow store
         "written": [root / "spark-cluster", root / "cluster-airflow", root / MLFLOW_FOLDER],
     }
+
+
+def _book_day(data_dir: Path) -> str:
+    """The day the generated book ends: the one day on the collect DAG's calendar, and
+    the day the faulted run runs as of."""
+    return json.loads((data_dir / "generation.json").read_text())["as_of"]
 
 
 class Faulted:
@@ -404,9 +472,7 @@ def _plain(value, home: str):
         return tuple(sorted((k, _plain(v, home)) for k, v in value.items()))
     if isinstance(value, str):
         value = value.replace(home, "<home>")
-        for run_id in RUN_IDS:
-            value = value.replace(f"/{run_id}/", "/<run>/")
-        return value
+        return RUN_IN_PATH.sub("/<run>/", value)
     if isinstance(value, float):
         # 12 significant digits: a sum over partitions (a mean, a stddev of the feature
         # statistics) ends in a different last bit when the rows arrive in another order
@@ -469,12 +535,7 @@ def test_kill_points(runs):
     assert len(killed) == len(KILLS), "a kill point was never reached: the plan needs a look"
     mid = [a for a in killed if a.at.mid_write and a.mid_write_confirmed]
     assert len(mid) >= 2, [a.kill_point for a in killed if a.at.mid_write]
-    tiers = {
-        "collect": TASKS[:3],
-        "analyze": TASKS[3:7],
-        "apply": TASKS[7:],
-        "erase": (),
-    }
+    tiers = {**orchestration.TIERS, "erase": ()}
 
     def tier(task: str) -> str:
         return (
@@ -517,13 +578,13 @@ def test_every_table_holds_the_clean_runs_rows(spark, runs):
 
 
 def test_the_cluster_run_ran_its_jobs_on_executors_that_import_the_shipped_zip(runs):
-    """Collect, analyze (training included), apply through Airflow's spark-submit tasks
-    and the erasure all ran on the standalone cluster (its tables are the ones the tests
-    above hold the faulted run to). The executors ran the interpreter without the project
-    and imported the library from the shipped zip."""
+    """Every task of the three DAGs (training included), the job `riskctl submit` sent and
+    the erasure ran on the standalone cluster (its tables are the ones the tests above
+    hold the faulted run to). The executors ran the interpreter without the project and
+    imported the library from the shipped zip."""
     cluster = runs["cluster"]
     saw = ast.literal_eval(cluster["executors_saw"])
-    print(f"\ncluster run: {cluster['apps']} Spark applications; executors: {saw}")
+    print(f"\ncluster run: {len(cluster['apps'])} Spark applications; executors: {saw}")
     assert {python for python, _ in saw} == {cluster["executor_python"]}
     assert all(".zip/riskcontrol/__init__.py" in where for _, where in saw), saw
     bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -534,8 +595,18 @@ def test_the_cluster_run_ran_its_jobs_on_executors_that_import_the_shipped_zip(r
         env=bare,
     )
     assert blocked.returncode == 1 and b"No module named 'riskcontrol'" in blocked.stderr
-    # collect, analyze, the five apply jobs, the erasure's driver, the probe
-    assert cluster["apps"] == 9
+    # one job per Airflow task that runs Spark (14; `bronze_landed` only announces), the
+    # report `riskctl submit` sent, the erasure's driver and the probe (both named by
+    # the settings' app name)
+    jobs = sorted(f"riskcontrol-{t}" for tasks in orchestration.TIERS.values() for t in tasks)
+    assert len(jobs) == 14
+    submitted = f"riskcontrol-{SUBMITTED[0]}"
+    named = sorted([*jobs, submitted])
+    assert [a for a in cluster["apps"] if a in named] == named
+    assert len(cluster["apps"]) == 17, cluster["apps"]
+    # `riskctl submit` printed its command line and the job the JSON line of its task
+    assert f"jobs/{SUBMITTED[0]}.py cluster-submit {SUBMITTED[1]}" in cluster["submitted"]
+    assert f'"task": "{SUBMITTED[1]}"' in cluster["submitted"]
 
 
 def _last_attempts(spark, settings) -> dict[tuple, Row]:
@@ -635,8 +706,8 @@ def test_the_erased_customer_is_in_no_file_of_the_faulted_lakehouse(runs):
 
 def test_the_erased_customer_is_in_no_file_the_cluster_run_wrote(runs):
     """Its lakehouse, and what the lakehouses above do not cover: the master's, workers'
-    and executors' logs (and the shipped code in their work folders), Airflow's home and
-    the spark-submit jobs' output it printed (`dags test` keeps no task log files), and
+    and executors' logs (and the shipped code in their work folders), Airflow's home
+    (its processes' logs, and the task logs, where the spark-submit jobs' output is), and
     the run's MLflow store."""
     from lakescan import file_text
 
@@ -652,5 +723,108 @@ def test_the_erased_customer_is_in_no_file_the_cluster_run_wrote(runs):
         if p.is_file() and customer in file_text(p)
     ]
     assert holding == []
-    assert '"task": "loan_book_risk"' in cluster["airflow_out"]
-    assert customer not in cluster["airflow_out"]
+    # the task logs hold the jobs' output: the scan above read it
+    assert '"task": "loan_book_risk"' in cluster["task_logs"]
+    assert customer not in cluster["task_logs"] + cluster["submitted"]
+
+
+# --- Airflow's own scheduler, the cluster run's ----------------------------------------
+def test_the_scheduler_ran_each_dag_once_for_the_day_then_by_assets_dated_that_day(runs):
+    cluster = runs["cluster"]
+    dag_runs, as_of = cluster["runs"], cluster["day"]
+    assert {d: len(r) for d, r in dag_runs.items()} == dict.fromkeys(DAG_IDS, 1)
+    assert {d: r[0]["state"] for d, r in dag_runs.items()} == dict.fromkeys(DAG_IDS, "success")
+    assert {d: r[0]["run_type"] for d, r in dag_runs.items()} == {
+        "risk_collect": "scheduled",
+        "risk_analyze": "asset_triggered",
+        "risk_apply": "asset_triggered",
+    }
+    collect = dag_runs["risk_collect"][0]
+    assert collect["data_interval_end"].startswith(as_of), collect
+    # analyze consumed collect's bronze event; apply the gold features and the champion;
+    # each event carries the day its run ran as of
+    dated = {"as_of": as_of}
+    assert cluster["upstream"]["risk_analyze"] == [(orchestration.ASSET_URIS["bronze"], dated)]
+    assert sorted(cluster["upstream"]["risk_apply"]) == sorted(
+        [
+            (orchestration.ASSET_URIS["gold_features"], dated),
+            (orchestration.ASSET_URIS["champion_model"], dated),
+        ]
+    )
+    # and in that order: each run's tasks started after the tasks of the one that fed it
+    # ended (the asset event comes with the producing task's success, a moment before its
+    # run is marked finished, so the runs' own dates may overlap by milliseconds)
+    collect, analyze, apply = (dag_runs[d][0]["task_instances"] for d in DAG_IDS)
+    assert max(t["end_date"] for t in collect) <= min(t["start_date"] for t in analyze)
+    assert max(t["end_date"] for t in analyze) <= min(t["start_date"] for t in apply)
+
+
+def test_every_task_instance_succeeded_at_the_first_try(runs):
+    for dag_id, (run,) in runs["cluster"]["runs"].items():
+        tis = run["task_instances"]
+        assert {t["task_id"] for t in tis} == DAG_TASKS[dag_id]
+        assert {t["task_id"]: t["state"] for t in tis} == dict.fromkeys(
+            DAG_TASKS[dag_id], "success"
+        )
+        assert {t["task_id"]: t["try_number"] for t in tis} == dict.fromkeys(DAG_TASKS[dag_id], 1)
+
+
+def test_no_airflow_process_or_spark_driver_of_it_is_left(runs):
+    cluster = runs["cluster"]
+    assert cluster["left"] == []
+    assert all(p.poll() is not None for p in cluster["airflow"].procs.values())
+
+
+def test_the_apply_tables_hold_the_books_pending_applications_and_loans_as_of_its_day(spark, runs):
+    from pyspark.sql import functions as F
+
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import (
+        GOLD_LOAN_BOOK_RISK,
+        GOLD_SCORED_APPLICATIONS,
+        GOLD_WARNING_INDICATORS,
+    )
+
+    settings = runs["clean"]
+    generation = json.loads((settings.data_dir / "generation.json").read_text())
+    pending = generation["applications_by_status"]["pending"]
+    assert pending > 0
+    # (the erased customer was turned down: none of their applications is pending)
+    assert lakehouse.read(spark, GOLD_SCORED_APPLICATIONS, settings).count() == pending
+    as_of = dt.date.fromisoformat(generation["as_of"])
+    book = lakehouse.read(spark, GOLD_LOAN_BOOK_RISK, settings)
+    assert book.count() > 0
+    assert {r[0] for r in book.select("as_of_date").distinct().collect()} == {as_of}
+    indicators = lakehouse.read(spark, GOLD_WARNING_INDICATORS, settings)
+    assert indicators.agg(F.max("as_of_date")).first()[0] == as_of
+
+
+def test_the_manifest_names_each_airflow_run(spark, runs):
+    from riskcontrol.core import lakehouse
+    from riskcontrol.core.catalog import OPS_MANIFEST
+
+    cluster = runs["cluster"]
+    manifest = lakehouse.read(spark, OPS_MANIFEST, runs["clean"]).collect()
+    by_tier = {
+        tier: f"airflow-{tier}-{cluster['runs'][f'risk_{tier}'][0]['dag_run_id']}"
+        for tier in orchestration.TIERS
+    }
+    run_ids = {r.run_id for r in manifest}
+    assert set(by_tier.values()) <= run_ids, (by_tier, sorted(run_ids))
+    targets = {r.target for r in manifest if r.run_id == by_tier["apply"]}
+    assert targets == {
+        "gold.loan_book_risk",
+        "gold.scored_applications",
+        "gold.warning_indicators",
+    }
+    # nothing else wrote one: the report `riskctl submit` sent and the erasure record
+    # none
+    assert run_ids == set(by_tier.values()), sorted(run_ids)
+
+
+def test_the_logs_of_each_airflow_process_and_task_were_kept(runs):
+    """What the failure messages quote exists: the processes' and the tasks' logs."""
+    af = runs["cluster"]["airflow"]
+    for name in ("scheduler", "dag-processor", "api-server"):
+        assert (af.logs / f"{name}.log").stat().st_size > 0, tail(af.logs / f"{name}.log")
+    assert len(af.task_logs()) >= sum(len(t) for t in DAG_TASKS.values())
