@@ -220,9 +220,10 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     private_data(settings)
     conf, secrets = split_secrets(spark_conf(settings))
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        # Launched by spark-submit: its --master, --jars and --conf already configure the
-        # session; only the pipeline's SQL settings are added, the master is left alone.
-        builder = SparkSession.builder.appName(settings.spark_app_name)
+        # Launched by spark-submit: its --master, --name, --jars and --conf already
+        # configure the session (a cluster's UI lists each job by the name it was given);
+        # only the pipeline's SQL settings are added.
+        builder = SparkSession.builder
         for key, value in conf.items():
             if not key.startswith(("spark.driver.", "spark.jars")):
                 builder = builder.config(key, value)
