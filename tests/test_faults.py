@@ -192,8 +192,9 @@ def runs(tmp_path_factory, spark):
     home = root / "faulted"
     shutil.copytree(pristine, home / "data")
     (root / MLFLOW_FOLDER).mkdir()
-    # as of the day the cluster run's Airflow runs run as of
-    env = {**_env(home, port, root / MLFLOW_FOLDER), "RISK_AS_OF": _book_day(pristine)}
+    # the day the book ends: the cluster run's Airflow runs and the faulted run are as of it
+    day = _book_day(pristine)
+    env = {**_env(home, port, root / MLFLOW_FOLDER), "RISK_AS_OF": day}
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "PYSPARK_"))}
     workdir = root / "attempts"
     workdir.mkdir()
@@ -212,6 +213,7 @@ def runs(tmp_path_factory, spark):
             cluster = _cluster_run(
                 root,
                 pristine,
+                day,
                 port,
                 customer,
                 gate,
@@ -254,6 +256,7 @@ CLUSTER_TIMEOUT = 3600
 def _cluster_run(
     root: Path,
     pristine: Path,
+    day: str,
     port: int,
     customer: str,
     gate: Path,
@@ -263,9 +266,9 @@ def _cluster_run(
     Airflow's own scheduler: a fresh Airflow home (SQLite) with `airflow scheduler`
     (LocalExecutor, one task at a time), `airflow dag-processor` and `airflow api-server`
     (whose Execution API the tasks talk to), the DAGs in spark-submit mode (the Spark
-    provider's operator: one job per task). ``risk_collect``'s calendar is the day the
-    book ends alone, with catch-up, as a backfill of that day: unpaused, the scheduler
-    runs it; the Assets its last task emits start ``risk_analyze``, whose gold features
+    provider's operator: one job per task). ``risk_collect``'s calendar is ``day`` (the
+    day the book ends) alone, with catch-up, as a backfill of that day: unpaused, the
+    scheduler runs it; the Assets its last task emits start ``risk_analyze``, whose gold features
     and champion start ``risk_apply``, each as of that day. ``collected`` is called once
     collect's run succeeded, ``gate`` touched once analyze's did (the champion is
     registered). Then, every Airflow process gone: `riskctl submit` of the report, and
@@ -275,7 +278,6 @@ def _cluster_run(
     the drivers ship. Returns the settings, the DAG runs and what the executors said."""
     home = root / "cluster"
     shutil.copytree(pristine, home / "data")
-    day = _book_day(pristine)
     python = executor_python(root / "executor-env")
     risk_env = {
         **_env(home, port, root / MLFLOW_FOLDER),
@@ -608,7 +610,7 @@ def test_the_cluster_run_ran_its_jobs_on_executors_that_import_the_shipped_zip(r
     # one job per Airflow task that runs Spark (14; `bronze_landed` only announces), each
     # named by the operator; the report `riskctl submit` sent, named by its tier; the
     # erasure's driver and the probe, named by the settings
-    jobs = [f"riskcontrol-{t}" for tasks in orchestration.TIERS.values() for t in tasks]
+    jobs = [f"riskcontrol-{t}" for t in orchestration.TASKS]
     assert len(jobs) == 14
     submitted = f"riskcontrol-{SUBMITTED[0]}"
     assert cluster["apps"] == sorted([*jobs, submitted, "riskcontrol", "riskcontrol"])
@@ -734,9 +736,7 @@ def test_the_erased_customer_is_in_no_file_the_cluster_run_wrote(runs):
     # the task logs hold the jobs' output (the JSON line of each job's task): the scan
     # above read it
     jobs = [e for e in cluster["task_events"] if e.startswith('{"task": ')]
-    assert sorted(json.loads(e)["task"] for e in jobs) == sorted(
-        t for tasks in orchestration.TIERS.values() for t in tasks
-    )
+    assert sorted(json.loads(e)["task"] for e in jobs) == sorted(orchestration.TASKS)
     assert customer not in "\n".join(cluster["task_events"]) + cluster["submitted"]
 
 
