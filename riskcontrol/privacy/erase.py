@@ -408,9 +408,8 @@ def _truncate_log(spark: SparkSession, path: str) -> int:
     entries. After the checkpoint the table reads from it alone. Returns entries removed.
     """
     jvm = spark._jvm
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    version = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty()).version()
-    log.checkpoint()
+    version = lakehouse.snapshot_version(spark, path)
+    jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).checkpoint()
     log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
     fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())
     removed = 0
