@@ -17,7 +17,7 @@ BENCH_MODEL_ROWS ?= 5000,50000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv jars run test test-fast lint format bench bench-scaling bench-service bench-workbench bench-models mlflow-ui notebook airflow-standalone \
+.PHONY: help setup system venv jars run test test-fast lint format bench bench-scaling bench-service bench-startup bench-workbench bench-models mlflow-ui notebook airflow-standalone \
         tables clean clean-data constraints
 
 help: ## list the targets
@@ -100,6 +100,9 @@ bench-scaling: setup ## each stage's time per book size and its growth exponent 
 
 bench-service: setup ## load-test riskctl serve on loopback: 200 decisions/s for 60 s, then rising rates (needs make run first)
 	$(BIN)/python infra/bench_service.py
+
+bench-startup: setup ## a Spark driver's start and first Delta jobs, with the class archive and without (5 runs each)
+	$(BIN)/python infra/bench_startup.py --runs 5
 
 bench-workbench: setup ## time the workbench's dashboard and review queue on journals of 100k and 1M decisions
 	$(BIN)/python infra/bench_workbench.py --decisions 100000,1000000

@@ -43,6 +43,8 @@ def test_options_name_the_archive_only_when_there_is_one_and_none_is_named(tmp_p
     (empty / "riskcontrol-udf.jar").write_bytes(b"")
     none = make_settings(tmp_path, jars_dir=empty)
     assert "SharedArchiveFile" not in sparkmod.spark_conf(none)["spark.driver.extraJavaOptions"]
+    off = make_settings(tmp_path, jars_dir=ARCHIVE.parent, spark_class_archive=False)
+    assert "SharedArchiveFile" not in sparkmod.spark_conf(off)["spark.driver.extraJavaOptions"]
     own = make_settings(
         tmp_path,
         jars_dir=ARCHIVE.parent,

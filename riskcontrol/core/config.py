@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "4g"
     jars_dir: Path | None = Field(None, description="Delta and JDBC jars fetched by Maven")
+    spark_class_archive: bool = Field(
+        True, description="start Spark's JVMs from jars/spark-classes.jsa when make setup wrote it"
+    )
     spark_conf: dict[str, str] = Field(
         default_factory=dict, description='extra Spark conf as JSON, e.g. {"spark.x": "y"}'
     )

@@ -157,7 +157,8 @@ _QUIET_CDS = "-Xlog:cds=off,cds+dynamic=off"
 def class_archive(settings: Settings) -> Path | None:
     """The class archive for this JDK and these jars, if `make setup` wrote one."""
     archive = Path(settings.jars_dir) / CLASS_ARCHIVE
-    return archive if archive.is_file() and not any(c.isspace() for c in str(archive)) else None
+    usable = archive.is_file() and not any(c.isspace() for c in str(archive))
+    return archive if settings.spark_class_archive and usable else None
 
 
 def archive_options(settings: Settings) -> str:
