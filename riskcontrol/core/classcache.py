@@ -76,7 +76,7 @@ def build(jars_dir: Path) -> Path:
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="riskcontrol-classcache-") as tmp:
-        options = f"-XX:ArchiveClassesAtExit={partial} {sparkmod._QUIET_CDS}"
+        options = f"-XX:ArchiveClassesAtExit={partial} {sparkmod.QUIET_CDS}"
         settings = Settings(
             home=Path(tmp),
             jars_dir=Path(jars_dir).resolve(),

@@ -575,7 +575,7 @@ def erase_customer(
             # side), the key tables last. Then one audit row holds every count, and only
             # then is history removed: until it is, a resumed erasure counts what a
             # killed attempt deleted from the tagged commits. (One audit row per table,
-            # each a MERGE into ops.erasures, took half of a 1,500-customer erasure.)
+            # each a MERGE into ops.erasures, was a third of a 1,500-customer erasure.)
             try:
                 with ThreadPoolExecutor(max_workers=4) as pool:
                     list(pool.map(delete_from, first))
