@@ -149,9 +149,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
 # was made for: a driver maps it instead of loading and verifying the classes again (an
 # erasure's driver took 17,925 classes from it and 3,787 from jars: Delta's, which Spark
 # loads through a class loader of its own, and classes the workload did not touch; the
-# 4,000 that Spark and Janino generate cannot be archived). `make bench-startup` times a
-# driver's start and first Delta jobs with and without it. A JVM that cannot use it
-# (another JDK, another class path) runs without it, silently.
+# classes generated while it runs, Spark's compiled queries among them, cannot be).
+# `make bench-startup` times a driver's start and first Delta jobs with and without it.
+# A JVM that cannot use it (another JDK, another class path) runs without it, silently.
 CLASS_ARCHIVE = "spark-classes.jsa"
 QUIET_CDS = "-Xlog:cds=off,cds+dynamic=off"
 
