@@ -306,6 +306,14 @@ def test_dockerfile_installs_the_project_from_constraints():
     assert 'ENTRYPOINT ["/usr/bin/tini", "--", "/opt/entrypoint.sh"]' in text
     ignored = (K8S / "Dockerfile.dockerignore").read_text().split()
     assert {".env", ".venv", "data", "lakehouse", "mlflow.db", ".git"} <= set(ignored)
+    # The host's class archive stays out (made for the host's paths); the image writes its
+    # own once the jars are in, and the pods' user (not root) can read it.
+    assert "jars/spark-classes.jsa" in ignored
+    runs = [args for op, args in instructions if op == "RUN"]
+    (archive,) = [r for r in runs if "riskcontrol.core.classcache jars" in r]
+    assert "chmod 0444 jars/spark-classes.jsa" in archive
+    order = [(op, args) for op, args in instructions if op in ("COPY", "RUN")]
+    assert order.index(("RUN", archive)) > order.index(("COPY", "jars/ jars/"))
 
 
 # --- variable names -------------------------------------------------------------------------
