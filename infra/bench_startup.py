@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
@@ -87,7 +86,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per mode (default 5)")
     args = parser.parse_args()
-    if not (Path(__file__).resolve().parents[1] / "jars" / "spark-classes.jsa").is_file():
+    from riskcontrol.core.config import Settings
+    from riskcontrol.core.spark import class_archive
+
+    if class_archive(Settings(spark_class_archive=True)) is None:
         print("no jars/spark-classes.jsa: run `make setup` first", file=sys.stderr)
         return 2
     results: dict[str, list[dict[str, float]]] = {"with archive": [], "without": []}

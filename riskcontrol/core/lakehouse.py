@@ -363,13 +363,14 @@ def status(spark: SparkSession, settings: Settings) -> list[TableStatus]:
     """Every catalog table with its row count and Delta version (None: not created yet)."""
     out = []
     for t in ALL_TABLES:
-        present = exists(spark, t, settings)
+        path = t.path(settings)
+        present = exists(spark, t, settings)  # once: read and version would ask again
         out.append(
             TableStatus(
                 t.full_name,
-                read(spark, t, settings).count() if present else None,
-                version(spark, t, settings) if present else None,
-                t.path(settings),
+                spark.read.format("delta").load(path).count() if present else None,
+                snapshot_version(spark, path) if present else None,
+                path,
                 t.description,
             )
         )

@@ -134,13 +134,12 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     # The class archive for the driver, and for a cluster's executors (the same JDK and
     # PySpark install: a worker launches them with the driver's class path; on another
     # machine, where the file is missing or made for other jars, they run without it).
+    archive = archive_options(settings)
     roles = ["driver"] if is_local(settings.spark_master) else ["driver", "executor"]
-    for role in roles if class_archive(settings) else []:
+    for role in roles if archive else []:
         options = conf.get(f"spark.{role}.extraJavaOptions", "")
         if not any(f in options for f in ("SharedArchive", "ArchiveClasses")):
-            conf[f"spark.{role}.extraJavaOptions"] = (
-                f"{options} {archive_options(settings)}".strip()
-            )
+            conf[f"spark.{role}.extraJavaOptions"] = f"{options} {archive}".strip()
     return conf
 
 
@@ -164,7 +163,8 @@ def class_archive(settings: Settings) -> Path | None:
 
 
 def archive_options(settings: Settings) -> str:
-    """The driver's JVM options that map the class archive (none without one)."""
+    """The JVM options (a driver's, a cluster's executors') that map the class archive
+    (none without one)."""
     archive = class_archive(settings)
     return f"-XX:SharedArchiveFile={archive} {QUIET_CDS}" if archive else ""
 
