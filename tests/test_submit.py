@@ -27,7 +27,11 @@ def _conf(argv: list[str]) -> dict[str, str]:
     return dict(p.split("=", 1) for p in pairs)
 
 
-def test_submit_names_the_executors_python_and_keeps_credentials_off_the_line(tmp_path):
+def test_submit_names_the_executors_python_and_keeps_credentials_off_the_line(
+    tmp_path, monkeypatch
+):
+    # the settings' conf alone (the environment's RISK_SPARK_CONF would be merged into it)
+    monkeypatch.delenv("RISK_SPARK_CONF", raising=False)
     settings = make_settings(
         tmp_path,
         spark_master="spark://m.example.internal:7077",
