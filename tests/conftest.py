@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -22,21 +23,30 @@ TEST_BRONZE_KEY = "0123456789abcdef" * 4  # 32 bytes as hex, tests only
 # fault-injection run's JVM once died with "Out of space in CodeCache for adapters" under
 # it: the code cache is reserved larger (address space only, committed as it fills).
 JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
-# Tests run small queries, each once: Spark's generated Java (a stage's code, an
-# expression's projection), compiled by Janino and then run cold, costs more than it saves,
-# so they evaluate expressions as interpreted (Spark's own tests run both ways). Measured on
-# test_erase and test_silver: 204 -> 159 CPU seconds, 161 -> 127 s. Production keeps code
-# generation, and so does the cluster run of the fault-injection module, whose every table
-# must equal the faulted run's (interpreted): that comparison checks the two paths agree.
+# RISK_SPARK_CONF for the drivers that run a whole book in other processes (the fault
+# module's faulted run, the end-to-end notebooks and spark-submit): the C1 JIT, and Spark's
+# code generation as in production.
+BOOK_SPARK_CONF = json.dumps({"spark.driver.extraJavaOptions": JAVA_OPTIONS})
+# The other tests run small queries, each once: Spark's generated Java (a stage's code, an
+# expression's projection), compiled by Janino and run cold, costs more than it saves, so
+# they evaluate SQL expressions interpreted (Spark's own tests run both ways). Measured on
+# test_erase and test_silver: 204 -> 159 CPU seconds, 161 -> 127 s. On a book it costs
+# more than it saves (the end-to-end apply DAG: 252 -> 345 s in the suite): the end-to-end
+# module turns code generation back on for its session (``generated_code``), and the
+# book-sized drivers of other processes get BOOK_SPARK_CONF.
 INTERPRETED_SQL = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
+GENERATED_SQL = {
+    "spark.sql.codegen.wholeStage": "true",
+    "spark.sql.codegen.factoryMode": "FALLBACK",
+}
 TEST_SPARK_CONF_DICT = {"spark.driver.extraJavaOptions": JAVA_OPTIONS, **INTERPRETED_SQL}
-# RISK_SPARK_CONF for the Spark drivers a test starts in other processes: the same settings.
+# RISK_SPARK_CONF for the other Spark drivers a test starts in other processes.
 TEST_SPARK_CONF = json.dumps(TEST_SPARK_CONF_DICT)
-# The drivers the tests start in other processes (`riskctl` commands, the service, the
-# workbench, notebook kernels) run with the same settings unless a test gives its own.
+# Those drivers (`riskctl` commands, the service, the workbench) run with these settings
+# unless a test gives its own.
 os.environ.setdefault("RISK_SPARK_CONF", TEST_SPARK_CONF)
 # py4j logs at INFO while the interpreter shuts down, after pytest closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
@@ -79,6 +89,19 @@ def spark(tmp_path_factory):
     session = get_spark(make_settings(tmp_path_factory.mktemp("spark-home")))
     yield session
     session.stop()
+
+
+@contextlib.contextmanager
+def generated_code(session):
+    """Spark's code generation on in ``session`` (as in production) for a book-sized run,
+    the tests' interpreted settings back after it."""
+    for key, value in GENERATED_SQL.items():
+        session.conf.set(key, value)
+    try:
+        yield session
+    finally:
+        for key, value in INTERPRETED_SQL.items():
+            session.conf.set(key, value)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TEST_BRONZE_KEY, TEST_PII_KEY, TEST_SPARK_CONF, free_port
+from conftest import BOOK_SPARK_CONF, TEST_BRONZE_KEY, TEST_PII_KEY, free_port, generated_code
 from pyspark.sql import functions as F
 
 from riskcontrol.cli import main
@@ -57,6 +57,13 @@ pytestmark = pytest.mark.slow
 CUSTOMERS = 1500
 SEED = 3
 DAG_IDS = ("risk_collect", "risk_analyze", "risk_apply")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _generated_code(spark):
+    """This module runs a whole book in the session: with Spark's code generation."""
+    with generated_code(spark):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +315,7 @@ def test_spark_submit_job_rescores_in_its_own_driver(spark, book):
         "RISK_HOME": str(settings.home),
         "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
-        "RISK_SPARK_CONF": TEST_SPARK_CONF,
+        "RISK_SPARK_CONF": BOOK_SPARK_CONF,
     }
     done = subprocess.run(
         [str(Path(sys.executable).parent / "riskctl"), "submit", "apply", "--run-id", "submit-1"]
@@ -965,7 +972,7 @@ def test_every_notebook_runs_top_to_bottom_on_the_book_and_shows_no_identifier(b
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RISK_CV_FOLDS", "3")  # the kernels inherit the environment
         # their Spark drivers compile as the tests' do (C1 only): less CPU on 2 cores
-        mp.setenv("RISK_SPARK_CONF", TEST_SPARK_CONF)
+        mp.setenv("RISK_SPARK_CONF", BOOK_SPARK_CONF)
         mp.setenv("RISK_CV_REPEATS", "1")
         executed = {
             name: execute(NOTEBOOKS / name, parameters=parameters.get(name)) for name in EXPECTED

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 from airflowkit import Airflow, Deadline, processes_marked, run_dags, tail
 from clusterkit import StandaloneCluster, executor_python
-from conftest import JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, TEST_SPARK_CONF, free_port
+from conftest import BOOK_SPARK_CONF, JAVA_OPTIONS, TEST_BRONZE_KEY, TEST_PII_KEY, free_port
 from faultkit import At, Pipeline, attempt
 from pyspark.sql import Row
 
@@ -149,7 +149,7 @@ def _env(home: Path, port: int, shared: Path) -> dict[str, str]:
         "RISK_SITE_PORT": str(port),  # one port for both: crawled URLs name it
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
         "RISK_SPARK_DRIVER_MEMORY": "1g",
-        "RISK_SPARK_CONF": TEST_SPARK_CONF,
+        "RISK_SPARK_CONF": BOOK_SPARK_CONF,
         "RISK_MODEL_KINDS": "decision_tree",
         # a small book: no cut-off keeps the residual risk within the default 3 %
         "RISK_RISK_TOLERANCE": "0.1",
