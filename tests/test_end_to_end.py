@@ -76,6 +76,9 @@ def book(tmp_path_factory, spark):
         "RISK_PII_KEY": TEST_PII_KEY,
         "RISK_BRONZE_KEY": TEST_BRONZE_KEY,
         "RISK_SPARK_SHUFFLE_PARTITIONS": "2",
+        # code generation on (the module's session has it): a driver started for the
+        # session's settings must not turn it off again
+        "RISK_SPARK_CONF": BOOK_SPARK_CONF,
         # One kind per training here (the tree now, the scorecard in the Airflow run):
         # test_models and test_evaluate fit and log every kind on smaller books.
         "RISK_MODEL_KINDS": "decision_tree",
@@ -95,6 +98,7 @@ def book(tmp_path_factory, spark):
             mp.setenv(k, v)
         get_settings.cache_clear()
         assert main.main(["run", "--customers", str(CUSTOMERS), "--seed", str(SEED)]) == 0
+        assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"  # as production
         settings = get_settings()
         generation = json.loads((settings.data_dir / "generation.json").read_text())
         yield settings, generation
