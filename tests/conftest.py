@@ -94,13 +94,14 @@ def spark(tmp_path_factory):
 @contextlib.contextmanager
 def generated_code(session):
     """Spark's code generation on in ``session`` (as in production) for a book-sized run,
-    the tests' interpreted settings back after it."""
+    the session's own settings back after it."""
+    before = {key: session.conf.get(key) for key in GENERATED_SQL}
     for key, value in GENERATED_SQL.items():
         session.conf.set(key, value)
     try:
         yield session
     finally:
-        for key, value in INTERPRETED_SQL.items():
+        for key, value in before.items():
             session.conf.set(key, value)
 
 
